@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { createAccount, listAccounts } from '../domain/accounts.ts';
+import { encodeId } from '../graphql/ids.ts';
+import type { WithSegue } from './index.ts';
+
+export function registerAccountCommands(program: Command, withSegue: WithSegue) {
+  const accounts = program.command('accounts').description('manage accounts and their API keys');
+
+  accounts
+    .command('create <name>')
+    .description('create an account and print its API key (shown this once only)')
+    .option('--json', 'print one JSON line {"id","apiKey"} and nothing else')
+    .action((name: string, options: { json?: boolean }) =>
+      withSegue(async (segue) => {
+        const { account, apiKey } = await createAccount(segue.db, name);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify({ id: encodeId('Account', account.id), apiKey })}\n`);
+        } else {
+          process.stdout.write(
+            `Created account "${account.name}"\n  id:      ${encodeId('Account', account.id)}\n  API key: ${apiKey}\n` +
+              'Keep the key now: Segue stores only its hash and cannot show it again.\n',
+          );
+        }
+      }),
+    );
+
+  accounts
+    .command('list')
+    .description('list accounts')
+    .option('--json', 'print JSON')
+    .action((options: { json?: boolean }) =>
+      withSegue(async (segue) => {
+        const rows = await listAccounts(segue.db);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(rows)}\n`);
+          return;
+        }
+        if (rows.length === 0) process.stdout.write('No accounts yet: create one with `accounts create <name>`.\n');
+        for (const row of rows) process.stdout.write(`${row.id}  ${row.createdAt.toISOString()}  ${row.name}\n`);
+      }),
+    );
+}

@@ -1,0 +1,43 @@
+/**
+ * Errors are values with codes. The list is part of Segue's public contract (README, "Errors"):
+ * clients switch on `extensions.code`, so add codes, never rename them.
+ */
+export const ERROR_CODES = [
+  'UNAUTHENTICATED',
+  'NOT_FOUND',
+  'BAD_USER_INPUT',
+  'CONFLICT',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ErrorDetails {
+  /** Paths of the input fields that failed validation, e.g. `input.transitions.3.prompt`. */
+  fields?: string[];
+  [key: string]: unknown;
+}
+
+export class AppError extends Error {
+  override name = 'AppError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: ErrorDetails = {},
+  ) {
+    super(message);
+  }
+}
+
+export const unauthenticated = () =>
+  new AppError('UNAUTHENTICATED', 'A valid API key is required: send "Authorization: Bearer <apiKey>".');
+
+export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found.`);
+
+export const badInput = (message: string, fields: string[]) => new AppError('BAD_USER_INPUT', message, { fields });
+
+export const conflict = (message: string, details: ErrorDetails = {}) => new AppError('CONFLICT', message, details);
+
+export const isAppError = (error: unknown): error is AppError =>
+  error instanceof AppError ||
+  (error instanceof Error && error.name === 'AppError' && (ERROR_CODES as readonly unknown[]).includes((error as AppError).code));

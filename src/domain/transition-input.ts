@@ -1,0 +1,107 @@
+import { z } from 'zod';
+import { badInput } from './errors.ts';
+
+/** Limits shared by every entry point (GraphQL, CLI, scripts); the README documents them. */
+export const LIMITS = {
+  itemsPerCall: 100,
+  promptMaxLength: 2500,
+  subtitlesMaxLength: 5000,
+  urlMaxLength: 2048,
+  idempotencyKeyMaxLength: 200,
+} as const;
+
+export const DURATIONS = [5, 10] as const;
+
+const httpUrl = z
+  .string()
+  .trim()
+  .max(LIMITS.urlMaxLength, `must be at most ${LIMITS.urlMaxLength} characters`)
+  .refine(
+    (value) => {
+      try {
+        const { protocol, hostname } = new URL(value);
+        return (protocol === 'http:' || protocol === 'https:') && hostname.length > 0;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'must be an http(s) URL' },
+  );
+
+const text = (max: number) => z.string().max(max, `must be at most ${max} characters`);
+
+export const transitionInput = z
+  .object({
+    frontImageUrl: httpUrl,
+    tailImageUrl: httpUrl,
+    prompt: z
+      .string()
+      .trim()
+      .min(1, 'must not be empty')
+      .max(LIMITS.promptMaxLength, `must be at most ${LIMITS.promptMaxLength} characters`),
+    transitionType: z
+      .string()
+      .trim()
+      .regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a lowercase name such as "morph" (letters, digits, - and _)')
+      .nullish()
+      .transform((v) => v ?? 'morph'),
+    durationSeconds: z
+      .number()
+      .int()
+      .refine((v) => (DURATIONS as readonly number[]).includes(v), { message: 'must be 5 or 10' })
+      .nullish()
+      .transform((v) => v ?? 5),
+    negativePrompt: text(LIMITS.promptMaxLength).nullish().transform((v) => v || null),
+    enableSubtitles: z.boolean().nullish().transform((v) => v ?? false),
+    subtitles: text(LIMITS.subtitlesMaxLength).nullish().transform((v) => v?.trim() || null),
+    audioUrl: httpUrl.nullish().transform((v) => v || null),
+  })
+  .superRefine((value, ctx) => {
+    if (value.enableSubtitles && !value.subtitles) {
+      ctx.addIssue({ code: 'custom', path: ['subtitles'], message: 'is required when enableSubtitles is true' });
+    }
+  });
+
+export type TransitionInput = z.output<typeof transitionInput>;
+
+const idempotencyKey = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(LIMITS.idempotencyKeyMaxLength, `must be at most ${LIMITS.idempotencyKeyMaxLength} characters`)
+  .nullish()
+  .transform((v) => v ?? null);
+
+const list = <T extends z.ZodType>(item: T, what: string) => {
+  const message = `must hold 1 to ${LIMITS.itemsPerCall} ${what}`;
+  return z.array(item).min(1, message).max(LIMITS.itemsPerCall, message);
+};
+
+export const createTransitionsInput = z.object({
+  transitions: list(transitionInput, 'transitions'),
+  generate: z.boolean().nullish().transform((v) => v ?? false),
+  idempotencyKey,
+});
+
+export type CreateTransitionsInput = z.output<typeof createTransitionsInput>;
+
+export const generateBatchInput = z.object({
+  transitionIds: list(z.uuid('must be a transition id'), 'transition ids'),
+  idempotencyKey,
+});
+
+export type GenerateBatchInput = z.output<typeof generateBatchInput>;
+
+/** Parses with a zod schema, turning every issue into one BAD_USER_INPUT naming the field paths. */
+export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues;
+  const fields = [...new Set(issues.map((issue) => issue.path.join('.') || '(input)'))];
+  const summary = issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.join('.') || 'input'} ${issue.message}`)
+    .join('; ');
+  const more = issues.length > 5 ? ` (and ${issues.length - 5} more)` : '';
+  throw badInput(`Invalid input: ${summary}${more}.`, fields);
+}

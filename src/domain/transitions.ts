@@ -1,0 +1,110 @@
+import { v7 as uuidv7 } from 'uuid';
+import type { Db } from '../db.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
+import { TransitionStatus } from '../generated/prisma/enums.ts';
+import { createBatch, GENERATABLE, queueInBatch } from './batches.ts';
+import { insertBatchItems, insertTransitions } from './bulk-inserts.ts';
+import { badInput, conflict, notFound } from './errors.ts';
+import { idempotent, type IdempotencyRecord } from './idempotency.ts';
+import {
+  createTransitionsInput,
+  generateBatchInput,
+  parseInput,
+  type CreateTransitionsInput,
+  type GenerateBatchInput,
+} from './transition-input.ts';
+
+export interface ServiceDeps {
+  db: Db;
+}
+
+/** Loads rows by id, in the order of the ids. */
+async function transitionsInOrder(db: Db, ids: readonly string[]) {
+  const rows = await db.transition.findMany({ where: { id: { in: [...ids] } } });
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return ids.map((id) => byId.get(id)!);
+}
+
+const loadRecord = async (db: Db, record: IdempotencyRecord) => ({
+  transitions: await transitionsInOrder(db, record.transitionIds),
+  batch: record.batchId ? await db.batch.findUniqueOrThrow({ where: { id: record.batchId } }) : null,
+});
+
+/**
+ * Creates 1 to 100 transitions, all or nothing; with `generate` they start a batch at once.
+ * The same idempotencyKey again returns the same transitions and batch and creates nothing.
+ */
+export async function createTransitions(deps: ServiceDeps, accountId: string, raw: unknown) {
+  const input: CreateTransitionsInput = parseInput(createTransitionsInput, raw);
+  return idempotent(
+    deps.db,
+    { accountId, key: input.idempotencyKey, operation: 'createTransitions', input },
+    async (tx) => {
+      const batch = input.generate ? await createBatch(tx, accountId, input.idempotencyKey) : null;
+      // Ids are made here, not by the database, so the result keeps the caller's order.
+      const fields = input.transitions.map((t) => ({ ...t, id: uuidv7(), accountId }));
+      const queued = batch ? { status: TransitionStatus.QUEUED, batchId: batch.id, run: 1, queuedAt: new Date() } : {};
+      const transitions = await insertTransitions(tx, fields.map((f) => ({ ...f, ...queued })));
+      if (batch) await insertBatchItems(tx, batch.id, fields.map((f) => f.id), TransitionStatus.QUEUED);
+      return {
+        record: { transitionIds: fields.map((f) => f.id), batchId: batch?.id ?? null },
+        value: { transitions, batch },
+      };
+    },
+    (record) => loadRecord(deps.db, record),
+  );
+}
+
+/** Starts a batch over existing, idle transitions of the caller, in the given order. */
+export async function generateBatch(deps: ServiceDeps, accountId: string, raw: unknown) {
+  const input: GenerateBatchInput = parseInput(generateBatchInput, raw);
+  const ids = input.transitionIds;
+  const duplicate = ids.findIndex((id, i) => ids.indexOf(id) !== i);
+  if (duplicate >= 0) throw badInput('Each transition may appear only once in a batch.', [`transitionIds.${duplicate}`]);
+
+  return idempotent(
+    deps.db,
+    { accountId, key: input.idempotencyKey, operation: 'generateBatch', input },
+    async (tx) => {
+      const owned = await tx.transition.findMany({ where: { id: { in: ids }, accountId }, select: { id: true, status: true } });
+      if (owned.length !== ids.length) {
+        const found = new Set(owned.map((t) => t.id));
+        throw notFound(`Transition ${ids.find((id) => !found.has(id))}`);
+      }
+      const batch = await createBatch(tx, accountId, input.idempotencyKey);
+      if (!(await queueInBatch(tx, accountId, batch.id, ids))) {
+        const busy = owned.filter((t) => !GENERATABLE.includes(t.status)).map((t) => t.id);
+        throw conflict('Some transitions are already being generated; cancel them or wait until they end.', {
+          transitionIds: busy,
+        });
+      }
+      return { record: { transitionIds: ids, batchId: batch.id }, value: { batch } };
+    },
+    async (record) => ({ batch: await deps.db.batch.findUniqueOrThrow({ where: { id: record.batchId! } }) }),
+  );
+}
+
+/** `query` carries the API's selection (Pothos' include/select), so nested fields load at once. */
+type Selection<I, S> = { include?: I; select?: S };
+
+export async function getTransition(
+  deps: ServiceDeps,
+  accountId: string,
+  id: string,
+  query: Selection<Prisma.TransitionInclude, Prisma.TransitionSelect> = {},
+) {
+  const transition = await deps.db.transition.findFirst({ ...query, where: { id, accountId } } as { where: Prisma.TransitionWhereInput });
+  if (!transition) throw notFound('Transition');
+  return transition;
+}
+
+export async function getBatch(
+  deps: ServiceDeps,
+  accountId: string,
+  id: string,
+  query: Selection<Prisma.BatchInclude, Prisma.BatchSelect> = {},
+) {
+  const batch = await deps.db.batch.findFirst({ ...query, where: { id, accountId } } as { where: Prisma.BatchWhereInput });
+  if (!batch) throw notFound('Batch');
+  return batch;
+}

@@ -1,0 +1,95 @@
+import { GraphQLError } from 'graphql';
+import { isAppError } from '../domain/errors.ts';
+import type { Logger } from '../logger.ts';
+
+/**
+ * graphql-js reports bad variables as text, e.g.
+ * `Variable "$input" got invalid value ... at "input.transitions[0]"; Field "prompt" of required type
+ * "String!" was not provided.` These are the client's input mistakes: name the field they concern.
+ */
+function inputFieldFromMessage(message: string): string | null {
+  const at = /^Variable "\$\w+" got invalid value .*? at "\w+((?:\.\w+|\[\d+\])*)";/s.exec(message)?.[1] ?? '';
+  const field = /Field "(\w+)" (?:of required type|is not defined)/.exec(message)?.[1];
+  const literalField = /Field "\w+\.(\w+)" of required type/.exec(message)?.[1];
+  const path = (at.replace(/\[(\d+)\]/g, '.$1') + (field ? `.${field}` : '')).replace(/^\./, '');
+  if (path) return path;
+  if (literalField) return literalField;
+  if (/^Variable "\$\w+"/.test(message)) return '';
+  return null;
+}
+
+const isInputError = (message: string) =>
+  /^Variable "\$/.test(message) ||
+  /^(Int|Float|String|Boolean|ID|DateTime) cannot represent/.test(message) ||
+  /^Expected value of type /.test(message) ||
+  /^Field "\w+\.\w+" of required type .* was not provided\./.test(message) ||
+  /^Field "\w+" is not defined by type /.test(message);
+
+/**
+ * Turns every error into one of the documented codes. AppErrors keep their code and details;
+ * input errors from graphql-js become BAD_USER_INPUT; anything unexpected becomes INTERNAL with a
+ * generic message (the real one goes to the log, never to the client).
+ */
+// Duck-typed: graphql can be loaded twice (its ESM and CJS builds), and instanceof then fails.
+const asGraphQLError = (error: unknown): GraphQLError | null =>
+  error instanceof Error && error.name === 'GraphQLError' ? (error as GraphQLError) : null;
+
+export function maskError(error: unknown): Error {
+  {
+    const graphqlError = asGraphQLError(error);
+    const original = graphqlError?.originalError ?? (graphqlError ? null : error);
+
+    if (isAppError(original)) {
+      return new GraphQLError(original.message, {
+        nodes: graphqlError?.nodes,
+        path: graphqlError?.path,
+        extensions: { code: original.code, ...original.details },
+      });
+    }
+    if (graphqlError && (!original || asGraphQLError(original))) {
+      const message = graphqlError.message;
+      if (isInputError(message)) {
+        const field = inputFieldFromMessage(message);
+        return new GraphQLError(message, {
+          nodes: graphqlError.nodes,
+          path: graphqlError.path,
+          extensions: { ...graphqlError.extensions, code: 'BAD_USER_INPUT', fields: field ? [field] : [] },
+        });
+      }
+      // Syntax and validation errors of the operation itself: the client's mistake, already safe.
+      if (graphqlError.extensions?.code || !graphqlError.path) return graphqlError;
+    }
+    return new GraphQLError('Internal error. It has been logged.', {
+      nodes: graphqlError?.nodes,
+      path: graphqlError?.path,
+      extensions: { code: 'INTERNAL' },
+    });
+  }
+}
+
+/** True for errors that are the client's doing (typed codes, bad input), which need no error log. */
+export function isExpectedError(error: unknown): boolean {
+  if (isAppError(error)) return true;
+  const graphqlError = asGraphQLError(error);
+  if (!graphqlError) return false;
+  const original = graphqlError.originalError;
+  if (isAppError(original)) return true;
+  return (!original || asGraphQLError(original) !== null) && isInputError(graphqlError.message);
+}
+
+/**
+ * Yoga logs every error it masks. Expected errors go to debug; the rest (bugs, outages) stay at
+ * error level with their stack, for operators.
+ */
+export function yogaLogger(logger: Logger) {
+  return {
+    debug: (...args: unknown[]) => logger.debug({ args }, 'yoga'),
+    info: (...args: unknown[]) => logger.info({ args }, 'yoga'),
+    warn: (...args: unknown[]) => logger.warn({ args }, 'yoga'),
+    error: (...args: unknown[]) => {
+      const [first] = args;
+      if (isExpectedError(first)) logger.debug({ err: first }, 'request error');
+      else logger.error({ err: asGraphQLError(first)?.originalError ?? first }, 'unexpected error');
+    },
+  };
+}

@@ -1,0 +1,8 @@
+import { builder } from './builder.ts';
+import './types/transition.ts';
+import './types/batch.ts';
+import './types/account.ts';
+import './types/queries.ts';
+import './types/mutations.ts';
+
+export const schema = builder.toSchema({ sortSchema: false });

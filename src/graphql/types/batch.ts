@@ -1,0 +1,49 @@
+import { prismaConnectionHelpers } from '@pothos/plugin-prisma';
+import { BATCH_STATUSES, batchStatus } from '../../domain/batches.ts';
+import { builder } from '../builder.ts';
+import { TransitionNode } from './transition.ts';
+
+export const BatchStatusEnum = builder.enumType('BatchStatus', {
+  values: BATCH_STATUSES,
+  description: 'PARTIAL: ended with some transitions completed and others failed or canceled.',
+});
+
+const itemsConnection = prismaConnectionHelpers(builder, 'BatchItem', {
+  cursor: 'batchId_position',
+  query: { orderBy: { position: 'asc' } },
+  select: (nodeSelection) => ({ transition: nodeSelection({}) }),
+  resolveNode: (item) => item.transition,
+});
+
+export const BatchNode = builder.prismaNode('Batch', {
+  id: { field: 'id' },
+  nullable: true,
+  findUnique: (id, ctx) => ({ id, accountId: ctx.accountId() }),
+  fields: (t) => {
+    const count = (name: 'total' | 'queued' | 'running' | 'completed' | 'failed' | 'canceled', description: string) =>
+      t.int({ description, resolve: async (batch, _args, ctx) => (await ctx.loaders.batchCounts.load(batch.id))[name] });
+    return {
+      status: t.field({
+        type: BatchStatusEnum,
+        resolve: async (batch, _args, ctx) => batchStatus(await ctx.loaders.batchCounts.load(batch.id)),
+      }),
+      total: count('total', 'Transitions in the batch.'),
+      queued: count('queued', 'Waiting for a fal slot.'),
+      running: count('running', 'Submitted to fal or in progress there.'),
+      completed: count('completed', 'Finished with a video.'),
+      failed: count('failed', 'Ended without a video after all retries.'),
+      canceled: count('canceled', 'Canceled before they finished.'),
+      idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
+      createdAt: t.expose('createdAt', { type: 'DateTime' }),
+      completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+      transitions: t.connection({
+        type: TransitionNode,
+        description: 'The transitions of this batch, in the order they were given.',
+        select: (args, ctx, nestedSelection) => ({
+          items: itemsConnection.getQuery(args, ctx, nestedSelection),
+        }),
+        resolve: (batch, args, ctx) => itemsConnection.resolve(batch.items, args, ctx),
+      }),
+    };
+  },
+});

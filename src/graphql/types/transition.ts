@@ -1,0 +1,53 @@
+import { TransitionStatus } from '../../generated/prisma/enums.ts';
+import { builder } from '../builder.ts';
+
+export const TransitionStatusEnum = builder.enumType(TransitionStatus, {
+  name: 'TransitionStatus',
+  description: 'DRAFT → QUEUED → SUBMITTED → IN_PROGRESS → COMPLETED | FAILED | CANCELED',
+});
+
+export const GenerationError = builder
+  .objectRef<{ code: string; message: string }>('GenerationError')
+  .implement({
+    description: 'Why the last generation attempt failed.',
+    fields: (t) => ({
+      code: t.exposeString('code'),
+      message: t.exposeString('message'),
+    }),
+  });
+
+export const TransitionNode = builder.prismaNode('Transition', {
+  id: { field: 'id' },
+  nullable: true,
+  // Node lookups bypass root resolvers, so scope them to the caller here.
+  findUnique: (id, ctx) => ({ id, accountId: ctx.accountId() }),
+  fields: (t) => ({
+    frontImageUrl: t.exposeString('frontImageUrl'),
+    tailImageUrl: t.exposeString('tailImageUrl'),
+    prompt: t.exposeString('prompt'),
+    negativePrompt: t.exposeString('negativePrompt', { nullable: true }),
+    transitionType: t.exposeString('transitionType'),
+    durationSeconds: t.exposeInt('durationSeconds'),
+    enableSubtitles: t.exposeBoolean('enableSubtitles'),
+    subtitles: t.exposeString('subtitles', { nullable: true }),
+    audioUrl: t.exposeString('audioUrl', { nullable: true }),
+    videoUrl: t.exposeString('videoUrl', { nullable: true }),
+    status: t.expose('status', { type: TransitionStatusEnum }),
+    version: t.exposeInt('version', { description: 'Grows with every change; orders updates of this transition.' }),
+    attempts: t.exposeInt('attempts', { description: 'fal attempts in the current generation run.' }),
+    error: t.field({
+      type: GenerationError,
+      nullable: true,
+      select: { errorCode: true, errorMessage: true },
+      resolve: (t) => (t.errorCode ? { code: t.errorCode, message: t.errorMessage ?? '' } : null),
+    }),
+    falRequestId: t.exposeString('falRequestId', { nullable: true }),
+    queuePosition: t.exposeInt('queuePosition', { nullable: true, description: "Requests ahead in fal's queue." }),
+    batch: t.relation('batch', { nullable: true, description: 'The batch of the current generation run.' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    queuedAt: t.expose('queuedAt', { type: 'DateTime', nullable: true }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+  }),
+});

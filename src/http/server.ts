@@ -1,0 +1,44 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Segue } from '../runtime.ts';
+import { createYogaServer } from './yoga.ts';
+
+export interface ApiServer {
+  server: Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** One node:http server: GraphQL (and GraphiQL) on /graphql, health probes beside it. */
+export async function startApiServer(segue: Segue, options: { port?: number; host?: string } = {}): Promise<ApiServer> {
+  const yoga = createYogaServer(segue);
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/health') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      return;
+    }
+    if (path === '/') {
+      res.writeHead(302, { location: '/graphql' }).end();
+      return;
+    }
+    void yoga(req, res, { req, res });
+  });
+  const port = options.port ?? segue.config.port;
+  const host = options.host ?? segue.config.host;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
+  const url = `http://${shownHost}:${address.port}`;
+  return {
+    server,
+    url,
+    async close() {
+      server.closeIdleConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestAccount, gql, startTestApp, type TestApp } from './helpers/app.ts';
+import { Viewer } from './helpers/operations.ts';
+import { run } from './helpers/process.ts';
+
+let app: TestApp;
+beforeAll(async () => {
+  app = await startTestApp();
+});
+afterAll(() => app.close());
+
+describe('npm run cli -- accounts', () => {
+  it('create --json prints exactly one JSON line with the id and a working API key', async () => {
+    const name = `cli-${Date.now()}`;
+    const child = run('npm', ['run', 'cli', '--', 'accounts', 'create', name, '--json']);
+    expect((await child.exited).code).toBe(0);
+    const lines = child.stdout().split('\n').filter(Boolean);
+    expect(lines).toHaveLength(1);
+    const printed = JSON.parse(lines[0]!) as { id: string; apiKey: string };
+    expect(Object.keys(printed).sort()).toEqual(['apiKey', 'id']);
+
+    const viewer = await gql(app.graphqlUrl, printed.apiKey, Viewer);
+    expect(viewer.data!.viewer).toMatchObject({ id: printed.id, name });
+    const row = await app.segue.db.account.findFirstOrThrow({ where: { name } });
+    expect(row.apiKeyHash).not.toContain(printed.apiKey);
+    expect(JSON.stringify(row)).not.toContain(printed.apiKey);
+  });
+
+  it('create without --json tells the key is shown once', async () => {
+    const child = run('npm', ['run', 'cli', '--', 'accounts', 'create', 'human']);
+    expect((await child.exited).code).toBe(0);
+    expect(child.stdout()).toMatch(/API key: sg_\S+/);
+    expect(child.stdout()).toMatch(/cannot show it again/);
+  });
+
+  it('list shows accounts without their keys', async () => {
+    const name = `listed-${Date.now()}`;
+    await createTestAccount(app.segue, name);
+    const child = run('npm', ['run', 'cli', '--', 'accounts', 'list', '--json']);
+    expect((await child.exited).code).toBe(0);
+    const rows = JSON.parse(child.stdout()) as Array<{ name: string }>;
+    expect(rows.map((r) => r.name)).toContain(name);
+    expect(child.stdout()).not.toMatch(/apiKey|sg_/);
+  });
+
+  it('rejects an empty name with a clear message and exit code 1', async () => {
+    const child = run('npm', ['run', 'cli', '--', 'accounts', 'create', '  ']);
+    expect((await child.exited).code).toBe(1);
+    expect(child.output()).toMatch(/name must not be empty/);
+  });
+});

@@ -1,0 +1,29 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '../src/domain/errors.ts';
+import { startTestApp, type TestApp } from './helpers/app.ts';
+
+let broken: TestApp;
+beforeAll(async () => {
+  // A database that does not answer: every query fails inside Prisma / pg.
+  broken = await startTestApp({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/nowhere' });
+});
+afterAll(() => broken.close());
+
+describe('unexpected failures', () => {
+  it('answer INTERNAL with a generic message: no stack, SQL or driver text reaches the client', async () => {
+    const response = await fetch(broken.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sg_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG' },
+      body: JSON.stringify({ query: '{ viewer { id } }' }),
+    });
+    const text = await response.text();
+    expect(response.status).toBeLessThan(600);
+    const body = JSON.parse(text) as { errors: Array<{ message: string; extensions: { code: string } }> };
+    expect(body.errors.map((e) => e.extensions.code)).toEqual(['INTERNAL']);
+    expect(text).not.toMatch(/ECONNREFUSED|prisma|postgres|SELECT|\.ts:\d+|at .*\(/i);
+  });
+
+  it('use only documented codes', () => {
+    expect(ERROR_CODES).toEqual(['UNAUTHENTICATED', 'NOT_FOUND', 'BAD_USER_INPUT', 'CONFLICT', 'INTERNAL']);
+  });
+});

@@ -1,0 +1,106 @@
+import { graphql } from '../../src/generated/gql/index.ts';
+
+export const TransitionFields = graphql(`
+  fragment TransitionFields on Transition {
+    id
+    status
+    version
+    frontImageUrl
+    tailImageUrl
+    prompt
+    negativePrompt
+    transitionType
+    durationSeconds
+    enableSubtitles
+    subtitles
+    audioUrl
+    videoUrl
+    attempts
+    falRequestId
+    queuePosition
+    error { code message }
+    createdAt
+    updatedAt
+    queuedAt
+    startedAt
+    completedAt
+  }
+`);
+
+export const BatchFields = graphql(`
+  fragment BatchFields on Batch {
+    id
+    status
+    total
+    queued
+    running
+    completed
+    failed
+    canceled
+    createdAt
+    completedAt
+  }
+`);
+
+export const CreateTransitions = graphql(`
+  mutation CreateTransitions($input: CreateTransitionsInput!) {
+    createTransitions(input: $input) {
+      transitions { ...TransitionFields }
+      batch { ...BatchFields }
+    }
+  }
+`);
+
+export const GenerateBatch = graphql(`
+  mutation GenerateBatch($input: GenerateBatchInput!) {
+    generateBatch(input: $input) {
+      batch {
+        ...BatchFields
+        transitions(first: 100) { edges { node { id status } } }
+      }
+    }
+  }
+`);
+
+export const GetTransition = graphql(`
+  query GetTransition($id: ID!) {
+    transition(id: $id) { ...TransitionFields batch { id } }
+  }
+`);
+
+export const GetNode = graphql(`
+  query GetNode($id: ID!) {
+    node(id: $id) { id __typename }
+  }
+`);
+
+export const ListTransitions = graphql(`
+  query ListTransitions($first: Int, $after: String, $last: Int, $before: String, $status: TransitionStatus, $batchId: ID) {
+    transitions(first: $first, after: $after, last: $last, before: $before, status: $status, batchId: $batchId) {
+      edges { cursor node { id status prompt } }
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    }
+  }
+`);
+
+export const GetBatch = graphql(`
+  query GetBatch($id: ID!) {
+    batch(id: $id) {
+      ...BatchFields
+      transitions(first: 100) { edges { node { id status } } }
+    }
+  }
+`);
+
+export const ListBatches = graphql(`
+  query ListBatches($first: Int, $after: String) {
+    batches(first: $first, after: $after) {
+      edges { node { id status total } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+`);
+
+export const Viewer = graphql(`
+  query Viewer { viewer { id name createdAt } }
+`);

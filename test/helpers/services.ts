@@ -1,0 +1,54 @@
+import { execFileSync, execSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+
+/** True when something accepts TCP connections on host:port. */
+export function isListening(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+export async function waitForPort(host: string, port: number, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await isListening(host, port)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`Nothing is listening on ${host}:${port} after ${timeoutMs} ms.`);
+}
+
+/**
+ * Starts the local PostgreSQL when it does not answer, the way this machine's services are
+ * started (Debian's pg_ctlcluster). Elsewhere, start it yourself (e.g. `docker compose up -d postgres`).
+ */
+export async function ensurePostgres(url: URL) {
+  const host = url.hostname;
+  const port = Number(url.port || 5432);
+  if (await isListening(host, port)) return;
+  if (!['127.0.0.1', 'localhost', '::1'].includes(host) || !existsSync('/etc/postgresql')) {
+    throw new Error(`PostgreSQL at ${host}:${port} does not answer; start it (docker compose up -d postgres).`);
+  }
+  const version = readdirSync('/etc/postgresql')[0]!;
+  execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start'], { stdio: 'inherit' });
+  await waitForPort(host, port);
+}
+
+/** Starts a local, non-persistent Redis when none answers. */
+export async function ensureRedis(url: URL) {
+  const host = url.hostname;
+  const port = Number(url.port || 6379);
+  if (await isListening(host, port)) return;
+  if (!['127.0.0.1', 'localhost', '::1'].includes(host)) {
+    throw new Error(`Redis at ${host}:${port} does not answer; start it (docker compose up -d redis).`);
+  }
+  execSync(`redis-server --daemonize yes --bind 127.0.0.1 --port ${port} --save "" --appendonly no`, { stdio: 'inherit' });
+  await waitForPort(host, port);
+}

@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, run, tsx } from './helpers/process.ts';
+
+const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+const databases: string[] = [];
+afterAll(async () => {
+  if (databases.length === 0) return;
+  await admin.connect();
+  for (const db of databases) await admin.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+  await admin.end();
+});
+
+describe('npm start', () => {
+  it('creates and migrates a missing database, then serves GraphiQL at /graphql', { timeout: 90_000 }, async () => {
+    const database = `segue_start_${randomBytes(4).toString('hex')}`;
+    databases.push(database);
+    const url = new URL(process.env.DATABASE_URL!);
+    url.pathname = `/${database}`;
+    const port = await freePort();
+    const child = run('npm', ['start'], {
+      DATABASE_URL: url.toString(),
+      PORT: String(port),
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'info',
+    });
+    try {
+      await child.waitFor(/GraphiQL at http:\/\/localhost:\d+\/graphql/, 80_000);
+      const page = await fetch(`http://127.0.0.1:${port}/graphql`, { headers: { accept: 'text/html' } });
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/text\/html/);
+      expect(await page.text()).toMatch(/graphiql/i);
+      const health = await fetch(`http://127.0.0.1:${port}/health`);
+      expect(health.status).toBe(200);
+    } finally {
+      await child.stop('SIGTERM');
+    }
+    expect(child.output()).toMatch(/shutting down/);
+  });
+});
+
+describe('configuration', () => {
+  const bad: Array<[string, Record<string, string>, RegExp]> = [
+    ['PORT', { PORT: 'eighty' }, /^Invalid configuration: PORT="eighty" /],
+    ['DATABASE_URL', { DATABASE_URL: 'mysql://x' }, /^Invalid configuration: DATABASE_URL="mysql:\/\/x" must be a postgresql or postgres URL/],
+    ['REDIS_URL', { REDIS_URL: 'http://localhost' }, /^Invalid configuration: REDIS_URL=/],
+  ];
+  it.each(bad)('a bad %s stops the process with one clear line', async (_name, env, message) => {
+    const child = tsx('src/main.ts', ['api'], env);
+    const exit = await child.exited;
+    expect(exit.code).toBe(1);
+    const lines = child.output().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(message);
+  });
+});
