@@ -23,6 +23,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],
+    setupFiles: ['test/helpers/per-file-db.ts'],
     // Files share one PostgreSQL and one Redis; each test makes its own accounts and queue names,
     // but the child-process suites load the 2 cores enough that files run one at a time.
     fileParallelism: false,

@@ -1,10 +1,22 @@
 import { execFileSync } from 'node:child_process';
 import { loadConfig, type Config } from '../src/config.ts';
 
-/** Benchmarks use their own database (default segue_bench), migrated before the run. */
+let prepared = false;
+
+/**
+ * Benchmarks use a database of their own (default segue_bench), dropped and migrated afresh at the
+ * start of each run: workers treat every unfinished row as work, so leftovers would skew figures.
+ */
 export function benchConfig(overrides: Record<string, string> = {}): Config {
   const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/segue_bench';
-  execFileSync('npx', ['prisma', 'migrate', 'deploy'], { env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: 'ignore' });
+  if (!prepared) {
+    const admin = new URL(databaseUrl);
+    const name = admin.pathname.slice(1);
+    admin.pathname = '/postgres';
+    execFileSync('psql', [admin.toString(), '-q', '-c', `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`], { stdio: 'ignore' });
+    execFileSync('npx', ['prisma', 'migrate', 'deploy'], { env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: 'ignore' });
+    prepared = true;
+  }
   return loadConfig({
     ...process.env,
     DATABASE_URL: databaseUrl,
@@ -23,3 +35,35 @@ export function percentiles(samples: number[]) {
 }
 
 export const ms = (n: number) => `${n.toFixed(1)} ms`;
+
+/**
+ * CPU seconds used so far by this bench, its worker processes, PostgreSQL and Redis (Linux /proc),
+ * to show where the machine's two cores go during a run.
+ */
+export async function cpuSnapshot(): Promise<Record<string, number>> {
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const ticks = 100;
+  const totals: Record<string, number> = {};
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const seconds = (Number(fields[11]) + Number(fields[12])) / ticks;
+      const name = Number(pid) === process.pid ? 'bench (API + emulator)'
+        : cmd.includes('src/main.ts worker') ? 'workers'
+        : /postgres/.test(cmd) ? 'postgres'
+        : /redis-server/.test(cmd) ? 'redis'
+        : null;
+      if (name) totals[name] = (totals[name] ?? 0) + seconds;
+    } catch {
+      /* the process ended */
+    }
+  }
+  return totals;
+}
+
+export const cpuDelta = (before: Record<string, number>, after: Record<string, number>) =>
+  Object.entries(after)
+    .map(([k, v]) => `${k} ${(v - (before[k] ?? 0)).toFixed(1)} s`)
+    .join(', ');

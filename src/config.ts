@@ -30,6 +30,25 @@ const schema = z.object({
   /** Pretty logs for humans; JSON otherwise. Defaults to pretty outside production. */
   LOG_PRETTY: bool.optional(),
   GRAPHIQL: bool.optional(),
+  /** Public base URL of the API; when set, fal calls back /webhooks/fal here. */
+  PUBLIC_URL: url(['http:', 'https:']).optional(),
+
+  QUEUE_PREFIX: z.string().regex(/^[\w{}.-]+$/, 'letters, digits, _ . - { } only').default('segue'),
+  FAL_KEY: z.string().optional(),
+  FAL_MODEL: z.string().min(1).default('fal-ai/kling-video/v2.1/pro/image-to-video'),
+  FAL_PROXY_URL: url(['http:', 'https:']).optional(),
+  FAL_JWKS_URL: url(['http:', 'https:']).default('https://rest.fal.ai/.well-known/jwks.json'),
+  FAL_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(10),
+  FAL_MAX_RETRIES: z.coerce.number().int().min(0).max(20).default(3),
+  FAL_RETRY_DELAY_MS: z.coerce.number().int().min(0).default(10_000),
+  FAL_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(20 * 60_000),
+  FAL_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(2_000),
+  FAL_POLL_MAX_INTERVAL_MS: z.coerce.number().int().min(10).default(15_000),
+  FAL_SUBMIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(100),
+  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).default(30_000),
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(30_000),
+  RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
 });
 
 export type Config = Readonly<{
@@ -40,6 +59,28 @@ export type Config = Readonly<{
   host: string;
   log: { level: string; pretty: boolean };
   graphiql: boolean;
+  publicUrl: string | null;
+  queuePrefix: string;
+  fal: {
+    /** Empty means "no fal account": the local preview provider renders instead. */
+    key: string | null;
+    model: string;
+    proxyUrl: string | null;
+    jwksUrl: string;
+    concurrency: number;
+    maxRetries: number;
+    retryDelayMs: number;
+    timeoutMs: number;
+    pollIntervalMs: number;
+    pollMaxIntervalMs: number;
+    submitTimeoutMs: number;
+  };
+  worker: {
+    concurrency: number;
+    lockDurationMs: number;
+    stalledIntervalMs: number;
+    reconcileIntervalMs: number;
+  };
 }>;
 
 export class ConfigError extends Error {
@@ -65,5 +106,26 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: c.HOST,
     log: { level: c.LOG_LEVEL, pretty: c.LOG_PRETTY ?? c.NODE_ENV === 'development' },
     graphiql: c.GRAPHIQL ?? c.NODE_ENV !== 'production',
+    publicUrl: c.PUBLIC_URL?.replace(/\/+$/, '') ?? null,
+    queuePrefix: c.QUEUE_PREFIX,
+    fal: {
+      key: c.FAL_KEY?.trim() || null,
+      model: c.FAL_MODEL,
+      proxyUrl: c.FAL_PROXY_URL ?? null,
+      jwksUrl: c.FAL_JWKS_URL,
+      concurrency: c.FAL_CONCURRENCY,
+      maxRetries: c.FAL_MAX_RETRIES,
+      retryDelayMs: c.FAL_RETRY_DELAY_MS,
+      timeoutMs: c.FAL_TIMEOUT_MS,
+      pollIntervalMs: c.FAL_POLL_INTERVAL_MS,
+      pollMaxIntervalMs: Math.max(c.FAL_POLL_MAX_INTERVAL_MS, c.FAL_POLL_INTERVAL_MS),
+      submitTimeoutMs: c.FAL_SUBMIT_TIMEOUT_MS,
+    },
+    worker: {
+      concurrency: c.WORKER_CONCURRENCY,
+      lockDurationMs: c.WORKER_LOCK_DURATION_MS,
+      stalledIntervalMs: c.WORKER_STALLED_INTERVAL_MS,
+      reconcileIntervalMs: c.RECONCILE_INTERVAL_MS,
+    },
   });
 }

@@ -20,12 +20,17 @@ export const REDACT_PATHS = [
 ];
 
 export function createLogger(config: Pick<Config, 'log'>, bindings: Record<string, unknown> = {}): Logger {
-  return pino({
+  const options = {
     level: config.log.level,
     base: { ...bindings },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    ...(config.log.pretty
-      ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
-      : {}),
-  });
+  };
+  if (config.log.pretty) {
+    return pino({
+      ...options,
+      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } },
+    });
+  }
+  // Asynchronous writes: a busy worker logs a line per job step, and a write per line is a syscall.
+  return pino(options, pino.destination({ sync: false }));
 }

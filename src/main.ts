@@ -2,22 +2,17 @@
  * Process entrypoint: `tsx src/main.ts [all|api|worker]`. `all` (the default, `npm start`) runs the
  * API and a worker in one process; `api` and `worker` run one role each, for scaling them apart.
  */
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startApiServer } from './http/server.ts';
 import { createSegue } from './runtime.ts';
+import { startWorker } from './worker/worker.ts';
 
 const ROLES = ['all', 'api', 'worker'] as const;
 type Role = (typeof ROLES)[number];
 
-async function main() {
-  const role = (process.argv[2] ?? 'all') as Role;
-  if (!ROLES.includes(role)) {
-    console.error(`Unknown role "${role}": use one of ${ROLES.join(', ')}.`);
-    process.exit(2);
-  }
-  let config;
+function configOrExit(): Config {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
@@ -25,15 +20,19 @@ async function main() {
     }
     throw error;
   }
-  const segue = createSegue(config);
-  const log = segue.logger;
-  const stops: Array<() => Promise<void>> = [];
+}
 
-  if (role === 'all' || role === 'api') {
-    const api = await startApiServer(segue);
-    stops.push(api.close);
-    log.info({ url: `${api.url}/graphql` }, `Segue API listening: GraphiQL at ${api.url}/graphql`);
+async function main() {
+  const role = (process.argv[2] ?? 'all') as Role;
+  if (!ROLES.includes(role)) {
+    console.error(`Unknown role "${role}": use one of ${ROLES.join(', ')}.`);
+    process.exit(2);
   }
+  const segue = createSegue(configOrExit());
+  const log = segue.logger;
+  // Stopped in this order: the worker first (its running jobs go back to the queue for other
+  // workers), then the API.
+  const stops: Array<() => Promise<void>> = [];
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -42,15 +41,31 @@ async function main() {
     log.info({ signal }, 'shutting down');
     const timer = setTimeout(() => {
       log.error('shutdown took longer than 10 s; exiting');
+      log.flush();
       process.exit(1);
     }, 10_000);
     timer.unref();
     for (const stop of stops) await stop().catch((err) => log.error({ err }, 'error while stopping'));
     await segue.close();
-    process.exit(0);
+    log.info('stopped');
+    log.flush();
+    setImmediate(() => process.exit(0));
   };
+  // Listening before anything starts: a signal during start-up still stops cleanly.
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  if (role === 'all' || role === 'worker') {
+    const worker = await startWorker(segue);
+    stops.unshift(worker.close);
+    if (stopping) await worker.close();
+  }
+  if (role === 'all' || role === 'api') {
+    const api = await startApiServer(segue);
+    stops.push(api.close);
+    if (stopping) await api.close();
+    else log.info({ url: `${api.url}/graphql` }, `Segue API listening: GraphiQL at ${api.url}/graphql`);
+  }
 }
 
 main().catch((error) => {

@@ -1,27 +1,73 @@
+import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { createDb, type Db } from './db.ts';
+import { closePubSub, createPubSub, type PubSub } from './events/pubsub.ts';
+import { EventPublisher } from './events/publisher.ts';
+import { topics, type Topics } from './events/topics.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { createProvider } from './providers/index.ts';
+import type { VideoProvider } from './providers/provider.ts';
+import { GenerationQueue } from './queue/generation-queue.ts';
+import { closeRedis, createRedis } from './redis.ts';
 
 /**
  * The process's shared parts, built once by an entrypoint and handed to the API, the worker and
- * the CLI. Service functions take it (or the part they need) as their first argument.
+ * the CLI. Service functions take it as their first argument. Parts that talk to Redis or fal are
+ * made on first use, so a CLI command that only needs PostgreSQL opens nothing else.
  */
 export interface Segue {
-  config: Config;
-  db: Db;
-  logger: Logger;
+  readonly config: Config;
+  readonly db: Db;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly topics: Topics;
+  readonly jobs: GenerationQueue;
+  readonly pubsub: PubSub;
+  readonly changes: EventPublisher;
+  readonly provider: VideoProvider;
   close(): Promise<void>;
 }
 
-export function createSegue(config: Config, options: { logger?: Logger } = {}): Segue {
+export function createSegue(config: Config, options: { logger?: Logger; provider?: VideoProvider } = {}): Segue {
   const logger = options.logger ?? createLogger(config);
   const db = createDb(config.databaseUrl);
-  return {
+  const metrics = createMetrics();
+  const names = topics(config.queuePrefix);
+
+  let producer: Redis | undefined;
+  let jobs: GenerationQueue | undefined;
+  let pubsub: PubSub | undefined;
+  let changes: EventPublisher | undefined;
+  let provider: VideoProvider | undefined = options.provider;
+
+  const segue: Segue = {
     config,
     db,
     logger,
+    metrics,
+    topics: names,
+    get jobs() {
+      producer ??= createRedis(config.redisUrl, 'producer');
+      return (jobs ??= new GenerationQueue(config, producer));
+    },
+    get pubsub() {
+      return (pubsub ??= createPubSub(config.redisUrl));
+    },
+    get changes() {
+      return (changes ??= new EventPublisher({ db, pubsub: segue.pubsub, topics: names, logger }));
+    },
+    get provider() {
+      return (provider ??= createProvider(config, logger));
+    },
     async close() {
+      await changes?.close();
+      await jobs?.close();
+      await closeRedis(producer);
+      if (pubsub) await closePubSub(pubsub);
+      await provider?.close?.();
       await db.$disconnect();
     },
   };
+  return segue;
 }

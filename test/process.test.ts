@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, run, tsx } from './helpers/process.ts';
+import { until } from './helpers/wait.ts';
 
 const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
 const databases: string[] = [];
@@ -36,6 +37,8 @@ describe('npm start', () => {
     } finally {
       await child.stop('SIGTERM');
     }
+    // npm exits at once; the server logs its graceful stop a moment later on the same pipe.
+    await until(() => /"msg":"stopped"/.test(child.output()), { timeoutMs: 10_000, what: 'a graceful stop' });
     expect(child.output()).toMatch(/shutting down/);
   });
 });

@@ -1,6 +1,8 @@
 import type { Db } from '../db.ts';
 import { TransitionStatus } from '../generated/prisma/enums.ts';
+import type { Transition } from '../generated/prisma/client.ts';
 import { insertBatchItems } from './bulk-inserts.ts';
+import { startRuns } from './state-machine.ts';
 import type { Tx } from './idempotency.ts';
 
 export const BATCH_STATUSES = ['QUEUED', 'RUNNING', 'COMPLETED', 'PARTIAL', 'FAILED', 'CANCELED'] as const;
@@ -62,42 +64,25 @@ export const TERMINAL: readonly TransitionStatus[] = [
 /** Statuses from which a transition may be (re)generated. */
 export const GENERATABLE: readonly TransitionStatus[] = [TransitionStatus.DRAFT, ...TERMINAL];
 
-/** The fields a transition gets when a generation run starts: a fresh run in the given batch. */
-export const queuedRun = (batchId: string, now: Date) => ({
-  status: TransitionStatus.QUEUED,
-  batchId,
-  attempts: 0,
-  errorCode: null,
-  errorMessage: null,
-  falRequestId: null,
-  queuePosition: null,
-  videoUrl: null,
-  queuedAt: now,
-  submittedAt: null,
-  startedAt: null,
-  completedAt: null,
-});
-
 export async function createBatch(tx: Tx, accountId: string, idempotencyKey: string | null) {
   return tx.batch.create({ data: { accountId, idempotencyKey } });
 }
 
 /**
- * Starts a run for existing transitions that are all the caller's and all idle: their items in
- * the given order, and every transition moved to QUEUED. Returns false when some transition is
- * not idle (the caller reports CONFLICT and the transaction rolls back).
+ * Starts a run for existing transitions that are all the caller's and all idle, with their items
+ * in the given order. Returns the queued rows, or null when some transition is not idle (the
+ * caller reports CONFLICT and the transaction rolls back).
  */
 export async function queueInBatch(
   tx: Tx,
   accountId: string,
   batchId: string,
   transitionIds: readonly string[],
-): Promise<boolean> {
-  const moved = await tx.transition.updateMany({
-    where: { id: { in: [...transitionIds] }, accountId, status: { in: [...GENERATABLE] } },
-    data: { ...queuedRun(batchId, new Date()), run: { increment: 1 }, version: { increment: 1 } },
-  });
-  if (moved.count !== transitionIds.length) return false;
+): Promise<Transition[] | null> {
+  const rows = await startRuns(tx, accountId, transitionIds, batchId);
+  if (rows.length !== transitionIds.length) return null;
   await insertBatchItems(tx, batchId, transitionIds, TransitionStatus.QUEUED);
-  return true;
+  // In the caller's order, which is the order they are enqueued (FIFO within an account).
+  const position = new Map(transitionIds.map((id, i) => [id, i]));
+  return rows.sort((a, b) => position.get(a.id)! - position.get(b.id)!);
 }

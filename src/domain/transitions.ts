@@ -6,6 +6,7 @@ import { createBatch, GENERATABLE, queueInBatch } from './batches.ts';
 import { insertBatchItems, insertTransitions } from './bulk-inserts.ts';
 import { badInput, conflict, notFound } from './errors.ts';
 import { idempotent, type IdempotencyRecord } from './idempotency.ts';
+import { launchRuns, type LaunchDeps } from './launch.ts';
 import {
   createTransitionsInput,
   generateBatchInput,
@@ -14,9 +15,7 @@ import {
   type GenerateBatchInput,
 } from './transition-input.ts';
 
-export interface ServiceDeps {
-  db: Db;
-}
+export type ServiceDeps = LaunchDeps;
 
 /** Loads rows by id, in the order of the ids. */
 async function transitionsInOrder(db: Db, ids: readonly string[]) {
@@ -36,7 +35,7 @@ const loadRecord = async (db: Db, record: IdempotencyRecord) => ({
  */
 export async function createTransitions(deps: ServiceDeps, accountId: string, raw: unknown) {
   const input: CreateTransitionsInput = parseInput(createTransitionsInput, raw);
-  return idempotent(
+  const result = await idempotent(
     deps.db,
     { accountId, key: input.idempotencyKey, operation: 'createTransitions', input },
     async (tx) => {
@@ -53,6 +52,8 @@ export async function createTransitions(deps: ServiceDeps, accountId: string, ra
     },
     (record) => loadRecord(deps.db, record),
   );
+  if (result.batch && !result.replayed) await launchRuns(deps, result.transitions);
+  return result;
 }
 
 /** Starts a batch over existing, idle transitions of the caller, in the given order. */
@@ -62,7 +63,7 @@ export async function generateBatch(deps: ServiceDeps, accountId: string, raw: u
   const duplicate = ids.findIndex((id, i) => ids.indexOf(id) !== i);
   if (duplicate >= 0) throw badInput('Each transition may appear only once in a batch.', [`transitionIds.${duplicate}`]);
 
-  return idempotent(
+  const result = await idempotent(
     deps.db,
     { accountId, key: input.idempotencyKey, operation: 'generateBatch', input },
     async (tx) => {
@@ -72,16 +73,19 @@ export async function generateBatch(deps: ServiceDeps, accountId: string, raw: u
         throw notFound(`Transition ${ids.find((id) => !found.has(id))}`);
       }
       const batch = await createBatch(tx, accountId, input.idempotencyKey);
-      if (!(await queueInBatch(tx, accountId, batch.id, ids))) {
+      const queued = await queueInBatch(tx, accountId, batch.id, ids);
+      if (!queued) {
         const busy = owned.filter((t) => !GENERATABLE.includes(t.status)).map((t) => t.id);
         throw conflict('Some transitions are already being generated; cancel them or wait until they end.', {
           transitionIds: busy,
         });
       }
-      return { record: { transitionIds: ids, batchId: batch.id }, value: { batch } };
+      return { record: { transitionIds: ids, batchId: batch.id }, value: { batch, queued } };
     },
-    async (record) => ({ batch: await deps.db.batch.findUniqueOrThrow({ where: { id: record.batchId! } }) }),
+    async (record) => ({ batch: await deps.db.batch.findUniqueOrThrow({ where: { id: record.batchId! } }), queued: [] }),
   );
+  await launchRuns(deps, result.queued);
+  return { batch: result.batch, replayed: result.replayed };
 }
 
 /** `query` carries the API's selection (Pothos' include/select), so nested fields load at once. */

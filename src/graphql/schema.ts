@@ -4,5 +4,6 @@ import './types/batch.ts';
 import './types/account.ts';
 import './types/queries.ts';
 import './types/mutations.ts';
+import './types/generation.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Segue } from '../runtime.ts';
+import { WEBHOOK_PATH } from '../providers/fal-webhook.ts';
+import { falWebhookHandler } from './webhooks.ts';
 import { createYogaServer } from './yoga.ts';
 
 export interface ApiServer {
@@ -12,8 +14,13 @@ export interface ApiServer {
 /** One node:http server: GraphQL (and GraphiQL) on /graphql, health probes beside it. */
 export async function startApiServer(segue: Segue, options: { port?: number; host?: string } = {}): Promise<ApiServer> {
   const yoga = createYogaServer(segue);
+  const falWebhook = falWebhookHandler(segue);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === WEBHOOK_PATH) {
+      void falWebhook(req, res);
+      return;
+    }
     if (path === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
       return;

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import pg from 'pg';
 import { ensurePostgres, ensureRedis } from './services.ts';
 
 /**
@@ -8,6 +9,7 @@ import { ensurePostgres, ensureRedis } from './services.ts';
 export default async function setup() {
   const databaseUrl = process.env.DATABASE_URL!;
   await ensurePostgres(new URL(databaseUrl));
+  await dropLeftoverFileDatabases(new URL(databaseUrl));
   await ensureRedis(new URL(process.env.REDIS_URL!));
   try {
     execFileSync('npx', ['prisma', 'migrate', 'deploy'], {
@@ -18,5 +20,23 @@ export default async function setup() {
   } catch (error) {
     const { stdout, stderr } = error as { stdout?: string; stderr?: string };
     throw new Error(`prisma migrate deploy failed for the test database:\n${stdout ?? ''}${stderr ?? ''}`);
+  }
+}
+
+/** Per-file databases (test/helpers/per-file-db.ts) left behind by an interrupted run. */
+async function dropLeftoverFileDatabases(template: URL) {
+  const admin = new URL(template);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const prefix = `${template.pathname.slice(1)}_`;
+    const { rows } = await client.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname LIKE $1 || '%' AND length(datname) = length($1) + 10",
+      [prefix],
+    );
+    for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+  } finally {
+    await client.end();
   }
 }

@@ -104,3 +104,21 @@ export const ListBatches = graphql(`
 export const Viewer = graphql(`
   query Viewer { viewer { id name createdAt } }
 `);
+
+export const CancelTransition = graphql(`
+  mutation CancelTransition($id: ID!) {
+    cancelTransition(id: $id) { ...TransitionFields }
+  }
+`);
+
+export const CancelBatch = graphql(`
+  mutation CancelBatch($id: ID!) {
+    cancelBatch(id: $id) { ...BatchFields }
+  }
+`);
+
+export const RetryTransition = graphql(`
+  mutation RetryTransition($id: ID!) {
+    retryTransition(id: $id) { ...TransitionFields }
+  }
+`);

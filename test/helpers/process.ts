@@ -24,6 +24,18 @@ export interface Child {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+const running = new Set<ChildProcess>();
+// A test run that ends (or is interrupted) takes its child processes with it.
+process.once('exit', () => {
+  for (const child of running) {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+});
+
 /** Runs a command of the project (npm script, tsx entrypoint) as a real child process. */
 export function run(command: string, args: string[], env: Record<string, string | undefined> = {}): Child {
   const child = spawn(command, args, {
@@ -32,6 +44,8 @@ export function run(command: string, args: string[], env: Record<string, string 
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, so stop() reaches npm's children too
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let out = '';
   let stdout = '';
   const waiters = new Set<() => void>();

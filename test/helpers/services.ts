@@ -52,3 +52,21 @@ export async function ensureRedis(url: URL) {
   execSync(`redis-server --daemonize yes --bind 127.0.0.1 --port ${port} --save "" --appendonly no`, { stdio: 'inherit' });
   await waitForPort(host, port);
 }
+
+/** A throwaway Redis of a test's own (no persistence), for tests that wipe or stop Redis. */
+export async function startPrivateRedis(port: number) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  await waitForPort('127.0.0.1', port);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}

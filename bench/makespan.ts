@@ -1,0 +1,47 @@
+/**
+ * Makespan of a large batch against the emulator, one worker process:
+ * `npx tsx bench/makespan.ts [N=500] [latencyMs=2000] [concurrency=100]`.
+ * Ideal = ceil(N / C) · L; goal: makespan / ideal <= 1.15.
+ * Webhooks on (PUBLIC_URL), polling as the fallback (WEBHOOKS=false to poll only).
+ */
+import { cpuDelta, cpuSnapshot } from './lib.ts';
+import { generateAndWait, startBenchPipeline } from './pipeline.ts';
+
+const n = Number(process.argv[2] ?? 500);
+const latencyMs = Number(process.argv[3] ?? 2000);
+const concurrency = Number(process.argv[4] ?? 100);
+
+const pipeline = await startBenchPipeline({
+  emulator: { latencyMs },
+  workers: 1,
+  env: {
+    FAL_CONCURRENCY: String(concurrency),
+    WORKER_CONCURRENCY: String(Math.max(concurrency, 100)),
+    FAL_POLL_INTERVAL_MS: process.env.FAL_POLL_INTERVAL_MS ?? '1000',
+    FAL_POLL_MAX_INTERVAL_MS: process.env.FAL_POLL_MAX_INTERVAL_MS ?? '2000',
+    WEBHOOKS: process.env.WEBHOOKS ?? 'true',
+  },
+});
+const account = await pipeline.account();
+const before = await cpuSnapshot();
+const { seconds, completed, enqueueSeconds } = await generateAndWait(pipeline.segue, account.id, n, 'makespan');
+const cpu = cpuDelta(before, await cpuSnapshot());
+const ideal = (Math.ceil(n / concurrency) * latencyMs) / 1000;
+const c = pipeline.emulator.counters();
+console.log(`makespan: N=${n}, latency ${latencyMs} ms, FAL_CONCURRENCY=${concurrency}, 1 worker process, webhooks ${pipeline.env.PUBLIC_URL ? 'on' : 'off'}`);
+console.log(`  completed ${completed}/${n} in ${seconds.toFixed(2)} s (enqueue ${enqueueSeconds.toFixed(2)} s); ideal ${ideal.toFixed(2)} s`);
+console.log(`  ratio ${(seconds / ideal).toFixed(3)} (goal <= 1.15: ${seconds / ideal <= 1.15 ? 'met' : 'NOT met'})`);
+console.log(`  CPU during the run: ${cpu}`);
+console.log(`  emulator: submitted ${c.submitted}, max in flight ${c.maxInFlight}, duplicates ${c.duplicateInputs}, status calls ${c.statusCalls}`);
+
+if (process.env.BENCH_DETAIL) {
+  const reqs = pipeline.emulator.requests().sort((a, b) => a.submittedAt - b.submittedAt);
+  const t0 = reqs[0]!.submittedAt;
+  for (let k = 0; k < reqs.length; k += concurrency) {
+    const round = reqs.slice(k, k + concurrency);
+    const sub = round.map((r) => r.submittedAt - t0);
+    const done = round.map((r) => (r.completedAt ?? 0) - t0);
+    console.log(`  round ${k / concurrency}: submits ${Math.min(...sub)}..${Math.max(...sub)} ms, completions ${Math.min(...done)}..${Math.max(...done)} ms`);
+  }
+}
+await pipeline.close();

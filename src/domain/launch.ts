@@ -1,0 +1,26 @@
+import type { Transition } from '../generated/prisma/client.ts';
+import type { Logger } from '../logger.ts';
+import type { GenerationQueue } from '../queue/generation-queue.ts';
+import { announceCommitted, type ChangeListener } from './state-machine.ts';
+
+export interface LaunchDeps {
+  db: import('../db.ts').Db;
+  jobs: GenerationQueue;
+  changes: ChangeListener;
+  logger: Logger;
+}
+
+/**
+ * After a transaction that queued transitions has committed: announce them and add their jobs.
+ * If Redis cannot take the jobs now, the rows are still QUEUED in PostgreSQL and the workers'
+ * reconciler adds the jobs when Redis is back, so the request still succeeds.
+ */
+export async function launchRuns(deps: LaunchDeps, rows: readonly Transition[]) {
+  if (rows.length === 0) return;
+  await announceCommitted(deps, rows);
+  try {
+    await deps.jobs.enqueue(rows);
+  } catch (err) {
+    deps.logger.warn({ err, transitions: rows.length }, 'could not enqueue now; the reconciler will');
+  }
+}

@@ -1,0 +1,56 @@
+import { TransitionStatus as S } from '../generated/prisma/enums.ts';
+import type { Metrics } from '../metrics.ts';
+import { changeTransition, type StateDeps } from './state-machine.ts';
+
+export interface ProviderCallback {
+  requestId: string;
+  ok: boolean;
+  videoUrl: string | null;
+  /** The submission the callback URL named, already authenticated by its token. */
+  submission: { transitionId: string; attempt: number } | null;
+}
+
+export type CallbackOutcome = 'completed' | 'adopted' | 'duplicate' | 'unknown' | 'left-to-tracker';
+
+/**
+ * A provider's completion callback (fal's webhook). Idempotent per request id: the state machine
+ * only completes a row still running with that request id, so a re-delivery changes nothing.
+ * A failure is left to the tracking job, which reads fal's answer and applies the retry policy in
+ * one place. A callback can also bring the request id of a submit whose answer was lost.
+ */
+export async function applyProviderCallback(
+  deps: StateDeps & { metrics?: Metrics },
+  callback: ProviderCallback,
+): Promise<CallbackOutcome> {
+  let row = await deps.db.transition.findUnique({ where: { falRequestId: callback.requestId } });
+  let adopted = false;
+  if (!row && callback.submission) {
+    const candidate = await deps.db.transition.findUnique({ where: { id: callback.submission.transitionId } });
+    if (candidate && candidate.attempts === callback.submission.attempt && candidate.status === S.SUBMITTED && !candidate.falRequestId) {
+      row = await changeTransition(deps, candidate, S.SUBMITTED, { falRequestId: callback.requestId }, {
+        from: [S.SUBMITTED],
+        falRequestId: null,
+      });
+      adopted = row !== null;
+    }
+  }
+  if (!row) return 'unknown';
+  if (!callback.ok || !callback.videoUrl) return adopted ? 'adopted' : 'left-to-tracker';
+  const done = await changeTransition(
+    deps,
+    row,
+    S.COMPLETED,
+    {
+      videoUrl: callback.videoUrl,
+      completedAt: new Date(),
+      startedAt: 'now-if-null',
+      queuePosition: null,
+      errorCode: null,
+      errorMessage: null,
+    },
+    { falRequestId: callback.requestId },
+  );
+  if (!done) return adopted ? 'adopted' : 'duplicate';
+  deps.metrics?.finished.inc({ status: S.COMPLETED });
+  return 'completed';
+}

@@ -1,0 +1,101 @@
+import type { Db } from '../db.ts';
+import { batchCounts, batchStatus, type BatchCounts, type BatchStatus } from '../domain/batches.ts';
+import type { ChangeListener } from '../domain/state-machine.ts';
+import type { Transition } from '../generated/prisma/client.ts';
+import type { Logger } from '../logger.ts';
+import type { PubSub } from './pubsub.ts';
+import type { Topics } from './topics.ts';
+
+export interface TransitionEvent {
+  transition: Transition;
+}
+
+export interface BatchProgressEvent {
+  batchId: string;
+  accountId: string;
+  counts: BatchCounts;
+  status: BatchStatus;
+  completedAt: Date | null;
+}
+
+/**
+ * Turns committed changes into messages: one per transition change (carrying the row, so no
+ * subscriber has to reload it), and batch progress per batch, coalesced to one count query per
+ * batch per `progressIntervalMs` (a 1,000-item batch would otherwise count its items 3,000 times).
+ * A batch that just ended is announced at once.
+ */
+export class EventPublisher implements ChangeListener {
+  private readonly pendingBatches = new Map<string, string>(); // batchId -> accountId
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly deps: { db: Db; pubsub: PubSub; topics: Topics; logger: Logger },
+    private readonly progressIntervalMs = 100,
+  ) {}
+
+  async transitionsChanged(rows: readonly Transition[], info: { completedBatchIds: readonly string[] }) {
+    const { pubsub, topics } = this.deps;
+    try {
+      await Promise.all(
+        rows.map((row) =>
+          pubsub.publish<TransitionEvent>(topics.transition(row.accountId, row.batchId, row.id), { transition: row }),
+        ),
+      );
+    } catch (err) {
+      // The change is committed; a lost event is recovered by the subscribers' snapshot.
+      this.deps.logger.warn({ err }, 'could not publish transition events');
+    }
+    for (const row of rows) if (row.batchId) this.pendingBatches.set(row.batchId, row.accountId);
+    if (info.completedBatchIds.length > 0) await this.flush();
+    else this.schedule();
+  }
+
+  private schedule() {
+    if (this.timer || this.pendingBatches.size === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, this.progressIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Publishes progress for every batch changed since the last flush. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (this.pendingBatches.size === 0) return;
+      const batches = new Map(this.pendingBatches);
+      this.pendingBatches.clear();
+      try {
+        const ids = [...batches.keys()];
+        const [counts, rows] = await Promise.all([
+          batchCounts(this.deps.db, ids),
+          this.deps.db.batch.findMany({ where: { id: { in: ids } }, select: { id: true, completedAt: true } }),
+        ]);
+        const completedAt = new Map(rows.map((r) => [r.id, r.completedAt]));
+        await Promise.all(
+          ids.map((batchId) => {
+            const c = counts.get(batchId)!;
+            const event: BatchProgressEvent = {
+              batchId,
+              accountId: batches.get(batchId)!,
+              counts: c,
+              status: batchStatus(c),
+              completedAt: completedAt.get(batchId) ?? null,
+            };
+            return this.deps.pubsub.publish(this.deps.topics.batch(event.accountId, batchId), event);
+          }),
+        );
+      } catch (err) {
+        this.deps.logger.warn({ err }, 'could not publish batch progress');
+      }
+    });
+    return this.flushing;
+  }
+
+  async close() {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.flush();
+  }
+}

@@ -1,0 +1,59 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics, Gauge } from 'prom-client';
+
+/** Prometheus metrics of one process (GET /metrics). One registry per runtime, so tests can run several. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'segue_process_' });
+  return {
+    registry,
+    falRequests: new Counter({
+      name: 'segue_fal_requests_total',
+      help: 'Calls to fal by operation and outcome',
+      labelNames: ['operation', 'outcome'] as const,
+      registers: [registry],
+    }),
+    falErrors: new Counter({
+      name: 'segue_fal_errors_total',
+      help: 'fal errors by code',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    falLatency: new Histogram({
+      name: 'segue_fal_request_duration_seconds',
+      help: 'Latency of calls to fal by operation',
+      labelNames: ['operation'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    generationDuration: new Histogram({
+      name: 'segue_generation_duration_seconds',
+      help: 'From submit to a finished video',
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 900, 1800],
+      registers: [registry],
+    }),
+    uncertainSubmits: new Counter({
+      name: 'segue_fal_uncertain_submits_total',
+      help: 'Submits whose outcome was unknown (fal may have accepted them); never resubmitted automatically',
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: 'segue_generation_retries_total',
+      help: 'Attempts that failed and were scheduled again, by error code',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    finished: new Counter({
+      name: 'segue_transitions_finished_total',
+      help: 'Transitions that ended, by status',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+    tracking: new Gauge({
+      name: 'segue_fal_requests_tracked',
+      help: 'fal requests this process is tracking now',
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,205 @@
+import { ApiError, createFalClient, ValidationError, type FalClient } from '@fal-ai/client';
+import type { Config } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import {
+  ProviderError,
+  type GenerationInput,
+  type GenerationResult,
+  type RequestState,
+  type VideoProvider,
+} from './provider.ts';
+
+const QUEUE_HOST = 'queue.fal.run';
+
+/** The fal URL a request is really for: in proxy mode it travels in a header. */
+function targetOf(url: string, headers: HeadersInit | undefined): URL | null {
+  const header = new Headers(headers).get('x-fal-target-url');
+  try {
+    return new URL(header ?? url);
+  } catch {
+    return null;
+  }
+}
+
+const retryAfterMs = (value: string | null): number | undefined => {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+};
+
+/**
+ * The client re-sends a submit on 429/502/503/504 and on transport errors (PROTOCOL.md §5). A
+ * re-sent submit whose first response was merely lost starts a second paid job, so submits go
+ * out exactly once: this fetch answers any failure of a submit with a ProviderError the client
+ * does not retry, saying whether fal may have accepted it (uncertain) or surely did not.
+ * Status, result and cancel calls are reads or idempotent, and keep the client's own retries.
+ */
+function submitOnceFetch(base: typeof fetch, timeoutMs: number): typeof fetch {
+  return async (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const target = targetOf(url, init?.headers);
+    const isSubmit = (init?.method ?? 'GET').toUpperCase() === 'POST' && target?.host === QUEUE_HOST;
+    if (!isSubmit) return base(input, init);
+
+    const signal = init?.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
+    let response: Response;
+    try {
+      response = await base(input, { ...init, signal });
+    } catch (error) {
+      // The request may have reached fal before the connection broke or the timer fired.
+      throw new ProviderError('FAL_SUBMIT_UNCERTAIN', `Submit to fal failed without an answer: ${(error as Error).message}`, {
+        retryable: false,
+        uncertain: true,
+      });
+    }
+    const { status } = response;
+    if (status === 502 || status === 504) {
+      // A gateway error: the upstream may have enqueued the job before the gateway gave up.
+      throw new ProviderError('FAL_SUBMIT_UNCERTAIN', `Submit to fal answered ${status}; it may have been accepted.`, {
+        retryable: false,
+        uncertain: true,
+        status,
+      });
+    }
+    if (status === 429) {
+      throw new ProviderError('FAL_RATE_LIMITED', 'fal rate-limited the submit (429).', {
+        retryable: true,
+        status,
+        retryAfterMs: retryAfterMs(response.headers.get('retry-after')) ?? 0,
+      });
+    }
+    if (status === 503 || status === 500) {
+      throw new ProviderError('FAL_UNAVAILABLE', `fal refused the submit (${status}).`, {
+        retryable: true,
+        status,
+        retryAfterMs: retryAfterMs(response.headers.get('retry-after')) ?? 0,
+      });
+    }
+    return response;
+  };
+}
+
+const errorText = (error: ApiError<unknown>) => {
+  const body = error.body as { detail?: unknown } | undefined;
+  const detail = body?.detail;
+  if (typeof detail === 'string') return detail;
+  if (Array.isArray(detail)) {
+    return detail
+      .map((d: { loc?: unknown[]; msg?: string }) => `${(d.loc ?? []).slice(1).join('.') || 'input'}: ${d.msg ?? 'invalid'}`)
+      .join('; ');
+  }
+  return error.message;
+};
+
+/** Turns whatever the client threw into a ProviderError the pipeline can act on. */
+export function classifyFalError(error: unknown, during: 'submit' | 'status' | 'result' | 'cancel'): ProviderError {
+  if (error instanceof ProviderError) return error;
+  if (error instanceof ValidationError || (error instanceof ApiError && error.status === 422)) {
+    return new ProviderError('FAL_VALIDATION', `fal rejected the input: ${errorText(error)}`, { retryable: false, status: 422 });
+  }
+  if (error instanceof ApiError) {
+    const status = error.status;
+    if (status === 401 || status === 403) {
+      return new ProviderError('FAL_UNAUTHORIZED', `fal refused the credentials (${status}); check FAL_KEY.`, {
+        retryable: false,
+        status,
+      });
+    }
+    if (status === 404 && during !== 'submit') {
+      return new ProviderError('FAL_REQUEST_LOST', 'fal does not know this request any more.', { retryable: true, status });
+    }
+    if (status === 429) return new ProviderError('FAL_RATE_LIMITED', 'fal rate-limited the call (429).', { retryable: true, status });
+    if (during === 'result' && status < 500) {
+      return new ProviderError('FAL_JOB_ERROR', `The fal job ended in error: ${errorText(error)}`, { retryable: true, status });
+    }
+    if (during === 'result') {
+      return new ProviderError('FAL_JOB_ERROR', `The fal job ended in error (${status}): ${errorText(error)}`, {
+        retryable: true,
+        status,
+      });
+    }
+    return new ProviderError('FAL_UNAVAILABLE', `fal answered ${status} to ${during}: ${errorText(error)}`, { retryable: true, status });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new ProviderError('FAL_NETWORK', `Could not reach fal for ${during}: ${message}`, { retryable: true });
+}
+
+/** Kling v2.1 Pro input: duration is a string, tail_image_url is Segue's tail image. */
+export const klingInput = (input: GenerationInput) => ({
+  prompt: input.prompt,
+  image_url: input.frontImageUrl,
+  tail_image_url: input.tailImageUrl,
+  duration: String(input.durationSeconds) as '5' | '10',
+  ...(input.negativePrompt ? { negative_prompt: input.negativePrompt } : {}),
+});
+
+export function createFalProvider(config: Config, logger: Logger): VideoProvider {
+  const { fal } = config;
+  const client: FalClient = createFalClient({
+    ...(fal.key ? { credentials: fal.key } : {}),
+    ...(fal.proxyUrl ? { proxyUrl: { url: fal.proxyUrl, when: 'always' as const } } : {}),
+    fetch: submitOnceFetch(globalThis.fetch, fal.submitTimeoutMs),
+    suppressLocalCredentialsWarning: true,
+  });
+  const model = fal.model;
+  const log = logger.child({ component: 'fal', model });
+
+  return {
+    name: 'fal',
+    async submit(input, { webhookUrl, signal }) {
+      try {
+        const queued = await client.queue.submit(model, {
+          input: klingInput(input),
+          ...(webhookUrl ? { webhookUrl } : {}),
+          ...(signal ? { abortSignal: signal } : {}),
+        });
+        return { requestId: queued.request_id, queuePosition: queued.queue_position ?? null };
+      } catch (error) {
+        throw classifyFalError(error, 'submit');
+      }
+    },
+    async status(requestId, options = {}): Promise<RequestState> {
+      try {
+        const status = await client.queue.status(model, {
+          requestId,
+          logs: false,
+          ...(options.signal ? { abortSignal: options.signal } : {}),
+        });
+        if (status.status === 'IN_QUEUE') return { state: 'IN_QUEUE', queuePosition: status.queue_position ?? null };
+        if (status.status === 'IN_PROGRESS') return { state: 'IN_PROGRESS' };
+        return { state: 'COMPLETED' };
+      } catch (error) {
+        throw classifyFalError(error, 'status');
+      }
+    },
+    async result(requestId, options = {}): Promise<GenerationResult> {
+      let data: unknown;
+      try {
+        const result = await client.queue.result(model, {
+          requestId,
+          ...(options.signal ? { abortSignal: options.signal } : {}),
+        });
+        data = result.data;
+      } catch (error) {
+        throw classifyFalError(error, 'result');
+      }
+      const videoUrl = (data as { video?: { url?: unknown } } | undefined)?.video?.url;
+      if (typeof videoUrl !== 'string' || !videoUrl) {
+        throw new ProviderError('FAL_BAD_OUTPUT', 'fal completed without a video URL.', { retryable: true });
+      }
+      return { videoUrl, raw: data };
+    },
+    async cancel(requestId) {
+      try {
+        await client.queue.cancel(model, { requestId });
+      } catch (error) {
+        // 400 ALREADY_COMPLETED / 404: nothing left to stop.
+        if (error instanceof ApiError && (error.status === 400 || error.status === 404)) return;
+        log.warn({ requestId, err: classifyFalError(error, 'cancel') }, 'fal cancel failed');
+        throw classifyFalError(error, 'cancel');
+      }
+    },
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * A video provider: a queue of paid generation requests somewhere else (fal), or a local renderer
+ * (preview). The pipeline submits once, then tracks the request by id until it ends.
+ */
+export interface GenerationInput {
+  prompt: string;
+  negativePrompt: string | null;
+  frontImageUrl: string;
+  tailImageUrl: string;
+  durationSeconds: number;
+  transitionType: string;
+}
+
+export type RequestState =
+  | { state: 'IN_QUEUE'; queuePosition: number | null }
+  | { state: 'IN_PROGRESS' }
+  | { state: 'COMPLETED' };
+
+export interface GenerationResult {
+  videoUrl: string;
+  raw: unknown;
+}
+
+export interface VideoProvider {
+  readonly name: string;
+  submit(input: GenerationInput, options: { webhookUrl?: string | undefined; signal?: AbortSignal }): Promise<{
+    requestId: string;
+    queuePosition: number | null;
+  }>;
+  status(requestId: string, options?: { signal?: AbortSignal }): Promise<RequestState>;
+  /** The output of a COMPLETED request; throws a ProviderError when the request ended in error. */
+  result(requestId: string, options?: { signal?: AbortSignal }): Promise<GenerationResult>;
+  /** Best effort: a request already running may still finish (and be billed). */
+  cancel(requestId: string): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/**
+ * What went wrong, as the pipeline needs to know it:
+ * - `retryable`: a later attempt may succeed (BullMQ backs off, honouring `retryAfterMs`);
+ * - `uncertain`: a submit whose outcome is unknown (the provider may have accepted, and be billing,
+ *   a request we have no id for); never resubmitted blindly.
+ */
+export class ProviderError extends Error {
+  override name = 'ProviderError';
+  constructor(
+    readonly code: ProviderErrorCode,
+    message: string,
+    readonly options: { retryable: boolean; uncertain?: boolean; retryAfterMs?: number; status?: number } = {
+      retryable: false,
+    },
+  ) {
+    super(message);
+  }
+  get retryable() {
+    return this.options.retryable;
+  }
+  get uncertain() {
+    return this.options.uncertain === true;
+  }
+}
+
+export const PROVIDER_ERROR_CODES = [
+  'FAL_RATE_LIMITED',
+  'FAL_UNAVAILABLE',
+  'FAL_NETWORK',
+  'FAL_SUBMIT_UNCERTAIN',
+  'FAL_VALIDATION',
+  'FAL_UNAUTHORIZED',
+  'FAL_JOB_ERROR',
+  'FAL_TIMEOUT',
+  'FAL_REQUEST_LOST',
+  'FAL_BAD_OUTPUT',
+  'PREVIEW_RENDER_FAILED',
+] as const;
+export type ProviderErrorCode = (typeof PROVIDER_ERROR_CODES)[number];
+
+export const isProviderError = (error: unknown): error is ProviderError =>
+  error instanceof Error && error.name === 'ProviderError' && typeof (error as ProviderError).code === 'string';

@@ -1,0 +1,114 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.ts';
+import { FairShare } from './fairness.ts';
+
+export const GENERATION_QUEUE = 'generation';
+
+/** Jobs carry ids, rows carry state: a job names the transition and its run, nothing else. */
+export interface GenerationJobData {
+  transitionId: string;
+  run: number;
+  accountId: string;
+}
+
+/** One job per (transition, run): adding it twice is a no-op while it exists (no ':' allowed). */
+export const generationJobId = (transitionId: string, run: number) => `t-${transitionId}-r${run}`;
+
+export type Enqueueable = Pick<GenerationJobData, 'accountId' | 'run'> & { id: string };
+
+/** The custom backoff type the worker implements (exponential with jitter, honouring Retry-After). */
+export const BACKOFF_TYPE = 'segue';
+
+export class GenerationQueue {
+  readonly queue: Queue<GenerationJobData>;
+  readonly fairness: FairShare;
+
+  constructor(
+    private readonly config: Config,
+    /** The producer connection, also used for the fair-share scripts and the reconciler. */
+    readonly redis: Redis,
+  ) {
+    const connection = redis;
+    this.queue = new Queue<GenerationJobData>(GENERATION_QUEUE, { connection, prefix: config.queuePrefix });
+    const keys = this.queue.keys;
+    this.fairness = new FairShare(connection, {
+      clock: `${config.queuePrefix}:${GENERATION_QUEUE}:fair:clock`,
+      accounts: `${config.queuePrefix}:${GENERATION_QUEUE}:fair:accounts`,
+      prioritized: keys.prioritized!,
+      wait: keys.wait!,
+      delayed: keys.delayed!,
+    });
+  }
+
+  private jobOptions(transitionId: string, run: number, priority: number): JobsOptions {
+    return {
+      jobId: generationJobId(transitionId, run),
+      priority,
+      attempts: this.config.fal.maxRetries + 1,
+      backoff: { type: BACKOFF_TYPE },
+      removeOnComplete: true,
+      // Failed jobs stay a week for the dashboard (retry / clean), then go.
+      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+    };
+  }
+
+  /**
+   * Adds one job per transition, in the given order. Each account's items get fair-share
+   * priorities (FIFO within the account); `urgent` items (already holding a fal request) go first.
+   */
+  async enqueue(items: readonly Enqueueable[], options: { urgent?: boolean } = {}): Promise<void> {
+    if (items.length === 0) return;
+    await this.ready();
+    const byAccount = new Map<string, Enqueueable[]>();
+    for (const item of items) byAccount.set(item.accountId, [...(byAccount.get(item.accountId) ?? []), item]);
+    const jobs: Array<{ name: string; data: GenerationJobData; opts: JobsOptions }> = [];
+    for (const [accountId, list] of byAccount) {
+      const priorities = options.urgent ? list.map(() => 1) : await this.fairness.reserve(accountId, list.length);
+      list.forEach((item, i) =>
+        jobs.push({
+          name: 'generate',
+          data: { transitionId: item.id, run: item.run, accountId },
+          opts: this.jobOptions(item.id, item.run, priorities[i]!),
+        }),
+      );
+    }
+    await this.queue.addBulk(jobs);
+  }
+
+  /**
+   * The producer connection refuses commands while disconnected (fail fast instead of queueing
+   * them in memory); wait briefly for it to come up at start.
+   */
+  async ready(timeoutMs = 5_000): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    if (this.redis.status === 'wait') this.redis.connect().catch(() => undefined);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.redis.off('ready', onReady);
+        reject(new Error(`Redis is not reachable (${this.redis.status}).`));
+      }, timeoutMs);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.redis.once('ready', onReady);
+    });
+  }
+
+  /** Caps active jobs, i.e. fal requests in flight, across every worker process. */
+  async setFalConcurrency(n: number) {
+    await this.ready();
+    return this.queue.setGlobalConcurrency(n);
+  }
+
+  async removeWaiting(transitionId: string, run: number) {
+    const job = await this.queue.getJob(generationJobId(transitionId, run));
+    // An active (locked) job cannot be removed; its processor sees the row changed and stops.
+    await job?.remove().catch(() => undefined);
+  }
+
+  close() {
+    return this.queue.close();
+  }
+}

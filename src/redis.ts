@@ -1,0 +1,33 @@
+import { Redis, type RedisOptions } from 'ioredis';
+
+/**
+ * ioredis connections by role. BullMQ workers block on Redis and must retry forever
+ * (maxRetriesPerRequest: null); producers (the API enqueuing) should fail fast while Redis is down
+ * (enableOfflineQueue: false) so a request errors instead of hanging; pub/sub needs its own
+ * connection per direction.
+ */
+export type RedisRole = 'worker' | 'producer' | 'publisher' | 'subscriber' | 'client';
+
+export function createRedis(url: string, role: RedisRole, extra: RedisOptions = {}): Redis {
+  const options: RedisOptions = {
+    connectionName: `segue-${role}`,
+    ...(role === 'worker' || role === 'subscriber' ? { maxRetriesPerRequest: null } : {}),
+    ...(role === 'producer' ? { enableOfflineQueue: false, maxRetriesPerRequest: 1 } : {}),
+    ...extra,
+  };
+  return new Redis(url, options);
+}
+
+/** Closes connections we created; BullMQ never closes a connection it was given. */
+export async function closeRedis(...connections: Array<Redis | undefined>) {
+  await Promise.all(
+    connections.map(async (c) => {
+      if (!c || c.status === 'end') return;
+      try {
+        await c.quit();
+      } catch {
+        c.disconnect();
+      }
+    }),
+  );
+}

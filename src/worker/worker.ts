@@ -1,0 +1,82 @@
+import { hostname } from 'node:os';
+import { Worker, type Job } from 'bullmq';
+import { BACKOFF_TYPE, GENERATION_QUEUE, type GenerationJobData } from '../queue/generation-queue.ts';
+import { generationBackoff } from '../queue/backoff.ts';
+import { Reconciler } from '../queue/reconciler.ts';
+import { closeRedis, createRedis } from '../redis.ts';
+import type { Segue } from '../runtime.ts';
+import { ABORT_LOCK_LOST, ABORT_SHUTDOWN, GenerationRun } from './generation.ts';
+import { Wakeups } from './wakeups.ts';
+
+export interface RunningWorker {
+  worker: Worker<GenerationJobData>;
+  reconciler: Reconciler;
+  /** Stops taking jobs, hands running ones to other workers, and closes its connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * A generation worker: BullMQ pulls jobs (up to WORKER_CONCURRENCY in this process, up to
+ * FAL_CONCURRENCY across all processes), each of which drives one transition. Start as many as
+ * you like, on as many machines: they share the work through Redis.
+ */
+export async function startWorker(segue: Segue, options: { name?: string } = {}): Promise<RunningWorker> {
+  const { config, logger } = segue;
+  const log = logger.child({ component: 'worker' });
+  const connection = createRedis(config.redisUrl, 'worker');
+  const subscriber = createRedis(config.redisUrl, 'subscriber');
+  const wakeups = new Wakeups(subscriber, segue.topics);
+  await wakeups.start();
+  await segue.jobs.setFalConcurrency(config.fal.concurrency);
+
+  const processor = async (job: Job<GenerationJobData>, token?: string, signal?: AbortSignal) => {
+    await segue.jobs.fairness.started(job.opts.priority).catch(() => undefined);
+    return new GenerationRun(segue, wakeups, job, token, signal).execute();
+  };
+
+  const worker = new Worker<GenerationJobData>(GENERATION_QUEUE, processor, {
+    connection,
+    prefix: config.queuePrefix,
+    name: options.name ?? `${hostname()}:${process.pid}`,
+    concurrency: config.worker.concurrency,
+    lockDuration: config.worker.lockDurationMs,
+    stalledInterval: config.worker.stalledIntervalMs,
+    // A stall is a crash of some worker, not a fault of the job; the row makes reruns safe.
+    maxStalledCount: 20,
+    autorun: false,
+    settings: { backoffStrategy: generationBackoff(config.fal.retryDelayMs) },
+  });
+  worker.on('error', (err) => log.warn({ err }, 'worker error'));
+  // A job whose lock we lost is someone else's now: stop driving it here.
+  worker.on('lockRenewalFailed', (ids: string[]) => ids.forEach((id) => worker.cancelJob(id, ABORT_LOCK_LOST)));
+  worker.on('failed', (job, err) => {
+    if (job && err.name !== 'DelayedError') log.debug({ jobId: job.id, err: err.message }, 'job attempt ended in error');
+  });
+
+  const reconciler = new Reconciler(segue);
+  await reconciler.run().catch((err) => log.warn({ err }, 'initial reconcile failed'));
+  reconciler.start();
+  void worker.run().catch((err) => log.error({ err }, 'worker stopped'));
+  log.info(
+    { concurrency: config.worker.concurrency, falConcurrency: config.fal.concurrency, backoff: BACKOFF_TYPE },
+    'generation worker started',
+  );
+
+  let closing: Promise<void> | null = null;
+  return {
+    worker,
+    reconciler,
+    close() {
+      closing ??= (async () => {
+        await reconciler.stop();
+        // Running jobs finish their current call, then go back to the queue for another worker.
+        worker.cancelAllJobs(ABORT_SHUTDOWN);
+        await worker.close();
+        await wakeups.stop();
+        await closeRedis(connection, subscriber);
+        log.info('generation worker stopped');
+      })();
+      return closing;
+    },
+  };
+}

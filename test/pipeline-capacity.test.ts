@@ -1,0 +1,44 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createAndGenerate } from '../src/domain/generation.ts';
+import { transitionInputs } from './helpers/fixtures.ts';
+import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+
+let p: Pipeline | undefined;
+afterEach(async () => {
+  await p?.close();
+  p = undefined;
+});
+
+describe('FAL_CONCURRENCY caps fal requests in flight across every worker process', () => {
+  it.each([1, 3])(
+    'a batch of 50 at 1 s latency with FAL_CONCURRENCY 10 completes with exactly 10 in flight at most, on %i worker process(es)',
+    { timeout: 90_000 },
+    async (workers) => {
+      p = await startPipeline({
+        emulator: { latencyMs: 1000 },
+        env: { FAL_CONCURRENCY: '10', WORKER_CONCURRENCY: '50' },
+        childWorkers: workers,
+      });
+      const account = await p.account();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(50) });
+      const started = Date.now();
+      const rows = await p.settled(batch!.id, 60_000);
+      const elapsed = Date.now() - started;
+
+      expect(rows.filter((r) => r.status === 'COMPLETED')).toHaveLength(50);
+      const c = p.emulator.counters();
+      expect(c.maxInFlight).toBe(10);
+      expect(c.submitted).toBe(50);
+      expect(c.duplicateInputs).toBe(0);
+      // 50 / 10 slots × 1 s is 5 s of fal time; the pipeline adds little on top.
+      expect(elapsed).toBeGreaterThanOrEqual(5_000);
+      expect(elapsed).toBeLessThan(15_000);
+      if (workers > 1) {
+        // The work was shared: every process ran some of it.
+        const logs = p.children.map((child) => (child.output().match(/submitted to fal/g) ?? []).length);
+        expect(logs.every((n) => n > 0)).toBe(true);
+        expect(logs.reduce((a, b) => a + b, 0)).toBe(50);
+      }
+    },
+  );
+});

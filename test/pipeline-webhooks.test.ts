@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAndGenerate } from '../src/domain/generation.ts';
+import { transitionInput } from './helpers/fixtures.ts';
+import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { until } from './helpers/wait.ts';
+
+let p: Pipeline;
+beforeAll(async () => {
+  p = await startPipeline({
+    emulator: { latencyMs: 300 },
+    webhooks: true,
+    // Polling so slow that only a webhook can finish a transition within these tests.
+    env: { FAL_POLL_INTERVAL_MS: '60000', FAL_POLL_MAX_INTERVAL_MS: '60000' },
+    inlineWorkers: 1,
+  });
+});
+afterAll(() => p?.close());
+
+const row = (id: string) => p.app.segue.db.transition.findUniqueOrThrow({ where: { id } });
+
+async function postWebhook(body: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(`${p.app.url}/webhooks/fal`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  return response.status;
+}
+
+describe('fal webhooks', () => {
+  it('a valid webhook completes the transition at once; the same one again changes nothing', async () => {
+    const account = await p.account();
+    const { transitions } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
+    const id = transitions[0]!.id;
+    const done = await until(async () => {
+      const r = await row(id);
+      return r.status === 'COMPLETED' ? r : null;
+    }, { timeoutMs: 10_000, what: 'completion by webhook' });
+    expect(done.videoUrl).toMatch(/\/files\/.+\/output\.mp4$/);
+    await until(() => p.emulator.counters().webhooksDelivered >= 1, { what: 'the delivery to be acknowledged' });
+    const submitted = p.emulator.requests().find((r) => r.requestId === done.falRequestId)!;
+    expect(submitted.webhookUrl).toMatch(new RegExp(`^${p.app.url}/webhooks/fal\\?transition=${id}&attempt=1&token=`));
+
+    expect(await p.emulator.redeliverWebhook(done.falRequestId!)).toBe(200);
+    const after = await row(id);
+    expect(after.version).toBe(done.version);
+    expect(after.updatedAt).toEqual(done.updatedAt);
+  });
+
+  it('forged, unsigned, tampered or stale webhooks get 401 and change nothing', async () => {
+    const account = await p.account();
+    p.emulator.configure({ latencyMs: 5_000 });
+    const { transitions } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
+    const id = transitions[0]!.id;
+    const running = await until(async () => {
+      const r = await row(id);
+      return r.falRequestId ? r : null;
+    }, { what: 'a fal request id' });
+    const forgedBody = {
+      request_id: running.falRequestId,
+      gateway_request_id: running.falRequestId,
+      status: 'OK',
+      payload: { video: { url: 'https://evil.example/video.mp4' } },
+    };
+    const now = String(Math.floor(Date.now() / 1000));
+    expect(await postWebhook(forgedBody)).toBe(401);
+    expect(
+      await postWebhook(forgedBody, {
+        'x-fal-webhook-request-id': running.falRequestId!,
+        'x-fal-webhook-user-id': 'attacker',
+        'x-fal-webhook-timestamp': now,
+        'x-fal-webhook-signature': 'ab'.repeat(64),
+      }),
+    ).toBe(401);
+    const untouched = await row(id);
+    expect(untouched.version).toBe(running.version);
+    expect(untouched.videoUrl).toBeNull();
+
+    p.emulator.configure({ latencyMs: 300 });
+    const done = await until(async () => {
+      const r = await row(id);
+      return r.status === 'COMPLETED' ? r : null;
+    }, { timeoutMs: 15_000, what: 'completion by webhook' });
+    for (const variant of [{ unsigned: true }, { badSignature: true }, { tamperBody: true }, { timestampOffsetSec: -600 }, { timestampOffsetSec: 600 }]) {
+      expect(await p.emulator.redeliverWebhook(done.falRequestId!, variant), JSON.stringify(variant)).toBe(401);
+    }
+    expect((await row(id)).version).toBe(done.version);
+  });
+});
+
+describe('a submit whose answer is lost', () => {
+  it('is never sent again: without a callback it ends FAL_SUBMIT_UNCERTAIN and is counted', { timeout: 60_000 }, async () => {
+    const q = await startPipeline({ emulator: { latencyMs: 100 }, inlineWorkers: 1 });
+    try {
+      const account = await q.account();
+      q.emulator.inject({ on: 'submit', dropResponse: true, times: 1 });
+      const { batch } = await createAndGenerate(q.app.segue, account.id, { transitions: [transitionInput()] });
+      const [r] = await q.settled(batch!.id);
+      expect(r).toMatchObject({ status: 'FAILED', errorCode: 'FAL_SUBMIT_UNCERTAIN', attempts: 1 });
+      expect(q.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0 });
+      const metric = await q.inline[0]!.segue.metrics.registry.getSingleMetricAsString('segue_fal_uncertain_submits_total');
+      expect(metric).toMatch(/segue_fal_uncertain_submits_total 1/);
+    } finally {
+      await q.close();
+    }
+  });
+
+  it('with webhooks, fal’s callback brings the request id and the transition completes', { timeout: 60_000 }, async () => {
+    const account = await p.account();
+    p.emulator.reset();
+    p.emulator.inject({ on: 'submit', dropResponse: true, times: 1 });
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
+    const [r] = await p.settled(batch!.id, 30_000);
+    expect(r).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+    expect(r!.falRequestId).toBe(p.emulator.requests()[0]!.requestId);
+    expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0 });
+  });
+});

@@ -1,0 +1,105 @@
+/** The emulator's public shapes: what tests, benches and the control API see. */
+
+export interface FalEmulatorOptions {
+  /** Default 0: a random free port. */
+  port?: number;
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** How long a job stays IN_PROGRESS; default 1000. 0 completes at once (still via IN_PROGRESS). */
+  latencyMs?: number;
+  /** Uniform +/- jitter around latencyMs; default 0. */
+  latencyJitterMs?: number;
+  /** fal's per-account limit on jobs IN_PROGRESS at once; the rest wait IN_QUEUE. Default Infinity. */
+  capacity?: number;
+  /** When set, queue calls without `Authorization: Key <apiKey>` get 401. Default null (any key). */
+  apiKey?: string | null;
+  /** Cancel of an IN_PROGRESS job: 'complete' (default; like Kling, it still completes and is billed) or 'stop'. */
+  cancelRunning?: 'complete' | 'stop';
+  /** Delivery attempts per webhook; default { attempts: 3, delayMs: 200 }. */
+  webhookRetry?: { attempts: number; delayMs: number };
+}
+
+export type EmulatorSettings = Required<Omit<FalEmulatorOptions, 'port' | 'host'>>;
+
+export type ConfigPatch = Partial<Pick<FalEmulatorOptions, 'latencyMs' | 'latencyJitterMs' | 'capacity' | 'cancelRunning' | 'apiKey'>>;
+
+export interface FalCounters {
+  /** Accepted submits (jobs created), including those whose response was dropped. */
+  submitted: number;
+  /** Submits answered with an injected error (no job created). */
+  rejectedSubmits: number;
+  inQueue: number;
+  inProgress: number;
+  /** inQueue + inProgress: accepted and not yet COMPLETED. */
+  inFlight: number;
+  maxInFlight: number;
+  maxInProgress: number;
+  /** Jobs that reached COMPLETED, whatever the outcome. */
+  completed: number;
+  succeeded: number;
+  failed: number;
+  canceled: number;
+  /** Accepted submits whose input (canonical JSON) equals an earlier accepted submit's: paid twice on fal. */
+  duplicateInputs: number;
+  /** Status calls, SSE status streams included. */
+  statusCalls: number;
+  resultCalls: number;
+  cancelCalls: number;
+  /** Automatic deliveries only; redeliverWebhook() is a test action and is not counted. */
+  webhookAttempts: number;
+  /** Deliveries answered with a 2xx. */
+  webhooksDelivered: number;
+}
+
+export type FalJobStatus = 'IN_QUEUE' | 'IN_PROGRESS' | 'COMPLETED';
+export type FalOutcome = 'ok' | 'error' | 'canceled';
+
+export interface FalRequestRecord {
+  requestId: string;
+  endpointId: string;
+  input: unknown;
+  status: FalJobStatus;
+  outcome?: FalOutcome;
+  webhookUrl?: string;
+  submittedAt: number;
+  startedAt?: number;
+  completedAt?: number;
+}
+
+export type FalFault =
+  /** Answer the next N submits with this error, creating no job (429 carries Retry-After when given). */
+  | { on: 'submit'; status: 429 | 500 | 502 | 503 | 504; times?: number; retryAfterSec?: number }
+  /** Accept the job, then destroy the socket unanswered: the "response lost" case (PROTOCOL §5). */
+  | { on: 'submit'; dropResponse: true; times?: number }
+  /** Answer the next N such calls with this HTTP status and a JSON {detail} body. */
+  | { on: 'status' | 'result' | 'cancel'; status: number; times?: number }
+  /** The next N accepted jobs (optionally only those whose input.prompt includes the string) end in error. */
+  | { on: 'job'; error: 'server' | 'validation'; times?: number; promptIncludes?: string };
+
+export interface RedeliverOptions {
+  /** Send a body other than the one that was signed. */
+  tamperBody?: boolean;
+  /** Leave out the X-Fal-Webhook-Signature header. */
+  unsigned?: boolean;
+  /** Shift the signed timestamp by this many seconds (a correct signature over a stale or future time). */
+  timestampOffsetSec?: number;
+  /** Send a well-formed signature that does not verify. */
+  badSignature?: boolean;
+}
+
+export interface FalEmulator {
+  /** Base URL, e.g. 'http://127.0.0.1:PORT'; use as the client's proxyUrl ({ url, when: 'always' }). */
+  url: string;
+  /** `${url}/.well-known/jwks.json` */
+  jwksUrl: string;
+  counters(): FalCounters;
+  requests(): FalRequestRecord[];
+  configure(patch: ConfigPatch): void;
+  inject(fault: FalFault): void;
+  clearFaults(): void;
+  /** Counters, requests and faults (keeps options). */
+  reset(): void;
+  /** POSTs the completion webhook of a finished request again (tests of duplicates and forgeries). Returns the receiver's HTTP status. */
+  redeliverWebhook(requestId: string, options?: RedeliverOptions): Promise<number>;
+  close(): Promise<void>;
+}
