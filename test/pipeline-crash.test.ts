@@ -32,8 +32,10 @@ describe('crash safety', () => {
     await until(async () => (await completedCount(p!, batch!.id)) >= 8, { timeoutMs: 30_000, what: 'the batch under way' });
     const victim = p.children[0]!;
     expect(victim.output()).toMatch(/submitted to fal/);
+    const inFlight = await p.app.segue.db.transition.count({ where: { batchId: batch!.id, status: { in: ['SUBMITTED', 'IN_PROGRESS'] } } });
+    expect(inFlight).toBeGreaterThan(0);
     victim.process.kill('SIGKILL');
-    await victim.exited;
+    expect(await victim.exited).toEqual({ code: null, signal: 'SIGKILL' });
 
     const rows = await p.settled(batch!.id, 90_000);
     expect(rows.filter((r) => r.status === 'COMPLETED')).toHaveLength(40);

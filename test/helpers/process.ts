@@ -104,5 +104,10 @@ export function run(command: string, args: string[], env: Record<string, string 
   };
 }
 
+/**
+ * Runs a TypeScript entrypoint in ONE node process (node --import tsx), so that its pid is the
+ * program itself: the tsx CLI would put a launcher in between, and a kill -9 of the launcher
+ * would leave the real program running.
+ */
 export const tsx = (entry: string, args: string[], env: Record<string, string | undefined> = {}) =>
-  run(`${ROOT}node_modules/.bin/tsx`, [entry, ...args], env);
+  run(process.execPath, ['--import', 'tsx', entry, ...args], env);
