@@ -17,8 +17,9 @@ const pipeline = await startBenchPipeline({
   env: {
     FAL_CONCURRENCY: String(concurrency),
     WORKER_CONCURRENCY: String(Math.max(concurrency, 100)),
-    FAL_POLL_INTERVAL_MS: process.env.FAL_POLL_INTERVAL_MS ?? '1000',
-    FAL_POLL_MAX_INTERVAL_MS: process.env.FAL_POLL_MAX_INTERVAL_MS ?? '2000',
+    // Production's polling defaults (2 s, backing off to 15 s): with webhooks, polling is the fallback.
+    FAL_POLL_INTERVAL_MS: process.env.FAL_POLL_INTERVAL_MS ?? '2000',
+    FAL_POLL_MAX_INTERVAL_MS: process.env.FAL_POLL_MAX_INTERVAL_MS ?? '15000',
     WEBHOOKS: process.env.WEBHOOKS ?? 'true',
   },
 });

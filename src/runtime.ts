@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
-import { createDb, type Db } from './db.ts';
+import { createDatabase, type Db, type Sql } from './db.ts';
 import { closePubSub, createPubSub, type PubSub } from './events/pubsub.ts';
 import { EventPublisher } from './events/publisher.ts';
 import { topics, type Topics } from './events/topics.ts';
@@ -19,6 +19,8 @@ import { closeRedis, createRedis } from './redis.ts';
 export interface Segue {
   readonly config: Config;
   readonly db: Db;
+  /** Plain SQL on the same pool, for the state machine's hot path. */
+  readonly sql: Sql;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly topics: Topics;
@@ -31,7 +33,8 @@ export interface Segue {
 
 export function createSegue(config: Config, options: { logger?: Logger; provider?: VideoProvider } = {}): Segue {
   const logger = options.logger ?? createLogger(config);
-  const db = createDb(config.databaseUrl);
+  const database = createDatabase(config.databaseUrl);
+  const db = database.prisma;
   const metrics = createMetrics();
   const names = topics(config.queuePrefix);
 
@@ -44,6 +47,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
   const segue: Segue = {
     config,
     db,
+    sql: database.sql,
     logger,
     metrics,
     topics: names,
@@ -66,7 +70,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
       await closeRedis(producer);
       if (pubsub) await closePubSub(pubsub);
       await provider?.close?.();
-      await db.$disconnect();
+      await database.close();
     },
   };
   return segue;

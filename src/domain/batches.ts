@@ -1,6 +1,6 @@
 import type { Db } from '../db.ts';
 import { TransitionStatus } from '../generated/prisma/enums.ts';
-import type { Transition } from '../generated/prisma/client.ts';
+import { Prisma, type Transition } from '../generated/prisma/client.ts';
 import { insertBatchItems } from './bulk-inserts.ts';
 import { startRuns } from './state-machine.ts';
 import type { Tx } from './idempotency.ts';
@@ -39,18 +39,26 @@ export function batchStatus(c: BatchCounts): BatchStatus {
   return 'CANCELED';
 }
 
+/**
+ * A batch item's live status is its transition's while the transition's current run is in this
+ * batch; once the transition starts a run elsewhere, the item keeps the status it ended with
+ * (frozen by startRuns). So a status change writes one row, not two.
+ */
+const ITEM_STATUS = Prisma.sql`CASE WHEN t."batchId" = i."batchId" THEN t."status" ELSE i."status" END`;
+
 /** Counts per batch in one grouped query, however many batches and items. */
 export async function batchCounts(db: Db | Tx, batchIds: readonly string[]): Promise<Map<string, BatchCounts>> {
-  const rows = await db.batchItem.groupBy({
-    by: ['batchId', 'status'],
-    where: { batchId: { in: [...batchIds] } },
-    _count: { _all: true },
-  });
   const counts = new Map(batchIds.map((id) => [id, emptyCounts()]));
+  if (batchIds.length === 0) return counts;
+  const rows = await db.$queryRaw<Array<{ batchId: string; status: TransitionStatus; n: number }>>`
+    SELECT i."batchId", ${ITEM_STATUS} AS "status", count(*)::int AS n
+    FROM "BatchItem" i JOIN "Transition" t ON t."id" = i."transitionId"
+    WHERE i."batchId" = ANY(${[...batchIds]}::uuid[])
+    GROUP BY 1, 2`;
   for (const row of rows) {
     const c = counts.get(row.batchId)!;
-    c[bucket[row.status]] += row._count._all;
-    c.total += row._count._all;
+    c[bucket[row.status]] += row.n;
+    c.total += row.n;
   }
   return counts;
 }
@@ -85,4 +93,24 @@ export async function queueInBatch(
   // In the caller's order, which is the order they are enqueued (FIFO within an account).
   const position = new Map(transitionIds.map((id, i) => [id, i]));
   return rows.sort((a, b) => position.get(a.id)! - position.get(b.id)!);
+}
+
+/**
+ * Sets completedAt on the batches among `batchIds` whose items have all ended. Runs after the
+ * changes committed, in a statement of its own: inside a change's statement, two items finishing
+ * at once would each see the other as still running (same snapshot) and neither would close the
+ * batch. Returns the ids it closed.
+ */
+export async function closeFinishedBatches(db: Db, batchIds: readonly string[] | 'all-open'): Promise<string[]> {
+  if (batchIds !== 'all-open' && batchIds.length === 0) return [];
+  const which = batchIds === 'all-open' ? Prisma.empty : Prisma.sql`AND b."id" = ANY(${[...batchIds]}::uuid[])`;
+  const closed = await db.$queryRaw<Array<{ id: string }>>`
+    UPDATE "Batch" b SET "completedAt" = (now() AT TIME ZONE 'UTC')
+    WHERE b."completedAt" IS NULL ${which}
+      AND EXISTS (SELECT 1 FROM "BatchItem" i WHERE i."batchId" = b."id")
+      AND NOT EXISTS (
+        SELECT 1 FROM "BatchItem" i JOIN "Transition" t ON t."id" = i."transitionId"
+        WHERE i."batchId" = b."id" AND ${ITEM_STATUS} <> ALL(${[...TERMINAL]}::"TransitionStatus"[]))
+    RETURNING b."id"`;
+  return closed.map((c) => c.id);
 }

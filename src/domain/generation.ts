@@ -4,7 +4,7 @@ import type { VideoProvider } from '../providers/provider.ts';
 import type { BatchProgressEvent } from '../events/publisher.ts';
 import type { PubSub } from '../events/pubsub.ts';
 import type { Topics } from '../events/topics.ts';
-import { createBatch, TERMINAL } from './batches.ts';
+import { closeFinishedBatches, createBatch, TERMINAL } from './batches.ts';
 import { conflict } from './errors.ts';
 import { launchRuns, type LaunchDeps } from './launch.ts';
 import { cancelTransitions, startRuns } from './state-machine.ts';
@@ -60,6 +60,7 @@ export async function cancelBatch(deps: GenerationDeps, accountId: string, batch
   });
   if (open.length === 0) throw conflict('This batch has nothing left to cancel.');
   const canceled = await cancelTransitions(deps, accountId, open.map((t) => t.id));
+  await closeFinishedBatches(deps.db, [batch.id]);
   await stopAtProvider(deps, canceled);
   return deps.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
 }

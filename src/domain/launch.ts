@@ -5,6 +5,7 @@ import { announceCommitted, type ChangeListener } from './state-machine.ts';
 
 export interface LaunchDeps {
   db: import('../db.ts').Db;
+  sql: import('../db.ts').Sql;
   jobs: GenerationQueue;
   changes: ChangeListener;
   logger: Logger;

@@ -22,12 +22,17 @@ export async function applyProviderCallback(
   deps: StateDeps & { metrics?: Metrics },
   callback: ProviderCallback,
 ): Promise<CallbackOutcome> {
+  if (callback.ok && callback.videoUrl) {
+    // The common case in one statement: complete the row still running with this request id.
+    const done = await complete(deps, callback.requestId, callback.videoUrl);
+    if (done) return 'completed';
+  }
   let row = await deps.db.transition.findUnique({ where: { falRequestId: callback.requestId } });
   let adopted = false;
   if (!row && callback.submission) {
     const candidate = await deps.db.transition.findUnique({ where: { id: callback.submission.transitionId } });
     if (candidate && candidate.attempts === callback.submission.attempt && candidate.status === S.SUBMITTED && !candidate.falRequestId) {
-      row = await changeTransition(deps, candidate, S.SUBMITTED, { falRequestId: callback.requestId }, {
+      row = await changeTransition(deps, { id: candidate.id, run: candidate.run }, S.SUBMITTED, { falRequestId: callback.requestId }, {
         from: [S.SUBMITTED],
         falRequestId: null,
       });
@@ -36,21 +41,19 @@ export async function applyProviderCallback(
   }
   if (!row) return 'unknown';
   if (!callback.ok || !callback.videoUrl) return adopted ? 'adopted' : 'left-to-tracker';
-  const done = await changeTransition(
-    deps,
-    row,
-    S.COMPLETED,
-    {
-      videoUrl: callback.videoUrl,
-      completedAt: new Date(),
-      startedAt: 'now-if-null',
-      queuePosition: null,
-      errorCode: null,
-      errorMessage: null,
-    },
-    { falRequestId: callback.requestId },
-  );
-  if (!done) return adopted ? 'adopted' : 'duplicate';
-  deps.metrics?.finished.inc({ status: S.COMPLETED });
-  return 'completed';
+  if (!adopted) return 'duplicate';
+  return (await complete(deps, callback.requestId, callback.videoUrl)) ? 'completed' : 'adopted';
+}
+
+async function complete(deps: StateDeps & { metrics?: Metrics }, requestId: string, videoUrl: string) {
+  const done = await changeTransition(deps, { falRequestId: requestId }, S.COMPLETED, {
+    videoUrl,
+    completedAt: new Date(),
+    startedAt: 'now-if-null',
+    queuePosition: null,
+    errorCode: null,
+    errorMessage: null,
+  });
+  if (done) deps.metrics?.finished.inc({ status: S.COMPLETED });
+  return done;
 }

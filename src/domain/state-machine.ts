@@ -1,8 +1,7 @@
-import type { Db } from '../db.ts';
+import type { Db, Sql } from '../db.ts';
 import { Prisma, type Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { TransitionStatus } from '../generated/prisma/enums.ts';
-import { TERMINAL } from './batches.ts';
 
 /**
  * The one place that changes a transition's status within a generation run.
@@ -11,9 +10,9 @@ import { TERMINAL } from './batches.ts';
  *   SUBMITTED | IN_PROGRESS → QUEUED   (a transient failure: the next attempt waits for a slot)
  *
  * Every write is conditional on the run and the current status (optimistic: of two workers, one
- * wins, the other gets null and stops), bumps `version`, mirrors the status into the run's
- * BatchItem in the same statement, and is announced after commit. Starting a run (DRAFT or an
- * ended status → QUEUED with run + 1) is `startRuns`, below.
+ * wins, the other gets null and stops), bumps `version`, is a single-row statement (the batch
+ * item follows the row, see batchCounts), and is announced after commit. Starting a run (DRAFT
+ * or an ended status → QUEUED with run + 1) is `startRuns`, below.
  */
 export const ALLOWED_FROM: Record<TransitionStatus, readonly TransitionStatus[]> = {
   DRAFT: [],
@@ -47,11 +46,12 @@ export interface ChangeGuard {
 
 /** Announces committed changes (src/events); the state machine never publishes before commit. */
 export interface ChangeListener {
-  transitionsChanged(rows: readonly Transition[], info: { completedBatchIds: readonly string[] }): void | Promise<void>;
+  transitionsChanged(rows: readonly Transition[]): void | Promise<void>;
 }
 
 export interface StateDeps {
   db: Db;
+  sql: Sql;
   changes?: ChangeListener;
 }
 
@@ -67,82 +67,65 @@ const COLUMNS: Record<keyof ChangeData, string> = {
   completedAt: 'completedAt',
 };
 
-const utcNow = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
+const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
+const UTC_SQL = Prisma.raw(UTC_NOW);
 
-function setClause(data: ChangeData): Prisma.Sql[] {
-  const sets: Prisma.Sql[] = [];
+/** Builds "col = $n" assignments; Dates travel as ISO strings (UTC, as Prisma stores them). */
+function assignments(data: ChangeData, values: unknown[]): string[] {
+  const sets: string[] = [];
   for (const key of Object.keys(data) as Array<keyof ChangeData>) {
     const value = data[key];
     if (value === undefined) continue;
-    const column = Prisma.raw(`"${COLUMNS[key]}"`);
-    if (value === 'increment') sets.push(Prisma.sql`${column} = ${column} + 1`);
-    else if (value === 'now-if-null') sets.push(Prisma.sql`${column} = coalesce(${column}, ${utcNow})`);
-    else sets.push(Prisma.sql`${column} = ${value}`);
+    const column = `"${COLUMNS[key]}"`;
+    if (value === 'increment') sets.push(`${column} = ${column} + 1`);
+    else if (value === 'now-if-null') sets.push(`${column} = coalesce(${column}, ${UTC_NOW})`);
+    else {
+      values.push(value instanceof Date ? value.toISOString() : value);
+      sets.push(`${column} = $${values.length}`);
+    }
   }
   return sets;
 }
 
 /**
- * Moves one transition of run `run` to `to`, if allowed from where it is now. Returns the new row,
- * or null when the row moved on (another worker, a cancel, a newer run): the caller stops.
+ * Moves one transition of run `run` (or the one holding a fal request id) to `to`, if allowed
+ * from where it is now. Returns the new row, or null when the row moved on (another worker, a
+ * cancel, a newer run): the caller stops.
  */
 export async function changeTransition(
   deps: StateDeps,
-  ref: { id: string; run: number },
+  ref: { id: string; run: number } | { falRequestId: string },
   to: TransitionStatus,
   data: ChangeData = {},
   guard: ChangeGuard = {},
 ): Promise<Transition | null> {
   const from = guard.from ?? ALLOWED_FROM[to];
   if (from.length === 0) throw new Error(`No change leads to ${to} within a run.`);
-  const requestGuard =
-    guard.falRequestId === undefined
-      ? Prisma.empty
-      : Prisma.sql`AND "falRequestId" IS NOT DISTINCT FROM ${guard.falRequestId}`;
-  const sets = [
-    Prisma.sql`"status" = ${to}::"TransitionStatus"`,
-    Prisma.sql`"version" = "version" + 1`,
-    Prisma.sql`"updatedAt" = ${utcNow}`,
-    ...setClause(data),
-  ];
-  // One statement: the row and its BatchItem change together, in one round trip.
-  const rows = await deps.db.$queryRaw<Transition[]>`
-    WITH changed AS (
-      UPDATE "Transition" SET ${Prisma.join(sets, ', ')}
-      WHERE "id" = ${ref.id}::uuid AND "run" = ${ref.run}
-        AND "status" = ANY(${[...from]}::"TransitionStatus"[]) ${requestGuard}
-      RETURNING *
-    ), item AS (
-      UPDATE "BatchItem" b SET "status" = c."status" FROM changed c
-      WHERE b."batchId" = c."batchId" AND b."transitionId" = c."id" AND b."status" <> c."status"
-    )
-    SELECT * FROM changed`;
-  const row = rows[0] ?? null;
-  if (row) await announce(deps, [row]);
+  const values: unknown[] = [to, [...from]];
+  const sets = [`"status" = $1::"TransitionStatus"`, `"version" = "version" + 1`, `"updatedAt" = ${UTC_NOW}`, ...assignments(data, values)];
+  let where: string;
+  if ('id' in ref) {
+    values.push(ref.id, ref.run);
+    where = `"id" = $${values.length - 1}::uuid AND "run" = $${values.length}`;
+  } else {
+    values.push(ref.falRequestId);
+    where = `"falRequestId" = $${values.length}`;
+  }
+  if (guard.falRequestId !== undefined) {
+    values.push(guard.falRequestId);
+    where += ` AND "falRequestId" IS NOT DISTINCT FROM $${values.length}`;
+  }
+  const [row] = await deps.sql.query<Transition>(
+    `UPDATE "Transition" SET ${sets.join(', ')} WHERE ${where} AND "status" = ANY($2::"TransitionStatus"[]) RETURNING *`,
+    values,
+  );
+  if (!row) return null;
+  await announce(deps, [row]);
   return row;
 }
 
-/**
- * After terminal changes have committed, closes the batches with nothing left to run. Done in a
- * statement of its own: inside the change's statement, two items finishing at once would each see
- * the other as still running (same snapshot) and neither would close the batch.
- */
-async function closeFinishedBatches(db: Db, rows: readonly Transition[]): Promise<string[]> {
-  const batchIds = [...new Set(rows.filter((r) => TERMINAL.includes(r.status) && r.batchId).map((r) => r.batchId!))];
-  if (batchIds.length === 0) return [];
-  const closed = await db.$queryRaw<Array<{ id: string }>>`
-    UPDATE "Batch" SET "completedAt" = ${utcNow}
-    WHERE "id" = ANY(${batchIds}::uuid[]) AND "completedAt" IS NULL
-      AND NOT EXISTS (
-        SELECT 1 FROM "BatchItem" i
-        WHERE i."batchId" = "Batch"."id" AND i."status" <> ALL(${[...TERMINAL]}::"TransitionStatus"[]))
-    RETURNING "id"`;
-  return closed.map((c) => c.id);
-}
-
 async function announce(deps: StateDeps, rows: readonly Transition[]) {
-  const completedBatchIds = await closeFinishedBatches(deps.db, rows);
-  await deps.changes?.transitionsChanged(rows, { completedBatchIds });
+  await deps.changes?.transitionsChanged(rows);
 }
 
 /**
@@ -150,19 +133,13 @@ async function announce(deps: StateDeps, rows: readonly Transition[]) {
  * Returns the rows that changed; ids already ended are left alone.
  */
 export async function cancelTransitions(deps: StateDeps, accountId: string, ids: readonly string[]) {
-  const open = [S.QUEUED, S.SUBMITTED, S.IN_PROGRESS];
-  const rows = await deps.db.$queryRaw<Transition[]>`
-    WITH changed AS (
-      UPDATE "Transition" SET "status" = 'CANCELED', "version" = "version" + 1, "updatedAt" = ${utcNow},
-        "completedAt" = ${utcNow}, "queuePosition" = NULL
-      WHERE "id" = ANY(${[...ids]}::uuid[]) AND "accountId" = ${accountId}::uuid
-        AND "status" = ANY(${open}::"TransitionStatus"[])
-      RETURNING *
-    ), item AS (
-      UPDATE "BatchItem" b SET "status" = 'CANCELED' FROM changed c
-      WHERE b."batchId" = c."batchId" AND b."transitionId" = c."id"
-    )
-    SELECT * FROM changed`;
+  const rows = await deps.sql.query<Transition>(
+    `UPDATE "Transition" SET "status" = 'CANCELED', "version" = "version" + 1, "updatedAt" = ${UTC_NOW},
+       "completedAt" = ${UTC_NOW}, "queuePosition" = NULL
+     WHERE "id" = ANY($1::uuid[]) AND "accountId" = $2::uuid AND "status" = ANY($3::"TransitionStatus"[])
+     RETURNING *`,
+    [[...ids], accountId, [S.QUEUED, S.SUBMITTED, S.IN_PROGRESS]],
+  );
   if (rows.length) await announce(deps, rows);
   return rows;
 }
@@ -182,11 +159,17 @@ export async function startRuns(
   batchId: string,
   onlyFrom: readonly TransitionStatus[] = RUN_STARTABLE,
 ): Promise<Transition[]> {
+  // A run leaving a batch freezes its outcome in that batch's item first.
+  await tx.$executeRaw`
+    UPDATE "BatchItem" i SET "status" = t."status" FROM "Transition" t
+    WHERE t."id" = ANY(${[...ids]}::uuid[]) AND t."accountId" = ${accountId}::uuid
+      AND i."transitionId" = t."id" AND i."batchId" = t."batchId" AND t."batchId" <> ${batchId}::uuid
+      AND t."status" = ANY(${[...onlyFrom]}::"TransitionStatus"[])`;
   return tx.$queryRaw<Transition[]>`
     UPDATE "Transition" SET "status" = 'QUEUED', "run" = "run" + 1, "version" = "version" + 1,
       "batchId" = ${batchId}::uuid, "attempts" = 0, "errorCode" = NULL, "errorMessage" = NULL,
-      "falRequestId" = NULL, "queuePosition" = NULL, "videoUrl" = NULL, "queuedAt" = ${utcNow},
-      "submittedAt" = NULL, "startedAt" = NULL, "completedAt" = NULL, "updatedAt" = ${utcNow}
+      "falRequestId" = NULL, "queuePosition" = NULL, "videoUrl" = NULL, "queuedAt" = ${UTC_SQL},
+      "submittedAt" = NULL, "startedAt" = NULL, "completedAt" = NULL, "updatedAt" = ${UTC_SQL}
     WHERE "id" = ANY(${[...ids]}::uuid[]) AND "accountId" = ${accountId}::uuid
       AND "status" = ANY(${[...onlyFrom]}::"TransitionStatus"[])
     RETURNING *`;

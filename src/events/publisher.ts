@@ -1,5 +1,5 @@
 import type { Db } from '../db.ts';
-import { batchCounts, batchStatus, type BatchCounts, type BatchStatus } from '../domain/batches.ts';
+import { batchCounts, batchStatus, closeFinishedBatches, type BatchCounts, type BatchStatus } from '../domain/batches.ts';
 import type { ChangeListener } from '../domain/state-machine.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
@@ -22,7 +22,7 @@ export interface BatchProgressEvent {
  * Turns committed changes into messages: one per transition change (carrying the row, so no
  * subscriber has to reload it), and batch progress per batch, coalesced to one count query per
  * batch per `progressIntervalMs` (a 1,000-item batch would otherwise count its items 3,000 times).
- * A batch that just ended is announced at once.
+ * The same coalesced pass closes batches whose items have all ended (completedAt).
  */
 export class EventPublisher implements ChangeListener {
   private readonly pendingBatches = new Map<string, string>(); // batchId -> accountId
@@ -34,7 +34,7 @@ export class EventPublisher implements ChangeListener {
     private readonly progressIntervalMs = 100,
   ) {}
 
-  async transitionsChanged(rows: readonly Transition[], info: { completedBatchIds: readonly string[] }) {
+  async transitionsChanged(rows: readonly Transition[]) {
     const { pubsub, topics } = this.deps;
     try {
       await Promise.all(
@@ -47,8 +47,7 @@ export class EventPublisher implements ChangeListener {
       this.deps.logger.warn({ err }, 'could not publish transition events');
     }
     for (const row of rows) if (row.batchId) this.pendingBatches.set(row.batchId, row.accountId);
-    if (info.completedBatchIds.length > 0) await this.flush();
-    else this.schedule();
+    this.schedule();
   }
 
   private schedule() {
@@ -68,10 +67,15 @@ export class EventPublisher implements ChangeListener {
       this.pendingBatches.clear();
       try {
         const ids = [...batches.keys()];
-        const [counts, rows] = await Promise.all([
-          batchCounts(this.deps.db, ids),
-          this.deps.db.batch.findMany({ where: { id: { in: ids } }, select: { id: true, completedAt: true } }),
-        ]);
+        const counts = await batchCounts(this.deps.db, ids);
+        const ended = ids.filter((id) => {
+          const c = counts.get(id)!;
+          return c.total > 0 && c.completed + c.failed + c.canceled === c.total;
+        });
+        await closeFinishedBatches(this.deps.db, ended);
+        const rows = ended.length
+          ? await this.deps.db.batch.findMany({ where: { id: { in: ended } }, select: { id: true, completedAt: true } })
+          : [];
         const completedAt = new Map(rows.map((r) => [r.id, r.completedAt]));
         await Promise.all(
           ids.map((batchId) => {

@@ -80,7 +80,7 @@ export function falWebhookHandler(segue: Segue) {
     const videoUrl = event.payload?.video?.url;
     try {
       const outcome = await applyProviderCallback(
-        { db: segue.db, changes: segue.changes, metrics: segue.metrics },
+        { db: segue.db, sql: segue.sql, changes: segue.changes, metrics: segue.metrics },
         { requestId, ok: event.status === 'OK', videoUrl: typeof videoUrl === 'string' ? videoUrl : null, submission },
       );
       log.info({ falRequestId: requestId, transitionId, outcome }, 'fal webhook');

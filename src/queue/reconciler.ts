@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { TERMINAL } from '../domain/batches.ts';
+import { closeFinishedBatches } from '../domain/batches.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Segue } from '../runtime.ts';
 import { generationJobId, type Enqueueable } from './generation-queue.ts';
@@ -102,12 +102,7 @@ export class Reconciler {
       cursor = { queuedAt: last.queuedAt, id: last.id };
       if (rows.length < PAGE) break;
     }
-    report.batchesClosed = await db.$executeRaw`
-      UPDATE "Batch" SET "completedAt" = (now() AT TIME ZONE 'UTC')
-      WHERE "completedAt" IS NULL
-        AND EXISTS (SELECT 1 FROM "BatchItem" i WHERE i."batchId" = "Batch"."id")
-        AND NOT EXISTS (SELECT 1 FROM "BatchItem" i WHERE i."batchId" = "Batch"."id"
-                        AND i."status" <> ALL(${[...TERMINAL]}::"TransitionStatus"[]))`;
+    report.batchesClosed = (await closeFinishedBatches(db, 'all-open')).length;
     if (report.requeued || report.batchesClosed) logger.info(report, 'reconciled jobs with the database');
     return report;
   }

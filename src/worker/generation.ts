@@ -69,7 +69,9 @@ export class GenerationRun {
 
   async execute(): Promise<RunOutcome> {
     try {
-      return await this.drive(await this.load());
+      // Most jobs find their row QUEUED: try the claim straight away, which also loads the row.
+      const claimed = await this.claim();
+      return await this.drive(claimed ? await this.submit(claimed) : await this.load());
     } catch (error) {
       return this.onError(error);
     }
@@ -80,7 +82,7 @@ export class GenerationRun {
   }
 
   private change(to: TransitionStatus, data: ChangeData, guard: ChangeGuard = {}) {
-    return changeTransition({ db: this.segue.db, changes: this.segue.changes }, this.ref, to, data, guard);
+    return changeTransition(this.segue, this.ref, to, data, guard);
   }
 
   private checkAbort() {
@@ -99,9 +101,11 @@ export class GenerationRun {
           return 'canceled';
         case S.DRAFT:
           return 'stale';
-        case S.QUEUED:
-          row = await this.submit(row);
+        case S.QUEUED: {
+          const claimed = await this.claim();
+          row = claimed ? await this.submit(claimed) : await this.load();
           break;
+        }
         case S.SUBMITTED:
         case S.IN_PROGRESS:
           row = row.falRequestId ? await this.track(row) : await this.awaitLostSubmit(row);
@@ -110,15 +114,18 @@ export class GenerationRun {
     }
   }
 
-  /** QUEUED → SUBMITTED, then exactly one submit to fal, then its request id on the row. */
-  private async submit(row: Transition): Promise<Transition | null> {
+  /** QUEUED → SUBMITTED, recording the intent to submit before anything goes to fal. */
+  private claim() {
     this.checkAbort();
-    const claimed = await this.change(
+    return this.change(
       S.SUBMITTED,
       { attempts: 'increment', submittedAt: new Date(), falRequestId: null, queuePosition: null },
       { from: [S.QUEUED] },
     );
-    if (!claimed) return this.load();
+  }
+
+  /** Exactly one submit to fal for a row this run has just claimed, then its request id on the row. */
+  private async submit(claimed: Transition): Promise<Transition | null> {
     const { metrics, provider } = this.segue;
     const started = performance.now();
     let submitted: { requestId: string; queuePosition: number | null };
@@ -184,7 +191,14 @@ export class GenerationRun {
         if (now < nextPollAt && now < deadline) {
           // Woken early only to notice the row ending elsewhere (webhook, cancel).
           const woke = await this.wakeups.sleep(row.id, Math.min(nextPollAt, deadline) - now, this.signal);
-          if (woke === 'changed') {
+          if (typeof woke === 'object') {
+            const seen = woke.changed;
+            // Our own changes come back too: only a newer version is news.
+            if (seen && seen.run === row.run && seen.version <= row.version) continue;
+            // Ended elsewhere (a webhook completed it, a user canceled it): done, the row says how.
+            if (seen && seen.run === row.run && !isRunning(seen.status as TransitionStatus)) {
+              return { ...row, status: seen.status as TransitionStatus, version: seen.version };
+            }
             const fresh = await this.load();
             if (!fresh || fresh.run !== row.run || fresh.falRequestId !== requestId || !isRunning(fresh.status)) return fresh;
             row = fresh;
@@ -256,7 +270,8 @@ export class GenerationRun {
     const until = config.publicUrl ? submittedAt + config.fal.timeoutMs : submittedAt + config.fal.submitTimeoutMs + 5_000;
     while (Date.now() < until) {
       this.checkAbort();
-      await this.wakeups.sleep(row.id, Math.min(config.fal.pollMaxIntervalMs, until - Date.now()), this.signal);
+      const woke = await this.wakeups.sleep(row.id, Math.min(config.fal.pollMaxIntervalMs, until - Date.now()), this.signal);
+      if (typeof woke === 'object' && woke.changed && woke.changed.version <= row.version) continue;
       this.checkAbort();
       const fresh = await this.load();
       if (!fresh || fresh.run !== row.run || fresh.status !== S.SUBMITTED || fresh.falRequestId) return fresh;
