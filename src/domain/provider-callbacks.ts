@@ -22,27 +22,28 @@ export async function applyProviderCallback(
   deps: StateDeps & { metrics?: Metrics },
   callback: ProviderCallback,
 ): Promise<CallbackOutcome> {
-  if (callback.ok && callback.videoUrl) {
-    // The common case in one statement: complete the row still running with this request id.
-    const done = await complete(deps, callback.requestId, callback.videoUrl);
-    if (done) return 'completed';
+  const ok = callback.ok && callback.videoUrl !== null;
+  // The common case in one statement: complete the row still running with this request id.
+  if (ok && (await complete(deps, callback.requestId, callback.videoUrl!))) return 'completed';
+  // The worker may not have recorded the id yet (or never will: its answer was lost).
+  const adopted = callback.submission ? await adopt(deps, callback.submission, callback.requestId) : false;
+  if (ok && (await complete(deps, callback.requestId, callback.videoUrl!))) return 'completed';
+  if (!ok) return adopted ? 'adopted' : 'left-to-tracker';
+  const known = await deps.db.transition.findUnique({ where: { falRequestId: callback.requestId }, select: { id: true } });
+  return known ? 'duplicate' : 'unknown';
+}
+
+/** Records the request id on the submission the callback URL named, if it still has none. */
+async function adopt(deps: StateDeps, submission: { transitionId: string; attempt: number }, requestId: string) {
+  const candidate = await deps.db.transition.findUnique({ where: { id: submission.transitionId } });
+  if (!candidate || candidate.attempts !== submission.attempt || candidate.status !== S.SUBMITTED || candidate.falRequestId) {
+    return false;
   }
-  let row = await deps.db.transition.findUnique({ where: { falRequestId: callback.requestId } });
-  let adopted = false;
-  if (!row && callback.submission) {
-    const candidate = await deps.db.transition.findUnique({ where: { id: callback.submission.transitionId } });
-    if (candidate && candidate.attempts === callback.submission.attempt && candidate.status === S.SUBMITTED && !candidate.falRequestId) {
-      row = await changeTransition(deps, { id: candidate.id, run: candidate.run }, S.SUBMITTED, { falRequestId: callback.requestId }, {
-        from: [S.SUBMITTED],
-        falRequestId: null,
-      });
-      adopted = row !== null;
-    }
-  }
-  if (!row) return 'unknown';
-  if (!callback.ok || !callback.videoUrl) return adopted ? 'adopted' : 'left-to-tracker';
-  if (!adopted) return 'duplicate';
-  return (await complete(deps, callback.requestId, callback.videoUrl)) ? 'completed' : 'adopted';
+  const row = await changeTransition(deps, { id: candidate.id, run: candidate.run }, S.SUBMITTED, { falRequestId: requestId }, {
+    from: [S.SUBMITTED],
+    falRequestId: null,
+  });
+  return row !== null;
 }
 
 async function complete(deps: StateDeps & { metrics?: Metrics }, requestId: string, videoUrl: string) {

@@ -7,7 +7,7 @@ import { webhookUrl } from '../providers/fal-webhook.ts';
 import { isProviderError, ProviderError, type GenerationInput } from '../providers/provider.ts';
 import type { GenerationJobData } from '../queue/generation-queue.ts';
 import type { Segue } from '../runtime.ts';
-import type { Wakeups } from './wakeups.ts';
+import type { Wakeups, Watch } from './wakeups.ts';
 
 /** Why a worker aborts a running job: it is stopping (hand the job over) or lost the job's lock. */
 export const ABORT_SHUTDOWN = 'shutdown';
@@ -55,6 +55,8 @@ export class GenerationRun {
   private readonly ref: { id: string; run: number };
   /** Set right after a submit: fal has just said where the request stands, no need to ask again. */
   private justSubmitted = false;
+  /** Changes of the row made elsewhere, caught from the start of the run on. */
+  private watch: Watch | null = null;
 
   constructor(
     private readonly segue: Segue,
@@ -68,12 +70,15 @@ export class GenerationRun {
   }
 
   async execute(): Promise<RunOutcome> {
+    this.watch = this.wakeups.watch(this.ref.id);
     try {
       // Most jobs find their row QUEUED: try the claim straight away, which also loads the row.
       const claimed = await this.claim();
       return await this.drive(claimed ? await this.submit(claimed) : await this.load());
     } catch (error) {
       return this.onError(error);
+    } finally {
+      this.watch.close();
     }
   }
 
@@ -190,11 +195,9 @@ export class GenerationRun {
         const now = Date.now();
         if (now < nextPollAt && now < deadline) {
           // Woken early only to notice the row ending elsewhere (webhook, cancel).
-          const woke = await this.wakeups.sleep(row.id, Math.min(nextPollAt, deadline) - now, this.signal);
+          const woke = await this.watch!.sleep(Math.min(nextPollAt, deadline) - now, row.version, this.signal);
           if (typeof woke === 'object') {
             const seen = woke.changed;
-            // Our own changes come back too: only a newer version is news.
-            if (seen && seen.run === row.run && seen.version <= row.version) continue;
             // Ended elsewhere (a webhook completed it, a user canceled it): done, the row says how.
             if (seen && seen.run === row.run && !isRunning(seen.status as TransitionStatus)) {
               return { ...row, status: seen.status as TransitionStatus, version: seen.version };
@@ -270,11 +273,11 @@ export class GenerationRun {
     const until = config.publicUrl ? submittedAt + config.fal.timeoutMs : submittedAt + config.fal.submitTimeoutMs + 5_000;
     while (Date.now() < until) {
       this.checkAbort();
-      const woke = await this.wakeups.sleep(row.id, Math.min(config.fal.pollMaxIntervalMs, until - Date.now()), this.signal);
-      if (typeof woke === 'object' && woke.changed && woke.changed.version <= row.version) continue;
+      await this.watch!.sleep(Math.min(config.fal.pollMaxIntervalMs, until - Date.now()), row.version, this.signal);
       this.checkAbort();
       const fresh = await this.load();
       if (!fresh || fresh.run !== row.run || fresh.status !== S.SUBMITTED || fresh.falRequestId) return fresh;
+      row = fresh;
     }
     return this.attemptFailed(uncertainFailure());
   }
