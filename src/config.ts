@@ -49,6 +49,9 @@ const schema = z.object({
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).default(30_000),
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(30_000),
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
+  SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).default(50),
+  SUBSCRIPTIONS_PER_ACCOUNT: z.coerce.number().int().min(1).default(200),
+  SUBSCRIPTION_BUFFER: z.coerce.number().int().min(10).default(1_000),
 });
 
 export type Config = Readonly<{
@@ -74,6 +77,13 @@ export type Config = Readonly<{
     pollIntervalMs: number;
     pollMaxIntervalMs: number;
     submitTimeoutMs: number;
+  };
+  subscriptions: {
+    perConnection: number;
+    /** On each API instance. */
+    perAccount: number;
+    /** Events waiting for a slow client before its subscription is ended. */
+    buffer: number;
   };
   worker: {
     concurrency: number;
@@ -120,6 +130,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollIntervalMs: c.FAL_POLL_INTERVAL_MS,
       pollMaxIntervalMs: Math.max(c.FAL_POLL_MAX_INTERVAL_MS, c.FAL_POLL_INTERVAL_MS),
       submitTimeoutMs: c.FAL_SUBMIT_TIMEOUT_MS,
+    },
+    subscriptions: {
+      perConnection: c.SUBSCRIPTIONS_PER_CONNECTION,
+      perAccount: c.SUBSCRIPTIONS_PER_ACCOUNT,
+      buffer: c.SUBSCRIPTION_BUFFER,
     },
     worker: {
       concurrency: c.WORKER_CONCURRENCY,

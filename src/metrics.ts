@@ -48,6 +48,11 @@ export function createMetrics() {
       labelNames: ['status'] as const,
       registers: [registry],
     }),
+    subscriptions: new Gauge({
+      name: 'segue_subscriptions_open',
+      help: 'GraphQL subscriptions open on this API instance',
+      registers: [registry],
+    }),
     tracking: new Gauge({
       name: 'segue_fal_requests_tracked',
       help: 'fal requests this process is tracking now',

@@ -7,6 +7,7 @@ export const ERROR_CODES = [
   'NOT_FOUND',
   'BAD_USER_INPUT',
   'CONFLICT',
+  'LIMIT_EXCEEDED',
   'INTERNAL',
 ] as const;
 

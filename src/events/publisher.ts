@@ -1,7 +1,7 @@
 import type { Db } from '../db.ts';
 import { batchCounts, batchStatus, closeFinishedBatches, type BatchCounts, type BatchStatus } from '../domain/batches.ts';
 import type { ChangeListener } from '../domain/state-machine.ts';
-import type { Transition } from '../generated/prisma/client.ts';
+import type { Batch, Transition } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { PubSub } from './pubsub.ts';
 import type { Topics } from './topics.ts';
@@ -11,11 +11,9 @@ export interface TransitionEvent {
 }
 
 export interface BatchProgressEvent {
-  batchId: string;
-  accountId: string;
+  batch: Batch;
   counts: BatchCounts;
   status: BatchStatus;
-  completedAt: Date | null;
 }
 
 /**
@@ -25,7 +23,7 @@ export interface BatchProgressEvent {
  * The same coalesced pass closes batches whose items have all ended (completedAt).
  */
 export class EventPublisher implements ChangeListener {
-  private readonly pendingBatches = new Map<string, string>(); // batchId -> accountId
+  private readonly pendingBatches = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -46,7 +44,7 @@ export class EventPublisher implements ChangeListener {
       // The change is committed; a lost event is recovered by the subscribers' snapshot.
       this.deps.logger.warn({ err }, 'could not publish transition events');
     }
-    for (const row of rows) if (row.batchId) this.pendingBatches.set(row.batchId, row.accountId);
+    for (const row of rows) if (row.batchId) this.pendingBatches.add(row.batchId);
     this.schedule();
   }
 
@@ -63,7 +61,7 @@ export class EventPublisher implements ChangeListener {
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
       if (this.pendingBatches.size === 0) return;
-      const batches = new Map(this.pendingBatches);
+      const batches = new Set(this.pendingBatches);
       this.pendingBatches.clear();
       try {
         const ids = [...batches.keys()];
@@ -73,21 +71,12 @@ export class EventPublisher implements ChangeListener {
           return c.total > 0 && c.completed + c.failed + c.canceled === c.total;
         });
         await closeFinishedBatches(this.deps.db, ended);
-        const rows = ended.length
-          ? await this.deps.db.batch.findMany({ where: { id: { in: ended } }, select: { id: true, completedAt: true } })
-          : [];
-        const completedAt = new Map(rows.map((r) => [r.id, r.completedAt]));
+        const rows = await this.deps.db.batch.findMany({ where: { id: { in: ids } } });
         await Promise.all(
-          ids.map((batchId) => {
-            const c = counts.get(batchId)!;
-            const event: BatchProgressEvent = {
-              batchId,
-              accountId: batches.get(batchId)!,
-              counts: c,
-              status: batchStatus(c),
-              completedAt: completedAt.get(batchId) ?? null,
-            };
-            return this.deps.pubsub.publish(this.deps.topics.batch(event.accountId, batchId), event);
+          rows.map((batch) => {
+            const c = counts.get(batch.id)!;
+            const event: BatchProgressEvent = { batch, counts: c, status: batchStatus(c) };
+            return this.deps.pubsub.publish(this.deps.topics.batch(batch.accountId, batch.id), event);
           }),
         );
       } catch (err) {

@@ -3,6 +3,7 @@ import { bearerToken, findAccountByApiKey } from '../domain/accounts.ts';
 import { batchCounts } from '../domain/batches.ts';
 import { unauthenticated } from '../domain/errors.ts';
 import type { Account } from '../generated/prisma/client.ts';
+import type { SubscriptionLimits } from '../events/limits.ts';
 import type { Segue } from '../runtime.ts';
 
 export interface Context {
@@ -11,6 +12,7 @@ export interface Context {
   /** The caller's account id; throws UNAUTHENTICATED for a request without a valid key. */
   accountId(): string;
   loaders: ReturnType<typeof createLoaders>;
+  subscriptions: SubscriptionLimits;
 }
 
 function createLoaders(segue: Segue) {
@@ -23,7 +25,11 @@ function createLoaders(segue: Segue) {
 }
 
 /** Builds the per-operation context from the Authorization value (a header, or WS connectionParams). */
-export async function createContext(segue: Segue, authorization: string | null | undefined): Promise<Context> {
+export async function createContext(
+  segue: Segue,
+  subscriptions: SubscriptionLimits,
+  authorization: string | null | undefined,
+): Promise<Context> {
   const key = bearerToken(authorization);
   const account = key ? await findAccountByApiKey(segue.db, key) : null;
   return {
@@ -34,5 +40,6 @@ export async function createContext(segue: Segue, authorization: string | null |
       return account.id;
     },
     loaders: createLoaders(segue),
+    subscriptions,
   };
 }

@@ -5,5 +5,6 @@ import './types/account.ts';
 import './types/queries.ts';
 import './types/mutations.ts';
 import './types/generation.ts';
+import './types/subscriptions.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { Segue } from '../runtime.ts';
 import { WEBHOOK_PATH } from '../providers/fal-webhook.ts';
 import { falWebhookHandler } from './webhooks.ts';
+import { SubscriptionLimits } from '../events/limits.ts';
+import { attachWebSocket } from './websocket.ts';
 import { createYogaServer } from './yoga.ts';
 
 export interface ApiServer {
@@ -13,7 +15,8 @@ export interface ApiServer {
 
 /** One node:http server: GraphQL (and GraphiQL) on /graphql, health probes beside it. */
 export async function startApiServer(segue: Segue, options: { port?: number; host?: string } = {}): Promise<ApiServer> {
-  const yoga = createYogaServer(segue);
+  const subscriptions = new SubscriptionLimits(segue.config.subscriptions.perAccount, segue.metrics);
+  const yoga = createYogaServer(segue, subscriptions);
   const falWebhook = falWebhookHandler(segue);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -37,6 +40,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
+  const websocket = attachWebSocket(server, yoga, segue);
   const address = server.address() as AddressInfo;
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   const url = `http://${shownHost}:${address.port}`;
@@ -44,8 +48,12 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     server,
     url,
     async close() {
-      server.closeIdleConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await websocket.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // SSE streams and keep-alive connections would hold close() open: end them.
+      server.closeAllConnections();
+      await closed;
+      await yoga.dispose();
     },
   };
 }

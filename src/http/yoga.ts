@@ -1,29 +1,38 @@
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createContext, type Context } from '../graphql/context.ts';
+import type { SubscriptionLimits } from '../events/limits.ts';
 import { useAuthentication } from '../graphql/authentication.ts';
+import { createContext, type Context } from '../graphql/context.ts';
 import { maskError, yogaLogger } from '../graphql/errors.ts';
 import { schema } from '../graphql/schema.ts';
 import type { Segue } from '../runtime.ts';
 
-export type ServerContext = { req: IncomingMessage; res: ServerResponse };
+export type ServerContext = {
+  req: IncomingMessage;
+  res?: ServerResponse;
+  /** Set for operations over WebSocket (graphql-ws). */
+  connectionParams?: Record<string, unknown> | undefined;
+};
 export type Yoga = YogaServerInstance<ServerContext, Context>;
 
-export function createYogaServer(segue: Segue): Yoga {
+export function createYogaServer(segue: Segue, subscriptions: SubscriptionLimits): Yoga {
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
-    graphiql: segue.config.graphiql ? { title: 'Segue GraphQL', defaultQuery: GRAPHIQL_QUERY } : false,
+    graphiql: segue.config.graphiql
+      ? { title: 'Segue GraphQL', defaultQuery: GRAPHIQL_QUERY, subscriptionsProtocol: 'WS' }
+      : false,
     landingPage: false,
     logging: yogaLogger(segue.logger.child({ component: 'graphql' })),
     maskedErrors: { maskError: (error) => maskError(error) },
     plugins: [useAuthentication()],
-    // Over WebSocket there is no Fetch request: the authorization comes from connectionParams.
-    context: ({ request, params }) =>
+    // HTTP and SSE carry the key in the Authorization header; WebSocket in connectionParams
+    // (there is no Fetch request over WebSocket).
+    context: ({ request, connectionParams }) =>
       createContext(
         segue,
-        request?.headers.get('authorization') ??
-          (params as { extensions?: { authorization?: string } } | undefined)?.extensions?.authorization,
+        subscriptions,
+        request?.headers.get('authorization') ?? (connectionParams?.authorization as string | undefined) ?? null,
       ),
   });
 }

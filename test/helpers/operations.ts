@@ -122,3 +122,15 @@ export const RetryTransition = graphql(`
     retryTransition(id: $id) { ...TransitionFields }
   }
 `);
+
+export const TransitionUpdated = graphql(`
+  subscription TransitionUpdated($id: ID, $batchId: ID) {
+    transitionUpdated(id: $id, batchId: $batchId) { id status version queuePosition attempts videoUrl error { code message } }
+  }
+`);
+
+export const BatchProgress = graphql(`
+  subscription BatchProgress($id: ID!) {
+    batchProgress(id: $id) { ...BatchFields }
+  }
+`);

@@ -1,6 +1,8 @@
 import { prismaConnectionHelpers } from '@pothos/plugin-prisma';
 import { BATCH_STATUSES, batchStatus } from '../../domain/batches.ts';
+import type { BatchWithCounts } from '../../events/streams.ts';
 import { builder } from '../builder.ts';
+import type { Context } from '../context.ts';
 import { TransitionNode } from './transition.ts';
 
 export const BatchStatusEnum = builder.enumType('BatchStatus', {
@@ -20,12 +22,14 @@ export const BatchNode = builder.prismaNode('Batch', {
   nullable: true,
   findUnique: (id, ctx) => ({ id, accountId: ctx.accountId() }),
   fields: (t) => {
+    // A subscription event brings the counts along; a query loads them (batched per request).
+    const countsOf = (batch: BatchWithCounts, ctx: Context) => batch.counts ?? ctx.loaders.batchCounts.load(batch.id);
     const count = (name: 'total' | 'queued' | 'running' | 'completed' | 'failed' | 'canceled', description: string) =>
-      t.int({ description, resolve: async (batch, _args, ctx) => (await ctx.loaders.batchCounts.load(batch.id))[name] });
+      t.int({ description, resolve: async (batch, _args, ctx) => (await countsOf(batch, ctx))[name] });
     return {
       status: t.field({
         type: BatchStatusEnum,
-        resolve: async (batch, _args, ctx) => batchStatus(await ctx.loaders.batchCounts.load(batch.id)),
+        resolve: async (batch, _args, ctx) => batchStatus(await countsOf(batch, ctx)),
       }),
       total: count('total', 'Transitions in the batch.'),
       queued: count('queued', 'Waiting for a fal slot.'),

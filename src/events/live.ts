@@ -1,0 +1,126 @@
+import { AppError } from '../domain/errors.ts';
+import type { PubSub } from './pubsub.ts';
+
+/**
+ * A live feed of one Redis channel or pattern for one subscriber: subscribed at Redis before
+ * `subscribe` resolves (so a snapshot taken afterwards misses nothing), buffered per subscriber
+ * (so a slow client never holds up the fan-out to others), and bounded: a subscriber that falls
+ * `limit` events behind is ended with LIMIT_EXCEEDED and can subscribe again (a snapshot comes
+ * first, so it loses no state).
+ */
+export class LiveFeed<T> implements AsyncIterableIterator<T> {
+  private readonly buffer: T[] = [];
+  private waiting: ((result: IteratorResult<T>) => void) | null = null;
+  private failWaiting: ((error: unknown) => void) | null = null;
+  private ended = false;
+  private error: unknown = null;
+  private subscriptionIds: number[] = [];
+
+  private constructor(
+    private readonly pubsub: PubSub,
+    private readonly limit: number,
+  ) {}
+
+  static async subscribe<T>(pubsub: PubSub, triggers: Array<{ trigger: string; pattern: boolean }>, limit: number) {
+    const feed = new LiveFeed<T>(pubsub, limit);
+    feed.subscriptionIds = await Promise.all(
+      triggers.map(({ trigger, pattern }) => pubsub.subscribe<T>(trigger, (event) => feed.push(event), { pattern })),
+    );
+    return feed;
+  }
+
+  push(event: T) {
+    if (this.ended) return;
+    if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = this.failWaiting = null;
+      resolve({ value: event, done: false });
+      return;
+    }
+    if (this.buffer.length >= this.limit) {
+      this.fail(new AppError('LIMIT_EXCEEDED', `This subscription fell ${this.limit} events behind and was ended; subscribe again.`));
+      return;
+    }
+    this.buffer.push(event);
+  }
+
+  private fail(error: unknown) {
+    this.error = error;
+    this.close();
+    if (this.failWaiting) {
+      const reject = this.failWaiting;
+      this.waiting = this.failWaiting = null;
+      reject(error);
+    }
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.buffer.length > 0) return Promise.resolve({ value: this.buffer.shift()!, done: false });
+    if (this.error) return Promise.reject(this.error);
+    if (this.ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => {
+      this.waiting = resolve;
+      this.failWaiting = reject;
+    });
+  }
+
+  /** Ends the feed: pending and future next() calls finish. */
+  close() {
+    if (this.ended) return;
+    this.ended = true;
+    for (const id of this.subscriptionIds) this.pubsub.unsubscribe(id);
+    if (this.waiting && !this.error) {
+      const resolve = this.waiting;
+      this.waiting = this.failWaiting = null;
+      resolve({ value: undefined, done: true });
+    }
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    this.close();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+}
+
+/**
+ * Wraps a stream so that `cleanup` runs exactly once when it ends, however it ends: done,
+ * failed, or returned by the transport before it was ever read (an async generator that never
+ * started skips its own finally blocks).
+ */
+export function withCleanup<T>(stream: AsyncIterator<T>, cleanup: () => void): AsyncIterableIterator<T> {
+  let cleaned = false;
+  const clean = () => {
+    if (!cleaned) {
+      cleaned = true;
+      cleanup();
+    }
+  };
+  return {
+    async next() {
+      try {
+        const result = await stream.next();
+        if (result.done) clean();
+        return result;
+      } catch (error) {
+        clean();
+        throw error;
+      }
+    },
+    async return() {
+      clean();
+      return (await stream.return?.()) ?? { value: undefined, done: true };
+    },
+    async throw(error?: unknown) {
+      clean();
+      if (stream.throw) return stream.throw(error);
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}

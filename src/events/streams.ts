@@ -1,0 +1,115 @@
+import { batchCounts, batchStatus } from '../domain/batches.ts';
+import { getBatch, getTransition } from '../domain/transitions.ts';
+import type { Batch, Transition } from '../generated/prisma/client.ts';
+import type { Segue } from '../runtime.ts';
+import { LiveFeed, withCleanup } from './live.ts';
+import type { BatchProgressEvent, TransitionEvent } from './publisher.ts';
+
+type StreamDeps = Pick<Segue, 'db' | 'sql' | 'pubsub' | 'topics' | 'config' | 'jobs' | 'changes' | 'logger'>;
+
+/** A batch as the API shows it, with the counts an event brought (no query per subscriber). */
+export type BatchWithCounts = Batch & { counts?: BatchProgressEvent['counts'] };
+
+type Message = { kind: 'transition'; event: TransitionEvent } | { kind: 'batch'; event: BatchProgressEvent };
+
+/** The transitions of a batch in its order, each as it is now. */
+async function batchTransitions(deps: StreamDeps, batchId: string): Promise<Transition[]> {
+  const items = await deps.db.batchItem.findMany({
+    where: { batchId },
+    orderBy: { position: 'asc' },
+    include: { transition: true },
+  });
+  return items.map((i) => i.transition);
+}
+
+/**
+ * transitionUpdated: one transition, the transitions of a batch, or all of an account's.
+ * Subscribed at Redis first, then the snapshot (one transition, or each of a batch's), then the
+ * changes: a client never misses what happened between its query and its subscribe. Versions
+ * only go up: an event older than what was already sent is dropped, so each transition's updates
+ * arrive in order. A batch stream ends when the batch ends, after its last changes.
+ */
+export async function transitionUpdates(
+  deps: StreamDeps,
+  accountId: string,
+  scope: { transitionId?: string | null; batchId?: string | null },
+): Promise<AsyncIterableIterator<Transition>> {
+  const { topics } = deps;
+  const transition = scope.transitionId ? await getTransition(deps, accountId, scope.transitionId) : null;
+  const batch = !transition && scope.batchId ? await getBatch(deps, accountId, scope.batchId) : null;
+  const triggers = transition
+    ? [{ trigger: topics.oneTransition(accountId, transition.id), pattern: true }]
+    : batch
+      ? [
+          { trigger: topics.batchTransitions(accountId, batch.id), pattern: true },
+          { trigger: topics.batch(accountId, batch.id), pattern: false },
+        ]
+      : [{ trigger: topics.accountTransitions(accountId), pattern: true }];
+  const feed = await LiveFeed.subscribe<TransitionEvent | BatchProgressEvent>(deps.pubsub, triggers, deps.config.subscriptions.buffer);
+  return withCleanup(transitionStream(deps, accountId, feed, transition, batch), () => feed.close());
+}
+
+async function* transitionStream(
+  deps: StreamDeps,
+  accountId: string,
+  feed: LiveFeed<TransitionEvent | BatchProgressEvent>,
+  transition: Transition | null,
+  batch: Batch | null,
+): AsyncGenerator<Transition> {
+  const sent = new Map<string, number>();
+  const fresh = (row: Transition) => {
+    if ((sent.get(row.id) ?? 0) >= row.version) return false;
+    sent.set(row.id, row.version);
+    return true;
+  };
+  try {
+    if (transition) {
+      const now = await getTransition(deps, accountId, transition.id);
+      if (fresh(now)) yield now;
+    }
+    if (batch) {
+      for (const row of await batchTransitions(deps, batch.id)) if (fresh(row)) yield row;
+      if ((await deps.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt) return;
+    }
+    for await (const event of feed) {
+      const message: Message = 'transition' in event ? { kind: 'transition', event } : { kind: 'batch', event };
+      if (message.kind === 'transition') {
+        if (fresh(message.event.transition)) yield message.event.transition;
+      } else if (message.event.batch.completedAt) {
+        // The batch ended: send whatever changes have not come through yet, then complete.
+        for (const row of await batchTransitions(deps, batch!.id)) if (fresh(row)) yield row;
+        return;
+      }
+    }
+  } finally {
+    feed.close();
+  }
+}
+
+/** batchProgress: the batch now, then again with fresh counts on every change; ends with the batch. */
+export async function batchProgress(deps: StreamDeps, accountId: string, batchId: string): Promise<AsyncIterableIterator<BatchWithCounts>> {
+  const batch = await getBatch(deps, accountId, batchId);
+  const feed = await LiveFeed.subscribe<BatchProgressEvent>(
+    deps.pubsub,
+    [{ trigger: deps.topics.batch(accountId, batch.id), pattern: false }],
+    deps.config.subscriptions.buffer,
+  );
+  return withCleanup(batchStream(deps, batch, feed), () => feed.close());
+}
+
+async function* batchStream(deps: StreamDeps, batch: Batch, feed: LiveFeed<BatchProgressEvent>): AsyncGenerator<BatchWithCounts> {
+  try {
+    const now = await deps.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
+    const counts = (await batchCounts(deps.db, [batch.id])).get(batch.id)!;
+    yield { ...now, counts };
+    if (now.completedAt) return;
+    for await (const event of feed) {
+      yield { ...event.batch, counts: event.counts };
+      if (event.batch.completedAt) return;
+    }
+  } finally {
+    feed.close();
+  }
+}
+
+export { batchStatus };

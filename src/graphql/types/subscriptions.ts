@@ -1,0 +1,58 @@
+import { withCleanup } from '../../events/live.ts';
+import { batchProgress, transitionUpdates } from '../../events/streams.ts';
+import { builder } from '../builder.ts';
+import { idOf } from '../ids.ts';
+import { BatchNode } from './batch.ts';
+import { TransitionNode } from './transition.ts';
+
+builder.subscriptionType({});
+
+/** Holds one of the account's subscription slots for as long as the stream runs. */
+const limited = <T>(release: () => void, stream: AsyncIterableIterator<T>) => withCleanup(stream, release);
+
+builder.subscriptionFields((t) => ({
+  transitionUpdated: t.field({
+    type: TransitionNode,
+    description:
+      'One transition (id), every transition of a batch (batchId), or every transition of your account (neither). ' +
+      'A transition or batch stream starts with the current state, then sends each change; versions only go up. ' +
+      'A batch stream completes when the batch ends.',
+    args: {
+      id: t.arg.id({ required: false }),
+      batchId: t.arg.id({ required: false }),
+    },
+    // Checked before the stream starts, so a foreign or unknown id is a NOT_FOUND at once.
+    subscribe: async (_root, args, ctx) => {
+      const accountId = ctx.accountId();
+      const scope = {
+        transitionId: args.id ? idOf('Transition', String(args.id)) : null,
+        batchId: args.batchId ? idOf('Batch', String(args.batchId), 'batchId') : null,
+      };
+      const release = ctx.subscriptions.acquire(accountId);
+      try {
+        return limited(release, await transitionUpdates(ctx.segue, accountId, scope));
+      } catch (error) {
+        release();
+        throw error;
+      }
+    },
+    resolve: (row) => row,
+  }),
+  batchProgress: t.field({
+    type: BatchNode,
+    description: 'The batch now, then again with fresh counts on every change; completes when the batch ends.',
+    args: { id: t.arg.id({ required: true }) },
+    subscribe: async (_root, args, ctx) => {
+      const accountId = ctx.accountId();
+      const batchId = idOf('Batch', String(args.id));
+      const release = ctx.subscriptions.acquire(accountId);
+      try {
+        return limited(release, await batchProgress(ctx.segue, accountId, batchId));
+      } catch (error) {
+        release();
+        throw error;
+      }
+    },
+    resolve: (batch) => batch,
+  }),
+}));

@@ -1,0 +1,163 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeId } from '../src/graphql/ids.ts';
+import { createAndGenerate } from '../src/domain/generation.ts';
+import { gql } from './helpers/app.ts';
+import { transitionInputs, transitionInput } from './helpers/fixtures.ts';
+import { BatchProgress, CreateTransitions, TransitionUpdated } from './helpers/operations.ts';
+import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { sseClient, subscribe, wsClient } from './helpers/subscribe.ts';
+import { until } from './helpers/wait.ts';
+
+let p: Pipeline;
+beforeAll(async () => {
+  // No worker yet: each test starts one when its subscribers are in place.
+  p = await startPipeline({
+    emulator: { latencyMs: 300, capacity: 5 },
+    env: { FAL_CONCURRENCY: '8', SUBSCRIPTIONS_PER_CONNECTION: '3', SUBSCRIPTIONS_PER_ACCOUNT: '6' },
+  });
+});
+afterAll(() => p?.close());
+
+const RANK: Record<string, number> = { QUEUED: 0, SUBMITTED: 1, IN_PROGRESS: 2, COMPLETED: 3 };
+
+type Update = { id: string; status: string; version: number };
+
+/** Per transition: the statuses in the order received, checked to move only forward. */
+function paths(events: Update[]) {
+  const byId = new Map<string, Update[]>();
+  for (const e of events) byId.set(e.id, [...(byId.get(e.id) ?? []), e]);
+  for (const [, list] of byId) {
+    for (let i = 1; i < list.length; i++) {
+      expect(list[i]!.version).toBeGreaterThan(list[i - 1]!.version);
+      expect(RANK[list[i]!.status]).toBeGreaterThanOrEqual(RANK[list[i - 1]!.status]!);
+    }
+  }
+  return byId;
+}
+
+describe('transitionUpdated and batchProgress', () => {
+  it('over WebSocket and SSE, a batch of 20: every path QUEUED → … → COMPLETED in order, then completion', { timeout: 60_000 }, async () => {
+    const account = await p.account();
+    const created = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, {
+      input: { transitions: transitionInputs(20), generate: true },
+    });
+    const batchId = created.data!.createTransitions.batch!.id;
+    const ws = wsClient(p.app.url + '/graphql', account.apiKey);
+    const sse = sseClient(p.app.graphqlUrl, account.apiKey);
+    const viaWs = subscribe(ws, TransitionUpdated, { batchId }, (d) => d.transitionUpdated);
+    const viaSse = subscribe(sse, TransitionUpdated, { batchId }, (d) => d.transitionUpdated);
+    const progress = subscribe(ws, BatchProgress, { id: batchId }, (d) => d.batchProgress);
+    // The snapshot comes first: all 20, QUEUED.
+    await until(() => viaWs.events.length >= 20 && viaSse.events.length >= 20 && progress.events.length >= 1, { what: 'snapshots' });
+    expect(viaWs.events.slice(0, 20).every((e) => e.status === 'QUEUED')).toBe(true);
+    expect(progress.events[0]).toMatchObject({ status: 'QUEUED', queued: 20, total: 20 });
+
+    await p.startInlineWorker();
+    await Promise.all([viaWs.done, viaSse.done, progress.done]);
+    for (const sub of [viaWs, viaSse]) {
+      expect(sub.errors).toEqual([]);
+      const byId = paths(sub.events);
+      expect(byId.size).toBe(20);
+      for (const [, path] of byId) {
+        expect(path[0]!.status).toBe('QUEUED');
+        expect(path.at(-1)!.status).toBe('COMPLETED');
+        expect(path.length).toBeGreaterThanOrEqual(3); // at least QUEUED, SUBMITTED, COMPLETED
+      }
+    }
+    expect(progress.events.at(-1)).toMatchObject({ status: 'COMPLETED', completed: 20, total: 20 });
+    expect(progress.events.at(-1)!.completedAt).not.toBeNull();
+    const completedCounts = progress.events.map((e) => e.completed);
+    expect([...completedCounts].sort((a, b) => a - b)).toEqual(completedCounts);
+    await ws.dispose();
+  });
+
+  it('a subscription to one transition starts with its state and follows it', { timeout: 30_000 }, async () => {
+    const account = await p.account();
+    const { transitions } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
+    const ws = wsClient(p.app.url + '/graphql', account.apiKey);
+    const sub = subscribe(ws, TransitionUpdated, { id: encodeId('Transition', transitions[0]!.id) }, (d) => d.transitionUpdated);
+    await until(() => sub.events.at(-1)?.status === 'COMPLETED', { what: 'completion' });
+    expect(sub.events[0]!.id).toBe(encodeId('Transition', transitions[0]!.id));
+    paths(sub.events);
+    sub.stop();
+    await ws.dispose();
+  });
+
+  it("the account-wide stream carries the account's changes and never another account's", { timeout: 30_000 }, async () => {
+    const [a, b] = [await p.account(), await p.account()];
+    const ws = wsClient(p.app.url + '/graphql', b.apiKey);
+    const bStream = subscribe(ws, TransitionUpdated, {}, (d) => d.transitionUpdated);
+    await new Promise((r) => setTimeout(r, 200)); // the account stream has no snapshot to wait for
+    const aRun = await createAndGenerate(p.app.segue, a.id, { transitions: transitionInputs(3) });
+    const bRun = await createAndGenerate(p.app.segue, b.id, { transitions: transitionInputs(1) });
+    await p.settled(aRun.batch!.id);
+    await p.settled(bRun.batch!.id);
+    await until(() => bStream.events.some((e) => e.status === 'COMPLETED'), { what: "B's completion" });
+    const bIds = new Set(bRun.transitions.map((t) => encodeId('Transition', t.id)));
+    expect(bStream.events.every((e) => bIds.has(e.id))).toBe(true);
+    bStream.stop();
+    await ws.dispose();
+  });
+});
+
+describe('access', () => {
+  it("subscribing to another account's batch or transition is NOT_FOUND, over WS and SSE", async () => {
+    const [a, b] = [await p.account(), await p.account()];
+    const { transitions, batch } = await createAndGenerate(p.app.segue, a.id, { transitions: [transitionInput()] });
+    const ws = wsClient(p.app.url + '/graphql', b.apiKey);
+    const sse = sseClient(p.app.graphqlUrl, b.apiKey);
+    const cases = [
+      subscribe(ws, TransitionUpdated, { batchId: encodeId('Batch', batch!.id) }, (d) => d.transitionUpdated),
+      subscribe(ws, TransitionUpdated, { id: encodeId('Transition', transitions[0]!.id) }, (d) => d.transitionUpdated),
+      subscribe(sse, BatchProgress, { id: encodeId('Batch', batch!.id) }, (d) => d.batchProgress),
+    ];
+    for (const sub of cases) {
+      await sub.done;
+      expect(sub.events).toEqual([]);
+      expect(sub.errors.map((e) => e.extensions?.code)).toEqual(['NOT_FOUND']);
+    }
+    await ws.dispose();
+  });
+
+  it('refuses unauthenticated subscribers: WebSocket closes with 4403, SSE answers UNAUTHENTICATED', async () => {
+    let closedWith = 0;
+    const ws = wsClient(p.app.url + '/graphql', null, { onClose: (code) => (closedWith = code) });
+    const viaWs = subscribe(ws, TransitionUpdated, {}, (d) => d.transitionUpdated);
+    await expect(viaWs.done).rejects.toBeDefined();
+    expect(closedWith).toBe(4403);
+    const wrong = wsClient(p.app.url + '/graphql', 'sg_not-a-key');
+    await expect(subscribe(wrong, TransitionUpdated, {}, (d) => d.transitionUpdated).done).rejects.toBeDefined();
+
+    const sse = sseClient(p.app.graphqlUrl, null);
+    const viaSse = subscribe(sse, TransitionUpdated, {}, (d) => d.transitionUpdated);
+    await viaSse.done;
+    expect(viaSse.errors.map((e) => e.extensions?.code)).toEqual(['UNAUTHENTICATED']);
+  });
+
+  it('limits subscriptions per connection and per account with LIMIT_EXCEEDED', async () => {
+    const account = await p.account();
+    const ws = wsClient(p.app.url + '/graphql', account.apiKey);
+    const open = Array.from({ length: 3 }, () => subscribe(ws, TransitionUpdated, {}, (d) => d.transitionUpdated));
+    await new Promise((r) => setTimeout(r, 300));
+    const fourth = subscribe(ws, TransitionUpdated, {}, (d) => d.transitionUpdated);
+    await fourth.done;
+    expect(fourth.errors.map((e) => e.extensions?.code)).toEqual(['LIMIT_EXCEEDED']);
+
+    const ws2 = wsClient(p.app.url + '/graphql', account.apiKey);
+    const more = Array.from({ length: 3 }, () => subscribe(ws2, TransitionUpdated, {}, (d) => d.transitionUpdated));
+    await new Promise((r) => setTimeout(r, 300));
+    const ws3 = wsClient(p.app.url + '/graphql', account.apiKey);
+    const seventh = subscribe(ws3, TransitionUpdated, {}, (d) => d.transitionUpdated);
+    await seventh.done;
+    expect(seventh.errors.map((e) => e.extensions?.code)).toEqual(['LIMIT_EXCEEDED']);
+    // Closing subscriptions frees their places.
+    [...open, ...more].forEach((s) => s.stop());
+    await until(async () => {
+      const again = subscribe(ws3, TransitionUpdated, {}, (d) => d.transitionUpdated);
+      await new Promise((r) => setTimeout(r, 100));
+      again.stop();
+      return again.errors.length === 0;
+    }, { what: 'a free place' });
+    await Promise.all([ws.dispose(), ws2.dispose(), ws3.dispose()]);
+  });
+});
