@@ -15,6 +15,9 @@ export function createRedis(url: string, role: RedisRole, extra: RedisOptions = 
     ...(role === 'producer' ? { enableOfflineQueue: false, maxRetriesPerRequest: 1 } : {}),
     // Commands issued in the same tick go out in one write (many jobs publish at once).
     ...(role === 'publisher' ? { enableAutoPipelining: true } : {}),
+    // A subscriber may already be in subscriber mode when the ready check (INFO) would run after a
+    // (re)connect, and Redis refuses INFO there; subscriptions are restored by ioredis anyway.
+    ...(role === 'subscriber' ? { enableReadyCheck: false } : {}),
     ...extra,
   };
   return new Redis(url, options);

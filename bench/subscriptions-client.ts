@@ -1,0 +1,63 @@
+/**
+ * One client process of bench/subscriptions.ts: opens WebSocket connections with one
+ * transitionUpdated subscription each and reports, for every event, when it arrived.
+ */
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+
+interface Plan {
+  url: string;
+  subscribers: Array<{ apiKey: string; batchId: string }>;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+const query = 'subscription($batchId: ID) { transitionUpdated(batchId: $batchId) { id version } }';
+
+process.once('message', async (plan: Plan) => {
+  let receipts: Array<[string, number, number]> = [];
+  let ready = 0;
+  const clients = plan.subscribers.map(({ apiKey, batchId }) => {
+    const client = createClient({
+      url: plan.url,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${apiKey}` },
+      retryAttempts: 0,
+    });
+    let snapshot = true;
+    let seen = 0;
+    client.subscribe<{ transitionUpdated: { id: string; version: number } }>(
+      { query, variables: { batchId } },
+      {
+        next: ({ data }) => {
+          const t = now();
+          if (snapshot) {
+            // The first 20 events are the batch's snapshot, not changes.
+            if (++seen === 20) {
+              snapshot = false;
+              if (++ready === plan.subscribers.length) process.send!({ type: 'ready' });
+            }
+            return;
+          }
+          receipts.push([data!.transitionUpdated.id, data!.transitionUpdated.version, t]);
+        },
+        error: (error) => process.send!({ type: 'error', error: String(error) }),
+        complete: () => undefined,
+      },
+    );
+    return client;
+  });
+  const flush = setInterval(() => {
+    if (receipts.length) {
+      process.send!({ type: 'receipts', receipts });
+      receipts = [];
+    }
+  }, 200);
+  process.on('message', async (message: { type: string }) => {
+    if (message.type !== 'stop') return;
+    clearInterval(flush);
+    process.send!({ type: 'receipts', receipts }, () => {
+      for (const c of clients) void c.dispose();
+      process.send!({ type: 'stopped' });
+    });
+  });
+});
