@@ -8,7 +8,7 @@ import type { CodegenConfig } from '@graphql-codegen/cli';
 const config: CodegenConfig = {
   overwrite: true,
   schema: './src/graphql/schema.ts',
-  documents: ['test/**/*.ts', 'src/cli/**/*.ts', 'bench/**/*.ts', '!**/generated/**'],
+  documents: ['test/**/*.ts', 'src/cli/**/*.ts', 'bench/**/*.ts', 'web/src/**/*.{ts,tsx}', '!**/generated/**'],
   ignoreNoDocuments: true,
   generates: {
     './schema.graphql': { plugins: ['schema-ast'], config: { includeDirectives: false, sort: false } },
