@@ -20,6 +20,15 @@ const url = (protocols: string[]) =>
     { message: `must be a ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL` },
   );
 
+/**
+ * Published prices per second of generated video, by fal model. Kling v2.1 Pro: $0.49 for 5 s
+ * plus $0.098 per extra second, i.e. $0.098/s ($0.98 for 10 s). FAL_PRICE_PER_SECOND overrides.
+ */
+export const MODEL_PRICES_USD_PER_SECOND: Readonly<Record<string, number>> = {
+  'fal-ai/kling-video/v2.1/pro/image-to-video': 0.098,
+  'fal-ai/kling-video/v2.1/standard/image-to-video': 0.056,
+};
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   DATABASE_URL: url(['postgresql:', 'postgres:']).default('postgresql://postgres@127.0.0.1:5432/segue'),
@@ -52,6 +61,17 @@ const schema = z.object({
   SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).default(50),
   SUBSCRIPTIONS_PER_ACCOUNT: z.coerce.number().int().min(1).default(200),
   SUBSCRIPTION_BUFFER: z.coerce.number().int().min(10).default(1_000),
+  FAL_PRICE_PER_SECOND: z.coerce.number().min(0).optional(),
+
+  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  CORS_ORIGINS: z.string().optional(),
+  INTROSPECTION: bool.optional(),
+  MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  RATE_LIMIT_MUTATIONS_PER_MINUTE: z.coerce.number().int().min(0).default(120),
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(2).default(12),
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(1).default(20),
+  GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).default(3_000),
+  GRAPHQL_MAX_COST: z.coerce.number().int().min(100).default(20_000),
 });
 
 export type Config = Readonly<{
@@ -77,6 +97,18 @@ export type Config = Readonly<{
     pollIntervalMs: number;
     pollMaxIntervalMs: number;
     submitTimeoutMs: number;
+  };
+  /** USD per second of video for FAL_MODEL, or null when unknown (costs are then not estimated). */
+  pricePerSecondUsd: number | null;
+  http: {
+    /** Enables the queue dashboard at /admin/queues. */
+    adminToken: string | null;
+    /** Allowed browser origins: '*' or a list; null = same origin only. */
+    corsOrigins: '*' | string[] | null;
+    introspection: boolean;
+    maxBodyBytes: number;
+    mutationsPerMinute: number;
+    limits: { depth: number; aliases: number; tokens: number; cost: number };
   };
   subscriptions: {
     perConnection: number;
@@ -130,6 +162,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollIntervalMs: c.FAL_POLL_INTERVAL_MS,
       pollMaxIntervalMs: Math.max(c.FAL_POLL_MAX_INTERVAL_MS, c.FAL_POLL_INTERVAL_MS),
       submitTimeoutMs: c.FAL_SUBMIT_TIMEOUT_MS,
+    },
+    pricePerSecondUsd: c.FAL_PRICE_PER_SECOND ?? MODEL_PRICES_USD_PER_SECOND[c.FAL_MODEL] ?? null,
+    http: {
+      adminToken: c.ADMIN_TOKEN ?? null,
+      corsOrigins:
+        c.CORS_ORIGINS === undefined
+          ? c.NODE_ENV === 'production'
+            ? null
+            : ('*' as const)
+          : c.CORS_ORIGINS.trim() === '*'
+            ? ('*' as const)
+            : c.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
+      introspection: c.INTROSPECTION ?? c.NODE_ENV !== 'production',
+      maxBodyBytes: c.MAX_BODY_BYTES,
+      mutationsPerMinute: c.RATE_LIMIT_MUTATIONS_PER_MINUTE,
+      limits: { depth: c.GRAPHQL_MAX_DEPTH, aliases: c.GRAPHQL_MAX_ALIASES, tokens: c.GRAPHQL_MAX_TOKENS, cost: c.GRAPHQL_MAX_COST },
     },
     subscriptions: {
       perConnection: c.SUBSCRIPTIONS_PER_CONNECTION,

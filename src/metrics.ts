@@ -48,6 +48,20 @@ export function createMetrics() {
       labelNames: ['status'] as const,
       registers: [registry],
     }),
+    httpDuration: new Histogram({
+      name: 'segue_http_request_duration_seconds',
+      help: 'HTTP requests by route and status class',
+      labelNames: ['route', 'method', 'status'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    graphqlDuration: new Histogram({
+      name: 'segue_graphql_operation_duration_seconds',
+      help: 'GraphQL query and mutation execution time',
+      labelNames: ['operation'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
     subscriptions: new Gauge({
       name: 'segue_subscriptions_open',
       help: 'GraphQL subscriptions open on this API instance',

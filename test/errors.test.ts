@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GraphQLError } from 'graphql';
 import { ERROR_CODES } from '../src/domain/errors.ts';
+import { maskError } from '../src/graphql/errors.ts';
 import { startTestApp, type TestApp } from './helpers/app.ts';
 
 let broken: TestApp;
@@ -11,7 +13,7 @@ beforeAll(async () => {
 afterAll(() => broken.close());
 
 describe('unexpected failures', () => {
-  it('answer INTERNAL with a generic message: no stack, SQL or driver text reaches the client', async () => {
+  it('a database that does not answer is UNAVAILABLE with a generic message: no stack, SQL or driver text', async () => {
     const response = await fetch(broken.graphqlUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer sg_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG' },
@@ -20,8 +22,15 @@ describe('unexpected failures', () => {
     const text = await response.text();
     expect(response.status).toBeLessThan(600);
     const body = JSON.parse(text) as { errors: Array<{ message: string; extensions: { code: string } }> };
-    expect(body.errors.map((e) => e.extensions.code)).toEqual(['INTERNAL']);
+    expect(body.errors.map((e) => e.extensions.code)).toEqual(['UNAVAILABLE']);
     expect(text).not.toMatch(/ECONNREFUSED|prisma|postgres|SELECT|\.ts:\d+|at .*\(/i);
+  });
+
+  it('anything else is INTERNAL, with a generic message', () => {
+    const bug = new GraphQLError('boom', { originalError: new TypeError("Cannot read properties of undefined (reading 'x') at SELECT * FROM secret") });
+    const masked = maskError(bug) as GraphQLError;
+    expect(masked.extensions.code).toBe('INTERNAL');
+    expect(masked.message).toBe('Internal error. It has been logged.');
   });
 
   it('every error code is documented in the README', () => {

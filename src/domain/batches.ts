@@ -10,6 +10,8 @@ export type BatchStatus = (typeof BATCH_STATUSES)[number];
 
 export interface BatchCounts {
   total: number;
+  /** Seconds of video the batch asks for (for its cost estimate). */
+  seconds: number;
   queued: number;
   running: number;
   completed: number;
@@ -17,7 +19,7 @@ export interface BatchCounts {
   canceled: number;
 }
 
-const emptyCounts = (): BatchCounts => ({ total: 0, queued: 0, running: 0, completed: 0, failed: 0, canceled: 0 });
+const emptyCounts = (): BatchCounts => ({ total: 0, seconds: 0, queued: 0, running: 0, completed: 0, failed: 0, canceled: 0 });
 
 const bucket: Record<TransitionStatus, keyof BatchCounts> = {
   DRAFT: 'queued',
@@ -50,8 +52,8 @@ const ITEM_STATUS = Prisma.sql`CASE WHEN t."batchId" = i."batchId" THEN t."statu
 export async function batchCounts(db: Db | Tx, batchIds: readonly string[]): Promise<Map<string, BatchCounts>> {
   const counts = new Map(batchIds.map((id) => [id, emptyCounts()]));
   if (batchIds.length === 0) return counts;
-  const rows = await db.$queryRaw<Array<{ batchId: string; status: TransitionStatus; n: number }>>`
-    SELECT i."batchId", ${ITEM_STATUS} AS "status", count(*)::int AS n
+  const rows = await db.$queryRaw<Array<{ batchId: string; status: TransitionStatus; n: number; seconds: number }>>`
+    SELECT i."batchId", ${ITEM_STATUS} AS "status", count(*)::int AS n, sum(t."durationSeconds")::int AS seconds
     FROM "BatchItem" i JOIN "Transition" t ON t."id" = i."transitionId"
     WHERE i."batchId" = ANY(${[...batchIds]}::uuid[])
     GROUP BY 1, 2`;
@@ -59,6 +61,7 @@ export async function batchCounts(db: Db | Tx, batchIds: readonly string[]): Pro
     const c = counts.get(row.batchId)!;
     c[bucket[row.status]] += row.n;
     c.total += row.n;
+    c.seconds += row.seconds;
   }
   return counts;
 }

@@ -8,6 +8,9 @@ export const ERROR_CODES = [
   'BAD_USER_INPUT',
   'CONFLICT',
   'LIMIT_EXCEEDED',
+  'RATE_LIMITED',
+  'BUDGET_EXCEEDED',
+  'UNAVAILABLE',
   'INTERNAL',
 ] as const;
 

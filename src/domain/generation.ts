@@ -8,16 +8,17 @@ import { closeFinishedBatches, createBatch, TERMINAL } from './batches.ts';
 import { conflict } from './errors.ts';
 import { launchRuns, type LaunchDeps } from './launch.ts';
 import { cancelTransitions, startRuns } from './state-machine.ts';
-import { createTransitions, getBatch, getTransition } from './transitions.ts';
+import { reserveWithinBudget } from './costs.ts';
+import { createTransitions, getBatch, getTransition, type ServiceDeps } from './transitions.ts';
 
-export interface GenerationDeps extends LaunchDeps {
+export interface GenerationDeps extends ServiceDeps {
   provider: VideoProvider;
 }
 
 const OPEN: readonly S[] = [S.QUEUED, S.SUBMITTED, S.IN_PROGRESS];
 
 /** Creates transitions and starts generating them at once, as one batch (the seed's create_and_generate). */
-export function createAndGenerate(deps: LaunchDeps, accountId: string, input: Record<string, unknown>) {
+export function createAndGenerate(deps: ServiceDeps, accountId: string, input: Record<string, unknown>) {
   return createTransitions(deps, accountId, { ...input, generate: true });
 }
 
@@ -66,13 +67,14 @@ export async function cancelBatch(deps: GenerationDeps, accountId: string, batch
 }
 
 /** FAILED or CANCELED → QUEUED: a new run in the same batch, which reopens. */
-export async function retryTransition(deps: LaunchDeps, accountId: string, id: string) {
+export async function retryTransition(deps: ServiceDeps, accountId: string, id: string) {
   const row = await getTransition(deps, accountId, id);
   const retryable: readonly S[] = [S.FAILED, S.CANCELED];
   if (!retryable.includes(row.status)) {
     throw conflict(`Only a failed or canceled transition can be retried; this one is ${row.status}.`, { status: row.status });
   }
   const queued = await deps.db.$transaction(async (tx) => {
+    await reserveWithinBudget(tx, accountId, deps.config.pricePerSecondUsd, row.durationSeconds);
     const batchId = row.batchId ?? (await createBatch(tx, accountId, null)).id;
     const [started] = await startRuns(tx, accountId, [id], batchId, retryable);
     if (!started) return null;
@@ -92,7 +94,7 @@ export async function retryTransition(deps: LaunchDeps, accountId: string, id: s
   return queued;
 }
 
-export interface GenerateNowDeps extends LaunchDeps {
+export interface GenerateNowDeps extends ServiceDeps {
   pubsub: PubSub;
   topics: Topics;
 }

@@ -1,6 +1,6 @@
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Metrics } from '../metrics.ts';
-import { changeTransition, type StateDeps } from './state-machine.ts';
+import { changeTransition, recordFalRequest, type LedgerEntry, type StateDeps } from './state-machine.ts';
 
 export interface ProviderCallback {
   requestId: string;
@@ -18,8 +18,10 @@ export type CallbackOutcome = 'completed' | 'adopted' | 'duplicate' | 'unknown' 
  * A failure is left to the tracking job, which reads fal's answer and applies the retry policy in
  * one place. A callback can also bring the request id of a submit whose answer was lost.
  */
+export type CallbackDeps = StateDeps & { metrics?: Metrics; ledger: (durationSeconds: number) => LedgerEntry };
+
 export async function applyProviderCallback(
-  deps: StateDeps & { metrics?: Metrics },
+  deps: CallbackDeps,
   callback: ProviderCallback,
 ): Promise<CallbackOutcome> {
   const ok = callback.ok && callback.videoUrl !== null;
@@ -34,15 +36,13 @@ export async function applyProviderCallback(
 }
 
 /** Records the request id on the submission the callback URL named, if it still has none. */
-async function adopt(deps: StateDeps, submission: { transitionId: string; attempt: number }, requestId: string) {
+async function adopt(deps: CallbackDeps, submission: { transitionId: string; attempt: number }, requestId: string) {
+  const { ledger } = deps;
   const candidate = await deps.db.transition.findUnique({ where: { id: submission.transitionId } });
   if (!candidate || candidate.attempts !== submission.attempt || candidate.status !== S.SUBMITTED || candidate.falRequestId) {
     return false;
   }
-  const row = await changeTransition(deps, { id: candidate.id, run: candidate.run }, S.SUBMITTED, { falRequestId: requestId }, {
-    from: [S.SUBMITTED],
-    falRequestId: null,
-  });
+  const row = await recordFalRequest(deps, { id: candidate.id, run: candidate.run }, requestId, null, ledger(candidate.durationSeconds));
   return row !== null;
 }
 

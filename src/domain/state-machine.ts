@@ -124,6 +124,56 @@ export async function changeTransition(
   return row;
 }
 
+/** What a request fal accepted may cost, for the ledger. */
+export interface LedgerEntry {
+  model: string;
+  costUsd: number | null;
+}
+
+/**
+ * SUBMITTED without a request id → with it, and the request into the ledger (FalRequest), in one
+ * statement: a request fal accepted is never on the row without being in the ledger, or the
+ * reverse.
+ */
+export async function recordFalRequest(
+  deps: StateDeps,
+  ref: { id: string; run: number },
+  requestId: string,
+  queuePosition: number | null,
+  ledger: LedgerEntry,
+): Promise<Transition | null> {
+  const [row] = await deps.sql.query<Transition>(
+    `WITH changed AS (
+       UPDATE "Transition" SET "version" = "version" + 1, "updatedAt" = ${UTC_NOW}, "falRequestId" = $1, "queuePosition" = $2
+       WHERE "id" = $3::uuid AND "run" = $4 AND "status" = 'SUBMITTED' AND "falRequestId" IS NULL
+       RETURNING *
+     ), ledger AS (
+       INSERT INTO "FalRequest" ("requestId", "accountId", "transitionId", "run", "attempt", "model", "costUsd")
+       SELECT $1, c."accountId", c."id", c."run", c."attempts", $5, coalesce($6::numeric, 0) FROM changed c
+       ON CONFLICT ("requestId") DO NOTHING
+     )
+     SELECT * FROM changed`,
+    [requestId, queuePosition, ref.id, ref.run, ledger.model, ledger.costUsd],
+  );
+  if (!row) return null;
+  await announce(deps, [row]);
+  return row;
+}
+
+/** A request fal accepted that no row holds (canceled while it was being submitted): still spend. */
+export async function recordOrphanFalRequest(
+  deps: StateDeps,
+  transition: Pick<Transition, 'id' | 'accountId' | 'run' | 'attempts'>,
+  requestId: string,
+  ledger: LedgerEntry,
+) {
+  await deps.sql.query(
+    `INSERT INTO "FalRequest" ("requestId", "accountId", "transitionId", "run", "attempt", "model", "costUsd")
+     VALUES ($1, $2::uuid, $3::uuid, $4, $5, $6, coalesce($7::numeric, 0)) ON CONFLICT ("requestId") DO NOTHING`,
+    [requestId, transition.accountId, transition.id, transition.run, transition.attempts, ledger.model, ledger.costUsd],
+  );
+}
+
 async function announce(deps: StateDeps, rows: readonly Transition[]) {
   await deps.changes?.transitionsChanged(rows);
 }

@@ -1,5 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
+import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
+import { reserveWithinBudget } from './costs.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { TransitionStatus } from '../generated/prisma/enums.ts';
 import { createBatch, GENERATABLE, queueInBatch } from './batches.ts';
@@ -15,7 +17,7 @@ import {
   type GenerateBatchInput,
 } from './transition-input.ts';
 
-export type ServiceDeps = LaunchDeps;
+export type ServiceDeps = LaunchDeps & { config: Pick<Config, 'pricePerSecondUsd'> };
 
 /** Loads rows by id, in the order of the ids. */
 async function transitionsInOrder(db: Db, ids: readonly string[]) {
@@ -39,6 +41,10 @@ export async function createTransitions(deps: ServiceDeps, accountId: string, ra
     deps.db,
     { accountId, key: input.idempotencyKey, operation: 'createTransitions', input },
     async (tx) => {
+      if (input.generate) {
+        const seconds = input.transitions.reduce((sum, t) => sum + t.durationSeconds, 0);
+        await reserveWithinBudget(tx, accountId, deps.config.pricePerSecondUsd, seconds);
+      }
       const batch = input.generate ? await createBatch(tx, accountId, input.idempotencyKey) : null;
       // Ids are made here, not by the database, so the result keeps the caller's order.
       const fields = input.transitions.map((t) => ({ ...t, id: uuidv7(), accountId }));
@@ -67,11 +73,16 @@ export async function generateBatch(deps: ServiceDeps, accountId: string, raw: u
     deps.db,
     { accountId, key: input.idempotencyKey, operation: 'generateBatch', input },
     async (tx) => {
-      const owned = await tx.transition.findMany({ where: { id: { in: ids }, accountId }, select: { id: true, status: true } });
+      const owned = await tx.transition.findMany({
+        where: { id: { in: ids }, accountId },
+        select: { id: true, status: true, durationSeconds: true },
+      });
       if (owned.length !== ids.length) {
         const found = new Set(owned.map((t) => t.id));
         throw notFound(`Transition ${ids.find((id) => !found.has(id))}`);
       }
+      const seconds = owned.reduce((sum, t) => sum + t.durationSeconds, 0);
+      await reserveWithinBudget(tx, accountId, deps.config.pricePerSecondUsd, seconds);
       const batch = await createBatch(tx, accountId, input.idempotencyKey);
       const queued = await queueInBatch(tx, accountId, batch.id, ids);
       if (!queued) {

@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import { isAppError } from '../domain/errors.ts';
+import { ERROR_CODES, isAppError } from '../domain/errors.ts';
 import type { Logger } from '../logger.ts';
 
 /**
@@ -56,8 +56,24 @@ export function maskError(error: unknown): Error {
           extensions: { ...graphqlError.extensions, code: 'BAD_USER_INPUT', fields: field ? [field] : [] },
         });
       }
-      // Syntax and validation errors of the operation itself: the client's mistake, already safe.
-      if (graphqlError.extensions?.code || !graphqlError.path) return graphqlError;
+      const code = graphqlError.extensions?.code;
+      if (typeof code === 'string' && (ERROR_CODES as readonly string[]).includes(code)) return graphqlError;
+      // Syntax and validation errors of the operation itself (unknown fields, query limits): the
+      // client's mistake, already safe to show.
+      if (!graphqlError.path) {
+        const { http: _http, ...extensions } = graphqlError.extensions ?? {};
+        return new GraphQLError(message, {
+          nodes: graphqlError.nodes,
+          extensions: { ...extensions, code: 'BAD_USER_INPUT' },
+        });
+      }
+    }
+    if (isOutage(original)) {
+      return new GraphQLError('A service Segue depends on is unavailable; try again shortly.', {
+        nodes: graphqlError?.nodes,
+        path: graphqlError?.path,
+        extensions: { code: 'UNAVAILABLE' },
+      });
     }
     return new GraphQLError('Internal error. It has been logged.', {
       nodes: graphqlError?.nodes,
@@ -65,6 +81,34 @@ export function maskError(error: unknown): Error {
       extensions: { code: 'INTERNAL' },
     });
   }
+}
+
+const OUTAGE_CODES = new Set([
+  'P1001', // Prisma: can't reach database server
+  'P1002', // Prisma: database server timed out
+  'P1017', // Prisma: server closed the connection
+  'P2024', // Prisma: timed out fetching a connection from the pool
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01', // PostgreSQL: admin shutdown
+  '57P02',
+  '57P03', // PostgreSQL: cannot connect now (starting up)
+]);
+
+/** PostgreSQL or Redis not answering: a passing outage the client can wait out, not a bug. */
+export function isOutage(error: unknown): boolean {
+  for (let e = error as { code?: unknown; name?: unknown; message?: unknown; cause?: unknown } | null, depth = 0; e && depth < 5; depth++) {
+    if (typeof e.code === 'string' && OUTAGE_CODES.has(e.code)) return true;
+    const message = typeof e.message === 'string' ? e.message : '';
+    if (/Connection terminated|Can't reach database|Connection is closed|Stream isn't writeable|Redis is not reachable|MaxRetriesPerRequest/i.test(message)) {
+      return true;
+    }
+    if ((e as { name?: unknown }).name === 'MaxRetriesPerRequestError') return true;
+    e = (e.cause ?? null) as typeof e;
+  }
+  return false;
 }
 
 /** True for errors that are the client's doing (typed codes, bad input), which need no error log. */
@@ -89,6 +133,7 @@ export function yogaLogger(logger: Logger) {
     error: (...args: unknown[]) => {
       const [first] = args;
       if (isExpectedError(first)) logger.debug({ err: first }, 'request error');
+      else if (isOutage(asGraphQLError(first)?.originalError ?? first)) logger.warn({ err: asGraphQLError(first)?.originalError ?? first }, 'dependency unavailable');
       else logger.error({ err: asGraphQLError(first)?.originalError ?? first }, 'unexpected error');
     },
   };

@@ -6,5 +6,6 @@ import './types/queries.ts';
 import './types/mutations.ts';
 import './types/generation.ts';
 import './types/subscriptions.ts';
+import './types/queue-stats.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -1,10 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Segue } from '../runtime.ts';
-import { WEBHOOK_PATH } from '../providers/fal-webhook.ts';
-import { consoleHandler } from './console.ts';
-import { falWebhookHandler } from './webhooks.ts';
 import { SubscriptionLimits } from '../events/limits.ts';
+import { WEBHOOK_PATH } from '../providers/fal-webhook.ts';
+import type { Segue } from '../runtime.ts';
+import { ADMIN_PATH, adminHandler } from './admin.ts';
+import { consoleHandler } from './console.ts';
+import { opsHandlers } from './ops.ts';
+import { redisRateLimiter } from './rate-limit.ts';
+import { falWebhookHandler } from './webhooks.ts';
 import { attachWebSocket } from './websocket.ts';
 import { createYogaServer } from './yoga.ts';
 
@@ -14,35 +17,78 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** One node:http server: GraphQL (and GraphiQL) on /graphql, health probes beside it. */
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+
+/** The route label for metrics: a fixed, small set (never the raw path). */
+function routeOf(path: string): string {
+  if (path === '/graphql' || path.startsWith('/graphql/')) return 'graphql';
+  if (path === WEBHOOK_PATH) return 'webhook';
+  if (path.startsWith(ADMIN_PATH)) return 'admin';
+  if (path === '/health' || path === '/ready' || path === '/metrics') return path.slice(1);
+  if (path.startsWith('/media/')) return 'media';
+  return 'console';
+}
+
+/**
+ * One node:http server: GraphQL over HTTP, SSE and WebSocket on /graphql (GraphiQL on GET),
+ * fal webhooks, health and readiness probes, Prometheus metrics, the queue dashboard, and the web
+ * console at /.
+ */
 export async function startApiServer(segue: Segue, options: { port?: number; host?: string } = {}): Promise<ApiServer> {
+  const { http } = segue.config;
   const subscriptions = new SubscriptionLimits(segue.config.subscriptions.perAccount, segue.metrics);
-  const yoga = createYogaServer(segue, subscriptions);
+  const limiter = redisRateLimiter(() => segue.jobs.redis, segue.config.queuePrefix, http.mutationsPerMinute, segue.logger);
+  const yoga = createYogaServer(segue, subscriptions, limiter);
   const falWebhook = falWebhookHandler(segue);
+  const ops = opsHandlers(segue);
+  const admin = adminHandler(segue);
   const webConsole = consoleHandler();
-  const server = createServer((req, res) => {
-    void route(req, res).catch((err) => {
-      segue.logger.error({ err, url: req.url }, 'request failed');
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
-      res.end('{"error":"internal"}');
-    });
-  });
-  async function route(req: IncomingMessage, res: ServerResponse) {
-    const path = (req.url ?? '/').split('?')[0]!;
-    if (path === WEBHOOK_PATH) return falWebhook(req, res);
-    if (path === '/health') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-      return;
+
+  async function route(req: IncomingMessage, res: ServerResponse, path: string) {
+    if (path === '/graphql' || path.startsWith('/graphql/')) {
+      // Bodies are capped before anything reads them; a body without a length is refused.
+      if (req.method === 'POST') {
+        const length = Number(req.headers['content-length']);
+        if (req.headers['content-length'] === undefined) {
+          return json(res, 411, { errors: [{ message: 'Content-Length is required.', extensions: { code: 'BAD_USER_INPUT' } }] });
+        }
+        if (!Number.isFinite(length) || length > http.maxBodyBytes) {
+          res.setHeader('connection', 'close');
+          return json(res, 413, {
+            errors: [{ message: `Request body over ${http.maxBodyBytes} bytes.`, extensions: { code: 'BAD_USER_INPUT' } }],
+          });
+        }
+      }
+      return yoga(req, res, { req, res });
     }
-    if (path === '/graphql' || path.startsWith('/graphql/')) return yoga(req, res, { req, res });
+    if (path === WEBHOOK_PATH) return falWebhook(req, res);
+    if (path === '/health') return ops.health(req, res);
+    if (path === '/ready') return ops.ready(req, res);
+    if (path === '/metrics') return ops.metrics(req, res);
+    if (path === ADMIN_PATH || path.startsWith(`${ADMIN_PATH}/`)) {
+      if (admin) return admin(req, res);
+      return json(res, 404, { error: 'not found' });
+    }
     // Everything else is the web console (when built), or a pointer to GraphiQL.
     if (webConsole.available() && (await webConsole.serve(req, res, path))) return;
-    if (path === '/') {
-      res.writeHead(302, { location: '/graphql' }).end();
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+    if (path === '/') return void res.writeHead(302, { location: '/graphql' }).end();
+    return json(res, 404, { error: 'not found' });
   }
+
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const end = segue.metrics.httpDuration.startTimer({ route: routeOf(path), method: req.method ?? 'GET' });
+    res.once('close', () => end({ status: `${Math.floor(res.statusCode / 100)}xx` }));
+    void route(req, res, path).catch((err) => {
+      segue.logger.error({ err, path }, 'request failed');
+      if (!res.headersSent) json(res, 500, { error: 'internal' });
+      else res.end();
+    });
+  });
+  // Headers and idle sockets must not hold the server open forever.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
   const port = options.port ?? segue.config.port;
   const host = options.host ?? segue.config.host;
   await new Promise<void>((resolve, reject) => {

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { estimateUsd } from '../domain/costs.ts';
 import { applyProviderCallback } from '../domain/provider-callbacks.ts';
 import { checkWebhookToken, FalWebhookVerifier } from '../providers/fal-webhook.ts';
 import type { Segue } from '../runtime.ts';
@@ -80,7 +81,13 @@ export function falWebhookHandler(segue: Segue) {
     const videoUrl = event.payload?.video?.url;
     try {
       const outcome = await applyProviderCallback(
-        { db: segue.db, sql: segue.sql, changes: segue.changes, metrics: segue.metrics },
+        {
+          db: segue.db,
+          sql: segue.sql,
+          changes: segue.changes,
+          metrics: segue.metrics,
+          ledger: (seconds) => ({ model: segue.config.fal.model, costUsd: estimateUsd(segue.config.pricePerSecondUsd, seconds) }),
+        },
         { requestId, ok: event.status === 'OK', videoUrl: typeof videoUrl === 'string' ? videoUrl : null, submission },
       );
       log.info({ falRequestId: requestId, transitionId, outcome }, 'fal webhook');

@@ -2,6 +2,7 @@ import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SubscriptionLimits } from '../events/limits.ts';
 import { useAuthentication } from '../graphql/authentication.ts';
+import { useIntrospectionSwitch, useMutationRateLimit, useOperationMetrics, useQueryLimits, type RateLimiter } from '../graphql/hardening.ts';
 import { createContext, type Context } from '../graphql/context.ts';
 import { maskError, yogaLogger } from '../graphql/errors.ts';
 import { schema } from '../graphql/schema.ts';
@@ -15,7 +16,8 @@ export type ServerContext = {
 };
 export type Yoga = YogaServerInstance<ServerContext, Context>;
 
-export function createYogaServer(segue: Segue, subscriptions: SubscriptionLimits): Yoga {
+export function createYogaServer(segue: Segue, subscriptions: SubscriptionLimits, limiter: RateLimiter | null): Yoga {
+  const { http } = segue.config;
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -25,7 +27,22 @@ export function createYogaServer(segue: Segue, subscriptions: SubscriptionLimits
     landingPage: false,
     logging: yogaLogger(segue.logger.child({ component: 'graphql' })),
     maskedErrors: { maskError: (error) => maskError(error) },
-    plugins: [useAuthentication()],
+    plugins: [
+      useQueryLimits(segue.config),
+      useIntrospectionSwitch(http.introspection),
+      useAuthentication(),
+      useMutationRateLimit(limiter),
+      useOperationMetrics(segue.metrics),
+    ],
+    cors:
+      http.corsOrigins === null
+        ? false
+        : {
+            origin: http.corsOrigins === '*' ? '*' : http.corsOrigins,
+            methods: ['GET', 'POST'],
+            allowedHeaders: ['authorization', 'content-type', 'accept'],
+            credentials: false,
+          },
     // HTTP and SSE carry the key in the Authorization header; WebSocket in connectionParams
     // (there is no Fetch request over WebSocket).
     context: ({ request, connectionParams }) =>

@@ -72,6 +72,8 @@ export const PROVIDER_ERROR_CODES = [
   'FAL_REQUEST_LOST',
   'FAL_BAD_OUTPUT',
   'PREVIEW_RENDER_FAILED',
+  // Not the provider's doing, but ends an attempt the same way: the account's budget is spent.
+  'BUDGET_EXCEEDED',
 ] as const;
 export type ProviderErrorCode = (typeof PROVIDER_ERROR_CODES)[number];
 

@@ -1,5 +1,7 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import { changeTransition, type ChangeData, type ChangeGuard } from '../domain/state-machine.ts';
+import { estimateUsd } from '../domain/costs.ts';
+import { retryTransition } from '../domain/generation.ts';
+import { changeTransition, recordFalRequest, recordOrphanFalRequest, type ChangeData, type ChangeGuard } from '../domain/state-machine.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S, type TransitionStatus } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
@@ -7,6 +9,7 @@ import { webhookUrl } from '../providers/fal-webhook.ts';
 import { isProviderError, ProviderError, type GenerationInput } from '../providers/provider.ts';
 import type { GenerationJobData } from '../queue/generation-queue.ts';
 import type { Segue } from '../runtime.ts';
+import type { BudgetGuard } from './budget-guard.ts';
 import type { Wakeups, Watch } from './wakeups.ts';
 
 /** Why a worker aborts a running job: it is stopping (hand the job over) or lost the job's lock. */
@@ -29,7 +32,7 @@ class Aborted extends Error {
   }
 }
 
-export type RunOutcome = 'completed' | 'failed' | 'canceled' | 'stale' | 'lock-lost';
+export type RunOutcome = 'completed' | 'failed' | 'canceled' | 'stale' | 'lock-lost' | 'retried';
 
 const inputOf = (t: Transition): GenerationInput => ({
   prompt: t.prompt,
@@ -61,6 +64,7 @@ export class GenerationRun {
   constructor(
     private readonly segue: Segue,
     private readonly wakeups: Wakeups,
+    private readonly budgets: BudgetGuard,
     private readonly job: Job<GenerationJobData>,
     private readonly token: string | undefined,
     private readonly signal: AbortSignal | undefined,
@@ -101,6 +105,14 @@ export class GenerationRun {
         case S.COMPLETED:
           return 'completed';
         case S.FAILED:
+          // A failed job runs again only when someone retries it from the queue dashboard:
+          // that is a retry of the transition, as retryTransition does it (a new run).
+          if (this.job.attemptsMade > 0 || this.job.failedReason) {
+            await retryTransition(this.segue, row.accountId, row.id).catch((err) =>
+              this.log.warn({ err }, 'dashboard retry refused'),
+            );
+            return 'retried';
+          }
           return 'failed';
         case S.CANCELED:
           return 'canceled';
@@ -132,6 +144,8 @@ export class GenerationRun {
   /** Exactly one submit to fal for a row this run has just claimed, then its request id on the row. */
   private async submit(claimed: Transition): Promise<Transition | null> {
     const { metrics, provider } = this.segue;
+    const overBudget = await this.budgets.check(claimed);
+    if (overBudget) return this.attemptFailed(overBudget);
     const started = performance.now();
     let submitted: { requestId: string; queuePosition: number | null };
     try {
@@ -153,11 +167,8 @@ export class GenerationRun {
     } finally {
       metrics.falLatency.observe({ operation: 'submit' }, (performance.now() - started) / 1000);
     }
-    const recorded = await this.change(
-      S.SUBMITTED,
-      { falRequestId: submitted.requestId, queuePosition: submitted.queuePosition },
-      { from: [S.SUBMITTED], falRequestId: null },
-    );
+    const ledger = { model: this.segue.config.fal.model, costUsd: estimateUsd(this.segue.config.pricePerSecondUsd, claimed.durationSeconds) };
+    const recorded = await recordFalRequest(this.segue, this.ref, submitted.requestId, submitted.queuePosition, ledger);
     if (recorded) {
       this.justSubmitted = true;
       this.log.info(
@@ -169,7 +180,8 @@ export class GenerationRun {
     const now = await this.load();
     if (now?.falRequestId === submitted.requestId) return now; // a webhook recorded it first
     if (now?.status === S.CANCELED) {
-      // Canceled while the submit was on its way: stop the request it started.
+      // Canceled while the submit was on its way: stop the request it started (it may still bill).
+      await recordOrphanFalRequest(this.segue, claimed, submitted.requestId, ledger);
       await provider.cancel(submitted.requestId).catch(() => undefined);
       this.log.info({ falRequestId: submitted.requestId }, 'canceled during submit; canceled at fal');
     }

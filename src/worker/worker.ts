@@ -3,9 +3,11 @@ import { Worker, type Job } from 'bullmq';
 import { BACKOFF_TYPE, GENERATION_QUEUE, type GenerationJobData } from '../queue/generation-queue.ts';
 import { generationBackoff } from '../queue/backoff.ts';
 import { Reconciler } from '../queue/reconciler.ts';
+import { workerName } from '../domain/queue-stats.ts';
 import { closeRedis, createRedis } from '../redis.ts';
 import type { Segue } from '../runtime.ts';
 import { ABORT_LOCK_LOST, ABORT_SHUTDOWN, GenerationRun } from './generation.ts';
+import { BudgetGuard } from './budget-guard.ts';
 import { Wakeups } from './wakeups.ts';
 
 export interface RunningWorker {
@@ -26,18 +28,19 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   const connection = createRedis(config.redisUrl, 'worker');
   const subscriber = createRedis(config.redisUrl, 'subscriber');
   const wakeups = new Wakeups(subscriber, segue.topics);
+  const budgets = new BudgetGuard(segue);
   await wakeups.start();
   await segue.jobs.setFalConcurrency(config.fal.concurrency);
 
   const processor = async (job: Job<GenerationJobData>, token?: string, signal?: AbortSignal) => {
     await segue.jobs.fairness.started(job.opts.priority).catch(() => undefined);
-    return new GenerationRun(segue, wakeups, job, token, signal).execute();
+    return new GenerationRun(segue, wakeups, budgets, job, token, signal).execute();
   };
 
   const worker = new Worker<GenerationJobData>(GENERATION_QUEUE, processor, {
     connection,
     prefix: config.queuePrefix,
-    name: options.name ?? `${hostname()}:${process.pid}`,
+    name: options.name ?? workerName(hostname(), process.pid, config.worker.concurrency),
     concurrency: config.worker.concurrency,
     lockDuration: config.worker.lockDurationMs,
     stalledInterval: config.worker.stalledIntervalMs,

@@ -66,7 +66,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     children,
     async startInlineWorker(extra = {}) {
       const segue = createSegue(testConfig({ ...env, ...extra }));
-      const worker = await startWorker(segue, { name: `inline-${inline.length}` });
+      const worker = await startWorker(segue);
       const entry = { segue, worker };
       inline.push(entry);
       return entry;

@@ -1,4 +1,18 @@
+import { accountSpend, type AccountSpend } from '../../domain/costs.ts';
 import { builder } from '../builder.ts';
+
+const Spend = builder.objectRef<AccountSpend>('Spend').implement({
+  description: 'USD. spentUsd counts every request fal accepted (each may be billed); reservedUsd is queued work not billed yet.',
+  fields: (t) => ({
+    spentUsd: t.exposeFloat('spentUsd'),
+    reservedUsd: t.exposeFloat('reservedUsd'),
+    budgetUsd: t.exposeFloat('budgetUsd', { nullable: true, description: 'Generation beyond it is refused with BUDGET_EXCEEDED.' }),
+    remainingUsd: t.float({
+      nullable: true,
+      resolve: (s) => (s.budgetUsd === null ? null : Math.max(0, Math.round((s.budgetUsd - s.spentUsd - s.reservedUsd) * 10_000) / 10_000)),
+    }),
+  }),
+});
 
 export const AccountNode = builder.prismaNode('Account', {
   id: { field: 'id' },
@@ -8,6 +22,11 @@ export const AccountNode = builder.prismaNode('Account', {
   fields: (t) => ({
     name: t.exposeString('name'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    spend: t.field({
+      type: Spend,
+      description: 'What this account has spent at fal so far, and its budget.',
+      resolve: (account, _args, ctx) => accountSpend(ctx.segue.sql, account.id, ctx.segue.config.pricePerSecondUsd),
+    }),
   }),
 });
 

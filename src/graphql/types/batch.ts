@@ -1,5 +1,6 @@
 import { prismaConnectionHelpers } from '@pothos/plugin-prisma';
 import { BATCH_STATUSES, batchStatus } from '../../domain/batches.ts';
+import { estimateUsd } from '../../domain/costs.ts';
 import type { BatchWithCounts } from '../../events/streams.ts';
 import { builder } from '../builder.ts';
 import type { Context } from '../context.ts';
@@ -37,6 +38,11 @@ export const BatchNode = builder.prismaNode('Batch', {
       completed: count('completed', 'Finished with a video.'),
       failed: count('failed', 'Ended without a video after all retries.'),
       canceled: count('canceled', 'Canceled before they finished.'),
+      estimatedCost: t.float({
+        nullable: true,
+        description: "Estimated cost in USD of generating every transition once, at the model's published price.",
+        resolve: async (batch, _args, ctx) => estimateUsd(ctx.segue.config.pricePerSecondUsd, (await countsOf(batch, ctx)).seconds),
+      }),
       idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
       createdAt: t.expose('createdAt', { type: 'DateTime' }),
       completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),

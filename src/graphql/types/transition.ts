@@ -1,4 +1,5 @@
 import { TransitionStatus } from '../../generated/prisma/enums.ts';
+import { estimateUsd } from '../../domain/costs.ts';
 import { builder } from '../builder.ts';
 
 export const TransitionStatusEnum = builder.enumType(TransitionStatus, {
@@ -40,6 +41,12 @@ export const TransitionNode = builder.prismaNode('Transition', {
       nullable: true,
       select: { errorCode: true, errorMessage: true },
       resolve: (t) => (t.errorCode ? { code: t.errorCode, message: t.errorMessage ?? '' } : null),
+    }),
+    estimatedCost: t.float({
+      nullable: true,
+      description: "Estimated cost in USD of one generation at the model's published price (null when unknown).",
+      select: { durationSeconds: true },
+      resolve: (t, _args, ctx) => estimateUsd(ctx.segue.config.pricePerSecondUsd, t.durationSeconds),
     }),
     falRequestId: t.exposeString('falRequestId', { nullable: true }),
     queuePosition: t.exposeInt('queuePosition', { nullable: true, description: "Requests ahead in fal's queue." }),

@@ -1,0 +1,73 @@
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { GraphQLError, Kind, NoSchemaIntrospectionCustomRule, type DocumentNode, type OperationDefinitionNode } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type { Config } from '../config.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Context } from './context.ts';
+
+/** Depth, cost, alias, token and directive limits (graphql-armor); field suggestions hidden. */
+export function useQueryLimits(config: Config): Plugin {
+  const { limits } = config.http;
+  return EnvelopArmorPlugin({
+    maxDepth: { n: limits.depth, ignoreIntrospection: true },
+    maxAliases: { n: limits.aliases },
+    maxTokens: { n: limits.tokens },
+    costLimit: { maxCost: limits.cost },
+    maxDirectives: { n: 50 },
+    blockFieldSuggestion: { enabled: config.env === 'production' },
+  }) as Plugin;
+}
+
+/** Introspection off (INTROSPECTION=false, the production default): the schema is not served. */
+export function useIntrospectionSwitch(enabled: boolean): Plugin {
+  if (enabled) return {};
+  return {
+    onValidate({ addValidationRule }) {
+      addValidationRule(NoSchemaIntrospectionCustomRule);
+    },
+  };
+}
+
+const operationOf = (document: DocumentNode, name?: string | null) =>
+  document.definitions.find(
+    (d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION && (!name || d.name?.value === name),
+  );
+
+export interface RateLimiter {
+  /** Seconds until the account may try again, or 0 when this call is allowed. */
+  take(accountId: string): Promise<number>;
+}
+
+/** Mutations per account per minute (RATE_LIMITED with retryAfter seconds beyond it). */
+export function useMutationRateLimit(limiter: RateLimiter | null): Plugin<Context> {
+  if (!limiter) return {};
+  return {
+    async onExecute({ args, setResultAndStopExecution }) {
+      const context = args.contextValue;
+      if (!context.account || operationOf(args.document, args.operationName)?.operation !== 'mutation') return;
+      const retryAfter = await limiter.take(context.account.id);
+      if (retryAfter > 0) {
+        setResultAndStopExecution({
+          data: null,
+          errors: [
+            new GraphQLError(`Too many mutations; try again in ${retryAfter} s.`, {
+              extensions: { code: 'RATE_LIMITED', retryAfter },
+            }),
+          ],
+        });
+      }
+    },
+  };
+}
+
+/** GraphQL operation durations by operation type, for /metrics. */
+export function useOperationMetrics(metrics: Metrics): Plugin {
+  return {
+    onExecute({ args }) {
+      const type = operationOf(args.document, args.operationName)?.operation ?? 'unknown';
+      if (type === 'subscription') return;
+      const end = metrics.graphqlDuration.startTimer({ operation: type });
+      return { onExecuteDone: () => void end() };
+    },
+  };
+}

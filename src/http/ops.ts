@@ -1,0 +1,97 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Gauge } from 'prom-client';
+import { onlineWorkers, queueDepths } from '../domain/queue-stats.ts';
+import type { Segue } from '../runtime.ts';
+
+const json = (res: ServerResponse, status: number, body: unknown) =>
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+
+const within = <T>(promise: Promise<T>, ms: number) =>
+  Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
+
+/** /health: the process is up. /ready: PostgreSQL and Redis answer (an orchestrator's readiness probe). */
+export function opsHandlers(segue: Segue) {
+  registerQueueGauges(segue);
+  return {
+    health(_req: IncomingMessage, res: ServerResponse) {
+      json(res, 200, { status: 'ok' });
+    },
+    async ready(_req: IncomingMessage, res: ServerResponse) {
+      const check = async (name: string, probe: () => Promise<unknown>) => {
+        try {
+          await within(probe(), 2_000);
+          return [name, 'ok'] as const;
+        } catch (error) {
+          return [name, `down: ${(error as Error).message}`] as const;
+        }
+      };
+      const checks = Object.fromEntries(
+        await Promise.all([
+          check('postgres', () => segue.sql.query('SELECT 1', [])),
+          check('redis', async () => {
+            await segue.jobs.ready(1_500);
+            return segue.jobs.redis.ping();
+          }),
+        ]),
+      );
+      const ok = Object.values(checks).every((v) => v === 'ok');
+      json(res, ok ? 200 : 503, { status: ok ? 'ready' : 'unavailable', checks });
+    },
+    async metrics(_req: IncomingMessage, res: ServerResponse) {
+      const { registry } = segue.metrics;
+      res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+    },
+  };
+}
+
+/** Queue-wide figures, read from Redis when Prometheus scrapes (not per event). */
+function registerQueueGauges(segue: Segue) {
+  const { registry } = segue.metrics;
+  if (registry.getSingleMetric('segue_jobs')) return;
+  new Gauge({
+    name: 'segue_jobs',
+    help: 'Generation jobs by state (all workers)',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      try {
+        const depths = await within(queueDepths(segue.jobs), 2_000);
+        for (const [state, n] of Object.entries(depths)) this.set({ state }, n);
+      } catch {
+        /* Redis down: keep the last values; /ready tells */
+      }
+    },
+  });
+  new Gauge({
+    name: 'segue_fal_requests_in_flight',
+    help: 'fal requests in flight across all workers (active generation jobs)',
+    registers: [registry],
+    async collect() {
+      try {
+        this.set((await within(queueDepths(segue.jobs), 2_000)).active);
+      } catch {
+        /* as above */
+      }
+    },
+  });
+  new Gauge({
+    name: 'segue_fal_concurrency',
+    help: 'FAL_CONCURRENCY: the cap on fal requests in flight',
+    registers: [registry],
+    collect() {
+      this.set(segue.config.fal.concurrency);
+    },
+  });
+  new Gauge({
+    name: 'segue_workers_online',
+    help: 'Generation workers connected to the queue',
+    registers: [registry],
+    async collect() {
+      try {
+        this.set((await within(onlineWorkers(segue.jobs), 2_000)).length);
+      } catch {
+        /* as above */
+      }
+    },
+  });
+}
