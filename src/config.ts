@@ -63,6 +63,7 @@ const schema = z.object({
   SUBSCRIPTION_BUFFER: z.coerce.number().int().min(10).default(1_000),
   FAL_PRICE_PER_SECOND: z.coerce.number().min(0).optional(),
 
+  OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   CORS_ORIGINS: z.string().optional(),
   INTROSPECTION: bool.optional(),
@@ -100,6 +101,8 @@ export type Config = Readonly<{
   };
   /** USD per second of video for FAL_MODEL, or null when unknown (costs are then not estimated). */
   pricePerSecondUsd: number | null;
+  /** Worker-only processes serve /health, /ready and /metrics here when set. */
+  opsPort: number | null;
   http: {
     /** Enables the queue dashboard at /admin/queues. */
     adminToken: string | null;
@@ -164,6 +167,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       submitTimeoutMs: c.FAL_SUBMIT_TIMEOUT_MS,
     },
     pricePerSecondUsd: c.FAL_PRICE_PER_SECOND ?? MODEL_PRICES_USD_PER_SECOND[c.FAL_MODEL] ?? null,
+    opsPort: c.OPS_PORT ?? null,
     http: {
       adminToken: c.ADMIN_TOKEN ?? null,
       corsOrigins:
@@ -191,4 +195,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       reconcileIntervalMs: c.RECONCILE_INTERVAL_MS,
     },
   });
+}
+
+const cliSchema = z.object({
+  SEGUE_API_URL: url(['http:', 'https:']).default('http://localhost:4000'),
+  SEGUE_API_KEY: z.string().optional(),
+});
+
+/** The command line talks to a running API like any client: where it is, and which key to use. */
+export function loadCliConfig(env: Record<string, string | undefined> = process.env) {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = cliSchema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = issue.path.join('.');
+    throw new ConfigError(`Invalid configuration: ${name}=${JSON.stringify(env[name] ?? '')} ${issue.message}`);
+  }
+  return { apiUrl: parsed.data.SEGUE_API_URL.replace(/\/+$/, ''), apiKey: parsed.data.SEGUE_API_KEY ?? null };
 }

@@ -3,6 +3,7 @@
  * API and a worker in one process; `api` and `worker` run one role each, for scaling them apart.
  */
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { startOpsServer } from './http/ops.ts';
 import { startApiServer } from './http/server.ts';
 import { createSegue } from './runtime.ts';
 import { startWorker } from './worker/worker.ts';
@@ -59,6 +60,11 @@ async function main() {
     const worker = await startWorker(segue);
     stops.unshift(worker.close);
     if (stopping) await worker.close();
+    if (role === 'worker' && segue.config.opsPort !== null) {
+      const ops = await startOpsServer(segue, segue.config.opsPort);
+      stops.push(ops.close);
+      log.info({ port: ops.port }, `worker health and metrics on :${ops.port}`);
+    }
   }
   if (role === 'all' || role === 'api') {
     const api = await startApiServer(segue);

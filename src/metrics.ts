@@ -3,7 +3,7 @@ import { Counter, Histogram, Registry, collectDefaultMetrics, Gauge } from 'prom
 /** Prometheus metrics of one process (GET /metrics). One registry per runtime, so tests can run several. */
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'segue_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'segue_' });
   return {
     registry,
     falRequests: new Counter({

@@ -20,7 +20,11 @@ export function createRedis(url: string, role: RedisRole, extra: RedisOptions = 
     ...(role === 'subscriber' ? { enableReadyCheck: false } : {}),
     ...extra,
   };
-  return new Redis(url, options);
+  const redis = new Redis(url, options);
+  // Connection errors surface on the commands that need Redis (and in /ready); without a listener
+  // ioredis would also print each reconnect attempt to stderr.
+  redis.on('error', () => undefined);
+  return redis;
 }
 
 /** Closes connections we created; BullMQ never closes a connection it was given. */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { createAccount, listAccounts } from '../domain/accounts.ts';
-import { encodeId } from '../graphql/ids.ts';
+import { createAccount, listAccounts, setBudget } from '../domain/accounts.ts';
+import { encodeId, idOf } from '../graphql/ids.ts';
 import type { WithSegue } from './index.ts';
 
 export function registerAccountCommands(program: Command, withSegue: WithSegue) {
@@ -37,6 +37,24 @@ export function registerAccountCommands(program: Command, withSegue: WithSegue) 
         }
         if (rows.length === 0) process.stdout.write('No accounts yet: create one with `accounts create <name>`.\n');
         for (const row of rows) process.stdout.write(`${row.id}  ${row.createdAt.toISOString()}  ${row.name}\n`);
+      }),
+    );
+}
+
+/** Accepts the account's GraphQL id (as printed by `accounts create`) or its database uuid. */
+const accountUuid = (id: string) => (/^[0-9a-f-]{36}$/.test(id) ? id : idOf('Account', id));
+
+export function registerBudgetCommand(program: Command, withSegue: WithSegue) {
+  program
+    .commands.find((c) => c.name() === 'accounts')!
+    .command('budget <id> <usd>')
+    .description('set the account\'s spending limit in USD ("none" removes it); generation beyond it is refused')
+    .option('--json', 'print JSON')
+    .action((id: string, usd: string, options: { json?: boolean }) =>
+      withSegue(async (segue) => {
+        const budgetUsd = usd === 'none' ? null : Number(usd);
+        await setBudget(segue.db, accountUuid(id), budgetUsd);
+        process.stdout.write(options.json ? `${JSON.stringify({ id, budgetUsd })}\n` : `Budget of ${id}: ${budgetUsd === null ? 'none' : `$${budgetUsd}`}\n`);
       }),
     );
 }

@@ -2,7 +2,8 @@
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config.ts';
 import { createSegue, type Segue } from '../runtime.ts';
-import { registerAccountCommands } from './accounts.ts';
+import { registerAccountCommands, registerBudgetCommand } from './accounts.ts';
+import { registerApiCommands } from './api-commands.ts';
 
 export type WithSegue = <T>(fn: (segue: Segue) => Promise<T>) => Promise<T>;
 
@@ -29,8 +30,11 @@ const withSegue: WithSegue = async (fn) => {
 
 const program = new Command('segue').description('Segue command line').showHelpAfterError();
 registerAccountCommands(program, withSegue);
+registerBudgetCommand(program, withSegue);
+registerApiCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : String(error));
+  const code = (error as { code?: unknown }).code;
+  console.error(typeof code === 'string' && /^[A-Z_]+$/.test(code) ? `${code}: ${(error as Error).message}` : error instanceof Error ? error.message : String(error));
   process.exit(1);
 });

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../db.ts';
-import { badInput } from './errors.ts';
+import { badInput, notFound } from './errors.ts';
 
 const KEY_PREFIX = 'sg_';
 
@@ -37,4 +37,13 @@ export function listAccounts(db: Db) {
 export function bearerToken(header: string | null | undefined): string | null {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
   return match ? match[1]! : null;
+}
+
+/** Sets (or, with null, removes) an account's spending limit in USD. */
+export async function setBudget(db: Db, accountId: string, budgetUsd: number | null) {
+  if (budgetUsd !== null && (!Number.isFinite(budgetUsd) || budgetUsd < 0)) {
+    throw badInput('A budget is a positive amount of USD, or "none".', ['budgetUsd']);
+  }
+  const updated = await db.account.updateMany({ where: { id: accountId }, data: { budgetUsd } });
+  if (updated.count === 0) throw notFound('Account');
 }

@@ -118,7 +118,9 @@ export function isExpectedError(error: unknown): boolean {
   if (!graphqlError) return false;
   const original = graphqlError.originalError;
   if (isAppError(original)) return true;
-  return (!original || asGraphQLError(original) !== null) && isInputError(graphqlError.message);
+  const own = !original || asGraphQLError(original) !== null;
+  // An error of the operation itself (syntax, validation, limits) has no path.
+  return own && (isInputError(graphqlError.message) || !graphqlError.path);
 }
 
 /**

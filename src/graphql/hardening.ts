@@ -71,3 +71,21 @@ export function useOperationMetrics(metrics: Metrics): Plugin {
     },
   };
 }
+
+/**
+ * Validation errors (unknown fields, limits, introspection when off) are the client's mistakes:
+ * they carry BAD_USER_INPUT like every other input error, not Yoga's GRAPHQL_VALIDATION_FAILED.
+ */
+export function useValidationErrorCode(): Plugin {
+  return {
+    onValidate() {
+      return ({ valid, result }) => {
+        if (valid) return;
+        for (const error of result) {
+          (error as { extensions: Record<string, unknown> }).extensions ??= {};
+          (error.extensions as Record<string, unknown>).code = 'BAD_USER_INPUT';
+        }
+      };
+    },
+  };
+}

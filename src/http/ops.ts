@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Gauge } from 'prom-client';
 import { onlineWorkers, queueDepths } from '../domain/queue-stats.ts';
 import type { Segue } from '../runtime.ts';
@@ -94,4 +95,20 @@ function registerQueueGauges(segue: Segue) {
       }
     },
   });
+}
+
+/** For processes without the API (workers): /health, /ready and /metrics on their own port. */
+export async function startOpsServer(segue: Segue, port: number, host = segue.config.host) {
+  const ops = opsHandlers(segue);
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const handle = path === '/health' ? ops.health : path === '/ready' ? ops.ready : path === '/metrics' ? ops.metrics : null;
+    if (!handle) return void json(res, 404, { error: 'not found' });
+    void Promise.resolve(handle(req, res)).catch(() => (res.headersSent ? res.end() : json(res, 500, { error: 'internal' })));
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, () => resolve()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

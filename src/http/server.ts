@@ -38,7 +38,7 @@ function routeOf(path: string): string {
 export async function startApiServer(segue: Segue, options: { port?: number; host?: string } = {}): Promise<ApiServer> {
   const { http } = segue.config;
   const subscriptions = new SubscriptionLimits(segue.config.subscriptions.perAccount, segue.metrics);
-  const limiter = redisRateLimiter(() => segue.jobs.redis, segue.config.queuePrefix, http.mutationsPerMinute, segue.logger);
+  const limiter = redisRateLimiter(() => segue.jobs, segue.config.queuePrefix, http.mutationsPerMinute, segue.logger);
   const yoga = createYogaServer(segue, subscriptions, limiter);
   const falWebhook = falWebhookHandler(segue);
   const ops = opsHandlers(segue);

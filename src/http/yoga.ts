@@ -2,7 +2,14 @@ import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SubscriptionLimits } from '../events/limits.ts';
 import { useAuthentication } from '../graphql/authentication.ts';
-import { useIntrospectionSwitch, useMutationRateLimit, useOperationMetrics, useQueryLimits, type RateLimiter } from '../graphql/hardening.ts';
+import {
+  useIntrospectionSwitch,
+  useMutationRateLimit,
+  useOperationMetrics,
+  useQueryLimits,
+  useValidationErrorCode,
+  type RateLimiter,
+} from '../graphql/hardening.ts';
 import { createContext, type Context } from '../graphql/context.ts';
 import { maskError, yogaLogger } from '../graphql/errors.ts';
 import { schema } from '../graphql/schema.ts';
@@ -28,6 +35,7 @@ export function createYogaServer(segue: Segue, subscriptions: SubscriptionLimits
     logging: yogaLogger(segue.logger.child({ component: 'graphql' })),
     maskedErrors: { maskError: (error) => maskError(error) },
     plugins: [
+      useValidationErrorCode(),
       useQueryLimits(segue.config),
       useIntrospectionSwitch(http.introspection),
       useAuthentication(),

@@ -31,6 +31,8 @@ export class GenerationQueue {
   ) {
     const connection = redis;
     this.queue = new Queue<GenerationJobData>(GENERATION_QUEUE, { connection, prefix: config.queuePrefix });
+    // Redis being down surfaces on each call (enqueue, /ready); no need for BullMQ to print it too.
+    this.queue.on('error', () => undefined);
     const keys = this.queue.keys;
     this.fairness = new FairShare(connection, {
       clock: `${config.queuePrefix}:${GENERATION_QUEUE}:fair:clock`,

@@ -3,6 +3,7 @@ import { print, type ExecutionResult, type GraphQLFormattedError } from 'graphql
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createAccount } from '../../src/domain/accounts.ts';
 import { startApiServer } from '../../src/http/server.ts';
+import type { Logger } from '../../src/logger.ts';
 import { createSegue, type Segue } from '../../src/runtime.ts';
 
 export type Overrides = Record<string, string | undefined>;
@@ -19,8 +20,8 @@ export interface TestApp {
 }
 
 /** The real API (Yoga on node:http) on a random port, against the test database. */
-export async function startTestApp(overrides: Overrides = {}): Promise<TestApp> {
-  const segue = createSegue(testConfig(overrides));
+export async function startTestApp(overrides: Overrides = {}, options: { logger?: Logger } = {}): Promise<TestApp> {
+  const segue = createSegue(testConfig(overrides), options);
   const api = await startApiServer(segue);
   return {
     segue,

@@ -18,7 +18,7 @@ export interface Pipeline {
   app: TestApp;
   env: Overrides;
   /** Workers running in this process. */
-  inline: Array<{ segue: Segue; worker: RunningWorker }>;
+  inline: Array<{ segue: Segue; worker: RunningWorker; shared?: boolean }>;
   children: Child[];
   startInlineWorker(extra?: Overrides): Promise<{ segue: Segue; worker: RunningWorker }>;
   startChildWorker(extra?: Overrides): Promise<Child>;
@@ -35,6 +35,8 @@ export interface PipelineOptions {
   webhooks?: boolean;
   inlineWorkers?: number;
   childWorkers?: number;
+  /** A worker on the API's own runtime, as `npm start` runs them (one process, one /metrics). */
+  apiWorker?: boolean;
 }
 
 export async function startPipeline(options: PipelineOptions = {}): Promise<Pipeline> {
@@ -89,15 +91,16 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     },
     async close() {
       await Promise.all(children.map((c) => c.stop('SIGKILL')));
-      for (const { segue, worker } of inline) {
+      for (const { segue, worker, shared } of inline) {
         await worker.close();
-        await segue.close();
+        if (!shared) await segue.close();
       }
       await app.close();
       await emulator.close();
       await dropQueueKeys(app.segue.config.redisUrl, env.QUEUE_PREFIX!);
     },
   };
+  if (options.apiWorker) inline.push({ segue: app.segue, worker: await startWorker(app.segue), shared: true });
   for (let i = 0; i < (options.inlineWorkers ?? 0); i++) await pipeline.startInlineWorker();
   for (let i = 0; i < (options.childWorkers ?? 0); i++) await pipeline.startChildWorker();
   return pipeline;

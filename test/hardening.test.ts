@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { codes, createTestAccount, gql, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
+import { transitionInputs } from './helpers/fixtures.ts';
+import { CreateTransitions, Viewer } from './helpers/operations.ts';
+
+let app: TestApp;
+let account: TestAccount;
+beforeAll(async () => {
+  app = await startTestApp({
+    RATE_LIMIT_MUTATIONS_PER_MINUTE: '3',
+    CORS_ORIGINS: 'https://studio.example.com',
+    INTROSPECTION: 'false',
+    GRAPHQL_MAX_DEPTH: '6',
+    GRAPHQL_MAX_ALIASES: '5',
+    MAX_BODY_BYTES: '65536',
+  });
+  account = await createTestAccount(app.segue);
+});
+afterAll(() => app.close());
+
+const post = (body: string, headers: Record<string, string> = {}) =>
+  fetch(app.graphqlUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${account.apiKey}`, ...headers },
+    body,
+  });
+
+describe('hardening', () => {
+  it('limits mutations per account per minute with RATE_LIMITED and a retryAfter', async () => {
+    const other = await createTestAccount(app.segue);
+    for (let i = 0; i < 3; i++) {
+      const ok = await gql(app.graphqlUrl, other.apiKey, CreateTransitions, { input: { transitions: transitionInputs(1) } });
+      expect(ok.errors).toBeUndefined();
+    }
+    const limited = await gql(app.graphqlUrl, other.apiKey, CreateTransitions, { input: { transitions: transitionInputs(1) } });
+    expect(codes(limited)).toEqual(['RATE_LIMITED']);
+    expect(limited.errors![0]!.extensions!.retryAfter).toBeGreaterThan(0);
+    expect(await app.segue.db.transition.count({ where: { accountId: other.id } })).toBe(3);
+    // Queries are not limited, and other accounts are not affected.
+    expect((await gql(app.graphqlUrl, other.apiKey, Viewer)).errors).toBeUndefined();
+    expect((await gql(app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(1) } })).errors).toBeUndefined();
+  });
+
+  it('refuses deep, alias-heavy and oversized requests', async () => {
+    const deep = await post(JSON.stringify({ query: '{ viewer { id } transitions { edges { node { batch { transitions { edges { node { batch { id } } } } } } } } }' }));
+    const deepBody = (await deep.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+    expect(deepBody.errors[0]!.extensions.code).toBe('BAD_USER_INPUT');
+    expect(deepBody.errors[0]!.message).toMatch(/depth/i);
+
+    const aliases = await post(JSON.stringify({ query: `{ ${Array.from({ length: 10 }, (_, i) => `a${i}: viewer { id }`).join(' ')} }` }));
+    const aliasBody = (await aliases.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+    expect(aliasBody.errors[0]!.extensions.code).toBe('BAD_USER_INPUT');
+    expect(aliasBody.errors[0]!.message).toMatch(/alias/i);
+
+    const huge = await post(JSON.stringify({ query: '{ viewer { id } }', padding: 'x'.repeat(100_000) }));
+    expect(huge.status).toBe(413);
+  });
+
+  it('turns introspection off when asked (INTROSPECTION=false)', async () => {
+    const res = await post(JSON.stringify({ query: '{ __schema { types { name } } }' }));
+    const body = (await res.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+    expect(body.errors[0]!.extensions.code).toBe('BAD_USER_INPUT');
+    expect(body.errors[0]!.message).toMatch(/introspection/i);
+  });
+
+  it('answers CORS preflights for the configured origins only', async () => {
+    const allowed = await fetch(app.graphqlUrl, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://studio.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    });
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://studio.example.com');
+    const denied = await fetch(app.graphqlUrl, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    });
+    expect(denied.headers.get('access-control-allow-origin')).not.toBe('https://evil.example');
+  });
+});

@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAndGenerate } from '../src/domain/generation.ts';
+import { gql, startTestApp } from './helpers/app.ts';
+import { transitionInputs } from './helpers/fixtures.ts';
+import { graphql } from '../src/generated/gql/index.ts';
+import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { until } from './helpers/wait.ts';
+
+const QueueStatsQuery = graphql(`
+  query QueueStatsQuery {
+    queueStats {
+      byStatus { status count }
+      queue { waiting active delayed failed }
+      falInFlight
+      falConcurrency
+      workers { name host pid concurrency startedAt }
+    }
+  }
+`);
+
+let p: Pipeline;
+beforeAll(async () => {
+  p = await startPipeline({ emulator: { latencyMs: 200 }, env: { FAL_CONCURRENCY: '3', WORKER_CONCURRENCY: '7' }, apiWorker: true });
+});
+afterAll(() => p?.close());
+
+/** The value of one Prometheus sample, or 0 when it has not appeared yet. */
+function sample(text: string, name: string, labels = ''): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+describe('/health, /ready and /metrics', () => {
+  it('/health answers while the process is up', async () => {
+    const res = await fetch(`${p.app.url}/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok' });
+  });
+
+  it('/ready checks PostgreSQL and Redis', async () => {
+    const res = await fetch(`${p.app.url}/ready`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', redis: 'ok' } });
+  });
+
+  it('/ready answers 503 and names what is down', async () => {
+    const broken = await startTestApp({ REDIS_URL: 'redis://127.0.0.1:1', DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/none' });
+    try {
+      const res = await fetch(`${broken.url}/ready`);
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { status: string; checks: Record<string, string> };
+      expect(body.status).toBe('unavailable');
+      expect(body.checks.postgres).toMatch(/^down: /);
+      expect(body.checks.redis).toMatch(/^down: /);
+    } finally {
+      await broken.close();
+    }
+  });
+
+  it('/metrics changes as a batch runs: finished transitions, fal calls and latency, jobs by state', async () => {
+    const before = await (await fetch(`${p.app.url}/metrics`)).text();
+    expect(before).toMatch(/segue_fal_concurrency 3/);
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(5) });
+    await p.settled(batch!.id);
+    await gql(p.app.graphqlUrl, account.apiKey, QueueStatsQuery); // one GraphQL query to count
+    const after = await (await fetch(`${p.app.url}/metrics`)).text();
+    const delta = (name: string, labels = '') => sample(after, name, labels) - sample(before, name, labels);
+    expect(delta('segue_transitions_finished_total', 'status="COMPLETED"')).toBe(5);
+    expect(delta('segue_fal_requests_total', 'operation="submit",outcome="ok"')).toBe(5);
+    expect(delta('segue_fal_request_duration_seconds_count', 'operation="submit"')).toBe(5);
+    expect(delta('segue_generation_duration_seconds_count')).toBe(5);
+    expect(delta('segue_graphql_operation_duration_seconds_count', 'operation="query"')).toBeGreaterThanOrEqual(1);
+    expect(delta('segue_http_request_duration_seconds_count', 'route="metrics",method="GET",status="2xx"')).toBe(1);
+    expect(sample(after, 'segue_jobs', 'state="waiting"')).toBe(0);
+    expect(sample(after, 'segue_fal_requests_in_flight')).toBe(0);
+    expect(sample(after, 'segue_workers_online')).toBeGreaterThanOrEqual(1);
+    expect(after).toMatch(/segue_subscriptions_open \d/);
+    expect(after).toMatch(/segue_process_resident_memory_bytes/);
+  });
+});
+
+describe('queueStats', () => {
+  it("reports the caller's transitions by status, the queue, fal in flight against FAL_CONCURRENCY, and workers", async () => {
+    const account = await p.account();
+    p.emulator.configure({ latencyMs: 3000 });
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(5) });
+    const stats = await until(async () => {
+      const res = await gql(p.app.graphqlUrl, account.apiKey, QueueStatsQuery);
+      const s = res.data!.queueStats;
+      const running = s.byStatus.filter((b) => b.status === 'SUBMITTED' || b.status === 'IN_PROGRESS').reduce((n, b) => n + b.count, 0);
+      return s.falInFlight === 3 && s.queue.waiting === 2 && running === 3 ? s : null;
+    }, { what: '3 requests in flight, 2 waiting' });
+    expect(stats.falConcurrency).toBe(3);
+    expect(stats.queue.waiting).toBe(2);
+    const byStatus = Object.fromEntries(stats.byStatus.map((s) => [s.status, s.count]));
+    expect((byStatus.SUBMITTED ?? 0) + (byStatus.IN_PROGRESS ?? 0)).toBe(3);
+    expect(byStatus.QUEUED).toBe(2);
+    expect(stats.workers.length).toBeGreaterThanOrEqual(1);
+    expect(stats.workers[0]).toMatchObject({ pid: process.pid, concurrency: 7 });
+    expect(new Date(stats.workers[0]!.startedAt).getTime()).toBeLessThanOrEqual(Date.now());
+    p.emulator.configure({ latencyMs: 100 });
+    await p.settled(batch!.id);
+  });
+});
