@@ -123,7 +123,7 @@ describe('fuzz: hostile and malformed GraphQL requests', () => {
             ...(authorized ? { authorization: `Bearer ${account.apiKey}` } : {}),
             ...request.headers,
           },
-          ...(request.method === 'GET' ? {} : { body: request.body instanceof Buffer ? new Uint8Array(request.body) : request.body }),
+          ...(request.method === 'GET' ? {} : { body: typeof request.body === 'string' ? request.body : request.body ? new Uint8Array(request.body) : null }),
         });
         status = response.status;
         await response.arrayBuffer().catch(() => undefined);
