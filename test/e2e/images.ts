@@ -1,0 +1,46 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A tiny image host for the console's previews: `/<name>.svg` is a gradient card with the name on
+ * it. Segue and the fal emulator never fetch images, only the browser does.
+ */
+export interface ImageHost {
+  url(name: string): string;
+  close(): Promise<void>;
+}
+
+const PALETTES = [
+  ['#4f46e5', '#06b6d4'],
+  ['#f59e0b', '#ef4444'],
+  ['#10b981', '#3b82f6'],
+  ['#ec4899', '#8b5cf6'],
+];
+
+function svg(name: string): string {
+  const [from, to] = PALETTES[[...name].reduce((sum, c) => sum + c.charCodeAt(0), 0) % PALETTES.length]!;
+  const label = name.replace(/[^\w-]/g, '');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="640" height="360" viewBox="0 0 640 360">
+  <defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="${from}"/><stop offset="1" stop-color="${to}"/></linearGradient></defs>
+  <rect width="640" height="360" fill="url(#g)"/>
+  <text x="320" y="200" font-family="sans-serif" font-size="56" fill="white" text-anchor="middle">${label}</text>
+</svg>`;
+}
+
+export async function startImageHost(): Promise<ImageHost> {
+  const server = createServer((req, res) => {
+    const name = /^\/([\w-]+)\.svg$/.exec(req.url ?? '')?.[1];
+    if (!name) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'image/svg+xml', 'cache-control': 'no-cache' }).end(svg(name));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: (name) => `http://127.0.0.1:${port}/${name}.svg`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,119 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { print, type DocumentNode } from 'graphql';
+import { createClient, type Client } from 'graphql-ws';
+import { apiErrorFrom, networkError, type ApiError, type GraphQLErrorLike } from './errors';
+
+/** The API is served from the console's own origin: GraphQL over HTTP and WebSocket at /graphql. */
+const GRAPHQL_PATH = '/graphql';
+
+export interface SubscriptionObserver<TData> {
+  next(data: TData): void;
+  error(error: ApiError): void;
+  /** The server ended the stream (a batch stream ends with its batch). */
+  complete(): void;
+}
+
+/** A signed-in connection to Segue: typed requests over HTTP, typed subscriptions over graphql-ws. */
+export interface Api {
+  request<TData, TVariables>(document: TypedDocumentNode<TData, TVariables>, variables: TVariables): Promise<TData>;
+  /** Returns the function that stops the subscription; the observer hears nothing after it. */
+  subscribe<TData, TVariables>(
+    document: TypedDocumentNode<TData, TVariables>,
+    variables: TVariables,
+    observer: SubscriptionObserver<TData>,
+  ): () => void;
+  /** Closes the WebSocket (on sign-out). */
+  close(): void;
+}
+
+interface ExecutionResultLike<TData> {
+  data?: TData | null;
+  errors?: readonly GraphQLErrorLike[];
+}
+
+// The typed documents are ASTs; print each one once.
+const printed = new WeakMap<DocumentNode, string>();
+function queryText(document: DocumentNode): string {
+  let text = printed.get(document);
+  if (text === undefined) {
+    text = print(document);
+    printed.set(document, text);
+  }
+  return text;
+}
+
+export function createApi(apiKey: string, origin: Pick<Location, 'protocol' | 'host'> = window.location): Api {
+  const authorization = `Bearer ${apiKey}`;
+  let socket: Client | null = null;
+
+  // One WebSocket for all subscriptions, opened on the first one (graphql-ws is lazy by default)
+  // and kept a few seconds after the last, so moving between batches does not reconnect.
+  const ws = () =>
+    (socket ??= createClient({
+      url: `${origin.protocol === 'https:' ? 'wss' : 'ws'}://${origin.host}${GRAPHQL_PATH}`,
+      connectionParams: { authorization },
+      lazyCloseTimeout: 5_000,
+      retryAttempts: 5,
+    }));
+
+  return {
+    async request(document, variables) {
+      let response: Response;
+      try {
+        response = await fetch(GRAPHQL_PATH, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/graphql-response+json, application/json',
+            authorization,
+          },
+          body: JSON.stringify({ query: queryText(document), variables }),
+        });
+      } catch (error) {
+        throw networkError(error instanceof Error ? error.message : undefined);
+      }
+      // GraphQL errors come with a JSON body whatever the HTTP status; anything else is a proxy's page.
+      const body = (await response.json().catch(() => null)) as ExecutionResultLike<never> | null;
+      if (!body) throw networkError(`HTTP ${response.status}`);
+      if (body.errors?.length) throw apiErrorFrom(body.errors);
+      if (!body.data) throw networkError('empty response');
+      return body.data;
+    },
+
+    subscribe(document, variables, observer) {
+      // graphql-ws completes a sink after its unsubscribe; callers expect silence once they stop.
+      let stopped = false;
+      const stopGraphqlWs = ws().subscribe<never>(
+        { query: queryText(document), variables: variables as Record<string, unknown> },
+        {
+          next(result: ExecutionResultLike<never>) {
+            if (stopped) return;
+            if (result.errors?.length) observer.error(apiErrorFrom(result.errors));
+            else if (result.data) observer.next(result.data);
+          },
+          error(error: unknown) {
+            if (stopped) return;
+            stopped = true;
+            if (Array.isArray(error)) observer.error(apiErrorFrom(error as GraphQLErrorLike[]));
+            else if (error instanceof CloseEvent) observer.error(networkError(`live connection closed, code ${error.code}`));
+            else observer.error(networkError(error instanceof Error ? error.message : undefined));
+          },
+          complete() {
+            if (stopped) return;
+            stopped = true;
+            observer.complete();
+          },
+        },
+      );
+      return () => {
+        stopped = true;
+        stopGraphqlWs();
+      };
+    },
+
+    close() {
+      void socket?.dispose();
+      socket = null;
+    },
+  };
+}

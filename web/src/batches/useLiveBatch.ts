@@ -1,0 +1,95 @@
+import { useCallback, useEffect, useReducer, useState } from 'react';
+import type { Api } from '../api/client';
+import { asApiError, type ApiError } from '../api/errors';
+import { ConsoleBatchProgress, ConsoleTransitionUpdated } from '../api/operations';
+import { loadBatch } from './load-batch';
+import { emptyLiveBatch, liveBatchReducer } from './live-state';
+
+/**
+ * connecting: subscribed, nothing heard yet; live: events arriving; ended: the server completed
+ * both streams (it does when the batch ends); interrupted: an error stopped them.
+ */
+export type FeedState = 'connecting' | 'live' | 'ended' | 'interrupted';
+
+/** A subscriber that fell behind is ended with LIMIT_EXCEEDED; subscribing again starts with a snapshot. */
+const RESUBSCRIBE_AFTER_MS = 1_000;
+
+/**
+ * One batch, kept current: the batch query, then `transitionUpdated(batchId)` and
+ * `batchProgress(id)` over one WebSocket. Subscribing after the query answered means the
+ * snapshot each stream starts with covers whatever changed in between.
+ */
+export function useLiveBatch(api: Api, batchId: string) {
+  const [state, dispatch] = useReducer(liveBatchReducer, emptyLiveBatch);
+  const [loadError, setLoadError] = useState<ApiError | null>(null);
+  const [feed, setFeed] = useState<FeedState>('connecting');
+  const [feedError, setFeedError] = useState<ApiError | null>(null);
+  const [epoch, setEpoch] = useState(0);
+  const loaded = state.batch?.id === batchId;
+
+  useEffect(() => {
+    let current = true;
+    dispatch({ type: 'reset' });
+    setLoadError(null);
+    loadBatch(api, batchId).then(
+      ({ batch, transitions }) => current && dispatch({ type: 'loaded', batch, transitions }),
+      (error: unknown) => current && setLoadError(asApiError(error)),
+    );
+    return () => {
+      current = false;
+    };
+  }, [api, batchId]);
+
+  useEffect(() => {
+    if (!loaded) return;
+    let open = 2;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stops: Array<() => void> = [];
+    const stopAll = () => {
+      for (const stop of stops.splice(0)) stop();
+    };
+    setFeed('connecting');
+    setFeedError(null);
+    const heard = () => setFeed('live');
+    const completed = () => {
+      open -= 1;
+      if (open === 0) setFeed('ended');
+    };
+    const failed = (error: ApiError) => {
+      stopAll();
+      setFeed('interrupted');
+      setFeedError(error);
+      if (error.code === 'LIMIT_EXCEEDED' && timer === undefined) timer = setTimeout(() => setEpoch((n) => n + 1), RESUBSCRIBE_AFTER_MS);
+    };
+    stops.push(
+      api.subscribe(ConsoleTransitionUpdated, { batchId }, {
+        next: ({ transitionUpdated }) => {
+          heard();
+          dispatch({ type: 'transition', transition: transitionUpdated });
+        },
+        error: failed,
+        complete: completed,
+      }),
+      api.subscribe(ConsoleBatchProgress, { id: batchId }, {
+        next: ({ batchProgress }) => {
+          heard();
+          dispatch({ type: 'batch', batch: batchProgress });
+        },
+        error: failed,
+        complete: completed,
+      }),
+    );
+    return () => {
+      stopAll();
+      clearTimeout(timer);
+    };
+  }, [api, batchId, loaded, epoch]);
+
+  /**
+   * Subscribe again (a fresh snapshot first): after a retry, which reopens a batch whose streams
+   * may have completed, or when the user asks after an interruption.
+   */
+  const resubscribe = useCallback(() => setEpoch((n) => n + 1), []);
+
+  return { state, dispatch, loadError, feed, feedError, resubscribe };
+}

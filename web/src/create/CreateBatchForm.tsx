@@ -1,0 +1,128 @@
+import { useRef, useState, type FormEvent } from 'react';
+import type { Api } from '../api/client';
+import { asApiError } from '../api/errors';
+import { ConsoleCreateTransitions } from '../api/operations';
+import { estimateBatchCostUsd, formatUsd } from '../cost';
+import { DraftFields } from './DraftFields';
+import { emptyDraft, fieldErrorsFrom, newIdempotencyKey, noFieldErrors, toTransitionInput, type Draft, type DraftField, type FieldErrors } from './draft';
+
+/** The API takes 1 to 100 transitions per call. */
+const MAX_ROWS = 100;
+
+interface Props {
+  api: Api;
+  onCreated(batchId: string): void;
+}
+
+/** New transitions, several at once, generated as one batch. */
+export function CreateBatchForm({ api, onCreated }: Props) {
+  const [drafts, setDrafts] = useState<Draft[]>(() => [emptyDraft()]);
+  const [errors, setErrors] = useState<FieldErrors>(noFieldErrors);
+  const [pending, setPending] = useState(false);
+  const form = useRef<HTMLFormElement>(null);
+  // One key per version of the form: a double click or a resend repeats it (the API then returns
+  // the first result), while an edited form is a new request with a new key.
+  const idempotencyKey = useRef<string | null>(null);
+  const inFlight = useRef(false);
+
+  const edit = (next: Draft[]) => {
+    setDrafts(next);
+    idempotencyKey.current = null;
+  };
+  const addRow = () => {
+    edit([...drafts, emptyDraft()]);
+    // Keyboard users land in the new row.
+    requestAnimationFrame(() => form.current?.querySelector<HTMLElement>('[data-testid="draft-row"]:last-of-type input')?.focus());
+  };
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    if (inFlight.current) return;
+    inFlight.current = true;
+    setPending(true);
+    idempotencyKey.current ??= newIdempotencyKey();
+    try {
+      const { createTransitions } = await api.request(ConsoleCreateTransitions, {
+        input: { transitions: drafts.map(toTransitionInput), generate: true, idempotencyKey: idempotencyKey.current },
+      });
+      if (!createTransitions.batch) throw new Error('The API created the transitions but no batch.');
+      setErrors(noFieldErrors);
+      onCreated(createTransitions.batch.id);
+    } catch (caught) {
+      const found = fieldErrorsFrom(asApiError(caught));
+      setErrors(found);
+      focusFirstError(found);
+    } finally {
+      inFlight.current = false;
+      setPending(false);
+    }
+  }
+
+  function focusFirstError(found: FieldErrors) {
+    const [index, fields] = [...found.rows.entries()].sort(([a], [b]) => a - b)[0] ?? [];
+    const draft = index === undefined ? undefined : drafts[index];
+    const field = fields && (Object.keys(fields)[0] as DraftField | undefined);
+    requestAnimationFrame(() => {
+      if (draft && field) document.getElementById(`draft-${draft.key}-${field}`)?.focus();
+      else form.current?.querySelector<HTMLElement>('.form-error')?.focus();
+    });
+  }
+
+  const cost = estimateBatchCostUsd(drafts.map((d) => d.durationSeconds));
+  const seconds = drafts.reduce((sum, d) => sum + d.durationSeconds, 0);
+  const count = `${drafts.length} transition${drafts.length === 1 ? '' : 's'}`;
+
+  return (
+    <section aria-labelledby="create-title">
+      <h2 id="create-title" tabIndex={-1}>
+        New batch
+      </h2>
+      <p className="lede">
+        Pairs of image URLs and a prompt; Kling generates a video morphing the front image into the tail image.
+      </p>
+      <form ref={form} onSubmit={submit} noValidate aria-labelledby="create-title">
+        {errors.general.length > 0 && (
+          <div className="form-error" role="alert" tabIndex={-1}>
+            {errors.general.map((message) => (
+              <p key={message}>{message}</p>
+            ))}
+          </div>
+        )}
+        {errors.rows.size > 0 && (
+          <p className="form-error" role="alert">
+            Some fields need attention: see the messages below them.
+          </p>
+        )}
+        {drafts.map((draft, index) => (
+          <DraftFields
+            key={draft.key}
+            draft={draft}
+            index={index}
+            errors={errors.rows.get(index)}
+            onChange={(next) => edit(drafts.map((d) => (d.key === next.key ? next : d)))}
+            onRemove={
+              drafts.length > 1
+                ? () => {
+                    edit(drafts.filter((d) => d.key !== draft.key));
+                    // The row indexes shift: old messages would point at the wrong rows.
+                    setErrors(noFieldErrors);
+                  }
+                : undefined
+            }
+          />
+        ))}
+        <div className="form-actions">
+          <button type="button" onClick={addRow} disabled={drafts.length >= MAX_ROWS}>
+            Add transition
+          </button>
+          <p className="estimate" aria-live="polite">
+            Estimated cost: <strong>{formatUsd(cost)}</strong> for {count} ({seconds} s of video)
+          </p>
+          <button type="submit" className="primary" disabled={pending}>
+            {pending ? 'Creating…' : `Generate ${count}`}
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}
