@@ -13,8 +13,10 @@ export function createRedis(url: string, role: RedisRole, extra: RedisOptions = 
     connectionName: `segue-${role}`,
     ...(role === 'worker' || role === 'subscriber' ? { maxRetriesPerRequest: null } : {}),
     ...(role === 'producer' ? { enableOfflineQueue: false, maxRetriesPerRequest: 1 } : {}),
-    // Commands issued in the same tick go out in one write (many jobs publish at once).
-    ...(role === 'publisher' ? { enableAutoPipelining: true } : {}),
+    // Commands issued in the same tick go out in one write (many jobs publish at once). While
+    // Redis is down a publish gives up after 2 s instead of holding the request that made the
+    // change (subscribers recover from their snapshot).
+    ...(role === 'publisher' ? { enableAutoPipelining: true, commandTimeout: 2_000, maxRetriesPerRequest: 2 } : {}),
     // A subscriber may already be in subscriber mode when the ready check (INFO) would run after a
     // (re)connect, and Redis refuses INFO there; subscriptions are restored by ioredis anyway.
     ...(role === 'subscriber' ? { enableReadyCheck: false } : {}),

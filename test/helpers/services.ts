@@ -70,3 +70,45 @@ export async function startPrivateRedis(port: number) {
     },
   };
 }
+
+/**
+ * A throwaway PostgreSQL server of a test's own (initdb in a temp dir, its own port), so a test
+ * can stop and start it without touching the machine's server. Needs the server binaries
+ * (Debian: /usr/lib/postgresql/<v>/bin) and, as root, the postgres user to run them.
+ */
+export async function startPrivatePostgres(port: number) {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, chownSync } = await import('node:fs');
+  const { tmpdir, userInfo } = await import('node:os');
+  const { join } = await import('node:path');
+  const version = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').sort().at(-1) : undefined;
+  if (!version) throw new Error('PostgreSQL server binaries not found (/usr/lib/postgresql/<v>/bin).');
+  const bin = `/usr/lib/postgresql/${version}/bin`;
+  const dir = mkdtempSync(join(tmpdir(), 'segue-pg-'));
+  const asRoot = userInfo().uid === 0;
+  const pgUser = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+  if (asRoot) chownSync(dir, pgUser, pgUser);
+  const as = (args: string[]) => (asRoot ? ['runuser', ['-u', 'postgres', '--', ...args]] : [args[0]!, args.slice(1)]) as [string, string[]];
+  const exec = (args: string[]) => execFileSync(...as(args), { stdio: 'pipe' });
+  exec([`${bin}/initdb`, '-D', join(dir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  const ctl = (action: 'start' | 'stop') =>
+    exec(
+      action === 'start'
+        ? [`${bin}/pg_ctl`, '-D', join(dir, 'data'), '-l', join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']
+        : [`${bin}/pg_ctl`, '-D', join(dir, 'data'), '-w', '-m', 'fast', 'stop'],
+    );
+  ctl('start');
+  return {
+    url: `postgresql://postgres@127.0.0.1:${port}/segue`,
+    start: () => ctl('start'),
+    stop: () => ctl('stop'),
+    async close() {
+      try {
+        ctl('stop');
+      } catch {
+        /* already stopped */
+      }
+      execFileSync('rm', ['-rf', dir]);
+    },
+  };
+}

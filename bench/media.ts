@@ -1,0 +1,79 @@
+/**
+ * Local media throughput: preview renders per minute (one at a time, and two at once) and the
+ * time to join 10 clips, on this machine's ffmpeg.
+ * `npx tsx bench/media.ts [size=640x360] [tools=auto|system|npm]`
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import path from 'node:path';
+import { combineClips } from '../src/media/combine.ts';
+import { mediaTools, runFfmpeg } from '../src/media/ffmpeg.ts';
+import { renderPreview } from '../src/media/preview.ts';
+
+const [width, height] = (process.argv[2] ?? '640x360').split('x').map(Number) as [number, number];
+const prefer = (process.argv[3] ?? 'auto') as 'auto' | 'system' | 'npm';
+const front = path.resolve('assets/samples/front.png');
+const tail = path.resolve('assets/samples/tail.png');
+const types = ['morph', 'wipe', 'zoom'];
+
+const tools = await mediaTools({ prefer });
+const dir = await mkdtemp(path.join(tmpdir(), 'segue-bench-media-'));
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+console.log(`ffmpeg: ${tools.source} ${tools.ffmpeg}\n  ${tools.version}\n  xfade: ${tools.hasXfade}`);
+console.log(`ffprobe: ${tools.ffprobeSource} ${tools.ffprobe}`);
+console.log(`cpus: ${availableParallelism()}, previews ${width}x${height} at 24 fps, 5 s each\n`);
+
+let n = 0;
+const render = () => {
+  const i = n++;
+  return renderPreview({
+    frontImage: front,
+    tailImage: tail,
+    durationSeconds: 5,
+    transitionType: types[i % types.length],
+    output: path.join(dir, `preview-${i}.mp4`),
+    width,
+    height,
+    tools,
+  });
+};
+
+async function timed<T>(work: () => Promise<T>) {
+  const started = performance.now();
+  const result = await work();
+  return { result, ms: performance.now() - started };
+}
+
+try {
+  const sequential = await timed(async () => {
+    for (let i = 0; i < 6; i++) await render();
+  });
+  console.log(`6 previews one at a time: ${seconds(sequential.ms)} -> ${(6 / (sequential.ms / 60_000)).toFixed(1)} renders/min`);
+
+  const parallel = await timed(async () => {
+    for (let i = 0; i < 3; i++) await Promise.all([render(), render()]);
+  });
+  console.log(`6 previews two at a time: ${seconds(parallel.ms)} -> ${(6 / (parallel.ms / 60_000)).toFixed(1)} renders/min`);
+
+  const clips = Array.from({ length: 10 }, (_, i) => ({ file: path.join(dir, `preview-${i}.mp4`), subtitles: `Scene ${i + 1}: from dawn to night` }));
+  const audioFile = path.join(dir, 'music.m4a');
+  await runFfmpeg(['-f', 'lavfi', '-i', 'sine=f=220:d=30', '-c:a', 'aac', audioFile], { tools });
+
+  const plain = await timed(() => combineClips({ clips, output: path.join(dir, 'combined.mp4'), width, height, tools }));
+  console.log(`combine 10 clips (${plain.result.durationSeconds.toFixed(1)} s of video): ${seconds(plain.ms)}`);
+  const full = await timed(() =>
+    combineClips({
+      clips,
+      audioFile,
+      burnSubtitles: true,
+      output: path.join(dir, 'combined-full.mp4'),
+      subtitlesOutput: path.join(dir, 'combined-full.vtt'),
+      width,
+      height,
+      tools,
+    }),
+  );
+  console.log(`combine 10 clips + audio + burned subtitles: ${seconds(full.ms)}`);
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}

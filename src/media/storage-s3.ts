@@ -1,0 +1,146 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GetObjectCommand, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { MediaError } from './errors.ts';
+import { assertStorageKey, joinUrl, type MediaStorage } from './storage.ts';
+
+export interface S3StorageOptions {
+  bucket: string;
+  /** Default us-east-1 (what most S3-compatible servers expect when they ignore regions). */
+  region?: string | undefined;
+  /** An S3-compatible server (MinIO, R2, s3rver, ...); default: AWS. */
+  endpoint?: string | undefined;
+  /** `endpoint/bucket/key` instead of `bucket.endpoint/key`; most self-hosted servers need it. */
+  forcePathStyle?: boolean | undefined;
+  /** Omitted: the AWS SDK's default chain (its environment variables, profiles, instance roles). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined } | undefined;
+  /** Where clients fetch objects (a CDN, a public bucket domain); default: derived from the endpoint. */
+  publicBaseUrl?: string | undefined;
+  /** Prepended to every key, e.g. `segue/`. */
+  keyPrefix?: string | undefined;
+  cacheControl?: string | undefined;
+  /** Attempts per request, the SDK's own retries included (default 3). */
+  maxAttempts?: number | undefined;
+  /** Where the SDK logs (e.g. a pino child logger); default: nowhere. */
+  logger?: Logger | undefined;
+  /** Bring your own client (tests, custom middleware); the options above then only shape URLs. */
+  client?: S3Client | undefined;
+}
+
+export interface S3Storage extends MediaStorage {
+  readonly driver: 's3';
+  readonly client: S3Client;
+  get(key: string): Promise<Readable>;
+  close(): Promise<void>;
+}
+
+export function createS3Storage(options: S3StorageOptions): S3Storage {
+  const region = options.region ?? 'us-east-1';
+  const prefix = options.keyPrefix ?? '';
+  if (prefix) assertStorageKey(prefix.replace(/\/$/, ''));
+  const ownClient = !options.client;
+  const maxAttempts = options.maxAttempts ?? 3;
+  const client =
+    options.client ??
+    new S3Client({
+      region,
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle ?? false,
+      credentials: options.credentials,
+      maxAttempts,
+      // The default logger is silent except for one console warning on every failed streamed
+      // PUT ("non-retryable streaming request"), which put() handles by retrying itself.
+      logger: options.logger ?? silentLogger,
+      // Since early 2025 the SDK adds CRC32 checksums in a chunked trailer to every upload, which
+      // many S3-compatible servers reject or store verbatim. Against AWS itself keep the default.
+      ...(options.endpoint ? { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),
+    });
+
+  const objectKey = (key: string) => {
+    assertStorageKey(key);
+    return `${prefix}${key}`;
+  };
+  const url = (key: string) => joinUrl(publicBase(options, region), objectKey(key));
+
+  return {
+    driver: 's3',
+    client,
+    url,
+
+    async put(key, file, contentType) {
+      const Key = objectKey(key);
+      const { size } = await stat(file).catch((error: unknown) => {
+        throw new MediaError('STORAGE_FAILED', `Cannot read ${file}: ${(error as Error).message}`, { cause: error });
+      });
+      // The SDK cannot replay a stream body, so it never retries a streamed PUT; retry here, with
+      // a fresh stream of the file each time.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          // A single PUT is atomic in S3: the object appears whole or not at all. ContentLength
+          // lets the SDK stream the file instead of buffering it (single PUTs go up to 5 GB).
+          await client.send(
+            new PutObjectCommand({
+              Bucket: options.bucket,
+              Key,
+              Body: createReadStream(file),
+              ContentLength: size,
+              ContentType: contentType,
+              CacheControl: options.cacheControl,
+            }),
+          );
+          return { key, url: url(key), size };
+        } catch (raw) {
+          const error = storageError(raw, `Could not upload ${Key} to bucket ${options.bucket}`, 'put');
+          if (!error.retryable || attempt >= maxAttempts) throw error;
+          await sleep(200 * 2 ** (attempt - 1));
+        }
+      }
+    },
+
+    async get(key) {
+      const Key = objectKey(key);
+      try {
+        const object = await client.send(new GetObjectCommand({ Bucket: options.bucket, Key }));
+        return object.Body as Readable;
+      } catch (error) {
+        throw storageError(error, `Could not read ${Key} from bucket ${options.bucket}`, 'get');
+      }
+    },
+
+    async close() {
+      if (ownClient) client.destroy();
+    },
+  };
+}
+
+type Logger = NonNullable<S3ClientConfig['logger']>;
+const ignore = () => {};
+const silentLogger: Logger = { debug: ignore, info: ignore, warn: ignore, error: ignore };
+
+function publicBase(options: S3StorageOptions, region: string) {
+  if (options.publicBaseUrl) return options.publicBaseUrl;
+  if (!options.endpoint) return `https://${options.bucket}.s3.${region}.amazonaws.com`;
+  const endpoint = new URL(options.endpoint);
+  const basePath = endpoint.pathname.replace(/\/+$/, '');
+  return options.forcePathStyle
+    ? `${endpoint.origin}${basePath}/${options.bucket}`
+    : `${endpoint.protocol}//${options.bucket}.${endpoint.host}${basePath}`;
+}
+
+function storageError(error: unknown, message: string, operation: 'put' | 'get'): MediaError {
+  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
+  const status = e.$metadata?.httpStatusCode;
+  // A 404 on a put means the bucket is missing: a configuration error, not a missing object.
+  if (operation === 'get' && (e.name === 'NoSuchKey' || status === 404)) {
+    return new MediaError('STORAGE_NOT_FOUND', `${message}: not found.`, { status: 404, cause: error });
+  }
+  // No status: the request never got an answer (DNS, refused, reset) and may work next time.
+  const retryable = status === undefined || status >= 500 || status === 429 || e.$retryable !== undefined;
+  return new MediaError('STORAGE_FAILED', `${message}: ${e.name ?? 'Error'} ${e.message ?? ''}`.trim(), {
+    retryable,
+    status,
+    cause: error,
+  });
+}

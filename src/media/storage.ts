@@ -1,0 +1,51 @@
+import type { Readable } from 'node:stream';
+import { MediaError } from './errors.ts';
+import type { LocalStorageOptions } from './storage-local.ts';
+import type { S3StorageOptions } from './storage-s3.ts';
+
+/**
+ * Where rendered videos, posters and subtitle files go, and the URL clients fetch them from.
+ * Keys are relative, slash-separated paths (`transitions/<id>/video.mp4`); the same key gives the
+ * same URL in every driver, so rows store keys and URLs can be rebuilt when the base URL moves.
+ */
+export interface MediaStorage {
+  readonly driver: 'local' | 's3';
+  /** Uploads a local file; readers never see a partial object. */
+  put(key: string, file: string, contentType: string): Promise<StoredObject>;
+  /** The public URL of a key (whether or not it exists). */
+  url(key: string): string;
+  /** Reads an object back; MediaError STORAGE_NOT_FOUND when there is none. */
+  get?(key: string): Promise<Readable>;
+  close?(): Promise<void>;
+}
+
+export interface StoredObject {
+  key: string;
+  url: string;
+  size: number;
+}
+
+export type MediaStorageOptions = ({ driver: 'local' } & LocalStorageOptions) | ({ driver: 's3' } & S3StorageOptions);
+
+/** Loads only the driver asked for: the AWS SDK is large, and a local setup never needs it. */
+export async function createMediaStorage(options: MediaStorageOptions): Promise<MediaStorage> {
+  if (options.driver === 'local') return (await import('./storage-local.ts')).createLocalStorage(options);
+  return (await import('./storage-s3.ts')).createS3Storage(options);
+}
+
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * Keys become file paths and URL paths: letters, digits, `.`, `_`, `-` in `/`-separated
+ * segments, none empty, none starting with a dot (so no `..`, no hidden files), at most 512
+ * characters. Anything else is a bug in the caller, never something to sanitise silently.
+ */
+export function assertStorageKey(key: string): void {
+  const ok = key.length > 0 && key.length <= 512 && key.split('/').every((segment) => SEGMENT.test(segment));
+  if (!ok) throw new MediaError('STORAGE_INVALID_KEY', `Invalid storage key: ${JSON.stringify(key.slice(0, 100))}`);
+}
+
+/** `base` + `/` + key, with each segment URL-encoded (a no-op for valid keys, but cheap insurance). */
+export function joinUrl(base: string, key: string): string {
+  return `${base.replace(/\/+$/, '')}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}

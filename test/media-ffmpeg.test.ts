@@ -1,0 +1,88 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mediaTools, probe, runFfmpeg, runTool, type MediaTools } from '../src/media/ffmpeg.ts';
+
+// SEGUE_MEDIA_TOOLS=npm runs the suite on the npm ffmpeg 4.1 even where a system ffmpeg exists.
+const prefer = (process.env.SEGUE_MEDIA_TOOLS ?? 'auto') as 'auto' | 'system' | 'npm';
+
+let tools: MediaTools;
+let dir: string;
+beforeAll(async () => {
+  tools = await mediaTools({ prefer });
+  dir = await mkdtemp(path.join(tmpdir(), 'segue-media-ffmpeg-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe('mediaTools', () => {
+  it('finds a working ffmpeg and ffprobe and says where they came from', async () => {
+    expect(tools.version).toMatch(/^ffmpeg version /);
+    expect(['system', 'npm']).toContain(tools.source);
+    if (prefer !== 'auto') expect(tools).toMatchObject({ source: prefer, ffprobeSource: prefer });
+    console.info(`media tools: ${tools.source} ${tools.ffmpeg} (${tools.version}), ffprobe: ${tools.ffprobeSource} ${tools.ffprobe}`);
+    const { stdout } = await runTool(tools.ffprobe, ['-version'], { captureStdout: true });
+    expect(stdout.toString()).toMatch(/^ffprobe version /);
+  });
+
+  it('falls back to the npm binaries (ffmpeg 4.1, without xfade) when none is on the search path', async () => {
+    const npm = await mediaTools({ searchPath: '' });
+    expect(npm).toMatchObject({ source: 'npm', ffprobeSource: 'npm', hasXfade: false });
+    expect(npm.ffmpeg).toContain(path.join('node_modules', '@ffmpeg-installer'));
+    expect(npm.ffprobe).toContain(path.join('node_modules', '@ffprobe-installer'));
+    expect(npm.version).toMatch(/Copyright \(c\) 2000-2018/);
+    // Cached: the same option set answers the same object.
+    expect(await mediaTools({ searchPath: '' })).toBe(npm);
+  });
+
+  it('fails with MEDIA_TOOL_NOT_FOUND when an explicit path does not run, or no system binary is allowed', async () => {
+    await expect(mediaTools({ ffmpegPath: path.join(dir, 'no-ffmpeg') })).rejects.toMatchObject({
+      name: 'MediaError',
+      code: 'MEDIA_TOOL_NOT_FOUND',
+    });
+    await expect(mediaTools({ prefer: 'system', searchPath: dir })).rejects.toMatchObject({ code: 'MEDIA_TOOL_NOT_FOUND' });
+  });
+});
+
+describe('runTool / runFfmpeg', () => {
+  it('turns a failing run into MEDIA_TOOL_FAILED with the end of stderr', async () => {
+    const error = await runFfmpeg(['-i', path.join(dir, 'missing.mp4'), '-f', 'null', '-'], { tools }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'MediaError', code: 'MEDIA_TOOL_FAILED', retryable: false });
+    expect((error as Error).message).toMatch(/missing\.mp4/);
+    expect((error as { stderr: string }).stderr).toMatch(/No such file/);
+  });
+
+  it('kills a run that passes its timeout (MEDIA_TIMEOUT, retryable) or is aborted (MEDIA_ABORTED)', async () => {
+    const endless = ['-f', 'lavfi', '-i', 'testsrc2=s=64x64', '-f', 'null', '-'];
+    const started = Date.now();
+    await expect(runFfmpeg(endless, { tools, timeoutMs: 300 })).rejects.toMatchObject({ code: 'MEDIA_TIMEOUT', retryable: true });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 200);
+    await expect(runFfmpeg(endless, { tools, signal: controller.signal })).rejects.toMatchObject({ code: 'MEDIA_ABORTED' });
+  });
+
+  it('reports a binary that cannot be started as MEDIA_TOOL_NOT_FOUND', async () => {
+    await expect(runTool(path.join(dir, 'nothing-here'), [])).rejects.toMatchObject({ code: 'MEDIA_TOOL_NOT_FOUND' });
+  });
+});
+
+describe('probe', () => {
+  it('reads duration, size, codecs and audio presence', async () => {
+    const file = path.join(dir, 'av.mp4');
+    await runFfmpeg(
+      ['-f', 'lavfi', '-i', 'testsrc2=s=160x90:r=25:d=2', '-f', 'lavfi', '-i', 'sine=d=2', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', file],
+      { tools },
+    );
+    const info = await probe(file, { tools });
+    expect(info).toMatchObject({ width: 160, height: 90, hasAudio: true, videoCodec: 'h264', audioCodec: 'aac', pixelFormat: 'yuv420p', fps: 25 });
+    expect(info.durationSeconds).toBeGreaterThan(1.9);
+    expect(info.durationSeconds).toBeLessThan(2.1);
+  });
+
+  it('fails with MEDIA_PROBE_FAILED on a file that is not media', async () => {
+    const file = path.join(dir, 'notes.txt');
+    await writeFile(file, 'not a video');
+    await expect(probe(file, { tools })).rejects.toMatchObject({ code: 'MEDIA_PROBE_FAILED' });
+  });
+});

@@ -1,0 +1,79 @@
+import { execFileSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createAndGenerate } from '../src/domain/generation.ts';
+import { codes, gql } from './helpers/app.ts';
+import { transitionInputs } from './helpers/fixtures.ts';
+import { CreateTransitions, Viewer } from './helpers/operations.ts';
+import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { freePort } from './helpers/process.ts';
+import { startPrivatePostgres, startPrivateRedis } from './helpers/services.ts';
+import { until } from './helpers/wait.ts';
+
+let p: Pipeline | undefined;
+let cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  await p?.close();
+  p = undefined;
+  for (const c of cleanup.reverse()) await c();
+  cleanup = [];
+});
+
+const readiness = async (url: string) => (await (await fetch(`${url}/ready`)).json()) as { status: string; checks: Record<string, string> };
+
+describe('restarts of the real services during a batch', () => {
+  it('PostgreSQL stops and starts: clear UNAVAILABLE errors while it is down, every transition completes after', { timeout: 150_000 }, async () => {
+    const pg = await startPrivatePostgres(await freePort());
+    cleanup.push(() => pg.close());
+    execFileSync('npx', ['prisma', 'migrate', 'deploy'], { env: { ...process.env, DATABASE_URL: pg.url }, stdio: 'ignore' });
+    p = await startPipeline({ emulator: { latencyMs: 1500 }, env: { DATABASE_URL: pg.url, FAL_CONCURRENCY: '5' }, childWorkers: 1 });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(15) });
+    await until(() => p!.emulator.counters().submitted >= 5, { what: 'the batch under way' });
+
+    pg.stop();
+    const down = await gql(p.app.graphqlUrl, account.apiKey, Viewer);
+    expect(codes(down)).toEqual(['UNAVAILABLE']);
+    expect(down.errors![0]!.message).toMatch(/unavailable; try again shortly/);
+    const ready = await readiness(p.app.url);
+    expect(ready.status).toBe('unavailable');
+    expect(ready.checks.postgres).toMatch(/^down/);
+    await new Promise((r) => setTimeout(r, 3000)); // fal finishes requests meanwhile; nothing can be written
+    pg.start();
+
+    await until(async () => (await readiness(p!.app.url)).status === 'ready', { what: 'ready again' });
+    const rows = await p.settled(batch!.id, 120_000);
+    expect(rows.filter((r) => r.status === 'COMPLETED')).toHaveLength(15);
+    expect(p.emulator.counters()).toMatchObject({ duplicateInputs: 0, submitted: 15 });
+  });
+
+  it('Redis stops and starts (losing every job): mutations still land, every transition completes after', { timeout: 150_000 }, async () => {
+    const port = await freePort();
+    let redis = await startPrivateRedis(port);
+    cleanup.push(() => redis.stop());
+    p = await startPipeline({ emulator: { latencyMs: 1500 }, env: { REDIS_URL: redis.url, FAL_CONCURRENCY: '5' }, childWorkers: 1 });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(10) });
+    await until(() => p!.emulator.counters().submitted >= 5, { what: 'the batch under way' });
+
+    await redis.stop();
+    const ready = await readiness(p.app.url);
+    expect(ready.checks.redis).toMatch(/^down/);
+    // PostgreSQL holds the truth: a generation request is accepted (promptly); its jobs come when
+    // Redis is back.
+    const asked = Date.now();
+    const during = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, {
+      input: { transitions: transitionInputs(3), generate: true },
+    });
+    expect(during.errors).toBeUndefined();
+    expect(Date.now() - asked).toBeLessThan(10_000);
+    await new Promise((r) => setTimeout(r, 2000));
+    redis = await startPrivateRedis(port);
+
+    const rows = await p.settled(batch!.id, 120_000);
+    expect(rows.filter((r) => r.status === 'COMPLETED')).toHaveLength(10);
+    const duringBatch = during.data!.createTransitions.batch!.id;
+    const later = await p.settled(Buffer.from(duringBatch, 'base64url').toString().split(':')[1]!, 120_000);
+    expect(later.filter((r) => r.status === 'COMPLETED')).toHaveLength(3);
+    expect(p.emulator.counters().duplicateInputs).toBe(0);
+  });
+});
