@@ -63,6 +63,24 @@ const schema = z.object({
   SUBSCRIPTION_BUFFER: z.coerce.number().int().min(10).default(1_000),
   FAL_PRICE_PER_SECOND: z.coerce.number().min(0).optional(),
 
+  MEDIA_DIR: z.string().min(1).default('./data/media'),
+  /** Base URL of the local driver's files; default PUBLIC_URL (or http://localhost:PORT) + /media. */
+  MEDIA_PUBLIC_URL: url(['http:', 'https:']).optional(),
+  STORAGE_DRIVER: z.enum(['local', 's3']).default('local'),
+  S3_BUCKET: z.string().min(3).max(63).optional(),
+  S3_ENDPOINT: url(['http:', 'https:']).optional(),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  S3_FORCE_PATH_STYLE: bool.optional(),
+  S3_PUBLIC_URL: url(['http:', 'https:']).optional(),
+  ALLOW_PRIVATE_NETWORK: bool.optional(),
+  MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).default(500 * 1024 * 1024),
+  MEDIA_FETCH_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(120_000),
+  MEDIA_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  PREVIEW_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  FFMPEG_PATH: z.string().optional(),
+  FFPROBE_PATH: z.string().optional(),
   OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   CORS_ORIGINS: z.string().optional(),
@@ -101,6 +119,30 @@ export type Config = Readonly<{
   };
   /** USD per second of video for FAL_MODEL, or null when unknown (costs are then not estimated). */
   pricePerSecondUsd: number | null;
+  /** Which video provider generates: fal when FAL_KEY is set, else the local ffmpeg preview. */
+  provider: 'fal' | 'preview';
+  media: {
+    /** Base of absolute media URLs: PUBLIC_URL, or http://localhost:PORT. */
+    baseUrl: string;
+    storage:
+      | { driver: 'local'; root: string; publicBaseUrl: string }
+      | {
+          driver: 's3';
+          bucket: string;
+          endpoint: string | null;
+          region: string;
+          credentials: { accessKeyId: string; secretAccessKey: string } | null;
+          forcePathStyle: boolean;
+          publicBaseUrl: string | null;
+        };
+    allowPrivateNetwork: boolean;
+    maxBytes: number;
+    fetchTimeoutMs: number;
+    concurrency: number;
+    previewConcurrency: number;
+    ffmpegPath: string | null;
+    ffprobePath: string | null;
+  };
   /** Worker-only processes serve /health, /ready and /metrics here when set. */
   opsPort: number | null;
   http: {
@@ -143,6 +185,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration: ${name}=${JSON.stringify(env[name] ?? '')} ${issue.message}`);
   }
   const c = parsed.data;
+  if (c.STORAGE_DRIVER === 's3' && !c.S3_BUCKET) {
+    throw new ConfigError('Invalid configuration: S3_BUCKET="" is required when STORAGE_DRIVER=s3');
+  }
   return Object.freeze({
     env: c.NODE_ENV,
     databaseUrl: c.DATABASE_URL,
@@ -166,7 +211,39 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollMaxIntervalMs: Math.max(c.FAL_POLL_MAX_INTERVAL_MS, c.FAL_POLL_INTERVAL_MS),
       submitTimeoutMs: c.FAL_SUBMIT_TIMEOUT_MS,
     },
-    pricePerSecondUsd: c.FAL_PRICE_PER_SECOND ?? MODEL_PRICES_USD_PER_SECOND[c.FAL_MODEL] ?? null,
+    provider: c.FAL_KEY?.trim() ? ('fal' as const) : ('preview' as const),
+    // The local preview costs nothing.
+    pricePerSecondUsd: !c.FAL_KEY?.trim() ? 0 : (c.FAL_PRICE_PER_SECOND ?? MODEL_PRICES_USD_PER_SECOND[c.FAL_MODEL] ?? null),
+    media: {
+      baseUrl: (c.PUBLIC_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, ''),
+      storage:
+        c.STORAGE_DRIVER === 's3'
+          ? {
+              driver: 's3' as const,
+              bucket: c.S3_BUCKET ?? '',
+              endpoint: c.S3_ENDPOINT ?? null,
+              region: c.S3_REGION,
+              credentials:
+                c.S3_ACCESS_KEY_ID && c.S3_SECRET_ACCESS_KEY
+                  ? { accessKeyId: c.S3_ACCESS_KEY_ID, secretAccessKey: c.S3_SECRET_ACCESS_KEY }
+                  : null,
+              forcePathStyle: c.S3_FORCE_PATH_STYLE ?? c.S3_ENDPOINT !== undefined,
+              publicBaseUrl: c.S3_PUBLIC_URL?.replace(/\/+$/, '') ?? null,
+            }
+          : {
+              driver: 'local' as const,
+              root: c.MEDIA_DIR,
+              publicBaseUrl: (c.MEDIA_PUBLIC_URL ?? `${c.PUBLIC_URL ?? `http://localhost:${c.PORT}`}/media`).replace(/\/+$/, ''),
+            },
+      // Development and tests fetch from localhost; production must not reach private networks.
+      allowPrivateNetwork: c.ALLOW_PRIVATE_NETWORK ?? c.NODE_ENV !== 'production',
+      maxBytes: c.MEDIA_MAX_BYTES,
+      fetchTimeoutMs: c.MEDIA_FETCH_TIMEOUT_MS,
+      concurrency: c.MEDIA_CONCURRENCY,
+      previewConcurrency: c.PREVIEW_CONCURRENCY,
+      ffmpegPath: c.FFMPEG_PATH ?? null,
+      ffprobePath: c.FFPROBE_PATH ?? null,
+    },
     opsPort: c.OPS_PORT ?? null,
     http: {
       adminToken: c.ADMIN_TOKEN ?? null,

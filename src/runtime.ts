@@ -9,6 +9,8 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createProvider } from './providers/index.ts';
 import type { VideoProvider } from './providers/provider.ts';
 import { GenerationQueue } from './queue/generation-queue.ts';
+import { MediaQueue } from './queue/media-queue.ts';
+import { createMediaService, type MediaService } from './media/service.ts';
 import { closeRedis, createRedis } from './redis.ts';
 
 /**
@@ -28,6 +30,8 @@ export interface Segue {
   readonly pubsub: PubSub;
   readonly changes: EventPublisher;
   readonly provider: VideoProvider;
+  readonly media: MediaService;
+  readonly mediaJobs: MediaQueue;
   close(): Promise<void>;
 }
 
@@ -43,6 +47,8 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
   let pubsub: PubSub | undefined;
   let changes: EventPublisher | undefined;
   let provider: VideoProvider | undefined = options.provider;
+  let mediaJobs: MediaQueue | undefined;
+  const media = createMediaService(config, logger);
 
   const segue: Segue = {
     config,
@@ -62,11 +68,17 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
       return (changes ??= new EventPublisher({ db, pubsub: segue.pubsub, topics: names, logger }));
     },
     get provider() {
-      return (provider ??= createProvider(config, logger));
+      return (provider ??= createProvider(config, media, logger));
+    },
+    media,
+    get mediaJobs() {
+      producer ??= createRedis(config.redisUrl, 'producer');
+      return (mediaJobs ??= new MediaQueue(config, producer));
     },
     async close() {
       await changes?.close();
       await jobs?.close();
+      await mediaJobs?.close();
       await closeRedis(producer);
       if (pubsub) await closePubSub(pubsub);
       await provider?.close?.();

@@ -49,7 +49,7 @@ describe('CLI against a running API', () => {
     expect(stdout).toMatch(/Created 3 transition\(s\) in batch \S+ \(estimated \$1\.47\)/);
     expect(stdout).toMatch(/\d\/3 ended: \d completed/); // progress lines (no bar: not a terminal)
     expect(stdout).toMatch(/Batch \S+ COMPLETED: 3 completed, 0 failed, 0 canceled of 3\./);
-    expect(stdout.match(/COMPLETED\s+http:\/\/127\.0\.0\.1:\d+\/files\/\S+\/output\.mp4/g)).toHaveLength(3);
+    expect(stdout.match(/COMPLETED\s+http:\/\/127\.0\.0\.1:\d+\/media\/transitions\/\S+\.mp4/g)).toHaveLength(3);
   });
 
   it('batches watch <id> --json streams progress events and ends with a summary; exit 2 when some failed', { timeout: 60_000 }, async () => {

@@ -23,7 +23,9 @@ describe('generation pipeline', () => {
     const rows = await p.settled(idOf('Batch', batchId));
     expect(rows.map((r) => r.status)).toEqual(Array(6).fill('COMPLETED'));
     for (const row of rows) {
-      expect(row.videoUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/files\/.+\/output\.mp4$/);
+      // Segue's own copy, served by the API; fal's URL kept beside it.
+      expect(row.videoUrl).toBe(`${p.app.url.replace('localhost', '127.0.0.1')}/media/transitions/${row.id}/r1-a1.mp4`);
+      expect(row.falVideoUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/files\/.+\/output\.mp4$/);
       expect(row.falRequestId).toBeTruthy();
       expect(row.attempts).toBe(1);
       expect(row.startedAt).not.toBeNull();
@@ -39,6 +41,19 @@ describe('generation pipeline', () => {
     expect(c.submitted).toBe(6);
     expect(c.maxInFlight).toBeLessThanOrEqual(3);
     expect(c.duplicateInputs).toBe(0);
+    const copy = await fetch(rows[0]!.videoUrl!);
+    expect(copy.status).toBe(200);
+    expect(copy.headers.get('content-type')).toBe('video/mp4');
+    const original = await fetch(rows[0]!.falVideoUrl!);
+    expect(Buffer.from(await copy.arrayBuffer()).equals(Buffer.from(await original.arrayBuffer()))).toBe(true);
+    // The poster (first frame, JPEG) follows on the media queue.
+    const withPoster = await until(async () => {
+      const row = await p.app.segue.db.transition.findUniqueOrThrow({ where: { id: rows[0]!.id } });
+      return row.posterUrl ? row : null;
+    }, { what: 'the poster' });
+    const poster = await fetch(withPoster.posterUrl!);
+    expect(poster.headers.get('content-type')).toBe('image/jpeg');
+    expect(Buffer.from(await poster.arrayBuffer()).subarray(0, 2).toString('hex')).toBe('ffd8');
     const inputs = p.emulator.requests().map((r) => r.input as Record<string, unknown>);
     expect(inputs[0]).toMatchObject({ duration: '10', image_url: expect.stringMatching(/front/), tail_image_url: expect.stringMatching(/tail/) });
   });

@@ -32,11 +32,17 @@ describe('fal webhooks', () => {
     const account = await p.account();
     const { transitions } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
     const id = transitions[0]!.id;
-    const done = await until(async () => {
+    const completed = await until(async () => {
       const r = await row(id);
       return r.status === 'COMPLETED' ? r : null;
     }, { timeoutMs: 10_000, what: 'completion by webhook' });
-    expect(done.videoUrl).toMatch(/\/files\/.+\/output\.mp4$/);
+    expect(completed.falVideoUrl).toMatch(/\/files\/.+\/output\.mp4$/);
+    expect(completed.videoUrl).toMatch(/\/media\/transitions\//);
+    // The poster comes a moment later; after it, nothing more changes this row.
+    const done = await until(async () => {
+      const r = await row(id);
+      return r.posterUrl ? r : null;
+    }, { what: 'the poster' });
     await until(() => p.emulator.counters().webhooksDelivered >= 1, { what: 'the delivery to be acknowledged' });
     const submitted = p.emulator.requests().find((r) => r.requestId === done.falRequestId)!;
     expect(submitted.webhookUrl).toMatch(new RegExp(`^${p.app.url}/webhooks/fal\\?transition=${id}&attempt=1&token=`));
@@ -79,8 +85,8 @@ describe('fal webhooks', () => {
     p.emulator.configure({ latencyMs: 300 });
     const done = await until(async () => {
       const r = await row(id);
-      return r.status === 'COMPLETED' ? r : null;
-    }, { timeoutMs: 15_000, what: 'completion by webhook' });
+      return r.status === 'COMPLETED' && r.posterUrl ? r : null;
+    }, { timeoutMs: 15_000, what: 'completion by webhook, and its poster' });
     for (const variant of [{ unsigned: true }, { badSignature: true }, { tamperBody: true }, { timestampOffsetSec: -600 }, { timestampOffsetSec: 600 }]) {
       expect(await p.emulator.redeliverWebhook(done.falRequestId!, variant), JSON.stringify(variant)).toBe(401);
     }

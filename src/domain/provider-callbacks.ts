@@ -10,13 +10,16 @@ export interface ProviderCallback {
   submission: { transitionId: string; attempt: number } | null;
 }
 
-export type CallbackOutcome = 'completed' | 'adopted' | 'duplicate' | 'unknown' | 'left-to-tracker';
+export type CallbackOutcome = 'result-recorded' | 'adopted' | 'duplicate' | 'unknown' | 'left-to-tracker';
 
 /**
- * A provider's completion callback (fal's webhook). Idempotent per request id: the state machine
- * only completes a row still running with that request id, so a re-delivery changes nothing.
- * A failure is left to the tracking job, which reads fal's answer and applies the retry policy in
- * one place. A callback can also bring the request id of a submit whose answer was lost.
+ * A provider's completion callback (fal's webhook). It records where the video is and wakes the
+ * worker tracking the request, which copies it into Segue's storage and completes the transition
+ * (a copy takes longer than fal waits for a webhook answer). Idempotent per request id: only a
+ * row still running with that request id and no recorded result changes, so a re-delivery
+ * changes nothing. A failure is left to the tracking job, which reads fal's answer and applies the
+ * retry policy in one place. A callback can also bring the request id of a submit whose answer
+ * was lost.
  */
 export type CallbackDeps = StateDeps & { metrics?: Metrics; ledger: (durationSeconds: number) => LedgerEntry };
 
@@ -25,11 +28,11 @@ export async function applyProviderCallback(
   callback: ProviderCallback,
 ): Promise<CallbackOutcome> {
   const ok = callback.ok && callback.videoUrl !== null;
-  // The common case in one statement: complete the row still running with this request id.
-  if (ok && (await complete(deps, callback.requestId, callback.videoUrl!))) return 'completed';
+  // The common case in one statement: record the result on the row running with this request id.
+  if (ok && (await recordResult(deps, callback.requestId, callback.videoUrl!))) return 'result-recorded';
   // The worker may not have recorded the id yet (or never will: its answer was lost).
   const adopted = callback.submission ? await adopt(deps, callback.submission, callback.requestId) : false;
-  if (ok && (await complete(deps, callback.requestId, callback.videoUrl!))) return 'completed';
+  if (ok && (await recordResult(deps, callback.requestId, callback.videoUrl!))) return 'result-recorded';
   if (!ok) return adopted ? 'adopted' : 'left-to-tracker';
   const known = await deps.db.transition.findUnique({ where: { falRequestId: callback.requestId }, select: { id: true } });
   return known ? 'duplicate' : 'unknown';
@@ -46,15 +49,12 @@ async function adopt(deps: CallbackDeps, submission: { transitionId: string; att
   return row !== null;
 }
 
-async function complete(deps: StateDeps & { metrics?: Metrics }, requestId: string, videoUrl: string) {
-  const done = await changeTransition(deps, { falRequestId: requestId }, S.COMPLETED, {
-    videoUrl,
-    completedAt: new Date(),
-    startedAt: 'now-if-null',
-    queuePosition: null,
-    errorCode: null,
-    errorMessage: null,
-  });
-  if (done) deps.metrics?.finished.inc({ status: S.COMPLETED });
-  return done;
+function recordResult(deps: StateDeps, requestId: string, videoUrl: string) {
+  return changeTransition(
+    deps,
+    { falRequestId: requestId },
+    S.IN_PROGRESS,
+    { falVideoUrl: videoUrl, startedAt: 'now-if-null', queuePosition: null },
+    { noResultYet: true },
+  );
 }

@@ -32,6 +32,10 @@ export interface ChangeData {
   errorCode?: string | null;
   errorMessage?: string | null;
   videoUrl?: string | null;
+  falVideoUrl?: string | null;
+  videoKey?: string | null;
+  posterUrl?: string | null;
+  posterKey?: string | null;
   submittedAt?: Date | null;
   startedAt?: Date | null | 'now-if-null';
   completedAt?: Date | null;
@@ -42,6 +46,8 @@ export interface ChangeGuard {
   falRequestId?: string | null;
   /** Only from these statuses (a subset of ALLOWED_FROM[to]). */
   from?: readonly TransitionStatus[];
+  /** Only while no provider result has been recorded (a re-delivered result changes nothing). */
+  noResultYet?: boolean;
 }
 
 /** Announces committed changes (src/events); the state machine never publishes before commit. */
@@ -62,6 +68,10 @@ const COLUMNS: Record<keyof ChangeData, string> = {
   errorCode: 'errorCode',
   errorMessage: 'errorMessage',
   videoUrl: 'videoUrl',
+  falVideoUrl: 'falVideoUrl',
+  videoKey: 'videoKey',
+  posterUrl: 'posterUrl',
+  posterKey: 'posterKey',
   submittedAt: 'submittedAt',
   startedAt: 'startedAt',
   completedAt: 'completedAt',
@@ -115,6 +125,7 @@ export async function changeTransition(
     values.push(guard.falRequestId);
     where += ` AND "falRequestId" IS NOT DISTINCT FROM $${values.length}`;
   }
+  if (guard.noResultYet) where += ` AND "falVideoUrl" IS NULL`;
   const [row] = await deps.sql.query<Transition>(
     `UPDATE "Transition" SET ${sets.join(', ')} WHERE ${where} AND "status" = ANY($2::"TransitionStatus"[]) RETURNING *`,
     values,

@@ -1,13 +1,17 @@
 import type { Db } from '../db.ts';
 import { batchCounts, batchStatus, closeFinishedBatches, type BatchCounts, type BatchStatus } from '../domain/batches.ts';
 import type { ChangeListener } from '../domain/state-machine.ts';
-import type { Batch, Transition } from '../generated/prisma/client.ts';
+import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { PubSub } from './pubsub.ts';
 import type { Topics } from './topics.ts';
 
 export interface TransitionEvent {
   transition: Transition;
+}
+
+export interface GeneratedTransitionEvent {
+  generatedTransition: GeneratedTransition;
 }
 
 export interface BatchProgressEvent {
@@ -46,6 +50,16 @@ export class EventPublisher implements ChangeListener {
     }
     for (const row of rows) if (row.batchId) this.pendingBatches.add(row.batchId);
     this.schedule();
+  }
+
+  async generatedTransitionChanged(row: GeneratedTransition) {
+    try {
+      await this.deps.pubsub.publish<GeneratedTransitionEvent>(this.deps.topics.generatedTransition(row.accountId, row.id), {
+        generatedTransition: row,
+      });
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'could not publish a combined video event');
+    }
   }
 
   private schedule() {

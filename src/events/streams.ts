@@ -1,9 +1,10 @@
 import { batchCounts, batchStatus } from '../domain/batches.ts';
 import { getBatch, getTransition } from '../domain/transitions.ts';
-import type { Batch, Transition } from '../generated/prisma/client.ts';
+import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
+import { getGeneratedTransition } from '../domain/combine.ts';
 import type { Segue } from '../runtime.ts';
 import { LiveFeed, withCleanup } from './live.ts';
-import type { BatchProgressEvent, TransitionEvent } from './publisher.ts';
+import type { BatchProgressEvent, GeneratedTransitionEvent, TransitionEvent } from './publisher.ts';
 
 type StreamDeps = Pick<Segue, 'db' | 'sql' | 'pubsub' | 'topics' | 'config' | 'jobs' | 'changes' | 'logger'>;
 
@@ -113,3 +114,32 @@ async function* batchStream(deps: StreamDeps, batch: Batch, feed: LiveFeed<Batch
 }
 
 export { batchStatus };
+
+/** generatedTransitionUpdated: the combined video now, then each change; ends when it has ended. */
+export async function generatedTransitionUpdates(
+  deps: StreamDeps,
+  accountId: string,
+  id: string,
+): Promise<AsyncIterableIterator<GeneratedTransition>> {
+  await getGeneratedTransition(deps, accountId, id);
+  const feed = await LiveFeed.subscribe<GeneratedTransitionEvent>(
+    deps.pubsub,
+    [{ trigger: deps.topics.generatedTransition(accountId, id), pattern: false }],
+    deps.config.subscriptions.buffer,
+  );
+  const ended = (row: GeneratedTransition) => row.status === 'COMPLETED' || row.status === 'FAILED';
+  async function* stream(): AsyncGenerator<GeneratedTransition> {
+    const now = await deps.db.generatedTransition.findUniqueOrThrow({ where: { id } });
+    yield now;
+    if (ended(now)) return;
+    let version = now.version;
+    for await (const event of feed) {
+      const row = event.generatedTransition;
+      if (row.version <= version) continue;
+      version = row.version;
+      yield row;
+      if (ended(row)) return;
+    }
+  }
+  return withCleanup(stream(), () => feed.close());
+}

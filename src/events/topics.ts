@@ -16,6 +16,7 @@ export function topics(prefix: string) {
     accountTransitions: (accountId: string) => `${base}:transition:${accountId}:*`,
     allTransitions: () => `${base}:transition:*`,
     batch: (accountId: string, batchId: string) => `${base}:batch:${accountId}:${batchId}`,
+    generatedTransition: (accountId: string, id: string) => `${base}:combined:${accountId}:${id}`,
   };
 }
 

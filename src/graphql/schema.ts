@@ -7,5 +7,6 @@ import './types/mutations.ts';
 import './types/generation.ts';
 import './types/subscriptions.ts';
 import './types/queue-stats.ts';
+import './types/combined.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -5,6 +5,8 @@ import { WEBHOOK_PATH } from '../providers/fal-webhook.ts';
 import type { Segue } from '../runtime.ts';
 import { ADMIN_PATH, adminHandler } from './admin.ts';
 import { consoleHandler } from './console.ts';
+import { staticFiles } from './static-files.ts';
+import { fileURLToPath } from 'node:url';
 import { opsHandlers } from './ops.ts';
 import { redisRateLimiter } from './rate-limit.ts';
 import { falWebhookHandler } from './webhooks.ts';
@@ -17,6 +19,8 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+const SAMPLES_DIR = fileURLToPath(new URL('../../assets/samples/', import.meta.url));
+
 const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
   res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 
@@ -27,6 +31,7 @@ function routeOf(path: string): string {
   if (path.startsWith(ADMIN_PATH)) return 'admin';
   if (path === '/health' || path === '/ready' || path === '/metrics') return path.slice(1);
   if (path.startsWith('/media/')) return 'media';
+  if (path.startsWith('/samples/')) return 'samples';
   return 'console';
 }
 
@@ -44,6 +49,11 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const ops = opsHandlers(segue);
   const admin = adminHandler(segue);
   const webConsole = consoleHandler();
+  const { storage } = segue.config.media;
+  // The local storage driver's files (videos, posters, subtitles), with byte ranges for seeking.
+  const mediaFiles = storage.driver === 'local' ? staticFiles(storage.root, '/media/') : null;
+  // The sample images of the README's first run (no fal key needed).
+  const samples = staticFiles(SAMPLES_DIR, '/samples/');
 
   async function route(req: IncomingMessage, res: ServerResponse, path: string) {
     if (path === '/graphql' || path.startsWith('/graphql/')) {
@@ -66,6 +76,11 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     if (path === '/health') return ops.health(req, res);
     if (path === '/ready') return ops.ready(req, res);
     if (path === '/metrics') return ops.metrics(req, res);
+    if (path.startsWith('/media/')) {
+      if (mediaFiles && (await mediaFiles(req, res, path))) return;
+      return json(res, 404, { error: 'not found' });
+    }
+    if (path.startsWith('/samples/') && (await samples(req, res, path))) return;
     if (path === ADMIN_PATH || path.startsWith(`${ADMIN_PATH}/`)) {
       if (admin) return admin(req, res);
       return json(res, 404, { error: 'not found' });

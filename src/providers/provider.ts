@@ -32,6 +32,8 @@ export interface VideoProvider {
   result(requestId: string, options?: { signal?: AbortSignal }): Promise<GenerationResult>;
   /** Best effort: a request already running may still finish (and be billed). */
   cancel(requestId: string): Promise<void>;
+  /** The output has been stored: let go of whatever the provider kept for it. */
+  forget?(requestId: string): Promise<void>;
   close?(): Promise<void>;
 }
 
@@ -72,6 +74,10 @@ export const PROVIDER_ERROR_CODES = [
   'FAL_REQUEST_LOST',
   'FAL_BAD_OUTPUT',
   'PREVIEW_RENDER_FAILED',
+  /** An input image Segue may not or cannot fetch (refused network, 4xx): retrying will not help. */
+  'IMAGE_UNAVAILABLE',
+  /** The finished video could not be copied into Segue's storage. */
+  'MEDIA_COPY_FAILED',
   // Not the provider's doing, but ends an attempt the same way: the account's budget is spent.
   'BUDGET_EXCEEDED',
 ] as const;

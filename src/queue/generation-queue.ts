@@ -10,6 +10,8 @@ export interface GenerationJobData {
   transitionId: string;
   run: number;
   accountId: string;
+  /** Failed copies of the finished video into storage (they spend no attempt). */
+  copyFailures?: number;
 }
 
 /** One job per (transition, run): adding it twice is a no-op while it exists (no ':' allowed). */

@@ -3,6 +3,7 @@ import { closeFinishedBatches } from '../domain/batches.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Segue } from '../runtime.ts';
 import { generationJobId, type Enqueueable } from './generation-queue.ts';
+import { mediaJobId } from './media-queue.ts';
 
 const PAGE = 1_000;
 
@@ -11,6 +12,7 @@ export interface ReconcileReport {
   requeued: number;
   replacedFinished: number;
   batchesClosed: number;
+  mediaRequeued: number;
 }
 
 /**
@@ -64,7 +66,7 @@ export class Reconciler {
     const { db, jobs, config, logger } = this.segue;
     // A wipe also loses the global cap; putting it back is idempotent.
     await jobs.setFalConcurrency(config.fal.concurrency);
-    const report: ReconcileReport = { checked: 0, requeued: 0, replacedFinished: 0, batchesClosed: 0 };
+    const report: ReconcileReport = { checked: 0, requeued: 0, replacedFinished: 0, batchesClosed: 0, mediaRequeued: 0 };
     const redis = jobs.redis;
     let cursor: { queuedAt: Date | null; id: string } | null = null;
     for (;;) {
@@ -103,7 +105,34 @@ export class Reconciler {
       if (rows.length < PAGE) break;
     }
     report.batchesClosed = (await closeFinishedBatches(db, 'all-open')).length;
-    if (report.requeued || report.batchesClosed) logger.info(report, 'reconciled jobs with the database');
+    report.mediaRequeued = await this.media();
+    if (report.requeued || report.batchesClosed || report.mediaRequeued) logger.info(report, 'reconciled jobs with the database');
     return report;
+  }
+
+  /** Combined videos still to render, and posters still to make (a minute after completion). */
+  private async media(): Promise<number> {
+    const { db, mediaJobs } = this.segue;
+    const [combined, posters] = await Promise.all([
+      db.generatedTransition.findMany({ where: { status: { in: ['QUEUED', 'RUNNING'] } }, select: { id: true }, take: PAGE }),
+      db.transition.findMany({
+        where: { status: S.COMPLETED, videoKey: { not: null }, posterKey: null, completedAt: { lt: new Date(Date.now() - 60_000) } },
+        select: { id: true, run: true },
+        take: PAGE,
+      }),
+    ]);
+    const jobs = [
+      ...combined.map((c) => ({ kind: 'combine' as const, generatedTransitionId: c.id })),
+      ...posters.map((t) => ({ kind: 'poster' as const, transitionId: t.id, run: t.run })),
+    ];
+    let added = 0;
+    for (const data of jobs) {
+      const existing = await mediaJobs.queue.getJob(mediaJobId(data));
+      if (existing && !(await existing.isFailed())) continue;
+      if (existing) await existing.remove().catch(() => undefined);
+      await mediaJobs.add(data);
+      added += 1;
+    }
+    return added;
   }
 }

@@ -17,7 +17,18 @@ export const ABORT_SHUTDOWN = 'shutdown';
 export const ABORT_LOCK_LOST = 'lock-lost';
 
 /** Errors that mean the fal request is over: the next attempt must submit again. */
-const REQUEST_OVER = new Set(['FAL_JOB_ERROR', 'FAL_VALIDATION', 'FAL_BAD_OUTPUT', 'FAL_REQUEST_LOST', 'FAL_TIMEOUT']);
+const REQUEST_OVER = new Set([
+  'FAL_JOB_ERROR',
+  'FAL_VALIDATION',
+  'FAL_BAD_OUTPUT',
+  'FAL_REQUEST_LOST',
+  'FAL_TIMEOUT',
+  'PREVIEW_RENDER_FAILED',
+  'IMAGE_UNAVAILABLE',
+]);
+
+/** Tries to copy a finished video into storage before the transition fails. */
+const COPY_TRIES = 5;
 
 /** A pause that spends no attempt: the job goes back to the delayed set until `ms` from now. */
 class Postpone extends Error {
@@ -204,6 +215,8 @@ export class GenerationRun {
     try {
       for (;;) {
         this.checkAbort();
+        // A result is known (a webhook brought it, or a run before a crash): store it.
+        if (row.falVideoUrl) return this.store(row, log);
         const now = Date.now();
         if (now < nextPollAt && now < deadline) {
           // Woken early only to notice the row ending elsewhere (webhook, cancel).
@@ -239,17 +252,13 @@ export class GenerationRun {
           interval = firstInterval;
         } else if (state.state === 'COMPLETED') {
           const result = await provider.result(requestId, this.signal ? { signal: this.signal } : {});
-          const done = await this.change(
-            S.COMPLETED,
-            { videoUrl: result.videoUrl, completedAt: new Date(), startedAt: 'now-if-null', queuePosition: null, errorCode: null, errorMessage: null },
-            guard,
+          // Where the video is, on the row first: a crash before it is stored loses nothing.
+          const recorded = await this.change(
+            S.IN_PROGRESS,
+            { falVideoUrl: result.videoUrl, startedAt: 'now-if-null', queuePosition: null },
+            { ...guard, noResultYet: true },
           );
-          if (done) {
-            metrics.finished.inc({ status: S.COMPLETED });
-            metrics.generationDuration.observe((Date.now() - (row.submittedAt ?? row.updatedAt).getTime()) / 1000);
-            log.info({ videoUrl: result.videoUrl }, 'completed');
-          }
-          return done ?? this.load();
+          return this.store(recorded ?? (await this.load()), log);
         }
         if (!changed) return this.load(); // moved on elsewhere (canceled, completed by a webhook)
         row = changed;
@@ -270,6 +279,47 @@ export class GenerationRun {
     } finally {
       metrics.tracking.dec();
     }
+  }
+
+  /**
+   * Copies the provider's video into Segue's storage, then completes: `videoUrl` is always Segue's
+   * copy (fal's URLs expire). A copy that fails is tried again later without another generation
+   * (the video is paid for; fal keeps it about an hour); after several tries the transition fails
+   * with MEDIA_COPY_FAILED and keeps `falVideoUrl`. The poster is made afterwards, on the media queue.
+   */
+  private async store(row: Transition | null, log: Logger = this.log): Promise<Transition | null> {
+    if (!row || row.run !== this.ref.run || !isRunning(row.status) || !row.falVideoUrl) return row;
+    const { media, metrics, provider } = this.segue;
+    const key = `transitions/${row.id}/r${row.run}-a${row.attempts}.mp4`;
+    let stored: { key: string; url: string };
+    try {
+      stored = await media.storeFrom(row.falVideoUrl, key, 'video/mp4');
+    } catch (error) {
+      const failures = (this.job.data.copyFailures ?? 0) + 1;
+      log.warn({ err: error, failures }, 'could not copy the video into storage');
+      if (failures >= COPY_TRIES) {
+        return this.attemptFailed(
+          new ProviderError('MEDIA_COPY_FAILED', `The video could not be stored: ${(error as Error).message}`, { retryable: false }),
+          log,
+        );
+      }
+      await this.job.updateData({ ...this.job.data, copyFailures: failures });
+      throw new Postpone(Math.min(60_000, 1_000 * 2 ** failures), 'copy failed');
+    }
+    const done = await this.change(
+      S.COMPLETED,
+      { videoUrl: stored.url, videoKey: stored.key, completedAt: new Date(), queuePosition: null, errorCode: null, errorMessage: null },
+      { falRequestId: row.falRequestId, from: [S.SUBMITTED, S.IN_PROGRESS] },
+    );
+    if (!done) return this.load();
+    metrics.finished.inc({ status: S.COMPLETED });
+    metrics.generationDuration.observe((Date.now() - (row.submittedAt ?? row.updatedAt).getTime()) / 1000);
+    log.info({ videoUrl: stored.url }, 'completed');
+    if (row.falRequestId) await provider.forget?.(row.falRequestId).catch(() => undefined);
+    await this.segue.mediaJobs
+      .add({ kind: 'poster', transitionId: done.id, run: done.run })
+      .catch((err) => log.warn({ err }, 'could not queue the poster; the reconciler will'));
+    return done;
   }
 
   /**

@@ -3,6 +3,8 @@ import { Worker, type Job } from 'bullmq';
 import { BACKOFF_TYPE, GENERATION_QUEUE, type GenerationJobData } from '../queue/generation-queue.ts';
 import { generationBackoff } from '../queue/backoff.ts';
 import { Reconciler } from '../queue/reconciler.ts';
+import { MEDIA_QUEUE, type MediaJobData } from '../queue/media-queue.ts';
+import { mediaProcessor } from './media-jobs.ts';
 import { workerName } from '../domain/queue-stats.ts';
 import { closeRedis, createRedis } from '../redis.ts';
 import type { Segue } from '../runtime.ts';
@@ -56,10 +58,23 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
     if (job && err.name !== 'DelayedError') log.debug({ jobId: job.id, err: err.message }, 'job attempt ended in error');
   });
 
+  // ffmpeg work (posters, combined videos) on its own queue, so renders never hold up fal slots.
+  const mediaWorker = new Worker<MediaJobData>(MEDIA_QUEUE, mediaProcessor(segue), {
+    connection,
+    prefix: config.queuePrefix,
+    name: workerName(hostname(), process.pid, config.media.concurrency),
+    concurrency: config.media.concurrency,
+    lockDuration: Math.max(config.worker.lockDurationMs, 60_000),
+    stalledInterval: config.worker.stalledIntervalMs,
+    autorun: false,
+  });
+  mediaWorker.on('error', (err) => log.warn({ err }, 'media worker error'));
+
   const reconciler = new Reconciler(segue);
   await reconciler.run().catch((err) => log.warn({ err }, 'initial reconcile failed'));
   reconciler.start();
   void worker.run().catch((err) => log.error({ err }, 'worker stopped'));
+  void mediaWorker.run().catch((err) => log.error({ err }, 'media worker stopped'));
   log.info(
     { concurrency: config.worker.concurrency, falConcurrency: config.fal.concurrency, backoff: BACKOFF_TYPE },
     'generation worker started',
@@ -74,7 +89,7 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
         await reconciler.stop();
         // Running jobs finish their current call, then go back to the queue for another worker.
         worker.cancelAllJobs(ABORT_SHUTDOWN);
-        await worker.close();
+        await Promise.all([worker.close(), mediaWorker.close()]);
         await wakeups.stop();
         await closeRedis(connection, subscriber);
         log.info('generation worker stopped');

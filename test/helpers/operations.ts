@@ -134,3 +134,27 @@ export const BatchProgress = graphql(`
     batchProgress(id: $id) { ...BatchFields }
   }
 `);
+
+export const CombineTransitions = graphql(`
+  mutation CombineTransitions($input: CombineTransitionsInput!) {
+    combineTransitions(input: $input) {
+      generatedTransition { id status transitions { id } }
+    }
+  }
+`);
+
+export const GeneratedTransitionUpdated = graphql(`
+  subscription GeneratedTransitionUpdated($id: ID!) {
+    generatedTransitionUpdated(id: $id) {
+      id status version videoUrl posterUrl subtitlesUrl durationSeconds audioUrl error { code message }
+    }
+  }
+`);
+
+export const GetGeneratedTransition = graphql(`
+  query GetGeneratedTransition($id: ID!) {
+    generatedTransition(id: $id) {
+      id status videoUrl posterUrl subtitlesUrl durationSeconds burnSubtitles transitions { id }
+    }
+  }
+`);

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startFalEmulator, type FalEmulator, type FalEmulatorOptions } from '../../tools/fal-emulator/index.ts';
 import { TERMINAL } from '../../src/domain/batches.ts';
@@ -6,7 +9,7 @@ import type { Transition } from '../../src/generated/prisma/client.ts';
 import { createSegue, type Segue } from '../../src/runtime.ts';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.ts';
 import { createTestAccount, startTestApp, testConfig, type Overrides, type TestAccount, type TestApp } from './app.ts';
-import { tsx, type Child } from './process.ts';
+import { freePort, tsx, type Child } from './process.ts';
 import { until } from './wait.ts';
 
 /**
@@ -41,8 +44,10 @@ export interface PipelineOptions {
 
 export async function startPipeline(options: PipelineOptions = {}): Promise<Pipeline> {
   const emulator = await startFalEmulator({ latencyMs: 100, ...options.emulator });
+  const mediaDir = mkdtempSync(join(tmpdir(), 'segue-media-'));
   const env: Overrides = {
     QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`,
+    MEDIA_DIR: mediaDir,
     FAL_KEY: 'test-key',
     FAL_PROXY_URL: emulator.url,
     FAL_JWKS_URL: emulator.jwksUrl,
@@ -55,7 +60,10 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     RECONCILE_INTERVAL_MS: '1000',
     ...options.env,
   };
-  const app = await startTestApp(env);
+  // The API's port is chosen first: workers build media URLs that the API serves.
+  const port = await freePort();
+  env.MEDIA_PUBLIC_URL = `http://127.0.0.1:${port}/media`;
+  const app = await startTestApp({ ...env, PORT: String(port) });
   if (options.webhooks) env.PUBLIC_URL = app.url;
   const inline: Pipeline['inline'] = [];
   const children: Child[] = [];
@@ -98,6 +106,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       await app.close();
       await emulator.close();
       await dropQueueKeys(app.segue.config.redisUrl, env.QUEUE_PREFIX!);
+      rmSync(mediaDir, { recursive: true, force: true });
     },
   };
   if (options.apiWorker) inline.push({ segue: app.segue, worker: await startWorker(app.segue), shared: true });

@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import type { Db, Sql } from '../db.ts';
+import type { GeneratedTransition } from '../generated/prisma/client.ts';
+import { GeneratedTransitionStatus as G, TransitionStatus as S } from '../generated/prisma/enums.ts';
+import type { Logger } from '../logger.ts';
+import type { MediaQueue } from '../queue/media-queue.ts';
+import { conflict, notFound } from './errors.ts';
+import { parseInput } from './transition-input.ts';
+
+export const COMBINE_LIMITS = { clips: 50 } as const;
+
+const httpUrl = z
+  .string()
+  .trim()
+  .max(2048)
+  .refine(
+    (value) => {
+      try {
+        return ['http:', 'https:'].includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: 'must be an http(s) URL' },
+  );
+
+export const combineInput = z.object({
+  transitionIds: z
+    .array(z.uuid('must be a transition id'))
+    .min(2, 'must hold 2 to 50 transitions')
+    .max(COMBINE_LIMITS.clips, `must hold 2 to ${COMBINE_LIMITS.clips} transitions`),
+  audioUrl: httpUrl.nullish().transform((v) => v || null),
+  burnSubtitles: z.boolean().nullish().transform((v) => v ?? false),
+});
+
+export interface CombineDeps {
+  db: Db;
+  sql: Sql;
+  mediaJobs: MediaQueue;
+  logger: Logger;
+  changes?: { generatedTransitionChanged(row: GeneratedTransition): void | Promise<void> };
+}
+
+/**
+ * Joins COMPLETED transitions of the caller, in the order given, into one video (with an audio
+ * track and subtitles when asked): a GeneratedTransition, rendered by a media worker.
+ */
+export async function combineTransitions(deps: CombineDeps, accountId: string, raw: unknown) {
+  const input = parseInput(combineInput, raw);
+  const unique = [...new Set(input.transitionIds)];
+  const rows = await deps.db.transition.findMany({
+    where: { id: { in: unique }, accountId },
+    select: { id: true, status: true, videoKey: true },
+  });
+  if (rows.length !== unique.length) {
+    const found = new Set(rows.map((r) => r.id));
+    throw notFound(`Transition ${unique.find((id) => !found.has(id))}`);
+  }
+  const unfinished = rows.filter((r) => r.status !== S.COMPLETED || !r.videoKey).map((r) => r.id);
+  if (unfinished.length) {
+    throw conflict('Only COMPLETED transitions (with a stored video) can be combined.', { transitionIds: unfinished });
+  }
+  const combined = await deps.db.generatedTransition.create({
+    data: {
+      accountId,
+      audioUrl: input.audioUrl,
+      burnSubtitles: input.burnSubtitles,
+      items: { create: input.transitionIds.map((transitionId, position) => ({ transitionId, position })) },
+    },
+  });
+  await deps.changes?.generatedTransitionChanged(combined);
+  await deps.mediaJobs
+    .add({ kind: 'combine', generatedTransitionId: combined.id })
+    .catch((err) => deps.logger.warn({ err }, 'could not queue the combine job; the reconciler will'));
+  return combined;
+}
+
+export async function getGeneratedTransition(deps: { db: Db }, accountId: string, id: string) {
+  const row = await deps.db.generatedTransition.findFirst({ where: { id, accountId } });
+  if (!row) throw notFound('Generated transition');
+  return row;
+}
+
+/**
+ * The one place a combined video's status changes: QUEUED → RUNNING → COMPLETED | FAILED
+ * (RUNNING → RUNNING when a worker takes over after a crash), conditional on the current status,
+ * with `version` bumped and the change announced after commit.
+ */
+export async function changeGeneratedTransition(
+  deps: Pick<CombineDeps, 'sql' | 'changes'>,
+  id: string,
+  from: readonly G[],
+  to: G,
+  data: Partial<Pick<GeneratedTransition, 'videoUrl' | 'videoKey' | 'posterUrl' | 'subtitlesUrl' | 'durationSeconds' | 'errorCode' | 'errorMessage'>> & {
+    attempts?: 'increment';
+    completed?: boolean;
+  } = {},
+): Promise<GeneratedTransition | null> {
+  const values: unknown[] = [to, [...from], id];
+  const sets = [`"status" = $1::"GeneratedTransitionStatus"`, `"version" = "version" + 1`, `"updatedAt" = (now() AT TIME ZONE 'UTC')`];
+  for (const key of ['videoUrl', 'videoKey', 'posterUrl', 'subtitlesUrl', 'durationSeconds', 'errorCode', 'errorMessage'] as const) {
+    if (data[key] === undefined) continue;
+    values.push(data[key]);
+    sets.push(`"${key}" = $${values.length}`);
+  }
+  if (data.attempts) sets.push(`"attempts" = "attempts" + 1`);
+  if (data.completed) sets.push(`"completedAt" = (now() AT TIME ZONE 'UTC')`);
+  const [row] = await deps.sql.query<GeneratedTransition>(
+    `UPDATE "GeneratedTransition" SET ${sets.join(', ')}
+     WHERE "id" = $3::uuid AND "status" = ANY($2::"GeneratedTransitionStatus"[]) RETURNING *`,
+    values,
+  );
+  if (row) await deps.changes?.generatedTransitionChanged(row);
+  return row ?? null;
+}

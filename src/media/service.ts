@@ -1,0 +1,117 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import { MediaError } from './errors.ts';
+import { mediaTools, type MediaTools } from './ffmpeg.ts';
+import { renderPoster } from './poster.ts';
+import { downloadToFile, type FetchPolicy } from './safe-fetch.ts';
+import { createMediaStorage, type MediaStorage } from './storage.ts';
+
+/** Where the local preview provider renders; the only place a `file:` result may come from. */
+export const RENDER_ROOT = join(tmpdir(), 'segue-renders');
+
+/**
+ * The media layer as the application uses it: one storage driver, the ffmpeg tools, and the
+ * download policy from configuration (size cap, timeout, private networks).
+ */
+export interface MediaService {
+  storage(): Promise<MediaStorage>;
+  tools(): Promise<MediaTools>;
+  policy: FetchPolicy & { maxBytes: number; timeoutMs: number };
+  /** A private temporary directory, removed by `done()`. */
+  workdir(prefix: string): Promise<{ dir: string; done(): Promise<void> }>;
+  /** Downloads a URL (SSRF-guarded, capped, retried) into a file. */
+  download(url: string, file: string, options?: { signal?: AbortSignal }): Promise<void>;
+  /** Copies a provider's output into storage: streamed from its URL, or moved from a local render. */
+  storeFrom(source: string, key: string, contentType: string): Promise<{ key: string; url: string }>;
+  /** A local file of a stored object (the local driver's own path, or a download to `dir`). */
+  localCopy(key: string, dir: string): Promise<string>;
+  /** The first frame of a stored video, stored next to it as JPEG. */
+  poster(videoKey: string, posterKey: string): Promise<{ key: string; url: string }>;
+}
+
+export function createMediaService(config: Config, logger: Logger): MediaService {
+  const { media } = config;
+  let storage: Promise<MediaStorage> | null = null;
+  let tools: Promise<MediaTools> | null = null;
+  const policy = {
+    allowPrivateNetwork: media.allowPrivateNetwork,
+    maxBytes: media.maxBytes,
+    timeoutMs: media.fetchTimeoutMs,
+  };
+  const log = logger.child({ component: 'media' });
+
+  const service: MediaService = {
+    storage: () =>
+      (storage ??= createMediaStorage(
+        media.storage.driver === 'local'
+          ? { driver: 'local', root: media.storage.root, publicBaseUrl: media.storage.publicBaseUrl }
+          : {
+              driver: 's3',
+              bucket: media.storage.bucket,
+              region: media.storage.region,
+              forcePathStyle: media.storage.forcePathStyle,
+              ...(media.storage.endpoint ? { endpoint: media.storage.endpoint } : {}),
+              ...(media.storage.credentials ? { credentials: media.storage.credentials } : {}),
+              ...(media.storage.publicBaseUrl ? { publicBaseUrl: media.storage.publicBaseUrl } : {}),
+            },
+      )),
+    tools: () => (tools ??= mediaTools({ ffmpegPath: media.ffmpegPath, ffprobePath: media.ffprobePath })),
+    policy,
+    async workdir(prefix) {
+      await mkdir(tmpdir(), { recursive: true });
+      const dir = await mkdtemp(join(tmpdir(), `segue-${prefix}-`));
+      return { dir, done: () => rm(dir, { recursive: true, force: true }) };
+    },
+    async download(url, file, options = {}) {
+      await downloadToFile(url, file, { ...policy, ...(options.signal ? { signal: options.signal } : {}) });
+    },
+    async storeFrom(source, key, contentType) {
+      const store = await service.storage();
+      if (source.startsWith('file:')) {
+        // Only renders of the local preview provider, never a path from outside.
+        const file = resolve(fileURLToPath(source));
+        if (!file.startsWith(RENDER_ROOT + sep)) throw new MediaError('FETCH_BLOCKED', 'A local file outside the render directory.');
+        const stored = await store.put(key, file, contentType);
+        return { key, url: stored.url };
+      }
+      const work = await service.workdir('copy');
+      try {
+        const file = join(work.dir, 'download');
+        await service.download(source, file);
+        const stored = await store.put(key, file, contentType);
+        log.debug({ key, bytes: stored.size }, 'stored');
+        return { key, url: stored.url };
+      } finally {
+        await work.done();
+      }
+    },
+    async localCopy(key, dir) {
+      const store = await service.storage();
+      if ('path' in store && typeof store.path === 'function') return (store.path as (k: string) => string)(key);
+      if (!store.get) throw new MediaError('STORAGE_NOT_FOUND', `The ${store.driver} storage cannot read objects back.`);
+      const file = join(dir, key.replace(/\//g, '_'));
+      await pipeline(await store.get(key), createWriteStream(file));
+      return file;
+    },
+    async poster(videoKey, posterKey) {
+      const work = await service.workdir('poster');
+      try {
+        const video = await service.localCopy(videoKey, work.dir);
+        const output = join(work.dir, 'poster.jpg');
+        await renderPoster({ video, output, tools: await service.tools() });
+        const stored = await (await service.storage()).put(posterKey, output, 'image/jpeg');
+        return { key: posterKey, url: stored.url };
+      } finally {
+        await work.done();
+      }
+    },
+  };
+  return service;
+}
+

@@ -1,0 +1,96 @@
+import { join } from 'node:path';
+import { UnrecoverableError, type Job } from 'bullmq';
+import { changeGeneratedTransition } from '../domain/combine.ts';
+import { changeTransition } from '../domain/state-machine.ts';
+import { GeneratedTransitionStatus as G, TransitionStatus as S } from '../generated/prisma/enums.ts';
+import { isMediaError } from '../media/errors.ts';
+import { combineClips } from '../media/combine.ts';
+import type { MediaJobData } from '../queue/media-queue.ts';
+import type { Segue } from '../runtime.ts';
+
+/** The media queue's jobs: posters of stored videos, and combined videos. The row decides. */
+export function mediaProcessor(segue: Segue) {
+  return async (job: Job<MediaJobData>) => {
+    if (job.data.kind === 'poster') return poster(segue, job.data.transitionId, job.data.run);
+    return combine(segue, job as Job<Extract<MediaJobData, { kind: 'combine' }>>);
+  };
+}
+
+/** The first frame of a completed transition's video, as posterUrl. */
+async function poster(segue: Segue, transitionId: string, run: number) {
+  const row = await segue.db.transition.findUnique({ where: { id: transitionId } });
+  if (!row || row.run !== run || row.status !== S.COMPLETED || !row.videoKey || row.posterKey) return 'nothing to do';
+  const stored = await segue.media.poster(row.videoKey, `transitions/${row.id}/r${row.run}-poster.jpg`);
+  await changeTransition(segue, { id: row.id, run }, S.COMPLETED, { posterUrl: stored.url, posterKey: stored.key }, { from: [S.COMPLETED] });
+  return 'poster';
+}
+
+/**
+ * Renders a combined video: the clips from storage in their order, the audio under them, the
+ * subtitle cues (a WebVTT file, and burnt in when asked), and a poster; then COMPLETED with URLs.
+ */
+async function combine(segue: Segue, job: Job<Extract<MediaJobData, { kind: 'combine' }>>) {
+  const id = job.data.generatedTransitionId;
+  const log = segue.logger.child({ generatedTransitionId: id, jobId: job.id });
+  const claimed = await changeGeneratedTransition(segue, id, [G.QUEUED, G.RUNNING], G.RUNNING, { attempts: 'increment' });
+  if (!claimed) return 'nothing to do';
+  const items = await segue.db.generatedTransitionItem.findMany({
+    where: { generatedTransitionId: id },
+    orderBy: { position: 'asc' },
+    include: { transition: { select: { videoKey: true, enableSubtitles: true, subtitles: true } } },
+  });
+  const work = await segue.media.workdir('combine');
+  try {
+    const clips = [];
+    for (const [i, item] of items.entries()) {
+      if (!item.transition.videoKey) throw new UnrecoverableError(`Clip ${i + 1} has no stored video.`);
+      clips.push({
+        file: await segue.media.localCopy(item.transition.videoKey, work.dir),
+        subtitles: item.transition.enableSubtitles ? item.transition.subtitles : null,
+      });
+    }
+    const audioFile = claimed.audioUrl ? join(work.dir, 'audio') : null;
+    if (claimed.audioUrl && audioFile) await segue.media.download(claimed.audioUrl, audioFile);
+    const output = join(work.dir, 'combined.mp4');
+    const subtitlesOutput = join(work.dir, 'subtitles.vtt');
+    const result = await combineClips({
+      clips,
+      audioFile,
+      burnSubtitles: claimed.burnSubtitles,
+      output,
+      subtitlesOutput,
+      tools: await segue.media.tools(),
+    });
+    const store = await segue.media.storage();
+    const video = await store.put(`combined/${id}/video.mp4`, output, 'video/mp4');
+    const subtitles = result.cues.length ? await store.put(`combined/${id}/subtitles.vtt`, subtitlesOutput, 'text/vtt') : null;
+    const poster = await segue.media.poster(video.key, `combined/${id}/poster.jpg`);
+    await changeGeneratedTransition(segue, id, [G.RUNNING], G.COMPLETED, {
+      videoUrl: video.url,
+      videoKey: video.key,
+      posterUrl: poster.url,
+      subtitlesUrl: subtitles?.url ?? null,
+      durationSeconds: result.durationSeconds,
+      errorCode: null,
+      errorMessage: null,
+      completed: true,
+    });
+    log.info({ durationSeconds: result.durationSeconds, clips: clips.length }, 'combined video ready');
+    return 'combined';
+  } catch (error) {
+    const retryable = isMediaError(error) ? error.retryable : !(error instanceof UnrecoverableError);
+    const last = !retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    log.warn({ err: error, last }, 'combine failed');
+    if (last) {
+      await changeGeneratedTransition(segue, id, [G.RUNNING], G.FAILED, {
+        errorCode: isMediaError(error) ? error.code : 'COMBINE_FAILED',
+        errorMessage: (error as Error).message.slice(0, 2000),
+        completed: true,
+      });
+      throw new UnrecoverableError((error as Error).message);
+    }
+    throw error;
+  } finally {
+    await work.done();
+  }
+}

@@ -1,0 +1,212 @@
+import { execFileSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAndGenerate } from '../src/domain/generation.ts';
+import { encodeId } from '../src/graphql/ids.ts';
+import { mediaTools, probe } from '../src/media/ffmpeg.ts';
+import { codes, gql } from './helpers/app.ts';
+import { transitionInput } from './helpers/fixtures.ts';
+import { CombineTransitions, GeneratedTransitionUpdated, GetGeneratedTransition } from './helpers/operations.ts';
+import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { subscribe, wsClient } from './helpers/subscribe.ts';
+
+const work = mkdtempSync(join(tmpdir(), 'segue-media-pipeline-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** Downloads a URL to a file and probes it with ffprobe. */
+async function probeUrl(url: string) {
+  const file = join(work, `${Math.random().toString(36).slice(2)}.mp4`);
+  const response = await fetch(url);
+  expect(response.status).toBe(200);
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(file, Buffer.from(await response.arrayBuffer()));
+  return probe(file);
+}
+
+describe('combineTransitions (fal clips from the emulator)', () => {
+  let p: Pipeline;
+  let audioServer: Server;
+  let audioUrl: string;
+  beforeAll(async () => {
+    p = await startPipeline({ emulator: { latencyMs: 100 }, inlineWorkers: 1 });
+    // 8 s of tone, served over http like any audio URL a client would give.
+    const audio = join(work, 'tone.m4a');
+    const tools = await mediaTools();
+    execFileSync(tools.ffmpeg, ['-y', '-v', 'error', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=8', '-c:a', 'aac', audio]);
+    const bytes = readFileSync(audio);
+    audioServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'audio/mp4' }).end(bytes));
+    await new Promise<void>((r) => audioServer.listen(0, '127.0.0.1', () => r()));
+    audioUrl = `http://127.0.0.1:${(audioServer.address() as AddressInfo).port}/tone.m4a`;
+  });
+  afterAll(async () => {
+    audioServer?.close();
+    await p?.close();
+  });
+
+  it('joins 3 clips into the summed duration, with the audio under them and subtitle cues at each clip', { timeout: 90_000 }, async () => {
+    const account = await p.account();
+    const { transitions, batch } = await createAndGenerate(p.app.segue, account.id, {
+      transitions: [
+        transitionInput({ durationSeconds: 5, enableSubtitles: true, subtitles: 'Dawn' }),
+        transitionInput({ durationSeconds: 10 }),
+        transitionInput({ durationSeconds: 5, enableSubtitles: true, subtitles: 'Night falls' }),
+      ],
+    });
+    const done = await p.settled(batch!.id);
+    expect(done.map((t) => t.status)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED']);
+
+    const ws = wsClient(`${p.app.url}/graphql`, account.apiKey);
+    const res = await gql(p.app.graphqlUrl, account.apiKey, CombineTransitions, {
+      input: { transitionIds: transitions.map((t) => encodeId('Transition', t.id)), audioUrl, burnSubtitles: true },
+    });
+    expect(res.errors).toBeUndefined();
+    const id = res.data!.combineTransitions.generatedTransition.id;
+    expect(res.data!.combineTransitions.generatedTransition.transitions.map((t) => t.id)).toEqual(
+      transitions.map((t) => encodeId('Transition', t.id)),
+    );
+    const updates = subscribe(ws, GeneratedTransitionUpdated, { id }, (d) => d.generatedTransitionUpdated);
+    await updates.done;
+    await ws.dispose();
+    expect(updates.events.map((e) => e.status)).toEqual(expect.arrayContaining(['RUNNING', 'COMPLETED']));
+    const final = updates.events.at(-1)!;
+    expect(final).toMatchObject({ status: 'COMPLETED', error: null });
+    expect(final.durationSeconds).toBeCloseTo(20, 0);
+
+    const info = await probeUrl(final.videoUrl!);
+    expect(info.durationSeconds).toBeGreaterThan(19.8);
+    expect(info.durationSeconds).toBeLessThan(20.3);
+    expect(info.hasAudio).toBe(true);
+    expect(info.audioDurationSeconds!).toBeGreaterThan(19.5); // 8 s of tone padded to the video
+    const vtt = await (await fetch(final.subtitlesUrl!)).text();
+    expect(vtt).toMatch(/^WEBVTT/);
+    expect(vtt).toMatch(/00:00:00\.000 --> 00:00:05\.000\s+Dawn/);
+    expect(vtt).toMatch(/00:00:15\.000 --> 00:00:20\.000\s+Night falls/);
+    expect((await fetch(final.posterUrl!)).headers.get('content-type')).toBe('image/jpeg');
+
+    const read = await gql(p.app.graphqlUrl, account.apiKey, GetGeneratedTransition, { id });
+    expect(read.data!.generatedTransition).toMatchObject({ status: 'COMPLETED', burnSubtitles: true });
+  });
+
+  it('without audioUrl the combined video has no audio stream', { timeout: 90_000 }, async () => {
+    const account = await p.account();
+    const { transitions, batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput(), transitionInput()] });
+    await p.settled(batch!.id);
+    const res = await gql(p.app.graphqlUrl, account.apiKey, CombineTransitions, {
+      input: { transitionIds: transitions.map((t) => encodeId('Transition', t.id)) },
+    });
+    const id = res.data!.combineTransitions.generatedTransition.id;
+    const ws = wsClient(`${p.app.url}/graphql`, account.apiKey);
+    const updates = subscribe(ws, GeneratedTransitionUpdated, { id }, (d) => d.generatedTransitionUpdated);
+    await updates.done;
+    await ws.dispose();
+    const final = updates.events.at(-1)!;
+    expect(final.status).toBe('COMPLETED');
+    const info = await probeUrl(final.videoUrl!);
+    expect(info.hasAudio).toBe(false);
+    expect(info.durationSeconds).toBeCloseTo(10, 0);
+    expect(final.subtitlesUrl).toBeNull();
+  });
+
+  it('refuses clips that are not COMPLETED (CONFLICT), other accounts’ clips (NOT_FOUND) and a bad audio URL', async () => {
+    const [a, b] = [await p.account(), await p.account()];
+    const { transitions } = await createAndGenerate(p.app.segue, a.id, { transitions: [transitionInput(), transitionInput()] });
+    const ids = transitions.map((t) => encodeId('Transition', t.id));
+    const early = await gql(p.app.graphqlUrl, a.apiKey, CombineTransitions, { input: { transitionIds: ids } });
+    expect(codes(early)).toEqual(['CONFLICT']);
+    const foreign = await gql(p.app.graphqlUrl, b.apiKey, CombineTransitions, { input: { transitionIds: ids } });
+    expect(codes(foreign)).toEqual(['NOT_FOUND']);
+    const badAudio = await gql(p.app.graphqlUrl, a.apiKey, CombineTransitions, { input: { transitionIds: ids, audioUrl: 'file:///etc/passwd' } });
+    expect(codes(badAudio)).toEqual(['BAD_USER_INPUT']);
+    expect(badAudio.errors![0]!.extensions!.fields).toContain('audioUrl');
+    expect(await p.app.segue.db.generatedTransition.count({ where: { accountId: { in: [a.id, b.id] } } })).toBe(0);
+  });
+});
+
+describe('without a fal key: the local preview provider', () => {
+  let p: Pipeline;
+  beforeAll(async () => {
+    p = await startPipeline({ env: { FAL_KEY: '', FAL_PROXY_URL: '' }, inlineWorkers: 1 });
+  });
+  afterAll(() => p?.close());
+
+  it('renders playable MP4s of 5 and 10 s from the two images, through the same pipeline', { timeout: 120_000 }, async () => {
+    const account = await p.account();
+    const samples = `${p.app.url.replace('localhost', '127.0.0.1')}/samples`;
+    const { batch } = await createAndGenerate(p.app.segue, account.id, {
+      transitions: [
+        { frontImageUrl: `${samples}/front.png`, tailImageUrl: `${samples}/tail.png`, prompt: 'dawn to night', durationSeconds: 5, transitionType: 'crossfade' },
+        { frontImageUrl: `${samples}/front.png`, tailImageUrl: `${samples}/tail.png`, prompt: 'wipe', durationSeconds: 10, transitionType: 'wipe' },
+      ],
+    });
+    const rows = await p.settled(batch!.id, 100_000);
+    expect(rows.map((r) => r.status)).toEqual(['COMPLETED', 'COMPLETED']);
+    const byPrompt = Object.fromEntries(rows.map((r) => [r.prompt, r]));
+    for (const [prompt, seconds] of [['dawn to night', 5], ['wipe', 10]] as const) {
+      const row = byPrompt[prompt]!;
+      expect(row.falRequestId).toMatch(/^preview-/);
+      expect(row.videoUrl).toMatch(/\/media\/transitions\//);
+      const info = await probeUrl(row.videoUrl!);
+      expect(info.videoCodec).toBe('h264');
+      expect(Math.abs(info.durationSeconds - seconds)).toBeLessThan(0.15);
+    }
+    expect(p.emulator.counters().submitted).toBe(0); // fal was never called
+    const spend = await p.app.segue.db.falRequest.aggregate({ where: { accountId: account.id }, _sum: { costUsd: true } });
+    expect(Number(spend._sum.costUsd)).toBe(0);
+  });
+
+  it('refuses to fetch images from private networks when ALLOW_PRIVATE_NETWORK is off: IMAGE_UNAVAILABLE, no retry', { timeout: 60_000 }, async () => {
+    const strict = await startPipeline({ env: { FAL_KEY: '', FAL_PROXY_URL: '', ALLOW_PRIVATE_NETWORK: 'false' }, inlineWorkers: 1 });
+    try {
+      const account = await strict.account();
+      const { batch } = await createAndGenerate(strict.app.segue, account.id, {
+        transitions: [{ frontImageUrl: 'http://169.254.169.254/latest/meta-data', tailImageUrl: 'http://127.0.0.1:1/x.png', prompt: 'ssrf' }],
+      });
+      const [row] = await strict.settled(batch!.id);
+      expect(row).toMatchObject({ status: 'FAILED', errorCode: 'IMAGE_UNAVAILABLE', attempts: 1 });
+      expect(row!.errorMessage).toMatch(/private|link-local|loopback|not allowed|refuse/i);
+    } finally {
+      await strict.close();
+    }
+  });
+});
+
+describe('S3-compatible storage (s3rver started by the test)', () => {
+  it('stores the finished video in the bucket and exposes its URL', { timeout: 90_000 }, async () => {
+    const S3rver = createRequire(import.meta.url)('s3rver') as new (o: Record<string, unknown>) => { run(): Promise<AddressInfo>; close(): Promise<void> };
+    const directory = mkdtempSync(join(tmpdir(), 'segue-s3-'));
+    const s3 = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory, configureBuckets: [{ name: 'segue-media' }] });
+    const { port } = await s3.run();
+    const p = await startPipeline({
+      emulator: { latencyMs: 100 },
+      env: {
+        STORAGE_DRIVER: 's3',
+        S3_BUCKET: 'segue-media',
+        S3_ENDPOINT: `http://127.0.0.1:${port}`,
+        S3_ACCESS_KEY_ID: 'S3RVER',
+        S3_SECRET_ACCESS_KEY: 'S3RVER',
+        S3_FORCE_PATH_STYLE: 'true',
+      },
+      inlineWorkers: 1,
+    });
+    try {
+      const account = await p.account();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
+      const [row] = await p.settled(batch!.id);
+      expect(row!.status).toBe('COMPLETED');
+      expect(row!.videoUrl).toBe(`http://127.0.0.1:${port}/segue-media/transitions/${row!.id}/r1-a1.mp4`);
+      const stored = await fetch(row!.videoUrl!);
+      expect(stored.status).toBe(200);
+      const original = await fetch(row!.falVideoUrl!);
+      expect(Buffer.from(await stored.arrayBuffer()).equals(Buffer.from(await original.arrayBuffer()))).toBe(true);
+    } finally {
+      await p.close();
+      await s3.close();
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+});
