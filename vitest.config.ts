@@ -8,7 +8,8 @@ const env = {
   NODE_ENV: 'test',
   DATABASE_URL: process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/segue_test',
   REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
-  LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  // Tests provoke failures on purpose; their warnings would bury the report.
+  LOG_LEVEL: process.env.LOG_LEVEL ?? 'error',
   LOG_PRETTY: 'false',
 };
 // globalSetup runs in this process and child processes inherit it: give them the same values.

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { createAccount } from '../src/domain/accounts.ts';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import { TERMINAL } from '../src/domain/batches.ts';
 import { startApiServer } from '../src/http/server.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
 import { startFalEmulator, type FalEmulatorOptions } from '../tools/fal-emulator/index.ts';
+import { dropQueueKeys } from '../test/helpers/pipeline.ts';
 import { benchConfig } from './lib.ts';
 import { spawn } from 'node:child_process';
 
@@ -53,14 +53,7 @@ export async function startBenchPipeline(options: { emulator: FalEmulatorOptions
       await api.close();
       await segue.close();
       await emulator.close();
-      const redis = new Redis(segue.config.redisUrl);
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await redis.del(...keys);
-      } while (cursor !== '0');
-      redis.disconnect();
+      await dropQueueKeys(segue.config.redisUrl, prefix);
     },
   };
 }

@@ -174,17 +174,20 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-/** Parses the environment; throws a ConfigError whose message is one line naming the bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+/** Parses `env` with `shape`; a failure is a ConfigError of one line naming the bad variable. */
+function parseEnv<S extends z.ZodType>(shape: S, env: Record<string, string | undefined>): z.output<S> {
   // Empty strings mean "unset", as in most .env tooling.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = schema.safeParse(present);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const name = issue.path.join('.');
-    throw new ConfigError(`Invalid configuration: ${name}=${JSON.stringify(env[name] ?? '')} ${issue.message}`);
-  }
-  const c = parsed.data;
+  const parsed = shape.safeParse(present);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const name = issue.path.join('.');
+  throw new ConfigError(`Invalid configuration: ${name}=${JSON.stringify(env[name] ?? '')} ${issue.message}`);
+}
+
+/** Parses the environment; throws a ConfigError whose message is one line naming the bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const c = parseEnv(schema, env);
   if (c.STORAGE_DRIVER === 's3' && !c.S3_BUCKET) {
     throw new ConfigError('Invalid configuration: S3_BUCKET="" is required when STORAGE_DRIVER=s3');
   }
@@ -281,12 +284,6 @@ const cliSchema = z.object({
 
 /** The command line talks to a running API like any client: where it is, and which key to use. */
 export function loadCliConfig(env: Record<string, string | undefined> = process.env) {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = cliSchema.safeParse(present);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const name = issue.path.join('.');
-    throw new ConfigError(`Invalid configuration: ${name}=${JSON.stringify(env[name] ?? '')} ${issue.message}`);
-  }
-  return { apiUrl: parsed.data.SEGUE_API_URL.replace(/\/+$/, ''), apiKey: parsed.data.SEGUE_API_KEY ?? null };
+  const c = parseEnv(cliSchema, env);
+  return { apiUrl: c.SEGUE_API_URL.replace(/\/+$/, ''), apiKey: c.SEGUE_API_KEY ?? null };
 }

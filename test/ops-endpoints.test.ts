@@ -2,21 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import { gql, startTestApp } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
-import { graphql } from '../src/generated/gql/index.ts';
+import { CliQueueStats } from '../src/cli/operations.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
-const QueueStatsQuery = graphql(`
-  query QueueStatsQuery {
-    queueStats {
-      byStatus { status count }
-      queue { waiting active delayed failed }
-      falInFlight
-      falConcurrency
-      workers { name host pid concurrency startedAt }
-    }
-  }
-`);
+// The CLI's own typed operation: the same public API any client uses.
+const QueueStatsQuery = CliQueueStats;
 
 let p: Pipeline;
 beforeAll(async () => {

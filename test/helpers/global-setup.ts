@@ -23,20 +23,32 @@ export default async function setup() {
   }
 }
 
-/** Per-file databases (test/helpers/per-file-db.ts) left behind by an interrupted run. */
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Per-file databases (test/helpers/per-file-db.ts) left behind by an interrupted run: those whose
+ * creating process is gone. Another test run going on at the same time keeps its own.
+ */
 async function dropLeftoverFileDatabases(template: URL) {
   const admin = new URL(template);
   admin.pathname = '/postgres';
   const client = new pg.Client({ connectionString: admin.toString() });
   await client.connect();
   try {
-    const prefix = `${template.pathname.slice(1)}_`;
-    const { rows } = await client.query<{ datname: string }>(
-      "SELECT datname FROM pg_database WHERE datname LIKE $1 || '%' AND length(datname) = length($1) + 10",
-      [prefix],
-    );
-    // Without FORCE: a database another test run is using right now stays (the drop fails).
-    for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}"`).catch(() => undefined);
+    const prefix = `${template.pathname.slice(1)}_p`;
+    const { rows } = await client.query<{ datname: string }>("SELECT datname FROM pg_database WHERE starts_with(datname, $1)", [prefix]);
+    for (const { datname } of rows) {
+      const pid = Number(/_p(\d+)_[0-9a-f]+$/.exec(datname)?.[1]);
+      if (!pid || alive(pid)) continue;
+      await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`).catch(() => undefined);
+    }
   } finally {
     await client.end();
   }

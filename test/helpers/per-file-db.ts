@@ -9,7 +9,8 @@ import { afterAll } from 'vitest';
  * Child processes that a test starts inherit DATABASE_URL, and with it this database.
  */
 const template = new URL(process.env.DATABASE_URL!);
-const name = `${template.pathname.slice(1)}_${randomBytes(5).toString('hex')}`;
+// The creating process's pid is in the name: a later run drops only databases whose process is gone.
+const name = `${template.pathname.slice(1)}_p${process.pid}_${randomBytes(4).toString('hex')}`;
 const admin = new URL(template);
 admin.pathname = '/postgres';
 
