@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateNow } from '../src/domain/generation.ts';
 import { idOf } from '../src/graphql/ids.ts';
 import { gql } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
@@ -56,5 +57,12 @@ describe('generation pipeline', () => {
     expect(Buffer.from(await poster.arrayBuffer()).subarray(0, 2).toString('hex')).toBe('ffd8');
     const inputs = p.emulator.requests().map((r) => r.input as Record<string, unknown>);
     expect(inputs[0]).toMatchObject({ duration: '10', image_url: expect.stringMatching(/front/), tail_image_url: expect.stringMatching(/tail/) });
+  });
+
+  it('generateNow (for scripts) creates, generates and resolves with the finished rows', { timeout: 60_000 }, async () => {
+    const account = await p.account();
+    const rows = await generateNow(p.app.segue, account.id, { transitions: transitionInputs(2) }, { timeoutMs: 50_000, pollMs: 200 });
+    expect(rows.map((r) => r.status)).toEqual(['COMPLETED', 'COMPLETED']);
+    expect(rows.every((r) => r.videoUrl?.includes('/media/'))).toBe(true);
   });
 });

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, run, tsx } from './helpers/process.ts';
@@ -14,17 +17,23 @@ afterAll(async () => {
 });
 
 describe('npm start', () => {
-  it('creates and migrates a missing database, then serves GraphiQL at /graphql', { timeout: 90_000 }, async () => {
+  it('creates and migrates a missing database, serves GraphiQL, and generates a video end to end without fal', { timeout: 120_000 }, async () => {
     const database = `segue_start_${randomBytes(4).toString('hex')}`;
     databases.push(database);
     const url = new URL(process.env.DATABASE_URL!);
     url.pathname = `/${database}`;
     const port = await freePort();
+    const media = mkdtempSync(join(tmpdir(), 'segue-start-media-'));
     const child = run('npm', ['start'], {
       DATABASE_URL: url.toString(),
       PORT: String(port),
       NODE_ENV: 'development',
       LOG_LEVEL: 'info',
+      // A machine without a fal key, with its own queue and media folder.
+      FAL_KEY: '',
+      FAL_PROXY_URL: '',
+      QUEUE_PREFIX: `start${randomBytes(3).toString('hex')}`,
+      MEDIA_DIR: media,
     });
     try {
       await child.waitFor(/GraphiQL at http:\/\/localhost:\d+\/graphql/, 80_000);
@@ -34,6 +43,36 @@ describe('npm start', () => {
       expect(await page.text()).toMatch(/graphiql/i);
       const health = await fetch(`http://127.0.0.1:${port}/health`);
       expect(health.status).toBe(200);
+
+      // The README's first run: an account from the CLI, the sample images, the preview provider.
+      const created = run('npm', ['run', 'cli', '--', 'accounts', 'create', 'first run', '--json'], { DATABASE_URL: url.toString() });
+      expect((await created.exited).code).toBe(0);
+      const { apiKey } = JSON.parse(created.stdout()) as { apiKey: string };
+      const base = `http://localhost:${port}`;
+      const post = async (query: string, variables = {}) =>
+        (await (
+          await fetch(`${base}/graphql`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+            body: JSON.stringify({ query, variables }),
+          })
+        ).json()) as { data: Record<string, unknown>; errors?: unknown[] };
+      const mutation = await post('mutation($input: CreateTransitionsInput!) { createTransitions(input: $input) { transitions { id } } }', {
+        input: {
+          generate: true,
+          transitions: [{ frontImageUrl: `${base}/samples/front.png`, tailImageUrl: `${base}/samples/tail.png`, prompt: 'day to night', transitionType: 'wipe' }],
+        },
+      });
+      expect(mutation.errors).toBeUndefined();
+      const done = await until(async () => {
+        const res = await post('{ transitions(first: 1) { edges { node { status videoUrl } } } }');
+        const node = (res.data.transitions as { edges: Array<{ node: { status: string; videoUrl: string | null } }> }).edges[0]!.node;
+        return node.status === 'COMPLETED' ? node : null;
+      }, { timeoutMs: 60_000, intervalMs: 500, what: 'the first video' });
+      const video = await fetch(done.videoUrl!);
+      expect(video.status).toBe(200);
+      expect(video.headers.get('content-type')).toBe('video/mp4');
+      expect((await video.arrayBuffer()).byteLength).toBeGreaterThan(10_000);
     } finally {
       await child.stop('SIGTERM');
     }
