@@ -1,10 +1,11 @@
 import { useEffect, useRef, useState } from 'react';
-import type { ConsoleBatchFragment } from '../../src/generated/gql/graphql';
+import type { ConsoleBatchFragment, ConsoleGeneratedTransitionFragment } from '../../src/generated/gql/graphql';
 import type { Api } from './api/client';
 import { SignInForm } from './auth/SignInForm';
 import { useSession, type Viewer } from './auth/useSession';
 import { BatchView } from './batches/BatchView';
 import { RecentBatches } from './batches/RecentBatches';
+import { CombinedVideos } from './combine/CombinedVideos';
 import { CreateBatchForm } from './create/CreateBatchForm';
 import { batchHref, navigate, useBatchRoute, useNavigateOnClick } from './router';
 
@@ -24,6 +25,7 @@ export function App() {
 function Console({ api, viewer, signOut }: { api: Api; viewer: Viewer; signOut(): void }) {
   const batchId = useBatchRoute();
   const [openBatch, setOpenBatch] = useState<ConsoleBatchFragment | null>(null);
+  const [latestCombined, setLatestCombined] = useState<ConsoleGeneratedTransitionFragment | null>(null);
   const onLinkClick = useNavigateOnClick();
   const main = useRef<HTMLElement>(null);
 
@@ -63,13 +65,14 @@ function Console({ api, viewer, signOut }: { api: Api; viewer: Viewer; signOut()
       <div className="layout">
         <main id="main" ref={main} tabIndex={-1}>
           {batchId ? (
-            <BatchView key={batchId} api={api} batchId={batchId} onBatch={setOpenBatch} />
+            <BatchView key={batchId} api={api} batchId={batchId} onBatch={setOpenBatch} onCombined={setLatestCombined} />
           ) : (
             <CreateBatchForm api={api} onCreated={(id) => navigate(batchHref(id))} />
           )}
         </main>
         <aside>
           <RecentBatches api={api} openBatchId={batchId} openBatch={batchId ? openBatch : null} />
+          <CombinedVideos api={api} latest={latestCombined} />
         </aside>
       </div>
     </>

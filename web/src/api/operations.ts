@@ -20,6 +20,8 @@ export const ConsoleTransition = graphql(`
     queuePosition
     attempts
     videoUrl
+    posterUrl
+    estimatedCost
     error { code message }
     updatedAt
   }
@@ -35,6 +37,7 @@ export const ConsoleBatch = graphql(`
     completed
     failed
     canceled
+    estimatedCost
     createdAt
     completedAt
   }
@@ -107,5 +110,50 @@ export const ConsoleTransitionUpdated = graphql(`
 export const ConsoleBatchProgress = graphql(`
   subscription ConsoleBatchProgress($id: ID!) {
     batchProgress(id: $id) { ...ConsoleBatch }
+  }
+`);
+
+/** A combined video: its state, the files once COMPLETED, and the clips it joins, in order. */
+export const ConsoleGeneratedTransition = graphql(`
+  fragment ConsoleGeneratedTransition on GeneratedTransition {
+    id
+    status
+    version
+    videoUrl
+    posterUrl
+    subtitlesUrl
+    durationSeconds
+    audioUrl
+    burnSubtitles
+    error { code message }
+    transitions { id }
+    createdAt
+    completedAt
+  }
+`);
+
+/** 2 to 50 COMPLETED transitions, in play order; rendered by a media worker (QUEUED first). */
+export const ConsoleCombineTransitions = graphql(`
+  mutation ConsoleCombineTransitions($input: CombineTransitionsInput!) {
+    combineTransitions(input: $input) {
+      generatedTransition { ...ConsoleGeneratedTransition }
+    }
+  }
+`);
+
+/** The combined video now, then every change; completes when it is COMPLETED or FAILED. */
+export const ConsoleGeneratedTransitionUpdated = graphql(`
+  subscription ConsoleGeneratedTransitionUpdated($id: ID!) {
+    generatedTransitionUpdated(id: $id) { ...ConsoleGeneratedTransition }
+  }
+`);
+
+/** The account's combined videos, newest first. */
+export const ConsoleGeneratedTransitions = graphql(`
+  query ConsoleGeneratedTransitions($after: String) {
+    generatedTransitions(first: 10, after: $after) {
+      edges { node { ...ConsoleGeneratedTransition } }
+      pageInfo { hasNextPage endCursor }
+    }
   }
 `);

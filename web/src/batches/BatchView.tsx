@@ -1,7 +1,9 @@
-import { useEffect } from 'react';
-import type { ConsoleBatchFragment } from '../../../src/generated/gql/graphql';
+import { useEffect, useMemo } from 'react';
+import type { ConsoleBatchFragment, ConsoleGeneratedTransitionFragment } from '../../../src/generated/gql/graphql';
 import type { Api } from '../api/client';
-import { estimateBatchCostUsd, formatUsd } from '../cost';
+import { CombineSection } from '../combine/CombineSection';
+import { useClipPicking } from '../combine/useClipPicking';
+import { formatUsd } from '../ui/format';
 import { ProgressBar } from './ProgressBar';
 import { BATCH_STATUS_LABEL, batchIsOpen } from './status';
 import { TransitionCard } from './TransitionCard';
@@ -13,6 +15,8 @@ interface Props {
   batchId: string;
   /** Tells the page the batch's latest state (the recent-batches list shows it too). */
   onBatch(batch: ConsoleBatchFragment): void;
+  /** Tells the page the latest state of a combined video made here (the list shows it too). */
+  onCombined(combined: ConsoleGeneratedTransitionFragment): void;
 }
 
 const FEED_LABEL: Record<FeedState, string> = {
@@ -25,14 +29,15 @@ const FEED_LABEL: Record<FeedState, string> = {
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
 /**
- * A batch as it runs: progress, estimated cost, and each transition with its controls.
- * (Combining selected clips into one video belongs here too, once the API has the mutation:
- * a checkbox per completed card and a "Combine" action beside "Cancel batch".)
+ * A batch as it runs: progress, the API's estimated cost, each transition with its controls, and
+ * combining completed clips into one video (a checkbox per completed card, the form above them).
  */
-export function BatchView({ api, batchId, onBatch }: Props) {
+export function BatchView({ api, batchId, onBatch, onCombined }: Props) {
   const live = useLiveBatch(api, batchId);
   const actions = useBatchActions(api, batchId, live.dispatch, live.resubscribe);
   const { batch, order, transitions } = live.state;
+  const rows = useMemo(() => order.flatMap((id) => transitions[id] ?? []), [order, transitions]);
+  const picking = useClipPicking(rows);
 
   useEffect(() => {
     if (batch) onBatch(batch);
@@ -61,8 +66,6 @@ export function BatchView({ api, batchId, onBatch }: Props) {
     );
   }
 
-  const rows = order.flatMap((id) => transitions[id] ?? []);
-  const cost = estimateBatchCostUsd(rows.map((t) => t.durationSeconds));
   return (
     <section aria-labelledby="batch-title" className="batch" data-testid="batch-view" data-batch-status={batch.status}>
       <header className="batch-head">
@@ -93,8 +96,8 @@ export function BatchView({ api, batchId, onBatch }: Props) {
       <ProgressBar counts={batch} />
       <div className="batch-summary">
         <p>
-          Estimated cost: <strong data-testid="batch-cost">{formatUsd(cost)}</strong>{' '}
-          <span className="muted">(Kling v2.1 Pro list price, each video generated once)</span>
+          Estimated cost: <strong data-testid="batch-cost">{formatUsd(batch.estimatedCost)}</strong>{' '}
+          <span className="muted">(the API's estimate at the model's published price, each video generated once)</span>
         </p>
         {batchIsOpen(batch.status) && (
           <button type="button" className="danger" onClick={actions.cancelBatch} disabled={actions.busy.has(BATCH_ACTION)}>
@@ -108,6 +111,8 @@ export function BatchView({ api, batchId, onBatch }: Props) {
         </p>
       )}
 
+      <CombineSection api={api} picking={picking} onCombined={onCombined} />
+
       <ol className="transitions">
         {rows.map((transition, index) => (
           <TransitionCard
@@ -118,6 +123,7 @@ export function BatchView({ api, batchId, onBatch }: Props) {
             actionError={actions.errors[transition.id]}
             onCancel={() => void actions.cancel(transition.id)}
             onRetry={() => void actions.retry(transition.id)}
+            pick={picking.pickOf(transition.id)}
           />
         ))}
       </ol>

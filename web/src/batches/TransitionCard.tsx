@@ -1,5 +1,6 @@
 import type { ConsoleTransitionFragment } from '../../../src/generated/gql/graphql';
-import { estimateVideoCostUsd, formatUsd } from '../cost';
+import { ClipCheckbox } from '../combine/ClipCheckbox';
+import { formatUsd } from '../ui/format';
 import { ImagePreview } from '../ui/ImagePreview';
 import { TRANSITION_STATUS_LABEL, canCancel, canRetry } from './status';
 
@@ -11,15 +12,24 @@ interface Props {
   actionError: string | undefined;
   onCancel(): void;
   onRetry(): void;
+  /** Present when the clip can be picked for a combined video (COMPLETED, with a video). */
+  pick?: { order: number | null; onToggle(): void } | undefined;
 }
 
 /** One transition of a batch, live: state, fal's queue, attempts, the error, the video. */
-export function TransitionCard({ transition: t, index, busy, actionError, onCancel, onRetry }: Props) {
+export function TransitionCard({ transition: t, index, busy, actionError, onCancel, onRetry, pick }: Props) {
   const title = `Transition ${index + 1}`;
   const titleId = `transition-${t.id}-title`;
   const waitingAtFal = t.queuePosition !== null && (t.status === 'QUEUED' || t.status === 'SUBMITTED');
   return (
-    <li className="transition card" data-testid="transition-row" data-status={t.status} data-id={t.id} aria-labelledby={titleId}>
+    <li
+      className="transition card"
+      data-testid="transition-row"
+      data-status={t.status}
+      data-id={t.id}
+      data-picked={pick?.order != null ? '' : undefined}
+      aria-labelledby={titleId}
+    >
       <div className="transition-head">
         <h3 id={titleId}>{title}</h3>
         {/* role=status: a screen reader hears each change of state, politely. */}
@@ -30,7 +40,8 @@ export function TransitionCard({ transition: t, index, busy, actionError, onCanc
       </div>
 
       {t.status === 'COMPLETED' && t.videoUrl ? (
-        <video className="transition-video" src={t.videoUrl} controls playsInline preload="metadata" aria-label={`${title} video`}>
+        // posterUrl (the first frame) arrives a moment after COMPLETED, in a later update.
+        <video className="transition-video" src={t.videoUrl} poster={t.posterUrl ?? undefined} controls playsInline preload="metadata" aria-label={`${title} video`}>
           <a href={t.videoUrl}>Download the video</a>
         </video>
       ) : (
@@ -63,7 +74,7 @@ export function TransitionCard({ transition: t, index, busy, actionError, onCanc
         )}
         <div>
           <dt>Est. cost</dt>
-          <dd>{formatUsd(estimateVideoCostUsd(t.durationSeconds))}</dd>
+          <dd data-testid="transition-cost">{formatUsd(t.estimatedCost)}</dd>
         </div>
       </dl>
 
@@ -79,6 +90,7 @@ export function TransitionCard({ transition: t, index, busy, actionError, onCanc
       )}
 
       <div className="transition-actions">
+        {pick && <ClipCheckbox title={title} order={pick.order} onToggle={pick.onToggle} />}
         {canCancel(t.status) && (
           <button type="button" onClick={onCancel} disabled={busy} aria-label={`Cancel ${title.toLowerCase()}`}>
             Cancel

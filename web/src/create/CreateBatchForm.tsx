@@ -2,7 +2,6 @@ import { useRef, useState, type FormEvent } from 'react';
 import type { Api } from '../api/client';
 import { asApiError } from '../api/errors';
 import { ConsoleCreateTransitions } from '../api/operations';
-import { estimateBatchCostUsd, formatUsd } from '../cost';
 import { DraftFields } from './DraftFields';
 import { emptyDraft, fieldErrorsFrom, newIdempotencyKey, noFieldErrors, toTransitionInput, type Draft, type DraftField, type FieldErrors } from './draft';
 
@@ -68,7 +67,6 @@ export function CreateBatchForm({ api, onCreated }: Props) {
     });
   }
 
-  const cost = estimateBatchCostUsd(drafts.map((d) => d.durationSeconds));
   const seconds = drafts.reduce((sum, d) => sum + d.durationSeconds, 0);
   const count = `${drafts.length} transition${drafts.length === 1 ? '' : 's'}`;
 
@@ -115,8 +113,10 @@ export function CreateBatchForm({ api, onCreated }: Props) {
           <button type="button" onClick={addRow} disabled={drafts.length >= MAX_ROWS}>
             Add transition
           </button>
-          <p className="estimate" aria-live="polite">
-            Estimated cost: <strong>{formatUsd(cost)}</strong> for {count} ({seconds} s of video)
+          {/* The price is the API's (Batch.estimatedCost): shown with the batch, at the server's rates. */}
+          <p className="estimate" aria-live="polite" data-testid="draft-summary">
+            <strong>{count}</strong>, {seconds} s of video{' '}
+            <span className="muted">(the estimated cost shows with the batch)</span>
           </p>
           <button type="submit" className="primary" disabled={pending}>
             {pending ? 'Creating…' : `Generate ${count}`}

@@ -1,5 +1,4 @@
 import type { ReactNode } from 'react';
-import { estimateVideoCostUsd, formatUsd } from '../cost';
 import { ImagePreview } from '../ui/ImagePreview';
 import { DURATIONS, TRANSITION_TYPES, type Draft, type DraftField, type Duration, type TransitionType } from './draft';
 
@@ -72,7 +71,7 @@ export function DraftFields({ draft, index, errors = {}, onChange, onRemove }: P
           <select {...control('durationSeconds')} value={draft.durationSeconds} onChange={(e) => set('durationSeconds', Number(e.target.value) as Duration)}>
             {DURATIONS.map((seconds) => (
               <option key={seconds} value={seconds}>
-                {seconds} seconds ({formatUsd(estimateVideoCostUsd(seconds))})
+                {seconds} seconds
               </option>
             ))}
           </select>,
