@@ -38,6 +38,9 @@ describe('generateBatch', () => {
     const before = await app.segue.db.batch.count({ where: { accountId: account.id } });
     const res = await gql(app.graphqlUrl, account.apiKey, GenerateBatch, { input: { transitionIds: [b!, a!] } });
     expect(codes(res)).toEqual(['CONFLICT']);
+    // The busy input is named by its path; raw database ids never reach clients.
+    expect(res.errors![0]!.extensions!.fields).toEqual(['transitionIds.1']);
+    expect(JSON.stringify(res.errors)).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{4}-/);
     expect(await app.segue.db.batch.count({ where: { accountId: account.id } })).toBe(before);
     const untouched = await gql(app.graphqlUrl, account.apiKey, GetTransition, { id: b! });
     expect(untouched.data!.transition.status).toBe('DRAFT');
@@ -75,6 +78,19 @@ describe('generateBatch', () => {
       expect(res.errors![0]!.extensions!.fields).toContain(field);
     }
     expect(await app.segue.db.transition.count({ where: { id: { in: [] } } })).toBe(0);
+  });
+
+  it("another account's transition is NOT_FOUND, named by its input path, and changes nothing", async () => {
+    const [mine] = await drafts(1);
+    const other = await createTestAccount(app.segue);
+    const theirs = await gql(app.graphqlUrl, other.apiKey, CreateTransitions, { input: { transitions: transitionInputs(1) } });
+    const foreign = theirs.data!.createTransitions.transitions[0]!.id;
+    const res = await gql(app.graphqlUrl, account.apiKey, GenerateBatch, { input: { transitionIds: [mine!, foreign] } });
+    expect(codes(res)).toEqual(['NOT_FOUND']);
+    expect(res.errors![0]!.extensions!.fields).toEqual(['transitionIds.1']);
+    expect(JSON.stringify(res.errors)).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{4}-/);
+    const t = await gql(app.graphqlUrl, account.apiKey, GetTransition, { id: mine! });
+    expect(t.data!.transition.status).toBe('DRAFT');
   });
 
   it("an id of another type is NOT_FOUND", async () => {

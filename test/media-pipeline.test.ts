@@ -118,8 +118,11 @@ describe('combineTransitions (fal clips from the emulator)', () => {
     const ids = transitions.map((t) => encodeId('Transition', t.id));
     const early = await gql(p.app.graphqlUrl, a.apiKey, CombineTransitions, { input: { transitionIds: ids } });
     expect(codes(early)).toEqual(['CONFLICT']);
+    expect(early.errors![0]!.extensions!.fields).toEqual(['transitionIds.0', 'transitionIds.1']);
     const foreign = await gql(p.app.graphqlUrl, b.apiKey, CombineTransitions, { input: { transitionIds: ids } });
     expect(codes(foreign)).toEqual(['NOT_FOUND']);
+    expect(foreign.errors![0]!.extensions!.fields).toEqual(['transitionIds.0', 'transitionIds.1']);
+    expect(JSON.stringify([early.errors, foreign.errors])).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{4}-/);
     const badAudio = await gql(p.app.graphqlUrl, a.apiKey, CombineTransitions, { input: { transitionIds: ids, audioUrl: 'file:///etc/passwd' } });
     expect(codes(badAudio)).toEqual(['BAD_USER_INPUT']);
     expect(badAudio.errors![0]!.extensions!.fields).toContain('audioUrl');

@@ -4,7 +4,7 @@ import type { GeneratedTransition } from '../generated/prisma/client.ts';
 import { GeneratedTransitionStatus as G, TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
 import type { MediaQueue } from '../queue/media-queue.ts';
-import { conflict, notFound } from './errors.ts';
+import { conflict, notFound, pathsOf } from './errors.ts';
 import { parseInput } from './transition-input.ts';
 
 export const COMBINE_LIMITS = { clips: 50 } as const;
@@ -54,11 +54,14 @@ export async function combineTransitions(deps: CombineDeps, accountId: string, r
   });
   if (rows.length !== unique.length) {
     const found = new Set(rows.map((r) => r.id));
-    throw notFound(`Transition ${unique.find((id) => !found.has(id))}`);
+    const missing = pathsOf('transitionIds', input.transitionIds, (id) => !found.has(id));
+    throw notFound(missing.length > 1 ? `${missing.length} transitions` : 'Transition', missing);
   }
-  const unfinished = rows.filter((r) => r.status !== S.COMPLETED || !r.videoKey).map((r) => r.id);
-  if (unfinished.length) {
-    throw conflict('Only COMPLETED transitions (with a stored video) can be combined.', { transitionIds: unfinished });
+  const unfinished = new Set(rows.filter((r) => r.status !== S.COMPLETED || !r.videoKey).map((r) => r.id));
+  if (unfinished.size) {
+    throw conflict('Only COMPLETED transitions (with a stored video) can be combined.', {
+      fields: pathsOf('transitionIds', input.transitionIds, (id) => unfinished.has(id)),
+    });
   }
   const combined = await deps.db.generatedTransition.create({
     data: {

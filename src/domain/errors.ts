@@ -36,7 +36,13 @@ export class AppError extends Error {
 export const unauthenticated = () =>
   new AppError('UNAUTHENTICATED', 'A valid API key is required: send "Authorization: Bearer <apiKey>".');
 
-export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found.`);
+/** `fields` names which inputs referred to nothing (e.g. `transitionIds.2`), never the raw ids. */
+export const notFound = (what: string, fields?: string[]) =>
+  new AppError('NOT_FOUND', `${what} not found.`, fields ? { fields } : {});
+
+/** Input paths (`transitionIds.<i>`) of the listed ids that match `pick`. */
+export const pathsOf = (name: string, ids: readonly string[], pick: (id: string) => boolean) =>
+  ids.flatMap((id, i) => (pick(id) ? [`${name}.${i}`] : []));
 
 export const badInput = (message: string, fields: string[]) => new AppError('BAD_USER_INPUT', message, { fields });
 

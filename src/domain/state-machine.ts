@@ -229,7 +229,8 @@ export async function startRuns(
   return tx.$queryRaw<Transition[]>`
     UPDATE "Transition" SET "status" = 'QUEUED', "run" = "run" + 1, "version" = "version" + 1,
       "batchId" = ${batchId}::uuid, "attempts" = 0, "errorCode" = NULL, "errorMessage" = NULL,
-      "falRequestId" = NULL, "queuePosition" = NULL, "videoUrl" = NULL, "queuedAt" = ${UTC_SQL},
+      "falRequestId" = NULL, "queuePosition" = NULL, "videoUrl" = NULL, "falVideoUrl" = NULL,
+      "videoKey" = NULL, "posterUrl" = NULL, "posterKey" = NULL, "queuedAt" = ${UTC_SQL},
       "submittedAt" = NULL, "startedAt" = NULL, "completedAt" = NULL, "updatedAt" = ${UTC_SQL}
     WHERE "id" = ANY(${[...ids]}::uuid[]) AND "accountId" = ${accountId}::uuid
       AND "status" = ANY(${[...onlyFrom]}::"TransitionStatus"[])

@@ -6,7 +6,7 @@ import type { Prisma } from '../generated/prisma/client.ts';
 import { TransitionStatus } from '../generated/prisma/enums.ts';
 import { createBatch, GENERATABLE, queueInBatch } from './batches.ts';
 import { insertBatchItems, insertTransitions } from './bulk-inserts.ts';
-import { badInput, conflict, notFound } from './errors.ts';
+import { badInput, conflict, notFound, pathsOf } from './errors.ts';
 import { idempotent, type IdempotencyRecord } from './idempotency.ts';
 import { launchRuns, type LaunchDeps } from './launch.ts';
 import {
@@ -79,16 +79,17 @@ export async function generateBatch(deps: ServiceDeps, accountId: string, raw: u
       });
       if (owned.length !== ids.length) {
         const found = new Set(owned.map((t) => t.id));
-        throw notFound(`Transition ${ids.find((id) => !found.has(id))}`);
+        const missing = pathsOf('transitionIds', ids, (id) => !found.has(id));
+        throw notFound(missing.length > 1 ? `${missing.length} transitions` : 'Transition', missing);
       }
       const seconds = owned.reduce((sum, t) => sum + t.durationSeconds, 0);
       await reserveWithinBudget(tx, accountId, deps.config.pricePerSecondUsd, seconds);
       const batch = await createBatch(tx, accountId, input.idempotencyKey);
       const queued = await queueInBatch(tx, accountId, batch.id, ids);
       if (!queued) {
-        const busy = owned.filter((t) => !GENERATABLE.includes(t.status)).map((t) => t.id);
+        const busy = new Set(owned.filter((t) => !GENERATABLE.includes(t.status)).map((t) => t.id));
         throw conflict('Some transitions are already being generated; cancel them or wait until they end.', {
-          transitionIds: busy,
+          fields: pathsOf('transitionIds', ids, (id) => busy.has(id)),
         });
       }
       return { record: { transitionIds: ids, batchId: batch.id }, value: { batch, queued } };

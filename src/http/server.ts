@@ -51,7 +51,12 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const webConsole = consoleHandler();
   const { storage } = segue.config.media;
   // The local storage driver's files (videos, posters, subtitles), with byte ranges for seeking.
-  const mediaFiles = storage.driver === 'local' ? staticFiles(storage.root, '/media/') : null;
+  // Any origin may read them, as it could fal's or a bucket's URLs: frontends on other origins
+  // fetch them, draw them on canvases and load their subtitle tracks.
+  const mediaFiles =
+    storage.driver === 'local'
+      ? staticFiles(storage.root, '/media/', { headers: { 'access-control-allow-origin': '*' } })
+      : null;
   // The sample images of the README's first run (no fal key needed).
   const samples = staticFiles(SAMPLES_DIR, '/samples/');
 

@@ -27,6 +27,8 @@ export interface StaticOptions {
   fallback?: string;
   /** Cache-Control for files whose names carry a content hash (Vite's assets/). */
   immutable?: (path: string) => boolean;
+  /** Extra response headers, e.g. CORS for media that other origins' pages fetch or draw. */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -61,6 +63,7 @@ export function staticFiles(root: string, prefix: string, options: StaticOptions
       'accept-ranges': 'bytes',
       'cache-control': options.immutable?.(relative) ? 'public, max-age=31536000, immutable' : 'no-cache',
       'x-content-type-options': 'nosniff',
+      ...options.headers,
     };
     const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
     if (range && (range[1] || range[2])) {
