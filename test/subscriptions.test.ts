@@ -36,7 +36,7 @@ function paths(events: Update[]) {
 }
 
 describe('transitionUpdated and batchProgress', () => {
-  it('over WebSocket and SSE, a batch of 20: every path QUEUED → … → COMPLETED in order, then completion', { timeout: 60_000 }, async () => {
+  it('over WebSocket and SSE, a batch of 20: every path QUEUED → … → COMPLETED in order, its poster, then completion', { timeout: 60_000 }, async () => {
     const account = await p.account();
     const created = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, {
       input: { transitions: transitionInputs(20), generate: true },
@@ -62,6 +62,8 @@ describe('transitionUpdated and batchProgress', () => {
         expect(path[0]!.status).toBe('QUEUED');
         expect(path.at(-1)!.status).toBe('COMPLETED');
         expect(path.length).toBeGreaterThanOrEqual(3); // at least QUEUED, SUBMITTED, COMPLETED
+        // The stream stays open for the posters that follow the videos on the media queue.
+        expect(path.at(-1)!.posterUrl).toMatch(/\/media\/.+\.jpg$/);
       }
     }
     expect(progress.events.at(-1)).toMatchObject({ status: 'COMPLETED', completed: 20, total: 20 });

@@ -28,7 +28,8 @@ async function batchTransitions(deps: StreamDeps, batchId: string): Promise<Tran
  * Subscribed at Redis first, then the snapshot (one transition, or each of a batch's), then the
  * changes: a client never misses what happened between its query and its subscribe. Versions
  * only go up: an event older than what was already sent is dropped, so each transition's updates
- * arrive in order. A batch stream ends when the batch ends, after its last changes.
+ * arrive in order. A batch stream ends when the batch ends, after its last changes and the
+ * posters of its COMPLETED transitions (or POSTER_GRACE_MS without them).
  */
 export async function transitionUpdates(
   deps: StreamDeps,
@@ -50,6 +51,14 @@ export async function transitionUpdates(
   return withCleanup(transitionStream(deps, accountId, feed, transition, batch), () => feed.close());
 }
 
+/**
+ * How long a batch stream stays open after its batch ended, for the posters of its COMPLETED
+ * transitions (made on the media queue right after each video, usually within a second).
+ */
+export const POSTER_GRACE_MS = 30_000;
+
+const awaitsPoster = (row: Transition) => row.status === 'COMPLETED' && !row.posterUrl;
+
 async function* transitionStream(
   deps: StreamDeps,
   accountId: string,
@@ -63,26 +72,43 @@ async function* transitionStream(
     sent.set(row.id, row.version);
     return true;
   };
+  // Once the batch has ended: the transitions still waiting for their poster; none left, it ends.
+  const ending: { posters: Set<string> | null } = { posters: null };
+  let grace: NodeJS.Timeout | undefined;
+  const batchEnded = (rows: Transition[]) => {
+    ending.posters = new Set(rows.filter(awaitsPoster).map((r) => r.id));
+    grace = setTimeout(() => feed.close(), POSTER_GRACE_MS);
+    return ending.posters.size === 0;
+  };
   try {
     if (transition) {
       const now = await getTransition(deps, accountId, transition.id);
       if (fresh(now)) yield now;
     }
     if (batch) {
-      for (const row of await batchTransitions(deps, batch.id)) if (fresh(row)) yield row;
-      if ((await deps.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt) return;
+      const rows = await batchTransitions(deps, batch.id);
+      for (const row of rows) if (fresh(row)) yield row;
+      const ended = (await deps.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt;
+      if (ended && batchEnded(rows)) return;
     }
     for await (const event of feed) {
       const message: Message = 'transition' in event ? { kind: 'transition', event } : { kind: 'batch', event };
       if (message.kind === 'transition') {
-        if (fresh(message.event.transition)) yield message.event.transition;
-      } else if (message.event.batch.completedAt) {
-        // The batch ended: send whatever changes have not come through yet, then complete.
-        for (const row of await batchTransitions(deps, batch!.id)) if (fresh(row)) yield row;
-        return;
+        const row = message.event.transition;
+        if (fresh(row)) yield row;
+        if (ending.posters && !awaitsPoster(row)) {
+          ending.posters.delete(row.id);
+          if (ending.posters.size === 0) return;
+        }
+      } else if (message.event.batch.completedAt && !ending.posters) {
+        // The batch ended: send whatever changes have not come through yet, then the posters.
+        const rows = await batchTransitions(deps, batch!.id);
+        for (const row of rows) if (fresh(row)) yield row;
+        if (batchEnded(rows)) return;
       }
     }
   } finally {
+    clearTimeout(grace);
     feed.close();
   }
 }

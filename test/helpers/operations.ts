@@ -125,7 +125,7 @@ export const RetryTransition = graphql(`
 
 export const TransitionUpdated = graphql(`
   subscription TransitionUpdated($id: ID, $batchId: ID) {
-    transitionUpdated(id: $id, batchId: $batchId) { id status version queuePosition attempts videoUrl error { code message } }
+    transitionUpdated(id: $id, batchId: $batchId) { id status version queuePosition attempts videoUrl posterUrl error { code message } }
   }
 `);
 
