@@ -20,7 +20,7 @@ afterAll(() => p?.close());
 
 const RANK: Record<string, number> = { QUEUED: 0, SUBMITTED: 1, IN_PROGRESS: 2, COMPLETED: 3 };
 
-type Update = { id: string; status: string; version: number };
+type Update = { id: string; status: string; version: number; posterUrl?: string | null };
 
 /** Per transition: the statuses in the order received, checked to move only forward. */
 function paths(events: Update[]) {
