@@ -1,7 +1,7 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback } from 'react';
 import type { ConsoleBatchFragment } from '../../../src/generated/gql/graphql';
 import type { Api } from '../api/client';
-import { asApiError } from '../api/errors';
+import { usePages } from '../api/usePages';
 import { ConsoleRecentBatches } from '../api/operations';
 import { batchHref, useNavigateOnClick } from '../router';
 import { BATCH_STATUS_LABEL } from './status';
@@ -17,29 +17,9 @@ const time = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle:
 
 /** The account's batches, newest first, ten at a time, as links. Reloaded whenever another batch opens. */
 export function RecentBatches({ api, openBatchId, openBatch }: Props) {
-  const [batches, setBatches] = useState<ConsoleBatchFragment[]>([]);
-  const [next, setNext] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const fetchPage = useCallback(async (after: string | null) => (await api.request(ConsoleRecentBatches, { after })).batches, [api]);
+  const { items: batches, error, more } = usePages(fetchPage, openBatchId);
   const onClick = useNavigateOnClick();
-
-  const load = useCallback(
-    async (after: string | null) => {
-      try {
-        const { batches: page } = await api.request(ConsoleRecentBatches, { after });
-        const nodes = page.edges.map((e) => e.node);
-        setBatches((previous) => (after ? [...previous, ...nodes] : nodes));
-        setNext(page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null);
-        setError(null);
-      } catch (caught) {
-        setError(asApiError(caught).message);
-      }
-    },
-    [api],
-  );
-
-  useEffect(() => {
-    void load(null);
-  }, [load, openBatchId]);
 
   const shown = batches.map((b) => (openBatch && b.id === openBatch.id ? openBatch : b));
   return (
@@ -66,8 +46,8 @@ export function RecentBatches({ api, openBatchId, openBatch }: Props) {
           </li>
         ))}
       </ul>
-      {next && (
-        <button type="button" className="quiet" onClick={() => void load(next)}>
+      {more && (
+        <button type="button" className="quiet" onClick={more}>
           Show older batches
         </button>
       )}

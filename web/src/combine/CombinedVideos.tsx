@@ -1,7 +1,7 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback } from 'react';
 import type { ConsoleGeneratedTransitionFragment } from '../../../src/generated/gql/graphql';
 import type { Api } from '../api/client';
-import { asApiError } from '../api/errors';
+import { usePages } from '../api/usePages';
 import { ConsoleGeneratedTransitions } from '../api/operations';
 import { formatSeconds } from '../ui/format';
 import { COMBINED_STATUS_LABEL } from './status';
@@ -16,28 +16,11 @@ const time = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle:
 
 /** The account's combined videos, newest first, ten at a time; a finished one links to its file. */
 export function CombinedVideos({ api, latest }: Props) {
-  const [items, setItems] = useState<ConsoleGeneratedTransitionFragment[]>([]);
-  const [next, setNext] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  const load = useCallback(
-    async (after: string | null) => {
-      try {
-        const { generatedTransitions: page } = await api.request(ConsoleGeneratedTransitions, { after });
-        const nodes = page.edges.map((e) => e.node);
-        setItems((previous) => (after ? [...previous, ...nodes] : nodes));
-        setNext(page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null);
-        setError(null);
-      } catch (caught) {
-        setError(asApiError(caught).message);
-      }
-    },
+  const fetchPage = useCallback(
+    async (after: string | null) => (await api.request(ConsoleGeneratedTransitions, { after })).generatedTransitions,
     [api],
   );
-
-  useEffect(() => {
-    void load(null);
-  }, [load]);
+  const { items, error, more } = usePages(fetchPage);
 
   const merged = latest && !items.some((g) => g.id === latest.id) ? [latest, ...items] : items;
   const shown = merged.map((g) => (latest && g.id === latest.id && latest.version >= g.version ? latest : g));
@@ -71,8 +54,8 @@ export function CombinedVideos({ api, latest }: Props) {
           );
         })}
       </ul>
-      {next && (
-        <button type="button" className="quiet" onClick={() => void load(next)}>
+      {more && (
+        <button type="button" className="quiet" onClick={more}>
           Show older combined videos
         </button>
       )}
