@@ -4,7 +4,7 @@
  * Ideal = ceil(N / C) · L; goal: makespan / ideal <= 1.15.
  * Webhooks on (PUBLIC_URL), polling as the fallback (WEBHOOKS=false to poll only).
  */
-import { cpuDelta, cpuSnapshot } from './lib.ts';
+import { cpuDelta, cpuSnapshot, percentiles } from './lib.ts';
 import { generateAndWait, startBenchPipeline } from './pipeline.ts';
 
 const n = Number(process.argv[2] ?? 500);
@@ -44,5 +44,14 @@ if (process.env.BENCH_DETAIL) {
     const done = round.map((r) => (r.completedAt ?? 0) - t0);
     console.log(`  round ${k / concurrency}: submits ${Math.min(...sub)}..${Math.max(...sub)} ms, completions ${Math.min(...done)}..${Math.max(...done)} ms`);
   }
+  // From fal's completion to the row's COMPLETED (webhook, wake-up, copy), per transition.
+  const rows = await pipeline.segue.db.transition.findMany({
+    where: { falRequestId: { in: reqs.map((r) => r.requestId) } },
+    select: { falRequestId: true, completedAt: true },
+  });
+  const doneAt = new Map(rows.map((r) => [r.falRequestId, r.completedAt!.getTime()]));
+  const lags = reqs.filter((r) => r.completedAt && doneAt.has(r.requestId)).map((r) => doneAt.get(r.requestId)! - r.completedAt!);
+  const p = percentiles(lags);
+  console.log(`  fal done -> COMPLETED (webhook, wake-up, copy): p50 ${p.p50} ms, p90 ${p.p90} ms, max ${p.max} ms`);
 }
 await pipeline.close();

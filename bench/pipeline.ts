@@ -27,6 +27,8 @@ export async function startBenchPipeline(options: { emulator: FalEmulatorOptions
   if (env.WEBHOOKS !== 'false') env.PUBLIC_URL = api.url;
   env.DATABASE_URL = segue.config.databaseUrl;
   const children: import('node:child_process').ChildProcess[] = [];
+  // A bench that crashes takes its workers with it (they would keep loading the machine).
+  process.once('exit', () => children.forEach((c) => c.kill('SIGKILL')));
   for (let i = 0; i < options.workers; i++) {
     // WORKER_PROF=<dir> writes a CPU profile of each worker there.
     const profile = process.env.WORKER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WORKER_PROF}`] : [];

@@ -21,6 +21,9 @@ const pipeline = await startBenchPipeline({
     FAL_POLL_INTERVAL_MS: process.env.FAL_POLL_INTERVAL_MS ?? '2000',
     FAL_POLL_MAX_INTERVAL_MS: process.env.FAL_POLL_MAX_INTERVAL_MS ?? '15000',
     WEBHOOKS: process.env.WEBHOOKS ?? 'true',
+    // Posters (one ffmpeg run per video) belong to a media pool of their own in a deployment like
+    // this; MEDIA_CONCURRENCY=2 measures them on the same two cores instead.
+    MEDIA_CONCURRENCY: process.env.MEDIA_CONCURRENCY ?? '0',
   },
 });
 const account = await pipeline.account();
@@ -32,7 +35,10 @@ await pipeline.close();
 
 const raw = await rawBullmqJobsPerSecond(pipeline.segue.config.redisUrl, n, 100);
 const rate = completed / seconds;
-console.log(`throughput: N=${n}, fal latency 0, FAL_CONCURRENCY=${concurrency}, ${workers} worker process(es), webhooks ${pipeline.env.PUBLIC_URL ? 'on' : 'off'}`);
+console.log(
+  `throughput: N=${n}, fal latency 0, FAL_CONCURRENCY=${concurrency}, ${workers} worker process(es), ` +
+    `webhooks ${pipeline.env.PUBLIC_URL ? 'on' : 'off'}, videos copied to storage, MEDIA_CONCURRENCY=${pipeline.env.MEDIA_CONCURRENCY}`,
+);
 console.log(`  completed ${completed}/${n} in ${seconds.toFixed(2)} s = ${rate.toFixed(0)} transitions/s (goal >= 500: ${rate >= 500 ? 'met' : 'NOT met'})`);
 console.log(`  raw BullMQ no-op jobs: ${raw.toFixed(0)} jobs/s; ratio ${(rate / raw).toFixed(3)}`);
 console.log(`  CPU during the run: ${cpu}`);

@@ -32,6 +32,8 @@ export const MODEL_PRICES_USD_PER_SECOND: Readonly<Record<string, number>> = {
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   DATABASE_URL: url(['postgresql:', 'postgres:']).default('postgresql://postgres@127.0.0.1:5432/segue'),
+  /** Connections per process (API and worker each have their own pool). */
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(10),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -54,7 +56,7 @@ const schema = z.object({
   FAL_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(2_000),
   FAL_POLL_MAX_INTERVAL_MS: z.coerce.number().int().min(10).default(15_000),
   FAL_SUBMIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(100),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(10_000).default(100),
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).default(30_000),
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(30_000),
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
@@ -77,7 +79,7 @@ const schema = z.object({
   ALLOW_PRIVATE_NETWORK: bool.optional(),
   MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).default(500 * 1024 * 1024),
   MEDIA_FETCH_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(120_000),
-  MEDIA_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  MEDIA_CONCURRENCY: z.coerce.number().int().min(0).max(64).default(2),
   PREVIEW_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   FFMPEG_PATH: z.string().optional(),
   FFPROBE_PATH: z.string().optional(),
@@ -96,6 +98,7 @@ const schema = z.object({
 export type Config = Readonly<{
   env: 'development' | 'production' | 'test';
   databaseUrl: string;
+  databasePoolSize: number;
   redisUrl: string;
   port: number;
   host: string;
@@ -194,6 +197,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return Object.freeze({
     env: c.NODE_ENV,
     databaseUrl: c.DATABASE_URL,
+    databasePoolSize: c.DATABASE_POOL_SIZE,
     redisUrl: c.REDIS_URL,
     port: c.PORT,
     host: c.HOST,

@@ -32,7 +32,11 @@ export function createDatabase(databaseUrl: string, options: { max?: number } = 
   const pool = new pg.Pool({ connectionString: databaseUrl, max: options.max ?? 10 });
   // An idle client's connection can drop (server restart); the pool replaces it on next use.
   pool.on('error', () => undefined);
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const prisma = new PrismaClient({
+    adapter: new PrismaPg(pool),
+    // A burst of requests waits its turn for a connection rather than failing after Prisma's 2 s.
+    transactionOptions: { maxWait: 15_000, timeout: 30_000 },
+  });
   const names = new Map<string, string>();
   return {
     prisma,

@@ -37,7 +37,7 @@ export interface Segue {
 
 export function createSegue(config: Config, options: { logger?: Logger; provider?: VideoProvider } = {}): Segue {
   const logger = options.logger ?? createLogger(config);
-  const database = createDatabase(config.databaseUrl);
+  const database = createDatabase(config.databaseUrl, { max: config.databasePoolSize });
   const db = database.prisma;
   const metrics = createMetrics();
   const names = topics(config.queuePrefix);

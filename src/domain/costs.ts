@@ -78,9 +78,10 @@ export async function reserveWithinBudget(
   seconds: number,
 ) {
   const sql = txSql(tx);
-  const [account] = await sql.query<{ budgeted: boolean }>(
-    `SELECT "budgetUsd" IS NOT NULL AS budgeted FROM "Account" WHERE "id" = $1::uuid FOR UPDATE`,
-    [accountId],
-  );
-  if (account?.budgeted) await assertBudget(sql, accountId, pricePerSecond, seconds);
+  const budgeted = `SELECT "budgetUsd" IS NOT NULL AS budgeted FROM "Account" WHERE "id" = $1::uuid`;
+  const [account] = await sql.query<{ budgeted: boolean }>(budgeted, [accountId]);
+  if (!account?.budgeted) return;
+  // Only budgeted accounts serialize their spending: the lock makes concurrent reservations add up.
+  const [locked] = await sql.query<{ budgeted: boolean }>(`${budgeted} FOR UPDATE`, [accountId]);
+  if (locked?.budgeted) await assertBudget(sql, accountId, pricePerSecond, seconds);
 }

@@ -200,8 +200,9 @@ async function save(response: IncomingMessage, file: string, maxBytes: number): 
     await pipeline(response, cap, createWriteStream(partial));
     await rename(partial, file);
     return bytes;
-  } finally {
+  } catch (error) {
     await rm(partial, { force: true });
+    throw error;
   }
 }
 

@@ -80,6 +80,11 @@ export function createMediaService(config: Config, logger: Logger): MediaService
         const stored = await store.put(key, file, contentType);
         return { key, url: stored.url };
       }
+      if (store.path) {
+        // Straight into place: the download is written beside its target and renamed (atomic).
+        await service.download(source, store.path(key));
+        return { key, url: store.url(key) };
+      }
       const work = await service.workdir('copy');
       try {
         const file = join(work.dir, 'download');
@@ -93,7 +98,7 @@ export function createMediaService(config: Config, logger: Logger): MediaService
     },
     async localCopy(key, dir) {
       const store = await service.storage();
-      if ('path' in store && typeof store.path === 'function') return (store.path as (k: string) => string)(key);
+      if (store.path) return store.path(key);
       if (!store.get) throw new MediaError('STORAGE_NOT_FOUND', `The ${store.driver} storage cannot read objects back.`);
       const file = join(dir, key.replace(/\//g, '_'));
       await pipeline(await store.get(key), createWriteStream(file));

@@ -16,6 +16,8 @@ export interface MediaStorage {
   url(key: string): string;
   /** Reads an object back; MediaError STORAGE_NOT_FOUND when there is none. */
   get?(key: string): Promise<Readable>;
+  /** Where a key lives on this machine's disk (the local driver): written in place, read without a copy. */
+  path?(key: string): string;
   close?(): Promise<void>;
 }
 

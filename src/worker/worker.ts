@@ -43,7 +43,7 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
     connection,
     prefix: config.queuePrefix,
     name: options.name ?? workerName(hostname(), process.pid, config.worker.concurrency),
-    concurrency: config.worker.concurrency,
+    concurrency: Math.max(1, config.worker.concurrency),
     lockDuration: config.worker.lockDurationMs,
     stalledInterval: config.worker.stalledIntervalMs,
     // A stall is a crash of some worker, not a fault of the job; the row makes reruns safe.
@@ -63,7 +63,7 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
     connection,
     prefix: config.queuePrefix,
     name: workerName(hostname(), process.pid, config.media.concurrency),
-    concurrency: config.media.concurrency,
+    concurrency: Math.max(1, config.media.concurrency),
     lockDuration: Math.max(config.worker.lockDurationMs, 60_000),
     stalledInterval: config.worker.stalledIntervalMs,
     autorun: false,
@@ -73,10 +73,17 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   const reconciler = new Reconciler(segue);
   await reconciler.run().catch((err) => log.warn({ err }, 'initial reconcile failed'));
   reconciler.start();
-  void worker.run().catch((err) => log.error({ err }, 'worker stopped'));
-  void mediaWorker.run().catch((err) => log.error({ err }, 'media worker stopped'));
+  // WORKER_CONCURRENCY=0 or MEDIA_CONCURRENCY=0: a process for one kind of work only, so media
+  // and generation can be scaled (and placed) apart.
+  if (config.worker.concurrency > 0) void worker.run().catch((err) => log.error({ err }, 'worker stopped'));
+  if (config.media.concurrency > 0) void mediaWorker.run().catch((err) => log.error({ err }, 'media worker stopped'));
   log.info(
-    { concurrency: config.worker.concurrency, falConcurrency: config.fal.concurrency, backoff: BACKOFF_TYPE },
+    {
+      concurrency: config.worker.concurrency,
+      mediaConcurrency: config.media.concurrency,
+      falConcurrency: config.fal.concurrency,
+      backoff: BACKOFF_TYPE,
+    },
     'generation worker started',
   );
 
