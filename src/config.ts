@@ -57,6 +57,7 @@ const schema = z.object({
   FAL_POLL_MAX_INTERVAL_MS: z.coerce.number().int().min(10).default(15_000),
   FAL_SUBMIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(10_000).default(100),
+  COPY_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(20),
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).default(30_000),
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(30_000),
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
@@ -167,6 +168,8 @@ export type Config = Readonly<{
   };
   worker: {
     concurrency: number;
+    /** Finished videos copied into storage at once per generation worker process. */
+    copyConcurrency: number;
     lockDurationMs: number;
     stalledIntervalMs: number;
     reconcileIntervalMs: number;
@@ -274,6 +277,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     worker: {
       concurrency: c.WORKER_CONCURRENCY,
+      copyConcurrency: c.COPY_CONCURRENCY,
       lockDurationMs: c.WORKER_LOCK_DURATION_MS,
       stalledIntervalMs: c.WORKER_STALLED_INTERVAL_MS,
       reconcileIntervalMs: c.RECONCILE_INTERVAL_MS,

@@ -9,6 +9,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createProvider } from './providers/index.ts';
 import type { VideoProvider } from './providers/provider.ts';
 import { GenerationQueue } from './queue/generation-queue.ts';
+import { CopyQueue } from './queue/copy-queue.ts';
 import { MediaQueue } from './queue/media-queue.ts';
 import { createMediaService, type MediaService } from './media/service.ts';
 import { closeRedis, createRedis } from './redis.ts';
@@ -32,6 +33,8 @@ export interface Segue {
   readonly provider: VideoProvider;
   readonly media: MediaService;
   readonly mediaJobs: MediaQueue;
+  /** Copies of finished videos into storage. */
+  readonly copyJobs: CopyQueue;
   close(): Promise<void>;
 }
 
@@ -48,6 +51,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
   let changes: EventPublisher | undefined;
   let provider: VideoProvider | undefined = options.provider;
   let mediaJobs: MediaQueue | undefined;
+  let copyJobs: CopyQueue | undefined;
   const media = createMediaService(config, logger);
 
   const segue: Segue = {
@@ -75,10 +79,15 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
       producer ??= createRedis(config.redisUrl, 'producer');
       return (mediaJobs ??= new MediaQueue(config, producer));
     },
+    get copyJobs() {
+      producer ??= createRedis(config.redisUrl, 'producer');
+      return (copyJobs ??= new CopyQueue(config, producer));
+    },
     async close() {
       await changes?.close();
       await jobs?.close();
       await mediaJobs?.close();
+      await copyJobs?.close();
       await closeRedis(producer);
       if (pubsub) await closePubSub(pubsub);
       await provider?.close?.();

@@ -97,29 +97,4 @@ describe('generation pipeline', () => {
     expect(rows.map((r) => r.status)).toEqual(['COMPLETED', 'COMPLETED']);
     expect(rows.every((r) => r.videoUrl?.includes('/media/'))).toBe(true);
   });
-
-  it('generation-only and media-only workers split the work: posters wait for a media worker', { timeout: 60_000 }, async () => {
-    const split = await startPipeline({ emulator: { latencyMs: 50 }, inlineWorkers: 0 });
-    try {
-      await split.startInlineWorker({ MEDIA_CONCURRENCY: '0' });
-      const account = await split.account();
-      const res = await gql(split.app.graphqlUrl, account.apiKey, CreateTransitions, {
-        input: { transitions: transitionInputs(3), generate: true },
-      });
-      const rows = await split.settled(idOf('Batch', res.data!.createTransitions.batch!.id));
-      expect(rows.map((r) => r.status)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED']);
-      // Videos are copied by the generation worker; posters are media work, left on the media queue.
-      await new Promise((r) => setTimeout(r, 500));
-      const ids = rows.map((r) => r.id);
-      expect(await split.app.segue.db.transition.count({ where: { id: { in: ids }, posterUrl: { not: null } } })).toBe(0);
-      await split.startInlineWorker({ WORKER_CONCURRENCY: '0' });
-      await until(
-        async () => (await split.app.segue.db.transition.count({ where: { id: { in: ids }, posterUrl: { not: null } } })) === 3,
-        { what: 'the media-only worker to make the posters' },
-      );
-      expect(split.emulator.counters().submitted).toBe(3);
-    } finally {
-      await split.close();
-    }
-  });
 });

@@ -135,6 +135,12 @@ export async function changeTransition(
   return row;
 }
 
+/** The row as the state machine writes it (plain SQL: read on every step of every generation). */
+export async function loadTransition(deps: Pick<StateDeps, 'sql'>, id: string): Promise<Transition | null> {
+  const [row] = await deps.sql.query<Transition>(`SELECT * FROM "Transition" WHERE "id" = $1::uuid`, [id]);
+  return row ?? null;
+}
+
 /** What a request fal accepted may cost, for the ledger. */
 export interface LedgerEntry {
   model: string;

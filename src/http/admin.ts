@@ -36,7 +36,9 @@ export function adminHandler(segue: Segue) {
   if (!token) return null;
   const adapter = new HonoAdapter(serveStatic).setBasePath(ADMIN_PATH);
   createBullBoard({
-    queues: [new BullMQAdapter(segue.jobs.queue, { readOnlyMode: false, allowRetries: true })],
+    queues: [segue.jobs.queue, segue.copyJobs.queue, segue.mediaJobs.queue].map(
+      (queue) => new BullMQAdapter(queue, { readOnlyMode: false, allowRetries: true }),
+    ),
     serverAdapter: adapter,
     options: { uiConfig: { boardTitle: 'Segue queues' } },
   });

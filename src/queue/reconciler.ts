@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bullmq';
 import { closeFinishedBatches } from '../domain/batches.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Segue } from '../runtime.ts';
 import { generationJobId, type Enqueueable } from './generation-queue.ts';
 import { mediaJobId } from './media-queue.ts';
+import { copyJobId } from './copy-queue.ts';
 
 const PAGE = 1_000;
 
@@ -74,6 +76,8 @@ export class Reconciler {
         await db.transition.findMany({
           where: {
             status: { in: [S.QUEUED, S.SUBMITTED, S.IN_PROGRESS] },
+            // A result waiting for its copy into storage has a copy job instead (see media()).
+            falVideoUrl: null,
             ...(cursor ? { OR: [{ queuedAt: { gt: cursor.queuedAt ?? new Date(0) } }, { queuedAt: cursor.queuedAt, id: { gt: cursor.id } }] } : {}),
           },
           orderBy: [{ queuedAt: 'asc' }, { id: 'asc' }],
@@ -110,10 +114,18 @@ export class Reconciler {
     return report;
   }
 
-  /** Combined videos still to render, and posters still to make (a minute after completion). */
+  /**
+   * Results still to copy into storage, combined videos still to render, and posters still to
+   * make (a minute after completion).
+   */
   private async media(): Promise<number> {
-    const { db, mediaJobs } = this.segue;
-    const [combined, posters] = await Promise.all([
+    const { db, mediaJobs, copyJobs } = this.segue;
+    const [copies, combined, posters] = await Promise.all([
+      db.transition.findMany({
+        where: { status: { in: [S.SUBMITTED, S.IN_PROGRESS] }, falVideoUrl: { not: null } },
+        select: { id: true, run: true },
+        take: PAGE,
+      }),
       db.generatedTransition.findMany({ where: { status: { in: ['QUEUED', 'RUNNING'] } }, select: { id: true }, take: PAGE }),
       db.transition.findMany({
         where: { status: S.COMPLETED, videoKey: { not: null }, posterKey: null, completedAt: { lt: new Date(Date.now() - 60_000) } },
@@ -126,13 +138,21 @@ export class Reconciler {
       ...posters.map((t) => ({ kind: 'poster' as const, transitionId: t.id, run: t.run })),
     ];
     let added = 0;
+    for (const data of copies.map((c) => ({ transitionId: c.id, run: c.run }))) {
+      if (await ensureJob(copyJobs.queue, copyJobId(data), () => copyJobs.add(data))) added += 1;
+    }
     for (const data of jobs) {
-      const existing = await mediaJobs.queue.getJob(mediaJobId(data));
-      if (existing && !(await existing.isFailed())) continue;
-      if (existing) await existing.remove().catch(() => undefined);
-      await mediaJobs.add(data);
-      added += 1;
+      if (await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data))) added += 1;
     }
     return added;
   }
+}
+
+/** Adds a job unless one with its id is waiting, running or delayed; a failed one is replaced. */
+async function ensureJob(queue: Queue, jobId: string, add: () => Promise<unknown>): Promise<boolean> {
+  const existing = await queue.getJob(jobId);
+  if (existing && !(await existing.isFailed())) return false;
+  if (existing) await existing.remove().catch(() => undefined);
+  await add();
+  return true;
 }

@@ -1,7 +1,7 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { estimateUsd } from '../domain/costs.ts';
 import { retryTransition } from '../domain/generation.ts';
-import { changeTransition, recordFalRequest, recordOrphanFalRequest, type ChangeData, type ChangeGuard } from '../domain/state-machine.ts';
+import { changeTransition, loadTransition, recordFalRequest, recordOrphanFalRequest, type ChangeData, type ChangeGuard } from '../domain/state-machine.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S, type TransitionStatus } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
@@ -9,7 +9,9 @@ import { webhookUrl } from '../providers/fal-webhook.ts';
 import { isProviderError, ProviderError, type GenerationInput } from '../providers/provider.ts';
 import type { GenerationJobData } from '../queue/generation-queue.ts';
 import type { Segue } from '../runtime.ts';
+import { COPY_ATTEMPTS } from '../queue/copy-queue.ts';
 import type { BudgetGuard } from './budget-guard.ts';
+import { awaitsCopy, copyRetryable, failCopy, storeVideo } from './copy-jobs.ts';
 import type { Wakeups, Watch } from './wakeups.ts';
 
 /** Why a worker aborts a running job: it is stopping (hand the job over) or lost the job's lock. */
@@ -27,8 +29,8 @@ const REQUEST_OVER = new Set([
   'IMAGE_UNAVAILABLE',
 ]);
 
-/** Tries to copy a finished video into storage before the transition fails. */
-const COPY_TRIES = 5;
+/** What `track` returns once the result is handed to the copy queue: this job is done. */
+const COPYING = Symbol('copying');
 
 /** A pause that spends no attempt: the job goes back to the delayed set until `ms` from now. */
 class Postpone extends Error {
@@ -43,7 +45,7 @@ class Aborted extends Error {
   }
 }
 
-export type RunOutcome = 'completed' | 'failed' | 'canceled' | 'stale' | 'lock-lost' | 'retried';
+export type RunOutcome = 'completed' | 'copying' | 'failed' | 'canceled' | 'stale' | 'lock-lost' | 'retried';
 
 const inputOf = (t: Transition): GenerationInput => ({
   prompt: t.prompt,
@@ -98,7 +100,7 @@ export class GenerationRun {
   }
 
   private load() {
-    return this.segue.db.transition.findUnique({ where: { id: this.ref.id } });
+    return loadTransition(this.segue, this.ref.id);
   }
 
   private change(to: TransitionStatus, data: ChangeData, guard: ChangeGuard = {}) {
@@ -135,9 +137,12 @@ export class GenerationRun {
           break;
         }
         case S.SUBMITTED:
-        case S.IN_PROGRESS:
-          row = row.falRequestId ? await this.track(row) : await this.awaitLostSubmit(row);
+        case S.IN_PROGRESS: {
+          const next = row.falRequestId ? await this.track(row) : await this.awaitLostSubmit(row);
+          if (next === COPYING) return 'copying';
+          row = next;
           break;
+        }
       }
     }
   }
@@ -200,7 +205,7 @@ export class GenerationRun {
   }
 
   /** Polls fal (backing off, waking early on changes) until the request ends. */
-  private async track(row: Transition): Promise<Transition | null> {
+  private async track(row: Transition): Promise<Transition | null | typeof COPYING> {
     const { config, provider, metrics } = this.segue;
     const requestId = row.falRequestId!;
     const deadline = (row.submittedAt ?? row.updatedAt).getTime() + config.fal.timeoutMs;
@@ -282,44 +287,29 @@ export class GenerationRun {
   }
 
   /**
-   * Copies the provider's video into Segue's storage, then completes: `videoUrl` is always Segue's
-   * copy (fal's URLs expire). A copy that fails is tried again later without another generation
-   * (the video is paid for; fal keeps it about an hour); after several tries the transition fails
-   * with MEDIA_COPY_FAILED and keeps `falVideoUrl`. The poster is made afterwards, on the media queue.
+   * The provider has the video: the fal request is over. A copy job stores it and completes the
+   * transition, and this job ends, so its FAL_CONCURRENCY slot goes to the next submit now rather
+   * than after the download. A local preview render is stored here, by the process that has it.
    */
-  private async store(row: Transition | null, log: Logger = this.log): Promise<Transition | null> {
-    if (!row || row.run !== this.ref.run || !isRunning(row.status) || !row.falVideoUrl) return row;
-    const { media, metrics, provider } = this.segue;
-    const key = `transitions/${row.id}/r${row.run}-a${row.attempts}.mp4`;
-    let stored: { key: string; url: string };
+  private async store(row: Transition | null, log: Logger = this.log): Promise<Transition | null | typeof COPYING> {
+    if (!awaitsCopy(row, this.ref.run)) return row;
+    if (!this.segue.provider.localResults) {
+      await this.segue.copyJobs.add({ transitionId: row.id, run: row.run });
+      log.info('result at fal; copy queued');
+      return COPYING;
+    }
     try {
-      stored = await media.storeFrom(row.falVideoUrl, key, 'video/mp4');
+      return await storeVideo(this.segue, row, log);
     } catch (error) {
       const failures = (this.job.data.copyFailures ?? 0) + 1;
       log.warn({ err: error, failures }, 'could not copy the video into storage');
-      if (failures >= COPY_TRIES) {
-        return this.attemptFailed(
-          new ProviderError('MEDIA_COPY_FAILED', `The video could not be stored: ${(error as Error).message}`, { retryable: false }),
-          log,
-        );
+      if (failures >= COPY_ATTEMPTS || !copyRetryable(error)) {
+        await failCopy(this.segue, row, error, log);
+        throw new UnrecoverableError(`MEDIA_COPY_FAILED: ${(error as Error).message}`);
       }
       await this.job.updateData({ ...this.job.data, copyFailures: failures });
       throw new Postpone(Math.min(60_000, 1_000 * 2 ** failures), 'copy failed');
     }
-    const done = await this.change(
-      S.COMPLETED,
-      { videoUrl: stored.url, videoKey: stored.key, completedAt: new Date(), queuePosition: null, errorCode: null, errorMessage: null },
-      { falRequestId: row.falRequestId, from: [S.SUBMITTED, S.IN_PROGRESS] },
-    );
-    if (!done) return this.load();
-    metrics.finished.inc({ status: S.COMPLETED });
-    metrics.generationDuration.observe((Date.now() - (row.submittedAt ?? row.updatedAt).getTime()) / 1000);
-    log.info({ videoUrl: stored.url }, 'completed');
-    if (row.falRequestId) await provider.forget?.(row.falRequestId).catch(() => undefined);
-    await this.segue.mediaJobs
-      .add({ kind: 'poster', transitionId: done.id, run: done.run })
-      .catch((err) => log.warn({ err }, 'could not queue the poster; the reconciler will'));
-    return done;
   }
 
   /**

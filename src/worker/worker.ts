@@ -4,6 +4,8 @@ import { BACKOFF_TYPE, GENERATION_QUEUE, type GenerationJobData } from '../queue
 import { generationBackoff } from '../queue/backoff.ts';
 import { Reconciler } from '../queue/reconciler.ts';
 import { MEDIA_QUEUE, type MediaJobData } from '../queue/media-queue.ts';
+import { COPY_QUEUE, type CopyJobData } from '../queue/copy-queue.ts';
+import { copyProcessor } from './copy-jobs.ts';
 import { mediaProcessor } from './media-jobs.ts';
 import { workerName } from '../domain/queue-stats.ts';
 import { closeRedis, createRedis } from '../redis.ts';
@@ -58,6 +60,18 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
     if (job && err.name !== 'DelayedError') log.debug({ jobId: job.id, err: err.message }, 'job attempt ended in error');
   });
 
+  // Finished videos into storage, off the fal slots: part of generation, so it runs where it does.
+  const copyWorker = new Worker<CopyJobData>(COPY_QUEUE, copyProcessor(segue), {
+    connection,
+    prefix: config.queuePrefix,
+    name: workerName(hostname(), process.pid, config.worker.copyConcurrency),
+    concurrency: config.worker.copyConcurrency,
+    lockDuration: Math.max(config.worker.lockDurationMs, 60_000),
+    stalledInterval: config.worker.stalledIntervalMs,
+    autorun: false,
+  });
+  copyWorker.on('error', (err) => log.warn({ err }, 'copy worker error'));
+
   // ffmpeg work (posters, combined videos) on its own queue, so renders never hold up fal slots.
   const mediaWorker = new Worker<MediaJobData>(MEDIA_QUEUE, mediaProcessor(segue), {
     connection,
@@ -75,12 +89,16 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   reconciler.start();
   // WORKER_CONCURRENCY=0 or MEDIA_CONCURRENCY=0: a process for one kind of work only, so media
   // and generation can be scaled (and placed) apart.
-  if (config.worker.concurrency > 0) void worker.run().catch((err) => log.error({ err }, 'worker stopped'));
+  if (config.worker.concurrency > 0) {
+    void worker.run().catch((err) => log.error({ err }, 'worker stopped'));
+    void copyWorker.run().catch((err) => log.error({ err }, 'copy worker stopped'));
+  }
   if (config.media.concurrency > 0) void mediaWorker.run().catch((err) => log.error({ err }, 'media worker stopped'));
   log.info(
     {
       concurrency: config.worker.concurrency,
       mediaConcurrency: config.media.concurrency,
+      copyConcurrency: config.worker.concurrency > 0 ? config.worker.copyConcurrency : 0,
       falConcurrency: config.fal.concurrency,
       backoff: BACKOFF_TYPE,
     },
@@ -96,7 +114,7 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
         await reconciler.stop();
         // Running jobs finish their current call, then go back to the queue for another worker.
         worker.cancelAllJobs(ABORT_SHUTDOWN);
-        await Promise.all([worker.close(), mediaWorker.close()]);
+        await Promise.all([worker.close(), copyWorker.close(), mediaWorker.close()]);
         await wakeups.stop();
         await closeRedis(connection, subscriber);
         log.info('generation worker stopped');

@@ -1,7 +1,7 @@
 import type { FalFault } from './types.ts';
 
 type SubmitFault = Extract<FalFault, { on: 'submit' }>;
-type ReplyFault = Extract<FalFault, { on: 'status' | 'result' | 'cancel' }>;
+type ReplyFault = Extract<FalFault, { on: 'status' | 'result' | 'cancel' | 'file' }>;
 type JobFault = Extract<FalFault, { on: 'job' }>;
 type Armed = { fault: FalFault; left: number };
 
@@ -20,7 +20,7 @@ export class FaultBook {
     const fires =
       on === 'job'
         ? 'error' in fault && (fault.error === 'server' || fault.error === 'validation')
-        : (on === 'submit' || on === 'status' || on === 'result' || on === 'cancel') &&
+        : (on === 'submit' || on === 'status' || on === 'result' || on === 'cancel' || on === 'file') &&
           (('status' in fault && Number.isInteger(fault.status) && fault.status >= 400) || ('dropResponse' in fault && on === 'submit'));
     if (!fires) throw new Error(`not a fault the emulator knows: ${JSON.stringify(fault)}`);
     this.armed.push({ fault, left: times });
@@ -35,7 +35,7 @@ export class FaultBook {
     return this.take((fault): fault is SubmitFault => fault.on === 'submit');
   }
 
-  /** The error answering this status/result/cancel call instead of the queue, if one is armed. */
+  /** The error answering this status/result/cancel call or file download instead, if one is armed. */
   takeReply(on: ReplyFault['on']): ReplyFault | undefined {
     return this.take((fault): fault is ReplyFault => fault.on === on);
   }

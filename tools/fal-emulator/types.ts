@@ -73,6 +73,8 @@ export type FalFault =
   | { on: 'submit'; dropResponse: true; times?: number }
   /** Answer the next N such calls with this HTTP status and a JSON {detail} body. */
   | { on: 'status' | 'result' | 'cancel'; status: number; times?: number }
+  /** Answer the next N downloads of output files (fal's CDN) with this HTTP status. */
+  | { on: 'file'; status: number; times?: number }
   /** The next N accepted jobs (optionally only those whose input.prompt includes the string) end in error. */
   | { on: 'job'; error: 'server' | 'validation'; times?: number; promptIncludes?: string };
 

@@ -1,0 +1,47 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.ts';
+
+export const COPY_QUEUE = 'copy';
+
+/** A finished fal request whose video is to be copied into storage: the row holds the rest. */
+export interface CopyJobData {
+  transitionId: string;
+  run: number;
+}
+
+export const copyJobId = (data: CopyJobData) => `copy-${data.transitionId}-r${data.run}`;
+
+/** Tries to copy a finished video before its transition fails with MEDIA_COPY_FAILED. */
+export const COPY_ATTEMPTS = 5;
+
+/**
+ * Copies of finished videos into Segue's storage, on a queue of their own: a fal request is over
+ * once fal has the result, so its FAL_CONCURRENCY slot goes to the next submit at once instead of
+ * waiting for the download (seconds for a real video).
+ */
+export class CopyQueue {
+  readonly queue: Queue<CopyJobData>;
+
+  constructor(config: Config, connection: Redis) {
+    this.queue = new Queue<CopyJobData>(COPY_QUEUE, { connection, prefix: config.queuePrefix });
+    this.queue.on('error', () => undefined);
+  }
+
+  /** One job per (transition, run): adding it again while it exists changes nothing. */
+  add(data: CopyJobData) {
+    const opts: JobsOptions = {
+      jobId: copyJobId(data),
+      attempts: COPY_ATTEMPTS,
+      // 1, 2, 4, 8 s (with jitter): the video is paid for, and fal keeps it about an hour.
+      backoff: { type: 'exponential', delay: 1_000, jitter: 0.5 },
+      removeOnComplete: true,
+      removeOnFail: { age: 7 * 24 * 3600 },
+    };
+    return this.queue.add('copy', { transitionId: data.transitionId, run: data.run }, opts);
+  }
+
+  close() {
+    return this.queue.close();
+  }
+}
