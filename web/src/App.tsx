@@ -34,6 +34,14 @@ function Console({ api, viewer, signOut }: { api: Api; viewer: Viewer; signOut()
   useEffect(() => {
     if (firstRender.current) {
       firstRender.current = false;
+      // Just signed in: the sign-in form (and the focus in it) is gone. Start from the top of the
+      // page, as a page load would, so Tab reaches "Skip to content" first (browsers would
+      // otherwise continue from where the removed form was).
+      if (document.activeElement === document.body || !document.activeElement) {
+        document.body.tabIndex = -1;
+        document.body.focus({ preventScroll: true });
+        document.body.removeAttribute('tabindex');
+      }
       return;
     }
     main.current?.querySelector<HTMLElement>('h2')?.focus();
