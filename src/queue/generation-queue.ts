@@ -25,6 +25,7 @@ export const BACKOFF_TYPE = 'segue';
 export class GenerationQueue {
   readonly queue: Queue<GenerationJobData>;
   readonly fairness: FairShare;
+  private waiting: Promise<void> | null = null;
 
   constructor(
     private readonly config: Config,
@@ -87,7 +88,8 @@ export class GenerationQueue {
   async ready(timeoutMs = 5_000): Promise<void> {
     if (this.redis.status === 'ready') return;
     if (this.redis.status === 'wait') this.redis.connect().catch(() => undefined);
-    await new Promise<void>((resolve, reject) => {
+    // One wait shared by every caller of a burst (one listener, not one per request).
+    this.waiting ??= new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.redis.off('ready', onReady);
         reject(new Error(`Redis is not reachable (${this.redis.status}).`));
@@ -97,7 +99,10 @@ export class GenerationQueue {
         resolve();
       };
       this.redis.once('ready', onReady);
+    }).finally(() => {
+      this.waiting = null;
     });
+    return this.waiting;
   }
 
   /** Caps active jobs, i.e. fal requests in flight, across every worker process. */
