@@ -124,4 +124,29 @@ describe('crash safety', () => {
     expect(c.duplicateInputs).toBe(0);
     expect(c.submitted).toBe(40);
   });
+
+  it('kill -9 while a finished video is being copied: another worker copies it; fal is not paid again', { timeout: 90_000 }, async () => {
+    // A copy may take up to MEDIA_FETCH_TIMEOUT_MS: after that (and 5 s), the reconciler queues it anew.
+    p = await startPipeline({ emulator: { latencyMs: 100 }, env: { MEDIA_FETCH_TIMEOUT_MS: '5000' }, childWorkers: 1 });
+    const account = await p.account();
+    // The first downloads fail (retried with backoff): seconds in which the copy is under way.
+    p.emulator.inject({ on: 'file', status: 503, times: 3 });
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+    await until(
+      async () => (await p!.app.segue.db.transition.count({ where: { batchId: batch!.id, status: 'IN_PROGRESS', falVideoUrl: { not: null } } })) === 1,
+      { timeoutMs: 20_000, intervalMs: 20, what: 'the result known, the copy under way' },
+    );
+    const victim = p.children[0]!;
+    const killedAt = Date.now();
+    victim.process.kill('SIGKILL');
+    await victim.exited;
+    await p.startChildWorker();
+
+    const [row] = await p.settled(batch!.id, 60_000);
+    expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+    // Copied by the worker that took over (the reconciler's copy job), not by the one killed.
+    expect(row!.completedAt!.getTime()).toBeGreaterThan(killedAt);
+    expect((await fetch(row!.videoUrl!)).status).toBe(200);
+    expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0 });
+  });
 });

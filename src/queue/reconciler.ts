@@ -5,7 +5,7 @@ import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Segue } from '../runtime.ts';
 import { generationJobId, type Enqueueable } from './generation-queue.ts';
 import { mediaJobId } from './media-queue.ts';
-import { copyJobId } from './copy-queue.ts';
+import { copyGraceMs, copyJobId } from './copy-queue.ts';
 
 const PAGE = 1_000;
 
@@ -115,14 +115,19 @@ export class Reconciler {
   }
 
   /**
-   * Results still to copy into storage, combined videos still to render, and posters still to
+   * Results left without a copy (their worker died), combined videos still to render, and posters still to
    * make (a minute after completion).
    */
   private async media(): Promise<number> {
     const { db, mediaJobs, copyJobs } = this.segue;
     const [copies, combined, posters] = await Promise.all([
+      // Results whose copier died: no change for longer than a copy can take.
       db.transition.findMany({
-        where: { status: { in: [S.SUBMITTED, S.IN_PROGRESS] }, falVideoUrl: { not: null } },
+        where: {
+          status: { in: [S.SUBMITTED, S.IN_PROGRESS] },
+          falVideoUrl: { not: null },
+          updatedAt: { lt: new Date(Date.now() - copyGraceMs(this.segue.config)) },
+        },
         select: { id: true, run: true },
         take: PAGE,
       }),

@@ -11,7 +11,7 @@ import type { GenerationJobData } from '../queue/generation-queue.ts';
 import type { Segue } from '../runtime.ts';
 import { COPY_ATTEMPTS } from '../queue/copy-queue.ts';
 import type { BudgetGuard } from './budget-guard.ts';
-import { awaitsCopy, copyRetryable, failCopy, storeVideo } from './copy-jobs.ts';
+import { awaitsCopy, copyRetryable, failCopy, storeVideo, type Copier } from './copy-jobs.ts';
 import type { Wakeups, Watch } from './wakeups.ts';
 
 /** Why a worker aborts a running job: it is stopping (hand the job over) or lost the job's lock. */
@@ -78,6 +78,7 @@ export class GenerationRun {
     private readonly segue: Segue,
     private readonly wakeups: Wakeups,
     private readonly budgets: BudgetGuard,
+    private readonly copier: Copier,
     private readonly job: Job<GenerationJobData>,
     private readonly token: string | undefined,
     private readonly signal: AbortSignal | undefined,
@@ -294,8 +295,7 @@ export class GenerationRun {
   private async store(row: Transition | null, log: Logger = this.log): Promise<Transition | null | typeof COPYING> {
     if (!awaitsCopy(row, this.ref.run)) return row;
     if (!this.segue.provider.localResults) {
-      await this.segue.copyJobs.add({ transitionId: row.id, run: row.run });
-      log.info('result at fal; copy queued');
+      await this.copier.start(row, log);
       return COPYING;
     }
     try {

@@ -5,7 +5,7 @@ import { generationBackoff } from '../queue/backoff.ts';
 import { Reconciler } from '../queue/reconciler.ts';
 import { MEDIA_QUEUE, type MediaJobData } from '../queue/media-queue.ts';
 import { COPY_QUEUE, type CopyJobData } from '../queue/copy-queue.ts';
-import { copyProcessor } from './copy-jobs.ts';
+import { Copier, copyProcessor } from './copy-jobs.ts';
 import { mediaProcessor } from './media-jobs.ts';
 import { workerName } from '../domain/queue-stats.ts';
 import { closeRedis, createRedis } from '../redis.ts';
@@ -33,12 +33,13 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   const subscriber = createRedis(config.redisUrl, 'subscriber');
   const wakeups = new Wakeups(subscriber, segue.topics);
   const budgets = new BudgetGuard(segue);
+  const copier = new Copier(segue, config.worker.copyConcurrency);
   await wakeups.start();
   await segue.jobs.setFalConcurrency(config.fal.concurrency);
 
   const processor = async (job: Job<GenerationJobData>, token?: string, signal?: AbortSignal) => {
     await segue.jobs.fairness.started(job.opts.priority).catch(() => undefined);
-    return new GenerationRun(segue, wakeups, budgets, job, token, signal).execute();
+    return new GenerationRun(segue, wakeups, budgets, copier, job, token, signal).execute();
   };
 
   const worker = new Worker<GenerationJobData>(GENERATION_QUEUE, processor, {
@@ -114,6 +115,7 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
         await reconciler.stop();
         // Running jobs finish their current call, then go back to the queue for another worker.
         worker.cancelAllJobs(ABORT_SHUTDOWN);
+        await copier.close();
         await Promise.all([worker.close(), copyWorker.close(), mediaWorker.close()]);
         await wakeups.stop();
         await closeRedis(connection, subscriber);
