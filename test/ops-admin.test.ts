@@ -32,7 +32,7 @@ describe('queue dashboard (Bull Board) at /admin/queues', () => {
     expect((await fetch(`${p.app.url}/admin/queues/api/queues`, { headers: { authorization: basic('nope') } })).status).toBe(401);
   });
 
-  it('serves the board with a Bearer token or Basic auth, listing the generation queue', async () => {
+  it('serves the board with a Bearer token or Basic auth, listing the generation, copy and media queues', async () => {
     const page = await fetch(`${p.app.url}/admin/queues`, { headers: { authorization: `Bearer ${TOKEN}` } });
     expect(page.status).toBe(200);
     expect(await page.text()).toMatch(/<div id="root">|bull/i);
