@@ -95,22 +95,6 @@ describe('fal webhooks', () => {
 });
 
 describe('a submit whose answer is lost', () => {
-  it('is never sent again: without a callback it ends FAL_SUBMIT_UNCERTAIN and is counted', { timeout: 60_000 }, async () => {
-    const q = await startPipeline({ emulator: { latencyMs: 100 }, inlineWorkers: 1 });
-    try {
-      const account = await q.account();
-      q.emulator.inject({ on: 'submit', dropResponse: true, times: 1 });
-      const { batch } = await createAndGenerate(q.app.segue, account.id, { transitions: [transitionInput()] });
-      const [r] = await q.settled(batch!.id);
-      expect(r).toMatchObject({ status: 'FAILED', errorCode: 'FAL_SUBMIT_UNCERTAIN', attempts: 1 });
-      expect(q.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0 });
-      const metric = await q.inline[0]!.segue.metrics.registry.getSingleMetricAsString('segue_fal_uncertain_submits_total');
-      expect(metric).toMatch(/segue_fal_uncertain_submits_total 1/);
-    } finally {
-      await q.close();
-    }
-  });
-
   it('with webhooks, fal’s callback brings the request id and the transition completes', { timeout: 60_000 }, async () => {
     const account = await p.account();
     p.emulator.reset();
