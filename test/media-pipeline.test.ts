@@ -163,3 +163,38 @@ describe('without a fal key: the local preview provider', () => {
   });
 });
 
+describe('S3-compatible storage (s3rver started by the test)', () => {
+  it('stores the finished video in the bucket and exposes its URL', { timeout: 90_000 }, async () => {
+    const S3rver = createRequire(import.meta.url)('s3rver') as new (o: Record<string, unknown>) => { run(): Promise<AddressInfo>; close(): Promise<void> };
+    const directory = mkdtempSync(join(tmpdir(), 'segue-s3-'));
+    const s3 = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory, configureBuckets: [{ name: 'segue-media' }] });
+    const { port } = await s3.run();
+    const p = await startPipeline({
+      emulator: { latencyMs: 100 },
+      env: {
+        STORAGE_DRIVER: 's3',
+        S3_BUCKET: 'segue-media',
+        S3_ENDPOINT: `http://127.0.0.1:${port}`,
+        S3_ACCESS_KEY_ID: 'S3RVER',
+        S3_SECRET_ACCESS_KEY: 'S3RVER',
+        S3_FORCE_PATH_STYLE: 'true',
+      },
+      inlineWorkers: 1,
+    });
+    try {
+      const account = await p.account();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
+      const [row] = await p.settled(batch!.id);
+      expect(row!.status).toBe('COMPLETED');
+      expect(row!.videoUrl).toBe(`http://127.0.0.1:${port}/segue-media/transitions/${row!.id}/r1-a1.mp4`);
+      const stored = await fetch(row!.videoUrl!);
+      expect(stored.status).toBe(200);
+      const original = await fetch(row!.falVideoUrl!);
+      expect(Buffer.from(await stored.arrayBuffer()).equals(Buffer.from(await original.arrayBuffer()))).toBe(true);
+    } finally {
+      await p.close();
+      await s3.close();
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+});
