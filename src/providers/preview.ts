@@ -84,7 +84,6 @@ export function createPreviewProvider(config: Config, media: MediaService, logge
 
   return {
     name: 'preview',
-    localResults: true,
     async submit(input) {
       await mkdir(RENDER_ROOT, { recursive: true });
       const requestId = `preview-${randomUUID()}`;

@@ -23,11 +23,6 @@ export interface GenerationResult {
 
 export interface VideoProvider {
   readonly name: string;
-  /**
-   * Results are files on this machine (the preview renderer): the worker that tracked the request
-   * stores them itself. Otherwise (fal) any worker's copy job can fetch them by URL.
-   */
-  readonly localResults?: boolean;
   submit(input: GenerationInput, options: { webhookUrl?: string | undefined; signal?: AbortSignal }): Promise<{
     requestId: string;
     queuePosition: number | null;

@@ -10,8 +10,6 @@ export interface GenerationJobData {
   transitionId: string;
   run: number;
   accountId: string;
-  /** Failed copies of the finished video into storage (they spend no attempt). */
-  copyFailures?: number;
 }
 
 /** One job per (transition, run): adding it twice is a no-op while it exists (no ':' allowed). */
@@ -112,9 +110,8 @@ export class GenerationQueue {
   }
 
   async removeWaiting(transitionId: string, run: number) {
-    const job = await this.queue.getJob(generationJobId(transitionId, run));
-    // An active (locked) job cannot be removed; its processor sees the row changed and stops.
-    await job?.remove().catch(() => undefined);
+    // One command; an active (locked) job is left alone: its processor sees the row changed and stops.
+    await this.queue.remove(generationJobId(transitionId, run));
   }
 
   close() {

@@ -143,20 +143,22 @@ export class Reconciler {
       ...posters.map((t) => ({ kind: 'poster' as const, transitionId: t.id, run: t.run })),
     ];
     let added = 0;
+    // A failed copy or combine whose row is still open failed to record its end: run it again. A
+    // failed poster stays failed (its row is complete; the dashboard can retry it).
     for (const data of copies.map((c) => ({ transitionId: c.id, run: c.run }))) {
-      if (await ensureJob(copyJobs.queue, copyJobId(data), () => copyJobs.add(data))) added += 1;
+      if (await ensureJob(copyJobs.queue, copyJobId(data), () => copyJobs.add(data), true)) added += 1;
     }
     for (const data of jobs) {
-      if (await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data))) added += 1;
+      if (await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), data.kind === 'combine')) added += 1;
     }
     return added;
   }
 }
 
-/** Adds a job unless one with its id is waiting, running or delayed; a failed one is replaced. */
-async function ensureJob(queue: Queue, jobId: string, add: () => Promise<unknown>): Promise<boolean> {
+/** Adds a job unless one with its id exists; a failed one is replaced when `replaceFailed`. */
+async function ensureJob(queue: Queue, jobId: string, add: () => Promise<unknown>, replaceFailed: boolean): Promise<boolean> {
   const existing = await queue.getJob(jobId);
-  if (existing && !(await existing.isFailed())) return false;
+  if (existing && (!replaceFailed || !(await existing.isFailed()))) return false;
   if (existing) await existing.remove().catch(() => undefined);
   await add();
   return true;

@@ -19,7 +19,7 @@ export const awaitsCopy = (row: Transition | null, run: number): row is Transiti
  * the caller decides whether to try again. A row that moved on meanwhile (canceled, regenerated,
  * completed by another copy) is left as it is.
  */
-export async function storeVideo(segue: Segue, row: Transition, log: Logger): Promise<Transition | null> {
+async function storeVideo(segue: Segue, row: Transition, log: Logger): Promise<void> {
   const { media, metrics, provider } = segue;
   const key = `transitions/${row.id}/r${row.run}-a${row.attempts}.mp4`;
   const stored = await media.storeFrom(row.falVideoUrl!, key, 'video/mp4');
@@ -30,7 +30,7 @@ export async function storeVideo(segue: Segue, row: Transition, log: Logger): Pr
     { videoUrl: stored.url, videoKey: stored.key, completedAt: new Date(), queuePosition: null, errorCode: null, errorMessage: null },
     { falRequestId: row.falRequestId, from: RUNNING },
   );
-  if (!done) return loadTransition(segue, row.id);
+  if (!done) return;
   metrics.finished.inc({ status: S.COMPLETED });
   metrics.generationDuration.observe((Date.now() - (row.submittedAt ?? row.updatedAt).getTime()) / 1000);
   log.info({ videoUrl: stored.url }, 'completed');
@@ -38,14 +38,13 @@ export async function storeVideo(segue: Segue, row: Transition, log: Logger): Pr
   await segue.mediaJobs
     .add({ kind: 'poster', transitionId: done.id, run: done.run })
     .catch((err) => log.warn({ err }, 'could not queue the poster; the reconciler will'));
-  return done;
 }
 
 /** Worth another try: not a refused URL, a 4xx or an oversized file, which stay as they are. */
-export const copyRetryable = (error: unknown) => !isMediaError(error) || error.retryable;
+const copyRetryable = (error: unknown) => !isMediaError(error) || error.retryable;
 
 /** The video could not be stored after every try: the run fails, keeping `falVideoUrl`. */
-export async function failCopy(segue: Segue, row: Transition, error: unknown, log: Logger) {
+async function failCopy(segue: Segue, row: Transition, error: unknown, log: Logger) {
   const failed = await changeTransition(
     segue,
     { id: row.id, run: row.run },

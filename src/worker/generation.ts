@@ -9,9 +9,8 @@ import { webhookUrl } from '../providers/fal-webhook.ts';
 import { isProviderError, ProviderError, type GenerationInput } from '../providers/provider.ts';
 import type { GenerationJobData } from '../queue/generation-queue.ts';
 import type { Segue } from '../runtime.ts';
-import { COPY_ATTEMPTS } from '../queue/copy-queue.ts';
 import type { BudgetGuard } from './budget-guard.ts';
-import { awaitsCopy, copyRetryable, failCopy, storeVideo, type Copier } from './copy-jobs.ts';
+import { awaitsCopy, type Copier } from './copy-jobs.ts';
 import type { Wakeups, Watch } from './wakeups.ts';
 
 /** Why a worker aborts a running job: it is stopping (hand the job over) or lost the job's lock. */
@@ -119,9 +118,10 @@ export class GenerationRun {
         case S.COMPLETED:
           return 'completed';
         case S.FAILED:
-          // A failed job runs again only when someone retries it from the queue dashboard:
-          // that is a retry of the transition, as retryTransition does it (a new run).
-          if (this.job.attemptsMade > 0 || this.job.failedReason) {
+          // A failed job runs again only when someone retries it from the queue dashboard (which
+          // clears its failedReason): a retry of the transition, as retryTransition does it (a new
+          // run). A stalled rerun of a job that failed here first is not: it never pays again.
+          if (this.job.attemptsMade > 0 && !this.job.failedReason) {
             await retryTransition(this.segue, row.accountId, row.id).catch((err) =>
               this.log.warn({ err }, 'dashboard retry refused'),
             );
@@ -288,28 +288,14 @@ export class GenerationRun {
   }
 
   /**
-   * The provider has the video: the fal request is over. A copy job stores it and completes the
-   * transition, and this job ends, so its FAL_CONCURRENCY slot goes to the next submit now rather
-   * than after the download. A local preview render is stored here, by the process that has it.
+   * The provider has the video: the fal request is over. This worker's Copier stores it and
+   * completes the transition, and this job ends, so its FAL_CONCURRENCY slot goes to the next
+   * submit now rather than after the download.
    */
   private async store(row: Transition | null, log: Logger = this.log): Promise<Transition | null | typeof COPYING> {
     if (!awaitsCopy(row, this.ref.run)) return row;
-    if (!this.segue.provider.localResults) {
-      await this.copier.start(row, log);
-      return COPYING;
-    }
-    try {
-      return await storeVideo(this.segue, row, log);
-    } catch (error) {
-      const failures = (this.job.data.copyFailures ?? 0) + 1;
-      log.warn({ err: error, failures }, 'could not copy the video into storage');
-      if (failures >= COPY_ATTEMPTS || !copyRetryable(error)) {
-        await failCopy(this.segue, row, error, log);
-        throw new UnrecoverableError(`MEDIA_COPY_FAILED: ${(error as Error).message}`);
-      }
-      await this.job.updateData({ ...this.job.data, copyFailures: failures });
-      throw new Postpone(Math.min(60_000, 1_000 * 2 ** failures), 'copy failed');
-    }
+    await this.copier.start(row, log);
+    return COPYING;
   }
 
   /**

@@ -115,8 +115,10 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
         await reconciler.stop();
         // Running jobs finish their current call, then go back to the queue for another worker.
         worker.cancelAllJobs(ABORT_SHUTDOWN);
+        // Stop taking jobs first, so the copies handed over below go to other workers, not back here.
+        const closed = Promise.all([worker.close(), copyWorker.close(), mediaWorker.close()]);
         await copier.close();
-        await Promise.all([worker.close(), copyWorker.close(), mediaWorker.close()]);
+        await closed;
         await wakeups.stop();
         await closeRedis(connection, subscriber);
         log.info('generation worker stopped');
