@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { ConfigError, loadCliConfig } from '../config.ts';
+import { loadCliConfig } from '../config.ts';
 import { ApiClient, ApiError } from './api-client.ts';
 import { CliCancelTransition, CliCreateTransitions, CliQueueStats, CliRetryTransition } from './operations.ts';
 import { output, type Output } from './output.ts';
@@ -14,13 +14,7 @@ interface ApiOptions {
 
 /** Runs a command against the API; API errors print "CODE: message" and exit 1. */
 async function withApi(options: ApiOptions, run: (client: ApiClient, out: Output) => Promise<number | void>) {
-  let config;
-  try {
-    config = loadCliConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) throw error;
-    throw error;
-  }
+  const config = loadCliConfig();
   const apiKey = options.apiKey ?? config.apiKey;
   if (!apiKey) throw new Error('No API key: pass --api-key or set SEGUE_API_KEY.');
   const client = new ApiClient(options.url ?? config.apiUrl, apiKey);

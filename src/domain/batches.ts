@@ -72,9 +72,6 @@ export const TERMINAL: readonly TransitionStatus[] = [
   TransitionStatus.CANCELED,
 ];
 
-/** Statuses from which a transition may be (re)generated. */
-export const GENERATABLE: readonly TransitionStatus[] = [TransitionStatus.DRAFT, ...TERMINAL];
-
 export async function createBatch(tx: Tx, accountId: string, idempotencyKey: string | null) {
   return tx.batch.create({ data: { accountId, idempotencyKey } });
 }

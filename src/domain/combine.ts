@@ -1,28 +1,14 @@
 import { z } from 'zod';
 import type { Db, Sql } from '../db.ts';
-import type { GeneratedTransition } from '../generated/prisma/client.ts';
+import type { GeneratedTransition, Prisma } from '../generated/prisma/client.ts';
 import { GeneratedTransitionStatus as G, TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
 import type { MediaQueue } from '../queue/media-queue.ts';
 import { conflict, notFound, pathsOf } from './errors.ts';
-import { parseInput } from './transition-input.ts';
+import { httpUrl, parseInput } from './transition-input.ts';
+import type { Selection } from './transitions.ts';
 
 export const COMBINE_LIMITS = { clips: 50 } as const;
-
-const httpUrl = z
-  .string()
-  .trim()
-  .max(2048)
-  .refine(
-    (value) => {
-      try {
-        return ['http:', 'https:'].includes(new URL(value).protocol);
-      } catch {
-        return false;
-      }
-    },
-    { message: 'must be an http(s) URL' },
-  );
 
 export const combineInput = z.object({
   transitionIds: z
@@ -78,8 +64,15 @@ export async function combineTransitions(deps: CombineDeps, accountId: string, r
   return combined;
 }
 
-export async function getGeneratedTransition(deps: { db: Db }, accountId: string, id: string) {
-  const row = await deps.db.generatedTransition.findFirst({ where: { id, accountId } });
+export async function getGeneratedTransition(
+  deps: { db: Db },
+  accountId: string,
+  id: string,
+  query: Selection<Prisma.GeneratedTransitionInclude, Prisma.GeneratedTransitionSelect> = {},
+) {
+  const row = await deps.db.generatedTransition.findFirst({ ...query, where: { id, accountId } } as {
+    where: Prisma.GeneratedTransitionWhereInput;
+  });
   if (!row) throw notFound('Generated transition');
   return row;
 }

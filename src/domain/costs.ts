@@ -35,6 +35,12 @@ export async function accountSpend(sql: Sql, accountId: string, pricePerSecond: 
   };
 }
 
+/** What is left of the budget after spend and queued work (never below 0); null without a budget. */
+export function remainingUsd(spend: AccountSpend): number | null {
+  if (spend.budgetUsd === null) return null;
+  return Math.max(0, Math.round((spend.budgetUsd - spend.spentUsd - spend.reservedUsd) * 10_000) / 10_000);
+}
+
 export function budgetExceeded(spend: AccountSpend, additionalUsd: number) {
   return new AppError(
     'BUDGET_EXCEEDED',

@@ -6,8 +6,8 @@ import type { PubSub } from '../events/pubsub.ts';
 import type { Topics } from '../events/topics.ts';
 import { closeFinishedBatches, createBatch, TERMINAL } from './batches.ts';
 import { conflict } from './errors.ts';
-import { launchRuns, type LaunchDeps } from './launch.ts';
-import { cancelTransitions, startRuns } from './state-machine.ts';
+import { launchRuns } from './launch.ts';
+import { cancelTransitions, OPEN, startRuns } from './state-machine.ts';
 import { reserveWithinBudget } from './costs.ts';
 import { createTransitions, getBatch, getTransition, type ServiceDeps } from './transitions.ts';
 
@@ -15,7 +15,6 @@ export interface GenerationDeps extends ServiceDeps {
   provider: VideoProvider;
 }
 
-const OPEN: readonly S[] = [S.QUEUED, S.SUBMITTED, S.IN_PROGRESS];
 
 /** Creates transitions and starts generating them at once, as one batch (the seed's create_and_generate). */
 export function createAndGenerate(deps: ServiceDeps, accountId: string, input: Record<string, unknown>) {
@@ -121,7 +120,7 @@ export async function generateNow(
         const byId = new Map(rows.map((r) => [r.id, r]));
         return ids.map((id) => byId.get(id)!);
       }
-      if (Date.now() > deadline) throw new Error(`generateNow: not finished after ${options.timeoutMs} ms.`);
+      if (Date.now() > deadline) throw new Error(`generateNow: not finished after ${options.timeoutMs ?? 30 * 60_000} ms.`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, options.pollMs ?? 2_000);
         wake = () => {

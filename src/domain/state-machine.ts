@@ -205,11 +205,14 @@ export async function cancelTransitions(deps: StateDeps, accountId: string, ids:
        "completedAt" = ${UTC_NOW}, "queuePosition" = NULL
      WHERE "id" = ANY($1::uuid[]) AND "accountId" = $2::uuid AND "status" = ANY($3::"TransitionStatus"[])
      RETURNING *`,
-    [[...ids], accountId, [S.QUEUED, S.SUBMITTED, S.IN_PROGRESS]],
+    [[...ids], accountId, [...OPEN]],
   );
   if (rows.length) await announce(deps, rows);
   return rows;
 }
+
+/** Statuses of a run under way (queued or at the provider): what a cancel stops. */
+export const OPEN: readonly TransitionStatus[] = [S.QUEUED, S.SUBMITTED, S.IN_PROGRESS];
 
 /** Statuses a new run can start from. */
 export const RUN_STARTABLE: readonly TransitionStatus[] = [S.DRAFT, S.COMPLETED, S.FAILED, S.CANCELED];

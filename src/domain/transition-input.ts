@@ -12,7 +12,8 @@ export const LIMITS = {
 
 export const DURATIONS = [5, 10] as const;
 
-const httpUrl = z
+/** An http(s) URL as every input takes it (images, audio). */
+export const httpUrl = z
   .string()
   .trim()
   .max(LIMITS.urlMaxLength, `must be at most ${LIMITS.urlMaxLength} characters`)

@@ -4,11 +4,12 @@ import type { Db } from '../db.ts';
 import { reserveWithinBudget } from './costs.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { TransitionStatus } from '../generated/prisma/enums.ts';
-import { createBatch, GENERATABLE, queueInBatch } from './batches.ts';
+import { createBatch, queueInBatch } from './batches.ts';
 import { insertBatchItems, insertTransitions } from './bulk-inserts.ts';
 import { badInput, conflict, notFound, pathsOf } from './errors.ts';
 import { idempotent, type IdempotencyRecord } from './idempotency.ts';
 import { launchRuns, type LaunchDeps } from './launch.ts';
+import { RUN_STARTABLE } from './state-machine.ts';
 import {
   createTransitionsInput,
   generateBatchInput,
@@ -87,7 +88,7 @@ export async function generateBatch(deps: ServiceDeps, accountId: string, raw: u
       const batch = await createBatch(tx, accountId, input.idempotencyKey);
       const queued = await queueInBatch(tx, accountId, batch.id, ids);
       if (!queued) {
-        const busy = new Set(owned.filter((t) => !GENERATABLE.includes(t.status)).map((t) => t.id));
+        const busy = new Set(owned.filter((t) => !RUN_STARTABLE.includes(t.status)).map((t) => t.id));
         throw conflict('Some transitions are already being generated; cancel them or wait until they end.', {
           fields: pathsOf('transitionIds', ids, (id) => busy.has(id)),
         });
@@ -101,7 +102,8 @@ export async function generateBatch(deps: ServiceDeps, accountId: string, raw: u
 }
 
 /** `query` carries the API's selection (Pothos' include/select), so nested fields load at once. */
-type Selection<I, S> = { include?: I; select?: S };
+/** A Pothos (plugin-prisma) query: what the GraphQL selection needs loaded with the row. */
+export type Selection<I, S> = { include?: I; select?: S };
 
 export async function getTransition(
   deps: ServiceDeps,

@@ -1,4 +1,4 @@
-import { batchCounts, batchStatus } from '../domain/batches.ts';
+import { batchCounts } from '../domain/batches.ts';
 import { getBatch, getTransition } from '../domain/transitions.ts';
 import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import { getGeneratedTransition } from '../domain/combine.ts';
@@ -139,7 +139,6 @@ async function* batchStream(deps: StreamDeps, batch: Batch, feed: LiveFeed<Batch
   }
 }
 
-export { batchStatus };
 
 /** generatedTransitionUpdated: the combined video now, then each change; ends when it has ended. */
 export async function generatedTransitionUpdates(

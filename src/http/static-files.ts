@@ -1,4 +1,4 @@
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
@@ -86,4 +86,3 @@ export function staticFiles(root: string, prefix: string, options: StaticOptions
   };
 }
 
-export const exists = existsSync;

@@ -1,4 +1,4 @@
-import { accountSpend, type AccountSpend } from '../../domain/costs.ts';
+import { accountSpend, remainingUsd, type AccountSpend } from '../../domain/costs.ts';
 import { builder } from '../builder.ts';
 
 const Spend = builder.objectRef<AccountSpend>('Spend').implement({
@@ -7,10 +7,7 @@ const Spend = builder.objectRef<AccountSpend>('Spend').implement({
     spentUsd: t.exposeFloat('spentUsd'),
     reservedUsd: t.exposeFloat('reservedUsd'),
     budgetUsd: t.exposeFloat('budgetUsd', { nullable: true, description: 'Generation beyond it is refused with BUDGET_EXCEEDED.' }),
-    remainingUsd: t.float({
-      nullable: true,
-      resolve: (s) => (s.budgetUsd === null ? null : Math.max(0, Math.round((s.budgetUsd - s.spentUsd - s.reservedUsd) * 10_000) / 10_000)),
-    }),
+    remainingUsd: t.float({ nullable: true, resolve: remainingUsd }),
   }),
 });
 

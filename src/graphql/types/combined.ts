@@ -63,7 +63,7 @@ builder.mutationField('combineTransitions', (t) =>
     resolve: async (_root, { input }, ctx) => {
       const accountId = ctx.accountId();
       const transitionIds = input.transitionIds.map((id, i) => idOf('Transition', String(id), `transitionIds.${i}`));
-      return combineTransitions({ ...ctx.segue, changes: ctx.segue.changes }, accountId, { ...input, transitionIds });
+      return combineTransitions(ctx.segue, accountId, { ...input, transitionIds });
     },
   }),
 );
@@ -72,10 +72,8 @@ builder.queryFields((t) => ({
   generatedTransition: t.prismaField({
     type: GeneratedTransitionNode,
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (query, _root, args, ctx) => {
-      const row = await getGeneratedTransition(ctx.segue, ctx.accountId(), idOf('GeneratedTransition', String(args.id)));
-      return ctx.segue.db.generatedTransition.findUniqueOrThrow({ ...query, where: { id: row.id } });
-    },
+    resolve: (query, _root, args, ctx) =>
+      getGeneratedTransition(ctx.segue, ctx.accountId(), idOf('GeneratedTransition', String(args.id)), query),
   }),
   generatedTransitions: t.prismaConnection({
     type: GeneratedTransitionNode,
