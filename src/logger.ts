@@ -19,7 +19,12 @@ export const REDACT_PATHS = [
   'config.adminToken',
 ];
 
-export function createLogger(config: Pick<Config, 'log'>, bindings: Record<string, unknown> = {}): Logger {
+export function createLogger(
+  config: Pick<Config, 'log'>,
+  bindings: Record<string, unknown> = {},
+  /** Where JSON lines go (default: stdout, asynchronously). */
+  destination?: pino.DestinationStream,
+): Logger {
   const options = {
     level: config.log.level,
     base: { ...bindings },
@@ -32,5 +37,5 @@ export function createLogger(config: Pick<Config, 'log'>, bindings: Record<strin
     });
   }
   // Asynchronous writes: a busy worker logs a line per job step, and a write per line is a syscall.
-  return pino(options, pino.destination({ sync: false }));
+  return pino(options, destination ?? pino.destination({ sync: false }));
 }

@@ -15,9 +15,10 @@ beforeAll(async () => {
 });
 afterAll(() => p?.close());
 
-/** The value of one Prometheus sample, or 0 when it has not appeared yet. */
-function sample(text: string, name: string, labels = ''): number {
+/** The value of one Prometheus sample, or 0 when it has not appeared yet (unless `required`). */
+function sample(text: string, name: string, labels = '', required = false): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  if (!line && required) throw new Error(`no sample ${name}{${labels}} in /metrics`);
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
@@ -63,9 +64,9 @@ describe('/health, /ready and /metrics', () => {
     expect(delta('segue_generation_duration_seconds_count')).toBe(5);
     expect(delta('segue_graphql_operation_duration_seconds_count', 'operation="query"')).toBeGreaterThanOrEqual(1);
     expect(delta('segue_http_request_duration_seconds_count', 'route="metrics",method="GET",status="2xx"')).toBe(1);
-    expect(sample(after, 'segue_jobs', 'state="waiting"')).toBe(0);
-    expect(sample(after, 'segue_fal_requests_in_flight')).toBe(0);
-    expect(sample(after, 'segue_workers_online')).toBeGreaterThanOrEqual(1);
+    expect(sample(after, 'segue_jobs', 'state="waiting"', true)).toBe(0);
+    expect(sample(after, 'segue_fal_requests_in_flight', '', true)).toBe(0);
+    expect(sample(after, 'segue_workers_online', '', true)).toBeGreaterThanOrEqual(1);
     expect(after).toMatch(/segue_subscriptions_open \d/);
     expect(after).toMatch(/segue_process_resident_memory_bytes/);
   });
