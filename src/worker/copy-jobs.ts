@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { changeTransition, loadTransition } from '../domain/state-machine.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
@@ -69,7 +69,7 @@ async function failCopy(segue: Segue, row: Transition, error: unknown, log: Logg
  * for. The row decides, so a copy job that runs twice, or after the row moved on, does nothing.
  */
 export function copyProcessor(segue: Segue) {
-  return async (job: Job<CopyJobData>) => {
+  return async (job: Job<CopyJobData>, token?: string) => {
     const { transitionId, run } = job.data;
     const row = await loadTransition(segue, transitionId);
     if (!awaitsCopy(row, run)) return 'nothing to do';
@@ -78,7 +78,13 @@ export function copyProcessor(segue: Segue) {
       await storeVideo(segue, row, log);
       return 'stored';
     } catch (error) {
-      const last = !copyRetryable(error) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (!isMediaError(error)) {
+        // PostgreSQL or Redis failed, not the copy: try again soon, spending no attempt.
+        log.warn({ err: error }, 'copy step failed on our side; retrying in 5 s');
+        await job.moveToDelayed(Date.now() + 5_000, token);
+        throw new DelayedError();
+      }
+      const last = !error.retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       log.warn({ err: error, attempt: job.attemptsMade + 1, last }, 'could not copy the video into storage');
       if (!last) throw error;
       await failCopy(segue, row, error, log);
