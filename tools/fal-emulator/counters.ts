@@ -18,6 +18,7 @@ export function createCounters(): FalCounters {
     statusCalls: 0,
     resultCalls: 0,
     cancelCalls: 0,
+    hungCalls: 0,
     webhookAttempts: 0,
     webhooksDelivered: 0,
   };

@@ -5,24 +5,40 @@ type ReplyFault = Extract<FalFault, { on: 'status' | 'result' | 'cancel' | 'file
 type JobFault = Extract<FalFault, { on: 'job' }>;
 type Armed = { fault: FalFault; left: number };
 
+const REPLY_CALLS = new Set(['status', 'result', 'cancel']);
+
+/** Whether a fault (which may arrive as untyped JSON over the control API) could ever fire. */
+function canFire(fault: FalFault): boolean {
+  const f = fault as Record<string, unknown>;
+  const status = Number.isInteger(f.status) && (f.status as number) >= 400;
+  switch (f.on) {
+    case 'job':
+      return f.error === 'server' || f.error === 'validation';
+    case 'submit':
+      return status || f.dropResponse === true || (typeof f.delayMs === 'number' && f.delayMs >= 0);
+    case 'file':
+      return status;
+    default:
+      return REPLY_CALLS.has(String(f.on)) && (status || f.hang === true);
+  }
+}
+
 /**
  * Injected faults, used up in the order they were injected. Each fault fires `times` times
- * (default 1, Infinity allowed) and is then forgotten.
+ * (default 1, or Infinity with a `rate`; Infinity allowed) and is then forgotten. A fault with a
+ * `rate` fires on a matching call only with that probability.
  */
 export class FaultBook {
   private armed: Armed[] = [];
 
+  constructor(private readonly random: () => number = Math.random) {}
+
   inject(fault: FalFault): void {
-    const times = fault.times ?? 1;
+    const rate = fault.rate;
+    if (rate !== undefined && !(rate > 0 && rate <= 1)) throw new Error(`fault.rate must be in (0, 1] (got ${String(rate)})`);
+    const times = fault.times ?? (rate !== undefined ? Infinity : 1);
     if (!(times > 0)) throw new Error(`fault.times must be positive (got ${String(fault.times)})`);
-    // Faults also arrive as untyped JSON over the control API: refuse what could never fire.
-    const { on } = fault as { on: unknown };
-    const fires =
-      on === 'job'
-        ? 'error' in fault && (fault.error === 'server' || fault.error === 'validation')
-        : (on === 'submit' || on === 'status' || on === 'result' || on === 'cancel' || on === 'file') &&
-          (('status' in fault && Number.isInteger(fault.status) && fault.status >= 400) || ('dropResponse' in fault && on === 'submit'));
-    if (!fires) throw new Error(`not a fault the emulator knows: ${JSON.stringify(fault)}`);
+    if (!canFire(fault)) throw new Error(`not a fault the emulator knows: ${JSON.stringify(fault)}`);
     this.armed.push({ fault, left: times });
   }
 
@@ -30,12 +46,12 @@ export class FaultBook {
     this.armed = [];
   }
 
-  /** The fault this submit meets (an error answer, or a dropped response), if one is armed. */
+  /** The fault this submit meets (an error answer, a dropped or a delayed response), if one is armed. */
   takeSubmit(): SubmitFault | undefined {
     return this.take((fault): fault is SubmitFault => fault.on === 'submit');
   }
 
-  /** The error answering this status/result/cancel call or file download instead, if one is armed. */
+  /** The error (or silence) answering this status/result/cancel call or file download instead, if one is armed. */
   takeReply(on: ReplyFault['on']): ReplyFault | undefined {
     return this.take((fault): fault is ReplyFault => fault.on === on);
   }
@@ -50,11 +66,13 @@ export class FaultBook {
   }
 
   private take<F extends FalFault>(matches: (fault: FalFault) => fault is F): F | undefined {
-    const index = this.armed.findIndex((armed) => matches(armed.fault));
-    const armed = this.armed[index];
-    if (!armed) return undefined;
-    if (--armed.left <= 0) this.armed.splice(index, 1);
-    return armed.fault as F;
+    for (const [index, armed] of this.armed.entries()) {
+      if (!matches(armed.fault)) continue;
+      if (armed.fault.rate !== undefined && this.random() >= armed.fault.rate) continue;
+      if (--armed.left <= 0) this.armed.splice(index, 1);
+      return armed.fault as F;
+    }
+    return undefined;
   }
 }
 

@@ -65,23 +65,26 @@ async function submit(ctx: QueueContext, req: IncomingMessage, res: ServerRespon
     webhookUrl: url.searchParams.get('fal_webhook') ?? undefined,
     injectedError: ctx.faults.takeJob(input),
   });
-  if (fault) {
+  if (fault && 'dropResponse' in fault) {
     req.socket.destroy();
     return;
   }
-  sendJson(
-    res,
-    200,
-    { status: 'IN_QUEUE', request_id: job.id, gateway_request_id: job.id, ...requestUrls(job), queue_position: queuePosition },
-    { 'x-fal-request-id': job.id },
-  );
+  const answer = () =>
+    sendJson(
+      res,
+      200,
+      { status: 'IN_QUEUE', request_id: job.id, gateway_request_id: job.id, ...requestUrls(job), queue_position: queuePosition },
+      { 'x-fal-request-id': job.id },
+    );
+  // The job exists (and runs) from now on; only its answer is late, as on a congested network.
+  if (fault && 'delayMs' in fault) setTimeout(answer, fault.delayMs).unref();
+  else answer();
 }
 
 /** 202 while the job waits or runs, 200 once COMPLETED (fal's docs; the client accepts any 2xx). */
 function status(ctx: QueueContext, res: ServerResponse, appPath: string, requestId: string, url: URL, stream: boolean): void {
   ctx.counters.statusCalls++;
-  const fault = ctx.faults.takeReply('status');
-  if (fault) return sendJson(res, fault.status, { detail: injectedDetail(fault.status) });
+  if (replyFault(ctx, res, 'status')) return;
   const job = findJob(ctx, appPath, requestId);
   if (!job) return sendJson(res, 404, { detail: `Request ${requestId} not found` });
   const withLogs = url.searchParams.get('logs') === '1';
@@ -92,8 +95,7 @@ function status(ctx: QueueContext, res: ServerResponse, appPath: string, request
 /** The model's answer, replayed with its own status (a failed job answers 422 or 500, not 200). */
 function result(ctx: QueueContext, res: ServerResponse, appPath: string, requestId: string): void {
   ctx.counters.resultCalls++;
-  const fault = ctx.faults.takeReply('result');
-  if (fault) return sendJson(res, fault.status, { detail: injectedDetail(fault.status) });
+  if (replyFault(ctx, res, 'result')) return;
   const job = findJob(ctx, appPath, requestId);
   if (!job) return sendJson(res, 404, { detail: `Request ${requestId} not found` });
   const headers = { 'x-fal-request-id': job.id };
@@ -106,8 +108,7 @@ function result(ctx: QueueContext, res: ServerResponse, appPath: string, request
 
 function cancel(ctx: QueueContext, res: ServerResponse, appPath: string, requestId: string): void {
   ctx.counters.cancelCalls++;
-  const fault = ctx.faults.takeReply('cancel');
-  if (fault) return sendJson(res, fault.status, { detail: injectedDetail(fault.status) });
+  if (replyFault(ctx, res, 'cancel')) return;
   const job = findJob(ctx, appPath, requestId);
   if (!job) return sendJson(res, 404, { status: 'NOT_FOUND' });
   if (ctx.jobs.cancel(job) === 'already_completed') return sendJson(res, 400, { status: 'ALREADY_COMPLETED' });
@@ -118,6 +119,21 @@ function cancel(ctx: QueueContext, res: ServerResponse, appPath: string, request
 function findJob(ctx: QueueContext, appPath: string, requestId: string) {
   const job = ctx.jobs.get(requestId);
   return job && job.appPath === appPath ? job : undefined;
+}
+
+/**
+ * Answers a call with its injected fault, if one is armed: an error status (without
+ * x-fal-request-id, as a gateway or load balancer answers), or silence until the client gives up.
+ */
+function replyFault(ctx: QueueContext, res: ServerResponse, on: 'status' | 'result' | 'cancel'): boolean {
+  const fault = ctx.faults.takeReply(on);
+  if (!fault) return false;
+  if ('hang' in fault) {
+    ctx.counters.hungCalls++;
+    return true;
+  }
+  sendJson(res, fault.status, { detail: injectedDetail(fault.status) });
+  return true;
 }
 
 function injectedDetail(status: number): string {

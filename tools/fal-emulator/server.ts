@@ -64,7 +64,7 @@ function serveVideo(ctx: ServerContext, res: ServerResponse, requestId: string):
   const job = ctx.jobs.get(requestId);
   if (job?.outcome !== 'ok') return sendJson(res, 404, { detail: `No output file for ${requestId}` });
   const fault = ctx.faults.takeReply('file');
-  if (fault) return sendJson(res, fault.status, { detail: `fal-emulator: injected ${fault.status}` });
+  if (fault && 'status' in fault) return sendJson(res, fault.status, { detail: `fal-emulator: injected ${fault.status}` });
   const video = ctx.fixtures[clipDuration(job.input)];
   res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.length });
   res.end(video);

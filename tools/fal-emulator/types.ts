@@ -45,6 +45,8 @@ export interface FalCounters {
   statusCalls: number;
   resultCalls: number;
   cancelCalls: number;
+  /** Status, result or cancel calls left unanswered by a `hang` fault. */
+  hungCalls: number;
   /** Automatic deliveries only; redeliverWebhook() is a test action and is not counted. */
   webhookAttempts: number;
   /** Deliveries answered with a 2xx. */
@@ -66,17 +68,30 @@ export interface FalRequestRecord {
   completedAt?: number;
 }
 
-export type FalFault =
-  /** Answer the next N submits with this error, creating no job (429 carries Retry-After when given). */
-  | { on: 'submit'; status: 429 | 500 | 502 | 503 | 504; times?: number; retryAfterSec?: number }
-  /** Accept the job, then destroy the socket unanswered: the "response lost" case (PROTOCOL §5). */
-  | { on: 'submit'; dropResponse: true; times?: number }
-  /** Answer the next N such calls with this HTTP status and a JSON {detail} body. */
-  | { on: 'status' | 'result' | 'cancel'; status: number; times?: number }
-  /** Answer the next N downloads of output files (fal's CDN) with this HTTP status. */
-  | { on: 'file'; status: number; times?: number }
-  /** The next N accepted jobs (optionally only those whose input.prompt includes the string) end in error. */
-  | { on: 'job'; error: 'server' | 'validation'; times?: number; promptIncludes?: string };
+/**
+ * A fault fires `times` times (default 1; Infinity allowed). With `rate` (0 < rate <= 1) each
+ * matching call meets it only with that probability, as fal's intermittent failures do, and
+ * `times` defaults to Infinity.
+ */
+export type FaultFrequency = { times?: number; rate?: number };
+
+export type FalFault = FaultFrequency &
+  (
+    /** Answer the next submits with this error, creating no job (429 carries Retry-After when given). */
+    | { on: 'submit'; status: 429 | 500 | 502 | 503 | 504; retryAfterSec?: number }
+    /** Accept the job, then destroy the socket unanswered: the "response lost" case (PROTOCOL §5). */
+    | { on: 'submit'; dropResponse: true }
+    /** Accept the job at once, and answer only `delayMs` later: the answer is on its way meanwhile. */
+    | { on: 'submit'; delayMs: number }
+    /** Answer such calls with this HTTP status and a JSON {detail} body (no x-fal-request-id: not the request's own answer). */
+    | { on: 'status' | 'result' | 'cancel'; status: number }
+    /** Never answer such calls: the connection stays open and silent until the client gives up. */
+    | { on: 'status' | 'result' | 'cancel'; hang: true }
+    /** Answer downloads of output files (fal's CDN) with this HTTP status. */
+    | { on: 'file'; status: number }
+    /** Accepted jobs (optionally only those whose input.prompt includes the string) end in error. */
+    | { on: 'job'; error: 'server' | 'validation'; promptIncludes?: string }
+  );
 
 export interface RedeliverOptions {
   /** Send a body other than the one that was signed. */
