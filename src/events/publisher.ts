@@ -1,30 +1,17 @@
 import type { Db } from '../db.ts';
-import { batchCounts, batchStatus, closeFinishedBatches, type BatchCounts, type BatchStatus } from '../domain/batches.ts';
-import type { ChangeListener } from '../domain/state-machine.ts';
-import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
+import { batchCounts, batchStatus, closeFinishedBatches } from '../domain/batches.ts';
+import type { ChangeListener, TransitionField } from '../domain/state-machine.ts';
+import type { GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
+import { transitionChange, type BatchProgress, type CombinedChange } from './messages.ts';
 import type { PubSub } from './pubsub.ts';
 import type { Topics } from './topics.ts';
 
-export interface TransitionEvent {
-  transition: Transition;
-}
-
-export interface GeneratedTransitionEvent {
-  generatedTransition: GeneratedTransition;
-}
-
-export interface BatchProgressEvent {
-  batch: Batch;
-  counts: BatchCounts;
-  status: BatchStatus;
-}
-
 /**
- * Turns committed changes into messages: one per transition change (carrying the row, so no
- * subscriber has to reload it), and batch progress per batch, coalesced to one count query per
- * batch per `progressIntervalMs` (a 1,000-item batch would otherwise count its items 3,000 times).
- * The same coalesced pass closes batches whose items have all ended (completedAt).
+ * Turns committed changes into messages: one per transition change (its ids, status, version and
+ * the columns it wrote), and batch progress per batch, coalesced to one count query per batch per
+ * `progressIntervalMs` (a 1,000-item batch would otherwise count its items 3,000 times). The same
+ * coalesced pass closes batches whose items have all ended (completedAt).
  */
 export class EventPublisher implements ChangeListener {
   private readonly pendingBatches = new Set<string>();
@@ -36,13 +23,11 @@ export class EventPublisher implements ChangeListener {
     private readonly progressIntervalMs = 100,
   ) {}
 
-  async transitionsChanged(rows: readonly Transition[]) {
+  async transitionsChanged(rows: readonly Transition[], fields?: readonly TransitionField[]) {
     const { pubsub, topics } = this.deps;
     try {
       await Promise.all(
-        rows.map((row) =>
-          pubsub.publish<TransitionEvent>(topics.transition(row.accountId, row.batchId, row.id), { transition: row }),
-        ),
+        rows.map((row) => pubsub.publish(topics.transition(row.accountId, row.batchId, row.id), transitionChange(row, fields))),
       );
     } catch (err) {
       // The change is committed; a lost event is recovered by the subscribers' snapshot.
@@ -54,9 +39,8 @@ export class EventPublisher implements ChangeListener {
 
   async generatedTransitionChanged(row: GeneratedTransition) {
     try {
-      await this.deps.pubsub.publish<GeneratedTransitionEvent>(this.deps.topics.generatedTransition(row.accountId, row.id), {
-        generatedTransition: row,
-      });
+      const message: CombinedChange = { kind: 'combined', generatedTransition: row };
+      await this.deps.pubsub.publish(this.deps.topics.generatedTransition(row.accountId, row.id), message);
     } catch (err) {
       this.deps.logger.warn({ err }, 'could not publish a combined video event');
     }
@@ -85,12 +69,22 @@ export class EventPublisher implements ChangeListener {
           return c.total > 0 && c.completed + c.failed + c.canceled === c.total;
         });
         await closeFinishedBatches(this.deps.db, ended);
-        const rows = await this.deps.db.batch.findMany({ where: { id: { in: ids } } });
+        const rows = await this.deps.db.batch.findMany({
+          where: { id: { in: ids } },
+          select: { id: true, accountId: true, completedAt: true },
+        });
         await Promise.all(
           rows.map((batch) => {
             const c = counts.get(batch.id)!;
-            const event: BatchProgressEvent = { batch, counts: c, status: batchStatus(c) };
-            return this.deps.pubsub.publish(this.deps.topics.batch(batch.accountId, batch.id), event);
+            const message: BatchProgress = {
+              kind: 'batch',
+              batchId: batch.id,
+              accountId: batch.accountId,
+              completedAt: batch.completedAt,
+              counts: c,
+              status: batchStatus(c),
+            };
+            return this.deps.pubsub.publish(this.deps.topics.batch(batch.accountId, batch.id), message);
           }),
         );
       } catch (err) {

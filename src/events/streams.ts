@@ -1,17 +1,25 @@
-import { batchCounts } from '../domain/batches.ts';
+import { batchCounts, type BatchCounts } from '../domain/batches.ts';
+import { loadTransition } from '../domain/state-machine.ts';
 import { getBatch, getTransition } from '../domain/transitions.ts';
 import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import { getGeneratedTransition } from '../domain/combine.ts';
 import type { Segue } from '../runtime.ts';
 import { LiveFeed, withCleanup } from './live.ts';
-import type { BatchProgressEvent, GeneratedTransitionEvent, TransitionEvent } from './publisher.ts';
+import type { BatchProgress, CombinedChange, TransitionChange } from './messages.ts';
+import { TransitionRows } from './rows.ts';
 
 type StreamDeps = Pick<Segue, 'db' | 'sql' | 'pubsub' | 'topics' | 'config' | 'jobs' | 'changes' | 'logger'>;
 
 /** A batch as the API shows it, with the counts an event brought (no query per subscriber). */
-export type BatchWithCounts = Batch & { counts?: BatchProgressEvent['counts'] };
+export type BatchWithCounts = Batch & { counts?: BatchCounts };
 
-type Message = { kind: 'transition'; event: TransitionEvent } | { kind: 'batch'; event: BatchProgressEvent };
+/** The rows this process streams, shared by its subscribers (one per pub/sub connection: per process). */
+const sharedRows = new WeakMap<object, TransitionRows>();
+const rowsOf = (deps: StreamDeps) => {
+  let rows = sharedRows.get(deps.pubsub);
+  if (!rows) sharedRows.set(deps.pubsub, (rows = new TransitionRows((id) => loadTransition(deps, id))));
+  return rows;
+};
 
 /** The transitions of a batch in its order, each as it is now. */
 async function batchTransitions(deps: StreamDeps, batchId: string): Promise<Transition[]> {
@@ -20,7 +28,8 @@ async function batchTransitions(deps: StreamDeps, batchId: string): Promise<Tran
     orderBy: { position: 'asc' },
     include: { transition: true },
   });
-  return items.map((i) => i.transition);
+  const rows = rowsOf(deps);
+  return items.map((i) => rows.remember(i.transition));
 }
 
 /**
@@ -47,7 +56,7 @@ export async function transitionUpdates(
           { trigger: topics.batch(accountId, batch.id), pattern: false },
         ]
       : [{ trigger: topics.accountTransitions(accountId), pattern: true }];
-  const feed = await LiveFeed.subscribe<TransitionEvent | BatchProgressEvent>(deps.pubsub, triggers, deps.config.subscriptions.buffer);
+  const feed = await LiveFeed.subscribe<TransitionChange | BatchProgress>(deps.pubsub, triggers, deps.config.subscriptions.buffer);
   return withCleanup(transitionStream(deps, accountId, feed, transition, batch), () => feed.close());
 }
 
@@ -62,10 +71,11 @@ const awaitsPoster = (row: Transition) => row.status === 'COMPLETED' && !row.pos
 async function* transitionStream(
   deps: StreamDeps,
   accountId: string,
-  feed: LiveFeed<TransitionEvent | BatchProgressEvent>,
+  feed: LiveFeed<TransitionChange | BatchProgress>,
   transition: Transition | null,
   batch: Batch | null,
 ): AsyncGenerator<Transition> {
+  const rows = rowsOf(deps);
   const sent = new Map<string, number>();
   const fresh = (row: Transition) => {
     if ((sent.get(row.id) ?? 0) >= row.version) return false;
@@ -82,7 +92,7 @@ async function* transitionStream(
   };
   try {
     if (transition) {
-      const now = await getTransition(deps, accountId, transition.id);
+      const now = rows.remember(await getTransition(deps, accountId, transition.id));
       if (fresh(now)) yield now;
     }
     if (batch) {
@@ -91,16 +101,18 @@ async function* transitionStream(
       const ended = (await deps.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt;
       if (ended && batchEnded(rows)) return;
     }
-    for await (const event of feed) {
-      const message: Message = 'transition' in event ? { kind: 'transition', event } : { kind: 'batch', event };
+    for await (const message of feed) {
       if (message.kind === 'transition') {
-        const row = message.event.transition;
+        // Already sent this version (or a newer one): nothing to resolve.
+        if ((sent.get(message.id) ?? 0) >= message.version) continue;
+        const row = await rows.resolve(message);
+        if (!row || row.accountId !== accountId) continue;
         if (fresh(row)) yield row;
         if (ending.posters && !awaitsPoster(row)) {
           ending.posters.delete(row.id);
           if (ending.posters.size === 0) return;
         }
-      } else if (message.event.batch.completedAt && !ending.posters) {
+      } else if (message.completedAt && !ending.posters) {
         // The batch ended: send whatever changes have not come through yet, then the posters.
         const rows = await batchTransitions(deps, batch!.id);
         for (const row of rows) if (fresh(row)) yield row;
@@ -116,7 +128,7 @@ async function* transitionStream(
 /** batchProgress: the batch now, then again with fresh counts on every change; ends with the batch. */
 export async function batchProgress(deps: StreamDeps, accountId: string, batchId: string): Promise<AsyncIterableIterator<BatchWithCounts>> {
   const batch = await getBatch(deps, accountId, batchId);
-  const feed = await LiveFeed.subscribe<BatchProgressEvent>(
+  const feed = await LiveFeed.subscribe<BatchProgress>(
     deps.pubsub,
     [{ trigger: deps.topics.batch(accountId, batch.id), pattern: false }],
     deps.config.subscriptions.buffer,
@@ -124,15 +136,16 @@ export async function batchProgress(deps: StreamDeps, accountId: string, batchId
   return withCleanup(batchStream(deps, batch, feed), () => feed.close());
 }
 
-async function* batchStream(deps: StreamDeps, batch: Batch, feed: LiveFeed<BatchProgressEvent>): AsyncGenerator<BatchWithCounts> {
+async function* batchStream(deps: StreamDeps, batch: Batch, feed: LiveFeed<BatchProgress>): AsyncGenerator<BatchWithCounts> {
   try {
     const now = await deps.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
     const counts = (await batchCounts(deps.db, [batch.id])).get(batch.id)!;
     yield { ...now, counts };
     if (now.completedAt) return;
-    for await (const event of feed) {
-      yield { ...event.batch, counts: event.counts };
-      if (event.batch.completedAt) return;
+    for await (const message of feed) {
+      // The batch row's other columns never change; the message brings what does.
+      yield { ...now, completedAt: message.completedAt, counts: message.counts };
+      if (message.completedAt) return;
     }
   } finally {
     feed.close();
@@ -147,7 +160,7 @@ export async function generatedTransitionUpdates(
   id: string,
 ): Promise<AsyncIterableIterator<GeneratedTransition>> {
   await getGeneratedTransition(deps, accountId, id);
-  const feed = await LiveFeed.subscribe<GeneratedTransitionEvent>(
+  const feed = await LiveFeed.subscribe<CombinedChange>(
     deps.pubsub,
     [{ trigger: deps.topics.generatedTransition(accountId, id), pattern: false }],
     deps.config.subscriptions.buffer,

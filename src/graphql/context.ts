@@ -15,12 +15,19 @@ export interface Context {
   subscriptions: SubscriptionLimits;
 }
 
+/**
+ * Loaders batch the loads of one execution into one query. They keep no cache: a subscription's
+ * context lives as long as the subscription, and every event it sends must show fresh counts.
+ */
 function createLoaders(segue: Segue) {
   return {
-    batchCounts: new DataLoader(async (ids: readonly string[]) => {
-      const counts = await batchCounts(segue.db, ids);
-      return ids.map((id) => counts.get(id)!);
-    }),
+    batchCounts: new DataLoader(
+      async (ids: readonly string[]) => {
+        const counts = await batchCounts(segue.db, ids);
+        return ids.map((id) => counts.get(id)!);
+      },
+      { cache: false },
+    ),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { decodeMessage } from '../events/messages.ts';
 import type { Topics } from '../events/topics.ts';
 
 /** What a wake-up says of the row: enough to stop without reloading it when it has ended. */
@@ -43,8 +44,8 @@ export class Wakeups {
       if (!listeners) return;
       let info: WakeInfo | null = null;
       try {
-        const row = (JSON.parse(message) as { transition?: WakeInfo }).transition;
-        if (row) info = { status: row.status, run: row.run, version: row.version };
+        const change = decodeMessage(message);
+        if (change.kind === 'transition') info = { status: change.status, run: change.run, version: change.version };
       } catch {
         /* a wake-up without details still wakes */
       }
