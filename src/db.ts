@@ -12,6 +12,11 @@ export type Db = PrismaClient;
  */
 export interface Sql {
   query<T>(text: string, values: readonly unknown[]): Promise<T[]>;
+  /**
+   * Runs `work` in one transaction on one connection: committed when it resolves, rolled back
+   * when it throws. For the few steps that must see each other's locks (the submit claim).
+   */
+  transaction<T>(work: (tx: Pick<Sql, 'query'>) => Promise<T>): Promise<T>;
 }
 
 // Prisma stores DateTime as UTC in "timestamp without time zone"; pg would read it as local time.
@@ -27,9 +32,30 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** One pool per process, shared by the Prisma client (driver adapter; Prisma 7 needs no engine) and `sql`. */
-export function createDatabase(databaseUrl: string, options: { max?: number } = {}): Database {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: options.max ?? 10 });
+export interface DatabaseOptions {
+  max?: number;
+  /** Waiting for a connection (new, or free in the pool). */
+  connectTimeoutMs?: number;
+  /** PostgreSQL's statement_timeout; the client gives up 5 s after it (a server that went silent). */
+  statementTimeoutMs?: number;
+}
+
+/**
+ * One pool per process, shared by the Prisma client (driver adapter; Prisma 7 needs no engine) and
+ * `sql`. Every wait on PostgreSQL is bounded: getting a connection, a statement, and a transaction
+ * left idle by a stalled client.
+ */
+export function createDatabase(databaseUrl: string, options: DatabaseOptions = {}): Database {
+  const statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 15_000,
+    statement_timeout: statementTimeoutMs,
+    query_timeout: statementTimeoutMs + 5_000,
+    idle_in_transaction_session_timeout: Math.max(60_000, statementTimeoutMs * 2),
+    application_name: 'segue',
+  });
   // An idle client's connection can drop (server restart); the pool replaces it on next use.
   pool.on('error', () => undefined);
   const prisma = new PrismaClient({
@@ -38,14 +64,40 @@ export function createDatabase(databaseUrl: string, options: { max?: number } = 
     transactionOptions: { maxWait: 15_000, timeout: 30_000 },
   });
   const names = new Map<string, string>();
+  const prepared = (text: string, values: readonly unknown[]) => {
+    let name = names.get(text);
+    if (!name) names.set(text, (name = `s${createHash('sha1').update(text).digest('hex').slice(0, 16)}`));
+    return { name, text, values: values as unknown[], types: parsers };
+  };
   return {
     prisma,
     sql: {
       async query<T>(text: string, values: readonly unknown[]) {
-        let name = names.get(text);
-        if (!name) names.set(text, (name = `s${createHash('sha1').update(text).digest('hex').slice(0, 16)}`));
-        const result = await pool.query({ name, text, values: values as unknown[], types: parsers });
+        const result = await pool.query(prepared(text, values));
         return result.rows as T[];
+      },
+      async transaction<T>(work: (tx: Pick<Sql, 'query'>) => Promise<T>): Promise<T> {
+        const client = await pool.connect();
+        let broken: unknown = null;
+        try {
+          await client.query('BEGIN');
+          const result = await work({
+            async query<R>(text: string, values: readonly unknown[]) {
+              return (await client.query(prepared(text, values))).rows as R[];
+            },
+          });
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          broken = await client.query('ROLLBACK').then(
+            () => null,
+            (rollbackError: unknown) => rollbackError,
+          );
+          throw error;
+        } finally {
+          // A connection whose rollback failed is in an unknown state: the pool must not reuse it.
+          client.release(broken instanceof Error ? broken : undefined);
+        }
       },
     },
     async close() {

@@ -56,6 +56,7 @@ export function createMediaService(config: Config, logger: Logger): MediaService
               bucket: media.storage.bucket,
               region: media.storage.region,
               forcePathStyle: media.storage.forcePathStyle,
+              timeoutMs: media.storage.timeoutMs,
               ...(media.storage.endpoint ? { endpoint: media.storage.endpoint } : {}),
               ...(media.storage.credentials ? { credentials: media.storage.credentials } : {}),
               ...(media.storage.publicBaseUrl ? { publicBaseUrl: media.storage.publicBaseUrl } : {}),

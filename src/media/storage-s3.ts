@@ -21,6 +21,11 @@ export interface S3StorageOptions {
   /** Prepended to every key, e.g. `segue/`. */
   keyPrefix?: string | undefined;
   cacheControl?: string | undefined;
+  /**
+   * Each request's bound: connecting, then silence on the socket (default 30 s). A server that
+   * accepts and never answers fails the request instead of holding it forever.
+   */
+  timeoutMs?: number | undefined;
   /** Attempts per request, the SDK's own retries included (default 3). */
   maxAttempts?: number | undefined;
   /** Where the SDK logs (e.g. a pino child logger); default: nowhere. */
@@ -50,6 +55,7 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
       forcePathStyle: options.forcePathStyle ?? false,
       credentials: options.credentials,
       maxAttempts,
+      requestHandler: { connectionTimeout: options.timeoutMs ?? 30_000, requestTimeout: options.timeoutMs ?? 30_000 },
       // The default logger is silent except for one console warning on every failed streamed
       // PUT ("non-retryable streaming request"), which put() handles by retrying itself.
       logger: options.logger ?? silentLogger,
