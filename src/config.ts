@@ -34,6 +34,10 @@ const schema = z.object({
   DATABASE_URL: url(['postgresql:', 'postgres:']).default('postgresql://postgres@127.0.0.1:5432/segue'),
   /** Connections per process (API and worker each have their own pool). */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(10),
+  /** How long to wait for a PostgreSQL connection (a new one, or a free one from the pool). */
+  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),
+  /** The longest a statement may run (PostgreSQL's statement_timeout; the client gives up 5 s later). */
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -52,7 +56,16 @@ const schema = z.object({
   FAL_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(10),
   FAL_MAX_RETRIES: z.coerce.number().int().min(0).max(20).default(3),
   FAL_RETRY_DELAY_MS: z.coerce.number().int().min(0).default(10_000),
+  /** The longest a request may run IN_PROGRESS at fal before Segue cancels it there. */
   FAL_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(20 * 60_000),
+  /** The longest a request may wait IN_QUEUE at fal before Segue cancels it there (unset: no limit). */
+  FAL_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(1_000).optional(),
+  /** After a cancel of an overrun request, how long its run keeps waiting for fal to end it. */
+  FAL_CANCEL_GRACE_MS: z.coerce.number().int().min(100).default(10 * 60_000),
+  /** How long to keep trying to read the result of a request fal has finished. */
+  FAL_RESULT_TIMEOUT_MS: z.coerce.number().int().min(100).default(10 * 60_000),
+  /** Each status, result or cancel call to fal, the client's own retries included. */
+  FAL_CALL_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   FAL_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(2_000),
   FAL_POLL_MAX_INTERVAL_MS: z.coerce.number().int().min(10).default(15_000),
   FAL_SUBMIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
@@ -77,6 +90,8 @@ const schema = z.object({
   S3_SECRET_ACCESS_KEY: z.string().optional(),
   S3_FORCE_PATH_STYLE: bool.optional(),
   S3_PUBLIC_URL: url(['http:', 'https:']).optional(),
+  /** Each S3 request: connecting, and then silence on the socket. */
+  S3_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   ALLOW_PRIVATE_NETWORK: bool.optional(),
   MEDIA_MAX_BYTES: z.coerce.number().int().min(1024).default(500 * 1024 * 1024),
   MEDIA_FETCH_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(120_000),
@@ -90,6 +105,8 @@ const schema = z.object({
   INTROSPECTION: bool.optional(),
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   RATE_LIMIT_MUTATIONS_PER_MINUTE: z.coerce.number().int().min(0).default(120),
+  /** How long an idempotencyKey is remembered. */
+  IDEMPOTENCY_TTL_HOURS: z.coerce.number().min(0.001).max(24 * 365).default(24),
   GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(2).default(12),
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(1).default(20),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).default(3_000),
@@ -100,6 +117,7 @@ export type Config = Readonly<{
   env: 'development' | 'production' | 'test';
   databaseUrl: string;
   databasePoolSize: number;
+  database: { connectTimeoutMs: number; statementTimeoutMs: number };
   redisUrl: string;
   port: number;
   host: string;
@@ -116,7 +134,13 @@ export type Config = Readonly<{
     concurrency: number;
     maxRetries: number;
     retryDelayMs: number;
+    /** IN_PROGRESS time allowed before a cancel at fal. */
     timeoutMs: number;
+    /** IN_QUEUE time allowed before a cancel at fal; null: no limit. */
+    queueTimeoutMs: number | null;
+    cancelGraceMs: number;
+    resultTimeoutMs: number;
+    callTimeoutMs: number;
     pollIntervalMs: number;
     pollMaxIntervalMs: number;
     submitTimeoutMs: number;
@@ -138,6 +162,7 @@ export type Config = Readonly<{
           credentials: { accessKeyId: string; secretAccessKey: string } | null;
           forcePathStyle: boolean;
           publicBaseUrl: string | null;
+          timeoutMs: number;
         };
     allowPrivateNetwork: boolean;
     maxBytes: number;
@@ -157,6 +182,7 @@ export type Config = Readonly<{
     introspection: boolean;
     maxBodyBytes: number;
     mutationsPerMinute: number;
+    idempotencyTtlMs: number;
     limits: { depth: number; aliases: number; tokens: number; cost: number };
   };
   subscriptions: {
@@ -201,6 +227,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     env: c.NODE_ENV,
     databaseUrl: c.DATABASE_URL,
     databasePoolSize: c.DATABASE_POOL_SIZE,
+    database: { connectTimeoutMs: c.DATABASE_CONNECT_TIMEOUT_MS, statementTimeoutMs: c.DATABASE_STATEMENT_TIMEOUT_MS },
     redisUrl: c.REDIS_URL,
     port: c.PORT,
     host: c.HOST,
@@ -217,6 +244,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxRetries: c.FAL_MAX_RETRIES,
       retryDelayMs: c.FAL_RETRY_DELAY_MS,
       timeoutMs: c.FAL_TIMEOUT_MS,
+      queueTimeoutMs: c.FAL_QUEUE_TIMEOUT_MS ?? null,
+      cancelGraceMs: c.FAL_CANCEL_GRACE_MS,
+      resultTimeoutMs: c.FAL_RESULT_TIMEOUT_MS,
+      callTimeoutMs: c.FAL_CALL_TIMEOUT_MS,
       pollIntervalMs: c.FAL_POLL_INTERVAL_MS,
       pollMaxIntervalMs: Math.max(c.FAL_POLL_MAX_INTERVAL_MS, c.FAL_POLL_INTERVAL_MS),
       submitTimeoutMs: c.FAL_SUBMIT_TIMEOUT_MS,
@@ -239,6 +270,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
                   : null,
               forcePathStyle: c.S3_FORCE_PATH_STYLE ?? c.S3_ENDPOINT !== undefined,
               publicBaseUrl: c.S3_PUBLIC_URL?.replace(/\/+$/, '') ?? null,
+              timeoutMs: c.S3_TIMEOUT_MS,
             }
           : {
               driver: 'local' as const,
@@ -268,6 +300,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       introspection: c.INTROSPECTION ?? c.NODE_ENV !== 'production',
       maxBodyBytes: c.MAX_BODY_BYTES,
       mutationsPerMinute: c.RATE_LIMIT_MUTATIONS_PER_MINUTE,
+      idempotencyTtlMs: Math.round(c.IDEMPOTENCY_TTL_HOURS * 3_600_000),
       limits: { depth: c.GRAPHQL_MAX_DEPTH, aliases: c.GRAPHQL_MAX_ALIASES, tokens: c.GRAPHQL_MAX_TOKENS, cost: c.GRAPHQL_MAX_COST },
     },
     subscriptions: {

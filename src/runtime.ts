@@ -40,7 +40,11 @@ export interface Segue {
 
 export function createSegue(config: Config, options: { logger?: Logger; provider?: VideoProvider } = {}): Segue {
   const logger = options.logger ?? createLogger(config);
-  const database = createDatabase(config.databaseUrl, { max: config.databasePoolSize });
+  const database = createDatabase(config.databaseUrl, {
+    max: config.databasePoolSize,
+    connectTimeoutMs: config.database.connectTimeoutMs,
+    statementTimeoutMs: config.database.statementTimeoutMs,
+  });
   const db = database.prisma;
   const metrics = createMetrics();
   const names = topics(config.queuePrefix);

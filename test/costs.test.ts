@@ -88,7 +88,9 @@ describe('budget', () => {
     p.emulator.inject({ on: 'job', error: 'server', times: 1, promptIncludes: flaky.prompt });
     const res = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: [flaky], generate: true } });
     const [row] = await p.settled(idOf('Batch', res.data!.createTransitions.batch!.id));
-    expect(row).toMatchObject({ status: 'FAILED', errorCode: 'BUDGET_EXCEEDED', attempts: 2 });
+    // The second attempt never reached fal: its claim was refused, so it is not counted as one.
+    expect(row).toMatchObject({ status: 'FAILED', errorCode: 'BUDGET_EXCEEDED', attempts: 1 });
     expect(p.emulator.requests().filter((r) => (r.input as { prompt: string }).prompt === flaky.prompt)).toHaveLength(1);
+    expect(await p.app.segue.db.falRequest.count({ where: { accountId: account.id } })).toBe(1);
   });
 });

@@ -45,7 +45,7 @@ describe('fal webhooks', () => {
     }, { what: 'the poster' });
     await until(() => p.emulator.counters().webhooksDelivered >= 1, { what: 'the delivery to be acknowledged' });
     const submitted = p.emulator.requests().find((r) => r.requestId === done.falRequestId)!;
-    expect(submitted.webhookUrl).toMatch(new RegExp(`^${p.app.url}/webhooks/fal\\?transition=${id}&attempt=1&token=`));
+    expect(submitted.webhookUrl).toMatch(new RegExp(`^${p.app.url}/webhooks/fal\\?transition=${id}&run=1&attempt=1&token=`));
 
     expect(await p.emulator.redeliverWebhook(done.falRequestId!)).toBe(200);
     const after = await row(id);

@@ -1,15 +1,15 @@
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { VideoProvider } from '../providers/provider.ts';
-import type { BatchProgressEvent } from '../events/publisher.ts';
 import type { PubSub } from '../events/pubsub.ts';
 import type { Topics } from '../events/topics.ts';
 import { closeFinishedBatches, createBatch, TERMINAL } from './batches.ts';
 import { conflict } from './errors.ts';
 import { launchRuns } from './launch.ts';
-import { cancelTransitions, OPEN, startRuns } from './state-machine.ts';
+import { alreadyGenerated, cancelTransitions, OPEN, RUN_START_FIELDS, startRuns } from './state-machine.ts';
+import { noteCancelRequested } from './ledger.ts';
 import { reserveWithinBudget } from './costs.ts';
-import { createTransitions, getBatch, getTransition, type ServiceDeps } from './transitions.ts';
+import { createTransitions, getBatch, getTransition, pricingOf, type ServiceDeps } from './transitions.ts';
 
 export interface GenerationDeps extends ServiceDeps {
   provider: VideoProvider;
@@ -21,13 +21,18 @@ export function createAndGenerate(deps: ServiceDeps, accountId: string, input: R
   return createTransitions(deps, accountId, { ...input, generate: true });
 }
 
-/** Stops what the provider is doing for these rows; a running Kling job may still finish (and bill). */
+/**
+ * Stops what the provider is doing for these rows; a running Kling job may still finish (and
+ * bill). The request stays in the ledger until fal says it ended: whoever follows it (the run's
+ * worker, or the reconciler) sees the cancel noted there.
+ */
 async function stopAtProvider(deps: GenerationDeps, rows: readonly Transition[]) {
   await Promise.all(
     rows.map(async (row) => {
       await deps.jobs.removeWaiting(row.id, row.run).catch(() => undefined);
       if (!row.falRequestId) return;
       try {
+        await noteCancelRequested(deps, row.falRequestId, 'CANCELED');
         await deps.provider.cancel(row.falRequestId);
       } catch (err) {
         deps.logger.warn({ err, transitionId: row.id, falRequestId: row.falRequestId }, 'cancel at the provider failed');
@@ -35,6 +40,11 @@ async function stopAtProvider(deps: GenerationDeps, rows: readonly Transition[])
     }),
   );
 }
+
+const alreadyGeneratedConflict = () =>
+  conflict('This transition is already generated: fal has finished its video, which is being stored; it cannot be canceled now.', {
+    status: 'GENERATED',
+  });
 
 /** QUEUED, SUBMITTED or IN_PROGRESS → CANCELED, also at fal when it was submitted. */
 export async function cancelTransition(deps: GenerationDeps, accountId: string, id: string) {
@@ -45,6 +55,7 @@ export async function cancelTransition(deps: GenerationDeps, accountId: string, 
   const [canceled] = await cancelTransitions(deps, accountId, [id]);
   if (!canceled) {
     const now = await getTransition(deps, accountId, id);
+    if (OPEN.includes(now.status) && (await alreadyGenerated(deps, id))) throw alreadyGeneratedConflict();
     throw conflict(`The transition ended (${now.status}) before it could be canceled.`, { status: now.status });
   }
   await stopAtProvider(deps, [canceled]);
@@ -73,7 +84,7 @@ export async function retryTransition(deps: ServiceDeps, accountId: string, id: 
     throw conflict(`Only a failed or canceled transition can be retried; this one is ${row.status}.`, { status: row.status });
   }
   const queued = await deps.db.$transaction(async (tx) => {
-    await reserveWithinBudget(tx, accountId, deps.config.pricePerSecondUsd, row.durationSeconds);
+    await reserveWithinBudget(tx, accountId, pricingOf(deps.config), row.durationSeconds);
     const batchId = row.batchId ?? (await createBatch(tx, accountId, null)).id;
     const [started] = await startRuns(tx, accountId, [id], batchId, retryable);
     if (!started) return null;
@@ -89,7 +100,7 @@ export async function retryTransition(deps: ServiceDeps, accountId: string, id: 
     const now = await getTransition(deps, accountId, id);
     throw conflict(`The transition changed (${now.status}) before it could be retried.`, { status: now.status });
   }
-  await launchRuns(deps, [queued]);
+  await launchRuns(deps, [queued], RUN_START_FIELDS);
   return queued;
 }
 
@@ -112,7 +123,7 @@ export async function generateNow(
   const ids = transitions.map((t) => t.id);
   const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
   let wake: (() => void) | null = null;
-  const subscription = await deps.pubsub.subscribe<BatchProgressEvent>(deps.topics.batch(accountId, batch!.id), () => wake?.());
+  const subscription = await deps.pubsub.subscribe(deps.topics.batch(accountId, batch!.id), () => wake?.());
   try {
     for (;;) {
       const rows = await deps.db.transition.findMany({ where: { id: { in: ids } } });

@@ -18,14 +18,15 @@ export const isUniqueViolation = (error: unknown) =>
   typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'P2002';
 
 /**
- * Runs `create` in one transaction, at most once per (account, key). A repeat of the same request
- * answers `replay(record)` of what the first one made; the same key with a different request is a
- * CONFLICT. Two concurrent first calls race on the primary key: the loser's transaction rolls back
- * whole and it answers with the winner's result.
+ * Runs `create` in one transaction, at most once per (account, key) within `ttlMs`
+ * (IDEMPOTENCY_TTL_HOURS). A repeat of the same request answers `replay(record)` of what the first
+ * one made; the same key with a different request is a CONFLICT. Two concurrent first calls race
+ * on the primary key: the loser's transaction rolls back whole and it answers with the winner's
+ * result. An expired key is forgotten (and the sweep deletes old ones), so it can be used anew.
  */
 export async function idempotent<T>(
   db: Db,
-  request: { accountId: string; key: string | null; operation: string; input: unknown },
+  request: { accountId: string; key: string | null; operation: string; input: unknown; ttlMs: number },
   create: (tx: Tx) => Promise<{ record: IdempotencyRecord; value: T }>,
   replay: (record: IdempotencyRecord) => Promise<T>,
 ): Promise<T & { replayed: boolean }> {
@@ -36,6 +37,10 @@ export async function idempotent<T>(
   const previous = async () => {
     const record = await db.idempotencyKey.findUnique({ where: { accountId_key: { accountId, key } } });
     if (!record) return null;
+    if (record.createdAt.getTime() <= Date.now() - request.ttlMs) {
+      await db.idempotencyKey.deleteMany({ where: { accountId, key, createdAt: record.createdAt } });
+      return null;
+    }
     if (record.operation !== operation || record.requestHash !== requestHash) {
       throw conflict('This idempotencyKey was already used for a different request.', { idempotencyKey: key });
     }
@@ -56,5 +61,20 @@ export async function idempotent<T>(
     const winner = await previous();
     if (winner) return winner;
     throw error;
+  }
+}
+
+/** Deletes keys older than `ttlMs`, oldest first, `batch` at a time (through the createdAt index). */
+export async function sweepIdempotencyKeys(db: Db, ttlMs: number, batch = 1_000): Promise<number> {
+  const before = new Date(Date.now() - ttlMs);
+  let deleted = 0;
+  for (;;) {
+    const n = await db.$executeRaw`
+      DELETE FROM "IdempotencyKey" k USING (
+        SELECT "accountId", "key" FROM "IdempotencyKey" WHERE "createdAt" < ${before} ORDER BY "createdAt" LIMIT ${batch}
+      ) old
+      WHERE k."accountId" = old."accountId" AND k."key" = old."key"`;
+    deleted += n;
+    if (n < batch) return deleted;
   }
 }

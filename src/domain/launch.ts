@@ -1,7 +1,7 @@
 import type { Transition } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { GenerationQueue } from '../queue/generation-queue.ts';
-import { announceCommitted, type ChangeListener } from './state-machine.ts';
+import { announceCommitted, type ChangeListener, type TransitionField } from './state-machine.ts';
 
 export interface LaunchDeps {
   db: import('../db.ts').Db;
@@ -16,9 +16,9 @@ export interface LaunchDeps {
  * If Redis cannot take the jobs now, the rows are still QUEUED in PostgreSQL and the workers'
  * reconciler adds the jobs when Redis is back, so the request still succeeds.
  */
-export async function launchRuns(deps: LaunchDeps, rows: readonly Transition[]) {
+export async function launchRuns(deps: LaunchDeps, rows: readonly Transition[], fields?: readonly TransitionField[]) {
   if (rows.length === 0) return;
-  await announceCommitted(deps, rows);
+  await announceCommitted(deps, rows, fields);
   try {
     await deps.jobs.enqueue(rows);
   } catch (err) {

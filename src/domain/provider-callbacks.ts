@@ -1,16 +1,22 @@
-import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Metrics } from '../metrics.ts';
-import { changeTransition, recordFalRequest, type LedgerEntry, type StateDeps } from './state-machine.ts';
+import { adoptRequest, markEnded, recordResult } from './ledger.ts';
+import type { StateDeps } from './state-machine.ts';
 
 export interface ProviderCallback {
   requestId: string;
   ok: boolean;
   videoUrl: string | null;
-  /** The submission the callback URL named, already authenticated by its token. */
-  submission: { transitionId: string; attempt: number } | null;
+  /** The submission the callback URL named (transition, run and attempt), already authenticated by its token. */
+  submission: { transitionId: string; run: number; attempt: number } | null;
 }
 
-export type CallbackOutcome = 'result-recorded' | 'adopted' | 'duplicate' | 'unknown' | 'left-to-tracker';
+export type CallbackOutcome = 'result-recorded' | 'adopted' | 'recorded' | 'duplicate' | 'unknown' | 'left-to-tracker';
+
+export type CallbackDeps = StateDeps & {
+  metrics?: Metrics;
+  /** Wakes the run's job now, if it is parked waiting (for the answer of a submit that was lost). */
+  wakeRun?: (ref: { id: string; run: number }) => Promise<void>;
+};
 
 /**
  * A provider's completion callback (fal's webhook). It records where the video is and wakes the
@@ -19,42 +25,25 @@ export type CallbackOutcome = 'result-recorded' | 'adopted' | 'duplicate' | 'unk
  * row still running with that request id and no recorded result changes, so a re-delivery
  * changes nothing. A failure is left to the tracking job, which reads fal's answer and applies the
  * retry policy in one place. A callback can also bring the request id of a submit whose answer
- * was lost.
+ * was lost; a request of a run that is no longer current is recorded in the ledger (it may be
+ * billed) and never adopted by another run.
  */
-export type CallbackDeps = StateDeps & { metrics?: Metrics; ledger: (durationSeconds: number) => LedgerEntry };
-
-export async function applyProviderCallback(
-  deps: CallbackDeps,
-  callback: ProviderCallback,
-): Promise<CallbackOutcome> {
+export async function applyProviderCallback(deps: CallbackDeps, callback: ProviderCallback): Promise<CallbackOutcome> {
   const ok = callback.ok && callback.videoUrl !== null;
   // The common case in one statement: record the result on the row running with this request id.
   if (ok && (await recordResult(deps, callback.requestId, callback.videoUrl!))) return 'result-recorded';
   // The worker may not have recorded the id yet (or never will: its answer was lost).
-  const adopted = callback.submission ? await adopt(deps, callback.submission, callback.requestId) : false;
-  if (ok && (await recordResult(deps, callback.requestId, callback.videoUrl!))) return 'result-recorded';
-  if (!ok) return adopted ? 'adopted' : 'left-to-tracker';
-  const known = await deps.db.transition.findUnique({ where: { falRequestId: callback.requestId }, select: { id: true } });
-  return known ? 'duplicate' : 'unknown';
-}
-
-/** Records the request id on the submission the callback URL named, if it still has none. */
-async function adopt(deps: CallbackDeps, submission: { transitionId: string; attempt: number }, requestId: string) {
-  const { ledger } = deps;
-  const candidate = await deps.db.transition.findUnique({ where: { id: submission.transitionId } });
-  if (!candidate || candidate.attempts !== submission.attempt || candidate.status !== S.SUBMITTED || candidate.falRequestId) {
-    return false;
+  const adopted = callback.submission ? await adoptRequest(deps, callback.submission, callback.requestId) : null;
+  if (adopted?.row) {
+    // Its job is parked until it learns the id: the id is here, the job goes on now.
+    await deps.wakeRun?.({ id: adopted.row.id, run: adopted.row.run }).catch(() => undefined);
+    if (ok && (await recordResult(deps, callback.requestId, callback.videoUrl!))) return 'result-recorded';
   }
-  const row = await recordFalRequest(deps, { id: candidate.id, run: candidate.run }, requestId, null, ledger(candidate.durationSeconds));
-  return row !== null;
-}
-
-function recordResult(deps: StateDeps, requestId: string, videoUrl: string) {
-  return changeTransition(
-    deps,
-    { falRequestId: requestId },
-    S.IN_PROGRESS,
-    { falVideoUrl: videoUrl, startedAt: 'now-if-null', queuePosition: null },
-    { noResultYet: true },
-  );
+  // fal is done with the request, whoever it belongs to: it holds no slot any more.
+  await markEnded(deps, callback.requestId, ok ? 'OK' : 'ERROR');
+  if (adopted?.row) return 'adopted';
+  if (!ok) return adopted?.recorded ? 'recorded' : 'left-to-tracker';
+  if (adopted?.recorded) return 'recorded';
+  const [known] = await deps.sql.query<{ id: string }>(`SELECT "id" FROM "Transition" WHERE "falRequestId" = $1`, [callback.requestId]);
+  return known ? 'duplicate' : 'unknown';
 }

@@ -50,9 +50,16 @@ export interface ChangeGuard {
   noResultYet?: boolean;
 }
 
-/** Announces committed changes (src/events); the state machine never publishes before commit. */
+/** A transition's column names: what an event says changed. */
+export type TransitionField = keyof Transition;
+
+/**
+ * Announces committed changes (src/events); the state machine never publishes before commit.
+ * `fields` names the columns the change wrote (status and version always among them), so an
+ * event carries only those; without it the whole row is news (a row just made).
+ */
 export interface ChangeListener {
-  transitionsChanged(rows: readonly Transition[]): void | Promise<void>;
+  transitionsChanged(rows: readonly Transition[], fields?: readonly TransitionField[]): void | Promise<void>;
 }
 
 export interface StateDeps {
@@ -131,7 +138,8 @@ export async function changeTransition(
     values,
   );
   if (!row) return null;
-  await announce(deps, [row]);
+  const written = (Object.keys(data) as Array<keyof ChangeData>).filter((key) => data[key] !== undefined);
+  await announce(deps, [row], ['status', 'version', 'updatedAt', ...written]);
   return row;
 }
 
@@ -141,74 +149,42 @@ export async function loadTransition(deps: Pick<StateDeps, 'sql'>, id: string): 
   return row ?? null;
 }
 
-/** What a request fal accepted may cost, for the ledger. */
-export interface LedgerEntry {
-  model: string;
-  costUsd: number | null;
-}
-
-/**
- * SUBMITTED without a request id → with it, and the request into the ledger (FalRequest), in one
- * statement: a request fal accepted is never on the row without being in the ledger, or the
- * reverse.
- */
-export async function recordFalRequest(
-  deps: StateDeps,
-  ref: { id: string; run: number },
-  requestId: string,
-  queuePosition: number | null,
-  ledger: LedgerEntry,
-): Promise<Transition | null> {
-  const [row] = await deps.sql.query<Transition>(
-    `WITH changed AS (
-       UPDATE "Transition" SET "version" = "version" + 1, "updatedAt" = ${UTC_NOW}, "falRequestId" = $1, "queuePosition" = $2
-       WHERE "id" = $3::uuid AND "run" = $4 AND "status" = 'SUBMITTED' AND "falRequestId" IS NULL
-       RETURNING *
-     ), ledger AS (
-       INSERT INTO "FalRequest" ("requestId", "accountId", "transitionId", "run", "attempt", "model", "costUsd")
-       SELECT $1, c."accountId", c."id", c."run", c."attempts", $5, coalesce($6::numeric, 0) FROM changed c
-       ON CONFLICT ("requestId") DO NOTHING
-     )
-     SELECT * FROM changed`,
-    [requestId, queuePosition, ref.id, ref.run, ledger.model, ledger.costUsd],
-  );
-  if (!row) return null;
-  await announce(deps, [row]);
-  return row;
-}
-
-/** A request fal accepted that no row holds (canceled while it was being submitted): still spend. */
-export async function recordOrphanFalRequest(
-  deps: StateDeps,
-  transition: Pick<Transition, 'id' | 'accountId' | 'run' | 'attempts'>,
-  requestId: string,
-  ledger: LedgerEntry,
-) {
-  await deps.sql.query(
-    `INSERT INTO "FalRequest" ("requestId", "accountId", "transitionId", "run", "attempt", "model", "costUsd")
-     VALUES ($1, $2::uuid, $3::uuid, $4, $5, $6, coalesce($7::numeric, 0)) ON CONFLICT ("requestId") DO NOTHING`,
-    [requestId, transition.accountId, transition.id, transition.run, transition.attempts, ledger.model, ledger.costUsd],
-  );
-}
-
-async function announce(deps: StateDeps, rows: readonly Transition[]) {
-  await deps.changes?.transitionsChanged(rows);
+async function announce(deps: StateDeps, rows: readonly Transition[], fields?: readonly TransitionField[]) {
+  await deps.changes?.transitionsChanged(rows, fields);
 }
 
 /**
  * Ends every unfinished transition of the given ids (and account) as CANCELED, in one statement.
- * Returns the rows that changed; ids already ended are left alone.
+ * Returns the rows that changed; ids already ended are left alone, and so are those fal has
+ * already finished (their video is paid for and on its way into storage: see `alreadyGenerated`).
  */
 export async function cancelTransitions(deps: StateDeps, accountId: string, ids: readonly string[]) {
   const rows = await deps.sql.query<Transition>(
-    `UPDATE "Transition" SET "status" = 'CANCELED', "version" = "version" + 1, "updatedAt" = ${UTC_NOW},
+    `UPDATE "Transition" t SET "status" = 'CANCELED', "version" = t."version" + 1, "updatedAt" = ${UTC_NOW},
        "completedAt" = ${UTC_NOW}, "queuePosition" = NULL
-     WHERE "id" = ANY($1::uuid[]) AND "accountId" = $2::uuid AND "status" = ANY($3::"TransitionStatus"[])
+     WHERE t."id" = ANY($1::uuid[]) AND t."accountId" = $2::uuid AND t."status" = ANY($3::"TransitionStatus"[])
+       AND NOT (${ALREADY_GENERATED})
      RETURNING *`,
     [[...ids], accountId, [...OPEN]],
   );
-  if (rows.length) await announce(deps, rows);
+  if (rows.length) await announce(deps, rows, ['status', 'version', 'updatedAt', 'completedAt', 'queuePosition']);
   return rows;
+}
+
+/**
+ * A run whose video fal has finished (the result is recorded, or fal said the request completed
+ * and its output is being read): canceling it now would throw away a video already paid for.
+ */
+const ALREADY_GENERATED = `t."falVideoUrl" IS NOT NULL OR EXISTS (
+  SELECT 1 FROM "FalRequest" f WHERE f."requestId" = t."falRequestId" AND f."state" = 'ENDED' AND (f."outcome" IS NULL OR f."outcome" = 'OK'))`;
+
+/** Whether fal has already finished this open transition's video (a cancel would be a CONFLICT). */
+export async function alreadyGenerated(deps: Pick<StateDeps, 'sql'>, id: string): Promise<boolean> {
+  const [row] = await deps.sql.query<{ generated: boolean }>(
+    `SELECT (${ALREADY_GENERATED}) AS generated FROM "Transition" t WHERE t."id" = $1::uuid`,
+    [id],
+  );
+  return row?.generated === true;
 }
 
 /** Statuses of a run under way (queued or at the provider): what a cancel stops. */
@@ -246,6 +222,12 @@ export async function startRuns(
     RETURNING *`;
 }
 
-/** Announces rows changed inside a transaction that has now committed. */
-export const announceCommitted = (deps: StateDeps, rows: readonly Transition[]) =>
-  rows.length ? announce(deps, rows) : Promise.resolve();
+/** The columns startRuns writes. */
+export const RUN_START_FIELDS: readonly TransitionField[] = [
+  'status', 'run', 'version', 'batchId', 'attempts', 'errorCode', 'errorMessage', 'falRequestId', 'queuePosition', 'videoUrl',
+  'falVideoUrl', 'videoKey', 'posterUrl', 'posterKey', 'queuedAt', 'submittedAt', 'startedAt', 'completedAt', 'updatedAt',
+];
+
+/** Announces rows changed inside a transaction that has now committed; `fields` as for ChangeListener. */
+export const announceCommitted = (deps: StateDeps, rows: readonly Transition[], fields?: readonly TransitionField[]) =>
+  rows.length ? announce(deps, rows, fields) : Promise.resolve();

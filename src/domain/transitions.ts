@@ -9,7 +9,7 @@ import { insertBatchItems, insertTransitions } from './bulk-inserts.ts';
 import { badInput, conflict, notFound, pathsOf } from './errors.ts';
 import { idempotent, type IdempotencyRecord } from './idempotency.ts';
 import { launchRuns, type LaunchDeps } from './launch.ts';
-import { RUN_STARTABLE } from './state-machine.ts';
+import { RUN_START_FIELDS, RUN_STARTABLE } from './state-machine.ts';
 import {
   createTransitionsInput,
   generateBatchInput,
@@ -18,7 +18,10 @@ import {
   type GenerateBatchInput,
 } from './transition-input.ts';
 
-export type ServiceDeps = LaunchDeps & { config: Pick<Config, 'pricePerSecondUsd'> };
+export type ServiceDeps = LaunchDeps & { config: Pick<Config, 'pricePerSecondUsd' | 'fal' | 'http'> };
+
+/** The price a budget is checked against. */
+export const pricingOf = (config: ServiceDeps['config']) => ({ pricePerSecondUsd: config.pricePerSecondUsd, model: config.fal.model });
 
 /** Loads rows by id, in the order of the ids. */
 async function transitionsInOrder(db: Db, ids: readonly string[]) {
@@ -40,11 +43,11 @@ export async function createTransitions(deps: ServiceDeps, accountId: string, ra
   const input: CreateTransitionsInput = parseInput(createTransitionsInput, raw);
   const result = await idempotent(
     deps.db,
-    { accountId, key: input.idempotencyKey, operation: 'createTransitions', input },
+    { accountId, key: input.idempotencyKey, operation: 'createTransitions', input, ttlMs: deps.config.http.idempotencyTtlMs },
     async (tx) => {
       if (input.generate) {
         const seconds = input.transitions.reduce((sum, t) => sum + t.durationSeconds, 0);
-        await reserveWithinBudget(tx, accountId, deps.config.pricePerSecondUsd, seconds);
+        await reserveWithinBudget(tx, accountId, pricingOf(deps.config), seconds);
       }
       const batch = input.generate ? await createBatch(tx, accountId, input.idempotencyKey) : null;
       // Ids are made here, not by the database, so the result keeps the caller's order.
@@ -59,6 +62,7 @@ export async function createTransitions(deps: ServiceDeps, accountId: string, ra
     },
     (record) => loadRecord(deps.db, record),
   );
+  // New rows: the whole row is news.
   if (result.batch && !result.replayed) await launchRuns(deps, result.transitions);
   return result;
 }
@@ -72,7 +76,7 @@ export async function generateBatch(deps: ServiceDeps, accountId: string, raw: u
 
   const result = await idempotent(
     deps.db,
-    { accountId, key: input.idempotencyKey, operation: 'generateBatch', input },
+    { accountId, key: input.idempotencyKey, operation: 'generateBatch', input, ttlMs: deps.config.http.idempotencyTtlMs },
     async (tx) => {
       const owned = await tx.transition.findMany({
         where: { id: { in: ids }, accountId },
@@ -84,7 +88,7 @@ export async function generateBatch(deps: ServiceDeps, accountId: string, raw: u
         throw notFound(missing.length > 1 ? `${missing.length} transitions` : 'Transition', missing);
       }
       const seconds = owned.reduce((sum, t) => sum + t.durationSeconds, 0);
-      await reserveWithinBudget(tx, accountId, deps.config.pricePerSecondUsd, seconds);
+      await reserveWithinBudget(tx, accountId, pricingOf(deps.config), seconds);
       const batch = await createBatch(tx, accountId, input.idempotencyKey);
       const queued = await queueInBatch(tx, accountId, batch.id, ids);
       if (!queued) {
@@ -97,7 +101,7 @@ export async function generateBatch(deps: ServiceDeps, accountId: string, raw: u
     },
     async (record) => ({ batch: await deps.db.batch.findUniqueOrThrow({ where: { id: record.batchId! } }), queued: [] }),
   );
-  await launchRuns(deps, result.queued);
+  await launchRuns(deps, result.queued, RUN_START_FIELDS);
   return { batch: result.batch, replayed: result.replayed };
 }
 

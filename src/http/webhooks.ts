@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { estimateUsd } from '../domain/costs.ts';
 import { applyProviderCallback } from '../domain/provider-callbacks.ts';
-import { checkWebhookToken, FalWebhookVerifier } from '../providers/fal-webhook.ts';
+import { FalWebhookVerifier, submissionOf } from '../providers/fal-webhook.ts';
 import type { Segue } from '../runtime.ts';
 
 const MAX_BODY = 1024 * 1024;
@@ -70,14 +69,7 @@ export function falWebhookHandler(segue: Segue) {
     const requestId = typeof event.request_id === 'string' ? event.request_id : header('x-fal-webhook-request-id')!;
     if (requestId !== header('x-fal-webhook-request-id')) return json(res, 401, { error: 'request id mismatch' });
 
-    const url = new URL(req.url ?? '/', 'http://local');
-    const transitionId = url.searchParams.get('transition');
-    const attempt = Number(url.searchParams.get('attempt'));
-    const token = url.searchParams.get('token') ?? '';
-    const submission =
-      transitionId && Number.isInteger(attempt) && checkWebhookToken(segue.config, transitionId, attempt, token)
-        ? { transitionId, attempt }
-        : null;
+    const submission = submissionOf(segue.config, new URL(req.url ?? '/', 'http://local').searchParams);
     const videoUrl = event.payload?.video?.url;
     try {
       const outcome = await applyProviderCallback(
@@ -86,11 +78,11 @@ export function falWebhookHandler(segue: Segue) {
           sql: segue.sql,
           changes: segue.changes,
           metrics: segue.metrics,
-          ledger: (seconds) => ({ model: segue.config.fal.model, costUsd: estimateUsd(segue.config.pricePerSecondUsd, seconds) }),
+          wakeRun: (ref) => segue.jobs.wake(ref.id, ref.run),
         },
         { requestId, ok: event.status === 'OK', videoUrl: typeof videoUrl === 'string' ? videoUrl : null, submission },
       );
-      log.info({ falRequestId: requestId, transitionId, outcome }, 'fal webhook');
+      log.info({ falRequestId: requestId, transitionId: submission?.transitionId, outcome }, 'fal webhook');
       return json(res, 200, { ok: true, outcome });
     } catch (err) {
       log.error({ err, falRequestId: requestId }, 'fal webhook failed');

@@ -11,30 +11,45 @@ const MAX_SKEW_SECONDS = 5 * 60;
 const JWKS_TTL_MS = 24 * 3600 * 1000;
 
 /**
- * Each submit's webhook URL names its transition and attempt, with an HMAC so nobody else's fal
- * request (fal signs every customer's webhooks with the same keys) can claim one of ours.
+ * Each submit's webhook URL names its transition, run and attempt, with an HMAC over all three so
+ * nobody else's fal request (fal signs every customer's webhooks with the same keys) can claim one
+ * of ours, and no request of one run can be taken for another run's.
  */
+export interface WebhookSubmission {
+  transitionId: string;
+  run: number;
+  attempt: number;
+}
+
 function tokenSecret(config: Config) {
   return createHash('sha256').update(`segue-webhook:${config.fal.key ?? ''}:${config.databaseUrl}`).digest();
 }
 
-export function webhookToken(config: Config, transitionId: string, attempt: number) {
-  return createHmac('sha256', tokenSecret(config)).update(`${transitionId}:${attempt}`).digest('base64url');
+export function webhookToken(config: Config, s: WebhookSubmission) {
+  return createHmac('sha256', tokenSecret(config)).update(`${s.transitionId}:r${s.run}:a${s.attempt}`).digest('base64url');
 }
 
-export function webhookUrl(config: Config, transitionId: string, attempt: number): string | undefined {
+export function webhookUrl(config: Config, s: WebhookSubmission): string | undefined {
   if (!config.publicUrl) return undefined;
   const url = new URL(`${config.publicUrl}${WEBHOOK_PATH}`);
-  url.searchParams.set('transition', transitionId);
-  url.searchParams.set('attempt', String(attempt));
-  url.searchParams.set('token', webhookToken(config, transitionId, attempt));
+  url.searchParams.set('transition', s.transitionId);
+  url.searchParams.set('run', String(s.run));
+  url.searchParams.set('attempt', String(s.attempt));
+  url.searchParams.set('token', webhookToken(config, s));
   return url.toString();
 }
 
-export function checkWebhookToken(config: Config, transitionId: string, attempt: number, token: string) {
-  const expected = Buffer.from(webhookToken(config, transitionId, attempt));
+/** The submission a webhook URL names, when its token is ours; null otherwise. */
+export function submissionOf(config: Config, params: URLSearchParams): WebhookSubmission | null {
+  const transitionId = params.get('transition');
+  const run = Number(params.get('run'));
+  const attempt = Number(params.get('attempt'));
+  const token = params.get('token') ?? '';
+  if (!transitionId || !Number.isInteger(run) || !Number.isInteger(attempt)) return null;
+  const submission = { transitionId, run, attempt };
+  const expected = Buffer.from(webhookToken(config, submission));
   const given = Buffer.from(token);
-  return expected.length === given.length && timingSafeEqual(expected, given);
+  return expected.length === given.length && timingSafeEqual(expected, given) ? submission : null;
 }
 
 export interface WebhookHeaders {

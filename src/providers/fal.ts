@@ -2,6 +2,7 @@ import { ApiError, createFalClient, ValidationError, type FalClient } from '@fal
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import {
+  isProviderError,
   ProviderError,
   type GenerationInput,
   type GenerationResult,
@@ -96,8 +97,15 @@ const errorText = (error: ApiError<unknown>) => {
 /** Turns whatever the client threw into a ProviderError the pipeline can act on. */
 export function classifyFalError(error: unknown, during: 'submit' | 'status' | 'result' | 'cancel'): ProviderError {
   if (error instanceof ProviderError) return error;
+  if (isTimeout(error)) {
+    return new ProviderError('FAL_NETWORK', `fal did not answer the ${during} call in time.`, { retryable: true });
+  }
   if (error instanceof ValidationError || (error instanceof ApiError && error.status === 422)) {
-    return new ProviderError('FAL_VALIDATION', `fal rejected the input: ${errorText(error)}`, { retryable: false, status: 422 });
+    return new ProviderError('FAL_VALIDATION', `fal rejected the input: ${errorText(error)}`, {
+      retryable: false,
+      status: 422,
+      scope: 'request',
+    });
   }
   if (error instanceof ApiError) {
     const status = error.status;
@@ -108,16 +116,18 @@ export function classifyFalError(error: unknown, during: 'submit' | 'status' | '
       });
     }
     if (status === 404 && during !== 'submit') {
-      return new ProviderError('FAL_REQUEST_LOST', 'fal does not know this request any more.', { retryable: true, status });
+      return new ProviderError('FAL_REQUEST_LOST', 'fal does not know this request any more.', { retryable: true, status, scope: 'request' });
     }
     if (status === 429) return new ProviderError('FAL_RATE_LIMITED', 'fal rate-limited the call (429).', { retryable: true, status });
-    if (during === 'result' && status < 500) {
-      return new ProviderError('FAL_JOB_ERROR', `The fal job ended in error: ${errorText(error)}`, { retryable: true, status });
-    }
-    if (during === 'result') {
+    // fal replays a failed request's own answer (its status and body) with the request's id; a
+    // gateway or load balancer answers without it. Only the former says the request failed (and
+    // only when a second read says the same: see result()).
+    // "Still in progress" says the result is not readable yet, not that the request failed.
+    if (during === 'result' && error.requestId && !(status === 400 && /in progress/i.test(errorText(error)))) {
       return new ProviderError('FAL_JOB_ERROR', `The fal job ended in error (${status}): ${errorText(error)}`, {
         retryable: true,
         status,
+        scope: 'request',
       });
     }
     return new ProviderError('FAL_UNAVAILABLE', `fal answered ${status} to ${during}: ${errorText(error)}`, { retryable: true, status });
@@ -125,6 +135,12 @@ export function classifyFalError(error: unknown, during: 'submit' | 'status' | '
   const message = error instanceof Error ? error.message : String(error);
   return new ProviderError('FAL_NETWORK', `Could not reach fal for ${during}: ${message}`, { retryable: true });
 }
+
+const isTimeout = (error: unknown) =>
+  error instanceof Error && (error.name === 'TimeoutError' || (error.name === 'AbortError' && /timeout/i.test(String(error.message))));
+
+/** The same failure twice: fal's settled answer about the request, not a passing fault. */
+const sameAnswer = (a: ProviderError, b: ProviderError) => a.code === b.code && a.options.status === b.options.status && a.message === b.message;
 
 /** Kling v2.1 Pro input: duration is a string, tail_image_url is Segue's tail image. */
 export const klingInput = (input: GenerationInput) => ({
@@ -144,7 +160,20 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
     suppressLocalCredentialsWarning: true,
   });
   const model = fal.model;
-  const log = logger.child({ component: 'fal', model });
+  const log = logger.child({ component: 'fal' });
+  // Every call about a request is bounded, the client's own retries included: a call that hangs
+  // must never hold a transition in flight.
+  const bounded = (signal: AbortSignal | undefined) =>
+    signal ? AbortSignal.any([signal, AbortSignal.timeout(fal.callTimeoutMs)]) : AbortSignal.timeout(fal.callTimeoutMs);
+
+  async function readResult(requestId: string, signal: AbortSignal | undefined): Promise<unknown> {
+    try {
+      const result = await client.queue.result(model, { requestId, abortSignal: bounded(signal) });
+      return result.data;
+    } catch (error) {
+      throw classifyFalError(error, 'result');
+    }
+  }
 
   return {
     name: 'fal',
@@ -161,45 +190,63 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
       }
     },
     async status(requestId, options = {}): Promise<RequestState> {
+      const read = async () => {
+        try {
+          return await client.queue.status(model, { requestId, logs: false, abortSignal: bounded(options.signal) });
+        } catch (error) {
+          throw classifyFalError(error, 'status');
+        }
+      };
+      let status;
       try {
-        const status = await client.queue.status(model, {
-          requestId,
-          logs: false,
-          ...(options.signal ? { abortSignal: options.signal } : {}),
-        });
-        if (status.status === 'IN_QUEUE') return { state: 'IN_QUEUE', queuePosition: status.queue_position ?? null };
-        if (status.status === 'IN_PROGRESS') return { state: 'IN_PROGRESS' };
-        return { state: 'COMPLETED' };
+        status = await read();
       } catch (error) {
-        throw classifyFalError(error, 'status');
+        // "Unknown request" ends the attempt only when fal says it twice.
+        if (!isProviderError(error) || !error.requestOver) throw error;
+        status = await read().catch((again: unknown) => {
+          throw isProviderError(again) && sameAnswer(error, again) ? again : demote(again);
+        });
       }
+      if (status.status === 'IN_QUEUE') return { state: 'IN_QUEUE', queuePosition: status.queue_position ?? null };
+      if (status.status === 'IN_PROGRESS') return { state: 'IN_PROGRESS' };
+      const failed = typeof (status as { error?: unknown }).error === 'string';
+      return { state: 'COMPLETED', ...(failed ? { failed } : {}) };
     },
     async result(requestId, options = {}): Promise<GenerationResult> {
       let data: unknown;
       try {
-        const result = await client.queue.result(model, {
-          requestId,
-          ...(options.signal ? { abortSignal: options.signal } : {}),
-        });
-        data = result.data;
+        data = await readResult(requestId, options.signal);
       } catch (error) {
-        throw classifyFalError(error, 'result');
+        if (!isProviderError(error) || !error.requestOver) throw error;
+        // fal's answer for the request itself ends the attempt only when a second read says the
+        // same: a passing fault must never cost a second paid submit.
+        data = await readResult(requestId, options.signal).catch((again: unknown) => {
+          throw isProviderError(again) && sameAnswer(error, again) ? again : demote(again);
+        });
       }
       const videoUrl = (data as { video?: { url?: unknown } } | undefined)?.video?.url;
       if (typeof videoUrl !== 'string' || !videoUrl) {
-        throw new ProviderError('FAL_BAD_OUTPUT', 'fal completed without a video URL.', { retryable: true });
+        throw new ProviderError('FAL_BAD_OUTPUT', 'fal completed without a video URL.', { retryable: true, scope: 'request' });
       }
       return { videoUrl, raw: data };
     },
-    async cancel(requestId) {
+    async cancel(requestId, options = {}) {
       try {
-        await client.queue.cancel(model, { requestId });
+        await client.queue.cancel(model, { requestId, abortSignal: bounded(options.signal) });
       } catch (error) {
         // 400 ALREADY_COMPLETED / 404: nothing left to stop.
         if (error instanceof ApiError && (error.status === 400 || error.status === 404)) return;
-        log.warn({ requestId, err: classifyFalError(error, 'cancel') }, 'fal cancel failed');
-        throw classifyFalError(error, 'cancel');
+        const failure = classifyFalError(error, 'cancel');
+        log.warn({ requestId, err: failure }, 'fal cancel failed');
+        throw failure;
       }
     },
   };
 }
+
+/** A failure that did not repeat the first one: only this call failed. */
+const demote = (error: unknown): ProviderError => {
+  const failure = isProviderError(error) ? error : classifyFalError(error, 'result');
+  if (!failure.requestOver) return failure;
+  return new ProviderError(failure.code, failure.message, { ...failure.options, scope: 'call' });
+};

@@ -64,10 +64,11 @@ export function createPreviewProvider(config: Config, media: MediaService, logge
       const blocked = isMediaError(error) && error.code.startsWith('FETCH_') && !error.retryable;
       // An image Segue may not or cannot fetch will not become fetchable by retrying; a failed
       // render or a network hiccup might.
+      // The render is over, without a video: the request itself failed.
       render.error = new ProviderError(
         blocked ? 'IMAGE_UNAVAILABLE' : 'PREVIEW_RENDER_FAILED',
         `The preview could not be rendered: ${(error as Error).message}`,
-        { retryable: !blocked },
+        { retryable: !blocked, scope: 'request' },
       );
       log.warn({ requestId: id, err: error }, 'preview render failed');
     } finally {
@@ -78,7 +79,12 @@ export function createPreviewProvider(config: Config, media: MediaService, logge
 
   const known = (requestId: string) => {
     const render = renders.get(requestId);
-    if (!render) throw new ProviderError('FAL_REQUEST_LOST', 'This preview render is not known here (the process restarted).', { retryable: true });
+    if (!render) {
+      throw new ProviderError('FAL_REQUEST_LOST', 'This preview render is not known here (the process restarted).', {
+        retryable: true,
+        scope: 'request',
+      });
+    }
     return render;
   };
 
@@ -100,8 +106,12 @@ export function createPreviewProvider(config: Config, media: MediaService, logge
     },
     async result(requestId): Promise<GenerationResult> {
       const render = known(requestId);
-      if (render.state !== 'COMPLETED') throw new ProviderError('FAL_JOB_ERROR', 'The render has not finished.', { retryable: true });
-      if (render.error) throw render.error;
+      if (render.state !== 'COMPLETED') throw new ProviderError('FAL_UNAVAILABLE', 'The render has not finished.', { retryable: true });
+      if (render.error) {
+        // Read once: the failed render is forgotten (its request is over).
+        renders.delete(requestId);
+        throw render.error;
+      }
       // The file stays until it is stored; `forget` removes it.
       return { videoUrl: pathToFileURL(render.output).href, raw: { file: render.output } };
     },
@@ -110,7 +120,11 @@ export function createPreviewProvider(config: Config, media: MediaService, logge
       if (!render) return;
       render.canceled = true;
       const at = waiting.indexOf(requestId);
-      if (at >= 0) waiting.splice(at, 1);
+      // A render still waiting never runs: it is over (and forgotten) at once.
+      if (at >= 0) {
+        waiting.splice(at, 1);
+        renders.delete(requestId);
+      }
     },
     async forget(requestId) {
       const render = renders.get(requestId);

@@ -14,7 +14,8 @@ export interface GenerationInput {
 export type RequestState =
   | { state: 'IN_QUEUE'; queuePosition: number | null }
   | { state: 'IN_PROGRESS' }
-  | { state: 'COMPLETED' };
+  /** `failed`: fal said the request ended without output (newer status bodies carry `error`). */
+  | { state: 'COMPLETED'; failed?: boolean };
 
 export interface GenerationResult {
   videoUrl: string;
@@ -27,11 +28,16 @@ export interface VideoProvider {
     requestId: string;
     queuePosition: number | null;
   }>;
+  /** Where the request stands. Throws a ProviderError: `scope: 'request'` when fal does not know it (lost). */
   status(requestId: string, options?: { signal?: AbortSignal }): Promise<RequestState>;
-  /** The output of a COMPLETED request; throws a ProviderError when the request ended in error. */
+  /**
+   * The output of a COMPLETED request. Throws a ProviderError with `scope: 'request'` only when
+   * the request itself ended in error (fal's own answer for it, confirmed by a second read); any
+   * other failure is the call's (`scope: 'call'`): read the result again later, never resubmit.
+   */
   result(requestId: string, options?: { signal?: AbortSignal }): Promise<GenerationResult>;
   /** Best effort: a request already running may still finish (and be billed). */
-  cancel(requestId: string): Promise<void>;
+  cancel(requestId: string, options?: { signal?: AbortSignal }): Promise<void>;
   /** The output has been stored: let go of whatever the provider kept for it. */
   forget?(requestId: string): Promise<void>;
   close?(): Promise<void>;
@@ -41,14 +47,23 @@ export interface VideoProvider {
  * What went wrong, as the pipeline needs to know it:
  * - `retryable`: a later attempt may succeed (BullMQ backs off, honouring `retryAfterMs`);
  * - `uncertain`: a submit whose outcome is unknown (the provider may have accepted, and be billing,
- *   a request we have no id for); never resubmitted blindly.
+ *   a request we have no id for); never resubmitted blindly;
+ * - `scope`: for calls about a request already submitted (status, result, cancel), whether the
+ *   request itself is over ('request': it failed, or fal no longer knows it) or only this call
+ *   failed ('call', the default: ask again later; the request may still run or hold a video).
  */
 export class ProviderError extends Error {
   override name = 'ProviderError';
   constructor(
     readonly code: ProviderErrorCode,
     message: string,
-    readonly options: { retryable: boolean; uncertain?: boolean; retryAfterMs?: number; status?: number } = {
+    readonly options: {
+      retryable: boolean;
+      uncertain?: boolean;
+      retryAfterMs?: number;
+      status?: number;
+      scope?: 'call' | 'request';
+    } = {
       retryable: false,
     },
   ) {
@@ -60,6 +75,10 @@ export class ProviderError extends Error {
   get uncertain() {
     return this.options.uncertain === true;
   }
+  /** The request is over (failed or unknown to the provider): the next attempt submits anew. */
+  get requestOver() {
+    return this.options.scope === 'request';
+  }
 }
 
 export const PROVIDER_ERROR_CODES = [
@@ -70,7 +89,12 @@ export const PROVIDER_ERROR_CODES = [
   'FAL_VALIDATION',
   'FAL_UNAUTHORIZED',
   'FAL_JOB_ERROR',
+  /** Still IN_PROGRESS at fal after FAL_TIMEOUT_MS: canceled there, and fal stopped it. */
   'FAL_TIMEOUT',
+  /** Still waiting in fal's queue after FAL_QUEUE_TIMEOUT_MS: canceled there before it ran. */
+  'FAL_QUEUE_TIMEOUT',
+  /** fal finished the request but its result could not be read for FAL_RESULT_TIMEOUT_MS (never paid again). */
+  'FAL_RESULT_UNAVAILABLE',
   'FAL_REQUEST_LOST',
   'FAL_BAD_OUTPUT',
   'PREVIEW_RENDER_FAILED',

@@ -109,6 +109,16 @@ export class GenerationQueue {
     return this.queue.setGlobalConcurrency(n);
   }
 
+  /**
+   * Wakes a parked job now (it waits in the delayed set for a lost submit's answer, a slot, ...)
+   * because what it waits for has happened. A job that is not parked is left alone.
+   */
+  async wake(transitionId: string, run: number) {
+    await this.ready();
+    const job = await this.queue.getJob(generationJobId(transitionId, run));
+    if (job && (await job.isDelayed())) await job.promote().catch(() => undefined);
+  }
+
   async removeWaiting(transitionId: string, run: number) {
     // One command; an active (locked) job is left alone: its processor sees the row changed and stops.
     await this.queue.remove(generationJobId(transitionId, run));

@@ -1,13 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { closeFinishedBatches } from '../domain/batches.ts';
+import { sweepIdempotencyKeys } from '../domain/idempotency.ts';
+import { expireStaleSubmissions, orphanRequests } from '../domain/ledger.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Segue } from '../runtime.ts';
+import { releaseRequest } from '../worker/follow.ts';
 import { generationJobId, type Enqueueable } from './generation-queue.ts';
 import { mediaJobId } from './media-queue.ts';
 import { copyGraceMs, copyJobId } from './copy-queue.ts';
 
 const PAGE = 1_000;
+/** Orphan requests looked at per pass: each costs a status call (and a cancel the first time). */
+const ORPHANS_PER_PASS = 100;
 
 export interface ReconcileReport {
   checked: number;
@@ -15,14 +20,21 @@ export interface ReconcileReport {
   replacedFinished: number;
   batchesClosed: number;
   mediaRequeued: number;
+  /** Requests no run follows any more that fal has now ended. */
+  orphansEnded: number;
+  /** Submits whose answer can no longer come: now UNCERTAIN (they hold no slot). */
+  submissionsExpired: number;
+  idempotencyKeysDeleted: number;
 }
 
 /**
  * PostgreSQL is the truth, Redis only a work list: every unfinished transition must have its job.
  * Re-creates the jobs that are missing (a Redis wipe, an enqueue that failed after commit), or
  * that ended while their row did not (e.g. failed by BullMQ's stall limit). Jobs of rows that
- * already hold a fal request go first, to be tracked again at once. Runs at worker start and
- * periodically; a lock keeps the workers from doing it all at the same time.
+ * already hold a fal request go first, to be tracked again at once. Also follows the requests no
+ * run follows any more until fal ends them, and deletes what has expired. Every sweep reads an
+ * index that holds only open work, so a pass costs what is open, not what was ever done. Runs at
+ * worker start and periodically; a lock keeps the workers from doing it all at the same time.
  */
 export class Reconciler {
   private timer: NodeJS.Timeout | null = null;
@@ -68,7 +80,16 @@ export class Reconciler {
     const { db, jobs, config, logger } = this.segue;
     // A wipe also loses the global cap; putting it back is idempotent.
     await jobs.setFalConcurrency(config.fal.concurrency);
-    const report: ReconcileReport = { checked: 0, requeued: 0, replacedFinished: 0, batchesClosed: 0, mediaRequeued: 0 };
+    const report: ReconcileReport = {
+      checked: 0,
+      requeued: 0,
+      replacedFinished: 0,
+      batchesClosed: 0,
+      mediaRequeued: 0,
+      orphansEnded: 0,
+      submissionsExpired: 0,
+      idempotencyKeysDeleted: 0,
+    };
     const redis = jobs.redis;
     let cursor: { queuedAt: Date | null; id: string } | null = null;
     for (;;) {
@@ -110,8 +131,28 @@ export class Reconciler {
     }
     report.batchesClosed = (await closeFinishedBatches(db, 'all-open')).length;
     report.mediaRequeued = await this.media();
-    if (report.requeued || report.batchesClosed || report.mediaRequeued) logger.info(report, 'reconciled jobs with the database');
+    report.submissionsExpired = await expireStaleSubmissions(this.segue.sql, config.fal.submitTimeoutMs + 5_000);
+    report.orphansEnded = await this.orphans();
+    report.idempotencyKeysDeleted = await sweepIdempotencyKeys(db, config.http.idempotencyTtlMs);
+    if (report.requeued || report.batchesClosed || report.mediaRequeued || report.orphansEnded || report.submissionsExpired) {
+      logger.info(report, 'reconciled jobs with the database');
+    }
     return report;
+  }
+
+  /**
+   * Requests fal accepted that no run follows any more (canceled, superseded, given up after a
+   * timeout, or whose follower died): ask fal to cancel each (once), and record its end when fal
+   * says it is over, so its slot frees and its transition may submit again.
+   */
+  private async orphans(): Promise<number> {
+    const { sql, logger } = this.segue;
+    const log = logger.child({ component: 'reconciler' });
+    let ended = 0;
+    for (const request of await orphanRequests(sql, ORPHANS_PER_PASS)) {
+      if (await releaseRequest(this.segue, request.requestId!, 'SUPERSEDED', log)) ended += 1;
+    }
+    return ended;
   }
 
   /**
@@ -119,24 +160,27 @@ export class Reconciler {
    * make (a minute after completion).
    */
   private async media(): Promise<number> {
-    const { db, mediaJobs, copyJobs } = this.segue;
+    const { mediaJobs, copyJobs } = this.segue;
+    const { sql } = this.segue;
+    // Plain SQL with the partial indexes' own conditions as literals, so the planner always uses them.
     const [copies, combined, posters] = await Promise.all([
       // Results whose copier died: no change for longer than a copy can take.
-      db.transition.findMany({
-        where: {
-          status: { in: [S.SUBMITTED, S.IN_PROGRESS] },
-          falVideoUrl: { not: null },
-          updatedAt: { lt: new Date(Date.now() - copyGraceMs(this.segue.config)) },
-        },
-        select: { id: true, run: true },
-        take: PAGE,
-      }),
-      db.generatedTransition.findMany({ where: { status: { in: ['QUEUED', 'RUNNING'] } }, select: { id: true }, take: PAGE }),
-      db.transition.findMany({
-        where: { status: S.COMPLETED, videoKey: { not: null }, posterKey: null, completedAt: { lt: new Date(Date.now() - 60_000) } },
-        select: { id: true, run: true },
-        take: PAGE,
-      }),
+      sql.query<{ id: string; run: number }>(
+        `SELECT "id", "run" FROM "Transition"
+         WHERE "status" IN ('SUBMITTED', 'IN_PROGRESS') AND "falVideoUrl" IS NOT NULL AND "updatedAt" < $1
+         LIMIT ${PAGE}`,
+        [new Date(Date.now() - copyGraceMs(this.segue.config)).toISOString()],
+      ),
+      sql.query<{ id: string }>(
+        `SELECT "id" FROM "GeneratedTransition" WHERE status = ANY (ARRAY['QUEUED'::"GeneratedTransitionStatus", 'RUNNING'::"GeneratedTransitionStatus"]) LIMIT ${PAGE}`,
+        [],
+      ),
+      sql.query<{ id: string; run: number }>(
+        `SELECT "id", "run" FROM "Transition"
+         WHERE "status" = 'COMPLETED' AND "posterKey" IS NULL AND "videoKey" IS NOT NULL AND "completedAt" < $1
+         ORDER BY "completedAt" LIMIT ${PAGE}`,
+        [new Date(Date.now() - 60_000).toISOString()],
+      ),
     ]);
     const jobs = [
       ...combined.map((c) => ({ kind: 'combine' as const, generatedTransitionId: c.id })),

@@ -10,8 +10,7 @@ import { mediaProcessor } from './media-jobs.ts';
 import { workerName } from '../domain/queue-stats.ts';
 import { closeRedis, createRedis } from '../redis.ts';
 import type { Segue } from '../runtime.ts';
-import { ABORT_LOCK_LOST, ABORT_SHUTDOWN, GenerationRun } from './generation.ts';
-import { BudgetGuard } from './budget-guard.ts';
+import { ABORT_LOCK_LOST, ABORT_SHUTDOWN, runGeneration } from './generation.ts';
 import { Wakeups } from './wakeups.ts';
 
 export interface RunningWorker {
@@ -32,14 +31,13 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   const connection = createRedis(config.redisUrl, 'worker');
   const subscriber = createRedis(config.redisUrl, 'subscriber');
   const wakeups = new Wakeups(subscriber, segue.topics);
-  const budgets = new BudgetGuard(segue);
   const copier = new Copier(segue, config.worker.copyConcurrency);
   await wakeups.start();
   await segue.jobs.setFalConcurrency(config.fal.concurrency);
 
   const processor = async (job: Job<GenerationJobData>, token?: string, signal?: AbortSignal) => {
     await segue.jobs.fairness.started(job.opts.priority).catch(() => undefined);
-    return new GenerationRun(segue, wakeups, budgets, copier, job, token, signal).execute();
+    return runGeneration(segue, wakeups, copier, job, token, signal);
   };
 
   const worker = new Worker<GenerationJobData>(GENERATION_QUEUE, processor, {

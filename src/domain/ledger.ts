@@ -1,0 +1,330 @@
+import type { Sql } from '../db.ts';
+import type { FalRequest, Transition } from '../generated/prisma/client.ts';
+import { announceCommitted, type StateDeps } from './state-machine.ts';
+
+/**
+ * The ledger of submissions to fal (FalRequest): what Segue may be paying for, and what may be in
+ * flight there. A row is written in the statement that claims a transition, before anything is
+ * sent, so it is at once the FAL_CONCURRENCY slot and the budget reservation, both held in
+ * PostgreSQL where a Redis wipe cannot lose them. From then on a row only moves forward:
+ *
+ *   SUBMITTING → ACCEPTED (fal gave it an id) → ENDED (fal said it is over)
+ *              → UNCERTAIN (the answer was lost: fal may have it; a webhook can still name it)
+ *              → REFUSED (fal refused it) · or the row goes (the submit never went out)
+ *
+ * SUBMITTING and ACCEPTED rows hold a slot; all but REFUSED count against the budget.
+ */
+
+/** One submission: which transition, run and attempt it is for (attempts count from 1 per run). */
+export interface Submission {
+  id: string;
+  transitionId: string;
+  accountId: string;
+  run: number;
+  attempt: number;
+  model: string;
+  costUsd: number;
+}
+
+export type ClaimRefusal = 'previous-open' | 'cap' | 'budget' | 'price-unknown';
+
+/** Why a claim sent nothing: the caller waits (previous-open, cap) or fails the run (budget). */
+export class ClaimRefused extends Error {
+  override name = 'ClaimRefused';
+  constructor(
+    readonly reason: ClaimRefusal,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+export interface ClaimOptions {
+  /** The id the ledger row gets (chosen by the caller, so it can undo a claim whose answer it lost). */
+  submissionId: string;
+  /** FAL_CONCURRENCY: requests in flight at fal across every worker. */
+  cap: number;
+  /** USD per second of video; null when unknown (then a budgeted account cannot be served). */
+  pricePerSecondUsd: number | null;
+  model: string;
+  /** How long a SUBMITTING row can still get its answer (FAL_SUBMIT_TIMEOUT_MS and a margin). */
+  submitAnswerMs: number;
+}
+
+const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
+/** A lock key all claims share: the slot count and the insert that takes a slot happen one at a time. */
+const SLOTS_LOCK = 7_365_686_575;
+/** Rows that hold a slot: in flight at fal, or being submitted (and not so long that no answer can come). */
+const HOLDS_SLOT = `f."state" IN ('SUBMITTING', 'ACCEPTED') AND (f."state" = 'ACCEPTED' OR f."createdAt" > ${UTC_NOW} - $1::int * interval '1 millisecond')`;
+
+type ClaimState = { inFlight: number; previousOpen: boolean; committed: string | null };
+
+/**
+ * QUEUED → SUBMITTED for one submit to fal, with its ledger row (SUBMITTING), if and only if: no
+ * earlier request of this transition may still run at fal, fewer than `cap` submissions are in
+ * flight, and a budgeted account can pay for it (spent + in flight + uncertain + this). Returns
+ * the claimed row, null when the row is not QUEUED in this run (someone else moved it), or throws
+ * ClaimRefused. Concurrent claims from any number of workers serialize on the slot count.
+ */
+export async function claimSubmit(deps: StateDeps, ref: { id: string; run: number }, options: ClaimOptions): Promise<Transition | null> {
+  const row = await deps.sql.transaction(async (tx) => {
+    const [locked] = await tx.query<{ budget: string | null; durationSeconds: number; accountId: string }>(
+      `SELECT a."budgetUsd" AS budget, t."durationSeconds", t."accountId" FROM "Transition" t JOIN "Account" a ON a."id" = t."accountId"
+       WHERE t."id" = $1::uuid AND t."run" = $2 AND t."status" = 'QUEUED' FOR UPDATE OF t`,
+      [ref.id, ref.run],
+    );
+    if (!locked) return null;
+    const budget = locked.budget === null ? null : Number(locked.budget);
+    if (budget !== null && options.pricePerSecondUsd === null) {
+      throw new ClaimRefused(
+        'price-unknown',
+        `The account has a budget, but the price of ${options.model} is unknown: set FAL_PRICE_PER_SECOND.`,
+        { model: options.model },
+      );
+    }
+    const cost = costOf(options.pricePerSecondUsd, locked.durationSeconds);
+    // Budgeted accounts serialize their reservations on the account row.
+    if (budget !== null) await tx.query(`SELECT 1 FROM "Account" WHERE "id" = $1::uuid FOR UPDATE`, [locked.accountId]);
+    await tx.query(`SELECT pg_advisory_xact_lock($1::bigint)`, [SLOTS_LOCK]);
+    // A new statement after the locks: its snapshot sees every claim that committed before ours.
+    const [result] = await tx.query<ClaimState & Partial<Transition>>(
+      `WITH s AS (
+         SELECT (SELECT count(*)::int FROM "FalRequest" f WHERE ${HOLDS_SLOT}) AS "inFlight",
+                EXISTS (SELECT 1 FROM "FalRequest" f WHERE f."transitionId" = $2::uuid AND ${HOLDS_SLOT}) AS "previousOpen",
+                CASE WHEN $3::boolean THEN (SELECT coalesce(sum(f."costUsd"), 0) FROM "FalRequest" f
+                                            WHERE f."accountId" = $4::uuid AND f."state" <> 'REFUSED') END AS committed
+       ), ledger AS (
+         INSERT INTO "FalRequest" ("id", "accountId", "transitionId", "run", "attempt", "model", "costUsd", "state", "createdAt")
+         SELECT $5::uuid, t."accountId", t."id", t."run", t."attempts" + 1, $6, $7::numeric, 'SUBMITTING', ${UTC_NOW}
+         FROM "Transition" t, s
+         WHERE t."id" = $2::uuid AND NOT s."previousOpen" AND s."inFlight" < $8
+           AND (s.committed IS NULL OR s.committed + $7::numeric <= $9::numeric)
+         RETURNING "transitionId"
+       ), claimed AS (
+         UPDATE "Transition" t SET "status" = 'SUBMITTED', "attempts" = t."attempts" + 1, "version" = t."version" + 1,
+           "submittedAt" = ${UTC_NOW}, "updatedAt" = ${UTC_NOW}, "falRequestId" = NULL, "queuePosition" = NULL, "startedAt" = NULL
+         FROM ledger l WHERE t."id" = l."transitionId"
+         RETURNING t.*
+       )
+       SELECT s.*, c.* FROM s LEFT JOIN claimed c ON true`,
+      [options.submitAnswerMs, ref.id, budget !== null, locked.accountId, options.submissionId, options.model, cost, options.cap, budget],
+    );
+    if (!result) return null;
+    if (result.id) {
+      const { inFlight: _inFlight, previousOpen: _previousOpen, committed: _committed, ...claimed } = result;
+      return claimed as Transition;
+    }
+    if (result.previousOpen) throw new ClaimRefused('previous-open', 'An earlier request of this transition may still run at fal.');
+    if (result.inFlight >= options.cap) {
+      throw new ClaimRefused('cap', `${result.inFlight} requests are in flight at fal (FAL_CONCURRENCY ${options.cap}).`, {
+        inFlight: result.inFlight,
+      });
+    }
+    throw new ClaimRefused(
+      'budget',
+      `This would exceed the account's budget of $${budget!.toFixed(2)} (committed $${Number(result.committed).toFixed(2)}, this $${cost.toFixed(2)}).`,
+      { budgetUsd: budget, committedUsd: Number(result.committed), requestedUsd: cost },
+    );
+  });
+  if (row) await announceCommitted(deps, [row], CLAIM_FIELDS);
+  return row;
+}
+
+const costOf = (pricePerSecond: number | null, seconds: number) =>
+  pricePerSecond === null ? 0 : Math.round(pricePerSecond * seconds * 10_000) / 10_000;
+
+const CLAIM_FIELDS = ['status', 'attempts', 'version', 'submittedAt', 'updatedAt', 'falRequestId', 'queuePosition', 'startedAt'] as const;
+
+/**
+ * Undoes a claim whose submit never went out (something failed before it was sent): the ledger
+ * row goes and the transition is QUEUED again, as if the claim had not happened. Returns the row
+ * when it changed; null when the claim never committed, or its submit was already sent.
+ */
+export async function unclaimSubmit(deps: StateDeps, submissionId: string): Promise<Transition | null> {
+  const [row] = await deps.sql.query<Transition>(
+    `WITH f AS (
+       DELETE FROM "FalRequest" WHERE "id" = $1::uuid AND "state" = 'SUBMITTING' AND "requestId" IS NULL RETURNING *
+     )
+     UPDATE "Transition" t SET "status" = 'QUEUED', "attempts" = t."attempts" - 1, "version" = t."version" + 1,
+       "submittedAt" = NULL, "updatedAt" = ${UTC_NOW}
+     FROM f
+     WHERE t."id" = f."transitionId" AND t."run" = f."run" AND t."attempts" = f."attempt" AND t."status" = 'SUBMITTED' AND t."falRequestId" IS NULL
+     RETURNING t.*`,
+    [submissionId],
+  );
+  if (row) await announceCommitted(deps, [row], ['status', 'attempts', 'version', 'submittedAt', 'updatedAt']);
+  return row ?? null;
+}
+
+/**
+ * fal accepted a submission: its request id goes into the ledger whatever became of the run
+ * meanwhile, and onto the transition when the run still waits for it. Returns the transition when
+ * it took the id, null otherwise (then the request belongs to no run: cancel it and follow it).
+ */
+export async function recordAccepted(
+  deps: StateDeps,
+  submission: Submission,
+  requestId: string,
+  queuePosition: number | null,
+): Promise<Transition | null> {
+  const [row] = await deps.sql.query<Transition>(
+    `WITH ledger AS (
+       INSERT INTO "FalRequest" ("id", "requestId", "accountId", "transitionId", "run", "attempt", "model", "costUsd", "state", "createdAt")
+       VALUES ($1::uuid, $2, $3::uuid, $4::uuid, $5, $6, $7, $8::numeric, 'ACCEPTED', ${UTC_NOW})
+       ON CONFLICT ("transitionId", "run", "attempt") DO UPDATE SET "requestId" = EXCLUDED."requestId",
+         "state" = CASE WHEN "FalRequest"."state" = 'ENDED' THEN 'ENDED'::"FalRequestState" ELSE 'ACCEPTED'::"FalRequestState" END
+       RETURNING "id"
+     )
+     UPDATE "Transition" SET "falRequestId" = $2, "queuePosition" = $9, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
+     WHERE "id" = $4::uuid AND "run" = $5 AND "attempts" = $6 AND "status" = 'SUBMITTED' AND "falRequestId" IS NULL
+       AND EXISTS (SELECT 1 FROM ledger)
+     RETURNING *`,
+    [
+      submission.id,
+      requestId,
+      submission.accountId,
+      submission.transitionId,
+      submission.run,
+      submission.attempt,
+      submission.model,
+      submission.costUsd,
+      queuePosition,
+    ],
+  );
+  if (row) await announceCommitted(deps, [row], ['falRequestId', 'queuePosition', 'version', 'updatedAt']);
+  return row ?? null;
+}
+
+/** The submit's answer was lost: fal may have accepted it. It no longer holds a slot. */
+export async function markUncertain(deps: Pick<StateDeps, 'sql'>, submissionId: string) {
+  await deps.sql.query(`UPDATE "FalRequest" SET "state" = 'UNCERTAIN' WHERE "id" = $1::uuid AND "state" = 'SUBMITTING'`, [submissionId]);
+}
+
+/** fal refused the submit (it surely did not accept it): nothing to pay, no slot held. */
+export async function markRefused(deps: Pick<StateDeps, 'sql'>, submissionId: string) {
+  await deps.sql.query(
+    `UPDATE "FalRequest" SET "state" = 'REFUSED', "endedAt" = ${UTC_NOW}
+     WHERE "id" = $1::uuid AND "state" IN ('SUBMITTING', 'UNCERTAIN') AND "requestId" IS NULL`,
+    [submissionId],
+  );
+}
+
+export type RequestOutcome = 'OK' | 'ERROR' | 'CANCELED' | 'LOST';
+
+/** fal said the request is over (its slot frees); the outcome when known, or later. */
+export async function markEnded(deps: Pick<StateDeps, 'sql'>, requestId: string, outcome: RequestOutcome | null) {
+  await deps.sql.query(
+    `UPDATE "FalRequest" SET "state" = 'ENDED', "endedAt" = coalesce("endedAt", ${UTC_NOW}), "outcome" = coalesce($2, "outcome")
+     WHERE "requestId" = $1 AND ("state" <> 'ENDED' OR ("outcome" IS NULL AND $2::text IS NOT NULL))`,
+    [requestId, outcome],
+  );
+}
+
+/**
+ * Notes that Segue asked fal to cancel the request, and why; the first reason stays. Returns the
+ * ledger row (when the cancel was first asked, its reason), or null for an unknown request.
+ */
+export async function noteCancelRequested(deps: Pick<StateDeps, 'sql'>, requestId: string, reason: string) {
+  const [row] = await deps.sql.query<Pick<FalRequest, 'cancelRequestedAt' | 'cancelReason' | 'state'>>(
+    `UPDATE "FalRequest" SET "cancelReason" = coalesce("cancelReason", $2), "cancelRequestedAt" = coalesce("cancelRequestedAt", ${UTC_NOW})
+     WHERE "requestId" = $1 RETURNING "cancelRequestedAt", "cancelReason", "state"`,
+    [requestId, reason],
+  );
+  return row ?? null;
+}
+
+/** The ledger row of a request id. */
+export async function loadRequest(deps: Pick<StateDeps, 'sql'>, requestId: string): Promise<FalRequest | null> {
+  const [row] = await deps.sql.query<FalRequest>(`SELECT * FROM "FalRequest" WHERE "requestId" = $1`, [requestId]);
+  return row ?? null;
+}
+
+/** The ledger row of one attempt of a run. */
+export async function loadSubmission(deps: Pick<StateDeps, 'sql'>, transitionId: string, run: number, attempt: number): Promise<FalRequest | null> {
+  const [row] = await deps.sql.query<FalRequest>(
+    `SELECT * FROM "FalRequest" WHERE "transitionId" = $1::uuid AND "run" = $2 AND "attempt" = $3`,
+    [transitionId, run, attempt],
+  );
+  return row ?? null;
+}
+
+/**
+ * Requests fal accepted that no running transition follows (a run canceled, superseded, or given
+ * up while fal kept it): someone must follow each to its end, so its slot frees and the
+ * transition can submit again. Oldest first, through the index of open rows.
+ */
+export function orphanRequests(sql: Pick<Sql, 'query'>, limit: number): Promise<FalRequest[]> {
+  return sql.query<FalRequest>(
+    `SELECT f.* FROM "FalRequest" f LEFT JOIN "Transition" t ON t."id" = f."transitionId"
+     WHERE f."state" = 'ACCEPTED'
+       AND (t."id" IS NULL OR t."falRequestId" IS DISTINCT FROM f."requestId" OR t."status" NOT IN ('SUBMITTED', 'IN_PROGRESS'))
+     ORDER BY f."createdAt" LIMIT $1`,
+    [limit],
+  );
+}
+
+/** Submissions whose answer can no longer come (their worker died mid-submit): UNCERTAIN, no slot. */
+export async function expireStaleSubmissions(sql: Pick<Sql, 'query'>, submitAnswerMs: number): Promise<number> {
+  const rows = await sql.query(
+    `UPDATE "FalRequest" f SET "state" = 'UNCERTAIN'
+     WHERE f."state" = 'SUBMITTING' AND f."createdAt" <= ${UTC_NOW} - $1::int * interval '1 millisecond'
+     RETURNING 1`,
+    [submitAnswerMs],
+  );
+  return rows.length;
+}
+
+/**
+ * fal has the video of the run holding `requestId`: its URL goes on the row (the copy into
+ * storage follows) and the request is over in the ledger, in one statement. Only a row still
+ * running with that request id and no result yet changes, so a re-delivered result changes nothing.
+ */
+export async function recordResult(deps: StateDeps, requestId: string, videoUrl: string): Promise<Transition | null> {
+  const [row] = await deps.sql.query<Transition>(
+    `WITH ledger AS (
+       UPDATE "FalRequest" SET "state" = 'ENDED', "outcome" = 'OK', "endedAt" = coalesce("endedAt", ${UTC_NOW})
+       WHERE "requestId" = $1 RETURNING 1
+     )
+     UPDATE "Transition" SET "status" = 'IN_PROGRESS', "falVideoUrl" = $2, "startedAt" = coalesce("startedAt", ${UTC_NOW}),
+       "queuePosition" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
+     WHERE "falRequestId" = $1 AND "status" IN ('SUBMITTED', 'IN_PROGRESS') AND "falVideoUrl" IS NULL
+     RETURNING *`,
+    [requestId, videoUrl],
+  );
+  if (row) await announceCommitted(deps, [row], ['status', 'falVideoUrl', 'startedAt', 'queuePosition', 'version', 'updatedAt']);
+  return row ?? null;
+}
+
+/**
+ * A provider callback names the submission it answers (transition, run, attempt, authenticated by
+ * its token) and brings the request id: when that submission has no id yet (its answer was lost,
+ * or is still on its way) the id goes into the ledger, and onto the transition if the run still
+ * waits for exactly that attempt. A request of another run is only recorded, never adopted.
+ */
+export async function adoptRequest(
+  deps: StateDeps,
+  submission: { transitionId: string; run: number; attempt: number },
+  requestId: string,
+): Promise<{ recorded: boolean; row: Transition | null }> {
+  const [result] = await deps.sql.query<{ recorded: boolean } & Partial<Transition>>(
+    `WITH ledger AS (
+       UPDATE "FalRequest" SET "requestId" = $4, "state" = 'ACCEPTED'
+       WHERE "transitionId" = $1::uuid AND "run" = $2 AND "attempt" = $3 AND "requestId" IS NULL
+         AND "state" IN ('SUBMITTING', 'UNCERTAIN')
+       RETURNING 1
+     ), adopted AS (
+       UPDATE "Transition" SET "falRequestId" = $4, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
+       WHERE "id" = $1::uuid AND "run" = $2 AND "attempts" = $3 AND "status" = 'SUBMITTED' AND "falRequestId" IS NULL
+         AND EXISTS (SELECT 1 FROM ledger)
+       RETURNING *
+     )
+     SELECT EXISTS (SELECT 1 FROM ledger) AS recorded, a.* FROM (SELECT 1) one LEFT JOIN adopted a ON true`,
+    [submission.transitionId, submission.run, submission.attempt, requestId],
+  );
+  const recorded = result?.recorded === true;
+  if (!result?.id) return { recorded, row: null };
+  const { recorded: _recorded, ...row } = result;
+  await announceCommitted(deps, [row as Transition], ['falRequestId', 'version', 'updatedAt']);
+  return { recorded, row: row as Transition };
+}

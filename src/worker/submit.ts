@@ -1,0 +1,144 @@
+import { v7 as uuidv7 } from 'uuid';
+import { estimateUsd } from '../domain/costs.ts';
+import { claimSubmit, ClaimRefused, markRefused, markUncertain, recordAccepted, unclaimSubmit, type Submission } from '../domain/ledger.ts';
+import type { Transition } from '../generated/prisma/client.ts';
+import { TransitionStatus as S } from '../generated/prisma/enums.ts';
+import { webhookUrl } from '../providers/fal-webhook.ts';
+import { isProviderError, ProviderError, type GenerationInput } from '../providers/provider.ts';
+import { attemptFailed, finalFailure } from './attempts.ts';
+import { followToEnd, releaseRequest } from './follow.ts';
+import { awaitLostSubmit } from './lost-submit.ts';
+import { checkAbort, loadRow, Park, persist, type RunContext } from './run-context.ts';
+
+const inputOf = (t: Transition): GenerationInput => ({
+  prompt: t.prompt,
+  negativePrompt: t.negativePrompt,
+  frontImageUrl: t.frontImageUrl,
+  tailImageUrl: t.tailImageUrl,
+  durationSeconds: t.durationSeconds,
+  transitionType: t.transitionType,
+});
+
+/** How long a submit can still get its answer: the submit's own timeout, and a margin. */
+export const submitAnswerMs = (ctx: Pick<RunContext, 'segue'>) => ctx.segue.config.fal.submitTimeoutMs + 5_000;
+
+/** A pause before looking again, spread so parked jobs do not all wake at once. */
+const jittered = (ms: number) => Math.round(ms * (0.75 + Math.random() * 0.5));
+
+/**
+ * One submit to fal for a QUEUED row: claim it with its ledger row (the slot and the budget
+ * reservation, atomically), send it exactly once, and record the request id fal returns. Returns
+ * the row to go on with: SUBMITTED with its request id (to track), or as someone else left it.
+ *
+ * Money rules: nothing is sent without a committed claim; a claim whose submit never left is
+ * undone (the row is QUEUED again, as if nothing happened); an id fal returned is stored whatever
+ * happened meanwhile, and a request no run waits for any more is canceled at fal and followed.
+ */
+export async function submitNext(ctx: RunContext): Promise<{ row: Transition | null; justSubmitted: boolean }> {
+  const { segue } = ctx;
+  const { config, metrics, provider } = segue;
+  checkAbort(ctx);
+  const submissionId = uuidv7();
+  let claimed: Transition | null;
+  try {
+    claimed = await claimSubmit(segue, ctx.ref, {
+      submissionId,
+      cap: config.fal.concurrency,
+      pricePerSecondUsd: config.pricePerSecondUsd,
+      model: config.fal.model,
+      submitAnswerMs: submitAnswerMs(ctx),
+    });
+  } catch (error) {
+    if (error instanceof ClaimRefused) return refused(ctx, error);
+    // PostgreSQL failed and the claim may or may not have committed: make sure it did not.
+    await persist(ctx, 'undo a claim', () => unclaimSubmit(segue, submissionId));
+    throw error;
+  }
+  if (!claimed) return { row: await loadRow(ctx), justSubmitted: false };
+
+  const submission: Submission = {
+    id: submissionId,
+    transitionId: claimed.id,
+    accountId: claimed.accountId,
+    run: claimed.run,
+    attempt: claimed.attempts,
+    model: config.fal.model,
+    costUsd: estimateUsd(config.pricePerSecondUsd, claimed.durationSeconds) ?? 0,
+  };
+  // Until the submit leaves, a failure undoes the claim: nothing was sent, nothing is uncertain.
+  let input: GenerationInput;
+  let webhook: string | undefined;
+  try {
+    checkAbort(ctx);
+    input = inputOf(claimed);
+    webhook = webhookUrl(config, { transitionId: claimed.id, run: claimed.run, attempt: claimed.attempts });
+  } catch (error) {
+    await persist(ctx, 'undo a claim', () => unclaimSubmit(segue, submissionId));
+    throw error;
+  }
+
+  const started = performance.now();
+  let answer: { requestId: string; queuePosition: number | null };
+  try {
+    // No abort signal: a submit in flight always runs to its answer, so its id is recorded.
+    answer = await provider.submit(input, { webhookUrl: webhook });
+    metrics.falRequests.inc({ operation: 'submit', outcome: 'ok' });
+  } catch (error) {
+    metrics.falRequests.inc({ operation: 'submit', outcome: 'error' });
+    const failure = toProviderError(error);
+    if (failure.uncertain) {
+      metrics.uncertainSubmits.inc();
+      ctx.log.warn({ err: failure, batchId: claimed.batchId, attempt: claimed.attempts }, 'fal submit outcome unknown');
+      // It holds no slot while Segue waits to learn whether fal took it.
+      await persist(ctx, 'note an uncertain submit', () => markUncertain(segue, submissionId));
+      return { row: await awaitLostSubmit(ctx, claimed, { answerLost: true }), justSubmitted: false };
+    }
+    await persist(ctx, 'note a refused submit', () => markRefused(segue, submissionId));
+    return attemptFailed(ctx, failure);
+  } finally {
+    metrics.falLatency.observe({ operation: 'submit' }, (performance.now() - started) / 1000);
+  }
+
+  const recorded = await persist(ctx, 'record the request id fal returned', () =>
+    recordAccepted(segue, submission, answer.requestId, answer.queuePosition),
+  );
+  const log = ctx.log.child({ batchId: claimed.batchId, falRequestId: answer.requestId, attempt: claimed.attempts });
+  if (recorded) {
+    log.info({ queuePosition: answer.queuePosition }, 'submitted to fal');
+    return { row: recorded, justSubmitted: true };
+  }
+  const now = await loadRow(ctx);
+  if (now?.falRequestId === answer.requestId) return { row: now, justSubmitted: true }; // a webhook recorded it first
+  // Canceled or superseded while the submit was on its way: nobody waits for this request. Stop
+  // it (a queued one stops; a running one may bill anyway) and follow it to its end.
+  const reason = now?.run === claimed.run && now.status === S.CANCELED ? 'CANCELED' : 'SUPERSEDED';
+  log.info({ reason }, 'fal accepted a submit no run waits for any more; canceling it there');
+  if (!(await releaseRequest(segue, answer.requestId, reason, log))) {
+    await followToEnd(segue, answer.requestId, Date.now() + config.fal.cancelGraceMs, log, ctx.signal);
+  }
+  return { row: now, justSubmitted: false };
+}
+
+/** A claim that sent nothing: wait for a slot or an earlier request, or end the run. */
+async function refused(ctx: RunContext, refusal: ClaimRefused): Promise<never> {
+  const { config, jobs } = ctx.segue;
+  switch (refusal.reason) {
+    case 'cap':
+      // PostgreSQL counts the cap's worth in flight, so Redis let this job run past a cap it no
+      // longer holds (a wipe, a failover): put it back before waiting for a slot.
+      await jobs.setFalConcurrency(config.fal.concurrency).catch((err) => ctx.log.warn({ err }, 'could not restore FAL_CONCURRENCY'));
+      ctx.log.info({ inFlight: refusal.details.inFlight }, 'no fal slot free; waiting');
+      throw new Park(jittered(config.fal.pollIntervalMs), refusal.message);
+    case 'previous-open':
+      ctx.log.info('an earlier request of this transition may still run at fal; waiting for it to end');
+      throw new Park(jittered(config.fal.pollMaxIntervalMs), refusal.message);
+    case 'budget':
+    case 'price-unknown':
+      return attemptFailed(ctx, finalFailure('BUDGET_EXCEEDED', refusal.message));
+  }
+}
+
+const toProviderError = (error: unknown): ProviderError =>
+  isProviderError(error)
+    ? error
+    : new ProviderError('FAL_NETWORK', error instanceof Error ? error.message : String(error), { retryable: true });

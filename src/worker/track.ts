@@ -1,0 +1,237 @@
+import { markEnded, noteCancelRequested, recordResult } from '../domain/ledger.ts';
+import type { Transition } from '../generated/prisma/client.ts';
+import { TransitionStatus as S, type TransitionStatus } from '../generated/prisma/enums.ts';
+import type { Logger } from '../logger.ts';
+import { isProviderError, type ProviderError, type ProviderErrorCode, type RequestState } from '../providers/provider.ts';
+import { attemptFailed, finalFailure } from './attempts.ts';
+import { awaitsCopy } from './copy-jobs.ts';
+import { followToEnd, releaseRequest } from './follow.ts';
+import { changeRow, checkAbort, loadRow, pause, type RunContext } from './run-context.ts';
+
+/** What `track` returns once the result is handed to the copier: this job is done. */
+export const COPYING = Symbol('copying');
+
+const isRunning = (status: TransitionStatus) => status === S.SUBMITTED || status === S.IN_PROGRESS;
+
+/** A cancel Segue asked of fal for this request: when, and the code the run fails with if fal stops it. */
+interface CancelAsked {
+  at: number;
+  code: Extract<ProviderErrorCode, 'FAL_TIMEOUT' | 'FAL_QUEUE_TIMEOUT'>;
+}
+
+/**
+ * Follows the run's fal request until it ends: polls its status (backing off, waking early when
+ * the row changes elsewhere: a webhook, a cancel), and once fal has finished, reads the result and
+ * hands the video to the copier. The request is the run's until fal says it ended, so nothing is
+ * submitted again meanwhile:
+ * - time IN_PROGRESS counts against FAL_TIMEOUT_MS, time IN_QUEUE against FAL_QUEUE_TIMEOUT_MS;
+ *   past either, the request is canceled at fal and still followed: if fal runs it to the end
+ *   anyway (it is paid for), its video is used; if fal stops it, the run fails with the timeout;
+ * - a failed status or result call is only the call's: asked again, spending no attempt;
+ * - the run ended elsewhere (canceled, superseded): the request is still followed to its end.
+ */
+export async function track(ctx: RunContext, start: Transition, justSubmitted: boolean): Promise<Transition | null | typeof COPYING> {
+  const { config, metrics } = ctx.segue;
+  let row = start;
+  const requestId = row.falRequestId!;
+  const log = ctx.log.child({ batchId: row.batchId, falRequestId: requestId });
+  // With webhooks fal tells us when it is done; polling is only the fallback, at the slow end.
+  const firstInterval = config.publicUrl ? config.fal.pollMaxIntervalMs : config.fal.pollIntervalMs;
+  let interval = firstInterval;
+  // Right after a submit fal has just said where the request stands: wait before asking again.
+  let nextPollAt = justSubmitted ? Date.now() + interval : 0;
+  let cancel: CancelAsked | null = null;
+  metrics.tracking.inc();
+  try {
+    for (;;) {
+      checkAbort(ctx);
+      // A result is known (a webhook brought it, or a run before a crash): store it.
+      if (row.falVideoUrl) return store(ctx, row, log);
+      const limit = limitOf(ctx, row);
+      if (!cancel && limit && Date.now() >= limit.at) cancel = await cancelOverrun(ctx, requestId, limit, log);
+      if (cancel && Date.now() >= cancel.at + config.fal.cancelGraceMs) {
+        // fal neither stopped nor finished it: the run gives up; the ledger keeps the request open
+        // and the reconciler follows it to its end (this transition submits nothing meanwhile).
+        log.warn('fal has not ended a canceled request; the run gives up on it');
+        return attemptFailed(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code, true)), log);
+      }
+      const wakeAt = Math.min(nextPollAt, limit && !cancel ? limit.at : Infinity, cancel ? cancel.at + config.fal.cancelGraceMs : Infinity);
+      if (Date.now() < wakeAt) {
+        const woke = await ctx.watch.sleep(wakeAt - Date.now(), row.version, ctx.signal);
+        if (typeof woke === 'object') {
+          const fresh = await loadRow(ctx);
+          if (!fresh || fresh.run !== row.run || fresh.falRequestId !== requestId || !isRunning(fresh.status)) {
+            // Ended elsewhere (canceled, completed by a webhook and stored, superseded): whatever
+            // it ended as, the request is followed until fal ends it too.
+            return afterRunEnded(ctx, requestId, cancel !== null, log, fresh);
+          }
+          row = fresh;
+        }
+        continue;
+      }
+      let state: RequestState;
+      const polled = performance.now();
+      try {
+        state = await ctx.segue.provider.status(requestId, ctx.signal ? { signal: ctx.signal } : {});
+      } catch (error) {
+        const failure = asProviderError(error);
+        if (failure.requestOver) {
+          // fal no longer knows the request: nothing runs there, the attempt is over.
+          await markEnded(ctx.segue, requestId, 'LOST');
+          return attemptFailed(ctx, failure, log);
+        }
+        metrics.falErrors.inc({ code: failure.code });
+        log.warn({ err: failure }, 'fal status call failed; tracking continues');
+        nextPollAt = Date.now() + Math.max(failure.options.retryAfterMs ?? 0, interval);
+        interval = Math.min(Math.round(interval * 1.5), config.fal.pollMaxIntervalMs);
+        continue;
+      } finally {
+        metrics.falLatency.observe({ operation: 'status' }, (performance.now() - polled) / 1000);
+      }
+      const guard = { falRequestId: requestId };
+      let changed: Transition | null = row;
+      if (state.state === 'IN_QUEUE' && row.status === S.SUBMITTED && state.queuePosition !== row.queuePosition) {
+        changed = await changeRow(ctx, S.SUBMITTED, { queuePosition: state.queuePosition }, { ...guard, from: [S.SUBMITTED] });
+      } else if (state.state === 'IN_PROGRESS' && row.status === S.SUBMITTED) {
+        changed = await changeRow(ctx, S.IN_PROGRESS, { startedAt: 'now-if-null', queuePosition: null }, guard);
+        if (changed) log.info('in progress at fal');
+        interval = firstInterval;
+      } else if (state.state === 'COMPLETED') {
+        return finish(ctx, row, state, cancel, log);
+      }
+      if (!changed) return afterRunEnded(ctx, requestId, cancel !== null, log, await loadRow(ctx));
+      row = changed;
+      nextPollAt = Date.now() + interval;
+      interval = Math.min(Math.round(interval * 1.5), config.fal.pollMaxIntervalMs);
+    }
+  } finally {
+    metrics.tracking.dec();
+  }
+}
+
+/** The limit the request's current phase runs against: its queue wait, or its run time. */
+function limitOf(ctx: RunContext, row: Transition): Omit<CancelAsked, 'at'> & { at: number } | null {
+  const { fal } = ctx.segue.config;
+  if (row.status === S.IN_PROGRESS) {
+    return { at: (row.startedAt ?? row.updatedAt).getTime() + fal.timeoutMs, code: 'FAL_TIMEOUT' };
+  }
+  if (fal.queueTimeoutMs === null) return null;
+  return { at: (row.submittedAt ?? row.updatedAt).getTime() + fal.queueTimeoutMs, code: 'FAL_QUEUE_TIMEOUT' };
+}
+
+const timeoutMessage = (ctx: RunContext, code: CancelAsked['code'], gaveUp = false) => {
+  const { fal } = ctx.segue.config;
+  const what =
+    code === 'FAL_TIMEOUT'
+      ? `still running at fal after ${fal.timeoutMs} ms (FAL_TIMEOUT_MS)`
+      : `still waiting in fal's queue after ${fal.queueTimeoutMs} ms (FAL_QUEUE_TIMEOUT_MS)`;
+  return gaveUp
+    ? `The request was ${what}; it was canceled at fal, which had not ended it ${fal.cancelGraceMs} ms later.`
+    : `The request was ${what} and was canceled at fal.`;
+};
+
+/** Past its limit: cancel at fal (once, noted in the ledger so a restart knows) and keep following. */
+async function cancelOverrun(ctx: RunContext, requestId: string, limit: { code: CancelAsked['code'] }, log: Logger): Promise<CancelAsked> {
+  const noted = await noteCancelRequested(ctx.segue, requestId, limit.code);
+  const at = noted?.cancelRequestedAt?.getTime() ?? Date.now();
+  const code = (noted?.cancelReason as CancelAsked['code'] | null) ?? limit.code;
+  log.warn({ code }, 'request over its time limit; canceling it at fal and following it to its end');
+  await ctx.segue.provider.cancel(requestId, ctx.signal ? { signal: ctx.signal } : {}).catch((err) =>
+    log.warn({ err }, 'cancel at fal failed; following the request anyway'),
+  );
+  return { at, code };
+}
+
+/**
+ * fal has finished the request: its slot is free, whatever the result says. Reads the result
+ * (a failed read is only the read's: tried again, never a new submit) and either hands the video
+ * to the copier, or ends the attempt with fal's own error for the request.
+ */
+async function finish(
+  ctx: RunContext,
+  row: Transition,
+  state: Extract<RequestState, { state: 'COMPLETED' }>,
+  cancel: CancelAsked | null,
+  log: Logger,
+): Promise<Transition | null | typeof COPYING> {
+  const { config, metrics, provider } = ctx.segue;
+  const requestId = row.falRequestId!;
+  const giveUpAt = Date.now() + config.fal.resultTimeoutMs;
+  let endedNoted = false;
+  for (let delay = config.fal.pollIntervalMs; ; delay = Math.min(delay * 2, config.fal.pollMaxIntervalMs)) {
+    checkAbort(ctx);
+    try {
+      const result = await provider.result(requestId, ctx.signal ? { signal: ctx.signal } : {});
+      // Where the video is, on the row and in the ledger at once: a crash before it is stored loses nothing.
+      const recorded = await recordResult(ctx.segue, requestId, result.videoUrl);
+      return store(ctx, recorded ?? (await loadRow(ctx)), log);
+    } catch (error) {
+      const failure = asProviderError(error);
+      if (failure.requestOver) {
+        await markEnded(ctx.segue, requestId, cancel ? 'CANCELED' : 'ERROR');
+        await provider.forget?.(requestId).catch(() => undefined);
+        // fal stopped it after Segue's cancel: the run ends with the limit it overran.
+        if (cancel) return attemptFailed(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code)), log);
+        return attemptFailed(ctx, failure, log);
+      }
+      if (!endedNoted) {
+        // fal is done with it: the slot frees now, and a cancel would throw away a paid video.
+        await markEnded(ctx.segue, requestId, state.failed ? 'ERROR' : null);
+        endedNoted = true;
+      }
+      metrics.falErrors.inc({ code: failure.code });
+      if (Date.now() + delay > giveUpAt) {
+        return attemptFailed(
+          ctx,
+          finalFailure(
+            'FAL_RESULT_UNAVAILABLE',
+            `fal finished the request but its result could not be read for ${config.fal.resultTimeoutMs} ms: ${failure.message}`,
+          ),
+          log,
+        );
+      }
+      log.warn({ err: failure }, 'reading the result from fal failed; trying again (no new submit)');
+      await pause(Math.max(delay, failure.options.retryAfterMs ?? 0), ctx.signal);
+    }
+  }
+}
+
+/**
+ * The run ended elsewhere, or moved on, while its request may still run at fal: follow the
+ * request until fal ends it (bounded; the reconciler follows what is left), then say how the
+ * row stands.
+ */
+async function afterRunEnded(
+  ctx: RunContext,
+  requestId: string,
+  cancelAsked: boolean,
+  log: Logger,
+  row: Transition | null,
+): Promise<Transition | null | typeof COPYING> {
+  if (awaitsCopyNow(row, ctx.ref.run)) return store(ctx, row, log);
+  if (row && row.falRequestId === requestId && row.status === S.COMPLETED) return row;
+  const { config } = ctx.segue;
+  // A user's cancel already asked fal (and noted why); anything else moved on without asking.
+  const ended = !cancelAsked && row?.status !== S.CANCELED ? await releaseRequest(ctx.segue, requestId, 'SUPERSEDED', log) : false;
+  if (!ended) await followToEnd(ctx.segue, requestId, Date.now() + config.fal.cancelGraceMs, log, ctx.signal);
+  return row;
+}
+
+/**
+ * The provider has the video: the fal request is over. This worker's Copier stores it and
+ * completes the transition, and this job ends, so its FAL_CONCURRENCY slot goes to the next
+ * submit now rather than after the download.
+ */
+async function store(ctx: RunContext, row: Transition | null, log: Logger): Promise<Transition | null | typeof COPYING> {
+  if (!awaitsCopy(row, ctx.ref.run)) return row;
+  await ctx.copier.start(row, log);
+  return COPYING;
+}
+
+/** awaitsCopy as a plain test: a false answer says nothing about the row's type. */
+const awaitsCopyNow = (row: Transition | null, run: number): boolean => awaitsCopy(row, run);
+
+const asProviderError = (error: unknown): ProviderError => {
+  if (isProviderError(error)) return error;
+  throw error;
+};
