@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { createAndGenerate } from '../src/domain/generation.ts';
+import { transitionInputs } from './helpers/fixtures.ts';
+import { startPipeline } from './helpers/pipeline.ts';
+
+/**
+ * A request fal has finished is never paid again: a failed read of its result is only the read's
+ * failure, tried again (backing off, spending no attempt), never a reason to submit anew.
+ */
+describe("a finished request's result", () => {
+  it('with 30% of result reads answering 5xx, every transition completes with exactly one submission', { timeout: 90_000 }, async () => {
+    const p = await startPipeline({ emulator: { latencyMs: 100 }, env: { FAL_CONCURRENCY: '10' }, inlineWorkers: 1 });
+    try {
+      p.emulator.inject({ on: 'result', status: 500, rate: 0.3 });
+      p.emulator.inject({ on: 'result', status: 503, rate: 0.05 });
+      const account = await p.account();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(20) });
+      const rows = await p.settled(batch!.id, 60_000);
+      expect(rows.filter((r) => r.status === 'COMPLETED')).toHaveLength(20);
+      expect(rows.every((r) => r.attempts === 1)).toBe(true);
+      const c = p.emulator.counters();
+      expect(c).toMatchObject({ submitted: 20, duplicateInputs: 0 });
+      // The faults did fire: more result reads than results.
+      expect(c.resultCalls).toBeGreaterThan(20);
+      expect(await p.app.segue.db.falRequest.count({ where: { accountId: account.id, state: 'ENDED', outcome: 'OK' } })).toBe(20);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it("a job error fal reports for the request itself (the same answer twice) ends the attempt, and the retry submits anew", { timeout: 60_000 }, async () => {
+    const p = await startPipeline({ emulator: { latencyMs: 100 }, inlineWorkers: 1 });
+    try {
+      const account = await p.account();
+      const [input] = transitionInputs(1);
+      p.emulator.inject({ on: 'job', error: 'server', times: 1, promptIncludes: input!.prompt });
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [input] });
+      const [row] = await p.settled(batch!.id, 30_000);
+      expect(row).toMatchObject({ status: 'COMPLETED', attempts: 2 });
+      const ledger = await p.app.segue.db.falRequest.findMany({ where: { transitionId: row!.id }, orderBy: { attempt: 'asc' } });
+      expect(ledger.map((f) => [f.attempt, f.state, f.outcome])).toEqual([
+        [1, 'ENDED', 'ERROR'],
+        [2, 'ENDED', 'OK'],
+      ]);
+    } finally {
+      await p.close();
+    }
+  });
+});

@@ -1,0 +1,81 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createAndGenerate } from '../src/domain/generation.ts';
+import { transitionInputs } from './helpers/fixtures.ts';
+import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+
+/**
+ * fal keeps running (and billing) a request that is IN_PROGRESS when it is asked to cancel, so a
+ * timeout must never lead to a second submit while the first may still run: the request is
+ * canceled and followed until fal says it ended, and its video is used when it comes.
+ */
+let p: Pipeline | undefined;
+afterEach(async () => {
+  await p?.close();
+  p = undefined;
+});
+
+const promptOf = (input: unknown) => (input as { prompt: string }).prompt;
+
+describe('time limits at fal', () => {
+  it('a request past FAL_TIMEOUT_MS that fal keeps running is submitted once and completes with its own video', { timeout: 60_000 }, async () => {
+    p = await startPipeline({
+      // fal does not honour a cancel of a running request (Kling runs to the end, billed).
+      emulator: { latencyMs: 8_000, cancelRunning: 'complete' },
+      env: { FAL_TIMEOUT_MS: '3000', FAL_CONCURRENCY: '4' },
+      inlineWorkers: 1,
+    });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(4) });
+    const rows = await p.settled(batch!.id, 40_000);
+
+    const c = p.emulator.counters();
+    expect(c).toMatchObject({ submitted: 4, duplicateInputs: 0, succeeded: 4 });
+    // Each was canceled at fal once it overran, and followed to its end anyway.
+    expect(c.cancelCalls).toBeGreaterThanOrEqual(4);
+    const requests = p.emulator.requests();
+    for (const row of rows) {
+      expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+      const request = requests.find((r) => r.requestId === row.falRequestId)!;
+      expect(promptOf(request.input)).toBe(row.prompt);
+      expect(row.falVideoUrl).toContain(request.requestId);
+    }
+    const ledger = await p.app.segue.db.falRequest.findMany({ where: { accountId: account.id } });
+    expect(ledger).toHaveLength(4);
+    expect(ledger.every((f) => f.state === 'ENDED' && f.outcome === 'OK' && f.cancelReason === 'FAL_TIMEOUT')).toBe(true);
+  });
+
+  it('a request past FAL_TIMEOUT_MS that fal does stop fails FAL_TIMEOUT, and is not submitted again', { timeout: 60_000 }, async () => {
+    p = await startPipeline({
+      emulator: { latencyMs: 8_000, cancelRunning: 'stop' },
+      env: { FAL_TIMEOUT_MS: '2000' },
+      inlineWorkers: 1,
+    });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(2) });
+    const rows = await p.settled(batch!.id, 30_000);
+    for (const row of rows) expect(row).toMatchObject({ status: 'FAILED', errorCode: 'FAL_TIMEOUT', attempts: 1 });
+    expect(p.emulator.counters()).toMatchObject({ submitted: 2, canceled: 2, duplicateInputs: 0 });
+  });
+
+  it('a request still waiting in fal’s queue past FAL_QUEUE_TIMEOUT_MS is canceled there and fails FAL_QUEUE_TIMEOUT; time queued is not run time', { timeout: 60_000 }, async () => {
+    p = await startPipeline({
+      // One runner at fal: the second request waits IN_QUEUE behind the first.
+      emulator: { latencyMs: 4_000, capacity: 1 },
+      env: { FAL_QUEUE_TIMEOUT_MS: '1500', FAL_TIMEOUT_MS: '6000', FAL_CONCURRENCY: '2' },
+      inlineWorkers: 1,
+    });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(2) });
+    const rows = await p.settled(batch!.id, 30_000);
+    const completed = rows.filter((r) => r.status === 'COMPLETED');
+    const timedOut = rows.filter((r) => r.errorCode === 'FAL_QUEUE_TIMEOUT');
+    expect(completed).toHaveLength(1);
+    expect(timedOut).toHaveLength(1);
+    expect(timedOut[0]).toMatchObject({ status: 'FAILED', attempts: 1 });
+    // The queued one never ran at fal; the one that ran 4 s was within its 6 s run time.
+    const queued = p.emulator.requests().find((r) => r.requestId === timedOut[0]!.falRequestId)!;
+    expect(queued).toMatchObject({ outcome: 'canceled' });
+    expect(queued.startedAt).toBeUndefined();
+    expect(p.emulator.counters()).toMatchObject({ submitted: 2, duplicateInputs: 0 });
+  });
+});
