@@ -86,6 +86,7 @@ export function useGraphiQLPolicy(): Plugin {
       const nonce = nonces.get(request);
       if (!nonce) return;
       response.headers.set('content-security-policy', graphiqlPolicy(nonce));
+      response.headers.delete('content-type'); // Yoga wrote `Content-Type`; set() would add a second one
       response.headers.set('content-type', 'text/html; charset=utf-8');
       // Each page has its own nonce: never reuse one from a cache.
       response.headers.set('cache-control', 'no-store');
