@@ -57,19 +57,25 @@
   };
 
   // GraphiQL reads the schema once, as the page opens; where introspection needs a key, that is
-  // before one is in the headers. Read it again when the headers change to other valid JSON.
-  var schemaHeaders = null;
+  // before one is in the headers. Read it again when a tab's headers carry a new Authorization
+  // (not on every tab switch, and not for a tab without a key, which would lose the docs).
+  var schemaAuthorization = null;
   var refetch = null;
-  options.onEditHeaders = function (headers) {
+  options.onEditHeaders = function (text) {
     clearTimeout(refetch);
     refetch = setTimeout(function () {
+      var headers;
       try {
-        JSON.parse(headers || '{}');
+        headers = JSON.parse(text || '{}');
       } catch (_error) {
         return; // still being typed
       }
-      if (headers === schemaHeaders) return;
-      schemaHeaders = headers;
+      var authorization = null;
+      Object.keys(headers || {}).forEach(function (name) {
+        if (name.toLowerCase() === 'authorization') authorization = String(headers[name]);
+      });
+      if (!authorization || authorization === schemaAuthorization) return;
+      schemaAuthorization = authorization;
       var button = document.querySelector('button[aria-label^="Re-fetch GraphQL schema"]');
       if (button) button.click();
     }, 400);
