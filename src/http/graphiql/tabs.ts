@@ -4,9 +4,10 @@ export interface GraphiQLTab {
   variables: string;
 }
 
-const KEY_HELP = `# Your API key goes in the Headers editor below (in each tab):
+// Lines short enough for the editor's width on a laptop screen.
+const KEY_HELP = `# Your API key goes in Headers (below), per tab:
 #   {"Authorization": "Bearer sg_..."}
-# No key yet? npm run cli -- accounts create "My studio"`;
+# No key? npm run cli -- accounts create Studio`;
 
 /**
  * GraphiQL's opening tabs: a query, a mutation that starts a video from the sample images Segue
@@ -16,7 +17,7 @@ export function defaultTabs(origin: string): GraphiQLTab[] {
   return [
     {
       query: `${KEY_HELP}
-# Run with Ctrl-Enter (or the play button). The book icon opens the docs.
+# Ctrl-Enter runs it; the book icon opens docs.
 query Recent {
   viewer {
     name
@@ -24,7 +25,10 @@ query Recent {
   }
   transitions(first: 10) {
     edges {
-      node { id status prompt videoUrl error { code message } }
+      node {
+        id status prompt videoUrl
+        error { code message }
+      }
     }
   }
 }
@@ -33,9 +37,10 @@ query Recent {
     },
     {
       query: `${KEY_HELP}
-# Creates a transition from the two sample images and starts generating it
-# (with FAL_KEY set, fal fetches the images itself: use URLs it can reach).
-# Copy its id into the Follow tab's variables to watch it live.
+# A video from Segue's two sample images (with
+# FAL_KEY set, fal fetches them: use URLs that
+# it can reach). Put the new id in Follow's
+# variables to watch it live.
 mutation Create($input: CreateTransitionsInput!) {
   createTransitions(input: $input) {
     transitions { id status estimatedCost }
@@ -64,14 +69,14 @@ mutation Create($input: CreateTransitionsInput!) {
     },
     {
       query: `${KEY_HELP}
-# Live progress over GraphQL over SSE, with this tab's headers.
-# With an id (e.g. from Create) it starts with the transition as it is now, then
-# sends every change until you stop it; with "id": null, every change to any of
-# your transitions, as it happens.
+# Live progress (SSE, with this tab's headers).
+# "id": null: each change to your transitions.
+# An id (from Create): that transition as it is
+# now, then each change. The square stops it.
 subscription Follow($id: ID) {
   transitionUpdated(id: $id) {
-    id status version queuePosition attempts videoUrl
-    error { code message }
+    id status version queuePosition attempts
+    videoUrl error { code message }
   }
 }
 `,
