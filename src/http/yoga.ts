@@ -13,8 +13,8 @@ import {
 import { createContext, type Context } from '../graphql/context.ts';
 import { maskError, yogaLogger } from '../graphql/errors.ts';
 import { schema } from '../graphql/schema.ts';
-import { graphiqlOptions, renderGraphiQLPage, useGraphiQLPolicy } from './graphiql/page.ts';
 import type { Segue } from '../runtime.ts';
+import { graphiqlOptions, renderGraphiQLPage, useGraphiQLPolicy } from './graphiql/page.ts';
 
 export type ServerContext = {
   req: IncomingMessage;
