@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, hasChromium, launchChromium } from './e2e/chromium.ts';
 import { ensureConsoleBuilt } from './e2e/console-build.ts';
 import { startImageHost, type ImageHost } from './e2e/images.ts';
 import { E2eGeneratedTransitions } from './e2e/operations.ts';
@@ -13,8 +14,6 @@ import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
  * The web console end to end: the built app served by the real API at `/`, driven in Debian's
  * Chromium, against a real worker and the fal emulator. CI installs /usr/bin/chromium.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`e2e-console skipped: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
 
 const ARTIFACTS = new URL('./artifacts/', import.meta.url).pathname;
@@ -30,20 +29,7 @@ beforeAll(async () => {
   [p, images, browser] = await Promise.all([
     startPipeline({ emulator: { latencyMs: 1500 }, inlineWorkers: 1 }),
     startImageHost(),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--autoplay-policy=no-user-gesture-required',
-      ],
-    }),
+    launchChromium(),
   ]);
 }, 120_000);
 

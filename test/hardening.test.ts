@@ -9,7 +9,6 @@ beforeAll(async () => {
   app = await startTestApp({
     RATE_LIMIT_MUTATIONS_PER_MINUTE: '3',
     CORS_ORIGINS: 'https://studio.example.com',
-    INTROSPECTION: 'false',
     GRAPHQL_MAX_DEPTH: '6',
     GRAPHQL_MAX_ALIASES: '5',
     MAX_BODY_BYTES: '65536',
@@ -54,13 +53,6 @@ describe('hardening', () => {
 
     const huge = await post(JSON.stringify({ query: '{ viewer { id } }', padding: 'x'.repeat(100_000) }));
     expect(huge.status).toBe(413);
-  });
-
-  it('turns introspection off when asked (INTROSPECTION=false)', async () => {
-    const res = await post(JSON.stringify({ query: '{ __schema { types { name } } }' }));
-    const body = (await res.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
-    expect(body.errors[0]!.extensions.code).toBe('BAD_USER_INPUT');
-    expect(body.errors[0]!.message).toMatch(/introspection/i);
   });
 
   it('answers CORS preflights for the configured origins only', async () => {

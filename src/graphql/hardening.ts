@@ -1,5 +1,13 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { GraphQLError, Kind, NoSchemaIntrospectionCustomRule, type DocumentNode, type OperationDefinitionNode } from 'graphql';
+import {
+  GraphQLError,
+  Kind,
+  NoSchemaIntrospectionCustomRule,
+  validate,
+  type DocumentNode,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+} from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
 import type { Metrics } from '../metrics.ts';
@@ -18,12 +26,46 @@ export function useQueryLimits(config: Config): Plugin {
   }) as Plugin;
 }
 
-/** Introspection off (INTROSPECTION=false, the production default): the schema is not served. */
-export function useIntrospectionSwitch(enabled: boolean): Plugin {
-  if (enabled) return {};
+/**
+ * Who may read the schema through introspection (`__schema`, `__type`):
+ * - INTROSPECTION=true (the default outside production): anyone, as GraphQL tools expect;
+ * - INTROSPECTION=false with GraphiQL on (`forAccounts`): callers with a valid API key only, so
+ *   GraphiQL's docs and autocompletion work once a key is in its headers; anonymous callers never;
+ * - both off: nobody (checked while validating, before anything runs).
+ * The key is only known once the context is built (after validation), so the middle case is
+ * checked just before execution, with the same rule; its message says how to send a key.
+ */
+export function useIntrospectionSwitch(options: { enabled: boolean; forAccounts: boolean }): Plugin<Context> {
+  if (options.enabled) return {};
+  if (!options.forAccounts) {
+    return {
+      onValidate({ addValidationRule }) {
+        addValidationRule(NoSchemaIntrospectionCustomRule);
+      },
+    };
+  }
+  const check = (args: { schema: GraphQLSchema; document: DocumentNode; contextValue: Context }) => {
+    if (args.contextValue.account) return null;
+    const [first] = validate(args.schema, args.document, [NoSchemaIntrospectionCustomRule]);
+    if (!first) return null;
+    // One error, not one per introspection field the rule flags (GraphiQL's query has dozens).
+    return {
+      errors: [
+        new GraphQLError(
+          'GraphQL introspection needs an API key here: send the header {"Authorization": "Bearer sg_..."}.',
+          { nodes: first.nodes, extensions: { code: 'BAD_USER_INPUT' } },
+        ),
+      ],
+    };
+  };
   return {
-    onValidate({ addValidationRule }) {
-      addValidationRule(NoSchemaIntrospectionCustomRule);
+    onExecute({ args, setResultAndStopExecution }) {
+      const result = check(args);
+      if (result) setResultAndStopExecution(result);
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      const result = check(args);
+      if (result) setResultAndStopExecution(result);
     },
   };
 }

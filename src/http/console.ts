@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
+import { CONSOLE_POLICY } from './csp.ts';
 import { staticFiles } from './static-files.ts';
 
 /** The web console's build (npm run build:web), served at `/`. */
@@ -9,6 +10,7 @@ export function consoleHandler() {
   const serve = staticFiles(CONSOLE_DIR, '/', {
     fallback: 'index.html',
     immutable: (path) => path.startsWith('assets/'),
+    headers: { 'content-security-policy': CONSOLE_POLICY },
   });
   return {
     available: () => existsSync(`${CONSOLE_DIR}index.html`),

@@ -5,6 +5,7 @@ import { WEBHOOK_PATH } from '../providers/fal-webhook.ts';
 import type { Segue } from '../runtime.ts';
 import { ADMIN_PATH, adminHandler } from './admin.ts';
 import { consoleHandler } from './console.ts';
+import { GRAPHIQL_ASSETS_PATH, serveGraphiQLAsset } from './graphiql/assets.ts';
 import { staticFiles } from './static-files.ts';
 import { fileURLToPath } from 'node:url';
 import { opsHandlers } from './ops.ts';
@@ -26,6 +27,7 @@ const json = (res: ServerResponse, status: number, body: unknown, headers: Recor
 
 /** The route label for metrics: a fixed, small set (never the raw path). */
 function routeOf(path: string): string {
+  if (path.startsWith(GRAPHIQL_ASSETS_PATH)) return 'graphiql';
   if (path === '/graphql' || path.startsWith('/graphql/')) return 'graphql';
   if (path === WEBHOOK_PATH) return 'webhook';
   if (path.startsWith(ADMIN_PATH)) return 'admin';
@@ -61,6 +63,10 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const samples = staticFiles(SAMPLES_DIR, '/samples/');
 
   async function route(req: IncomingMessage, res: ServerResponse, path: string) {
+    if (segue.config.graphiql && path.startsWith(GRAPHIQL_ASSETS_PATH)) {
+      if (await serveGraphiQLAsset(req, res, path)) return;
+      return json(res, 404, { error: 'not found' });
+    }
     if (path === '/graphql' || path.startsWith('/graphql/')) {
       // Bodies are capped before anything reads them; a body without a length is refused.
       if (req.method === 'POST') {

@@ -14,6 +14,7 @@ import { createContext, type Context } from '../graphql/context.ts';
 import { maskError, yogaLogger } from '../graphql/errors.ts';
 import { schema } from '../graphql/schema.ts';
 import type { Segue } from '../runtime.ts';
+import { graphiqlOptions, renderGraphiQLPage, useGraphiQLPolicy } from './graphiql/page.ts';
 
 export type ServerContext = {
   req: IncomingMessage;
@@ -28,19 +29,19 @@ export function createYogaServer(segue: Segue, subscriptions: SubscriptionLimits
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
-    graphiql: segue.config.graphiql
-      ? { title: 'Segue GraphQL', defaultQuery: GRAPHIQL_QUERY, subscriptionsProtocol: 'WS' }
-      : false,
+    graphiql: segue.config.graphiql ? graphiqlOptions(segue.config) : false,
+    renderGraphiQL: renderGraphiQLPage,
     landingPage: false,
     logging: yogaLogger(segue.logger.child({ component: 'graphql' })),
     maskedErrors: { maskError: (error) => maskError(error) },
     plugins: [
       useValidationErrorCode(),
       useQueryLimits(segue.config),
-      useIntrospectionSwitch(http.introspection),
+      useIntrospectionSwitch({ enabled: http.introspection, forAccounts: segue.config.graphiql }),
       useAuthentication(),
       useMutationRateLimit(limiter),
       useOperationMetrics(segue.metrics),
+      useGraphiQLPolicy(),
     ],
     cors:
       http.corsOrigins === null
@@ -61,12 +62,3 @@ export function createYogaServer(segue: Segue, subscriptions: SubscriptionLimits
       ),
   });
 }
-
-const GRAPHIQL_QUERY = `# Send your API key as a header: {"Authorization": "Bearer sg_..."}
-query Recent {
-  viewer { name }
-  transitions(first: 10) {
-    edges { node { id status prompt videoUrl error { code message } } }
-  }
-}
-`;
