@@ -78,6 +78,10 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
       },
       async transaction<T>(work: (tx: Pick<Sql, 'query'>) => Promise<T>): Promise<T> {
         const client = await pool.connect();
+        // A connection that dies while checked out (between two statements) says so here; the
+        // statement that meets it fails, and the connection is not reused.
+        const onError = () => undefined;
+        client.on('error', onError);
         let broken: unknown = null;
         try {
           await client.query('BEGIN');
@@ -95,6 +99,7 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
           );
           throw error;
         } finally {
+          client.off('error', onError);
           // A connection whose rollback failed is in an unknown state: the pool must not reuse it.
           client.release(broken instanceof Error ? broken : undefined);
         }

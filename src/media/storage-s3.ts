@@ -55,7 +55,8 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
       forcePathStyle: options.forcePathStyle ?? false,
       credentials: options.credentials,
       maxAttempts,
-      requestHandler: { connectionTimeout: options.timeoutMs ?? 30_000, requestTimeout: options.timeoutMs ?? 30_000 },
+      // Bounded by silence, not by duration: a large video may take minutes to upload.
+      requestHandler: { connectionTimeout: options.timeoutMs ?? 30_000, socketTimeout: options.timeoutMs ?? 30_000 },
       // The default logger is silent except for one console warning on every failed streamed
       // PUT ("non-retryable streaming request"), which put() handles by retrying itself.
       logger: options.logger ?? silentLogger,
