@@ -42,7 +42,7 @@ export function registerAccountCommands(program: Command, withSegue: WithSegue) 
 }
 
 /** Accepts the account's GraphQL id (as printed by `accounts create`) or its database uuid. */
-const accountUuid = (id: string) => (/^[0-9a-f-]{36}$/.test(id) ? id : idOf('Account', id));
+export const accountUuid = (id: string) => (/^[0-9a-f-]{36}$/.test(id) ? id : idOf('Account', id));
 
 export function registerBudgetCommand(program: Command, withSegue: WithSegue) {
   program

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../config.ts';
 import { createSegue, type Segue } from '../runtime.ts';
 import { registerAccountCommands, registerBudgetCommand } from './accounts.ts';
 import { registerApiCommands } from './api-commands.ts';
+import { registerKeyCommands } from './keys.ts';
 
 export type WithSegue = <T>(fn: (segue: Segue) => Promise<T>) => Promise<T>;
 
@@ -31,6 +32,7 @@ const withSegue: WithSegue = async (fn) => {
 const program = new Command('segue').description('Segue command line').showHelpAfterError();
 registerAccountCommands(program, withSegue);
 registerBudgetCommand(program, withSegue);
+registerKeyCommands(program, withSegue);
 registerApiCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {

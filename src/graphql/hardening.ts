@@ -44,8 +44,8 @@ export function useMutationRateLimit(limiter: RateLimiter | null): Plugin<Contex
   return {
     async onExecute({ args, setResultAndStopExecution }) {
       const context = args.contextValue;
-      if (!context.account || operationOf(args.document, args.operationName)?.operation !== 'mutation') return;
-      const retryAfter = await limiter.take(context.account.id);
+      if (!context.principal || operationOf(args.document, args.operationName)?.operation !== 'mutation') return;
+      const retryAfter = await limiter.take(context.principal.accountId);
       if (retryAfter > 0) {
         setResultAndStopExecution({
           data: null,

@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createAuthenticator } from '../auth/authenticate.ts';
+import { CredentialSessions } from '../auth/sessions.ts';
 import { SubscriptionLimits } from '../events/limits.ts';
 import { WEBHOOK_PATH } from '../providers/fal-webhook.ts';
 import type { Segue } from '../runtime.ts';
@@ -44,7 +46,10 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const { http } = segue.config;
   const subscriptions = new SubscriptionLimits(segue.config.subscriptions.perAccount, segue.metrics);
   const limiter = redisRateLimiter(() => segue.jobs, segue.config.queuePrefix, http.mutationsPerMinute, segue.logger);
-  const yoga = createYogaServer(segue, subscriptions, limiter);
+  const authenticator = createAuthenticator(segue);
+  const sessions = new CredentialSessions(segue);
+  sessions.start();
+  const yoga = createYogaServer({ segue, authenticator, subscriptions, sessions }, limiter);
   const falWebhook = falWebhookHandler(segue);
   const ops = opsHandlers(segue);
   const admin = adminHandler(segue);
@@ -115,7 +120,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
-  const websocket = attachWebSocket(server, yoga, segue);
+  const websocket = attachWebSocket(server, yoga, { segue, authenticator, sessions });
   const address = server.address() as AddressInfo;
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   const url = `http://${shownHost}:${address.port}`;
@@ -123,6 +128,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     server,
     url,
     async close() {
+      sessions.close();
       await websocket.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // SSE streams and keep-alive connections would hold close() open: end them.

@@ -44,6 +44,6 @@ const QueueStats = builder.objectRef<Stats>('QueueStats').implement({
 builder.queryField('queueStats', (t) =>
   t.field({
     type: QueueStats,
-    resolve: (_root, _args, ctx) => queueStats(ctx.segue, ctx.accountId()),
+    resolve: (_root, _args, ctx) => queueStats(ctx.segue, ctx.ownerAccountId()),
   }),
 );
