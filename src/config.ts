@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -94,6 +95,10 @@ const schema = z.object({
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(1).default(20),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).default(3_000),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(100).default(100_000),
+
+  // ---- Credentials: browser tokens and end users of an identity provider ----
+  /** Signs browser tokens (HS256). Required in production; derived in development and tests. */
+  TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
 });
 
 export type Config = Readonly<{
@@ -158,6 +163,15 @@ export type Config = Readonly<{
     maxBodyBytes: number;
     mutationsPerMinute: number;
     limits: { depth: number; aliases: number; tokens: number; cost: number };
+  };
+  auth: {
+    /**
+     * The HS256 secret of browser tokens: TOKEN_SECRET, or in development and tests one derived
+     * from DATABASE_URL (so every process of one setup agrees); null in production without
+     * TOKEN_SECRET, which turns browser tokens off.
+     */
+    tokenSecret: string | null;
+    tokenSecretSource: 'env' | 'derived' | 'none';
   };
   subscriptions: {
     perConnection: number;
@@ -270,6 +284,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       mutationsPerMinute: c.RATE_LIMIT_MUTATIONS_PER_MINUTE,
       limits: { depth: c.GRAPHQL_MAX_DEPTH, aliases: c.GRAPHQL_MAX_ALIASES, tokens: c.GRAPHQL_MAX_TOKENS, cost: c.GRAPHQL_MAX_COST },
     },
+    auth: tokenSecretOf(c),
     subscriptions: {
       perConnection: c.SUBSCRIPTIONS_PER_CONNECTION,
       perAccount: c.SUBSCRIPTIONS_PER_ACCOUNT,
@@ -283,6 +298,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       reconcileIntervalMs: c.RECONCILE_INTERVAL_MS,
     },
   });
+}
+
+/**
+ * TOKEN_SECRET, or outside production a secret derived from DATABASE_URL: tokens work out of the
+ * box in development and tests, and every process of one setup derives the same. Anyone who
+ * knows the database URL could derive it too, which is why production never does.
+ */
+function tokenSecretOf(c: z.output<typeof schema>): Config['auth'] {
+  if (c.TOKEN_SECRET) return { tokenSecret: c.TOKEN_SECRET, tokenSecretSource: 'env' };
+  if (c.NODE_ENV === 'production') return { tokenSecret: null, tokenSecretSource: 'none' };
+  const derived = createHash('sha256').update(`segue development token secret\0${c.DATABASE_URL}`).digest('base64url');
+  return { tokenSecret: derived, tokenSecretSource: 'derived' };
 }
 
 const cliSchema = z.object({

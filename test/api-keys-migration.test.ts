@@ -49,7 +49,7 @@ describe('the api_keys migration', () => {
 
     const database = createDatabase(target.toString(), { max: 2 });
     try {
-      const { principal } = await createAuthenticator({ db: database.prisma }).authenticate(`Bearer ${oldKey}`);
+      const { principal } = await createAuthenticator({ db: database.prisma, tokens: null }).authenticate(`Bearer ${oldKey}`);
       expect(principal).toMatchObject({ kind: 'key', accountId });
       const keys = await database.prisma.apiKey.findMany({ where: { accountId } });
       expect(keys).toEqual([expect.objectContaining({ name: 'default', prefix: 'sg_', revokedAt: null, expiresAt: null })]);

@@ -1,5 +1,6 @@
 import type { Db } from '../db.ts';
 import { findApiKey, KEY_PREFIX } from '../domain/api-keys.ts';
+import type { AccessTokens } from './access-tokens.ts';
 import type { Authentication } from './principal.ts';
 
 /** Reads the credential out of an `Authorization: Bearer <credential>` value. */
@@ -15,7 +16,12 @@ export interface Authenticator {
 
 const refused = (failure: string | null = null): Authentication => ({ principal: null, failure });
 
-export function createAuthenticator(deps: { db: Db }): Authenticator {
+/**
+ * Three kinds of credential, told apart before any is verified: API keys start with `sg_`;
+ * browser tokens are JWTs this server issued (iss "segue"); anything else is tried as an end
+ * user's JWT from the app's identity provider, when one is configured.
+ */
+export function createAuthenticator(deps: { db: Db; tokens: AccessTokens | null }): Authenticator {
   return {
     async authenticate(authorization) {
       const credential = bearerToken(authorization);
@@ -27,6 +33,7 @@ export function createAuthenticator(deps: { db: Db }): Authenticator {
         const { key } = found;
         return { principal: { kind: 'key', accountId: key.accountId, keyId: key.id, expiresAt: key.expiresAt } };
       }
+      if (deps.tokens?.isAccessToken(credential)) return deps.tokens.verify(credential);
       return refused();
     },
   };

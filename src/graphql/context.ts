@@ -1,4 +1,5 @@
 import DataLoader from 'dataloader';
+import type { AccessTokens } from '../auth/access-tokens.ts';
 import type { Authenticator } from '../auth/authenticate.ts';
 import type { AccessScope, Principal } from '../auth/principal.ts';
 import type { CredentialSessions } from '../auth/sessions.ts';
@@ -27,6 +28,8 @@ export interface Context {
   subscriptions: SubscriptionLimits;
   /** Open connections and streams, ended when their credential stops being valid. */
   sessions: CredentialSessions;
+  /** Mints browser tokens (createAccessToken). */
+  tokens: AccessTokens;
 }
 
 function createLoaders(segue: Segue) {
@@ -43,6 +46,7 @@ export interface ContextDeps {
   authenticator: Authenticator;
   subscriptions: SubscriptionLimits;
   sessions: CredentialSessions;
+  tokens: AccessTokens;
 }
 
 /** Builds the per-operation context from the Authorization value (a header, or WS connectionParams). */
@@ -66,5 +70,6 @@ export async function createContext(deps: ContextDeps, authorization: string | n
     loaders: createLoaders(deps.segue),
     subscriptions: deps.subscriptions,
     sessions: deps.sessions,
+    tokens: deps.tokens,
   };
 }

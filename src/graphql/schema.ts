@@ -9,5 +9,6 @@ import './types/subscriptions.ts';
 import './types/queue-stats.ts';
 import './types/combined.ts';
 import './types/api-keys.ts';
+import './types/access-tokens.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { accessTokens } from '../auth/access-tokens.ts';
 import { createAuthenticator } from '../auth/authenticate.ts';
 import { CredentialSessions } from '../auth/sessions.ts';
 import { SubscriptionLimits } from '../events/limits.ts';
@@ -46,10 +47,14 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const { http } = segue.config;
   const subscriptions = new SubscriptionLimits(segue.config.subscriptions.perAccount, segue.metrics);
   const limiter = redisRateLimiter(() => segue.jobs, segue.config.queuePrefix, http.mutationsPerMinute, segue.logger);
-  const authenticator = createAuthenticator(segue);
+  const tokens = accessTokens({ db: segue.db, secret: segue.config.auth.tokenSecret });
+  if (segue.config.auth.tokenSecretSource === 'none') {
+    segue.logger.warn('browser tokens are off: set TOKEN_SECRET (32+ characters) to enable createAccessToken');
+  }
+  const authenticator = createAuthenticator({ db: segue.db, tokens });
   const sessions = new CredentialSessions(segue);
   sessions.start();
-  const yoga = createYogaServer({ segue, authenticator, subscriptions, sessions }, limiter);
+  const yoga = createYogaServer({ segue, authenticator, subscriptions, sessions, tokens }, limiter);
   const falWebhook = falWebhookHandler(segue);
   const ops = opsHandlers(segue);
   const admin = adminHandler(segue);

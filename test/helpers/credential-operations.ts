@@ -21,3 +21,15 @@ export const ViewerKeys = graphql(`
     viewer { id apiKeys { id name prefix createdAt lastUsedAt expiresAt revokedAt } }
   }
 `);
+
+export const CreateAccessToken = graphql(`
+  mutation CreateAccessToken($input: CreateAccessTokenInput!) {
+    createAccessToken(input: $input) { token expiresAt scope }
+  }
+`);
+
+export const TransitionWithBatch = graphql(`
+  query TransitionWithBatch($id: ID!) {
+    transition(id: $id) { id status batch { id } }
+  }
+`);
