@@ -1,6 +1,7 @@
 import type { Db } from '../db.ts';
 import { findApiKey, KEY_PREFIX } from '../domain/api-keys.ts';
 import type { AccessTokens } from './access-tokens.ts';
+import type { EndUsers } from './end-users.ts';
 import type { Authentication } from './principal.ts';
 
 /** Reads the credential out of an `Authorization: Bearer <credential>` value. */
@@ -21,7 +22,7 @@ const refused = (failure: string | null = null): Authentication => ({ principal:
  * browser tokens are JWTs this server issued (iss "segue"); anything else is tried as an end
  * user's JWT from the app's identity provider, when one is configured.
  */
-export function createAuthenticator(deps: { db: Db; tokens: AccessTokens | null }): Authenticator {
+export function createAuthenticator(deps: { db: Db; tokens: AccessTokens | null; endUsers?: EndUsers | null }): Authenticator {
   return {
     async authenticate(authorization) {
       const credential = bearerToken(authorization);
@@ -34,6 +35,7 @@ export function createAuthenticator(deps: { db: Db; tokens: AccessTokens | null 
         return { principal: { kind: 'key', accountId: key.accountId, keyId: key.id, expiresAt: key.expiresAt } };
       }
       if (deps.tokens?.isAccessToken(credential)) return deps.tokens.verify(credential);
+      if (deps.endUsers) return deps.endUsers.verify(credential);
       return refused();
     },
   };

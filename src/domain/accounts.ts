@@ -26,3 +26,27 @@ export async function setBudget(db: Db, accountId: string, budgetUsd: number | n
   const updated = await db.account.updateMany({ where: { id: accountId }, data: { budgetUsd } });
   if (updated.count === 0) throw notFound('Account');
 }
+
+/**
+ * The account of an end user of the app's identity provider: found by (issuer, subject), or
+ * made on first sight with the given name and budget. Two first requests at once make one
+ * account (the unique key decides; the loser reads the winner's row).
+ */
+export async function accountForEndUser(
+  db: Db,
+  user: { issuer: string; subject: string; name: string; budgetUsd: number | null },
+): Promise<{ id: string }> {
+  const where = { authIssuer_authSubject: { authIssuer: user.issuer, authSubject: user.subject } };
+  const known = await db.account.findUnique({ where, select: { id: true } });
+  if (known) return known;
+  const name = user.name.trim().slice(0, 200) || user.subject.slice(0, 200);
+  try {
+    return await db.account.create({
+      data: { name, authIssuer: user.issuer, authSubject: user.subject, budgetUsd: user.budgetUsd },
+      select: { id: true },
+    });
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'P2002') throw error;
+    return db.account.findUniqueOrThrow({ where, select: { id: true } });
+  }
+}

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { accessTokens } from '../auth/access-tokens.ts';
 import { createAuthenticator } from '../auth/authenticate.ts';
+import { endUsers } from '../auth/end-users.ts';
 import { CredentialSessions } from '../auth/sessions.ts';
 import { SubscriptionLimits } from '../events/limits.ts';
 import { WEBHOOK_PATH } from '../providers/fal-webhook.ts';
@@ -51,7 +52,15 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   if (segue.config.auth.tokenSecretSource === 'none') {
     segue.logger.warn('browser tokens are off: set TOKEN_SECRET (32+ characters) to enable createAccessToken');
   }
-  const authenticator = createAuthenticator({ db: segue.db, tokens });
+  const { endUsers: endUserAuth } = segue.config.auth;
+  if (endUserAuth && (!endUserAuth.issuer || !endUserAuth.audience)) {
+    segue.logger.warn('AUTH_JWKS_URL without AUTH_ISSUER and AUTH_AUDIENCE: any token its keys signed is accepted, whoever it was meant for');
+  }
+  const authenticator = createAuthenticator({
+    db: segue.db,
+    tokens,
+    endUsers: endUserAuth ? endUsers({ db: segue.db, config: endUserAuth, logger: segue.logger }) : null,
+  });
   const sessions = new CredentialSessions(segue);
   sessions.start();
   const yoga = createYogaServer({ segue, authenticator, subscriptions, sessions, tokens }, limiter);
