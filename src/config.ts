@@ -31,7 +31,11 @@ export const MODEL_PRICES_USD_PER_SECOND: Readonly<Record<string, number>> = {
 };
 
 const schema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  /**
+   * Unset means production: a bare `node dist/main.js` gets the safe defaults (no private-network
+   * fetches, no GraphiQL, no open CORS). `npm start` and the tsx scripts set development.
+   */
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('production'),
   DATABASE_URL: url(['postgresql:', 'postgres:']).default('postgresql://postgres@127.0.0.1:5432/segue'),
   /** Connections per process (API and worker each have their own pool). */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(10),
@@ -288,7 +292,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
               root: c.MEDIA_DIR,
               publicBaseUrl: (c.MEDIA_PUBLIC_URL ?? `${c.PUBLIC_URL ?? `http://localhost:${c.PORT}`}/media`).replace(/\/+$/, ''),
             },
-      // Development and tests fetch from localhost; production must not reach private networks.
+      // Development and tests fetch from localhost; anything else (production, NODE_ENV unset)
+      // must not reach private networks unless ALLOW_PRIVATE_NETWORK says so.
       allowPrivateNetwork: c.ALLOW_PRIVATE_NETWORK ?? c.NODE_ENV !== 'production',
       maxBytes: c.MEDIA_MAX_BYTES,
       fetchTimeoutMs: c.MEDIA_FETCH_TIMEOUT_MS,

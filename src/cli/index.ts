@@ -5,6 +5,7 @@ import { createSegue, type Segue } from '../runtime.ts';
 import { registerAccountCommands, registerBudgetCommand } from './accounts.ts';
 import { registerApiCommands } from './api-commands.ts';
 import { registerKeyCommands } from './keys.ts';
+import { registerOperatorCommands } from './operator.ts';
 
 export type WithSegue = <T>(fn: (segue: Segue) => Promise<T>) => Promise<T>;
 
@@ -33,7 +34,8 @@ const program = new Command('segue').description('Segue command line').showHelpA
 registerAccountCommands(program, withSegue);
 registerBudgetCommand(program, withSegue);
 registerKeyCommands(program, withSegue);
-registerApiCommands(program);
+registerApiCommands(program, withSegue);
+registerOperatorCommands(program, withSegue);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const code = (error as { code?: unknown }).code;

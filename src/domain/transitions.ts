@@ -11,6 +11,7 @@ import { idempotent, type IdempotencyRecord } from './idempotency.ts';
 import { launchRuns, type LaunchDeps } from './launch.ts';
 import { RUN_STARTABLE } from './state-machine.ts';
 import {
+  assertPublicUrls,
   createTransitionsInput,
   generateBatchInput,
   parseInput,
@@ -18,7 +19,9 @@ import {
   type GenerateBatchInput,
 } from './transition-input.ts';
 
-export type ServiceDeps = LaunchDeps & { config: Pick<Config, 'pricePerSecondUsd'> };
+export type ServiceDeps = LaunchDeps & {
+  config: Pick<Config, 'pricePerSecondUsd'> & { media: Pick<Config['media'], 'allowPrivateNetwork'> };
+};
 
 /** Loads rows by id, in the order of the ids. */
 async function transitionsInOrder(db: Db, ids: readonly string[]) {
@@ -38,6 +41,7 @@ const loadRecord = async (db: Db, record: IdempotencyRecord) => ({
  */
 export async function createTransitions(deps: ServiceDeps, accountId: string, raw: unknown) {
   const input: CreateTransitionsInput = parseInput(createTransitionsInput, raw);
+  assertPublicUrls(input, deps.config.media.allowPrivateNetwork);
   const result = await idempotent(
     deps.db,
     { accountId, key: input.idempotencyKey, operation: 'createTransitions', input },
