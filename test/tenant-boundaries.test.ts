@@ -33,7 +33,8 @@ async function bareApi(env: Record<string, string>) {
     ...env,
   });
   await child.waitFor(/API listening/, 30_000);
-  return { child, url: `http://127.0.0.1:${port}` };
+  const url = `http://127.0.0.1:${port}`;
+  return { child, url, graphqlUrl: url + '/graphql' };
 }
 
 const QueueStatsAll = `{ queueStats { byStatus { status count } queue { waiting active delayed failed } falInFlight falConcurrency workersOnline } }`;
@@ -90,7 +91,7 @@ describe('tenant boundaries', () => {
     try {
       const account = await createTestAccount(p.app.segue);
       const create = (urls: { frontImageUrl: string; tailImageUrl: string }) =>
-        gql(`${api.url}/graphql`, account.apiKey, CreateTransitions, { input: { transitions: [{ ...urls, prompt: 'ssrf?' }] } });
+        gql(api.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: [{ ...urls, prompt: 'ssrf?' }] } });
       const refused = await create({ frontImageUrl: `${api.url}/samples/front.png`, tailImageUrl: 'http://169.254.169.254/latest/meta-data/' });
       expect(refused.errors?.map((e) => e.extensions?.code)).toEqual(['BAD_USER_INPUT']);
       expect(refused.errors![0]!.extensions!.fields).toEqual(['transitions.0.frontImageUrl', 'transitions.0.tailImageUrl']);
@@ -135,7 +136,7 @@ describe('tenant boundaries', () => {
     try {
       // A request carrying a key, and a key made: neither the credential nor the new secret is logged.
       const account = await createTestAccount(p.app.segue);
-      const made = await gql(`${api.url}/graphql`, account.apiKey, CreateApiKey, { input: { name: 'logged?' } });
+      const made = await gql(api.graphqlUrl, account.apiKey, CreateApiKey, { input: { name: 'logged?' } });
       const newSecret = made.data!.createApiKey.secret;
       await fetch(`${api.url}/admin/queues`, { headers: { authorization: `Bearer ${secrets.ADMIN_TOKEN}` } });
       await api.child.waitFor(/"msg":"configuration"/);

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config.ts';
 import { createSegue, type Segue } from '../runtime.ts';
-import { registerAccountCommands, registerBudgetCommand } from './accounts.ts';
+import { registerAccountCommands, registerBudgetCommand, registerDeleteCommand } from './accounts.ts';
 import { registerApiCommands } from './api-commands.ts';
 import { registerKeyCommands } from './keys.ts';
 import { registerOperatorCommands } from './operator.ts';
@@ -33,6 +33,7 @@ const withSegue: WithSegue = async (fn) => {
 const program = new Command('segue').description('Segue command line').showHelpAfterError();
 registerAccountCommands(program, withSegue);
 registerBudgetCommand(program, withSegue);
+registerDeleteCommand(program, withSegue);
 registerKeyCommands(program, withSegue);
 registerApiCommands(program, withSegue);
 registerOperatorCommands(program, withSegue);

@@ -33,3 +33,13 @@ export const TransitionWithBatch = graphql(`
     transition(id: $id) { id status batch { id } }
   }
 `);
+
+export const DeleteTransitions = graphql(`
+  mutation DeleteTransitions($input: DeleteTransitionsInput!) {
+    deleteTransitions(input: $input) { deletedIds }
+  }
+`);
+
+export const ViewerSpend = graphql(`
+  query ViewerSpend { viewer { id spend { spentUsd reservedUsd } } }
+`);
