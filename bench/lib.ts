@@ -3,6 +3,10 @@ import { loadConfig, type Config } from '../src/config.ts';
 
 let prepared = false;
 
+// Benchmarks run against the local emulator and files on localhost, as development does (an
+// unset NODE_ENV means production, which refuses private-network fetches). Child processes inherit it.
+process.env.NODE_ENV ??= 'development';
+
 /**
  * Benchmarks use a database of their own (default segue_bench), dropped and migrated afresh at the
  * start of each run: workers treat every unfinished row as work, so leftovers would skew figures.

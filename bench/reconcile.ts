@@ -20,7 +20,7 @@ await admin.connect();
 
 console.log(`seeding ${finished.toLocaleString()} finished and ${open.toLocaleString()} open transitions ...`);
 const seedStarted = performance.now();
-const [{ id: accountId }] = (await admin.query<{ id: string }>(`INSERT INTO "Account" ("id", "name", "apiKeyHash") VALUES (gen_random_uuid(), 'bench', md5(random()::text)) RETURNING "id"`)).rows as [{ id: string }];
+const [{ id: accountId }] = (await admin.query<{ id: string }>(`INSERT INTO "Account" ("id", "name") VALUES (gen_random_uuid(), 'bench') RETURNING "id"`)).rows as [{ id: string }];
 const perBatch = 100;
 await admin.query(
   `INSERT INTO "Batch" ("id", "accountId", "createdAt", "completedAt")

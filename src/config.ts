@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -30,7 +31,11 @@ export const MODEL_PRICES_USD_PER_SECOND: Readonly<Record<string, number>> = {
 };
 
 const schema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  /**
+   * Unset means production: a bare `node dist/main.js` gets the safe defaults (no private-network
+   * fetches, no GraphiQL, no open CORS). `npm start` and the tsx scripts set development.
+   */
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('production'),
   DATABASE_URL: url(['postgresql:', 'postgres:']).default('postgresql://postgres@127.0.0.1:5432/segue'),
   /** Connections per process (API and worker each have their own pool). */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(10),
@@ -111,6 +116,18 @@ const schema = z.object({
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(1).default(20),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(100).default(3_000),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(100).default(100_000),
+
+  // ---- Credentials: browser tokens and end users of an identity provider ----
+  /** Signs browser tokens (HS256). Required in production; derived in development and tests. */
+  TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** End users: bearer JWTs of the app's identity provider, verified against its JWKS. */
+  AUTH_JWKS_URL: url(['http:', 'https:']).optional(),
+  AUTH_ISSUER: z.string().min(1).optional(),
+  /** One audience, or a comma list (a token must name one of them). */
+  AUTH_AUDIENCE: z.string().min(1).optional(),
+  AUTH_ACCOUNT_CLAIM: z.string().min(1).default('sub'),
+  AUTH_NAME_CLAIM: z.string().min(1).default('name'),
+  AUTH_DEFAULT_BUDGET_USD: z.coerce.number().min(0).optional(),
 });
 
 export type Config = Readonly<{
@@ -185,6 +202,17 @@ export type Config = Readonly<{
     idempotencyTtlMs: number;
     limits: { depth: number; aliases: number; tokens: number; cost: number };
   };
+  auth: {
+    /**
+     * The HS256 secret of browser tokens: TOKEN_SECRET, or in development and tests one derived
+     * from DATABASE_URL (so every process of one setup agrees); null in production without
+     * TOKEN_SECRET, which turns browser tokens off.
+     */
+    tokenSecret: string | null;
+    tokenSecretSource: 'env' | 'derived' | 'none';
+    /** End users of the app's identity provider (AUTH_JWKS_URL), or null when off. */
+    endUsers: EndUserAuth | null;
+  };
   subscriptions: {
     perConnection: number;
     /** On each API instance. */
@@ -201,6 +229,20 @@ export type Config = Readonly<{
     reconcileIntervalMs: number;
   };
 }>;
+
+export interface EndUserAuth {
+  jwksUrl: string;
+  /** Required `iss`, when set. */
+  issuer: string | null;
+  /** The token's `aud` must name one of these, when set. */
+  audience: string[] | null;
+  /** The claim whose value names the account (one account per issuer and value). */
+  accountClaim: string;
+  /** The claim that names a new account. */
+  nameClaim: string;
+  /** The budget of accounts made on first sight; null: none. */
+  defaultBudgetUsd: number | null;
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -220,6 +262,11 @@ function parseEnv<S extends z.ZodType>(shape: S, env: Record<string, string | un
 /** Parses the environment; throws a ConfigError whose message is one line naming the bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const c = parseEnv(schema, env);
+  for (const name of ['AUTH_ISSUER', 'AUTH_AUDIENCE', 'AUTH_DEFAULT_BUDGET_USD'] as const) {
+    if (c[name] !== undefined && !c.AUTH_JWKS_URL) {
+      throw new ConfigError(`Invalid configuration: ${name}=${JSON.stringify(env[name])} needs AUTH_JWKS_URL (end users are off without it)`);
+    }
+  }
   if (c.STORAGE_DRIVER === 's3' && !c.S3_BUCKET) {
     throw new ConfigError('Invalid configuration: S3_BUCKET="" is required when STORAGE_DRIVER=s3');
   }
@@ -277,7 +324,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
               root: c.MEDIA_DIR,
               publicBaseUrl: (c.MEDIA_PUBLIC_URL ?? `${c.PUBLIC_URL ?? `http://localhost:${c.PORT}`}/media`).replace(/\/+$/, ''),
             },
-      // Development and tests fetch from localhost; production must not reach private networks.
+      // Development and tests fetch from localhost; anything else (production, NODE_ENV unset)
+      // must not reach private networks unless ALLOW_PRIVATE_NETWORK says so.
       allowPrivateNetwork: c.ALLOW_PRIVATE_NETWORK ?? c.NODE_ENV !== 'production',
       maxBytes: c.MEDIA_MAX_BYTES,
       fetchTimeoutMs: c.MEDIA_FETCH_TIMEOUT_MS,
@@ -303,6 +351,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       idempotencyTtlMs: Math.round(c.IDEMPOTENCY_TTL_HOURS * 3_600_000),
       limits: { depth: c.GRAPHQL_MAX_DEPTH, aliases: c.GRAPHQL_MAX_ALIASES, tokens: c.GRAPHQL_MAX_TOKENS, cost: c.GRAPHQL_MAX_COST },
     },
+    auth: { ...tokenSecretOf(c), endUsers: endUsersOf(c) },
     subscriptions: {
       perConnection: c.SUBSCRIPTIONS_PER_CONNECTION,
       perAccount: c.SUBSCRIPTIONS_PER_ACCOUNT,
@@ -316,6 +365,30 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       reconcileIntervalMs: c.RECONCILE_INTERVAL_MS,
     },
   });
+}
+
+/**
+ * TOKEN_SECRET, or outside production a secret derived from DATABASE_URL: tokens work out of the
+ * box in development and tests, and every process of one setup derives the same. Anyone who
+ * knows the database URL could derive it too, which is why production never does.
+ */
+function tokenSecretOf(c: z.output<typeof schema>): Pick<Config['auth'], 'tokenSecret' | 'tokenSecretSource'> {
+  if (c.TOKEN_SECRET) return { tokenSecret: c.TOKEN_SECRET, tokenSecretSource: 'env' };
+  if (c.NODE_ENV === 'production') return { tokenSecret: null, tokenSecretSource: 'none' };
+  const derived = createHash('sha256').update(`segue development token secret\0${c.DATABASE_URL}`).digest('base64url');
+  return { tokenSecret: derived, tokenSecretSource: 'derived' };
+}
+
+function endUsersOf(c: z.output<typeof schema>): EndUserAuth | null {
+  if (!c.AUTH_JWKS_URL) return null;
+  return {
+    jwksUrl: c.AUTH_JWKS_URL,
+    issuer: c.AUTH_ISSUER ?? null,
+    audience: c.AUTH_AUDIENCE ? c.AUTH_AUDIENCE.split(',').map((a) => a.trim()).filter(Boolean) : null,
+    accountClaim: c.AUTH_ACCOUNT_CLAIM,
+    nameClaim: c.AUTH_NAME_CLAIM,
+    defaultBudgetUsd: c.AUTH_DEFAULT_BUDGET_USD ?? null,
+  };
 }
 
 const cliSchema = z.object({

@@ -7,6 +7,10 @@ export type { Logger };
 export const REDACT_PATHS = [
   'apiKey',
   '*.apiKey',
+  'secret',
+  '*.secret',
+  'tokenSecret',
+  '*.tokenSecret',
   'falKey',
   '*.falKey',
   'authorization',
@@ -17,7 +21,43 @@ export const REDACT_PATHS = [
   'connectionParams.authorization',
   'config.falKey',
   'config.adminToken',
+  // The configuration itself, should it be logged as is (main logs redactedConfig()).
+  'config.fal.key',
+  'config.http.adminToken',
+  'config.auth.tokenSecret',
+  'config.media.storage.credentials.secretAccessKey',
 ];
+
+const SECRET_CONFIG_KEYS = new Set(['key', 'adminToken', 'tokenSecret', 'secretAccessKey', 'accessKeyId']);
+
+/** A URL's password, masked (`postgresql://user:***@host/db`); anything else as it is. */
+function maskUrlPassword(value: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
+  try {
+    const url = new URL(value);
+    if (!url.password) return value;
+    url.password = '***';
+    return url.toString();
+  } catch {
+    return value;
+  }
+}
+
+/**
+ * The configuration as it may be logged: every secret (fal key, admin token, TOKEN_SECRET, S3
+ * credentials) replaced, and the password of every URL (DATABASE_URL, REDIS_URL, ...) masked.
+ */
+export function redactedConfig(config: Config): unknown {
+  const walk = (value: unknown, key: string | null): unknown => {
+    if (value === null || value === undefined) return value;
+    if (key !== null && SECRET_CONFIG_KEYS.has(key)) return '[redacted]';
+    if (typeof value === 'string') return maskUrlPassword(value);
+    if (Array.isArray(value)) return value.map((v) => walk(v, null));
+    if (typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, k)]));
+    return value;
+  };
+  return walk(config, null);
+}
 
 export function createLogger(
   config: Pick<Config, 'log'>,

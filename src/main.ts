@@ -5,6 +5,7 @@
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startOpsServer } from './http/ops.ts';
 import { startApiServer } from './http/server.ts';
+import { redactedConfig } from './logger.ts';
 import { createSegue } from './runtime.ts';
 import { startWorker } from './worker/worker.ts';
 
@@ -29,8 +30,10 @@ async function main() {
     console.error(`Unknown role "${role}": use one of ${ROLES.join(', ')}.`);
     process.exit(2);
   }
-  const segue = createSegue(configOrExit());
+  const config = configOrExit();
+  const segue = createSegue(config);
   const log = segue.logger;
+  log.debug({ config: redactedConfig(config), role }, 'configuration');
   // Stopped in this order: the worker first (its running jobs go back to the queue for other
   // workers), then the API.
   const stops: Array<() => Promise<void>> = [];

@@ -34,6 +34,8 @@ export async function closeRedis(...connections: Array<Redis | undefined>) {
   await Promise.all(
     connections.map(async (c) => {
       if (!c || c.status === 'end') return;
+      // QUIT on a connection that is not up waits for it to come up, maybe forever.
+      if (c.status !== 'ready') return void c.disconnect();
       try {
         await c.quit();
       } catch {

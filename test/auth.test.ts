@@ -1,8 +1,7 @@
-import { getNamedType, isNonNullType, isScalarType, isEnumType, isInputObjectType, isListType, type GraphQLArgument, type GraphQLInputType } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { schema } from '../src/graphql/schema.ts';
 import { codes, createTestAccount, gql, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
+import { rootFieldOperations } from './helpers/root-fields.ts';
 import {
   CreateTransitions,
   GenerateBatch,
@@ -34,31 +33,7 @@ beforeAll(async () => {
 });
 afterAll(() => app.close());
 
-/** A syntactically valid placeholder value for an argument, so only authentication can fail. */
-function sample(type: GraphQLInputType): string {
-  if (isNonNullType(type)) return sample(type.ofType);
-  if (isListType(type)) return `[${sample(type.ofType)}]`;
-  const named = getNamedType(type);
-  if (isEnumType(named)) return named.getValues()[0]!.name;
-  if (isInputObjectType(named)) {
-    const fields = Object.values(named.getFields()).filter((f) => isNonNullType(f.type) && f.defaultValue === undefined);
-    return `{${fields.map((f) => `${f.name}: ${sample(f.type)}`).join(', ')}}`;
-  }
-  if (isScalarType(named) && named.name === 'Int') return '1';
-  if (isScalarType(named) && named.name === 'Boolean') return 'true';
-  return '"VHJhbnNpdGlvbjowMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDA"';
-}
-
-const rootFields = (['Query', 'Mutation'] as const).flatMap((typeName) => {
-  const type = schema.getType(typeName) as import('graphql').GraphQLObjectType;
-  return Object.values(type.getFields()).map((field) => {
-    const args = field.args.filter((a: GraphQLArgument) => isNonNullType(a.type));
-    const argText = args.length ? `(${args.map((a) => `${a.name}: ${sample(a.type)}`).join(', ')})` : '';
-    const selection = isScalarType(getNamedType(field.type)) || isEnumType(getNamedType(field.type)) ? '' : ' { __typename }';
-    const keyword = typeName === 'Query' ? 'query' : 'mutation';
-    return [`${typeName}.${field.name}`, `${keyword} { ${field.name}${argText}${selection} }`] as const;
-  });
-});
+const rootFields = rootFieldOperations(['Query', 'Mutation']);
 
 describe('authentication', () => {
   it.each(rootFields)('%s answers UNAUTHENTICATED without an API key', async (_name, query) => {

@@ -21,8 +21,9 @@ describe('npm run cli -- accounts', () => {
 
     const viewer = await gql(app.graphqlUrl, printed.apiKey, Viewer);
     expect(viewer.data!.viewer).toMatchObject({ id: printed.id, name });
-    const row = await app.segue.db.account.findFirstOrThrow({ where: { name } });
-    expect(row.apiKeyHash).not.toContain(printed.apiKey);
+    const row = await app.segue.db.account.findFirstOrThrow({ where: { name }, include: { apiKeys: true } });
+    expect(row.apiKeys).toHaveLength(1);
+    expect(row.apiKeys[0]!.hash).not.toContain(printed.apiKey);
     expect(JSON.stringify(row)).not.toContain(printed.apiKey);
   });
 

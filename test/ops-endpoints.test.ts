@@ -35,15 +35,13 @@ describe('/health, /ready and /metrics', () => {
     expect(await res.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', redis: 'ok' } });
   });
 
-  it('/ready answers 503 and names what is down', async () => {
+  it('/ready answers 503 and names what is down, without driver messages (no host, port or user)', async () => {
     const broken = await startTestApp({ REDIS_URL: 'redis://127.0.0.1:1', DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/none' });
     try {
       const res = await fetch(`${broken.url}/ready`);
       expect(res.status).toBe(503);
       const body = (await res.json()) as { status: string; checks: Record<string, string> };
-      expect(body.status).toBe('unavailable');
-      expect(body.checks.postgres).toMatch(/^down: /);
-      expect(body.checks.redis).toMatch(/^down: /);
+      expect(body).toEqual({ status: 'unavailable', checks: { postgres: 'down', redis: 'down' } });
     } finally {
       await broken.close();
     }
@@ -73,7 +71,7 @@ describe('/health, /ready and /metrics', () => {
 });
 
 describe('queueStats', () => {
-  it("reports the caller's transitions by status, the queue, fal in flight against FAL_CONCURRENCY, and workers", async () => {
+  it("reports the caller's transitions by status, the queue, fal in flight against FAL_CONCURRENCY, and how many workers are online", async () => {
     const account = await p.account();
     p.emulator.configure({ latencyMs: 3000 });
     const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(5) });
@@ -88,9 +86,7 @@ describe('queueStats', () => {
     const byStatus = Object.fromEntries(stats.byStatus.map((s) => [s.status, s.count]));
     expect((byStatus.SUBMITTED ?? 0) + (byStatus.IN_PROGRESS ?? 0)).toBe(3);
     expect(byStatus.QUEUED).toBe(2);
-    expect(stats.workers.length).toBeGreaterThanOrEqual(1);
-    expect(stats.workers[0]).toMatchObject({ pid: process.pid, concurrency: 7 });
-    expect(new Date(stats.workers[0]!.startedAt).getTime()).toBeLessThanOrEqual(Date.now());
+    expect(stats.workersOnline).toBeGreaterThanOrEqual(1);
     p.emulator.configure({ latencyMs: 100 });
     await p.settled(batch!.id);
   });

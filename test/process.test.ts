@@ -27,7 +27,8 @@ describe('npm start', () => {
     const child = run('npm', ['start'], {
       DATABASE_URL: url.toString(),
       PORT: String(port),
-      NODE_ENV: 'development',
+      // Unset, as on a developer's machine: npm start itself sets development.
+      NODE_ENV: undefined,
       LOG_LEVEL: 'info',
       // A machine without a fal key, with its own queue and media folder.
       FAL_KEY: '',

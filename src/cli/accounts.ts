@@ -1,5 +1,10 @@
 import type { Command } from 'commander';
 import { createAccount, listAccounts, setBudget } from '../domain/accounts.ts';
+import { deleteAccount } from '../domain/deletion.ts';
+import { isAppError } from '../domain/errors.ts';
+import { cancelTransition } from '../domain/generation.ts';
+import { OPEN } from '../domain/state-machine.ts';
+import { keyRevocations } from '../events/credentials.ts';
 import { encodeId, idOf } from '../graphql/ids.ts';
 import type { WithSegue } from './index.ts';
 
@@ -42,7 +47,7 @@ export function registerAccountCommands(program: Command, withSegue: WithSegue) 
 }
 
 /** Accepts the account's GraphQL id (as printed by `accounts create`) or its database uuid. */
-const accountUuid = (id: string) => (/^[0-9a-f-]{36}$/.test(id) ? id : idOf('Account', id));
+export const accountUuid = (id: string) => (/^[0-9a-f-]{36}$/.test(id) ? id : idOf('Account', id));
 
 export function registerBudgetCommand(program: Command, withSegue: WithSegue) {
   program
@@ -55,6 +60,48 @@ export function registerBudgetCommand(program: Command, withSegue: WithSegue) {
         const budgetUsd = usd === 'none' ? null : Number(usd);
         await setBudget(segue.db, accountUuid(id), budgetUsd);
         process.stdout.write(options.json ? `${JSON.stringify({ id, budgetUsd })}\n` : `Budget of ${id}: ${budgetUsd === null ? 'none' : `$${budgetUsd}`}\n`);
+      }),
+    );
+}
+
+export function registerDeleteCommand(program: Command, withSegue: WithSegue) {
+  program
+    .commands.find((c) => c.name() === 'accounts')!
+    .command('delete <accountId>')
+    .description('delete an account with all its rows (transitions, batches, combined videos, keys, spend) and its files')
+    .option('--yes', 'really delete: without it, only say what would go')
+    .option('--json', 'print JSON')
+    .action((id: string, options: { yes?: boolean; json?: boolean }) =>
+      withSegue(async (segue) => {
+        const accountId = accountUuid(id);
+        const account = await segue.db.account.findUnique({
+          where: { id: accountId },
+          select: { name: true, _count: { select: { transitions: true, batches: true, generatedTransitions: true, apiKeys: true } } },
+        });
+        if (!account) throw Object.assign(new Error('Account not found.'), { code: 'NOT_FOUND' });
+        if (!options.yes) {
+          const c = account._count;
+          process.stderr.write(
+            `Would delete account "${account.name}": ${c.transitions} transitions, ${c.batches} batches, ` +
+              `${c.generatedTransitions} combined videos, ${c.apiKeys} API keys, and their files. Pass --yes to delete.\n`,
+          );
+          process.exitCode = 1;
+          return;
+        }
+        // Queued and running work is canceled first, at fal too, so nothing keeps spending.
+        const open = await segue.db.transition.findMany({ where: { accountId, status: { in: [...OPEN] } }, select: { id: true } });
+        for (const { id: transitionId } of open) {
+          await cancelTransition(segue, accountId, transitionId).catch((error: unknown) => {
+            if (!isAppError(error) || error.code !== 'CONFLICT') throw error; // ended meanwhile
+          });
+        }
+        const deleted = await deleteAccount({ db: segue.db, media: segue.media, logger: segue.logger, revocations: keyRevocations(segue) }, accountId);
+        process.stdout.write(
+          options.json
+            ? `${JSON.stringify({ id, ...deleted, canceled: open.length })}\n`
+            : `Deleted account "${account.name}": ${deleted.transitions} transitions (${open.length} canceled first), ` +
+                `${deleted.batches} batches, ${deleted.combined} combined videos, ${deleted.keys} API keys, ${deleted.files} files.\n`,
+        );
       }),
     );
 }

@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { loadCliConfig } from '../config.ts';
 import { ApiClient, ApiError } from './api-client.ts';
+import type { WithSegue } from './index.ts';
 import { CliCancelTransition, CliCreateTransitions, CliQueueStats, CliRetryTransition } from './operations.ts';
+import { printOperatorStats } from './operator.ts';
 import { output, type Output } from './output.ts';
 import { watchBatch } from './watch.ts';
 
@@ -49,7 +51,7 @@ async function readItems(file: string) {
   return items;
 }
 
-export function registerApiCommands(program: Command) {
+export function registerApiCommands(program: Command, withSegue: WithSegue) {
   const transitions = program.command('transitions').description('create, retry and cancel transitions (through the API)');
 
   apiOptions(
@@ -98,28 +100,23 @@ export function registerApiCommands(program: Command) {
   );
 
   const queue = program.command('queue').description('the generation queue');
-  apiOptions(queue.command('stats').description('your transitions by status, queue depths, fal requests in flight')).action((options: ApiOptions) =>
-    withApi(options, async (client, out) => {
+  apiOptions(
+    queue
+      .command('stats')
+      .description('your transitions by status, queue depths, fal requests in flight (--all: every account, for operators)')
+      .option('--all', 'every account and the workers, read straight from PostgreSQL and Redis (no API key; operators only)'),
+  ).action((options: ApiOptions & { all?: boolean }) => {
+    if (options.all) return withSegue((segue) => printOperatorStats(segue, output(options)));
+    return withApi(options, async (client, out) => {
       const { queueStats: s } = await client.request(CliQueueStats, {});
       out.result(s, () =>
         [
           `fal requests in flight: ${s.falInFlight} of ${s.falConcurrency}`,
           `queue: ${s.queue.waiting} waiting, ${s.queue.active} active, ${s.queue.delayed} delayed, ${s.queue.failed} failed`,
           `your transitions: ${s.byStatus.map((b) => `${b.count} ${b.status}`).join(', ') || 'none'}`,
-          `workers online: ${s.workers.length}`,
+          `workers online: ${s.workersOnline}`,
         ].join('\n'),
       );
-    }),
-  );
-
-  apiOptions(program.command('workers').description('the generation workers online')).action((options: ApiOptions) =>
-    withApi(options, async (client, out) => {
-      const { queueStats: s } = await client.request(CliQueueStats, {});
-      out.result(s.workers, () =>
-        s.workers.length === 0
-          ? 'No workers online.'
-          : s.workers.map((w) => `${w.host}  pid ${w.pid ?? '?'}  concurrency ${w.concurrency ?? '?'}  since ${w.startedAt}`).join('\n'),
-      );
-    }),
-  );
+    });
+  });
 }

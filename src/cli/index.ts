@@ -2,8 +2,10 @@
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config.ts';
 import { createSegue, type Segue } from '../runtime.ts';
-import { registerAccountCommands, registerBudgetCommand } from './accounts.ts';
+import { registerAccountCommands, registerBudgetCommand, registerDeleteCommand } from './accounts.ts';
 import { registerApiCommands } from './api-commands.ts';
+import { registerKeyCommands } from './keys.ts';
+import { registerOperatorCommands } from './operator.ts';
 
 export type WithSegue = <T>(fn: (segue: Segue) => Promise<T>) => Promise<T>;
 
@@ -31,7 +33,10 @@ const withSegue: WithSegue = async (fn) => {
 const program = new Command('segue').description('Segue command line').showHelpAfterError();
 registerAccountCommands(program, withSegue);
 registerBudgetCommand(program, withSegue);
-registerApiCommands(program);
+registerDeleteCommand(program, withSegue);
+registerKeyCommands(program, withSegue);
+registerApiCommands(program, withSegue);
+registerOperatorCommands(program, withSegue);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const code = (error as { code?: unknown }).code;

@@ -69,7 +69,7 @@ export const CliQueueStats = graphql(`
       queue { waiting active delayed failed }
       falInFlight
       falConcurrency
-      workers { name host pid concurrency startedAt }
+      workersOnline
     }
   }
 `);

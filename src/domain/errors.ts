@@ -4,6 +4,7 @@
  */
 export const ERROR_CODES = [
   'UNAUTHENTICATED',
+  'FORBIDDEN',
   'NOT_FOUND',
   'BAD_USER_INPUT',
   'CONFLICT',
@@ -33,8 +34,14 @@ export class AppError extends Error {
   }
 }
 
-export const unauthenticated = () =>
-  new AppError('UNAUTHENTICATED', 'A valid API key is required: send "Authorization: Bearer <apiKey>".');
+export const unauthenticated = (reason?: string) =>
+  new AppError(
+    'UNAUTHENTICATED',
+    reason ?? 'A valid API key, browser token or sign-in token is required: send "Authorization: Bearer <credential>".',
+  );
+
+/** Authenticated, but this credential may not do that (a browser token outside what it reads). */
+export const forbidden = (message: string) => new AppError('FORBIDDEN', message);
 
 /** `fields` names which inputs referred to nothing (e.g. `transitionIds.2`), never the raw ids. */
 export const notFound = (what: string, fields?: string[]) =>

@@ -50,20 +50,57 @@ export async function queueDepths(jobs: GenerationQueue) {
   };
 }
 
-export async function transitionsByStatus(db: Db, accountId: string) {
-  const rows = await db.transition.groupBy({ by: ['status'], where: { accountId }, _count: { _all: true } });
+/** Transitions by status: one account's, or (null) every account's. */
+export async function transitionsByStatus(db: Db, accountId: string | null) {
+  const rows = await db.transition.groupBy({ by: ['status'], where: accountId ? { accountId } : {}, _count: { _all: true } });
   return rows.map((r) => ({ status: r.status as TransitionStatus, count: r._count._all }));
 }
 
+type StatsDeps = { db: Db; jobs: GenerationQueue; config: { fal: { concurrency: number } } };
+
 /**
- * What `celery inspect` told about the seed: the caller's transitions by status, the global queue,
- * fal requests in flight against FAL_CONCURRENCY (an active job is a request in flight), workers.
+ * What an account may know of the queue (`queueStats`): its own transitions by status, and the
+ * shared figures every tenant sees anyway in its waits: queue depths, fal requests in flight
+ * against FAL_CONCURRENCY (an active job is a request in flight), how many workers are online.
+ * Never which hosts and processes they are: that is for operators (`operatorStats`).
  */
-export async function queueStats(deps: { db: Db; jobs: GenerationQueue; config: { fal: { concurrency: number } } }, accountId: string) {
+export async function queueStats(deps: StatsDeps, accountId: string) {
   const [byStatus, queue, workers] = await Promise.all([
     transitionsByStatus(deps.db, accountId),
     queueDepths(deps.jobs),
     onlineWorkers(deps.jobs),
   ]);
-  return { byStatus, queue, falInFlight: queue.active, falConcurrency: deps.config.fal.concurrency, workers };
+  return { byStatus, queue, falInFlight: queue.active, falConcurrency: deps.config.fal.concurrency, workersOnline: workers.length };
+}
+
+/** Open (queued or running) transitions per account, the busiest first. */
+async function openByAccount(db: Db, limit: number) {
+  const rows = await db.transition.groupBy({
+    by: ['accountId', 'status'],
+    where: { status: { in: ['QUEUED', 'SUBMITTED', 'IN_PROGRESS'] } },
+    _count: { _all: true },
+  });
+  const byAccount = new Map<string, { accountId: string; queued: number; running: number }>();
+  for (const row of rows) {
+    const entry = byAccount.get(row.accountId) ?? { accountId: row.accountId, queued: 0, running: 0 };
+    if (row.status === 'QUEUED') entry.queued += row._count._all;
+    else entry.running += row._count._all;
+    byAccount.set(row.accountId, entry);
+  }
+  const top = [...byAccount.values()].sort((a, b) => b.queued + b.running - (a.queued + a.running)).slice(0, limit);
+  const names = new Map(
+    (await db.account.findMany({ where: { id: { in: top.map((t) => t.accountId) } }, select: { id: true, name: true } })).map((a) => [a.id, a.name]),
+  );
+  return top.map((t) => ({ ...t, name: names.get(t.accountId) ?? '' }));
+}
+
+/** For operators (the CLI, straight from PostgreSQL and Redis): every account's figures and the workers. */
+export async function operatorStats(deps: StatsDeps) {
+  const [byStatus, accounts, queue, workers] = await Promise.all([
+    transitionsByStatus(deps.db, null),
+    openByAccount(deps.db, 20),
+    queueDepths(deps.jobs),
+    onlineWorkers(deps.jobs),
+  ]);
+  return { byStatus, accounts, queue, falInFlight: queue.active, falConcurrency: deps.config.fal.concurrency, workers };
 }

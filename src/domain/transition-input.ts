@@ -1,4 +1,6 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isPublicAddress } from '../media/ip-ranges.ts';
 import { badInput } from './errors.ts';
 
 /** Limits shared by every entry point (GraphQL, CLI, scripts); the README documents them. */
@@ -92,6 +94,28 @@ export const generateBatchInput = z.object({
 });
 
 export type GenerateBatchInput = z.output<typeof generateBatchInput>;
+
+/**
+ * A URL whose host is written as a non-public address (loopback, private, link-local such as
+ * cloud metadata, ...) or is localhost. Names that only resolve there are caught when the worker
+ * fetches (src/media/safe-fetch.ts); this refuses the obvious ones at once, at the API.
+ */
+export function namesPrivateHost(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.$/, '');
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  return isIP(host) !== 0 && !isPublicAddress(host);
+}
+
+/** Unless private networks are allowed (ALLOW_PRIVATE_NETWORK), refuses image and audio URLs that name one. */
+export function assertPublicUrls(input: CreateTransitionsInput, allowPrivateNetwork: boolean) {
+  if (allowPrivateNetwork) return;
+  const fields = input.transitions.flatMap((t, i) =>
+    (['frontImageUrl', 'tailImageUrl', 'audioUrl'] as const).flatMap((key) => (t[key] && namesPrivateHost(t[key]) ? [`transitions.${i}.${key}`] : [])),
+  );
+  if (fields.length > 0) {
+    throw badInput('Invalid input: URLs must reach the public internet; loopback, private and link-local addresses are refused.', fields);
+  }
+}
 
 /** Parses with a zod schema, turning every issue into one BAD_USER_INPUT naming the field paths. */
 export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {

@@ -11,6 +11,7 @@ import { idempotent, type IdempotencyRecord } from './idempotency.ts';
 import { launchRuns, type LaunchDeps } from './launch.ts';
 import { RUN_START_FIELDS, RUN_STARTABLE } from './state-machine.ts';
 import {
+  assertPublicUrls,
   createTransitionsInput,
   generateBatchInput,
   parseInput,
@@ -18,7 +19,9 @@ import {
   type GenerateBatchInput,
 } from './transition-input.ts';
 
-export type ServiceDeps = LaunchDeps & { config: Pick<Config, 'pricePerSecondUsd' | 'fal' | 'http'> };
+export type ServiceDeps = LaunchDeps & {
+  config: Pick<Config, 'pricePerSecondUsd' | 'fal' | 'http'> & { media: Pick<Config['media'], 'allowPrivateNetwork'> };
+};
 
 /** The price a budget is checked against. */
 export const pricingOf = (config: ServiceDeps['config']) => ({ pricePerSecondUsd: config.pricePerSecondUsd, model: config.fal.model });
@@ -41,6 +44,7 @@ const loadRecord = async (db: Db, record: IdempotencyRecord) => ({
  */
 export async function createTransitions(deps: ServiceDeps, accountId: string, raw: unknown) {
   const input: CreateTransitionsInput = parseInput(createTransitionsInput, raw);
+  assertPublicUrls(input, deps.config.media.allowPrivateNetwork);
   const result = await idempotent(
     deps.db,
     { accountId, key: input.idempotencyKey, operation: 'createTransitions', input, ttlMs: deps.config.http.idempotencyTtlMs },

@@ -17,6 +17,8 @@ export function topics(prefix: string) {
     allTransitions: () => `${base}:transition:*`,
     batch: (accountId: string, batchId: string) => `${base}:batch:${accountId}:${batchId}`,
     generatedTransition: (accountId: string, id: string) => `${base}:combined:${accountId}:${id}`,
+    /** Credential notices (keys revoked) for every API instance; see src/auth/sessions.ts. */
+    credentials: () => `${base}:credentials`,
   };
 }
 

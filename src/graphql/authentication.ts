@@ -7,10 +7,24 @@ import {
   type SelectionSetNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { unauthenticated } from '../domain/errors.ts';
+import { forbidden, unauthenticated, type AppError } from '../domain/errors.ts';
 import type { Context } from './context.ts';
 
 const PUBLIC_FIELDS = new Set(['__schema', '__type', '__typename']);
+
+/**
+ * What a browser token may call: reads and subscriptions of one batch or transition. Anything
+ * else (mutations, viewer, queueStats, other lists) is FORBIDDEN; ids outside the token's scope
+ * are NOT_FOUND in the resolvers (src/auth/scope.ts).
+ */
+const TOKEN_FIELDS: Record<OperationDefinitionNode['operation'], Set<string>> = {
+  query: new Set(['batch', 'transition', 'node', 'transitions']),
+  subscription: new Set(['transitionUpdated', 'batchProgress']),
+  mutation: new Set(),
+};
+
+const TOKEN_FORBIDDEN =
+  'A browser token can only read and follow the batch or transition it was made for (batch, transition, node, transitions, transitionUpdated, batchProgress).';
 
 /** The root fields an operation selects, through fragments and inline fragments. */
 function rootFields(document: DocumentNode, operation: OperationDefinitionNode): FieldNode[] {
@@ -34,12 +48,14 @@ function rootFields(document: DocumentNode, operation: OperationDefinitionNode):
 }
 
 /**
- * Every field but the schema itself needs an account. Checked once per operation, before any
- * resolver runs, so no field can forget it; each protected root field gets an UNAUTHENTICATED.
+ * Every field but the schema itself needs a credential, and a browser token reaches only a few.
+ * Checked once per operation, before any resolver runs, so no field can forget it; each refused
+ * root field gets its error (UNAUTHENTICATED without a valid credential, FORBIDDEN for a token).
  */
 export function useAuthentication(): Plugin<Context> {
   const check = (args: { document: DocumentNode; operationName?: string | null; contextValue: Context }) => {
-    if (args.contextValue.account) return null;
+    const { principal, authFailure } = args.contextValue;
+    if (principal && principal.kind !== 'token') return null;
     const operations = args.document.definitions.filter(
       (d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION,
     );
@@ -47,9 +63,10 @@ export function useAuthentication(): Plugin<Context> {
       ? operations.find((o) => o.name?.value === args.operationName)
       : operations[0];
     if (!operation) return null;
-    const denied = rootFields(args.document, operation).filter((f) => !PUBLIC_FIELDS.has(f.name.value));
+    const allowed = principal ? TOKEN_FIELDS[operation.operation] : new Set<string>();
+    const denied = rootFields(args.document, operation).filter((f) => !PUBLIC_FIELDS.has(f.name.value) && !allowed.has(f.name.value));
     if (denied.length === 0) return null;
-    const error = unauthenticated();
+    const error: AppError = principal ? forbidden(TOKEN_FORBIDDEN) : unauthenticated(authFailure ?? undefined);
     return {
       data: null,
       errors: denied.map(

@@ -1,18 +1,35 @@
 import DataLoader from 'dataloader';
-import { bearerToken, findAccountByApiKey } from '../domain/accounts.ts';
+import type { AccessTokens } from '../auth/access-tokens.ts';
+import type { Authenticator } from '../auth/authenticate.ts';
+import type { AccessScope, Principal } from '../auth/principal.ts';
+import type { CredentialSessions } from '../auth/sessions.ts';
 import { batchCounts } from '../domain/batches.ts';
-import { unauthenticated } from '../domain/errors.ts';
-import type { Account } from '../generated/prisma/client.ts';
+import { forbidden, unauthenticated } from '../domain/errors.ts';
 import type { SubscriptionLimits } from '../events/limits.ts';
 import type { Segue } from '../runtime.ts';
 
 export interface Context {
   segue: Segue;
-  account: Account | null;
-  /** The caller's account id; throws UNAUTHENTICATED for a request without a valid key. */
+  /** Who is calling; null without a valid credential (only the schema itself is public). */
+  principal: Principal | null;
+  /** Why the credential was refused, when it was (expired, revoked): the UNAUTHENTICATED message. */
+  authFailure: string | null;
+  /** The caller's account id; throws UNAUTHENTICATED for a request without a valid credential. */
   accountId(): string;
+  /**
+   * The account id for what needs the whole account (mutations, viewer, keys): a browser token
+   * gets FORBIDDEN. The authentication plugin refuses those root fields already; this is the
+   * resolvers' own guard.
+   */
+  ownerAccountId(): string;
+  /** What a browser token may read; null for credentials that reach the whole account. */
+  scope: AccessScope | null;
   loaders: ReturnType<typeof createLoaders>;
   subscriptions: SubscriptionLimits;
+  /** Open connections and streams, ended when their credential stops being valid. */
+  sessions: CredentialSessions;
+  /** Mints browser tokens (createAccessToken). */
+  tokens: AccessTokens;
 }
 
 /**
@@ -31,22 +48,35 @@ function createLoaders(segue: Segue) {
   };
 }
 
+export interface ContextDeps {
+  segue: Segue;
+  authenticator: Authenticator;
+  subscriptions: SubscriptionLimits;
+  sessions: CredentialSessions;
+  tokens: AccessTokens;
+}
+
 /** Builds the per-operation context from the Authorization value (a header, or WS connectionParams). */
-export async function createContext(
-  segue: Segue,
-  subscriptions: SubscriptionLimits,
-  authorization: string | null | undefined,
-): Promise<Context> {
-  const key = bearerToken(authorization);
-  const account = key ? await findAccountByApiKey(segue.db, key) : null;
+export async function createContext(deps: ContextDeps, authorization: string | null | undefined): Promise<Context> {
+  const { principal, failure } = await deps.authenticator.authenticate(authorization);
+  const accountId = () => {
+    if (!principal) throw unauthenticated(failure ?? undefined);
+    return principal.accountId;
+  };
   return {
-    segue,
-    account,
-    accountId() {
-      if (!account) throw unauthenticated();
-      return account.id;
+    segue: deps.segue,
+    principal,
+    authFailure: failure ?? null,
+    accountId,
+    ownerAccountId() {
+      const id = accountId();
+      if (principal!.kind === 'token') throw forbidden('A browser token can only read the batch or transition it was made for.');
+      return id;
     },
-    loaders: createLoaders(segue),
-    subscriptions,
+    scope: principal?.kind === 'token' ? principal.scope : null,
+    loaders: createLoaders(deps.segue),
+    subscriptions: deps.subscriptions,
+    sessions: deps.sessions,
+    tokens: deps.tokens,
   };
 }

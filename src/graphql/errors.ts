@@ -58,13 +58,14 @@ export function maskError(error: unknown): Error {
       }
       const code = graphqlError.extensions?.code;
       if (typeof code === 'string' && (ERROR_CODES as readonly string[]).includes(code)) return graphqlError;
-      // Syntax and validation errors of the operation itself (unknown fields, query limits): the
-      // client's mistake, already safe to show.
+      // Syntax and validation errors of the operation itself (unknown fields, query limits), and
+      // requests Yoga refuses (bad JSON, a mutation over GET): the client's mistake, already safe
+      // to show. Yoga's `http` extension stays: it sets the response's status (400, 405) and is
+      // never sent to the client; without it every such error was a 200 (GraphQL over HTTP).
       if (!graphqlError.path) {
-        const { http: _http, ...extensions } = graphqlError.extensions ?? {};
         return new GraphQLError(message, {
           nodes: graphqlError.nodes,
-          extensions: { ...extensions, code: 'BAD_USER_INPUT' },
+          extensions: { ...graphqlError.extensions, code: 'BAD_USER_INPUT' },
         });
       }
     }

@@ -45,7 +45,7 @@ export function useIntrospectionSwitch(options: { enabled: boolean; forAccounts:
     };
   }
   const check = (args: { schema: GraphQLSchema; document: DocumentNode; contextValue: Context }) => {
-    if (args.contextValue.account) return null;
+    if (args.contextValue.principal) return null;
     const [first] = validate(args.schema, args.document, [NoSchemaIntrospectionCustomRule]);
     if (!first) return null;
     // One error, not one per introspection field the rule flags (GraphiQL's query has dozens).
@@ -86,8 +86,8 @@ export function useMutationRateLimit(limiter: RateLimiter | null): Plugin<Contex
   return {
     async onExecute({ args, setResultAndStopExecution }) {
       const context = args.contextValue;
-      if (!context.account || operationOf(args.document, args.operationName)?.operation !== 'mutation') return;
-      const retryAfter = await limiter.take(context.account.id);
+      if (!context.principal || operationOf(args.document, args.operationName)?.operation !== 'mutation') return;
+      const retryAfter = await limiter.take(context.principal.accountId);
       if (retryAfter > 0) {
         setResultAndStopExecution({
           data: null,

@@ -8,5 +8,8 @@ import './types/generation.ts';
 import './types/subscriptions.ts';
 import './types/queue-stats.ts';
 import './types/combined.ts';
+import './types/api-keys.ts';
+import './types/access-tokens.ts';
+import './types/deletion.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -10,7 +10,11 @@ const json = (res: ServerResponse, status: number, body: unknown) =>
 const within = <T>(promise: Promise<T>, ms: number) =>
   Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
 
-/** /health: the process is up. /ready: PostgreSQL and Redis answer (an orchestrator's readiness probe). */
+/**
+ * /health: the process is up. /ready: PostgreSQL and Redis answer (an orchestrator's readiness
+ * probe). /ready is public, so it names what is down and nothing more: driver messages carry
+ * host names, ports and users, and go to the log instead.
+ */
 export function opsHandlers(segue: Segue) {
   registerQueueGauges(segue);
   return {
@@ -22,8 +26,9 @@ export function opsHandlers(segue: Segue) {
         try {
           await within(probe(), 2_000);
           return [name, 'ok'] as const;
-        } catch (error) {
-          return [name, `down: ${(error as Error).message}`] as const;
+        } catch (err) {
+          segue.logger.warn({ err, check: name }, 'readiness check failed');
+          return [name, 'down'] as const;
         }
       };
       const checks = Object.fromEntries(

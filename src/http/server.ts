@@ -1,5 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { accessTokens } from '../auth/access-tokens.ts';
+import { createAuthenticator } from '../auth/authenticate.ts';
+import { endUsers } from '../auth/end-users.ts';
+import { CredentialSessions } from '../auth/sessions.ts';
 import { SubscriptionLimits } from '../events/limits.ts';
 import { WEBHOOK_PATH } from '../providers/fal-webhook.ts';
 import type { Segue } from '../runtime.ts';
@@ -46,7 +50,22 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const { http } = segue.config;
   const subscriptions = new SubscriptionLimits(segue.config.subscriptions.perAccount, segue.metrics);
   const limiter = redisRateLimiter(() => segue.jobs, segue.config.queuePrefix, http.mutationsPerMinute, segue.logger);
-  const yoga = createYogaServer(segue, subscriptions, limiter);
+  const tokens = accessTokens({ db: segue.db, secret: segue.config.auth.tokenSecret });
+  if (segue.config.auth.tokenSecretSource === 'none') {
+    segue.logger.warn('browser tokens are off: set TOKEN_SECRET (32+ characters) to enable createAccessToken');
+  }
+  const { endUsers: endUserAuth } = segue.config.auth;
+  if (endUserAuth && (!endUserAuth.issuer || !endUserAuth.audience)) {
+    segue.logger.warn('AUTH_JWKS_URL without AUTH_ISSUER and AUTH_AUDIENCE: any token its keys signed is accepted, whoever it was meant for');
+  }
+  const authenticator = createAuthenticator({
+    db: segue.db,
+    tokens,
+    endUsers: endUserAuth ? endUsers({ db: segue.db, config: endUserAuth, logger: segue.logger }) : null,
+  });
+  const sessions = new CredentialSessions(segue);
+  sessions.start();
+  const yoga = createYogaServer({ segue, authenticator, subscriptions, sessions, tokens }, limiter);
   const falWebhook = falWebhookHandler(segue);
   const ops = opsHandlers(segue);
   const admin = adminHandler(segue);
@@ -121,7 +140,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
-  const websocket = attachWebSocket(server, yoga, segue);
+  const websocket = attachWebSocket(server, yoga, { segue, authenticator, sessions });
   const address = server.address() as AddressInfo;
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   const url = `http://${shownHost}:${address.port}`;
@@ -129,6 +148,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     server,
     url,
     async close() {
+      sessions.close();
       await websocket.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // SSE streams and keep-alive connections would hold close() open: end them.

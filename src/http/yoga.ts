@@ -1,7 +1,7 @@
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { SubscriptionLimits } from '../events/limits.ts';
 import { useAuthentication } from '../graphql/authentication.ts';
+import { useCredentialLifetime } from '../graphql/credential-lifetime.ts';
 import {
   useIntrospectionSwitch,
   useMutationRateLimit,
@@ -10,10 +10,9 @@ import {
   useValidationErrorCode,
   type RateLimiter,
 } from '../graphql/hardening.ts';
-import { createContext, type Context } from '../graphql/context.ts';
+import { createContext, type Context, type ContextDeps } from '../graphql/context.ts';
 import { maskError, yogaLogger } from '../graphql/errors.ts';
 import { schema } from '../graphql/schema.ts';
-import type { Segue } from '../runtime.ts';
 import { graphiqlOptions, renderGraphiQLPage, useGraphiQLPolicy } from './graphiql/page.ts';
 
 export type ServerContext = {
@@ -24,7 +23,8 @@ export type ServerContext = {
 };
 export type Yoga = YogaServerInstance<ServerContext, Context>;
 
-export function createYogaServer(segue: Segue, subscriptions: SubscriptionLimits, limiter: RateLimiter | null): Yoga {
+export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null): Yoga {
+  const { segue } = deps;
   const { http } = segue.config;
   return createYoga<ServerContext, Context>({
     schema,
@@ -39,6 +39,7 @@ export function createYogaServer(segue: Segue, subscriptions: SubscriptionLimits
       useQueryLimits(segue.config),
       useIntrospectionSwitch({ enabled: http.introspection, forAccounts: segue.config.graphiql }),
       useAuthentication(),
+      useCredentialLifetime(),
       useMutationRateLimit(limiter),
       useOperationMetrics(segue.metrics),
       useGraphiQLPolicy(),
@@ -52,13 +53,9 @@ export function createYogaServer(segue: Segue, subscriptions: SubscriptionLimits
             allowedHeaders: ['authorization', 'content-type', 'accept'],
             credentials: false,
           },
-    // HTTP and SSE carry the key in the Authorization header; WebSocket in connectionParams
-    // (there is no Fetch request over WebSocket).
+    // HTTP and SSE carry the credential in the Authorization header; WebSocket in
+    // connectionParams (there is no Fetch request over WebSocket).
     context: ({ request, connectionParams }) =>
-      createContext(
-        segue,
-        subscriptions,
-        request?.headers.get('authorization') ?? (connectionParams?.authorization as string | undefined) ?? null,
-      ),
+      createContext(deps, request?.headers.get('authorization') ?? (connectionParams?.authorization as string | undefined) ?? null),
   });
 }

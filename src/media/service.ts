@@ -33,6 +33,8 @@ export interface MediaService {
   localCopy(key: string, dir: string): Promise<string>;
   /** The first frame of a stored video, stored next to it as JPEG. */
   poster(videoKey: string, posterKey: string): Promise<{ key: string; url: string }>;
+  /** Removes everything stored under these folder prefixes (deleted rows' files); returns the count. */
+  removeFolders(prefixes: readonly string[]): Promise<number>;
 }
 
 export function createMediaService(config: Config, logger: Logger): MediaService {
@@ -104,6 +106,12 @@ export function createMediaService(config: Config, logger: Logger): MediaService
       const file = join(dir, key.replace(/\//g, '_'));
       await pipeline(await store.get(key), createWriteStream(file));
       return file;
+    },
+    async removeFolders(prefixes) {
+      const store = await service.storage();
+      let removed = 0;
+      for (const prefix of prefixes) removed += await store.removePrefix(prefix);
+      return removed;
     },
     async poster(videoKey, posterKey) {
       const work = await service.workdir('poster');

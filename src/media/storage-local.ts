@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MediaError } from './errors.ts';
-import { assertStorageKey, joinUrl, type MediaStorage } from './storage.ts';
+import { assertStorageKey, assertStoragePrefix, joinUrl, type MediaStorage } from './storage.ts';
 
 export interface LocalStorageOptions {
   /** Directory the files go under; created when missing. */
@@ -59,6 +59,25 @@ export function createLocalStorage(options: LocalStorageOptions): LocalStorage {
         await rm(partial, { force: true });
         throw new MediaError('STORAGE_FAILED', `Could not store ${key}: ${(error as Error).message}`, { cause: error });
       }
+    },
+
+    async list(prefix) {
+      assertStoragePrefix(prefix);
+      const folder = fileOf(prefix.slice(0, -1));
+      const entries = await readdir(folder, { recursive: true, withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return [];
+        throw error;
+      });
+      return entries
+        .filter((entry) => entry.isFile() && !entry.name.endsWith('.tmp'))
+        .map((entry) => prefix + path.relative(folder, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'))
+        .sort();
+    },
+
+    async removePrefix(prefix) {
+      const keys = await this.list(prefix);
+      await rm(fileOf(prefix.slice(0, -1)), { recursive: true, force: true });
+      return keys.length;
     },
 
     async get(key) {

@@ -2,9 +2,16 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GetObjectCommand, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
 import { MediaError } from './errors.ts';
-import { assertStorageKey, joinUrl, type MediaStorage } from './storage.ts';
+import { assertStorageKey, assertStoragePrefix, joinUrl, type MediaStorage } from './storage.ts';
 
 export interface S3StorageOptions {
   bucket: string;
@@ -114,6 +121,44 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
       } catch (error) {
         throw storageError(error, `Could not read ${Key} from bucket ${options.bucket}`, 'get');
       }
+    },
+
+    async list(key) {
+      assertStoragePrefix(key);
+      const keys: string[] = [];
+      let token: string | undefined;
+      try {
+        do {
+          const page = await client.send(
+            new ListObjectsV2Command({ Bucket: options.bucket, Prefix: `${prefix}${key}`, ContinuationToken: token }),
+          );
+          for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key.slice(prefix.length));
+          token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        } while (token);
+      } catch (error) {
+        throw storageError(error, `Could not list ${prefix}${key} in bucket ${options.bucket}`, 'put');
+      }
+      return keys.sort();
+    },
+
+    async removePrefix(key) {
+      const keys = await this.list(key);
+      // DeleteObjects takes up to 1,000 keys per request.
+      for (let i = 0; i < keys.length; i += 1000) {
+        const batch = keys.slice(i, i + 1000);
+        try {
+          const result = await client.send(
+            new DeleteObjectsCommand({
+              Bucket: options.bucket,
+              Delete: { Objects: batch.map((k) => ({ Key: `${prefix}${k}` })), Quiet: true },
+            }),
+          );
+          if (result.Errors?.length) throw new Error(`${result.Errors.length} objects not deleted: ${result.Errors[0]!.Code ?? ''}`);
+        } catch (error) {
+          throw storageError(error, `Could not delete under ${prefix}${key} in bucket ${options.bucket}`, 'put');
+        }
+      }
+      return keys.length;
     },
 
     async close() {

@@ -18,6 +18,10 @@ export interface MediaStorage {
   get?(key: string): Promise<Readable>;
   /** Where a key lives on this machine's disk (the local driver): written in place, read without a copy. */
   path?(key: string): string;
+  /** The keys stored under a folder prefix (`transitions/<id>/`), sorted. */
+  list(prefix: string): Promise<string[]>;
+  /** Removes everything stored under a folder prefix; returns how many objects went (none is no error). */
+  removePrefix(prefix: string): Promise<number>;
   close?(): Promise<void>;
 }
 
@@ -45,6 +49,12 @@ const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export function assertStorageKey(key: string): void {
   const ok = key.length > 0 && key.length <= 512 && key.split('/').every((segment) => SEGMENT.test(segment));
   if (!ok) throw new MediaError('STORAGE_INVALID_KEY', `Invalid storage key: ${JSON.stringify(key.slice(0, 100))}`);
+}
+
+/** A folder prefix as list() and removePrefix() take it: a valid key followed by `/`. */
+export function assertStoragePrefix(prefix: string): void {
+  if (!prefix.endsWith('/')) throw new MediaError('STORAGE_INVALID_KEY', `A prefix ends with "/": ${JSON.stringify(prefix.slice(0, 100))}`);
+  assertStorageKey(prefix.slice(0, -1));
 }
 
 /** `base` + `/` + key, with each segment URL-encoded (a no-op for valid keys, but cheap insurance). */

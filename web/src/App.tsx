@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import type { ConsoleBatchFragment, ConsoleGeneratedTransitionFragment } from '../../src/generated/gql/graphql';
 import type { Api } from './api/client';
 import { SignInForm } from './auth/SignInForm';
@@ -7,9 +7,17 @@ import { BatchView } from './batches/BatchView';
 import { RecentBatches } from './batches/RecentBatches';
 import { CombinedVideos } from './combine/CombinedVideos';
 import { CreateBatchForm } from './create/CreateBatchForm';
-import { batchHref, navigate, useBatchRoute, useNavigateOnClick } from './router';
+import { batchHref, navigate, sharedLink, useBatchRoute, useNavigateOnClick } from './router';
+import { SharedBatchPage } from './share/SharedBatchPage';
 
 export function App() {
+  // A shared read-only link carries its own credential: no sign-in, no key.
+  const shared = useMemo(sharedLink, []);
+  if (shared) return <SharedBatchPage token={shared.token} batchId={shared.batchId} />;
+  return <SignedInApp />;
+}
+
+function SignedInApp() {
   const { session, signIn, signOut } = useSession();
   if (session.state === 'checking') {
     return (

@@ -1,8 +1,10 @@
 import { useCallback, useSyncExternalStore, type MouseEvent } from 'react';
 
 /*
- * Two places, kept in the query string so that any static host serves them: `/` (new batch) and
- * `/?batch=<id>` (a batch). Real links, so they open in a new tab and work from the keyboard.
+ * Places, kept in the query string so that any static host serves them: `/` (new batch),
+ * `/?batch=<id>` (a batch), and `/?token=<token>&batch=<id>`, a batch shared read-only (the token
+ * is a browser token for that batch, never a key). Real links, so they open in a new tab and
+ * work from the keyboard.
  */
 
 const NAVIGATED = 'segue:navigate';
@@ -19,6 +21,18 @@ function subscribe(onChange: () => void) {
 const currentBatchId = () => new URLSearchParams(window.location.search).get('batch');
 
 export const batchHref = (batchId: string | null) => (batchId ? `/?batch=${encodeURIComponent(batchId)}` : '/');
+
+/** The absolute read-only link to a batch for whoever holds `token`. */
+export const sharedBatchUrl = (token: string, batchId: string) =>
+  `${window.location.origin}/?token=${encodeURIComponent(token)}&batch=${encodeURIComponent(batchId)}`;
+
+/** A shared link's token and batch, when this page is one. */
+export function sharedLink(): { token: string; batchId: string } | null {
+  const params = new URLSearchParams(window.location.search);
+  const token = params.get('token');
+  const batchId = params.get('batch');
+  return token && batchId ? { token, batchId } : null;
+}
 
 export function navigate(href: string) {
   window.history.pushState(null, '', href);

@@ -1,3 +1,4 @@
+import { NO_ROW } from '../../auth/scope.ts';
 import { accountSpend, remainingUsd, type AccountSpend } from '../../domain/costs.ts';
 import { builder } from '../builder.ts';
 
@@ -14,8 +15,8 @@ const Spend = builder.objectRef<AccountSpend>('Spend').implement({
 export const AccountNode = builder.prismaNode('Account', {
   id: { field: 'id' },
   nullable: true,
-  // An account can see itself only.
-  findUnique: (id, ctx) => ({ id: id === ctx.accountId() ? id : '00000000-0000-0000-0000-000000000000' }),
+  // An account can see itself only (and a browser token not even that).
+  findUnique: (id, ctx) => ({ id: id === ctx.accountId() && !ctx.scope ? id : NO_ROW }),
   fields: (t) => ({
     name: t.exposeString('name'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
@@ -30,8 +31,8 @@ export const AccountNode = builder.prismaNode('Account', {
 builder.queryField('viewer', (t) =>
   t.prismaField({
     type: 'Account',
-    description: 'The account whose API key made this request.',
+    description: 'The account whose credential made this request.',
     resolve: (query, _root, _args, ctx) =>
-      ctx.segue.db.account.findUniqueOrThrow({ ...query, where: { id: ctx.accountId() } }),
+      ctx.segue.db.account.findUniqueOrThrow({ ...query, where: { id: ctx.ownerAccountId() } }),
   }),
 );

@@ -1,4 +1,5 @@
 import { prismaConnectionHelpers } from '@pothos/plugin-prisma';
+import { batchInScope, NO_ROW } from '../../auth/scope.ts';
 import { BATCH_STATUSES, batchStatus } from '../../domain/batches.ts';
 import { estimateUsd } from '../../domain/costs.ts';
 import type { BatchWithCounts } from '../../events/streams.ts';
@@ -21,7 +22,7 @@ const itemsConnection = prismaConnectionHelpers(builder, 'BatchItem', {
 export const BatchNode = builder.prismaNode('Batch', {
   id: { field: 'id' },
   nullable: true,
-  findUnique: (id, ctx) => ({ id, accountId: ctx.accountId() }),
+  findUnique: (id, ctx) => ({ id: batchInScope(ctx.scope, id) ? id : NO_ROW, accountId: ctx.accountId() }),
   fields: (t) => {
     // A subscription event brings the counts along; a query loads them (batched per request).
     const countsOf = (batch: BatchWithCounts, ctx: Context) => batch.counts ?? ctx.loaders.batchCounts.load(batch.id);
@@ -57,3 +58,15 @@ export const BatchNode = builder.prismaNode('Batch', {
     };
   },
 });
+
+// Transition.batch lives here, next to the Batch type it returns.
+builder.prismaObjectField(TransitionNode, 'batch', (t) =>
+  t.field({
+    type: BatchNode,
+    nullable: true,
+    description: 'The batch of the current generation run.',
+    select: (_args, _ctx, nestedSelection) => ({ batch: nestedSelection(true) }),
+    // A browser token sees the batch only when it is the one the token names.
+    resolve: (transition, _args, ctx) => (transition.batch && batchInScope(ctx.scope, transition.batch.id) ? transition.batch : null),
+  }),
+);

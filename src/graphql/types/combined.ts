@@ -1,3 +1,4 @@
+import { NO_ROW } from '../../auth/scope.ts';
 import { GeneratedTransitionStatus } from '../../generated/prisma/enums.ts';
 import { combineTransitions, getGeneratedTransition } from '../../domain/combine.ts';
 import { generatedTransitionUpdates } from '../../events/streams.ts';
@@ -11,7 +12,7 @@ const GeneratedTransitionStatusEnum = builder.enumType(GeneratedTransitionStatus
 export const GeneratedTransitionNode = builder.prismaNode('GeneratedTransition', {
   id: { field: 'id' },
   nullable: true,
-  findUnique: (id, ctx) => ({ id, accountId: ctx.accountId() }),
+  findUnique: (id, ctx) => ({ id: ctx.scope ? NO_ROW : id, accountId: ctx.accountId() }),
   description: 'Several completed transitions joined into one video, with an audio track and subtitles.',
   fields: (t) => ({
     status: t.expose('status', { type: GeneratedTransitionStatusEnum }),
@@ -61,7 +62,7 @@ builder.mutationField('combineTransitions', (t) =>
     type: CombineTransitionsPayload,
     args: { input: t.arg({ type: CombineTransitionsInput, required: true }) },
     resolve: async (_root, { input }, ctx) => {
-      const accountId = ctx.accountId();
+      const accountId = ctx.ownerAccountId();
       const transitionIds = input.transitionIds.map((id, i) => idOf('Transition', String(id), `transitionIds.${i}`));
       return combineTransitions(ctx.segue, accountId, { ...input, transitionIds });
     },
@@ -73,7 +74,7 @@ builder.queryFields((t) => ({
     type: GeneratedTransitionNode,
     args: { id: t.arg.id({ required: true }) },
     resolve: (query, _root, args, ctx) =>
-      getGeneratedTransition(ctx.segue, ctx.accountId(), idOf('GeneratedTransition', String(args.id)), query),
+      getGeneratedTransition(ctx.segue, ctx.ownerAccountId(), idOf('GeneratedTransition', String(args.id)), query),
   }),
   generatedTransitions: t.prismaConnection({
     type: GeneratedTransitionNode,
@@ -82,7 +83,7 @@ builder.queryFields((t) => ({
     resolve: (query, _root, _args, ctx) =>
       ctx.segue.db.generatedTransition.findMany({
         ...query,
-        where: { accountId: ctx.accountId() },
+        where: { accountId: ctx.ownerAccountId() },
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       }),
   }),
@@ -94,7 +95,7 @@ builder.subscriptionField('generatedTransitionUpdated', (t) =>
     description: 'The combined video now, then every change; completes when it is COMPLETED or FAILED.',
     args: { id: t.arg.id({ required: true }) },
     subscribe: async (_root, args, ctx) => {
-      const accountId = ctx.accountId();
+      const accountId = ctx.ownerAccountId();
       const id = idOf('GeneratedTransition', String(args.id));
       const release = ctx.subscriptions.acquire(accountId);
       try {

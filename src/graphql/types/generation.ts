@@ -10,7 +10,7 @@ builder.mutationFields((t) => ({
     description: 'Cancels a queued or running transition, at fal too when it was submitted. CONFLICT when it has ended.',
     args: { id: t.arg.id({ required: true }) },
     resolve: async (query, _root, args, ctx) => {
-      const row = await cancelTransition(ctx.segue, ctx.accountId(), idOf('Transition', String(args.id)));
+      const row = await cancelTransition(ctx.segue, ctx.ownerAccountId(), idOf('Transition', String(args.id)));
       return ctx.segue.db.transition.findUniqueOrThrow({ ...query, where: { id: row.id } });
     },
   }),
@@ -19,7 +19,7 @@ builder.mutationFields((t) => ({
     description: "Cancels every unfinished transition of the batch's run. CONFLICT when nothing is left to cancel.",
     args: { id: t.arg.id({ required: true }) },
     resolve: async (query, _root, args, ctx) => {
-      const batch = await cancelBatch(ctx.segue, ctx.accountId(), idOf('Batch', String(args.id)));
+      const batch = await cancelBatch(ctx.segue, ctx.ownerAccountId(), idOf('Batch', String(args.id)));
       return ctx.segue.db.batch.findUniqueOrThrow({ ...query, where: { id: batch.id } });
     },
   }),
@@ -28,7 +28,7 @@ builder.mutationFields((t) => ({
     description: 'Generates a FAILED or CANCELED transition again, in its batch. CONFLICT from any other status.',
     args: { id: t.arg.id({ required: true }) },
     resolve: async (query, _root, args, ctx) => {
-      const row = await retryTransition(ctx.segue, ctx.accountId(), idOf('Transition', String(args.id)));
+      const row = await retryTransition(ctx.segue, ctx.ownerAccountId(), idOf('Transition', String(args.id)));
       return ctx.segue.db.transition.findUniqueOrThrow({ ...query, where: { id: row.id } });
     },
   }),

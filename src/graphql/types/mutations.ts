@@ -71,13 +71,13 @@ builder.mutationFields((t) => ({
   createTransitions: t.field({
     type: CreateTransitionsPayload,
     args: { input: t.arg({ type: CreateTransitionsInput, required: true }) },
-    resolve: (_root, { input }, ctx) => createTransitions(ctx.segue, ctx.accountId(), input),
+    resolve: (_root, { input }, ctx) => createTransitions(ctx.segue, ctx.ownerAccountId(), input),
   }),
   generateBatch: t.field({
     type: GenerateBatchPayload,
     args: { input: t.arg({ type: GenerateBatchInput, required: true }) },
     resolve: (_root, { input }, ctx) => {
-      const accountId = ctx.accountId();
+      const accountId = ctx.ownerAccountId();
       const transitionIds = input.transitionIds.map((id, i) => idOf('Transition', String(id), `transitionIds.${i}`));
       return generateBatch(ctx.segue, accountId, { ...input, transitionIds });
     },

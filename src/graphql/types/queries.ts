@@ -1,3 +1,4 @@
+import { assertAccountWide, assertBatchInScope, assertTransitionInScope } from '../../auth/scope.ts';
 import { getBatch, getTransition } from '../../domain/transitions.ts';
 import { builder } from '../builder.ts';
 import { idOf } from '../ids.ts';
@@ -10,20 +11,27 @@ builder.queryFields((t) => ({
   transition: t.prismaField({
     type: TransitionNode,
     args: { id: t.arg.id({ required: true }) },
-    resolve: (query, _root, args, ctx) =>
-      getTransition(ctx.segue, ctx.accountId(), idOf('Transition', String(args.id)), query),
+    resolve: async (query, _root, args, ctx) => {
+      const accountId = ctx.accountId();
+      const id = idOf('Transition', String(args.id));
+      await assertTransitionInScope(ctx.segue.db, ctx.scope, id);
+      return getTransition(ctx.segue, accountId, id, query);
+    },
   }),
   transitions: t.prismaConnection({
     type: TransitionNode,
     cursor: 'id',
-    description: "The caller's transitions, newest first.",
+    description: "The caller's transitions, newest first. A browser token lists its batch's only (batchId required).",
     args: {
       status: t.arg({ type: TransitionStatusEnum, required: false }),
       batchId: t.arg.id({ required: false, description: 'Only the transitions of this batch.' }),
     },
     resolve: async (query, _root, args, ctx) => {
       const accountId = ctx.accountId();
-      const batchId = args.batchId ? (await getBatch(ctx.segue, accountId, idOf('Batch', String(args.batchId), 'batchId'))).id : null;
+      if (!args.batchId) assertAccountWide(ctx.scope, 'the transitions');
+      const wanted = args.batchId ? idOf('Batch', String(args.batchId), 'batchId') : null;
+      if (wanted) assertBatchInScope(ctx.scope, wanted, ['batchId']);
+      const batchId = wanted ? (await getBatch(ctx.segue, accountId, wanted)).id : null;
       return ctx.segue.db.transition.findMany({
         ...query,
         where: {
@@ -38,13 +46,18 @@ builder.queryFields((t) => ({
   batch: t.prismaField({
     type: BatchNode,
     args: { id: t.arg.id({ required: true }) },
-    resolve: (query, _root, args, ctx) => getBatch(ctx.segue, ctx.accountId(), idOf('Batch', String(args.id)), query),
+    resolve: (query, _root, args, ctx) => {
+      const accountId = ctx.accountId();
+      const id = idOf('Batch', String(args.id));
+      assertBatchInScope(ctx.scope, id);
+      return getBatch(ctx.segue, accountId, id, query);
+    },
   }),
   batches: t.prismaConnection({
     type: BatchNode,
     cursor: 'id',
     description: "The caller's batches, newest first.",
     resolve: (query, _root, _args, ctx) =>
-      ctx.segue.db.batch.findMany({ ...query, where: { accountId: ctx.accountId() }, orderBy: newestFirst }),
+      ctx.segue.db.batch.findMany({ ...query, where: { accountId: ctx.ownerAccountId() }, orderBy: newestFirst }),
   }),
 }));

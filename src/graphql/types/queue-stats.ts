@@ -1,4 +1,4 @@
-import { queueStats, type WorkerInfo } from '../../domain/queue-stats.ts';
+import { queueStats } from '../../domain/queue-stats.ts';
 import { builder } from '../builder.ts';
 import { TransitionStatusEnum } from './transition.ts';
 
@@ -19,31 +19,24 @@ const QueueDepths = builder.objectRef<{ waiting: number; active: number; delayed
   }),
 });
 
-const Worker = builder.objectRef<WorkerInfo>('Worker').implement({
-  fields: (t) => ({
-    name: t.exposeString('name'),
-    host: t.exposeString('host'),
-    pid: t.exposeInt('pid', { nullable: true }),
-    concurrency: t.exposeInt('concurrency', { nullable: true, description: 'Jobs this worker process holds at most (WORKER_CONCURRENCY).' }),
-    startedAt: t.expose('startedAt', { type: 'DateTime' }),
-  }),
-});
-
 type Stats = Awaited<ReturnType<typeof queueStats>>;
 
 const QueueStats = builder.objectRef<Stats>('QueueStats').implement({
+  description:
+    'Your transitions, and the figures every account shares: queue depths, fal requests in flight and the cap. ' +
+    'Which hosts and processes run the workers is for operators (`npm run cli -- workers`).',
   fields: (t) => ({
     byStatus: t.field({ type: [StatusCount], description: 'Your transitions by status.', resolve: (s) => s.byStatus }),
     queue: t.field({ type: QueueDepths, resolve: (s) => s.queue }),
     falInFlight: t.exposeInt('falInFlight', { description: 'fal requests in flight, all workers and accounts.' }),
     falConcurrency: t.exposeInt('falConcurrency', { description: 'FAL_CONCURRENCY: the most there can be.' }),
-    workers: t.field({ type: [Worker], description: 'Workers online now.', resolve: (s) => s.workers }),
+    workersOnline: t.exposeInt('workersOnline', { description: 'Generation worker processes online now.' }),
   }),
 });
 
 builder.queryField('queueStats', (t) =>
   t.field({
     type: QueueStats,
-    resolve: (_root, _args, ctx) => queueStats(ctx.segue, ctx.accountId()),
+    resolve: (_root, _args, ctx) => queueStats(ctx.segue, ctx.ownerAccountId()),
   }),
 );

@@ -1,3 +1,4 @@
+import { assertAccountWide, assertBatchInScope, assertTransitionInScope } from '../../auth/scope.ts';
 import { withCleanup } from '../../events/live.ts';
 import { batchProgress, transitionUpdates } from '../../events/streams.ts';
 import { builder } from '../builder.ts';
@@ -28,6 +29,9 @@ builder.subscriptionFields((t) => ({
         transitionId: args.id ? idOf('Transition', String(args.id)) : null,
         batchId: args.batchId ? idOf('Batch', String(args.batchId), 'batchId') : null,
       };
+      if (scope.transitionId) await assertTransitionInScope(ctx.segue.db, ctx.scope, scope.transitionId);
+      else if (scope.batchId) assertBatchInScope(ctx.scope, scope.batchId, ['batchId']);
+      else assertAccountWide(ctx.scope, 'every transition');
       const release = ctx.subscriptions.acquire(accountId);
       try {
         return limited(release, await transitionUpdates(ctx.segue, accountId, scope));
@@ -45,6 +49,7 @@ builder.subscriptionFields((t) => ({
     subscribe: async (_root, args, ctx) => {
       const accountId = ctx.accountId();
       const batchId = idOf('Batch', String(args.id));
+      assertBatchInScope(ctx.scope, batchId);
       const release = ctx.subscriptions.acquire(accountId);
       try {
         return limited(release, await batchProgress(ctx.segue, accountId, batchId));

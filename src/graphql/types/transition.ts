@@ -1,4 +1,5 @@
 import { TransitionStatus } from '../../generated/prisma/enums.ts';
+import { transitionScopeWhere } from '../../auth/scope.ts';
 import { estimateUsd } from '../../domain/costs.ts';
 import { builder } from '../builder.ts';
 
@@ -20,8 +21,8 @@ export const GenerationError = builder
 export const TransitionNode = builder.prismaNode('Transition', {
   id: { field: 'id' },
   nullable: true,
-  // Node lookups bypass root resolvers, so scope them to the caller here.
-  findUnique: (id, ctx) => ({ id, accountId: ctx.accountId() }),
+  // Node lookups bypass root resolvers, so scope them to the caller (and a token's reach) here.
+  findUnique: (id, ctx) => ({ id, accountId: ctx.accountId(), ...transitionScopeWhere(ctx.scope) }),
   fields: (t) => ({
     frontImageUrl: t.exposeString('frontImageUrl'),
     tailImageUrl: t.exposeString('tailImageUrl'),
@@ -52,7 +53,6 @@ export const TransitionNode = builder.prismaNode('Transition', {
     }),
     falRequestId: t.exposeString('falRequestId', { nullable: true }),
     queuePosition: t.exposeInt('queuePosition', { nullable: true, description: "Requests ahead in fal's queue." }),
-    batch: t.relation('batch', { nullable: true, description: 'The batch of the current generation run.' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     queuedAt: t.expose('queuedAt', { type: 'DateTime', nullable: true }),

@@ -1,7 +1,7 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print, type DocumentNode } from 'graphql';
 import { createClient, type Client } from 'graphql-ws';
-import { apiErrorFrom, networkError, type ApiError, type GraphQLErrorLike } from './errors';
+import { ApiError, apiErrorFrom, networkError, type GraphQLErrorLike } from './errors';
 
 /** The API is served from the console's own origin: GraphQL over HTTP and WebSocket at /graphql. */
 const GRAPHQL_PATH = '/graphql';
@@ -42,8 +42,12 @@ function queryText(document: DocumentNode): string {
   return text;
 }
 
-export function createApi(apiKey: string, origin: Pick<Location, 'protocol' | 'host'> = window.location): Api {
-  const authorization = `Bearer ${apiKey}`;
+/** graphql-ws closes with 4403 when the credential is refused, revoked or expired: retrying cannot help. */
+const isForbiddenClose = (event: unknown) => (event as { code?: unknown } | null)?.code === 4403;
+
+/** `credential`: an API key, or a browser token (createAccessToken) for a shared read-only view. */
+export function createApi(credential: string, origin: Pick<Location, 'protocol' | 'host'> = window.location): Api {
+  const authorization = `Bearer ${credential}`;
   let socket: Client | null = null;
 
   // One WebSocket for all subscriptions, opened on the first one (graphql-ws is lazy by default)
@@ -54,6 +58,7 @@ export function createApi(apiKey: string, origin: Pick<Location, 'protocol' | 'h
       connectionParams: { authorization },
       lazyCloseTimeout: 5_000,
       retryAttempts: 5,
+      shouldRetry: (event) => !isForbiddenClose(event),
     }));
 
   return {
@@ -95,6 +100,7 @@ export function createApi(apiKey: string, origin: Pick<Location, 'protocol' | 'h
             if (stopped) return;
             stopped = true;
             if (Array.isArray(error)) observer.error(apiErrorFrom(error as GraphQLErrorLike[]));
+            else if (isForbiddenClose(error)) observer.error(new ApiError('UNAUTHENTICATED', 'The live connection was closed: its credential expired or was revoked.'));
             else if (error instanceof CloseEvent) observer.error(networkError(`live connection closed, code ${error.code}`));
             else observer.error(networkError(error instanceof Error ? error.message : undefined));
           },

@@ -157,3 +157,10 @@ export const ConsoleGeneratedTransitions = graphql(`
     }
   }
 `);
+
+/** A read-only browser token for one batch: what the "Share live view" link carries instead of a key. */
+export const ConsoleCreateAccessToken = graphql(`
+  mutation ConsoleCreateAccessToken($input: CreateAccessTokenInput!) {
+    createAccessToken(input: $input) { token expiresAt }
+  }
+`);

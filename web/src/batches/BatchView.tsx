@@ -3,6 +3,7 @@ import type { ConsoleBatchFragment, ConsoleGeneratedTransitionFragment } from '.
 import type { Api } from '../api/client';
 import { CombineSection } from '../combine/CombineSection';
 import { useClipPicking } from '../combine/useClipPicking';
+import { ShareLiveView } from '../share/ShareLiveView';
 import { formatUsd } from '../ui/format';
 import { ProgressBar } from './ProgressBar';
 import { BATCH_STATUS_LABEL, batchIsOpen } from './status';
@@ -17,6 +18,8 @@ interface Props {
   onBatch(batch: ConsoleBatchFragment): void;
   /** Tells the page the latest state of a combined video made here (the list shows it too). */
   onCombined(combined: ConsoleGeneratedTransitionFragment): void;
+  /** A shared view (browser token): watch only, no cancel, retry, combine or share. */
+  readOnly?: boolean;
 }
 
 const FEED_LABEL: Record<FeedState, string> = {
@@ -32,7 +35,7 @@ const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeS
  * A batch as it runs: progress, the API's estimated cost, each transition with its controls, and
  * combining completed clips into one video (a checkbox per completed card, the form above them).
  */
-export function BatchView({ api, batchId, onBatch, onCombined }: Props) {
+export function BatchView({ api, batchId, onBatch, onCombined, readOnly = false }: Props) {
   const live = useLiveBatch(api, batchId);
   const actions = useBatchActions(api, batchId, live.dispatch, live.resubscribe);
   const { batch, order, transitions } = live.state;
@@ -50,7 +53,11 @@ export function BatchView({ api, batchId, onBatch, onCombined }: Props) {
           Batch
         </h2>
         <p className="form-error" role="alert">
-          {live.loadError.code === 'NOT_FOUND' ? 'There is no such batch in this account.' : live.loadError.message}
+          {live.loadError.code === 'NOT_FOUND'
+            ? 'There is no such batch in this account.'
+            : live.loadError.code === 'UNAUTHENTICATED' && readOnly
+              ? 'This link has expired or was withdrawn. Ask for a new one.'
+              : live.loadError.message}
         </p>
       </section>
     );
@@ -89,7 +96,9 @@ export function BatchView({ api, batchId, onBatch, onCombined }: Props) {
       </header>
       {live.feedError && live.feed === 'interrupted' && (
         <p className="form-error" role="alert">
-          Live updates stopped: {live.feedError.message}
+          {readOnly && live.feedError.code === 'UNAUTHENTICATED'
+            ? 'This link has expired or was withdrawn: live updates stopped. Ask for a new one.'
+            : `Live updates stopped: ${live.feedError.message}`}
         </p>
       )}
 
@@ -99,7 +108,7 @@ export function BatchView({ api, batchId, onBatch, onCombined }: Props) {
           Estimated cost: <strong data-testid="batch-cost">{formatUsd(batch.estimatedCost)}</strong>{' '}
           <span className="muted">(the API's estimate at the model's published price, each video generated once)</span>
         </p>
-        {batchIsOpen(batch.status) && (
+        {!readOnly && batchIsOpen(batch.status) && (
           <button type="button" className="danger" onClick={actions.cancelBatch} disabled={actions.busy.has(BATCH_ACTION)}>
             Cancel batch
           </button>
@@ -111,7 +120,8 @@ export function BatchView({ api, batchId, onBatch, onCombined }: Props) {
         </p>
       )}
 
-      <CombineSection api={api} picking={picking} onCombined={onCombined} />
+      {!readOnly && <ShareLiveView api={api} batchId={batchId} />}
+      {!readOnly && <CombineSection api={api} picking={picking} onCombined={onCombined} />}
 
       <ol className="transitions">
         {rows.map((transition, index) => (
@@ -123,7 +133,8 @@ export function BatchView({ api, batchId, onBatch, onCombined }: Props) {
             actionError={actions.errors[transition.id]}
             onCancel={() => void actions.cancel(transition.id)}
             onRetry={() => void actions.retry(transition.id)}
-            pick={picking.pickOf(transition.id)}
+            pick={readOnly ? undefined : picking.pickOf(transition.id)}
+            readOnly={readOnly}
           />
         ))}
       </ol>

@@ -14,10 +14,12 @@ interface Props {
   onRetry(): void;
   /** Present when the clip can be picked for a combined video (COMPLETED, with a video). */
   pick?: { order: number | null; onToggle(): void } | undefined;
+  /** Watch only (a shared view): no cancel or retry. */
+  readOnly?: boolean;
 }
 
 /** One transition of a batch, live: state, fal's queue, attempts, the error, the video. */
-export function TransitionCard({ transition: t, index, busy, actionError, onCancel, onRetry, pick }: Props) {
+export function TransitionCard({ transition: t, index, busy, actionError, onCancel, onRetry, pick, readOnly = false }: Props) {
   const title = `Transition ${index + 1}`;
   const titleId = `transition-${t.id}-title`;
   const waitingAtFal = t.queuePosition !== null && (t.status === 'QUEUED' || t.status === 'SUBMITTED');
@@ -91,12 +93,12 @@ export function TransitionCard({ transition: t, index, busy, actionError, onCanc
 
       <div className="transition-actions">
         {pick && <ClipCheckbox title={title} order={pick.order} onToggle={pick.onToggle} />}
-        {canCancel(t.status) && (
+        {!readOnly && canCancel(t.status) && (
           <button type="button" onClick={onCancel} disabled={busy} aria-label={`Cancel ${title.toLowerCase()}`}>
             Cancel
           </button>
         )}
-        {canRetry(t.status) && (
+        {!readOnly && canRetry(t.status) && (
           <button type="button" onClick={onRetry} disabled={busy} aria-label={`Retry ${title.toLowerCase()}`}>
             Retry
           </button>

@@ -1,0 +1,52 @@
+import { auditServer } from 'graphql-http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestAccount, startTestApp, type TestApp } from './helpers/app.ts';
+
+let app: TestApp;
+beforeAll(async () => {
+  app = await startTestApp({ INTROSPECTION: 'true' });
+});
+afterAll(() => app?.close());
+
+const post = (body: string, headers: Record<string, string> = {}) =>
+  fetch(app.graphqlUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...headers },
+    body,
+  });
+
+describe('GraphQL over HTTP (graphql-http audits)', () => {
+  it('passes every audit of graphql-http, MUST, SHOULD and MAY alike', async () => {
+    const results = await auditServer({ url: app.graphqlUrl });
+    const failed = await Promise.all(
+      results
+        .filter((r) => r.status !== 'ok')
+        .map(async (r) => `${r.status} ${r.name}: ${r.reason} (${'response' in r ? `${r.response.status} ${await r.response.text()}` : ''})`),
+    );
+    expect(failed).toEqual([]);
+    expect(results).toHaveLength(61);
+  });
+
+  it("keeps Segue's error codes in extensions while the status says what went wrong, and never shows the http extension", async () => {
+    const cases: Array<[string, Response, number, string]> = [
+      ['invalid JSON', await post('{"query": '), 400, 'BAD_USER_INPUT'],
+      ['a syntax error', await post(JSON.stringify({ query: '{ viewer ' })), 400, 'BAD_USER_INPUT'],
+      ['an unknown field', await post(JSON.stringify({ query: '{ nope }' })), 400, 'BAD_USER_INPUT'],
+      ['a mutation over GET', await fetch(`${app.graphqlUrl}?query=${encodeURIComponent('mutation { deleteTransitions(input: { ids: [] }) { deletedIds } }')}`, { headers: { accept: 'application/graphql-response+json' } }), 405, 'BAD_USER_INPUT'],
+      ['no credential', await post(JSON.stringify({ query: '{ viewer { id } }' })), 200, 'UNAUTHENTICATED'],
+    ];
+    for (const [what, response, status, code] of cases) {
+      expect(response.status, what).toBe(status);
+      const body = (await response.json()) as { errors: Array<{ extensions: Record<string, unknown> }> };
+      expect(body.errors.map((e) => e.extensions.code), what).toEqual([code]);
+      expect(body.errors[0]!.extensions.http, what).toBeUndefined();
+    }
+    // An error of execution (a well-formed request) answers 200 with data, as the spec has it.
+    const account = await createTestAccount(app.segue);
+    const notFound = await post(JSON.stringify({ query: '{ batch(id: "QmF0Y2g6MDAwMDAwMDAtMDAwMC03MDAwLTgwMDAtMDAwMDAwMDAwMDAw") { id } }' }), {
+      authorization: `Bearer ${account.apiKey}`,
+    });
+    expect(notFound.status).toBe(200);
+    expect(((await notFound.json()) as { errors: Array<{ extensions: { code: string } }> }).errors[0]!.extensions.code).toBe('NOT_FOUND');
+  });
+});
