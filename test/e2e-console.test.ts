@@ -245,8 +245,9 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
 
   it('cancels a running transition and retries it by keyboard, following the batch again after it reopens', async () => {
     const account = await p.account();
-    // Long enough that the cancel surely lands while fal is still generating.
-    p.emulator.configure({ latencyMs: 60_000 });
+    // Long enough that the cancel surely lands while fal is still generating. This fal stops a
+    // canceled job: a retry waits for the old request to end at fal before it submits anew.
+    p.emulator.configure({ latencyMs: 60_000, cancelRunning: 'stop' });
     const created = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, {
       input: { transitions: transitionInputs(1), generate: true },
     });
@@ -265,7 +266,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
     await page.locator('[data-batch-status="CANCELED"]').waitFor();
     await page.locator('.feed', { hasText: 'Ended' }).waitFor();
 
-    p.emulator.configure({ latencyMs: 500 });
+    p.emulator.configure({ latencyMs: 500, cancelRunning: 'complete' });
     const retry = page.getByRole('button', { name: 'Retry transition 1' });
     await retry.focus();
     await page.keyboard.press('Enter');
