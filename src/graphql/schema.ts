@@ -8,5 +8,6 @@ import './types/generation.ts';
 import './types/subscriptions.ts';
 import './types/queue-stats.ts';
 import './types/combined.ts';
+import './types/image.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

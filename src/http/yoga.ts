@@ -13,6 +13,7 @@ import {
 import { createContext, type Context } from '../graphql/context.ts';
 import { maskError, yogaLogger } from '../graphql/errors.ts';
 import { schema } from '../graphql/schema.ts';
+import { useStreamingUploads } from '../graphql/uploads.ts';
 import type { Segue } from '../runtime.ts';
 
 export type ServerContext = {
@@ -35,6 +36,7 @@ export function createYogaServer(segue: Segue, subscriptions: SubscriptionLimits
     logging: yogaLogger(segue.logger.child({ component: 'graphql' })),
     maskedErrors: { maskError: (error) => maskError(error) },
     plugins: [
+      useStreamingUploads({ maxFileBytes: segue.config.images.maxBytes }),
       useValidationErrorCode(),
       useQueryLimits(segue.config),
       useIntrospectionSwitch(http.introspection),

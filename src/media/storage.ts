@@ -18,8 +18,20 @@ export interface MediaStorage {
   get?(key: string): Promise<Readable>;
   /** Where a key lives on this machine's disk (the local driver): written in place, read without a copy. */
   path?(key: string): string;
+  /**
+   * A URL that reads a private object (under `private/`) until `expiresAt`: a signed Segue URL
+   * (local) or a presigned GET (S3). Private objects are never served without one.
+   */
+  privateUrl(key: string, expiresAt: Date): Promise<string>;
+  /** Size and content type of an object, or null when there is none. */
+  head(key: string): Promise<{ size: number; contentType: string | null } | null>;
+  /** Removes an object; no error when it is already gone. */
+  remove(key: string): Promise<void>;
   close?(): Promise<void>;
 }
+
+/** Keys under this prefix are private: the local driver's /media route serves them only signed. */
+export const PRIVATE_PREFIX = 'private/';
 
 export interface StoredObject {
   key: string;

@@ -12,6 +12,8 @@ import type { Segue } from '../runtime.ts';
 import type { BudgetGuard } from './budget-guard.ts';
 import { awaitsCopy, type Copier } from './copy-jobs.ts';
 import type { Wakeups, Watch } from './wakeups.ts';
+import { prepareImagesForSubmit } from './run-images.ts';
+import type { PreparedImage } from '../domain/run-images.ts';
 
 /** Why a worker aborts a running job: it is stopping (hand the job over) or lost the job's lock. */
 export const ABORT_SHUTDOWN = 'shutdown';
@@ -26,6 +28,7 @@ const REQUEST_OVER = new Set([
   'FAL_TIMEOUT',
   'PREVIEW_RENDER_FAILED',
   'IMAGE_UNAVAILABLE',
+  'IMAGE_INVALID',
 ]);
 
 /** What `track` returns once the result is handed to the copy queue: this job is done. */
@@ -46,11 +49,13 @@ class Aborted extends Error {
 
 export type RunOutcome = 'completed' | 'copying' | 'failed' | 'canceled' | 'stale' | 'lock-lost' | 'retried';
 
-const inputOf = (t: Transition): GenerationInput => ({
+const inputOf = (t: Transition, images: { front: PreparedImage; tail: PreparedImage }): GenerationInput => ({
   prompt: t.prompt,
   negativePrompt: t.negativePrompt,
-  frontImageUrl: t.frontImageUrl,
-  tailImageUrl: t.tailImageUrl,
+  frontImageUrl: images.front.url,
+  tailImageUrl: images.tail.url,
+  frontImageKey: images.front.key,
+  tailImageKey: images.tail.key,
   durationSeconds: t.durationSeconds,
   transitionType: t.transitionType,
 });
@@ -163,11 +168,14 @@ export class GenerationRun {
     const { metrics, provider } = this.segue;
     const overBudget = await this.budgets.check(claimed);
     if (overBudget) return this.attemptFailed(overBudget);
+    // Images: checked by the rules and made reachable for the provider before anything is spent.
+    const images = await prepareImagesForSubmit(this.segue, claimed);
+    if (images instanceof ProviderError) return this.attemptFailed(images);
     const started = performance.now();
     let submitted: { requestId: string; queuePosition: number | null };
     try {
       // No abort signal: a submit in flight always runs to its answer, so its id is recorded.
-      submitted = await provider.submit(inputOf(claimed), {
+      submitted = await provider.submit(inputOf(claimed, images), {
         webhookUrl: webhookUrl(this.segue.config, claimed.id, claimed.attempts),
       });
       metrics.falRequests.inc({ operation: 'submit', outcome: 'ok' });

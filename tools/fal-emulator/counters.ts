@@ -20,5 +20,7 @@ export function createCounters(): FalCounters {
     cancelCalls: 0,
     webhookAttempts: 0,
     webhooksDelivered: 0,
+    uploads: 0,
+    uploadedBytes: 0,
   };
 }
