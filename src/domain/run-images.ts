@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
-import type { Image, Transition } from '../generated/prisma/client.ts';
+import type { Image, Prisma, Transition } from '../generated/prisma/client.ts';
 import { ImageStatus } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
 import { isMediaError } from '../media/errors.ts';
@@ -108,7 +108,9 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string
   const deadline = Date.now() + LEASE_MS * 2;
   for (let row = image; ; ) {
     if (row.falUrl && fresh(row.falUploadedAt, FAL_URL_TTL_MS)) return row.falUrl;
-    if (await claim(deps.db, row.id)) {
+    // Only while nobody has uploaded it: a worker that read the row before another's upload ended must not upload again.
+    const notUploaded = { OR: [{ falUrl: null }, { falUploadedAt: { lt: new Date(Date.now() - FAL_URL_TTL_MS) } }] };
+    if (await claim(deps.db, row.id, notUploaded)) {
       try {
         const work = await deps.media.workdir('fal-upload');
         try {
@@ -133,10 +135,10 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string
 }
 
 /** Takes the row's lease when nobody holds it (or the holder's lease ran out: it died). */
-async function claim(db: Db, id: string, extra: Record<string, unknown> = {}): Promise<boolean> {
+async function claim(db: Db, id: string, extra: Prisma.ImageWhereInput = {}): Promise<boolean> {
   const now = new Date();
   const { count } = await db.image.updateMany({
-    where: { id, OR: [{ leaseUntil: null }, { leaseUntil: { lt: now } }], ...extra },
+    where: { id, AND: [{ OR: [{ leaseUntil: null }, { leaseUntil: { lt: now } }] }, extra] },
     data: { leaseUntil: new Date(now.getTime() + LEASE_MS) },
   });
   return count === 1;
