@@ -157,3 +157,9 @@ export const ConsoleGeneratedTransitions = graphql(`
     }
   }
 `);
+
+export const ConsoleUploadImage = graphql(`
+  mutation ConsoleUploadImage($file: File!) {
+    uploadImage(file: $file) { id url width height contentType bytes }
+  }
+`);
