@@ -77,6 +77,8 @@ export class GenerationRun {
   private justSubmitted = false;
   /** Changes of the row made elsewhere, caught from the start of the run on. */
   private watch: Watch | null = null;
+  /** The run's images, readied before the claim (prepareAndClaim). */
+  private images: { front: PreparedImage; tail: PreparedImage } | null = null;
 
   constructor(
     private readonly segue: Segue,
@@ -94,8 +96,7 @@ export class GenerationRun {
   async execute(): Promise<RunOutcome> {
     this.watch = this.wakeups.watch(this.ref.id);
     try {
-      // Most jobs find their row QUEUED: try the claim straight away, which also loads the row.
-      const claimed = await this.claim();
+      const claimed = await this.prepareAndClaim();
       return await this.drive(claimed ? await this.submit(claimed) : await this.load());
     } catch (error) {
       return this.onError(error);
@@ -138,7 +139,7 @@ export class GenerationRun {
         case S.DRAFT:
           return 'stale';
         case S.QUEUED: {
-          const claimed = await this.claim();
+          const claimed = await this.prepareAndClaim(row);
           row = claimed ? await this.submit(claimed) : await this.load();
           break;
         }
@@ -151,6 +152,23 @@ export class GenerationRun {
         }
       }
     }
+  }
+
+  /**
+   * Images first (checks before spending, images fal can reach: src/worker/run-images.ts), then
+   * the claim. They are readied while the row is still QUEUED, so a crash or an outage while an
+   * image is fetched or uploaded never leaves a claimed row without a request (which would read
+   * as a submit whose answer was lost). A broken or unreachable image ends the run FAILED here,
+   * before anything is submitted. Costs one read of the row per run.
+   */
+  private async prepareAndClaim(row?: Transition | null): Promise<Transition | null> {
+    this.checkAbort();
+    const queued = row ?? (await this.load());
+    if (!queued || queued.status !== S.QUEUED || queued.run !== this.ref.run) return null;
+    const images = await prepareImagesForSubmit(this.segue, queued);
+    if (images instanceof ProviderError) return this.attemptFailed(images);
+    this.images = images;
+    return this.claim();
   }
 
   /** QUEUED → SUBMITTED, recording the intent to submit before anything goes to fal. */
@@ -168,9 +186,8 @@ export class GenerationRun {
     const { metrics, provider } = this.segue;
     const overBudget = await this.budgets.check(claimed);
     if (overBudget) return this.attemptFailed(overBudget);
-    // Images: checked by the rules and made reachable for the provider before anything is spent.
-    const images = await prepareImagesForSubmit(this.segue, claimed);
-    if (images instanceof ProviderError) return this.attemptFailed(images);
+    const images = this.images;
+    if (!images) throw new Error('submit() without prepared images');
     const started = performance.now();
     let submitted: { requestId: string; queuePosition: number | null };
     try {
