@@ -8,6 +8,10 @@ import sharp, { type Metadata } from 'sharp';
  * 300 px, aspect ratio between 1:2.5 and 2.5:1. Everything is read by sharp (libvips), never by
  * hand-parsed headers.
  */
+// libvips keeps recent operations (decoded pixels included) in a cache, up to 50 MB by default;
+// every image here is processed once, so the cache would only hold memory.
+sharp.cache(false);
+
 export const IMAGE_RULES = {
   minSide: 300,
   maxAspectRatio: 2.5,
@@ -109,7 +113,7 @@ export async function normalizeImage(input: string, output: string, facts: Image
   const asPng = facts.format === 'png' || (facts.format === 'webp' && alpha);
   const write = (png: boolean) =>
     (png
-      ? sharp(input, { limitInputPixels: IMAGE_RULES.maxPixels }).rotate().png({ compressionLevel: 9 })
+      ? sharp(input, { limitInputPixels: IMAGE_RULES.maxPixels }).rotate().png({ compressionLevel: 6 })
       : sharp(input, { limitInputPixels: IMAGE_RULES.maxPixels }).rotate().flatten({ background: '#ffffff' }).jpeg({ quality: 92, mozjpeg: true })
     ).toFile(output);
   let info = await write(asPng);
