@@ -19,7 +19,7 @@ const config: CodegenConfig = {
         emitLegacyCommonJSImports: false,
         useTypeImports: true,
         enumsAsTypes: true,
-        scalars: { DateTime: 'string' },
+        scalars: { DateTime: 'string', File: 'File' },
         avoidOptionals: { field: true, inputValue: false, object: true, defaultValue: false },
       },
     },

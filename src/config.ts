@@ -128,6 +128,15 @@ const schema = z.object({
   AUTH_ACCOUNT_CLAIM: z.string().min(1).default('sub'),
   AUTH_NAME_CLAIM: z.string().min(1).default('name'),
   AUTH_DEFAULT_BUDGET_USD: z.coerce.number().min(0).optional(),
+  // ---- Images (uploads, checks before spending, images fal can reach) ----
+  /** Largest image accepted (uploads and URL images); Kling's own limit is 10 MB. */
+  IMAGE_MAX_BYTES: z.coerce.number().int().min(1024).max(100 * 1024 * 1024).default(10 * 1024 * 1024),
+  /** Upload stored images to fal's storage: when Segue's own URLs are not public (auto), always, or never. */
+  FAL_IMAGE_UPLOAD: z.enum(['auto', 'always', 'never']).default('auto'),
+  /** Signs private media URLs and local upload URLs; default derived from DATABASE_URL (set it in production). */
+  MEDIA_URL_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** How long a URL image's check (and its stored copy) is reused before the URL is fetched again. */
+  IMAGE_CHECK_TTL_MS: z.coerce.number().int().min(0).default(10 * 60_000),
 });
 
 export type Config = Readonly<{
@@ -219,6 +228,14 @@ export type Config = Readonly<{
     perAccount: number;
     /** Events waiting for a slow client before its subscription is ended. */
     buffer: number;
+  };
+  images: {
+    maxBytes: number;
+    falUpload: 'auto' | 'always' | 'never';
+    urlSecret: string;
+    checkTtlMs: number;
+    /** Largest multipart GraphQL request: one image plus the operation and form overhead. */
+    maxUploadRequestBytes: number;
   };
   worker: {
     concurrency: number;
@@ -356,6 +373,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perConnection: c.SUBSCRIPTIONS_PER_CONNECTION,
       perAccount: c.SUBSCRIPTIONS_PER_ACCOUNT,
       buffer: c.SUBSCRIPTION_BUFFER,
+    },
+    images: {
+      maxBytes: c.IMAGE_MAX_BYTES,
+      falUpload: c.FAL_IMAGE_UPLOAD,
+      urlSecret: c.MEDIA_URL_SECRET ?? createHash('sha256').update(`segue-media-urls:${c.DATABASE_URL}`).digest('base64url'),
+      checkTtlMs: c.IMAGE_CHECK_TTL_MS,
+      maxUploadRequestBytes: c.IMAGE_MAX_BYTES + 256 * 1024,
     },
     worker: {
       concurrency: c.WORKER_CONCURRENCY,

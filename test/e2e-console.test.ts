@@ -9,6 +9,7 @@ import { gql } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { CancelTransition, CreateTransitions, GenerateBatch, ListBatches } from './helpers/operations.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { makeImage } from './helpers/images.ts';
 
 /**
  * The web console end to end: the built app served by the real API at `/`, driven in Debian's
@@ -239,6 +240,60 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('API key').waitFor();
     expect(await page.evaluate(() => sessionStorage.getItem('segue.apiKey'))).toBeNull();
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  }, 60_000);
+
+  it('drops two image files, shows each with its size (and a broken rule before sending), generates and watches the video complete', async () => {
+    const account = await p.account();
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(p.app.url);
+    await page.getByLabel('API key').fill(account.apiKey);
+    await page.getByLabel('API key').press('Enter');
+    await page.getByTestId('viewer-name').waitFor();
+
+    /** A real drop event carrying a file, as dragging it from the desktop does. */
+    const drop = async (testId: string, name: string, bytes: Buffer) => {
+      const transfer = await page.evaluateHandle(
+        ({ name, base64 }) => {
+          const data = new DataTransfer();
+          data.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], name, { type: 'image/png' }));
+          return data;
+        },
+        { name, base64: bytes.toString('base64') },
+      );
+      await page.getByTestId(testId).dispatchEvent('drop', { dataTransfer: transfer });
+    };
+
+    const row = page.getByRole('group', { name: 'Transition 1' });
+    // A file that breaks a rule shows the rule at once, and nothing is sent.
+    await drop('front-image-drop', 'tiny.png', await makeImage({ width: 200, height: 200 }));
+    await row.getByText(/200×200 px is too small/).waitFor();
+    expect(await page.getByRole('button', { name: 'Generate 1 transition' }).isDisabled()).toBe(true);
+    expect(await p.app.segue.db.image.count({ where: { accountId: account.id } })).toBe(0);
+
+    await drop('front-image-drop', 'dawn.png', await images.png('dawn'));
+    await drop('tail-image-drop', 'dusk.png', await images.png('dusk'));
+    await page.locator('[data-testid="front-image-drop"][data-state="uploaded"]').waitFor();
+    await page.locator('[data-testid="tail-image-drop"][data-state="uploaded"]').waitFor();
+    expect(await page.getByTestId('front-image-facts').textContent()).toMatch(/^640×360 px · [\d.]+ KB$/);
+    expect(await row.getByRole('img', { name: 'Tail image preview' }).getAttribute('src')).toMatch(/^blob:/);
+    await row.getByLabel('Prompt', { exact: true }).fill('Dawn turns to dusk, from two files');
+    await page.screenshot({ path: `${ARTIFACTS}console-dropped-images.png`, fullPage: true });
+    await page.getByRole('button', { name: 'Generate 1 transition' }).click();
+    await page.waitForURL(/\?batch=/);
+
+    const done = page.locator('[data-testid="transition-row"][data-status="COMPLETED"]');
+    await done.waitFor({ timeout: 30_000 });
+    await play(page, done.locator('video'));
+    // fal got the two uploads through its storage, never a URL on this machine.
+    const request = p.emulator.requests().find((r) => (r.input as { prompt: string }).prompt === 'Dawn turns to dusk, from two files');
+    expect((request!.input as { image_url: string }).image_url).toMatch(/^https:\/\/v3\.fal\.media\//);
+    expect(await p.app.segue.db.image.count({ where: { accountId: account.id, status: 'READY' } })).toBe(2);
+    await page.screenshot({ path: `${ARTIFACTS}console-images-done.png`, fullPage: true });
     expect(pageErrors).toEqual([]);
     await context.close();
   }, 60_000);

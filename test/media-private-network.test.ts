@@ -17,7 +17,8 @@ describe('without a fal key, in production network policy', () => {
         transitions: [{ frontImageUrl: 'http://169.254.169.254/latest/meta-data', tailImageUrl: 'http://127.0.0.1:1/x.png', prompt: 'ssrf' }],
       });
       const [row] = await strict.settled(batch!.id);
-      expect(row).toMatchObject({ status: 'FAILED', errorCode: 'IMAGE_UNAVAILABLE', attempts: 1 });
+      // Found before the claim: no attempt was made at the provider, and none is retried.
+      expect(row).toMatchObject({ status: 'FAILED', errorCode: 'IMAGE_UNAVAILABLE', attempts: 0, submittedAt: null });
       expect(row!.errorMessage).toMatch(/private|link-local|loopback|not allowed|refuse/i);
     } finally {
       await strict.close();

@@ -58,7 +58,7 @@ describe('generation pipeline', () => {
     expect(poster.headers.get('content-type')).toBe('image/jpeg');
     expect(Buffer.from(await poster.arrayBuffer()).subarray(0, 2).toString('hex')).toBe('ffd8');
     const inputs = p.emulator.requests().map((r) => r.input as Record<string, unknown>);
-    expect(inputs[0]).toMatchObject({ duration: '10', image_url: expect.stringMatching(/front/), tail_image_url: expect.stringMatching(/tail/) });
+    expect(inputs[0]).toMatchObject({ duration: '10', image_url: expect.stringMatching(/^https:\/\/v3\.fal\.media\//), tail_image_url: expect.stringMatching(/^https:\/\/v3\.fal\.media\//) });
   });
 
   it('generating a COMPLETED transition again makes a new video at fal, with its own copy and poster', { timeout: 60_000 }, async () => {

@@ -12,6 +12,8 @@ export type NewTransition = Pick<
   Prisma.TransitionUncheckedCreateInput,
   | 'frontImageUrl'
   | 'tailImageUrl'
+  | 'frontImageId'
+  | 'tailImageId'
   | 'prompt'
   | 'negativePrompt'
   | 'transitionType'
@@ -31,19 +33,20 @@ export type NewTransition = Pick<
 export async function insertTransitions(tx: Tx, rows: readonly NewTransition[]): Promise<Transition[]> {
   const col = <K extends keyof NewTransition>(key: K) => rows.map((r) => r[key] ?? null);
   return tx.$queryRaw<Transition[]>`
-    INSERT INTO "Transition" ("id", "accountId", "frontImageUrl", "tailImageUrl", "prompt", "negativePrompt",
+    INSERT INTO "Transition" ("id", "accountId", "frontImageUrl", "tailImageUrl", "frontImageId", "tailImageId", "prompt", "negativePrompt",
                               "transitionType", "durationSeconds", "enableSubtitles", "subtitles", "audioUrl",
                               "status", "batchId", "run", "queuedAt", "createdAt", "updatedAt")
-    SELECT id, "accountId", "frontImageUrl", "tailImageUrl", prompt, "negativePrompt", "transitionType",
+    SELECT id, "accountId", "frontImageUrl", "tailImageUrl", "frontImageId", "tailImageId", prompt, "negativePrompt", "transitionType",
            "durationSeconds", "enableSubtitles", subtitles, "audioUrl",
            coalesce(status, 'DRAFT'), "batchId", coalesce(run, 0), "queuedAt", utc_now, utc_now
     FROM unnest(
       ${col('id')}::uuid[], ${col('accountId')}::uuid[], ${col('frontImageUrl')}::text[], ${col('tailImageUrl')}::text[],
+      ${col('frontImageId')}::uuid[], ${col('tailImageId')}::uuid[],
       ${col('prompt')}::text[], ${col('negativePrompt')}::text[], ${col('transitionType')}::text[],
       ${col('durationSeconds')}::int[], ${col('enableSubtitles')}::boolean[], ${col('subtitles')}::text[],
       ${col('audioUrl')}::text[], ${col('status')}::"TransitionStatus"[], ${col('batchId')}::uuid[], ${col('run')}::int[],
       ${col('queuedAt')}::timestamp(3)[]
-    ) AS t(id, "accountId", "frontImageUrl", "tailImageUrl", prompt, "negativePrompt", "transitionType",
+    ) AS t(id, "accountId", "frontImageUrl", "tailImageUrl", "frontImageId", "tailImageId", prompt, "negativePrompt", "transitionType",
            "durationSeconds", "enableSubtitles", subtitles, "audioUrl", status, "batchId", run, "queuedAt"),
     -- Prisma keeps DateTime as UTC in "timestamp without time zone" columns.
     (SELECT now() AT TIME ZONE 'UTC' AS utc_now) AS clock

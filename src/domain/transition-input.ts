@@ -35,8 +35,11 @@ const text = (max: number) => z.string().max(max, `must be at most ${max} charac
 
 export const transitionInput = z
   .object({
-    frontImageUrl: httpUrl,
-    tailImageUrl: httpUrl,
+    // Each side is a URL or an uploaded image (its id), exactly one of the two.
+    frontImageUrl: httpUrl.nullish().transform((v) => v || null),
+    tailImageUrl: httpUrl.nullish().transform((v) => v || null),
+    frontImageId: z.uuid('must be an image id').nullish().transform((v) => v ?? null),
+    tailImageId: z.uuid('must be an image id').nullish().transform((v) => v ?? null),
     prompt: z
       .string()
       .trim()
@@ -60,6 +63,17 @@ export const transitionInput = z
     audioUrl: httpUrl.nullish().transform((v) => v || null),
   })
   .superRefine((value, ctx) => {
+    for (const side of ['front', 'tail'] as const) {
+      const url = value[`${side}ImageUrl`];
+      const id = value[`${side}ImageId`];
+      if ((url === null) === (id === null)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [url === null ? `${side}ImageUrl` : `${side}ImageId`],
+          message: `needs exactly one of ${side}ImageUrl and ${side}ImageId`,
+        });
+      }
+    }
     if (value.enableSubtitles && !value.subtitles) {
       ctx.addIssue({ code: 'custom', path: ['subtitles'], message: 'is required when enableSubtitles is true' });
     }

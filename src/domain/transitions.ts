@@ -8,6 +8,7 @@ import { createBatch, queueInBatch } from './batches.ts';
 import { insertBatchItems, insertTransitions } from './bulk-inserts.ts';
 import { badInput, conflict, notFound, pathsOf } from './errors.ts';
 import { idempotent, type IdempotencyRecord } from './idempotency.ts';
+import { assertImagesUsable } from './transition-images.ts';
 import { launchRuns, type LaunchDeps } from './launch.ts';
 import { RUN_START_FIELDS, RUN_STARTABLE } from './state-machine.ts';
 import {
@@ -45,6 +46,7 @@ const loadRecord = async (db: Db, record: IdempotencyRecord) => ({
 export async function createTransitions(deps: ServiceDeps, accountId: string, raw: unknown) {
   const input: CreateTransitionsInput = parseInput(createTransitionsInput, raw);
   assertPublicUrls(input, deps.config.media.allowPrivateNetwork);
+  await assertImagesUsable(deps.db, accountId, input.transitions);
   const result = await idempotent(
     deps.db,
     { accountId, key: input.idempotencyKey, operation: 'createTransitions', input, ttlMs: deps.config.http.idempotencyTtlMs },

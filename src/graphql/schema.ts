@@ -11,5 +11,6 @@ import './types/combined.ts';
 import './types/api-keys.ts';
 import './types/access-tokens.ts';
 import './types/deletion.ts';
+import './types/image.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

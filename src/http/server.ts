@@ -15,6 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { opsHandlers } from './ops.ts';
 import { redisRateLimiter } from './rate-limit.ts';
 import { falWebhookHandler } from './webhooks.ts';
+import { localUploadHandler, privateMediaGuard } from './private-media.ts';
+import { LOCAL_UPLOAD_PATH } from '../domain/images.ts';
+import type { LocalStorage } from '../media/storage-local.ts';
 import { attachWebSocket } from './websocket.ts';
 import { createYogaServer } from './yoga.ts';
 
@@ -37,6 +40,7 @@ function routeOf(path: string): string {
   if (path.startsWith(ADMIN_PATH)) return 'admin';
   if (path === '/health' || path === '/ready' || path === '/metrics') return path.slice(1);
   if (path.startsWith('/media/')) return 'media';
+  if (path.startsWith(LOCAL_UPLOAD_PATH)) return 'upload';
   if (path.startsWith('/samples/')) return 'samples';
   return 'console';
 }
@@ -78,6 +82,9 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     storage.driver === 'local'
       ? staticFiles(storage.root, '/media/', { headers: { 'access-control-allow-origin': '*' } })
       : null;
+  const privateMedia = privateMediaGuard(segue.config.images.urlSecret);
+  const localUploads =
+    storage.driver === 'local' ? localUploadHandler(segue, (await segue.media.storage()) as LocalStorage) : null;
   // The sample images of the README's first run (no fal key needed).
   const samples = staticFiles(SAMPLES_DIR, '/samples/');
 
@@ -93,20 +100,27 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
         if (req.headers['content-length'] === undefined) {
           return json(res, 411, { errors: [{ message: 'Content-Length is required.', extensions: { code: 'BAD_USER_INPUT' } }] });
         }
-        if (!Number.isFinite(length) || length > http.maxBodyBytes) {
+        // Image uploads (GraphQL multipart requests) stream to disk, up to one image plus overhead.
+        const upload = (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data');
+        const cap = upload ? segue.config.images.maxUploadRequestBytes : http.maxBodyBytes;
+        if (!Number.isFinite(length) || length > cap) {
           res.setHeader('connection', 'close');
-          return json(res, 413, {
-            errors: [{ message: `Request body over ${http.maxBodyBytes} bytes.`, extensions: { code: 'BAD_USER_INPUT' } }],
-          });
+          const extensions = upload ? { code: 'BAD_USER_INPUT', reason: 'IMAGE_TOO_LARGE', fields: ['file'] } : { code: 'BAD_USER_INPUT' };
+          const message = upload ? `The upload is over ${segue.config.images.maxBytes} bytes.` : `Request body over ${http.maxBodyBytes} bytes.`;
+          return json(res, 413, { errors: [{ message, extensions }] });
         }
       }
       return yoga(req, res, { req, res });
     }
     if (path === WEBHOOK_PATH) return falWebhook(req, res);
+    if (localUploads && path.startsWith(LOCAL_UPLOAD_PATH)) return localUploads(req, res, path);
     if (path === '/health') return ops.health(req, res);
     if (path === '/ready') return ops.ready(req, res);
     if (path === '/metrics') return ops.metrics(req, res);
     if (path.startsWith('/media/')) {
+      // Images of an account are private: only a signed URL reads them.
+      const access = privateMedia(req, res, path);
+      if (access === 'refused') return;
       if (mediaFiles && (await mediaFiles(req, res, path))) return;
       return json(res, 404, { error: 'not found' });
     }

@@ -14,6 +14,7 @@ import { createContext, type Context, type ContextDeps } from '../graphql/contex
 import { maskError, yogaLogger } from '../graphql/errors.ts';
 import { schema } from '../graphql/schema.ts';
 import { graphiqlOptions, renderGraphiQLPage, useGraphiQLPolicy } from './graphiql/page.ts';
+import { useStreamingUploads } from '../graphql/uploads.ts';
 
 export type ServerContext = {
   req: IncomingMessage;
@@ -35,6 +36,7 @@ export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null)
     logging: yogaLogger(segue.logger.child({ component: 'graphql' })),
     maskedErrors: { maskError: (error) => maskError(error) },
     plugins: [
+      useStreamingUploads({ maxFileBytes: segue.config.images.maxBytes }),
       useValidationErrorCode(),
       useQueryLimits(segue.config),
       useIntrospectionSwitch({ enabled: http.introspection, forAccounts: segue.config.graphiql }),

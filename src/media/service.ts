@@ -52,7 +52,7 @@ export function createMediaService(config: Config, logger: Logger): MediaService
     storage: () =>
       (storage ??= createMediaStorage(
         media.storage.driver === 'local'
-          ? { driver: 'local', root: media.storage.root, publicBaseUrl: media.storage.publicBaseUrl }
+          ? { driver: 'local', root: media.storage.root, publicBaseUrl: media.storage.publicBaseUrl, signingSecret: config.images.urlSecret }
           : {
               driver: 's3',
               bucket: media.storage.bucket,

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { signResource } from './signed-urls.ts';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MediaError } from './errors.ts';
@@ -11,6 +12,8 @@ export interface LocalStorageOptions {
   root: string;
   /** The URL the HTTP server serves `root` at, e.g. http://localhost:4000/media. */
   publicBaseUrl: string;
+  /** Signs URLs of private keys (see signed-urls.ts); without it, private keys get no URL. */
+  signingSecret?: string | undefined;
 }
 
 export interface LocalStorage extends MediaStorage {
@@ -78,6 +81,26 @@ export function createLocalStorage(options: LocalStorageOptions): LocalStorage {
       const keys = await this.list(prefix);
       await rm(fileOf(prefix.slice(0, -1)), { recursive: true, force: true });
       return keys.length;
+      },
+
+    async privateUrl(key, expiresAt) {
+      assertStorageKey(key);
+      if (!options.signingSecret) throw new MediaError('STORAGE_FAILED', 'The local storage has no signing secret for private URLs.');
+      return `${joinUrl(base, key)}?${signResource(options.signingSecret, 'read', key, expiresAt)}`;
+    },
+
+    async head(key) {
+      try {
+        const info = await stat(fileOf(key));
+        // The local driver keeps no content type: it follows from the key's extension.
+        return info.isFile() ? { size: info.size, contentType: null } : null;
+      } catch {
+        return null;
+      }
+    },
+
+    async remove(key) {
+      await rm(fileOf(key), { force: true });
     },
 
     async get(key) {

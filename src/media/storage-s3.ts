@@ -3,13 +3,16 @@ import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { MediaError } from './errors.ts';
 import { assertStorageKey, assertStoragePrefix, joinUrl, type MediaStorage } from './storage.ts';
 
@@ -45,6 +48,8 @@ export interface S3Storage extends MediaStorage {
   readonly driver: 's3';
   readonly client: S3Client;
   get(key: string): Promise<Readable>;
+  /** A presigned PUT of exactly this content type and length, for a client to upload directly. */
+  presignPut(key: string, contentType: string, bytes: number, expiresAt: Date): Promise<{ url: string; headers: Record<string, string> }>;
   close(): Promise<void>;
 }
 
@@ -110,6 +115,40 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
           if (!error.retryable || attempt >= maxAttempts) throw error;
           await sleep(200 * 2 ** (attempt - 1));
         }
+      }
+    },
+
+    async privateUrl(key, expiresAt) {
+      // Signed from the start of the hour: the same URL for an hour (see signed-urls.ts).
+      const signingDate = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000);
+      const expiresIn = Math.min(7 * 24 * 3600, Math.ceil((expiresAt.getTime() - signingDate.getTime()) / 1000));
+      return getSignedUrl(client, new GetObjectCommand({ Bucket: options.bucket, Key: objectKey(key) }), { expiresIn, signingDate });
+    },
+
+    async presignPut(key, contentType, bytes, expiresAt) {
+      const expiresIn = Math.max(1, Math.ceil((expiresAt.getTime() - Date.now()) / 1000));
+      const command = new PutObjectCommand({ Bucket: options.bucket, Key: objectKey(key), ContentType: contentType, ContentLength: bytes });
+      // Content-Type is signed, so S3 refuses a PUT of another type; the length is checked again at completion.
+      const url = await getSignedUrl(client, command, { expiresIn, signableHeaders: new Set(['content-type']) });
+      return { url, headers: { 'content-type': contentType } };
+    },
+
+    async head(key) {
+      try {
+        const head = await client.send(new HeadObjectCommand({ Bucket: options.bucket, Key: objectKey(key) }));
+        return { size: head.ContentLength ?? 0, contentType: head.ContentType ?? null };
+      } catch (error) {
+        const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+        if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) return null;
+        throw storageError(error, `Could not read ${objectKey(key)} from bucket ${options.bucket}`, 'get');
+      }
+    },
+
+    async remove(key) {
+      try {
+        await client.send(new DeleteObjectCommand({ Bucket: options.bucket, Key: objectKey(key) }));
+      } catch (error) {
+        throw storageError(error, `Could not delete ${objectKey(key)} from bucket ${options.bucket}`, 'put');
       }
     },
 

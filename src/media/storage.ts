@@ -22,8 +22,20 @@ export interface MediaStorage {
   list(prefix: string): Promise<string[]>;
   /** Removes everything stored under a folder prefix; returns how many objects went (none is no error). */
   removePrefix(prefix: string): Promise<number>;
+  /**
+   * A URL that reads a private object (under `private/`) until `expiresAt`: a signed Segue URL
+   * (local) or a presigned GET (S3). Private objects are never served without one.
+   */
+  privateUrl(key: string, expiresAt: Date): Promise<string>;
+  /** Size and content type of an object, or null when there is none. */
+  head(key: string): Promise<{ size: number; contentType: string | null } | null>;
+  /** Removes an object; no error when it is already gone. */
+  remove(key: string): Promise<void>;
   close?(): Promise<void>;
 }
+
+/** Keys under this prefix are private: the local driver's /media route serves them only signed. */
+export const PRIVATE_PREFIX = 'private/';
 
 export interface StoredObject {
   key: string;

@@ -50,10 +50,18 @@ export function createPreviewProvider(config: Config, media: MediaService, logge
     try {
       const front = join(work.dir, 'front');
       const tail = join(work.dir, 'tail');
-      await Promise.all([media.download(render.input.frontImageUrl, front), media.download(render.input.tailImageUrl, tail)]);
+      // Images in Segue's storage are read there; URL images are downloaded.
+      const read = async (key: string | null | undefined, url: string, file: string) => {
+        if (!key) return media.download(url, file).then(() => file);
+        return media.localCopy(key, work.dir);
+      };
+      const [frontFile, tailFile] = await Promise.all([
+        read(render.input.frontImageKey, render.input.frontImageUrl, front),
+        read(render.input.tailImageKey, render.input.tailImageUrl, tail),
+      ]);
       await renderPreview({
-        frontImage: front,
-        tailImage: tail,
+        frontImage: frontFile,
+        tailImage: tailFile,
         durationSeconds: render.input.durationSeconds,
         transitionType: render.input.transitionType,
         output: render.output,

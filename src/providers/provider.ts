@@ -7,6 +7,9 @@ export interface GenerationInput {
   negativePrompt: string | null;
   frontImageUrl: string;
   tailImageUrl: string;
+  /** Storage keys of Segue's copies of the images, when it holds them (the preview reads them directly). */
+  frontImageKey?: string | null;
+  tailImageKey?: string | null;
   durationSeconds: number;
   transitionType: string;
 }
@@ -100,6 +103,10 @@ export const PROVIDER_ERROR_CODES = [
   'PREVIEW_RENDER_FAILED',
   /** An input image Segue may not or cannot fetch (refused network, 4xx): retrying will not help. */
   'IMAGE_UNAVAILABLE',
+  /** An input image that breaks Kling's rules (the message names the rule); found before any submit. */
+  'IMAGE_INVALID',
+  /** Storage or fal's storage API failed while the images were readied for a submit: retried. */
+  'IMAGE_PREPARE_FAILED',
   /** The finished video could not be copied into Segue's storage. */
   'MEDIA_COPY_FAILED',
   // Not the provider's doing, but ends an attempt the same way: the account's budget is spent.

@@ -48,7 +48,7 @@ export async function runGeneration(
     copier,
   };
   try {
-    // Most jobs find their row QUEUED: try the claim straight away, which also loads the row.
+    // Most jobs find their row QUEUED: submitNext loads it and submits.
     const first = await submitNext(ctx);
     return await drive(ctx, first.row, first.justSubmitted);
   } catch (error) {
@@ -80,7 +80,7 @@ async function drive(ctx: RunContext, start: Transition | null, justSubmitted: b
       case S.DRAFT:
         return 'stale';
       case S.QUEUED: {
-        const next = await submitNext(ctx);
+        const next = await submitNext(ctx, row);
         row = next.row;
         fresh = next.justSubmitted;
         break;

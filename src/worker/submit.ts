@@ -8,13 +8,19 @@ import { isProviderError, ProviderError, type GenerationInput } from '../provide
 import { attemptFailed, finalFailure } from './attempts.ts';
 import { followToEnd, releaseRequest } from './follow.ts';
 import { awaitLostSubmit } from './lost-submit.ts';
+import { prepareImagesForSubmit } from './run-images.ts';
+import type { PreparedImage } from '../domain/run-images.ts';
 import { checkAbort, loadRow, Park, persist, type RunContext } from './run-context.ts';
 
-const inputOf = (t: Transition): GenerationInput => ({
+type RunImages = { front: PreparedImage; tail: PreparedImage };
+
+const inputOf = (t: Transition, images: RunImages): GenerationInput => ({
   prompt: t.prompt,
   negativePrompt: t.negativePrompt,
-  frontImageUrl: t.frontImageUrl,
-  tailImageUrl: t.tailImageUrl,
+  frontImageUrl: images.front.url,
+  tailImageUrl: images.tail.url,
+  frontImageKey: images.front.key,
+  tailImageKey: images.tail.key,
   durationSeconds: t.durationSeconds,
   transitionType: t.transitionType,
 });
@@ -26,17 +32,26 @@ export const submitAnswerMs = (ctx: Pick<RunContext, 'segue'>) => ctx.segue.conf
 const jittered = (ms: number) => Math.round(ms * (0.75 + Math.random() * 0.5));
 
 /**
- * One submit to fal for a QUEUED row: claim it with its ledger row (the slot and the budget
- * reservation, atomically), send it exactly once, and record the request id fal returns. Returns
- * the row to go on with: SUBMITTED with its request id (to track), or as someone else left it.
+ * One submit to fal for a QUEUED row: ready its images (checks before spending: a bad image ends
+ * the run FAILED while nothing is claimed or sent, see run-images.ts), claim it with its ledger
+ * row (the slot and the budget reservation, atomically), send it exactly once, and record the
+ * request id fal returns. Returns the row to go on with: SUBMITTED with its request id (to
+ * track), or as someone else left it.
  *
  * Money rules: nothing is sent without a committed claim; a claim whose submit never left is
  * undone (the row is QUEUED again, as if nothing happened); an id fal returned is stored whatever
  * happened meanwhile, and a request no run waits for any more is canceled at fal and followed.
  */
-export async function submitNext(ctx: RunContext): Promise<{ row: Transition | null; justSubmitted: boolean }> {
+export async function submitNext(ctx: RunContext, known?: Transition | null): Promise<{ row: Transition | null; justSubmitted: boolean }> {
   const { segue } = ctx;
   const { config, metrics, provider } = segue;
+  checkAbort(ctx);
+  // The images are readied while the row is still QUEUED: a failure there (a bad image, our
+  // storage down) never leaves a claim behind.
+  const queued = known?.status === S.QUEUED ? known : await loadRow(ctx);
+  if (!queued || queued.status !== S.QUEUED || queued.run !== ctx.ref.run) return { row: queued, justSubmitted: false };
+  const images = await prepareImagesForSubmit(segue, queued);
+  if (images instanceof ProviderError) return attemptFailed(ctx, images);
   checkAbort(ctx);
   const submissionId = uuidv7();
   let claimed: Transition | null;
@@ -70,7 +85,7 @@ export async function submitNext(ctx: RunContext): Promise<{ row: Transition | n
   let webhook: string | undefined;
   try {
     checkAbort(ctx);
-    input = inputOf(claimed);
+    input = inputOf(claimed, images);
     webhook = webhookUrl(config, { transitionId: claimed.id, run: claimed.run, attempt: claimed.attempts });
   } catch (error) {
     await persist(ctx, 'undo a claim', () => unclaimSubmit(segue, submissionId));

@@ -1,12 +1,16 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import sharp from 'sharp';
 
 /**
- * A tiny image host for the console's previews: `/<name>.svg` is a gradient card with the name on
- * it. Segue and the fal emulator never fetch images, only the browser does.
+ * A tiny image host for the console: `/<name>.png` is a gradient card with the name on it (an SVG
+ * drawn as a 640×360 PNG by sharp). The browser shows it, and Segue's workers fetch and check it
+ * before they submit (the rules take JPEG, PNG and WebP, not SVG).
  */
 export interface ImageHost {
   url(name: string): string;
+  /** The PNG served for a name, as bytes (for files dropped into the console). */
+  png(name: string): Promise<Buffer>;
   close(): Promise<void>;
 }
 
@@ -28,15 +32,22 @@ function svg(name: string): string {
 }
 
 export async function startImageHost(): Promise<ImageHost> {
+  const pngs = new Map<string, Promise<Buffer>>();
+  const png = (name: string) => {
+    let made = pngs.get(name);
+    if (!made) pngs.set(name, (made = sharp(Buffer.from(svg(name))).png().toBuffer()));
+    return made;
+  };
   const server = createServer((req, res) => {
-    const name = /^\/([\w-]+)\.svg$/.exec(req.url ?? '')?.[1];
+    const name = /^\/([\w-]+)\.png$/.exec(req.url ?? '')?.[1];
     if (!name) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': 'image/svg+xml', 'cache-control': 'no-cache' }).end(svg(name));
+    void png(name).then((bytes) => res.writeHead(200, { 'content-type': 'image/png', 'cache-control': 'no-cache' }).end(bytes));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: (name) => `http://127.0.0.1:${port}/${name}.svg`,
+    png,
+    url: (name) => `http://127.0.0.1:${port}/${name}.png`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -158,3 +158,25 @@ export const GetGeneratedTransition = graphql(`
     }
   }
 `);
+
+export const ImageFields = graphql(`
+  fragment ImageFields on Image { id url width height contentType bytes createdAt }
+`);
+
+export const UploadImage = graphql(`
+  mutation UploadImage($file: File!) { uploadImage(file: $file) { ...ImageFields } }
+`);
+
+export const CreateImageUpload = graphql(`
+  mutation CreateImageUpload($input: CreateImageUploadInput!) {
+    createImageUpload(input: $input) { imageId uploadUrl headers { name value } expiresAt }
+  }
+`);
+
+export const CompleteImageUpload = graphql(`
+  mutation CompleteImageUpload($id: ID!) { completeImageUpload(id: $id) { ...ImageFields } }
+`);
+
+export const GetImage = graphql(`
+  query GetImage($id: ID!) { image(id: $id) { ...ImageFields } }
+`);

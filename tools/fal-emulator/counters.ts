@@ -21,5 +21,7 @@ export function createCounters(): FalCounters {
     hungCalls: 0,
     webhookAttempts: 0,
     webhooksDelivered: 0,
+    uploads: 0,
+    uploadedBytes: 0,
   };
 }

@@ -8,6 +8,7 @@ import { runModel } from './model.ts';
 import { createRequestListener } from './server.ts';
 import { createSigner } from './signing.ts';
 import { StatusStreams } from './status-stream.ts';
+import { StorageEmulator } from './storage.ts';
 import type { ConfigPatch, EmulatorSettings, FalEmulator, FalEmulatorOptions } from './types.ts';
 import { WebhookSender } from './webhooks.ts';
 
@@ -37,12 +38,13 @@ export async function startFalEmulator(options: FalEmulatorOptions = {}): Promis
   // Output URLs point at this server, whose address is known only once it listens.
   let url = '';
   const jobs = new JobQueue(settings, counters, {
-    run: (job) => runModel(job.input, job.injectedError, `${url}/files/${job.id}/output.mp4`, fixtures),
+    run: (job) => runModel(job.input, job.injectedError, `${url}/files/${job.id}/output.mp4`, fixtures, storage),
     completed: (job) => {
       if (job.webhookUrl && job.answer) webhooks.deliver(job.id, job.webhookUrl, job.answer);
     },
   });
   const streams = new StatusStreams(jobs);
+  const storage = new StorageEmulator(counters, () => url);
 
   const controls = {
     counters: () => ({ ...counters, ...jobs.gauges() }),
@@ -65,11 +67,13 @@ export async function startFalEmulator(options: FalEmulatorOptions = {}): Promis
       webhooks.abortAll();
       streams.closeAll();
       jobs.reset();
+      // Uploaded files stay, as on fal's CDN: images uploaded before a reset are still fetched.
+      storage.forgetPending();
       Object.assign(counters, createCounters());
     },
   };
 
-  const server = createServer(createRequestListener({ jobs, faults, counters, streams, settings, signer, fixtures, controls }));
+  const server = createServer(createRequestListener({ jobs, faults, counters, streams, settings, signer, fixtures, controls, storage }));
   const address = await listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
   url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 

@@ -51,6 +51,9 @@ export interface FalCounters {
   webhookAttempts: number;
   /** Deliveries answered with a 2xx. */
   webhooksDelivered: number;
+  /** Files uploaded to fal's storage (PUTs completed), and their bytes. */
+  uploads: number;
+  uploadedBytes: number;
 }
 
 export type FalJobStatus = 'IN_QUEUE' | 'IN_PROGRESS' | 'COMPLETED';

@@ -6,8 +6,10 @@ import { TransitionNode } from './transition.ts';
 
 const TransitionInput = builder.inputType('TransitionInput', {
   fields: (t) => ({
-    frontImageUrl: t.string({ required: true, description: 'http(s) URL of the first frame.' }),
-    tailImageUrl: t.string({ required: true, description: 'http(s) URL of the last frame.' }),
+    frontImageUrl: t.string({ description: 'http(s) URL of the first frame; or give frontImageId.' }),
+    tailImageUrl: t.string({ description: 'http(s) URL of the last frame; or give tailImageId.' }),
+    frontImageId: t.id({ description: 'An uploaded Image as the first frame, instead of frontImageUrl.' }),
+    tailImageId: t.id({ description: 'An uploaded Image as the last frame, instead of tailImageUrl.' }),
     prompt: t.string({ required: true, description: '1 to 2500 characters.' }),
     transitionType: t.string({ defaultValue: 'morph' }),
     durationSeconds: t.int({ defaultValue: 5, description: '5 or 10.' }),
@@ -71,7 +73,16 @@ builder.mutationFields((t) => ({
   createTransitions: t.field({
     type: CreateTransitionsPayload,
     args: { input: t.arg({ type: CreateTransitionsInput, required: true }) },
-    resolve: (_root, { input }, ctx) => createTransitions(ctx.segue, ctx.ownerAccountId(), input),
+    resolve: (_root, { input }, ctx) => {
+      const accountId = ctx.ownerAccountId();
+      // Image global IDs become database ids here; the service checks they are the caller's uploads.
+      const transitions = input.transitions.map((t, i) => ({
+        ...t,
+        frontImageId: t.frontImageId == null ? t.frontImageId : idOf('Image', String(t.frontImageId), `transitions.${i}.frontImageId`),
+        tailImageId: t.tailImageId == null ? t.tailImageId : idOf('Image', String(t.tailImageId), `transitions.${i}.tailImageId`),
+      }));
+      return createTransitions(ctx.segue, accountId, { ...input, transitions });
+    },
   }),
   generateBatch: t.field({
     type: GenerateBatchPayload,

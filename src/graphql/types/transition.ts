@@ -2,6 +2,8 @@ import { TransitionStatus } from '../../generated/prisma/enums.ts';
 import { transitionScopeWhere } from '../../auth/scope.ts';
 import { estimateUsd } from '../../domain/costs.ts';
 import { builder } from '../builder.ts';
+import { imageReadUrl } from '../../domain/images.ts';
+import { ImageNode } from './image.ts';
 
 export const TransitionStatusEnum = builder.enumType(TransitionStatus, {
   name: 'TransitionStatus',
@@ -24,8 +26,18 @@ export const TransitionNode = builder.prismaNode('Transition', {
   // Node lookups bypass root resolvers, so scope them to the caller (and a token's reach) here.
   findUnique: (id, ctx) => ({ id, accountId: ctx.accountId(), ...transitionScopeWhere(ctx.scope) }),
   fields: (t) => ({
-    frontImageUrl: t.exposeString('frontImageUrl'),
-    tailImageUrl: t.exposeString('tailImageUrl'),
+    frontImageUrl: t.string({
+      description: 'The URL given, or a signed URL of the uploaded frontImage.',
+      select: { frontImageUrl: true, frontImage: { select: { key: true } } },
+      resolve: (t, _args, ctx) => t.frontImageUrl ?? imageReadUrl(ctx.segue, t.frontImage!.key!),
+    }),
+    tailImageUrl: t.string({
+      description: 'The URL given, or a signed URL of the uploaded tailImage.',
+      select: { tailImageUrl: true, tailImage: { select: { key: true } } },
+      resolve: (t, _args, ctx) => t.tailImageUrl ?? imageReadUrl(ctx.segue, t.tailImage!.key!),
+    }),
+    frontImage: t.relation('frontImage', { type: ImageNode, nullable: true, description: 'The uploaded first frame (null for a URL).' }),
+    tailImage: t.relation('tailImage', { type: ImageNode, nullable: true, description: 'The uploaded last frame (null for a URL).' }),
     prompt: t.exposeString('prompt'),
     negativePrompt: t.exposeString('negativePrompt', { nullable: true }),
     transitionType: t.exposeString('transitionType'),

@@ -22,6 +22,16 @@ export interface Api {
     variables: TVariables,
     observer: SubscriptionObserver<TData>,
   ): () => void;
+  /**
+   * Sends a GraphQL multipart request (one file as `variables.file`), reporting upload progress:
+   * fetch cannot tell how much of a body went out, XMLHttpRequest can.
+   */
+  upload<TData, TVariables>(
+    document: TypedDocumentNode<TData, TVariables>,
+    file: File,
+    onProgress: (sent: number, total: number) => void,
+    signal?: AbortSignal,
+  ): Promise<TData>;
   /** Closes the WebSocket (on sign-out). */
   close(): void;
 }
@@ -83,6 +93,35 @@ export function createApi(credential: string, origin: Pick<Location, 'protocol' 
       if (body.errors?.length) throw apiErrorFrom(body.errors);
       if (!body.data) throw networkError('empty response');
       return body.data;
+    },
+
+    upload(document, file, onProgress, signal) {
+      const form = new FormData();
+      form.set('operations', JSON.stringify({ query: queryText(document), variables: { file: null } }));
+      form.set('map', JSON.stringify({ 0: ['variables.file'] }));
+      form.set('0', file, file.name);
+      return new Promise((resolve, reject) => {
+        const xhr = new XMLHttpRequest();
+        xhr.open('POST', GRAPHQL_PATH);
+        xhr.setRequestHeader('authorization', authorization);
+        xhr.setRequestHeader('accept', 'application/graphql-response+json, application/json');
+        xhr.upload.onprogress = (event) => onProgress(event.loaded, event.lengthComputable ? event.total : file.size);
+        xhr.onerror = () => reject(networkError('upload failed'));
+        xhr.onabort = () => reject(networkError('upload canceled'));
+        xhr.onload = () => {
+          let body: ExecutionResultLike<never> | null = null;
+          try {
+            body = JSON.parse(xhr.responseText) as ExecutionResultLike<never>;
+          } catch {
+            return reject(networkError(`HTTP ${xhr.status}`));
+          }
+          if (body.errors?.length) return reject(apiErrorFrom(body.errors));
+          if (!body.data) return reject(networkError('empty response'));
+          resolve(body.data);
+        };
+        signal?.addEventListener('abort', () => xhr.abort());
+        xhr.send(form);
+      });
     },
 
     subscribe(document, variables, observer) {

@@ -10,6 +10,8 @@ export class ApiError extends Error {
     message: string,
     /** For BAD_USER_INPUT: the failing input paths, e.g. `transitions.0.prompt`. */
     readonly fields: readonly string[] = [],
+    /** For a broken image rule: IMAGE_FORMAT, IMAGE_TOO_LARGE, IMAGE_TOO_SMALL, IMAGE_ASPECT_RATIO, IMAGE_UNREADABLE. */
+    readonly reason: string | null = null,
   ) {
     super(message);
   }
@@ -25,7 +27,8 @@ export function apiErrorFrom(errors: readonly GraphQLErrorLike[]): ApiError {
   const code = String(errors[0]?.extensions?.code ?? 'INTERNAL');
   const fields = errors.flatMap((e) => (Array.isArray(e.extensions?.fields) ? e.extensions.fields.map(String) : []));
   const message = [...new Set(errors.map((e) => e.message))].join(' ') || 'The request failed.';
-  return new ApiError(code, message, fields);
+  const reason = errors[0]?.extensions?.reason;
+  return new ApiError(code, message, fields, typeof reason === 'string' ? reason : null);
 }
 
 export const networkError = (detail?: string) =>

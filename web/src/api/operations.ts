@@ -164,3 +164,9 @@ export const ConsoleCreateAccessToken = graphql(`
     createAccessToken(input: $input) { token expiresAt }
   }
 `);
+
+export const ConsoleUploadImage = graphql(`
+  mutation ConsoleUploadImage($file: File!) {
+    uploadImage(file: $file) { id url width height contentType bytes }
+  }
+`);

@@ -3,7 +3,9 @@ import type { Api } from '../api/client';
 import { asApiError } from '../api/errors';
 import { ConsoleCreateTransitions } from '../api/operations';
 import { DraftFields } from './DraftFields';
-import { emptyDraft, fieldErrorsFrom, newIdempotencyKey, noFieldErrors, toTransitionInput, type Draft, type DraftField, type FieldErrors } from './draft';
+import { ConsoleUploadImage } from '../api/operations';
+import { emptyDraft, fieldErrorsFrom, imagesBlocking, newIdempotencyKey, noFieldErrors, toTransitionInput, type Draft, type DraftField, type FieldErrors, type PickedImage, type Side } from './draft';
+import { brokenRule, readDimensions } from './image-rules';
 
 /** The API takes 1 to 100 transitions per call. */
 const MAX_ROWS = 100;
@@ -34,9 +36,55 @@ export function CreateBatchForm({ api, onCreated }: Props) {
     requestAnimationFrame(() => form.current?.querySelector<HTMLElement>('[data-testid="draft-row"]:last-of-type input')?.focus());
   };
 
+  // Uploads report progress long after the click: patch the row by key on the latest state.
+  const patchImage = (key: number, side: Side, patch: Partial<PickedImage> | null) => {
+    setDrafts((current) =>
+      current.map((d) => {
+        if (d.key !== key) return d;
+        const field = `${side}Image` as const;
+        const previous = d[field];
+        if (patch === null) {
+          if (previous) URL.revokeObjectURL(previous.previewUrl);
+          return { ...d, [field]: null };
+        }
+        return previous ? { ...d, [field]: { ...previous, ...patch } } : d;
+      }),
+    );
+    idempotencyKey.current = null;
+  };
+
+  /** A file for one side: shown at once, checked by the rules, then uploaded with progress. */
+  async function pickImage(key: number, side: Side, file: File | null) {
+    patchImage(key, side, null);
+    if (!file) return;
+    const picked: PickedImage = {
+      previewUrl: URL.createObjectURL(file),
+      name: file.name,
+      bytes: file.size,
+      width: null,
+      height: null,
+      state: 'checking',
+      progress: 0,
+      problem: null,
+      imageId: null,
+    };
+    setDrafts((current) => current.map((d) => (d.key === key ? { ...d, [`${side}Image`]: picked } : d)));
+    const size = await readDimensions(file);
+    if (!size) return patchImage(key, side, { state: 'invalid', problem: 'This file cannot be read as an image.' });
+    const problem = brokenRule({ ...size, bytes: file.size, type: file.type });
+    patchImage(key, side, { ...size, state: problem ? 'invalid' : 'uploading', problem });
+    if (problem) return;
+    try {
+      const { uploadImage } = await api.upload(ConsoleUploadImage, file, (sent, total) => patchImage(key, side, { progress: total ? sent / total : 0 }));
+      patchImage(key, side, { state: 'uploaded', progress: 1, imageId: uploadImage.id, width: uploadImage.width, height: uploadImage.height });
+    } catch (caught) {
+      patchImage(key, side, { state: 'failed', problem: asApiError(caught).message });
+    }
+  }
+
   async function submit(event: FormEvent) {
     event.preventDefault();
-    if (inFlight.current) return;
+    if (inFlight.current || imagesBlocking(drafts)) return;
     inFlight.current = true;
     setPending(true);
     idempotencyKey.current ??= newIdempotencyKey();
@@ -76,7 +124,8 @@ export function CreateBatchForm({ api, onCreated }: Props) {
         New batch
       </h2>
       <p className="lede">
-        Pairs of image URLs and a prompt; Kling generates a video morphing the front image into the tail image.
+        Pairs of images (URLs, or files you drop, paste or choose) and a prompt; Kling generates a video morphing the
+        front image into the tail image.
       </p>
       <form ref={form} onSubmit={submit} noValidate aria-labelledby="create-title">
         {errors.general.length > 0 && (
@@ -98,6 +147,7 @@ export function CreateBatchForm({ api, onCreated }: Props) {
             index={index}
             errors={errors.rows.get(index)}
             onChange={(next) => edit(drafts.map((d) => (d.key === next.key ? next : d)))}
+            onImage={(side, file) => void pickImage(draft.key, side, file)}
             onRemove={
               drafts.length > 1
                 ? () => {
@@ -118,7 +168,12 @@ export function CreateBatchForm({ api, onCreated }: Props) {
             <strong>{count}</strong>, {seconds} s of video{' '}
             <span className="muted">(the estimated cost shows with the batch)</span>
           </p>
-          <button type="submit" className="primary" disabled={pending}>
+          {imagesBlocking(drafts) && (
+            <p className="hint" data-testid="images-pending">
+              Waiting for images: each picked file must pass the rules and finish uploading.
+            </p>
+          )}
+          <button type="submit" className="primary" disabled={pending || imagesBlocking(drafts)}>
             {pending ? 'Creating…' : `Generate ${count}`}
           </button>
         </div>

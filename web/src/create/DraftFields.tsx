@@ -1,6 +1,7 @@
 import type { ReactNode } from 'react';
 import { ImagePreview } from '../ui/ImagePreview';
-import { DURATIONS, TRANSITION_TYPES, type Draft, type DraftField, type Duration, type TransitionType } from './draft';
+import { DURATIONS, TRANSITION_TYPES, type Draft, type DraftField, type Duration, type Side, type TransitionType } from './draft';
+import { ImagePicker } from './ImagePicker';
 
 interface Props {
   draft: Draft;
@@ -9,10 +10,12 @@ interface Props {
   onChange(draft: Draft): void;
   /** Absent when this is the only row. */
   onRemove: (() => void) | undefined;
+  /** A file picked (dropped, pasted, chosen) for a side, or null to go back to its URL. */
+  onImage(side: Side, file: File | null): void;
 }
 
 /** One transition of the form: its two images (with previews), prompt and options. */
-export function DraftFields({ draft, index, errors = {}, onChange, onRemove }: Props) {
+export function DraftFields({ draft, index, errors = {}, onChange, onRemove, onImage }: Props) {
   const id = (field: DraftField) => `draft-${draft.key}-${field}`;
   const set = <F extends DraftField>(field: F, value: Draft[F]) => onChange({ ...draft, [field]: value });
   const number = index + 1;
@@ -37,27 +40,36 @@ export function DraftFields({ draft, index, errors = {}, onChange, onRemove }: P
     </div>
   );
 
+  // One side: a URL (with its preview), or a file from disk; a picked file replaces the URL.
+  const side = (which: Side, label: string) => {
+    const urlField = `${which}ImageUrl` as const;
+    const picked = draft[`${which}Image`];
+    return (
+      <div className="draft-image">
+        {picked === null &&
+          field(
+            urlField,
+            `${label} URL`,
+            <input {...control(urlField)} type="url" inputMode="url" autoComplete="off" value={draft[urlField]} onChange={(e) => set(urlField, e.target.value)} />,
+          )}
+        {picked === null && <ImagePreview url={draft[urlField]} label={label} debounceMs={400} />}
+        {picked !== null && errors[urlField] && (
+          <p className="field-error">
+            {label} {errors[urlField]}
+          </p>
+        )}
+        <ImagePicker label={label} picked={picked} onFile={(file) => onImage(which, file)} onClear={() => onImage(which, null)} />
+      </div>
+    );
+  };
+
   return (
     <fieldset className="draft card" data-testid="draft-row">
       <legend>Transition {number}</legend>
       <div className="draft-images">
-        <div className="draft-image">
-          {field(
-            'frontImageUrl',
-            'Front image URL',
-            <input {...control('frontImageUrl')} type="url" inputMode="url" required autoComplete="off" value={draft.frontImageUrl} onChange={(e) => set('frontImageUrl', e.target.value)} />,
-          )}
-          <ImagePreview url={draft.frontImageUrl} label="Front image" debounceMs={400} />
-        </div>
+        {side('front', 'Front image')}
         <span className="draft-arrow" aria-hidden="true">→</span>
-        <div className="draft-image">
-          {field(
-            'tailImageUrl',
-            'Tail image URL',
-            <input {...control('tailImageUrl')} type="url" inputMode="url" required autoComplete="off" value={draft.tailImageUrl} onChange={(e) => set('tailImageUrl', e.target.value)} />,
-          )}
-          <ImagePreview url={draft.tailImageUrl} label="Tail image" debounceMs={400} />
-        </div>
+        {side('tail', 'Tail image')}
       </div>
       {field(
         'prompt',

@@ -9,19 +9,41 @@ export type TransitionType = (typeof TRANSITION_TYPES)[number];
 export const DURATIONS = [5, 10] as const;
 export type Duration = (typeof DURATIONS)[number];
 
+/** An image picked from disk for one side: checked in the browser, then uploaded (uploadImage). */
+export interface PickedImage {
+  /** A blob: URL of the file, for the preview before (and while) it uploads. */
+  previewUrl: string;
+  name: string;
+  bytes: number;
+  width: number | null;
+  height: number | null;
+  state: 'checking' | 'invalid' | 'uploading' | 'uploaded' | 'failed';
+  /** 0 to 1. */
+  progress: number;
+  /** The rule it breaks, or why the upload failed. */
+  problem: string | null;
+  /** The uploaded Image's id, once uploaded. */
+  imageId: string | null;
+}
+
+export type Side = 'front' | 'tail';
+
 /** One row of the form, as typed (strings), before it becomes a TransitionInput. */
 export interface Draft {
   /** Stable React key: rows can be removed from the middle. */
   key: number;
   frontImageUrl: string;
   tailImageUrl: string;
+  /** A picked file replaces the URL of its side. */
+  frontImage: PickedImage | null;
+  tailImage: PickedImage | null;
   prompt: string;
   durationSeconds: Duration;
   transitionType: TransitionType;
   negativePrompt: string;
 }
 
-export type DraftField = Exclude<keyof Draft, 'key'>;
+export type DraftField = Exclude<keyof Draft, 'key' | 'frontImage' | 'tailImage'>;
 
 let lastKey = 0;
 
@@ -29,6 +51,8 @@ export const emptyDraft = (): Draft => ({
   key: ++lastKey,
   frontImageUrl: '',
   tailImageUrl: '',
+  frontImage: null,
+  tailImage: null,
   prompt: '',
   durationSeconds: 5,
   transitionType: 'morph',
@@ -37,8 +61,8 @@ export const emptyDraft = (): Draft => ({
 
 /** Sent as typed; the API trims and validates (one set of rules, shown next to the fields). */
 export const toTransitionInput = (draft: Draft): TransitionInput => ({
-  frontImageUrl: draft.frontImageUrl,
-  tailImageUrl: draft.tailImageUrl,
+  ...(draft.frontImage?.imageId ? { frontImageId: draft.frontImage.imageId } : { frontImageUrl: draft.frontImageUrl }),
+  ...(draft.tailImage?.imageId ? { tailImageId: draft.tailImage.imageId } : { tailImageUrl: draft.tailImageUrl }),
   prompt: draft.prompt,
   durationSeconds: draft.durationSeconds,
   transitionType: draft.transitionType,
@@ -54,7 +78,7 @@ export interface FieldErrors {
 export const noFieldErrors: FieldErrors = { rows: new Map(), general: [] };
 
 const FIELD_PATH = /^(?:input\.)?transitions\.(\d+)\.(\w+)$/;
-const DRAFT_FIELDS = new Set<string>(['frontImageUrl', 'tailImageUrl', 'prompt', 'durationSeconds', 'transitionType', 'negativePrompt']);
+const DRAFT_FIELDS = new Set<string>(['frontImageUrl', 'tailImageUrl', 'frontImageId', 'tailImageId', 'prompt', 'durationSeconds', 'transitionType', 'negativePrompt']);
 
 /**
  * BAD_USER_INPUT names every failing field in `extensions.fields` (`transitions.2.prompt`). The
@@ -79,7 +103,8 @@ export function fieldErrorsFrom(error: ApiError): FieldErrors {
       continue;
     }
     const row = result.rows.get(Number(index)) ?? {};
-    row[field as DraftField] = problemOf(path.replace(/^input\./, ''));
+    // An uploaded image's problem shows where its side's URL would.
+    row[field.replace(/ImageId$/, 'ImageUrl') as DraftField] = problemOf(path.replace(/^input\./, ''));
     result.rows.set(Number(index), row);
   }
   if (error.fields.length === 0) result.general.push(error.message);
@@ -100,3 +125,7 @@ export function newIdempotencyKey(): string {
   const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+/** True while a picked image is still being checked or uploaded, or cannot be used. */
+export const imagesBlocking = (drafts: readonly Draft[]) =>
+  drafts.some((d) => [d.frontImage, d.tailImage].some((image) => image !== null && image.state !== 'uploaded'));

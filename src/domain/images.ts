@@ -1,0 +1,191 @@
+import { join } from 'node:path';
+import { v7 as uuidv7 } from 'uuid';
+import { z } from 'zod';
+import type { Config } from '../config.ts';
+import type { Db } from '../db.ts';
+import type { Image } from '../generated/prisma/client.ts';
+import { ImageStatus } from '../generated/prisma/enums.ts';
+import { ACCEPTED_CONTENT_TYPES, inspectImage, normalizeImage, type ImageViolation } from '../media/image-rules.ts';
+import type { MediaService } from '../media/service.ts';
+import { roundedExpiry, signResource } from '../media/signed-urls.ts';
+import { AppError, notFound } from './errors.ts';
+import { parseInput } from './transition-input.ts';
+
+/**
+ * Images of an account: uploaded through GraphQL (multipart), or uploaded directly to storage
+ * (createImageUpload, then completeImageUpload). Every image passes the rules (image-rules.ts)
+ * before anything is stored, and is stored normalised (orientation applied, metadata removed,
+ * JPEG or PNG) under `private/`: readable only through signed URLs.
+ */
+export interface ImageDeps {
+  db: Db;
+  media: MediaService;
+  config: Pick<Config, 'images' | 'media'>;
+}
+
+/** How long a direct-upload URL may be used. */
+export const UPLOAD_URL_TTL_MS = 15 * 60_000;
+/** Image.url stays valid for at least this long (rounded up to the hour). */
+export const READ_URL_TTL_SECONDS = 3600;
+/** The path of the local driver's direct uploads on the API. */
+export const LOCAL_UPLOAD_PATH = '/uploads/images/';
+
+export const imageKey = (accountId: string, imageId: string, extension: string) => `private/images/${accountId}/${imageId}.${extension}`;
+const uploadKey = (accountId: string, imageId: string) => `private/uploads/${accountId}/${imageId}`;
+
+/** A broken rule: BAD_USER_INPUT whose `extensions.reason` names it. */
+export const imageRuleError = (violation: { reason: string; message: string }, fields: string[] = ['file']) =>
+  new AppError('BAD_USER_INPUT', violation.message, { reason: violation.reason, fields });
+
+/** Checks a local file, stores its normalised copy and records it READY; throws imageRuleError. */
+export async function storeImageFile(
+  deps: ImageDeps,
+  accountId: string,
+  file: string,
+  options: { imageId?: string; field?: string } = {},
+): Promise<Image> {
+  const checked = await checkAndStore(deps, accountId, file, options.imageId ?? uuidv7());
+  if (!checked.ok) throw imageRuleError(checked.violation, [options.field ?? 'file']);
+  return deps.db.image.create({ data: { id: checked.id, accountId, status: ImageStatus.READY, ...checked.stored } });
+}
+
+export type StoredFields = Pick<Image, 'key' | 'contentType' | 'width' | 'height' | 'bytes'>;
+
+/** Inspects, normalises and stores a file; a violation stores nothing. Shared with URL images. */
+export async function checkAndStore(
+  deps: Pick<ImageDeps, 'media' | 'config'>,
+  accountId: string,
+  file: string,
+  id: string,
+): Promise<{ ok: true; id: string; stored: StoredFields } | { ok: false; violation: ImageViolation }> {
+  const { maxBytes } = deps.config.images;
+  const inspected = await inspectImage(file, maxBytes);
+  if (!inspected.ok) return inspected;
+  const work = await deps.media.workdir('image');
+  try {
+    const output = join(work.dir, 'normalized');
+    const normalized = await normalizeImage(file, output, inspected.facts, maxBytes);
+    const key = imageKey(accountId, id, normalized.extension);
+    await (await deps.media.storage()).put(key, output, normalized.contentType);
+    return {
+      ok: true,
+      id,
+      stored: { key, contentType: normalized.contentType, width: normalized.width, height: normalized.height, bytes: normalized.bytes },
+    };
+  } finally {
+    await work.done();
+  }
+}
+
+/** The account's image, READY or not; another account's is NOT_FOUND. */
+export async function getImage(deps: Pick<ImageDeps, 'db'>, accountId: string, id: string): Promise<Image> {
+  const image = await deps.db.image.findFirst({ where: { id, accountId } });
+  if (!image) throw notFound('Image');
+  return image;
+}
+
+/** A signed URL that reads the stored file for at least an hour (the same URL within the hour). */
+export async function imageReadUrl(deps: Pick<ImageDeps, 'media'>, key: string, minSeconds = READ_URL_TTL_SECONDS): Promise<string> {
+  return (await deps.media.storage()).privateUrl(key, roundedExpiry(minSeconds));
+}
+
+const createUploadInput = z.object({
+  contentType: z.string().trim().toLowerCase(),
+  bytes: z.number().int().min(1, 'must be at least 1'),
+});
+
+/**
+ * Offers a direct upload: a presigned S3 PUT, or a signed Segue URL for the local driver. The
+ * declared type and size are checked now and again, against what arrived, at completion.
+ */
+export async function createImageUpload(deps: ImageDeps & { baseUrl: string }, accountId: string, raw: unknown) {
+  const input = parseInput(createUploadInput, raw);
+  if (!ACCEPTED_CONTENT_TYPES[input.contentType]) {
+    throw imageRuleError({ reason: 'IMAGE_FORMAT', message: `${input.contentType} is not accepted; JPEG, PNG or WebP is.` }, ['contentType']);
+  }
+  const { maxBytes } = deps.config.images;
+  if (input.bytes > maxBytes) {
+    throw imageRuleError({ reason: 'IMAGE_TOO_LARGE', message: `${input.bytes} bytes is over the limit of ${maxBytes}.` }, ['bytes']);
+  }
+  const id = uuidv7();
+  const key = uploadKey(accountId, id);
+  const expiresAt = new Date(Date.now() + UPLOAD_URL_TTL_MS);
+  const storage = await deps.media.storage();
+  let target: { url: string; headers: Record<string, string> };
+  if (storage.driver === 's3' && 'presignPut' in storage) {
+    target = await (storage as import('../media/storage-s3.ts').S3Storage).presignPut(key, input.contentType, input.bytes, expiresAt);
+  } else {
+    const query = signResource(deps.config.images.urlSecret, 'upload', id, expiresAt);
+    target = { url: `${deps.baseUrl}${LOCAL_UPLOAD_PATH}${id}?${query}`, headers: { 'content-type': input.contentType } };
+  }
+  await deps.db.image.create({
+    data: {
+      id,
+      accountId,
+      status: ImageStatus.PENDING,
+      declaredContentType: input.contentType,
+      declaredBytes: input.bytes,
+      uploadKey: key,
+      uploadExpiresAt: expiresAt,
+    },
+  });
+  return {
+    imageId: id,
+    uploadUrl: target.url,
+    headers: Object.entries(target.headers).map(([name, value]) => ({ name, value })),
+    expiresAt,
+  };
+}
+
+/** What a local direct upload may write: the image's pending upload, if the id is one. */
+export async function pendingUpload(deps: Pick<ImageDeps, 'db'>, id: string) {
+  const image = await deps.db.image.findUnique({ where: { id } });
+  if (!image || image.status !== ImageStatus.PENDING || !image.uploadKey) return null;
+  return image;
+}
+
+/**
+ * Checks what a direct upload brought: the size and type declared, then the rules. A mismatch or
+ * a broken rule removes the upload and the pending image: nothing is stored. Completing an image
+ * that is already READY returns it.
+ */
+export async function completeImageUpload(deps: ImageDeps, accountId: string, id: string): Promise<Image> {
+  const image = await getImage(deps, accountId, id);
+  if (image.status === ImageStatus.READY && !image.sourceUrl) return image;
+  if (image.status !== ImageStatus.PENDING || !image.uploadKey) throw notFound('Image');
+  const storage = await deps.media.storage();
+  const uploaded = await storage.head(image.uploadKey);
+  if (!uploaded) {
+    throw new AppError('BAD_USER_INPUT', 'Nothing was uploaded yet: PUT the file to uploadUrl first.', { reason: 'UPLOAD_MISSING', fields: ['id'] });
+  }
+  const discard = async (error: AppError): Promise<never> => {
+    await storage.remove(image.uploadKey!);
+    await deps.db.image.delete({ where: { id } });
+    throw error;
+  };
+  if (uploaded.size !== image.declaredBytes) {
+    return discard(mismatch(`The upload is ${uploaded.size} bytes, not the ${image.declaredBytes} declared.`));
+  }
+  if (uploaded.contentType !== null && uploaded.contentType.toLowerCase() !== image.declaredContentType) {
+    return discard(mismatch(`The upload was sent as ${uploaded.contentType}, not the ${image.declaredContentType} declared.`));
+  }
+  const work = await deps.media.workdir('complete');
+  try {
+    const file = await deps.media.localCopy(image.uploadKey, work.dir);
+    const inspected = await inspectImage(file, deps.config.images.maxBytes);
+    if (inspected.ok && ACCEPTED_CONTENT_TYPES[image.declaredContentType!] !== inspected.facts.format) {
+      return await discard(mismatch(`The upload is ${inspected.facts.format.toUpperCase()}, not the ${image.declaredContentType} declared.`));
+    }
+    const checked = inspected.ok ? await checkAndStore(deps, accountId, file, id) : inspected;
+    if (!checked.ok) return await discard(imageRuleError(checked.violation, ['id']));
+    await storage.remove(image.uploadKey);
+    return await deps.db.image.update({
+      where: { id },
+      data: { status: ImageStatus.READY, ...checked.stored, uploadKey: null, uploadExpiresAt: null },
+    });
+  } finally {
+    await work.done();
+  }
+}
+
+const mismatch = (message: string) => new AppError('BAD_USER_INPUT', message, { reason: 'UPLOAD_MISMATCH', fields: ['id'] });

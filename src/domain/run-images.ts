@@ -1,0 +1,230 @@
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { v7 as uuidv7 } from 'uuid';
+import type { Config } from '../config.ts';
+import type { Db } from '../db.ts';
+import type { Image, Prisma, Transition } from '../generated/prisma/client.ts';
+import { ImageStatus } from '../generated/prisma/enums.ts';
+import type { Logger } from '../logger.ts';
+import { isMediaError } from '../media/errors.ts';
+import { inspectImage } from '../media/image-rules.ts';
+import { isPublicBaseUrl } from '../media/public-url.ts';
+import { assertFetchableUrl, downloadToFile } from '../media/safe-fetch.ts';
+import type { MediaService } from '../media/service.ts';
+import { checkAndStore, imageReadUrl } from './images.ts';
+
+/**
+ * "Prepare the run's images": what runs just before a run's first submit, so that nothing is
+ * spent on images fal would refuse minutes later behind its queue.
+ *
+ * - URL images are fetched once (SSRF guard, size cap, timeout) and checked by the image rules.
+ *   The verdict is a row of its own (Image with sourceUrl, unique per account and URL), claimed
+ *   with a lease: across every worker process, one fetches and the others wait for its verdict,
+ *   so a batch that uses one URL many times fetches it once. Verdicts are reused for
+ *   IMAGE_CHECK_TTL_MS (failures for at most a minute, so a fixed URL is tried again soon).
+ * - fal fetches images itself, so each image must be somewhere fal can reach. A public JPEG or PNG
+ *   URL goes as it is. A WebP (converted), a URL on a private network, or an upload lives in
+ *   Segue's storage: when Segue's own URLs are not public (FAL_IMAGE_UPLOAD=auto) or always, it
+ *   is uploaded to fal's storage once, and the fal URL is kept on the image.
+ * - The preview provider gets storage keys and reads the stored files directly.
+ */
+export interface FalUploader {
+  upload(file: string, contentType: string, fileName: string): Promise<string>;
+}
+
+export interface RunImageDeps {
+  db: Db;
+  media: MediaService;
+  config: Config;
+  logger: Logger;
+  falUploader(): FalUploader;
+}
+
+export interface PreparedImage {
+  /** What the provider is given: a public URL, a signed Segue URL, or a fal storage URL. */
+  url: string;
+  /** The stored copy, when Segue holds one (the preview provider reads it directly). */
+  key: string | null;
+}
+
+export type ImageFailureCode = 'IMAGE_UNAVAILABLE' | 'IMAGE_INVALID';
+
+export type PreparedImages =
+  | { ok: true; front: PreparedImage; tail: PreparedImage }
+  | { ok: false; code: ImageFailureCode; message: string };
+
+/** How long a claim on a row (a check, a fal upload) holds before another worker may take over. */
+const LEASE_MS = 60_000;
+const POLL_MS = 100;
+const FAILURE_TTL_MS = 60_000;
+/** fal storage URLs are reused this long, then uploaded again (fal's CDN does not keep files forever). */
+const FAL_URL_TTL_MS = 7 * 24 * 3600_000;
+/** A signed Segue URL given to fal must outlive fal's queue. */
+const SUBMIT_URL_TTL_SECONDS = 24 * 3600;
+
+export async function prepareRunImages(deps: RunImageDeps, transition: Transition, target: 'fal' | 'preview'): Promise<PreparedImages> {
+  const sides = [
+    { name: 'front', url: transition.frontImageUrl, id: transition.frontImageId },
+    { name: 'tail', url: transition.tailImageUrl, id: transition.tailImageId },
+  ] as const;
+  // Both sides at once; the same URL on both sides is one row, one fetch.
+  const images = await Promise.all(
+    sides.map(async (side) => {
+      if (side.id) return deps.db.image.findUniqueOrThrow({ where: { id: side.id } });
+      return checkUrlImage(deps, transition.accountId, side.url!);
+    }),
+  );
+  for (const [i, image] of images.entries()) {
+    if (image.status === ImageStatus.FAILED) {
+      return { ok: false, code: (image.errorCode as ImageFailureCode) ?? 'IMAGE_UNAVAILABLE', message: `${sides[i]!.name} image: ${image.errorMessage ?? 'unavailable'}` };
+    }
+  }
+  const [front, tail] = await Promise.all(images.map((image) => reachable(deps, image, target)));
+  return { ok: true, front: front!, tail: tail! };
+}
+
+/** Where the provider can read an image from. */
+async function reachable(deps: RunImageDeps, image: Image, target: 'fal' | 'preview'): Promise<PreparedImage> {
+  if (!image.key) return { url: image.sourceUrl!, key: null };
+  if (target === 'preview') return { url: await imageReadUrl(deps, image.key), key: image.key };
+  const mode = deps.config.images.falUpload;
+  if (mode === 'never' || (mode === 'auto' && storageIsPublic(deps.config))) {
+    return { url: await imageReadUrl(deps, image.key, SUBMIT_URL_TTL_SECONDS), key: image.key };
+  }
+  return { url: await uploadToFalOnce(deps, image), key: image.key };
+}
+
+/** Whether fal could fetch Segue's own storage URLs. */
+export function storageIsPublic(config: Config): boolean {
+  const { storage } = config.media;
+  if (storage.driver === 's3') return storage.endpoint === null || isPublicBaseUrl(storage.endpoint);
+  return isPublicBaseUrl(storage.publicBaseUrl);
+}
+
+const fresh = (at: Date | null, ttlMs: number) => at !== null && Date.now() - at.getTime() < ttlMs;
+
+/** The image's fal URL, uploading it first when no worker has yet (one upload across processes). */
+async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string> {
+  const deadline = Date.now() + LEASE_MS * 2;
+  for (let row = image; ; ) {
+    if (row.falUrl && fresh(row.falUploadedAt, FAL_URL_TTL_MS)) return row.falUrl;
+    // Only while nobody has uploaded it: a worker that read the row before another's upload ended must not upload again.
+    const notUploaded = { OR: [{ falUrl: null }, { falUploadedAt: { lt: new Date(Date.now() - FAL_URL_TTL_MS) } }] };
+    if (await claim(deps.db, row.id, notUploaded)) {
+      try {
+        const work = await deps.media.workdir('fal-upload');
+        try {
+          const file = await deps.media.localCopy(row.key!, work.dir);
+          const extension = row.contentType === 'image/png' ? 'png' : 'jpg';
+          const falUrl = await deps.falUploader().upload(file, row.contentType ?? 'image/jpeg', `${row.id}.${extension}`);
+          await deps.db.image.update({ where: { id: row.id }, data: { falUrl, falUploadedAt: new Date(), leaseUntil: null } });
+          deps.logger.debug({ imageId: row.id }, 'image uploaded to fal storage');
+          return falUrl;
+        } finally {
+          await work.done();
+        }
+      } catch (error) {
+        await release(deps.db, row.id);
+        throw error;
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for another worker's fal upload of image ${row.id}.`);
+    await sleep(POLL_MS);
+    row = await deps.db.image.findUniqueOrThrow({ where: { id: row.id } });
+  }
+}
+
+/** Takes the row's lease when nobody holds it (or the holder's lease ran out: it died). */
+async function claim(db: Db, id: string, extra: Prisma.ImageWhereInput = {}): Promise<boolean> {
+  const now = new Date();
+  const { count } = await db.image.updateMany({
+    where: { id, AND: [{ OR: [{ leaseUntil: null }, { leaseUntil: { lt: now } }] }, extra] },
+    data: { leaseUntil: new Date(now.getTime() + LEASE_MS) },
+  });
+  return count === 1;
+}
+
+const release = (db: Db, id: string) => db.image.update({ where: { id }, data: { leaseUntil: null } }).then(() => undefined);
+
+/** The account's verdict on a URL: fetched and checked by this worker, or by another one. */
+export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: string): Promise<Image> {
+  const deadline = Date.now() + LEASE_MS * 2 + deps.config.media.fetchTimeoutMs;
+  for (;;) {
+    const now = new Date();
+    // A new URL: whoever inserts the row checks it.
+    const inserted = await deps.db.image.createManyAndReturn({
+      data: [{ id: uuidv7(), accountId, sourceUrl: url, status: ImageStatus.CHECKING, leaseUntil: new Date(now.getTime() + LEASE_MS) }],
+      skipDuplicates: true,
+    });
+    if (inserted[0]) return runCheck(deps, inserted[0]);
+    const row = await deps.db.image.findUniqueOrThrow({ where: { accountId_sourceUrl: { accountId, sourceUrl: url } } });
+    const ttl = row.status === ImageStatus.FAILED ? Math.min(FAILURE_TTL_MS, deps.config.images.checkTtlMs) : deps.config.images.checkTtlMs;
+    if (row.status !== ImageStatus.CHECKING && fresh(row.checkedAt, ttl)) return row;
+    // Stale, or its checker died: check it again, if no other worker just did.
+    if (await claim(deps.db, row.id, { updatedAt: row.updatedAt })) {
+      return runCheck(deps, await deps.db.image.update({ where: { id: row.id }, data: { status: ImageStatus.CHECKING } }));
+    }
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for another worker's check of an image URL.`);
+    await sleep(POLL_MS);
+  }
+}
+
+/** Fetches and checks one URL image (this worker holds the row's lease), and records the verdict. */
+async function runCheck(deps: RunImageDeps, row: Image): Promise<Image> {
+  const url = row.sourceUrl!;
+  const { media, images } = deps.config;
+  const verdict = (data: Partial<Image>) =>
+    deps.db.image.update({
+      where: { id: row.id },
+      data: { key: null, contentType: null, width: null, height: null, bytes: null, errorCode: null, errorMessage: null, ...data, checkedAt: new Date(), leaseUntil: null },
+    });
+  const work = await deps.media.workdir('image-check');
+  try {
+    const file = join(work.dir, 'image');
+    try {
+      await downloadToFile(url, file, {
+        allowPrivateNetwork: media.allowPrivateNetwork,
+        maxBytes: images.maxBytes,
+        timeoutMs: Math.min(media.fetchTimeoutMs, 30_000),
+        retries: 2,
+      });
+    } catch (error) {
+      if (isMediaError(error) && error.code === 'FETCH_TOO_LARGE') {
+        return await verdict({ status: ImageStatus.FAILED, errorCode: 'IMAGE_INVALID', errorMessage: `IMAGE_TOO_LARGE: the image is over ${images.maxBytes} bytes.` });
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      return await verdict({ status: ImageStatus.FAILED, errorCode: 'IMAGE_UNAVAILABLE', errorMessage: `The image could not be fetched: ${message}` });
+    }
+    const inspected = await inspectImage(file, images.maxBytes);
+    if (!inspected.ok) {
+      const { reason, message } = inspected.violation;
+      return await verdict({ status: ImageStatus.FAILED, errorCode: 'IMAGE_INVALID', errorMessage: `${reason}: ${message}` });
+    }
+    const { facts } = inspected;
+    // fal fetches public JPEG and PNG URLs itself; anything else goes through Segue's storage.
+    if (facts.format !== 'webp' && (await isPublicAddress(url))) {
+      const contentType = facts.format === 'png' ? 'image/png' : 'image/jpeg';
+      return await verdict({ status: ImageStatus.READY, contentType, width: facts.width, height: facts.height, bytes: facts.bytes, falUrl: null });
+    }
+    const stored = await checkAndStore(deps, row.accountId, file, row.id);
+    if (!stored.ok) {
+      return await verdict({ status: ImageStatus.FAILED, errorCode: 'IMAGE_INVALID', errorMessage: `${stored.violation.reason}: ${stored.violation.message}` });
+    }
+    return await verdict({ status: ImageStatus.READY, ...stored.stored, falUrl: null, falUploadedAt: null });
+  } catch (error) {
+    await release(deps.db, row.id);
+    throw error;
+  } finally {
+    await work.done();
+  }
+}
+
+/** True when the URL's host resolves to public addresses only (where fal can fetch it). */
+async function isPublicAddress(url: string): Promise<boolean> {
+  try {
+    await assertFetchableUrl(url, { allowPrivateNetwork: false });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,154 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { codes, createTestAccount, gql, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
+import { makeImage } from './helpers/images.ts';
+import { CompleteImageUpload, CreateImageUpload } from './helpers/operations.ts';
+import { freePort } from './helpers/process.ts';
+
+// s3rver ships no type declarations; this is the slice of it the test uses.
+type S3rverServer = { run(): Promise<AddressInfo>; close(): Promise<void> };
+const S3rver = createRequire(import.meta.url)('s3rver') as new (options: Record<string, unknown>) => S3rverServer;
+
+const dir = mkdtempSync(join(tmpdir(), 'segue-direct-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+type Setup = { env(): Promise<Record<string, string>>; close(): Promise<void> };
+
+const local: Setup = {
+  env: async () => ({ MEDIA_DIR: join(dir, 'local') }),
+  close: async () => {},
+};
+
+let s3rver: S3rverServer | undefined;
+const s3: Setup = {
+  async env() {
+    s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: join(dir, 's3'), configureBuckets: [{ name: 'segue-images' }] });
+    const { port } = await s3rver.run();
+    return {
+      STORAGE_DRIVER: 's3',
+      S3_BUCKET: 'segue-images',
+      S3_ENDPOINT: `http://127.0.0.1:${port}`,
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_ACCESS_KEY_ID: 'S3RVER',
+      S3_SECRET_ACCESS_KEY: 'S3RVER',
+    };
+  },
+  close: async () => {
+    await s3rver?.close();
+  },
+};
+
+describe.each([
+  ['local storage', local],
+  ['S3 (s3rver)', s3],
+])('direct uploads on %s', (_name, setup) => {
+  let app: TestApp;
+  let account: TestAccount;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    app = await startTestApp({ ...(await setup.env()), PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}` });
+    account = await createTestAccount(app.segue);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await setup.close();
+  });
+
+  const offer = (contentType: string, bytes: number) =>
+    gql(app.graphqlUrl, account.apiKey, CreateImageUpload, { input: { contentType, bytes } });
+
+  const put = async (upload: { uploadUrl: string; headers: Array<{ name: string; value: string }> }, body: Buffer, headers: Record<string, string> = {}) =>
+    fetch(upload.uploadUrl, {
+      method: 'PUT',
+      headers: { ...Object.fromEntries(upload.headers.map((h) => [h.name, h.value])), ...headers },
+      body: new Uint8Array(body),
+    });
+
+  const complete = (id: string) => gql(app.graphqlUrl, account.apiKey, CompleteImageUpload, { id });
+
+  it('createImageUpload, then a PUT, then completeImageUpload stores the checked image', async () => {
+    const png = await makeImage({ width: 900, height: 600 });
+    const offered = await offer('image/png', png.length);
+    expect(offered.errors).toBeUndefined();
+    const upload = offered.data!.createImageUpload;
+    expect(new Date(upload.expiresAt).getTime()).toBeGreaterThan(Date.now());
+    expect(upload.headers).toContainEqual({ name: 'content-type', value: 'image/png' });
+    expect((await put(upload, png)).ok).toBe(true);
+
+    const completed = await complete(upload.imageId);
+    expect(completed.errors).toBeUndefined();
+    const image = completed.data!.completeImageUpload;
+    expect(image).toMatchObject({ id: upload.imageId, width: 900, height: 600, contentType: 'image/png' });
+    const stored = await fetch(image.url);
+    expect(stored.status).toBe(200);
+    expect((await sharp(Buffer.from(await stored.arrayBuffer())).metadata()).width).toBe(900);
+    // Completing again returns the same image.
+    expect((await complete(upload.imageId)).data?.completeImageUpload.id).toBe(upload.imageId);
+  });
+
+  it('refuses at completion a PUT whose size differs from the declared one, and keeps nothing', async () => {
+    const png = await makeImage({ width: 900, height: 600 });
+    const upload = (await offer('image/png', png.length + 100)).data!.createImageUpload;
+    expect((await put(upload, png)).ok).toBe(true);
+    const completed = await complete(upload.imageId);
+    expect(codes(completed)).toEqual(['BAD_USER_INPUT']);
+    expect(completed.errors![0]!.extensions).toMatchObject({ reason: 'UPLOAD_MISMATCH' });
+    expect(completed.errors![0]!.message).toMatch(/not the \d+ declared/);
+    expect(await app.segue.db.image.count({ where: { accountId: account.id, status: 'PENDING' } })).toBe(0);
+  });
+
+  it('refuses at completion a PUT whose type differs from the declared one (JPEG bytes declared PNG)', async () => {
+    const jpeg = await makeImage({ width: 900, height: 600, format: 'jpeg' });
+    const upload = (await offer('image/png', jpeg.length)).data!.createImageUpload;
+    expect((await put(upload, jpeg)).ok).toBe(true);
+    const completed = await complete(upload.imageId);
+    expect(codes(completed)).toEqual(['BAD_USER_INPUT']);
+    expect(completed.errors![0]!.extensions).toMatchObject({ reason: 'UPLOAD_MISMATCH' });
+    expect(completed.errors![0]!.message).toMatch(/JPEG, not the image\/png declared/);
+  });
+
+  it('checks the image rules at completion (a 200×200 PNG is IMAGE_TOO_SMALL)', async () => {
+    const small = await makeImage({ width: 200, height: 200 });
+    const upload = (await offer('image/png', small.length)).data!.createImageUpload;
+    expect((await put(upload, small)).ok).toBe(true);
+    const completed = await complete(upload.imageId);
+    expect(completed.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'IMAGE_TOO_SMALL' });
+  });
+
+  it('refuses to offer an upload of a type or size the rules exclude', async () => {
+    expect((await offer('image/gif', 1000)).errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'IMAGE_FORMAT' });
+    expect((await offer('image/png', 50 * 1024 * 1024)).errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'IMAGE_TOO_LARGE' });
+  });
+
+  it('completes only the caller’s own upload: another account gets NOT_FOUND', async () => {
+    const png = await makeImage({});
+    const upload = (await offer('image/png', png.length)).data!.createImageUpload;
+    await put(upload, png);
+    const other = await createTestAccount(app.segue);
+    expect(codes(await gql(app.graphqlUrl, other.apiKey, CompleteImageUpload, { id: upload.imageId }))).toEqual(['NOT_FOUND']);
+  });
+});
+
+describe('local direct-upload URLs', () => {
+  it('refuse a forged signature and a Content-Type other than the declared one', async () => {
+    const port = await freePort();
+    const app = await startTestApp({ MEDIA_DIR: join(dir, 'signed'), PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}` });
+    try {
+      const account = await createTestAccount(app.segue);
+      const png = await makeImage({});
+      const upload = (await gql(app.graphqlUrl, account.apiKey, CreateImageUpload, { input: { contentType: 'image/png', bytes: png.length } })).data!
+        .createImageUpload;
+      const forged = upload.uploadUrl.replace(/signature=[^&]+/, 'signature=forged');
+      expect((await fetch(forged, { method: 'PUT', headers: { 'content-type': 'image/png' }, body: new Uint8Array(png) })).status).toBe(403);
+      expect((await fetch(upload.uploadUrl, { method: 'PUT', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(png) })).status).toBe(415);
+    } finally {
+      await app.close();
+    }
+  });
+});
