@@ -39,7 +39,8 @@ describe('the FAL_CONCURRENCY cap outlives Redis', () => {
     const redis = await startPrivateRedis(await freePort());
     const p = await startPipeline({
       emulator: { latencyMs: 400, latencyJitterMs: 200 },
-      env: { REDIS_URL: redis.url, FAL_CONCURRENCY: String(CAP), WORKER_CONCURRENCY: '20', FAL_MAX_RETRIES: '5' },
+      // A copy lost with its killed worker is queued again once a copy could have timed out (5 s here).
+      env: { REDIS_URL: redis.url, FAL_CONCURRENCY: String(CAP), WORKER_CONCURRENCY: '20', FAL_MAX_RETRIES: '5', MEDIA_FETCH_TIMEOUT_MS: '5000' },
       childWorkers: 2,
     });
     const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
