@@ -28,6 +28,21 @@ describe("a finished request's result", () => {
     }
   });
 
+  it("5xx answers carrying the request's own id, and 200s without an output, while fal's status says the job succeeded: only the reads failed; one submission each", { timeout: 60_000 }, async () => {
+    const p = await startPipeline({ emulator: { latencyMs: 100 }, inlineWorkers: 1 });
+    try {
+      p.emulator.inject({ on: 'result', status: 500, withRequestId: true, rate: 0.4 });
+      p.emulator.inject({ on: 'result', malformed: true, rate: 0.2 });
+      const account = await p.account();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(10) });
+      const rows = await p.settled(batch!.id, 45_000);
+      expect(rows.every((r) => r.status === 'COMPLETED' && r.attempts === 1)).toBe(true);
+      expect(p.emulator.counters()).toMatchObject({ submitted: 10, duplicateInputs: 0 });
+    } finally {
+      await p.close();
+    }
+  });
+
   it("a job error fal reports for the request itself (the same answer twice) ends the attempt, and the retry submits anew", { timeout: 60_000 }, async () => {
     const p = await startPipeline({ emulator: { latencyMs: 100 }, inlineWorkers: 1 });
     try {

@@ -118,6 +118,12 @@ export async function deleteAccount(
     if (open + rendering > 0) {
       throw conflict(`The account has work queued or running (${open} transitions, ${rendering} combined videos); cancel it first.`);
     }
+    // A canceled run's request that fal is still running holds a fal slot and is followed by the
+    // ledger until it ends: the account (and its ledger) can go only once fal has let go of it.
+    const atFal = await tx.falRequest.count({ where: { accountId, state: { in: ['SUBMITTING', 'ACCEPTED'] } } });
+    if (atFal > 0) {
+      throw conflict(`fal is still running ${atFal} canceled request(s) of this account; try again once they have ended.`, { atFal });
+    }
     const [transitions, combined, keys, batches] = await Promise.all([
       tx.transition.findMany({ where: { accountId }, select: { id: true } }),
       tx.generatedTransition.findMany({ where: { accountId }, select: { id: true } }),

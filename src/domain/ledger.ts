@@ -53,12 +53,14 @@ export interface ClaimOptions {
 }
 
 const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
+/** The wall clock, not the transaction's start: a claim that waited on locks stamps when it got them. */
+const CLOCK_NOW = `(clock_timestamp() AT TIME ZONE 'UTC')`;
 /** A lock key all claims share: the slot count and the insert that takes a slot happen one at a time. */
 const SLOTS_LOCK = 7_365_686_575;
 /** Rows that hold a slot: in flight at fal, or being submitted (and not so long that no answer can come). */
 const HOLDS_SLOT = `f."state" IN ('SUBMITTING', 'ACCEPTED') AND (f."state" = 'ACCEPTED' OR f."createdAt" > ${UTC_NOW} - $1::int * interval '1 millisecond')`;
 
-type ClaimState = { inFlight: number; previousOpen: boolean; committed: string | null };
+type ClaimState = { inFlight: number; previousOpen: boolean };
 
 /**
  * QUEUED → SUBMITTED for one submit to fal, with its ledger row (SUBMITTING), if and only if: no
@@ -84,48 +86,55 @@ export async function claimSubmit(deps: StateDeps, ref: { id: string; run: numbe
       );
     }
     const cost = costOf(options.pricePerSecondUsd, locked.durationSeconds);
-    // Budgeted accounts serialize their reservations on the account row.
-    if (budget !== null) await tx.query(`SELECT 1 FROM "Account" WHERE "id" = $1::uuid FOR UPDATE`, [locked.accountId]);
+    let committed: number | null = null;
+    if (budget !== null) {
+      // Budgeted accounts serialize their reservations on the account row; what they have
+      // committed is summed after that lock (a new statement: it sees every earlier reservation)
+      // and before the slot lock, which every claim of every account waits for.
+      await tx.query(`SELECT 1 FROM "Account" WHERE "id" = $1::uuid FOR UPDATE`, [locked.accountId]);
+      const [sum] = await tx.query<{ committed: string }>(
+        `SELECT coalesce(sum("costUsd"), 0) AS committed FROM "FalRequest" WHERE "accountId" = $1::uuid AND "state" <> 'REFUSED'`,
+        [locked.accountId],
+      );
+      committed = Number(sum!.committed);
+      if (committed + cost > budget + 1e-9) {
+        throw new ClaimRefused(
+          'budget',
+          `This would exceed the account's budget of $${budget.toFixed(2)} (committed $${committed.toFixed(2)}, this $${cost.toFixed(2)}).`,
+          { budgetUsd: budget, committedUsd: committed, requestedUsd: cost },
+        );
+      }
+    }
     await tx.query(`SELECT pg_advisory_xact_lock($1::bigint)`, [SLOTS_LOCK]);
-    // A new statement after the locks: its snapshot sees every claim that committed before ours.
+    // A new statement after the lock: its snapshot sees every claim that committed before ours.
     const [result] = await tx.query<ClaimState & Partial<Transition>>(
       `WITH s AS (
          SELECT (SELECT count(*)::int FROM "FalRequest" f WHERE ${HOLDS_SLOT}) AS "inFlight",
-                EXISTS (SELECT 1 FROM "FalRequest" f WHERE f."transitionId" = $2::uuid AND ${HOLDS_SLOT}) AS "previousOpen",
-                CASE WHEN $3::boolean THEN (SELECT coalesce(sum(f."costUsd"), 0) FROM "FalRequest" f
-                                            WHERE f."accountId" = $4::uuid AND f."state" <> 'REFUSED') END AS committed
+                EXISTS (SELECT 1 FROM "FalRequest" f WHERE f."transitionId" = $2::uuid AND ${HOLDS_SLOT}) AS "previousOpen"
        ), ledger AS (
          INSERT INTO "FalRequest" ("id", "accountId", "transitionId", "run", "attempt", "model", "costUsd", "state", "createdAt")
-         SELECT $5::uuid, t."accountId", t."id", t."run", t."attempts" + 1, $6, $7::numeric, 'SUBMITTING', ${UTC_NOW}
+         SELECT $3::uuid, t."accountId", t."id", t."run", t."attempts" + 1, $4, $5::numeric, 'SUBMITTING', ${CLOCK_NOW}
          FROM "Transition" t, s
-         WHERE t."id" = $2::uuid AND NOT s."previousOpen" AND s."inFlight" < $8
-           AND (s.committed IS NULL OR s.committed + $7::numeric <= $9::numeric)
+         WHERE t."id" = $2::uuid AND NOT s."previousOpen" AND s."inFlight" < $6
          RETURNING "transitionId"
        ), claimed AS (
          UPDATE "Transition" t SET "status" = 'SUBMITTED', "attempts" = t."attempts" + 1, "version" = t."version" + 1,
-           "submittedAt" = ${UTC_NOW}, "updatedAt" = ${UTC_NOW}, "falRequestId" = NULL, "queuePosition" = NULL, "startedAt" = NULL
+           "submittedAt" = ${CLOCK_NOW}, "updatedAt" = ${CLOCK_NOW}, "falRequestId" = NULL, "queuePosition" = NULL, "startedAt" = NULL
          FROM ledger l WHERE t."id" = l."transitionId"
          RETURNING t.*
        )
        SELECT s.*, c.* FROM s LEFT JOIN claimed c ON true`,
-      [options.submitAnswerMs, ref.id, budget !== null, locked.accountId, options.submissionId, options.model, cost, options.cap, budget],
+      [options.submitAnswerMs, ref.id, options.submissionId, options.model, cost, options.cap],
     );
     if (!result) return null;
     if (result.id) {
-      const { inFlight: _inFlight, previousOpen: _previousOpen, committed: _committed, ...claimed } = result;
+      const { inFlight: _inFlight, previousOpen: _previousOpen, ...claimed } = result;
       return claimed as Transition;
     }
     if (result.previousOpen) throw new ClaimRefused('previous-open', 'An earlier request of this transition may still run at fal.');
-    if (result.inFlight >= options.cap) {
-      throw new ClaimRefused('cap', `${result.inFlight} requests are in flight at fal (FAL_CONCURRENCY ${options.cap}).`, {
-        inFlight: result.inFlight,
-      });
-    }
-    throw new ClaimRefused(
-      'budget',
-      `This would exceed the account's budget of $${budget!.toFixed(2)} (committed $${Number(result.committed).toFixed(2)}, this $${cost.toFixed(2)}).`,
-      { budgetUsd: budget, committedUsd: Number(result.committed), requestedUsd: cost },
-    );
+    throw new ClaimRefused('cap', `${result.inFlight} requests are in flight at fal (FAL_CONCURRENCY ${options.cap}).`, {
+      inFlight: result.inFlight,
+    });
   });
   if (row) await announceCommitted(deps, [row], CLAIM_FIELDS);
   return row;
@@ -168,17 +177,25 @@ export async function recordAccepted(
   requestId: string,
   queuePosition: number | null,
 ): Promise<Transition | null> {
+  // By the submission's own id: the row is there since the claim, whatever became of its
+  // transition (even deleted: the row stays, without it).
   const [row] = await deps.sql.query<Transition>(
     `WITH ledger AS (
+       UPDATE "FalRequest" SET "requestId" = $2,
+         "state" = CASE WHEN "state" = 'ENDED' THEN 'ENDED'::"FalRequestState" ELSE 'ACCEPTED'::"FalRequestState" END
+       WHERE "id" = $1::uuid
+       RETURNING "transitionId"
+     ), missing AS (
        INSERT INTO "FalRequest" ("id", "requestId", "accountId", "transitionId", "run", "attempt", "model", "costUsd", "state", "createdAt")
-       VALUES ($1::uuid, $2, $3::uuid, $4::uuid, $5, $6, $7, $8::numeric, 'ACCEPTED', ${UTC_NOW})
-       ON CONFLICT ("transitionId", "run", "attempt") DO UPDATE SET "requestId" = EXCLUDED."requestId",
-         "state" = CASE WHEN "FalRequest"."state" = 'ENDED' THEN 'ENDED'::"FalRequestState" ELSE 'ACCEPTED'::"FalRequestState" END
-       RETURNING "id"
+       SELECT $1::uuid, $2, $3::uuid, t."id", $5, $6, $7, $8::numeric, 'ACCEPTED', ${UTC_NOW}
+       FROM (SELECT 1) one LEFT JOIN "Transition" t ON t."id" = $4::uuid
+       WHERE NOT EXISTS (SELECT 1 FROM ledger)
+       ON CONFLICT DO NOTHING
+       RETURNING "transitionId"
      )
      UPDATE "Transition" SET "falRequestId" = $2, "queuePosition" = $9, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
      WHERE "id" = $4::uuid AND "run" = $5 AND "attempts" = $6 AND "status" = 'SUBMITTED' AND "falRequestId" IS NULL
-       AND EXISTS (SELECT 1 FROM ledger)
+       AND (EXISTS (SELECT 1 FROM ledger) OR EXISTS (SELECT 1 FROM missing))
      RETURNING *`,
     [
       submission.id,
@@ -222,14 +239,21 @@ export async function markEnded(deps: Pick<StateDeps, 'sql'>, requestId: string,
 }
 
 /**
- * Notes that Segue asked fal to cancel the request, and why; the first reason stays. Returns the
- * ledger row (when the cancel was first asked, its reason), or null for an unknown request.
+ * Notes that Segue asks fal to cancel the request, and why; the first reason stays unless
+ * `replace` (a run that overran its queue limit, then its run limit). Returns the ledger row (when
+ * the cancel was first asked, its reason, and whether this call asked first), or null for an
+ * unknown request.
  */
-export async function noteCancelRequested(deps: Pick<StateDeps, 'sql'>, requestId: string, reason: string) {
-  const [row] = await deps.sql.query<Pick<FalRequest, 'cancelRequestedAt' | 'cancelReason' | 'state'>>(
-    `UPDATE "FalRequest" SET "cancelReason" = coalesce("cancelReason", $2), "cancelRequestedAt" = coalesce("cancelRequestedAt", ${UTC_NOW})
-     WHERE "requestId" = $1 RETURNING "cancelRequestedAt", "cancelReason", "state"`,
-    [requestId, reason],
+export async function noteCancelRequested(deps: Pick<StateDeps, 'sql'>, requestId: string, reason: string, options: { replace?: boolean } = {}) {
+  const [row] = await deps.sql.query<Pick<FalRequest, 'cancelRequestedAt' | 'cancelReason' | 'state'> & { first: boolean }>(
+    `UPDATE "FalRequest" f SET
+       "cancelReason" = CASE WHEN $3::boolean THEN $2 ELSE coalesce(f."cancelReason", $2) END,
+       "cancelRequestedAt" = CASE WHEN $3::boolean AND f."cancelReason" IS DISTINCT FROM $2 THEN ${UTC_NOW}
+                                  ELSE coalesce(f."cancelRequestedAt", ${UTC_NOW}) END
+     FROM (SELECT "id", "cancelRequestedAt" IS NULL AS first FROM "FalRequest" WHERE "requestId" = $1) old
+     WHERE f."id" = old."id"
+     RETURNING f."cancelRequestedAt", f."cancelReason", f."state", old.first`,
+    [requestId, reason, options.replace === true],
   );
   return row ?? null;
 }
@@ -252,14 +276,15 @@ export async function loadSubmission(deps: Pick<StateDeps, 'sql'>, transitionId:
 /**
  * Requests fal accepted that no running transition follows (a run canceled, superseded, or given
  * up while fal kept it): someone must follow each to its end, so its slot frees and the
- * transition can submit again. Oldest first, through the index of open rows.
+ * transition can submit again. In random order (through the index of open rows), so requests fal
+ * does not answer for cannot starve the others.
  */
 export function orphanRequests(sql: Pick<Sql, 'query'>, limit: number): Promise<FalRequest[]> {
   return sql.query<FalRequest>(
     `SELECT f.* FROM "FalRequest" f LEFT JOIN "Transition" t ON t."id" = f."transitionId"
      WHERE f."state" = 'ACCEPTED'
        AND (t."id" IS NULL OR t."falRequestId" IS DISTINCT FROM f."requestId" OR t."status" NOT IN ('SUBMITTED', 'IN_PROGRESS'))
-     ORDER BY f."createdAt" LIMIT $1`,
+     ORDER BY random() LIMIT $1`,
     [limit],
   );
 }
@@ -311,7 +336,7 @@ export async function adoptRequest(
     `WITH ledger AS (
        UPDATE "FalRequest" SET "requestId" = $4, "state" = 'ACCEPTED'
        WHERE "transitionId" = $1::uuid AND "run" = $2 AND "attempt" = $3 AND "requestId" IS NULL
-         AND "state" IN ('SUBMITTING', 'UNCERTAIN')
+         AND "state" IN ('SUBMITTING', 'UNCERTAIN', 'REFUSED')
        RETURNING 1
      ), adopted AS (
        UPDATE "Transition" SET "falRequestId" = $4, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
@@ -327,4 +352,34 @@ export async function adoptRequest(
   const { recorded: _recorded, ...row } = result;
   await announceCommitted(deps, [row as Transition], ['falRequestId', 'version', 'updatedAt']);
   return { recorded, row: row as Transition };
+}
+
+/**
+ * Requests in flight longer than any bound Segue keeps (`maxAgeMs`): fal never said they ended and
+ * no status call could tell. They stop holding a slot (LOST); the log says which, for a person to check.
+ */
+export function abandonStaleRequests(sql: Pick<Sql, 'query'>, maxAgeMs: number): Promise<Array<Pick<FalRequest, 'requestId' | 'transitionId'>>> {
+  return sql.query(
+    `UPDATE "FalRequest" f SET "state" = 'ENDED', "outcome" = 'LOST', "endedAt" = ${UTC_NOW}
+     WHERE f."state" = 'ACCEPTED' AND f."createdAt" <= ${UTC_NOW} - $1::bigint * interval '1 millisecond'
+     RETURNING f."requestId", f."transitionId"`,
+    [maxAgeMs],
+  );
+}
+
+/**
+ * A video that fal delivered after its run had given up on it (FAILED with the time limit it
+ * overran, the request canceled at fal but run to the end): it is paid for, so the run takes it
+ * after all. The copy into storage follows, as for any result. Null when the row moved on.
+ */
+export async function recordLateResult(deps: StateDeps, requestId: string, videoUrl: string): Promise<Transition | null> {
+  const [row] = await deps.sql.query<Transition>(
+    `UPDATE "Transition" SET "status" = 'IN_PROGRESS', "falVideoUrl" = $2, "errorCode" = NULL, "errorMessage" = NULL,
+       "completedAt" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
+     WHERE "falRequestId" = $1 AND "status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT') AND "falVideoUrl" IS NULL
+     RETURNING *`,
+    [requestId, videoUrl],
+  );
+  if (row) await announceCommitted(deps, [row], ['status', 'falVideoUrl', 'errorCode', 'errorMessage', 'completedAt', 'version', 'updatedAt']);
+  return row ?? null;
 }

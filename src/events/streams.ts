@@ -13,6 +13,8 @@ type StreamDeps = Pick<Segue, 'db' | 'sql' | 'pubsub' | 'topics' | 'config' | 'j
 /** A batch as the API shows it, with the counts an event brought (no query per subscriber). */
 export type BatchWithCounts = Batch & { counts?: BatchCounts };
 
+const SENT_VERSIONS_KEPT = 10_000;
+
 /** The rows this process streams, shared by its subscribers (one per pub/sub connection: per process). */
 const sharedRows = new WeakMap<object, TransitionRows>();
 const rowsOf = (deps: StreamDeps) => {
@@ -76,10 +78,14 @@ async function* transitionStream(
   batch: Batch | null,
 ): AsyncGenerator<Transition> {
   const rows = rowsOf(deps);
+  // The version last sent per transition, so updates only go forward. Bounded: an account-wide
+  // stream that lives for days forgets the transitions it heard of longest ago.
   const sent = new Map<string, number>();
   const fresh = (row: Transition) => {
     if ((sent.get(row.id) ?? 0) >= row.version) return false;
+    sent.delete(row.id);
     sent.set(row.id, row.version);
+    if (sent.size > SENT_VERSIONS_KEPT) sent.delete(sent.keys().next().value!);
     return true;
   };
   // Once the batch has ended: the transitions still waiting for their poster; none left, it ends.

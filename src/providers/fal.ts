@@ -31,10 +31,19 @@ const retryAfterMs = (value: string | null): number | undefined => {
 };
 
 /**
- * The client re-sends a submit on 429/502/503/504 and on transport errors (PROTOCOL.md §5). A
- * re-sent submit whose first response was merely lost starts a second paid job, so submits go
- * out exactly once: this fetch answers any failure of a submit with a ProviderError the client
- * does not retry, saying whether fal may have accepted it (uncertain) or surely did not.
+ * Answers to a submit that say fal did not take the job: it refused the request itself (4xx), or
+ * was unavailable or rate-limiting before anything was enqueued. Anything else (a gateway error, a
+ * status fal does not document, a connection or a body cut short, a timeout) may come after fal
+ * enqueued the job, and is uncertain.
+ */
+const REFUSED_SUBMIT = new Set([400, 401, 403, 404, 405, 413, 415, 422, 429, 500, 503]);
+
+/**
+ * The client re-sends a submit on 429/502/503/504 and on transport errors (PROTOCOL.md §5), and
+ * also when the body of a 200 is cut off while it reads it. A re-sent submit whose first answer was
+ * merely lost starts a second paid job, so submits go out exactly once: this fetch reads the whole
+ * answer itself (the client gets it from memory), and answers any failure with a ProviderError the
+ * client does not retry, saying whether fal may have accepted it (uncertain) or surely did not.
  * Status, result and cancel calls are reads or idempotent, and keep the client's own retries.
  */
 function submitOnceFetch(base: typeof fetch, timeoutMs: number): typeof fetch {
@@ -46,24 +55,18 @@ function submitOnceFetch(base: typeof fetch, timeoutMs: number): typeof fetch {
 
     const signal = init?.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
     let response: Response;
+    let body: ArrayBuffer;
     try {
       response = await base(input, { ...init, signal });
+      body = await response.arrayBuffer();
     } catch (error) {
       // The request may have reached fal before the connection broke or the timer fired.
-      throw new ProviderError('FAL_SUBMIT_UNCERTAIN', `Submit to fal failed without an answer: ${(error as Error).message}`, {
+      throw new ProviderError('FAL_SUBMIT_UNCERTAIN', `Submit to fal failed without a whole answer: ${(error as Error).message}`, {
         retryable: false,
         uncertain: true,
       });
     }
     const { status } = response;
-    if (status === 502 || status === 504) {
-      // A gateway error: the upstream may have enqueued the job before the gateway gave up.
-      throw new ProviderError('FAL_SUBMIT_UNCERTAIN', `Submit to fal answered ${status}; it may have been accepted.`, {
-        retryable: false,
-        uncertain: true,
-        status,
-      });
-    }
     if (status === 429) {
       throw new ProviderError('FAL_RATE_LIMITED', 'fal rate-limited the submit (429).', {
         retryable: true,
@@ -78,7 +81,32 @@ function submitOnceFetch(base: typeof fetch, timeoutMs: number): typeof fetch {
         retryAfterMs: retryAfterMs(response.headers.get('retry-after')) ?? 0,
       });
     }
-    return response;
+    const ok = status >= 200 && status < 300;
+    if (!ok && !REFUSED_SUBMIT.has(status)) {
+      // A gateway error (502, 504, 52x...): the upstream may have enqueued the job before it gave up.
+      throw new ProviderError('FAL_SUBMIT_UNCERTAIN', `Submit to fal answered ${status}; it may have been accepted.`, {
+        retryable: false,
+        uncertain: true,
+        status,
+      });
+    }
+    if (ok) {
+      // An answer that names no request cannot be tracked: fal may have the job all the same.
+      let requestId: unknown;
+      try {
+        requestId = (JSON.parse(new TextDecoder().decode(body)) as { request_id?: unknown }).request_id;
+      } catch {
+        requestId = undefined;
+      }
+      if (typeof requestId !== 'string' || !requestId) {
+        throw new ProviderError('FAL_SUBMIT_UNCERTAIN', `Submit to fal answered ${status} without a request id.`, {
+          retryable: false,
+          uncertain: true,
+          status,
+        });
+      }
+    }
+    return new Response(body, { status, statusText: response.statusText, headers: response.headers });
   };
 }
 
@@ -120,10 +148,10 @@ export function classifyFalError(error: unknown, during: 'submit' | 'status' | '
     }
     if (status === 429) return new ProviderError('FAL_RATE_LIMITED', 'fal rate-limited the call (429).', { retryable: true, status });
     // fal replays a failed request's own answer (its status and body) with the request's id; a
-    // gateway or load balancer answers without it. Only the former says the request failed (and
-    // only when a second read says the same: see result()).
-    // "Still in progress" says the result is not readable yet, not that the request failed.
-    if (during === 'result' && error.requestId && !(status === 400 && /in progress/i.test(errorText(error)))) {
+    // gateway or load balancer answers without it. A 4xx so marked is fal's word on the request; a
+    // 5xx may be fal's own trouble, and counts only when the status said the request failed (see
+    // result()). "Still in progress" says the result is not readable yet.
+    if (during === 'result' && error.requestId && status < 500 && !(status === 400 && /in progress/i.test(errorText(error)))) {
       return new ProviderError('FAL_JOB_ERROR', `The fal job ended in error (${status}): ${errorText(error)}`, {
         retryable: true,
         status,
@@ -166,12 +194,21 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
   const bounded = (signal: AbortSignal | undefined) =>
     signal ? AbortSignal.any([signal, AbortSignal.timeout(fal.callTimeoutMs)]) : AbortSignal.timeout(fal.callTimeoutMs);
 
-  async function readResult(requestId: string, signal: AbortSignal | undefined): Promise<unknown> {
+  async function readResult(requestId: string, signal: AbortSignal | undefined, failed: boolean): Promise<unknown> {
     try {
       const result = await client.queue.result(model, { requestId, abortSignal: bounded(signal) });
       return result.data;
     } catch (error) {
-      throw classifyFalError(error, 'result');
+      const failure = classifyFalError(error, 'result');
+      // A 5xx carrying the request's id, when fal's status said the request failed: its answer.
+      if (failed && !failure.requestOver && error instanceof ApiError && error.requestId && error.status >= 500) {
+        throw new ProviderError('FAL_JOB_ERROR', `The fal job ended in error (${error.status}): ${errorText(error)}`, {
+          retryable: true,
+          status: error.status,
+          scope: 'request',
+        });
+      }
+      throw failure;
     }
   }
 
@@ -209,24 +246,33 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
       }
       if (status.status === 'IN_QUEUE') return { state: 'IN_QUEUE', queuePosition: status.queue_position ?? null };
       if (status.status === 'IN_PROGRESS') return { state: 'IN_PROGRESS' };
+      if (status.status !== 'COMPLETED') {
+        // Not a status fal documents: the request is not known to be over; ask again later.
+        throw new ProviderError('FAL_UNAVAILABLE', `fal answered an unknown status ${JSON.stringify(String(status.status))}.`, {
+          retryable: true,
+        });
+      }
       const failed = typeof (status as { error?: unknown }).error === 'string';
       return { state: 'COMPLETED', ...(failed ? { failed } : {}) };
     },
     async result(requestId, options = {}): Promise<GenerationResult> {
       let data: unknown;
+      const failed = options.failed === true;
       try {
-        data = await readResult(requestId, options.signal);
+        data = await readResult(requestId, options.signal, failed);
       } catch (error) {
         if (!isProviderError(error) || !error.requestOver) throw error;
-        // fal's answer for the request itself ends the attempt only when a second read says the
-        // same: a passing fault must never cost a second paid submit.
-        data = await readResult(requestId, options.signal).catch((again: unknown) => {
+        // fal's answer for the request itself ends the attempt only when a second read, a moment
+        // later, says the same: a passing fault must never cost a second paid submit.
+        await new Promise((r) => setTimeout(r, 250));
+        data = await readResult(requestId, options.signal, failed).catch((again: unknown) => {
           throw isProviderError(again) && sameAnswer(error, again) ? again : demote(again);
         });
       }
       const videoUrl = (data as { video?: { url?: unknown } } | undefined)?.video?.url;
       if (typeof videoUrl !== 'string' || !videoUrl) {
-        throw new ProviderError('FAL_BAD_OUTPUT', 'fal completed without a video URL.', { retryable: true, scope: 'request' });
+        // Not fal's word that the request failed: read again (the caller bounds how long).
+        throw new ProviderError('FAL_BAD_OUTPUT', 'fal answered the result without a video URL.', { retryable: true });
       }
       return { videoUrl, raw: data };
     },

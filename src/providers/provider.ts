@@ -37,8 +37,9 @@ export interface VideoProvider {
    * The output of a COMPLETED request. Throws a ProviderError with `scope: 'request'` only when
    * the request itself ended in error (fal's own answer for it, confirmed by a second read); any
    * other failure is the call's (`scope: 'call'`): read the result again later, never resubmit.
+   * `failed`: fal's status said the request ended in error (so its 5xx answer is the request's).
    */
-  result(requestId: string, options?: { signal?: AbortSignal }): Promise<GenerationResult>;
+  result(requestId: string, options?: { signal?: AbortSignal; failed?: boolean }): Promise<GenerationResult>;
   /** Best effort: a request already running may still finish (and be billed). */
   cancel(requestId: string, options?: { signal?: AbortSignal }): Promise<void>;
   /** The output has been stored: let go of whatever the provider kept for it. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { closeFinishedBatches } from '../domain/batches.ts';
 import { sweepIdempotencyKeys } from '../domain/idempotency.ts';
-import { expireStaleSubmissions, orphanRequests } from '../domain/ledger.ts';
+import { abandonStaleRequests, expireStaleSubmissions, orphanRequests } from '../domain/ledger.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Segue } from '../runtime.ts';
 import { releaseRequest } from '../worker/follow.ts';
@@ -13,6 +13,9 @@ import { copyGraceMs, copyJobId } from './copy-queue.ts';
 const PAGE = 1_000;
 /** Orphan requests looked at per pass: each costs a status call (and a cancel the first time). */
 const ORPHANS_PER_PASS = 100;
+const ORPHANS_AT_ONCE = 10;
+/** After this long, a request fal never said ended stops holding a slot. */
+const STALE_REQUEST_MS = 24 * 3_600_000;
 
 export interface ReconcileReport {
   checked: number;
@@ -146,11 +149,21 @@ export class Reconciler {
    * says it is over, so its slot frees and its transition may submit again.
    */
   private async orphans(): Promise<number> {
-    const { sql, logger } = this.segue;
+    const { sql, logger, config } = this.segue;
     const log = logger.child({ component: 'reconciler' });
+    // A request fal has not said is over after a day, and no status call can settle: it stops
+    // holding a slot (a person should look: the log names it).
+    for (const lost of await abandonStaleRequests(sql, Math.max(STALE_REQUEST_MS, config.fal.timeoutMs * 3 + config.fal.cancelGraceMs))) {
+      log.error({ falRequestId: lost.requestId, transitionId: lost.transitionId }, 'a fal request never ended; it no longer holds a slot');
+    }
+    const requests = await orphanRequests(sql, ORPHANS_PER_PASS);
     let ended = 0;
-    for (const request of await orphanRequests(sql, ORPHANS_PER_PASS)) {
-      if (await releaseRequest(this.segue, request.requestId!, 'SUPERSEDED', log)) ended += 1;
+    // A few at a time: each costs a status call (and the first time a cancel).
+    for (let i = 0; i < requests.length; i += ORPHANS_AT_ONCE) {
+      const settled = await Promise.all(
+        requests.slice(i, i + ORPHANS_AT_ONCE).map((r) => releaseRequest(this.segue, r.requestId!, 'SUPERSEDED', log).catch(() => false)),
+      );
+      ended += settled.filter(Boolean).length;
     }
     return ended;
   }

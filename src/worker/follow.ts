@@ -1,10 +1,13 @@
-import { markEnded, noteCancelRequested, type RequestOutcome } from '../domain/ledger.ts';
+import { markEnded, noteCancelRequested, recordLateResult, type RequestOutcome } from '../domain/ledger.ts';
 import type { Logger } from '../logger.ts';
 import { isProviderError, type RequestState } from '../providers/provider.ts';
 import type { Segue } from '../runtime.ts';
 import { pause } from './run-context.ts';
 
-type FollowDeps = Pick<Segue, 'sql' | 'provider' | 'config' | 'metrics'>;
+type FollowDeps = Pick<Segue, 'sql' | 'db' | 'changes' | 'provider' | 'config' | 'metrics' | 'copyJobs'>;
+
+/** A cancel fal may not have received (its call failed) is sent again after this long. */
+const CANCEL_AGAIN_MS = 10 * 60_000;
 
 /** What fal's last word on a finished request says of its outcome. */
 const outcomeOf = (state: Extract<RequestState, { state: 'COMPLETED' }>, canceled: boolean): RequestOutcome =>
@@ -18,7 +21,10 @@ const outcomeOf = (state: Extract<RequestState, { state: 'COMPLETED' }>, cancele
 export async function releaseRequest(deps: FollowDeps, requestId: string, reason: string, log: Logger): Promise<boolean> {
   const noted = await noteCancelRequested(deps, requestId, reason);
   if (noted?.state === 'ENDED') return true;
-  await deps.provider.cancel(requestId).catch((err: unknown) => log.warn({ err, falRequestId: requestId }, 'cancel at fal failed'));
+  // Once; again only long after, in case that call never reached fal.
+  if (!noted || noted.first || Date.now() - (noted.cancelRequestedAt?.getTime() ?? 0) > CANCEL_AGAIN_MS) {
+    await deps.provider.cancel(requestId).catch((err: unknown) => log.warn({ err, falRequestId: requestId }, 'cancel at fal failed'));
+  }
   return checkEnded(deps, requestId, true, log);
 }
 
@@ -28,6 +34,7 @@ export async function checkEnded(deps: FollowDeps, requestId: string, canceled: 
     const state = await deps.provider.status(requestId);
     if (state.state !== 'COMPLETED') return false;
     await markEnded(deps, requestId, outcomeOf(state, canceled));
+    if (!state.failed) await deliverLate(deps, requestId, log);
     await deps.provider.forget?.(requestId).catch(() => undefined);
     return true;
   } catch (err) {
@@ -52,5 +59,28 @@ export async function followToEnd(deps: FollowDeps, requestId: string, until: nu
     const left = until - Date.now();
     if (left <= 0 || signal?.aborted) return false;
     await pause(Math.min(interval, left), signal);
+  }
+}
+
+/**
+ * A request its run gave up on (it overran a time limit and fal had not ended it within
+ * FAL_CANCEL_GRACE_MS) that fal ran to the end after all: the video is paid for, so the run takes
+ * it (see ledger.recordLateResult) and the copy queue stores it.
+ */
+async function deliverLate(deps: FollowDeps, requestId: string, log: Logger) {
+  const [late] = await deps.sql.query<{ id: string; run: number }>(
+    `SELECT "id", "run" FROM "Transition"
+     WHERE "falRequestId" = $1 AND "status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT') AND "falVideoUrl" IS NULL`,
+    [requestId],
+  );
+  if (!late) return;
+  try {
+    const result = await deps.provider.result(requestId);
+    const row = await recordLateResult(deps, requestId, result.videoUrl);
+    if (!row) return;
+    log.info({ transitionId: row.id, falRequestId: requestId }, 'fal delivered a request its run had given up on; storing its video');
+    await deps.copyJobs.add({ transitionId: row.id, run: row.run });
+  } catch (err) {
+    log.warn({ err, falRequestId: requestId }, 'could not take the late result of a request');
   }
 }

@@ -55,8 +55,9 @@ export async function awaitLostSubmit(ctx: RunContext, row: Transition, how: { a
     segue.metrics.uncertainSubmits.inc();
     await persist(ctx, 'note an uncertain submit', () => markUncertain(segue, submission.id));
   }
-  if (!config.publicUrl) return attemptFailed(ctx, uncertainFailure());
+  const still = { guard: { falRequestId: null }, attempt: row.attempts };
+  if (!config.publicUrl) return attemptFailed(ctx, uncertainFailure(), ctx.log, still);
   const until = submittedAt + (config.fal.queueTimeoutMs ?? config.fal.timeoutMs) + config.fal.timeoutMs;
-  if (Date.now() >= until) return attemptFailed(ctx, uncertainFailure());
+  if (Date.now() >= until) return attemptFailed(ctx, uncertainFailure(), ctx.log, still);
   throw new Park(Math.min(until - Date.now(), config.fal.pollMaxIntervalMs), 'waiting for fal to name a lost submit');
 }

@@ -51,7 +51,7 @@ export async function submitNext(ctx: RunContext, known?: Transition | null): Pr
   const queued = known?.status === S.QUEUED ? known : await loadRow(ctx);
   if (!queued || queued.status !== S.QUEUED || queued.run !== ctx.ref.run) return { row: queued, justSubmitted: false };
   const images = await prepareImagesForSubmit(segue, queued);
-  if (images instanceof ProviderError) return attemptFailed(ctx, images);
+  if (images instanceof ProviderError) return attemptFailed(ctx, images, ctx.log, { guard: { from: [S.QUEUED] } });
   checkAbort(ctx);
   const submissionId = uuidv7();
   let claimed: Transition | null;
@@ -109,15 +109,21 @@ export async function submitNext(ctx: RunContext, known?: Transition | null): Pr
       return { row: await awaitLostSubmit(ctx, claimed, { answerLost: true }), justSubmitted: false };
     }
     await persist(ctx, 'note a refused submit', () => markRefused(segue, submissionId));
-    return attemptFailed(ctx, failure);
+    return attemptFailed(ctx, failure, ctx.log, { guard: { falRequestId: null, from: [S.SUBMITTED] }, attempt: claimed.attempts });
   } finally {
     metrics.falLatency.observe({ operation: 'submit' }, (performance.now() - started) / 1000);
   }
 
-  const recorded = await persist(ctx, 'record the request id fal returned', () =>
-    recordAccepted(segue, submission, answer.requestId, answer.queuePosition),
-  );
   const log = ctx.log.child({ batchId: claimed.batchId, falRequestId: answer.requestId, attempt: claimed.attempts });
+  const recorded = await persist({ log }, 'record the request id fal returned', () =>
+    recordAccepted(segue, submission, answer.requestId, answer.queuePosition),
+  ).catch(async (err: unknown) => {
+    // PostgreSQL refused it for longer than any outage should last: do not let fal run a job
+    // nobody will ever follow. The id is in this log line for a person to reconcile.
+    log.error({ err }, 'could not record the request id fal returned; canceling it at fal');
+    await provider.cancel(answer.requestId).catch(() => undefined);
+    throw err;
+  });
   if (recorded) {
     log.info({ queuePosition: answer.queuePosition }, 'submitted to fal');
     return { row: recorded, justSubmitted: true };
@@ -134,22 +140,29 @@ export async function submitNext(ctx: RunContext, known?: Transition | null): Pr
   return { row: now, justSubmitted: false };
 }
 
+let lastCapRestore = 0;
+
 /** A claim that sent nothing: wait for a slot or an earlier request, or end the run. */
 async function refused(ctx: RunContext, refusal: ClaimRefused): Promise<never> {
   const { config, jobs } = ctx.segue;
   switch (refusal.reason) {
     case 'cap':
-      // PostgreSQL counts the cap's worth in flight, so Redis let this job run past a cap it no
-      // longer holds (a wipe, a failover): put it back before waiting for a slot.
-      await jobs.setFalConcurrency(config.fal.concurrency).catch((err) => ctx.log.warn({ err }, 'could not restore FAL_CONCURRENCY'));
-      ctx.log.info({ inFlight: refusal.details.inFlight }, 'no fal slot free; waiting');
-      throw new Park(jittered(config.fal.pollIntervalMs), refusal.message);
+      // PostgreSQL counts the cap's worth in flight, so Redis let this job run past a cap it may
+      // no longer hold (a wipe, a failover): put it back (once in a while, not per refusal) before
+      // waiting for a slot. Requests followed outside any job (canceled runs fal keeps running)
+      // also hold slots: the wait is long enough not to churn through the whole queue.
+      if (Date.now() - lastCapRestore > 5_000) {
+        lastCapRestore = Date.now();
+        await jobs.setFalConcurrency(config.fal.concurrency).catch((err) => ctx.log.warn({ err }, 'could not restore FAL_CONCURRENCY'));
+      }
+      ctx.log.debug({ inFlight: refusal.details.inFlight }, 'no fal slot free; waiting');
+      throw new Park(jittered(config.fal.pollMaxIntervalMs), refusal.message);
     case 'previous-open':
       ctx.log.info('an earlier request of this transition may still run at fal; waiting for it to end');
       throw new Park(jittered(config.fal.pollMaxIntervalMs), refusal.message);
     case 'budget':
     case 'price-unknown':
-      return attemptFailed(ctx, finalFailure('BUDGET_EXCEEDED', refusal.message));
+      return attemptFailed(ctx, finalFailure('BUDGET_EXCEEDED', refusal.message), ctx.log, { guard: { from: [S.QUEUED] } });
   }
 }
 

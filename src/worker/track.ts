@@ -41,19 +41,29 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
   // Right after a submit fal has just said where the request stands: wait before asking again.
   let nextPollAt = justSubmitted ? Date.now() + interval : 0;
   let cancel: CancelAsked | null = null;
+  // Since when no status call has answered: a fal that cannot be asked for longer than a run may
+  // take is treated as an overrun, so a row never waits without bound.
+  let unansweredSince: number | null = null;
+  const guard = { falRequestId: requestId };
   metrics.tracking.inc();
   try {
     for (;;) {
       checkAbort(ctx);
       // A result is known (a webhook brought it, or a run before a crash): store it.
       if (row.falVideoUrl) return store(ctx, row, log);
-      const limit = limitOf(ctx, row);
+      // A queue-time cancel that fal did not honour (it had just started the job): the run is now
+      // measured against its run time instead, and canceled again only if it overruns that.
+      if (cancel?.code === 'FAL_QUEUE_TIMEOUT' && row.status === S.IN_PROGRESS) cancel = null;
+      let limit = limitOf(ctx, row);
+      if (unansweredSince !== null && (!limit || unansweredSince + config.fal.timeoutMs < limit.at)) {
+        limit = { at: unansweredSince + config.fal.timeoutMs, code: 'FAL_TIMEOUT' };
+      }
       if (!cancel && limit && Date.now() >= limit.at) cancel = await cancelOverrun(ctx, requestId, limit, log);
       if (cancel && Date.now() >= cancel.at + config.fal.cancelGraceMs) {
         // fal neither stopped nor finished it: the run gives up; the ledger keeps the request open
-        // and the reconciler follows it to its end (this transition submits nothing meanwhile).
+        // and the reconciler follows it to its end (and delivers its video if it comes).
         log.warn('fal has not ended a canceled request; the run gives up on it');
-        return attemptFailed(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code, true)), log);
+        return attemptFailed(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code, true)), log, { guard, attempt: row.attempts });
       }
       const wakeAt = Math.min(nextPollAt, limit && !cancel ? limit.at : Infinity, cancel ? cancel.at + config.fal.cancelGraceMs : Infinity);
       if (Date.now() < wakeAt) {
@@ -76,10 +86,13 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       } catch (error) {
         const failure = asProviderError(error);
         if (failure.requestOver) {
-          // fal no longer knows the request: nothing runs there, the attempt is over.
+          // fal no longer knows the request: nothing runs there, the attempt is over. One fal had
+          // already started may have been paid for: then it is not submitted again by itself.
           await markEnded(ctx.segue, requestId, 'LOST');
-          return attemptFailed(ctx, failure, log);
+          const lost = row.status === S.IN_PROGRESS ? finalFailure(failure.code, `${failure.message} It had started at fal.`) : failure;
+          return attemptFailed(ctx, lost, log, { guard, attempt: row.attempts });
         }
+        unansweredSince ??= Date.now();
         metrics.falErrors.inc({ code: failure.code });
         log.warn({ err: failure }, 'fal status call failed; tracking continues');
         nextPollAt = Date.now() + Math.max(failure.options.retryAfterMs ?? 0, interval);
@@ -88,7 +101,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       } finally {
         metrics.falLatency.observe({ operation: 'status' }, (performance.now() - polled) / 1000);
       }
-      const guard = { falRequestId: requestId };
+      unansweredSince = null;
       let changed: Transition | null = row;
       if (state.state === 'IN_QUEUE' && row.status === S.SUBMITTED && state.queuePosition !== row.queuePosition) {
         changed = await changeRow(ctx, S.SUBMITTED, { queuePosition: state.queuePosition }, { ...guard, from: [S.SUBMITTED] });
@@ -132,7 +145,8 @@ const timeoutMessage = (ctx: RunContext, code: CancelAsked['code'], gaveUp = fal
 
 /** Past its limit: cancel at fal (once, noted in the ledger so a restart knows) and keep following. */
 async function cancelOverrun(ctx: RunContext, requestId: string, limit: { code: CancelAsked['code'] }, log: Logger): Promise<CancelAsked> {
-  const noted = await noteCancelRequested(ctx.segue, requestId, limit.code);
+  // A run-time overrun after a queue-time cancel fal did not honour asks again, on its own clock.
+  const noted = await noteCancelRequested(ctx.segue, requestId, limit.code, { replace: limit.code === 'FAL_TIMEOUT' });
   const at = noted?.cancelRequestedAt?.getTime() ?? Date.now();
   const code = (noted?.cancelReason as CancelAsked['code'] | null) ?? limit.code;
   log.warn({ code }, 'request over its time limit; canceling it at fal and following it to its end');
@@ -157,27 +171,31 @@ async function finish(
   const { config, metrics, provider } = ctx.segue;
   const requestId = row.falRequestId!;
   const giveUpAt = Date.now() + config.fal.resultTimeoutMs;
-  let endedNoted = false;
+  const failed = state.failed === true;
+  const guard = { falRequestId: requestId };
+  // fal is done with it: its slot frees now, and from now on a cancel would throw away a paid
+  // video. Noted while the result is read, so it costs no wait.
+  let ended: Promise<unknown> = markEnded(ctx.segue, requestId, failed ? 'ERROR' : null);
   for (let delay = config.fal.pollIntervalMs; ; delay = Math.min(delay * 2, config.fal.pollMaxIntervalMs)) {
     checkAbort(ctx);
     try {
-      const result = await provider.result(requestId, ctx.signal ? { signal: ctx.signal } : {});
+      const result = await provider.result(requestId, { failed, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+      await ended;
       // Where the video is, on the row and in the ledger at once: a crash before it is stored loses nothing.
       const recorded = await recordResult(ctx.segue, requestId, result.videoUrl);
       return store(ctx, recorded ?? (await loadRow(ctx)), log);
     } catch (error) {
+      await ended;
+      ended = Promise.resolve();
       const failure = asProviderError(error);
       if (failure.requestOver) {
         await markEnded(ctx.segue, requestId, cancel ? 'CANCELED' : 'ERROR');
         await provider.forget?.(requestId).catch(() => undefined);
         // fal stopped it after Segue's cancel: the run ends with the limit it overran.
-        if (cancel) return attemptFailed(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code)), log);
-        return attemptFailed(ctx, failure, log);
-      }
-      if (!endedNoted) {
-        // fal is done with it: the slot frees now, and a cancel would throw away a paid video.
-        await markEnded(ctx.segue, requestId, state.failed ? 'ERROR' : null);
-        endedNoted = true;
+        if (cancel) return attemptFailed(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code)), log, { guard, attempt: row.attempts });
+        // A result fal no longer has (results are kept about an hour) was paid for: not again by itself.
+        const lost = failure.code === 'FAL_REQUEST_LOST' ? finalFailure('FAL_RESULT_UNAVAILABLE', `fal finished the request but no longer has its result: ${failure.message}`) : failure;
+        return attemptFailed(ctx, lost, log, { guard, attempt: row.attempts });
       }
       metrics.falErrors.inc({ code: failure.code });
       if (Date.now() + delay > giveUpAt) {
@@ -188,6 +206,7 @@ async function finish(
             `fal finished the request but its result could not be read for ${config.fal.resultTimeoutMs} ms: ${failure.message}`,
           ),
           log,
+          { guard, attempt: row.attempts },
         );
       }
       log.warn({ err: failure }, 'reading the result from fal failed; trying again (no new submit)');

@@ -15,11 +15,11 @@ function canFire(fault: FalFault): boolean {
     case 'job':
       return f.error === 'server' || f.error === 'validation';
     case 'submit':
-      return status || f.dropResponse === true || (typeof f.delayMs === 'number' && f.delayMs >= 0);
+      return status || f.dropResponse === true || f.cutBody === true || (typeof f.delayMs === 'number' && f.delayMs >= 0);
     case 'file':
       return status;
     default:
-      return REPLY_CALLS.has(String(f.on)) && (status || f.hang === true);
+      return REPLY_CALLS.has(String(f.on)) && (status || f.hang === true || (f.on === 'result' && f.malformed === true));
   }
 }
 

@@ -69,6 +69,12 @@ async function submit(ctx: QueueContext, req: IncomingMessage, res: ServerRespon
     req.socket.destroy();
     return;
   }
+  if (fault && 'cutBody' in fault) {
+    const text = JSON.stringify({ status: 'IN_QUEUE', request_id: job.id, gateway_request_id: job.id, ...requestUrls(job) });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-fal-request-id': job.id });
+    res.write(text.slice(0, text.length >> 1), () => setTimeout(() => req.socket.destroy(), 20));
+    return;
+  }
   const answer = () =>
     sendJson(
       res,
@@ -84,7 +90,7 @@ async function submit(ctx: QueueContext, req: IncomingMessage, res: ServerRespon
 /** 202 while the job waits or runs, 200 once COMPLETED (fal's docs; the client accepts any 2xx). */
 function status(ctx: QueueContext, res: ServerResponse, appPath: string, requestId: string, url: URL, stream: boolean): void {
   ctx.counters.statusCalls++;
-  if (replyFault(ctx, res, 'status')) return;
+  if (replyFault(ctx, res, 'status', requestId)) return;
   const job = findJob(ctx, appPath, requestId);
   if (!job) return sendJson(res, 404, { detail: `Request ${requestId} not found` });
   const withLogs = url.searchParams.get('logs') === '1';
@@ -95,7 +101,7 @@ function status(ctx: QueueContext, res: ServerResponse, appPath: string, request
 /** The model's answer, replayed with its own status (a failed job answers 422 or 500, not 200). */
 function result(ctx: QueueContext, res: ServerResponse, appPath: string, requestId: string): void {
   ctx.counters.resultCalls++;
-  if (replyFault(ctx, res, 'result')) return;
+  if (replyFault(ctx, res, 'result', requestId)) return;
   const job = findJob(ctx, appPath, requestId);
   if (!job) return sendJson(res, 404, { detail: `Request ${requestId} not found` });
   const headers = { 'x-fal-request-id': job.id };
@@ -108,7 +114,7 @@ function result(ctx: QueueContext, res: ServerResponse, appPath: string, request
 
 function cancel(ctx: QueueContext, res: ServerResponse, appPath: string, requestId: string): void {
   ctx.counters.cancelCalls++;
-  if (replyFault(ctx, res, 'cancel')) return;
+  if (replyFault(ctx, res, 'cancel', requestId)) return;
   const job = findJob(ctx, appPath, requestId);
   if (!job) return sendJson(res, 404, { status: 'NOT_FOUND' });
   if (ctx.jobs.cancel(job) === 'already_completed') return sendJson(res, 400, { status: 'ALREADY_COMPLETED' });
@@ -125,14 +131,18 @@ function findJob(ctx: QueueContext, appPath: string, requestId: string) {
  * Answers a call with its injected fault, if one is armed: an error status (without
  * x-fal-request-id, as a gateway or load balancer answers), or silence until the client gives up.
  */
-function replyFault(ctx: QueueContext, res: ServerResponse, on: 'status' | 'result' | 'cancel'): boolean {
+function replyFault(ctx: QueueContext, res: ServerResponse, on: 'status' | 'result' | 'cancel', requestId: string): boolean {
   const fault = ctx.faults.takeReply(on);
   if (!fault) return false;
   if ('hang' in fault) {
     ctx.counters.hungCalls++;
     return true;
   }
-  sendJson(res, fault.status, { detail: injectedDetail(fault.status) });
+  if ('malformed' in fault) {
+    sendJson(res, 200, { detail: 'not an output (fal-emulator fault)' }, { 'x-fal-request-id': requestId });
+    return true;
+  }
+  sendJson(res, fault.status, { detail: injectedDetail(fault.status) }, 'withRequestId' in fault && fault.withRequestId ? { 'x-fal-request-id': requestId } : {});
   return true;
 }
 

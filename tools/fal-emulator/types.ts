@@ -81,13 +81,20 @@ export type FaultFrequency = { times?: number; rate?: number };
 export type FalFault = FaultFrequency &
   (
     /** Answer the next submits with this error, creating no job (429 carries Retry-After when given). */
-    | { on: 'submit'; status: 429 | 500 | 502 | 503 | 504; retryAfterSec?: number }
+    | { on: 'submit'; status: number; retryAfterSec?: number }
     /** Accept the job, then destroy the socket unanswered: the "response lost" case (PROTOCOL §5). */
     | { on: 'submit'; dropResponse: true }
     /** Accept the job at once, and answer only `delayMs` later: the answer is on its way meanwhile. */
     | { on: 'submit'; delayMs: number }
-    /** Answer such calls with this HTTP status and a JSON {detail} body (no x-fal-request-id: not the request's own answer). */
-    | { on: 'status' | 'result' | 'cancel'; status: number }
+    /** Accept the job, send the answer's headers and half its body, then cut the connection. */
+    | { on: 'submit'; cutBody: true }
+    /**
+     * Answer such calls with this HTTP status and a JSON {detail} body, without x-fal-request-id
+     * (as a gateway answers), or with it (`withRequestId`: as fal's own service might).
+     */
+    | { on: 'status' | 'result' | 'cancel'; status: number; withRequestId?: boolean }
+    /** Answer the result with 200 and a body that holds no output (a proxy's page, a broken payload). */
+    | { on: 'result'; malformed: true }
     /** Never answer such calls: the connection stays open and silent until the client gives up. */
     | { on: 'status' | 'result' | 'cancel'; hang: true }
     /** Answer downloads of output files (fal's CDN) with this HTTP status. */

@@ -16,11 +16,12 @@ ADD COLUMN     "state" "FalRequestState" NOT NULL DEFAULT 'SUBMITTING',
 ALTER COLUMN "requestId" DROP NOT NULL,
 ADD CONSTRAINT "FalRequest_pkey" PRIMARY KEY ("id");
 
--- Requests recorded before: in flight when a running transition still holds them, else ended.
+-- Requests recorded before: in flight when a running transition still holds them and has no
+-- result yet, else ended (a result being copied is over at fal).
 UPDATE "FalRequest" f SET "state" = 'ENDED', "endedAt" = f."createdAt";
 UPDATE "FalRequest" f SET "state" = 'ACCEPTED', "endedAt" = NULL
 FROM "Transition" t
-WHERE t."falRequestId" = f."requestId" AND t."status" IN ('SUBMITTED', 'IN_PROGRESS');
+WHERE t."falRequestId" = f."requestId" AND t."status" IN ('SUBMITTED', 'IN_PROGRESS') AND t."falVideoUrl" IS NULL;
 -- A submit recorded twice for one attempt (only a double payment could do that) keeps its
 -- newest row under that attempt, the older ones move to negative attempt numbers.
 UPDATE "FalRequest" f SET "attempt" = -f."attempt" - (SELECT count(*) FROM "FalRequest" g

@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setBudget } from '../src/domain/accounts.ts';
+import { createAndGenerate } from '../src/domain/generation.ts';
+import { claimSubmit, ClaimRefused, recordAccepted, unclaimSubmit, type ClaimOptions } from '../src/domain/ledger.ts';
+import { createSegue, type Segue } from '../src/runtime.ts';
+import { createTestAccount, testConfig } from './helpers/app.ts';
+import { transitionInputs } from './helpers/fixtures.ts';
+import { dropQueueKeys } from './helpers/pipeline.ts';
+
+/**
+ * The ledger's claim against the real PostgreSQL, many at once as many workers make them: the
+ * FAL_CONCURRENCY cap and the budget hold under any concurrency, with no help from Redis.
+ */
+let segue: Segue;
+const prefix = `ledger${randomBytes(3).toString('hex')}`;
+beforeAll(() => {
+  segue = createSegue(testConfig({ QUEUE_PREFIX: prefix, DATABASE_POOL_SIZE: '30', FAL_KEY: 'test', FAL_PROXY_URL: 'http://127.0.0.1:9' }));
+});
+afterAll(async () => {
+  await segue.close();
+  await dropQueueKeys(segue.config.redisUrl, prefix);
+});
+
+const options = (cap: number): Omit<ClaimOptions, 'submissionId'> => ({
+  cap,
+  pricePerSecondUsd: 0.098,
+  model: 'fal-ai/kling-video/v2.1/pro/image-to-video',
+  submitAnswerMs: 60_000,
+});
+
+/** Claims every transition at once; the outcome of each. */
+async function claimAll(rows: Array<{ id: string; run: number }>, cap: number) {
+  return Promise.all(
+    rows.map((row) =>
+      claimSubmit(segue, row, { ...options(cap), submissionId: uuidv7() }).then(
+        (claimed) => (claimed ? 'claimed' : 'moved'),
+        (error: unknown) => (error instanceof ClaimRefused ? error.reason : 'error'),
+      ),
+    ),
+  );
+}
+
+/** Ends every open ledger row (as fal saying they ended would). */
+const endAll = () => segue.sql.query(`UPDATE "FalRequest" SET "state" = 'ENDED' WHERE "state" IN ('SUBMITTING', 'ACCEPTED')`, []);
+
+describe('the submit claim', () => {
+  it('30 claims at once with a cap of 5: exactly 5 take a slot, the others are refused, none is sent twice', async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(30) });
+    const outcomes = await claimAll(transitions, 5);
+    expect(outcomes.filter((o) => o === 'claimed')).toHaveLength(5);
+    expect(outcomes.filter((o) => o === 'cap')).toHaveLength(25);
+    const open = await segue.db.falRequest.count({ where: { accountId: account.id, state: 'SUBMITTING' } });
+    expect(open).toBe(5);
+    // A second round of claims, again at once: the slots are still held.
+    const queued = await segue.db.transition.findMany({ where: { accountId: account.id, status: 'QUEUED' } });
+    expect(await claimAll(queued, 5)).toEqual(queued.map(() => 'cap'));
+  });
+
+  it('claims of a budget for two videos, all at once: exactly two are reserved', async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(12) });
+    await setBudget(segue.db, account.id, 0.98);
+    const outcomes = await claimAll(transitions, 100);
+    expect(outcomes.filter((o) => o === 'claimed')).toHaveLength(2);
+    expect(outcomes.filter((o) => o === 'budget')).toHaveLength(10);
+  });
+
+  it('a transition whose earlier request may still run at fal is not claimed; an undone claim leaves it as it was', async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(1) });
+    const [t] = transitions;
+    const submissionId = uuidv7();
+    const claimed = (await claimSubmit(segue, t!, { ...options(10), submissionId }))!;
+    expect(claimed).toMatchObject({ status: 'SUBMITTED', attempts: 1 });
+    // Undone: as if it never happened (nothing was sent).
+    expect(await unclaimSubmit(segue, submissionId)).toMatchObject({ status: 'QUEUED', attempts: 0 });
+    expect(await segue.db.falRequest.count({ where: { transitionId: t!.id } })).toBe(0);
+    expect(await unclaimSubmit(segue, submissionId)).toBeNull();
+
+    // Claimed again and accepted by fal; then the run is canceled and retried while fal runs it.
+    const again = (await claimSubmit(segue, t!, { ...options(10), submissionId: uuidv7() }))!;
+    await segue.sql.query(`UPDATE "FalRequest" SET "state" = 'ACCEPTED', "requestId" = $2 WHERE "transitionId" = $1::uuid`, [t!.id, `req-${t!.id}`]);
+    await segue.sql.query(`UPDATE "Transition" SET "status" = 'QUEUED', "run" = "run" + 1 WHERE "id" = $1::uuid`, [t!.id]);
+    await expect(claimSubmit(segue, { id: t!.id, run: again.run + 1 }, { ...options(10), submissionId: uuidv7() })).rejects.toMatchObject({
+      reason: 'previous-open',
+    });
+  });
+
+  it('the request id fal returns is recorded even when its transition was deleted meanwhile', async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(1) });
+    const submissionId = uuidv7();
+    const claimed = (await claimSubmit(segue, transitions[0]!, { ...options(10), submissionId }))!;
+    await segue.db.transition.delete({ where: { id: claimed.id } });
+    const submission = {
+      id: submissionId,
+      transitionId: claimed.id,
+      accountId: account.id,
+      run: claimed.run,
+      attempt: claimed.attempts,
+      model: options(10).model,
+      costUsd: 0.49,
+    };
+    expect(await recordAccepted(segue, submission, 'req-after-delete', 0)).toBeNull();
+    const row = await segue.db.falRequest.findUniqueOrThrow({ where: { id: submissionId } });
+    expect(row).toMatchObject({ requestId: 'req-after-delete', state: 'ACCEPTED', transitionId: null });
+  });
+});
