@@ -71,6 +71,10 @@ const schema = z.object({
   FAL_RESULT_TIMEOUT_MS: z.coerce.number().int().min(100).default(10 * 60_000),
   /** Each status, result or cancel call to fal, the client's own retries included. */
   FAL_CALL_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /** How a request's progress is followed: fal's status stream (SSE), or polling. */
+  FAL_STATUS_MODE: z.enum(['stream', 'poll']).default('stream'),
+  /** A status stream that sends nothing (fal sends a comment every 15 s) for this long is reopened. */
+  FAL_STREAM_IDLE_MS: z.coerce.number().int().min(100).default(20_000),
   FAL_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(2_000),
   FAL_POLL_MAX_INTERVAL_MS: z.coerce.number().int().min(10).default(15_000),
   FAL_SUBMIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
@@ -167,6 +171,9 @@ export type Config = Readonly<{
     cancelGraceMs: number;
     resultTimeoutMs: number;
     callTimeoutMs: number;
+    /** Follow requests on fal's status stream (falling back to polling when streams fail), or poll. */
+    statusMode: 'stream' | 'poll';
+    streamIdleMs: number;
     pollIntervalMs: number;
     pollMaxIntervalMs: number;
     submitTimeoutMs: number;
@@ -312,6 +319,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       cancelGraceMs: c.FAL_CANCEL_GRACE_MS,
       resultTimeoutMs: c.FAL_RESULT_TIMEOUT_MS,
       callTimeoutMs: c.FAL_CALL_TIMEOUT_MS,
+      statusMode: c.FAL_STATUS_MODE,
+      streamIdleMs: c.FAL_STREAM_IDLE_MS,
       pollIntervalMs: c.FAL_POLL_INTERVAL_MS,
       pollMaxIntervalMs: Math.max(c.FAL_POLL_MAX_INTERVAL_MS, c.FAL_POLL_INTERVAL_MS),
       submitTimeoutMs: c.FAL_SUBMIT_TIMEOUT_MS,

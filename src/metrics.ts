@@ -67,6 +67,16 @@ export function createMetrics() {
       help: 'GraphQL subscriptions open on this API instance',
       registers: [registry],
     }),
+    statusStreams: new Gauge({
+      name: 'segue_fal_status_streams_open',
+      help: "fal status streams this process holds open now",
+      registers: [registry],
+    }),
+    statusStreamFallbacks: new Counter({
+      name: 'segue_fal_status_stream_fallbacks_total',
+      help: 'Requests whose status streams kept failing, followed by polling instead',
+      registers: [registry],
+    }),
     tracking: new Gauge({
       name: 'segue_fal_requests_tracked',
       help: 'fal requests this process is tracking now',

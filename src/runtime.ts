@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { createDatabase, type Db, type Sql } from './db.ts';
+import { CompletionEstimates } from './domain/eta.ts';
 import { closePubSub, createPubSub, type PubSub } from './events/pubsub.ts';
 import { EventPublisher } from './events/publisher.ts';
 import { topics, type Topics } from './events/topics.ts';
@@ -32,6 +33,8 @@ export interface Segue {
   readonly changes: EventPublisher;
   readonly provider: VideoProvider;
   readonly media: MediaService;
+  /** When open transitions and batches should be done (estimated at most once a second). */
+  readonly completionEstimates: CompletionEstimates;
   readonly mediaJobs: MediaQueue;
   /** Copies of finished videos into storage. */
   readonly copyJobs: CopyQueue;
@@ -56,6 +59,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
   let provider: VideoProvider | undefined = options.provider;
   let mediaJobs: MediaQueue | undefined;
   let copyJobs: CopyQueue | undefined;
+  let completionEstimates: CompletionEstimates | undefined;
   const media = createMediaService(config, logger);
 
   const segue: Segue = {
@@ -79,6 +83,9 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
       return (provider ??= createProvider(config, media, logger));
     },
     media,
+    get completionEstimates() {
+      return (completionEstimates ??= new CompletionEstimates({ sql: database.sql, slots: config.fal.concurrency }));
+    },
     get mediaJobs() {
       producer ??= createRedis(config.redisUrl, 'producer');
       return (mediaJobs ??= new MediaQueue(config, producer));

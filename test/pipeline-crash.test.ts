@@ -50,7 +50,8 @@ describe('crash safety', () => {
       webhooks: true,
       // A submit whose worker died before it could record the answer waits this long for fal's
       // callback before it is reported as uncertain.
-      env: { FAL_CONCURRENCY: '10', WORKER_CONCURRENCY: '20', FAL_TIMEOUT_MS: '8000' },
+      // A copy lost with its killed worker is queued again once a copy could have timed out (5 s here).
+      env: { FAL_CONCURRENCY: '10', WORKER_CONCURRENCY: '20', FAL_TIMEOUT_MS: '8000', MEDIA_FETCH_TIMEOUT_MS: '5000' },
       childWorkers: 3,
     });
     const account = await p.account();

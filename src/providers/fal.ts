@@ -1,6 +1,7 @@
 import { ApiError, createFalClient, ValidationError, type FalClient } from '@fal-ai/client';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
+import { readStatusStream, stateOf } from './fal-status-stream.ts';
 import {
   isProviderError,
   ProviderError,
@@ -244,16 +245,10 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
           throw isProviderError(again) && sameAnswer(error, again) ? again : demote(again);
         });
       }
-      if (status.status === 'IN_QUEUE') return { state: 'IN_QUEUE', queuePosition: status.queue_position ?? null };
-      if (status.status === 'IN_PROGRESS') return { state: 'IN_PROGRESS' };
-      if (status.status !== 'COMPLETED') {
-        // Not a status fal documents: the request is not known to be over; ask again later.
-        throw new ProviderError('FAL_UNAVAILABLE', `fal answered an unknown status ${JSON.stringify(String(status.status))}.`, {
-          retryable: true,
-        });
-      }
-      const failed = typeof (status as { error?: unknown }).error === 'string';
-      return { state: 'COMPLETED', ...(failed ? { failed } : {}) };
+      const state = stateOf(status as unknown as Record<string, unknown>);
+      // Not a status fal documents: the request is not known to be over; ask again later.
+      if (!state) throw new ProviderError('FAL_UNAVAILABLE', `fal answered an unknown status ${JSON.stringify(String(status.status))}.`, { retryable: true });
+      return state;
     },
     async result(requestId, options = {}): Promise<GenerationResult> {
       let data: unknown;
@@ -275,6 +270,9 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
         throw new ProviderError('FAL_BAD_OUTPUT', 'fal answered the result without a video URL.', { retryable: true });
       }
       return { videoUrl, raw: data };
+    },
+    statusStream(requestId, options = {}) {
+      return readStatusStream(fal, requestId, { idleMs: fal.streamIdleMs, ...(options.signal ? { signal: options.signal } : {}) });
     },
     async cancel(requestId, options = {}) {
       try {

@@ -7,6 +7,7 @@ import { attemptFailed, finalFailure } from './attempts.ts';
 import { awaitsCopy } from './copy-jobs.ts';
 import { followToEnd, releaseRequest } from './follow.ts';
 import { changeRow, checkAbort, loadRow, pause, type RunContext } from './run-context.ts';
+import { StatusFeed } from './status-feed.ts';
 
 /** What `track` returns once the result is handed to the copier: this job is done. */
 export const COPYING = Symbol('copying');
@@ -45,6 +46,13 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
   // take is treated as an overrun, so a row never waits without bound.
   let unansweredSince: number | null = null;
   const guard = { falRequestId: requestId };
+  // fal pushes each status on its stream (within milliseconds of fal); polling is the fallback.
+  const { provider } = ctx.segue;
+  const feed =
+    config.fal.statusMode === 'stream' && provider.statusStream
+      ? new StatusFeed((signal) => provider.statusStream!(requestId, { signal }), { metrics, log }).start()
+      : null;
+  const polling = () => !feed || feed.pollingInstead;
   metrics.tracking.inc();
   try {
     for (;;) {
@@ -65,9 +73,23 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         log.warn('fal has not ended a canceled request; the run gives up on it');
         return attemptFailed(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code, true)), log, { guard, attempt: row.attempts });
       }
-      const wakeAt = Math.min(nextPollAt, limit && !cancel ? limit.at : Infinity, cancel ? cancel.at + config.fal.cancelGraceMs : Infinity);
+      // What the stream brought since last time: handled like a poll's answer.
+      let pushed = feed?.take() ?? null;
+      const wakeAt = pushed
+        ? 0
+        : Math.min(
+            polling() ? nextPollAt : Infinity,
+            limit && !cancel ? limit.at : Infinity,
+            cancel ? cancel.at + config.fal.cancelGraceMs : Infinity,
+          );
       if (Date.now() < wakeAt) {
-        const woke = await ctx.watch.sleep(wakeAt - Date.now(), row.version, ctx.signal);
+        const news = feed && !feed.pollingInstead ? feed.news() : null;
+        const signal = news && ctx.signal ? AbortSignal.any([ctx.signal, news]) : (news ?? ctx.signal);
+        const woke = await ctx.watch.sleep(Math.min(wakeAt - Date.now(), 2 ** 31 - 1), row.version, signal);
+        if (woke === 'aborted') {
+          checkAbort(ctx);
+          if (feed?.pollingInstead) nextPollAt = Math.min(nextPollAt, Date.now());
+        }
         if (typeof woke === 'object') {
           const fresh = await loadRow(ctx);
           if (!fresh || fresh.run !== row.run || fresh.falRequestId !== requestId || !isRunning(fresh.status)) {
@@ -82,7 +104,8 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       let state: RequestState;
       const polled = performance.now();
       try {
-        state = await ctx.segue.provider.status(requestId, ctx.signal ? { signal: ctx.signal } : {});
+        state = pushed ?? (await ctx.segue.provider.status(requestId, ctx.signal ? { signal: ctx.signal } : {}));
+        pushed = null;
       } catch (error) {
         const failure = asProviderError(error);
         if (failure.requestOver) {
@@ -118,6 +141,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       interval = Math.min(Math.round(interval * 1.5), config.fal.pollMaxIntervalMs);
     }
   } finally {
+    feed?.close();
     metrics.tracking.dec();
   }
 }

@@ -34,6 +34,9 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   const copier = new Copier(segue, config.worker.copyConcurrency);
   await wakeups.start();
   await segue.jobs.setFalConcurrency(config.fal.concurrency);
+  // The storage driver loads on first use: load it now, so the first finished video is stored as
+  // quickly as the next (a result is stored within milliseconds of fal, see README).
+  await segue.media.storage().catch((err) => log.warn({ err }, 'storage not ready at start'));
 
   const processor = async (job: Job<GenerationJobData>, token?: string, signal?: AbortSignal) => {
     await segue.jobs.fairness.started(job.opts.priority).catch(() => undefined);

@@ -16,6 +16,8 @@ export function createCounters(): FalCounters {
     canceled: 0,
     duplicateInputs: 0,
     statusCalls: 0,
+    streamsOpened: 0,
+    streamsOpen: 0,
     resultCalls: 0,
     cancelCalls: 0,
     hungCalls: 0,

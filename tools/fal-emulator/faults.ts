@@ -3,6 +3,7 @@ import type { FalFault } from './types.ts';
 type SubmitFault = Extract<FalFault, { on: 'submit' }>;
 type ReplyFault = Extract<FalFault, { on: 'status' | 'result' | 'cancel' | 'file' }>;
 type JobFault = Extract<FalFault, { on: 'job' }>;
+export type StreamFault = Extract<FalFault, { on: 'stream' }>;
 type Armed = { fault: FalFault; left: number };
 
 const REPLY_CALLS = new Set(['status', 'result', 'cancel']);
@@ -18,6 +19,8 @@ function canFire(fault: FalFault): boolean {
       return status || f.dropResponse === true || f.cutBody === true || (typeof f.delayMs === 'number' && f.delayMs >= 0);
     case 'file':
       return status;
+    case 'stream':
+      return f.cut === true || f.silent === true || f.closeEarly === true;
     default:
       return REPLY_CALLS.has(String(f.on)) && (status || f.hang === true || (f.on === 'result' && f.malformed === true));
   }
@@ -54,6 +57,11 @@ export class FaultBook {
   /** The error (or silence) answering this status/result/cancel call or file download instead, if one is armed. */
   takeReply(on: ReplyFault['on']): ReplyFault | undefined {
     return this.take((fault): fault is ReplyFault => fault.on === on);
+  }
+
+  /** What this status stream meets (cut, silence, an early close), if a fault is armed. */
+  takeStream(): StreamFault | undefined {
+    return this.take((fault): fault is StreamFault => fault.on === 'stream');
   }
 
   /** The error an accepted job must end in, if a job fault matches its prompt. */

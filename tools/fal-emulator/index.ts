@@ -12,7 +12,7 @@ import { StorageEmulator } from './storage.ts';
 import type { ConfigPatch, EmulatorSettings, FalEmulator, FalEmulatorOptions } from './types.ts';
 import { WebhookSender } from './webhooks.ts';
 
-const CONFIGURABLE = new Set(['latencyMs', 'latencyJitterMs', 'capacity', 'cancelRunning', 'apiKey']);
+const CONFIGURABLE = new Set(['latencyMs', 'latencyJitterMs', 'capacity', 'cancelRunning', 'apiKey', 'streamKeepAliveMs']);
 
 export type { FalCounters, FalEmulator, FalEmulatorOptions, FalFault, FalRequestRecord, RedeliverOptions } from './types.ts';
 
@@ -28,6 +28,7 @@ export async function startFalEmulator(options: FalEmulatorOptions = {}): Promis
     apiKey: options.apiKey ?? null,
     cancelRunning: options.cancelRunning ?? 'complete',
     webhookRetry: options.webhookRetry ?? { attempts: 3, delayMs: 200 },
+    streamKeepAliveMs: options.streamKeepAliveMs ?? 15_000,
   };
   validate(settings);
   const fixtures = await loadFixtures();
@@ -43,7 +44,7 @@ export async function startFalEmulator(options: FalEmulatorOptions = {}): Promis
       if (job.webhookUrl && job.answer) webhooks.deliver(job.id, job.webhookUrl, job.answer);
     },
   });
-  const streams = new StatusStreams(jobs);
+  const streams = new StatusStreams(jobs, counters, () => settings.streamKeepAliveMs);
   const storage = new StorageEmulator(counters, () => url);
 
   const controls = {
@@ -69,7 +70,7 @@ export async function startFalEmulator(options: FalEmulatorOptions = {}): Promis
       jobs.reset();
       // Uploaded files stay, as on fal's CDN: images uploaded before a reset are still fetched.
       storage.forgetPending();
-      Object.assign(counters, createCounters());
+      Object.assign(counters, { ...createCounters(), streamsOpen: counters.streamsOpen });
     },
   };
 

@@ -94,7 +94,7 @@ function status(ctx: QueueContext, res: ServerResponse, appPath: string, request
   const job = findJob(ctx, appPath, requestId);
   if (!job) return sendJson(res, 404, { detail: `Request ${requestId} not found` });
   const withLogs = url.searchParams.get('logs') === '1';
-  if (stream) return ctx.streams.serve(res, job, withLogs);
+  if (stream) return ctx.streams.serve(res, job, withLogs, ctx.faults.takeStream());
   sendJson(res, job.status === 'COMPLETED' ? 200 : 202, statusBody(ctx.jobs, job, withLogs));
 }
 

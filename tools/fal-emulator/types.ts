@@ -15,13 +15,15 @@ export interface FalEmulatorOptions {
   apiKey?: string | null;
   /** Cancel of an IN_PROGRESS job: 'complete' (default; like Kling, it still completes and is billed) or 'stop'. */
   cancelRunning?: 'complete' | 'stop';
+  /** A comment line on every open status stream this often, as fal sends one every 15 s; default 15000. */
+  streamKeepAliveMs?: number;
   /** Delivery attempts per webhook; default { attempts: 3, delayMs: 200 }. */
   webhookRetry?: { attempts: number; delayMs: number };
 }
 
 export type EmulatorSettings = Required<Omit<FalEmulatorOptions, 'port' | 'host'>>;
 
-export type ConfigPatch = Partial<Pick<FalEmulatorOptions, 'latencyMs' | 'latencyJitterMs' | 'capacity' | 'cancelRunning' | 'apiKey'>>;
+export type ConfigPatch = Partial<Pick<FalEmulatorOptions, 'latencyMs' | 'latencyJitterMs' | 'capacity' | 'cancelRunning' | 'apiKey' | 'streamKeepAliveMs'>>;
 
 export interface FalCounters {
   /** Accepted submits (jobs created), including those whose response was dropped. */
@@ -43,6 +45,10 @@ export interface FalCounters {
   duplicateInputs: number;
   /** Status calls, SSE status streams included. */
   statusCalls: number;
+  /** SSE status streams opened. */
+  streamsOpened: number;
+  /** SSE status streams open now. */
+  streamsOpen: number;
   resultCalls: number;
   cancelCalls: number;
   /** Status, result or cancel calls left unanswered by a `hang` fault. */
@@ -99,6 +105,12 @@ export type FalFault = FaultFrequency &
     | { on: 'status' | 'result' | 'cancel'; hang: true }
     /** Answer downloads of output files (fal's CDN) with this HTTP status. */
     | { on: 'file'; status: number }
+    /** A status stream cut off (the connection destroyed) after `afterEvents` events. */
+    | { on: 'stream'; cut: true; afterEvents?: number }
+    /** A status stream that answers 200 and then never sends a byte (no events, no keep-alive). */
+    | { on: 'stream'; silent: true }
+    /** A status stream that ends cleanly after `afterEvents` events, before COMPLETED. */
+    | { on: 'stream'; closeEarly: true; afterEvents?: number }
     /** Accepted jobs (optionally only those whose input.prompt includes the string) end in error. */
     | { on: 'job'; error: 'server' | 'validation'; promptIncludes?: string }
   );

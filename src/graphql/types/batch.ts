@@ -47,6 +47,12 @@ export const BatchNode = builder.prismaNode('Batch', {
       idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
       createdAt: t.expose('createdAt', { type: 'DateTime' }),
       completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+      estimatedCompletionAt: t.field({
+        type: 'DateTime',
+        nullable: true,
+        description: 'When the last of its transitions should be done, while the batch runs (null once it has ended).',
+        resolve: (batch, _args, ctx) => ctx.segue.completionEstimates.forBatch(batch.id, batch.completedAt !== null),
+      }),
       transitions: t.connection({
         type: TransitionNode,
         description: 'The transitions of this batch, in the order they were given.',

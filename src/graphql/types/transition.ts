@@ -63,6 +63,15 @@ export const TransitionNode = builder.prismaNode('Transition', {
       select: { durationSeconds: true },
       resolve: (t, _args, ctx) => estimateUsd(ctx.segue.config.pricePerSecondUsd, t.durationSeconds),
     }),
+    estimatedCompletionAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description:
+        'When this transition should be done, while it is queued or running: from how long generations of its length took ' +
+        'lately and the work ahead of it (null once it has ended, or before it is generated).',
+      select: { status: true },
+      resolve: (t, _args, ctx) => ctx.segue.completionEstimates.forTransition(t.id, t.status),
+    }),
     falRequestId: t.exposeString('falRequestId', { nullable: true }),
     queuePosition: t.exposeInt('queuePosition', { nullable: true, description: "Requests ahead in fal's queue." }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),

@@ -1,0 +1,95 @@
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import type { RequestState } from '../providers/provider.ts';
+import { pause } from './run-context.ts';
+
+/** Streams that fail this many times in a row without one event: the request is polled instead. */
+const FAILURES_BEFORE_POLLING = 3;
+/** A dropped stream is reopened after this, doubling per failure in a row (up to the max). */
+const REOPEN_DELAY_MS = 100;
+const REOPEN_MAX_DELAY_MS = 2_000;
+
+/**
+ * A request's status as fal pushes it on its status stream, kept open for the tracker: reopened
+ * when it drops, goes silent or closes before COMPLETED (never taken as the end), and given up
+ * for polling when it keeps failing (counted in segue_fal_status_stream_fallbacks_total). The
+ * tracker takes the latest status when it is ready for it: positions that moved meanwhile are
+ * folded into the newest, so a busy fal queue costs one write per step, not one per move.
+ */
+export class StatusFeed {
+  private latest: RequestState | null = null;
+  private wake: AbortController | null = null;
+  private readonly stopper = new AbortController();
+  private ended = false;
+  /** The stream kept failing: the tracker polls this request from now on. */
+  pollingInstead = false;
+
+  constructor(
+    private readonly open: (signal: AbortSignal) => AsyncIterable<RequestState>,
+    private readonly deps: { metrics: Metrics; log: Logger },
+  ) {}
+
+  start(): this {
+    void this.run();
+    return this;
+  }
+
+  /** The newest status not yet taken, if any. */
+  take(): RequestState | null {
+    const state = this.latest;
+    this.latest = null;
+    return state;
+  }
+
+  /** A signal that fires when something new arrives (a status, or the switch to polling). */
+  news(): AbortSignal {
+    this.wake = new AbortController();
+    if (this.latest || this.pollingInstead) this.wake.abort();
+    return this.wake.signal;
+  }
+
+  close() {
+    this.ended = true;
+    this.stopper.abort();
+  }
+
+  private push(state: RequestState) {
+    this.latest = state;
+    this.wake?.abort();
+  }
+
+  private async run() {
+    const { metrics, log } = this.deps;
+    let failures = 0;
+    while (!this.ended) {
+      metrics.statusStreams.inc();
+      try {
+        for await (const state of this.open(this.stopper.signal)) {
+          failures = 0;
+          this.push(state);
+          if (state.state === 'COMPLETED') {
+            this.ended = true;
+            return;
+          }
+        }
+        if (this.ended) return;
+        // fal closes a stream after COMPLETED only: an earlier close is a drop, not the end.
+        throw new Error('the status stream closed before COMPLETED');
+      } catch (err) {
+        if (this.ended) return;
+        failures += 1;
+        if (failures >= FAILURES_BEFORE_POLLING) {
+          log.warn({ err }, 'fal status streams keep failing for this request; polling it instead');
+          metrics.statusStreamFallbacks.inc();
+          this.pollingInstead = true;
+          this.wake?.abort();
+          return;
+        }
+        log.debug({ err }, 'fal status stream dropped; reopening it');
+        await pause(Math.min(REOPEN_MAX_DELAY_MS, REOPEN_DELAY_MS * 2 ** (failures - 1)), this.stopper.signal);
+      } finally {
+        metrics.statusStreams.dec();
+      }
+    }
+  }
+}
