@@ -298,6 +298,31 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
     await context.close();
   }, 60_000);
 
+  it('shows "about N min left" on each running card and on the batch, and drops it once they are done', async () => {
+    const account = await p.account();
+    p.emulator.configure({ latencyMs: 3_000 });
+    try {
+      const created = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, {
+        input: { transitions: transitionInputs(2), generate: true },
+      });
+      const batchId = created.data!.createTransitions.batch!.id;
+      const context = await browser.newContext({ viewport: { width: 1024, height: 800 } });
+      await context.addInitScript((key) => sessionStorage.setItem('segue.apiKey', key), account.apiKey);
+      const page = await context.newPage();
+      await page.goto(`${p.app.url}/?batch=${batchId}`);
+      const cardEta = page.getByTestId('transition-eta').first();
+      await cardEta.waitFor();
+      expect(await cardEta.textContent()).toMatch(/^about \d+ min left$/);
+      expect(await page.getByTestId('batch-eta').textContent()).toMatch(/^Done in about \d+ min left$/);
+      await page.locator('[data-batch-status="COMPLETED"]').waitFor({ timeout: 20_000 });
+      expect(await page.getByTestId('transition-eta').count()).toBe(0);
+      expect(await page.getByTestId('batch-eta').count()).toBe(0);
+      await context.close();
+    } finally {
+      p.emulator.configure({ latencyMs: 1_500 });
+    }
+  }, 40_000);
+
   it('cancels a running transition and retries it by keyboard, following the batch again after it reopens', async () => {
     const account = await p.account();
     // Long enough that the cancel surely lands while fal is still generating. This fal stops a

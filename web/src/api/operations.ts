@@ -22,6 +22,7 @@ export const ConsoleTransition = graphql(`
     videoUrl
     posterUrl
     estimatedCost
+    estimatedCompletionAt
     error { code message }
     updatedAt
   }
@@ -38,6 +39,7 @@ export const ConsoleBatch = graphql(`
     failed
     canceled
     estimatedCost
+    estimatedCompletionAt
     createdAt
     completedAt
   }

@@ -4,7 +4,8 @@ import type { Api } from '../api/client';
 import { CombineSection } from '../combine/CombineSection';
 import { useClipPicking } from '../combine/useClipPicking';
 import { ShareLiveView } from '../share/ShareLiveView';
-import { formatUsd } from '../ui/format';
+import { formatUsd, timeLeft } from '../ui/format';
+import { useNow } from '../ui/useNow';
 import { ProgressBar } from './ProgressBar';
 import { BATCH_STATUS_LABEL, batchIsOpen } from './status';
 import { TransitionCard } from './TransitionCard';
@@ -41,6 +42,7 @@ export function BatchView({ api, batchId, onBatch, onCombined, readOnly = false 
   const { batch, order, transitions } = live.state;
   const rows = useMemo(() => order.flatMap((id) => transitions[id] ?? []), [order, transitions]);
   const picking = useClipPicking(rows);
+  const now = useNow();
 
   useEffect(() => {
     if (batch) onBatch(batch);
@@ -73,6 +75,7 @@ export function BatchView({ api, batchId, onBatch, onCombined, readOnly = false 
     );
   }
 
+  const left = timeLeft(batch.estimatedCompletionAt, now);
   return (
     <section aria-labelledby="batch-title" className="batch" data-testid="batch-view" data-batch-status={batch.status}>
       <header className="batch-head">
@@ -104,6 +107,11 @@ export function BatchView({ api, batchId, onBatch, onCombined, readOnly = false 
 
       <ProgressBar counts={batch} />
       <div className="batch-summary">
+        {left && (
+          <p data-testid="batch-eta" title={new Date(batch.estimatedCompletionAt!).toLocaleTimeString()}>
+            Done in <strong>{left}</strong>
+          </p>
+        )}
         <p>
           Estimated cost: <strong data-testid="batch-cost">{formatUsd(batch.estimatedCost)}</strong>{' '}
           <span className="muted">(the API's estimate at the model's published price, each video generated once)</span>

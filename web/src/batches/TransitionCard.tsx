@@ -1,6 +1,7 @@
 import type { ConsoleTransitionFragment } from '../../../src/generated/gql/graphql';
 import { ClipCheckbox } from '../combine/ClipCheckbox';
-import { formatUsd } from '../ui/format';
+import { formatUsd, timeLeft } from '../ui/format';
+import { useNow } from '../ui/useNow';
 import { ImagePreview } from '../ui/ImagePreview';
 import { TRANSITION_STATUS_LABEL, canCancel, canRetry } from './status';
 
@@ -23,6 +24,7 @@ export function TransitionCard({ transition: t, index, busy, actionError, onCanc
   const title = `Transition ${index + 1}`;
   const titleId = `transition-${t.id}-title`;
   const waitingAtFal = t.queuePosition !== null && (t.status === 'QUEUED' || t.status === 'SUBMITTED');
+  const left = timeLeft(t.estimatedCompletionAt, useNow());
   return (
     <li
       className="transition card"
@@ -72,6 +74,14 @@ export function TransitionCard({ transition: t, index, busy, actionError, onCanc
           <div>
             <dt>Ahead in fal's queue</dt>
             <dd data-testid="queue-position">{t.queuePosition}</dd>
+          </div>
+        )}
+        {left && (
+          <div>
+            <dt>Ready in</dt>
+            <dd data-testid="transition-eta" title={new Date(t.estimatedCompletionAt!).toLocaleTimeString()}>
+              {left}
+            </dd>
           </div>
         )}
         <div>

@@ -12,3 +12,13 @@ const seconds = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
 
 /** "15 s", "14.9 s". */
 export const formatSeconds = (value: number) => `${seconds.format(value)} s`;
+
+/**
+ * "about 3 min left" until an estimated completion (rounded up, never less than a minute), or
+ * null when there is no estimate.
+ */
+export function timeLeft(estimatedCompletionAt: string | null | undefined, now: number): string | null {
+  if (!estimatedCompletionAt) return null;
+  const minutes = Math.max(1, Math.ceil((Date.parse(estimatedCompletionAt) - now) / 60_000));
+  return `about ${minutes} min left`;
+}
