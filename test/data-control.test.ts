@@ -139,7 +139,8 @@ describe('npm run cli -- accounts delete', () => {
     const accountId = encodeId('Account', account.id);
     const { ids } = await completedBatch(account, 2);
     const extraKey = (await gql(url(), account.apiKey, CreateApiKey, { input: { name: 'second' } })).data!.createApiKey.secret;
-    p.emulator.configure({ latencyMs: 60_000 });
+    // fal stops the canceled job at once here (Kling would finish it first, and the CLI would wait).
+    p.emulator.configure({ latencyMs: 60_000, cancelRunning: 'stop' });
     let closedWith = 0;
     try {
       const running = (await gql(url(), account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(1), generate: true } })).data!
@@ -174,7 +175,7 @@ describe('npm run cli -- accounts delete', () => {
       expect(closedWith).toBe(4403);
       await ws.dispose();
     } finally {
-      p.emulator.configure({ latencyMs: 100 });
+      p.emulator.configure({ latencyMs: 100, cancelRunning: 'complete' });
     }
   });
 });

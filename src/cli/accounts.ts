@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { createAccount, listAccounts, setBudget } from '../domain/accounts.ts';
 import { deleteAccount } from '../domain/deletion.ts';
 import { isAppError } from '../domain/errors.ts';
+import { releaseAccountRequests } from '../domain/fal-requests.ts';
 import { cancelTransition } from '../domain/generation.ts';
 import { OPEN } from '../domain/state-machine.ts';
 import { keyRevocations } from '../events/credentials.ts';
@@ -93,6 +94,14 @@ export function registerDeleteCommand(program: Command, withSegue: WithSegue) {
         for (const { id: transitionId } of open) {
           await cancelTransition(segue, accountId, transitionId).catch((error: unknown) => {
             if (!isAppError(error) || error.code !== 'CONFLICT') throw error; // ended meanwhile
+          });
+        }
+        // A canceled run's request may still run at fal (Kling finishes what it started): the
+        // ledger keeps following it until fal ends it, so the account waits for that.
+        const stillAtFal = await releaseAccountRequests(segue, accountId, Date.now() + segue.config.fal.cancelGraceMs, segue.logger);
+        if (stillAtFal > 0) {
+          throw Object.assign(new Error(`fal is still running ${stillAtFal} canceled request(s) of this account; run this again once they have ended.`), {
+            code: 'CONFLICT',
           });
         }
         const deleted = await deleteAccount({ db: segue.db, media: segue.media, logger: segue.logger, revocations: keyRevocations(segue) }, accountId);

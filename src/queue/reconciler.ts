@@ -5,7 +5,7 @@ import { sweepIdempotencyKeys } from '../domain/idempotency.ts';
 import { abandonStaleRequests, expireStaleSubmissions, orphanRequests } from '../domain/ledger.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Segue } from '../runtime.ts';
-import { releaseRequest } from '../worker/follow.ts';
+import { releaseRequest } from '../domain/fal-requests.ts';
 import { generationJobId, type Enqueueable } from './generation-queue.ts';
 import { mediaJobId } from './media-queue.ts';
 import { copyGraceMs, copyJobId } from './copy-queue.ts';

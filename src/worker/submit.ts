@@ -6,7 +6,7 @@ import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import { webhookUrl } from '../providers/fal-webhook.ts';
 import { isProviderError, ProviderError, type GenerationInput } from '../providers/provider.ts';
 import { attemptFailed, finalFailure } from './attempts.ts';
-import { followToEnd, releaseRequest } from './follow.ts';
+import { followToEnd, releaseRequest } from '../domain/fal-requests.ts';
 import { awaitLostSubmit } from './lost-submit.ts';
 import { prepareImagesForSubmit } from './run-images.ts';
 import type { PreparedImage } from '../domain/run-images.ts';

@@ -5,7 +5,7 @@ import type { Logger } from '../logger.ts';
 import { isProviderError, type ProviderError, type ProviderErrorCode, type RequestState } from '../providers/provider.ts';
 import { attemptFailed, finalFailure } from './attempts.ts';
 import { awaitsCopy } from './copy-jobs.ts';
-import { followToEnd, releaseRequest } from './follow.ts';
+import { followToEnd, releaseRequest } from '../domain/fal-requests.ts';
 import { changeRow, checkAbort, loadRow, pause, type RunContext } from './run-context.ts';
 import { StatusFeed } from './status-feed.ts';
 

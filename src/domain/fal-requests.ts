@@ -1,10 +1,22 @@
-import { markEnded, noteCancelRequested, recordLateResult, type RequestOutcome } from '../domain/ledger.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { isProviderError, type RequestState } from '../providers/provider.ts';
-import type { Segue } from '../runtime.ts';
-import { pause } from './run-context.ts';
+import { isProviderError, type RequestState, type VideoProvider } from '../providers/provider.ts';
+import { markEnded, noteCancelRequested, recordLateResult, type RequestOutcome } from './ledger.ts';
+import type { StateDeps } from './state-machine.ts';
 
-type FollowDeps = Pick<Segue, 'sql' | 'db' | 'changes' | 'provider' | 'config' | 'metrics' | 'copyJobs'>;
+/**
+ * Requests fal accepted that no run follows any more (a run canceled, superseded, given up): they
+ * are canceled at fal and followed until fal says they ended, so the ledger frees their slot, the
+ * transition may submit again, and a video fal delivers anyway after its run gave up is kept.
+ * The worker, the reconciler and the CLI all follow requests through here.
+ */
+export type FollowDeps = StateDeps & {
+  provider: VideoProvider;
+  config: Pick<Config, 'fal'>;
+  /** Where a late video goes to be copied into storage (the copy queue). */
+  copyJobs: { add(data: { transitionId: string; run: number }): Promise<unknown> };
+};
 
 /** A cancel fal may not have received (its call failed) is sent again after this long. */
 const CANCEL_AGAIN_MS = 10 * 60_000;
@@ -58,7 +70,7 @@ export async function followToEnd(deps: FollowDeps, requestId: string, until: nu
     if (await checkEnded(deps, requestId, true, log)) return true;
     const left = until - Date.now();
     if (left <= 0 || signal?.aborted) return false;
-    await pause(Math.min(interval, left), signal);
+    await sleep(Math.min(interval, left), undefined, signal ? { signal } : {}).catch(() => undefined);
   }
 }
 
@@ -82,5 +94,24 @@ async function deliverLate(deps: FollowDeps, requestId: string, log: Logger) {
     await deps.copyJobs.add({ transitionId: row.id, run: row.run });
   } catch (err) {
     log.warn({ err, falRequestId: requestId }, 'could not take the late result of a request');
+  }
+}
+
+/**
+ * Follows an account's requests still at fal (their runs canceled) until fal has ended them all,
+ * or `until` passes. Returns how many are still open then.
+ */
+export async function releaseAccountRequests(deps: FollowDeps, accountId: string, until: number, log: Logger): Promise<number> {
+  for (let interval = deps.config.fal.pollIntervalMs; ; interval = Math.min(interval * 2, deps.config.fal.pollMaxIntervalMs)) {
+    const open = await deps.sql.query<{ requestId: string | null }>(
+      `SELECT "requestId" FROM "FalRequest" WHERE "accountId" = $1::uuid AND "state" IN ('SUBMITTING', 'ACCEPTED')`,
+      [accountId],
+    );
+    let left = open.length;
+    for (const { requestId } of open) {
+      if (requestId && (await releaseRequest(deps, requestId, 'CANCELED', log))) left -= 1;
+    }
+    if (left === 0 || Date.now() >= until) return left;
+    await sleep(Math.min(interval, Math.max(0, until - Date.now())));
   }
 }
