@@ -6,6 +6,7 @@ import { startApiServer } from '../src/http/server.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
 import { startFalEmulator, type FalEmulatorOptions } from '../tools/fal-emulator/index.ts';
 import { dropQueueKeys } from '../test/helpers/pipeline.ts';
+import { makeImage, startImageServer } from '../test/helpers/images.ts';
 import { benchConfig } from './lib.ts';
 import { spawn } from 'node:child_process';
 
@@ -46,6 +47,8 @@ export async function startBenchPipeline(options: { emulator: FalEmulatorOptions
     segue,
     emulator,
     env,
+    /** The worker processes (their pids, for memory figures). */
+    workers: children,
     async account() {
       return (await createAccount(segue.db, 'bench')).account;
     },
@@ -60,8 +63,25 @@ export async function startBenchPipeline(options: { emulator: FalEmulatorOptions
   };
 }
 
+/**
+ * Two real images on 127.0.0.1 every bench transition shares, as most batches share a few images:
+ * workers fetch and check each URL once (checks before spending), then reuse the verdict.
+ */
+let shared: Promise<{ front: string; tail: string }> | null = null;
+export function benchImages() {
+  shared ??= (async () => {
+    const server = await startImageServer();
+    return {
+      front: server.set('/front.png', await makeImage({ width: 640, height: 360, color: '#e0a040' })),
+      tail: server.set('/tail.png', await makeImage({ width: 640, height: 360, color: '#203060' })),
+    };
+  })();
+  return shared;
+}
+
 /** Generates n transitions (as batches of 100) and resolves when all have ended, with the time. */
 export async function generateAndWait(segue: Segue, accountId: string, n: number, prompt: string) {
+  const images = await benchImages();
   const started = performance.now();
   // As a client would: the calls of 100 go out together.
   const calls = Array.from({ length: Math.ceil(n / 100) }, (_, k) => k * 100);
@@ -69,8 +89,8 @@ export async function generateAndWait(segue: Segue, accountId: string, n: number
     const size = Math.min(100, n - i);
     const { batch } = await createAndGenerate(segue, accountId, {
       transitions: Array.from({ length: size }, (_, j) => ({
-        frontImageUrl: `https://images.example.com/${i + j}/front.png`,
-        tailImageUrl: `https://images.example.com/${i + j}/tail.png`,
+        frontImageUrl: images.front,
+        tailImageUrl: images.tail,
         prompt: `${prompt} ${i + j}`,
       })),
     });

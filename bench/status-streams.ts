@@ -1,0 +1,79 @@
+/**
+ * Following many requests at once on one worker: `npx tsx bench/status-streams.ts [inFlight=1000] [seconds=60]`.
+ * Puts `inFlight` requests IN_PROGRESS at the emulator (a latency longer than the run), then
+ * watches for `seconds`, once in stream mode and once in poll mode: the status streams open, the
+ * status traffic fal sees per minute, and the worker process's memory (RSS, from /proc).
+ */
+import { readFileSync } from 'node:fs';
+import { createAndGenerate } from '../src/domain/generation.ts';
+import { benchImages, startBenchPipeline } from './pipeline.ts';
+
+const inFlight = Number(process.argv[2] ?? 1000);
+const seconds = Number(process.argv[3] ?? 60);
+
+const rssMb = (pid: number) => {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  return Number(line.split(/\s+/)[1]) / 1024;
+};
+
+async function measure(mode: 'stream' | 'poll') {
+  const pipeline = await startBenchPipeline({
+    emulator: { latencyMs: 3_600_000 },
+    workers: 1,
+    env: {
+      FAL_STATUS_MODE: mode,
+      FAL_CONCURRENCY: String(inFlight),
+      WORKER_CONCURRENCY: String(inFlight),
+      WEBHOOKS: 'false',
+      // Production's polling defaults: 2 s, backing off to 15 s.
+      FAL_POLL_INTERVAL_MS: '2000',
+      FAL_POLL_MAX_INTERVAL_MS: '15000',
+    },
+  });
+  try {
+    const worker = pipeline.workers[0]!;
+    const idleRss = rssMb(worker.pid!);
+    const account = await pipeline.account();
+    const images = await benchImages();
+    for (let i = 0; i < inFlight; i += 100) {
+      await createAndGenerate(pipeline.segue, account.id, {
+        transitions: Array.from({ length: Math.min(100, inFlight - i) }, (_, j) => ({
+          frontImageUrl: images.front,
+          tailImageUrl: images.tail,
+          prompt: `streams ${mode} ${i + j}`,
+        })),
+      });
+    }
+    const started = Date.now();
+    for (;;) {
+      const c = pipeline.emulator.counters();
+      if (c.inProgress >= inFlight) break;
+      if (Date.now() - started > 120_000) throw new Error(`only ${c.inProgress} in progress after 2 minutes`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // Let the polling back off to its steady interval before counting.
+    await new Promise((r) => setTimeout(r, 20_000));
+    const before = pipeline.emulator.counters();
+    let peak = 0;
+    const until = Date.now() + seconds * 1000;
+    while (Date.now() < until) {
+      peak = Math.max(peak, rssMb(worker.pid!));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const after = pipeline.emulator.counters();
+    const rss = rssMb(worker.pid!);
+    const perMinute = ((after.statusCalls - before.statusCalls) / seconds) * 60;
+    console.log(`${mode}: ${inFlight} requests in flight on one worker`);
+    console.log(`  status streams open at fal: ${after.streamsOpen}; opened during the ${seconds} s: ${after.streamsOpened - before.streamsOpened}`);
+    console.log(`  status traffic: ${perMinute.toFixed(0)} calls per minute (${(perMinute / inFlight).toFixed(2)} per request)`);
+    console.log(`  worker RSS: idle ${idleRss.toFixed(0)} MB, now ${rss.toFixed(0)} MB, peak ${peak.toFixed(0)} MB; ${(((rss - idleRss) * 1024) / inFlight).toFixed(1)} KB per request`);
+    return { perMinute, rss, idleRss };
+  } finally {
+    await pipeline.close();
+  }
+}
+
+const stream = await measure('stream');
+const poll = await measure('poll');
+console.log(`\nstreams vs polling: ${(stream.perMinute).toFixed(0)} vs ${poll.perMinute.toFixed(0)} status calls per minute; worker RSS growth ${(stream.rss - stream.idleRss).toFixed(0)} vs ${(poll.rss - poll.idleRss).toFixed(0)} MB`);
+process.exit(0);
