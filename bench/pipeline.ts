@@ -33,7 +33,9 @@ export async function startBenchPipeline(options: { emulator: FalEmulatorOptions
   for (let i = 0; i < options.workers; i++) {
     // WORKER_PROF=<dir> writes a CPU profile of each worker there.
     const profile = process.env.WORKER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WORKER_PROF}`] : [];
-    const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts', 'worker'], {
+    // BENCH_COUNTS=<dir>: each worker counts its round trips there (bench/count-roundtrips.ts).
+    const counting = process.env.BENCH_COUNTS ? ['--import', './bench/count-roundtrips.ts'] : [];
+    const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...counting, 'src/main.ts', 'worker'], {
       env: { ...process.env, ...env, LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -97,7 +99,10 @@ export async function generateAndWait(segue: Segue, accountId: string, n: number
     return batch!.id;
   }));
   const enqueued = performance.now();
+  // The bench's own progress queries (one statement each), for figures that leave them out.
+  let polls = 0;
   for (;;) {
+    polls += 1;
     const open = await segue.db.transition.count({
       where: { batchId: { in: batchIds }, status: { notIn: [...TERMINAL] } },
     });
@@ -106,5 +111,5 @@ export async function generateAndWait(segue: Segue, accountId: string, n: number
   }
   const done = performance.now();
   const completed = await segue.db.transition.count({ where: { batchId: { in: batchIds }, status: 'COMPLETED' } });
-  return { seconds: (done - started) / 1000, enqueueSeconds: (enqueued - started) / 1000, completed };
+  return { seconds: (done - started) / 1000, enqueueSeconds: (enqueued - started) / 1000, completed, polls: polls + 1 };
 }

@@ -4,9 +4,30 @@
  * the real fal client and PostgreSQL), next to raw BullMQ no-op jobs per second on the same
  * machine in the same run. Goal: >= 500 transitions/s.
  */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Counts } from './count-roundtrips.ts';
 import { rawBullmqJobsPerSecond } from './bullmq-raw.ts';
 import { cpuDelta, cpuSnapshot } from './lib.ts';
 import { generateAndWait, startBenchPipeline } from './pipeline.ts';
+
+// Every process of the run (this one: the API; the workers) counts its round trips here.
+const countDir = mkdtempSync(join(tmpdir(), 'segue-counts-'));
+process.env.BENCH_COUNTS = countDir;
+await import('./count-roundtrips.ts');
+const countsHere = () => (globalThis as { benchCounts?: () => Counts }).benchCounts!();
+
+const add = (into: Counts, more: Counts) => {
+  into.statements += more.statements;
+  for (const [cmd, n] of Object.entries(more.redis)) into.redis[cmd] = (into.redis[cmd] ?? 0) + n;
+  return into;
+};
+const minus = (a: Counts, b: Counts): Counts => ({
+  statements: a.statements - b.statements,
+  redis: Object.fromEntries(Object.entries(a.redis).map(([cmd, n]) => [cmd, n - (b.redis[cmd] ?? 0)])),
+});
+const redisTotal = (c: Counts) => Object.values(c.redis).reduce((x, y) => x + y, 0);
 
 const n = Number(process.argv[2] ?? 5000);
 const workers = Number(process.argv[3] ?? 1);
@@ -21,17 +42,38 @@ const pipeline = await startBenchPipeline({
     FAL_POLL_INTERVAL_MS: process.env.FAL_POLL_INTERVAL_MS ?? '2000',
     FAL_POLL_MAX_INTERVAL_MS: process.env.FAL_POLL_MAX_INTERVAL_MS ?? '15000',
     WEBHOOKS: process.env.WEBHOOKS ?? 'true',
-    // Posters (one ffmpeg run per video) belong to a media pool of their own in a deployment like
-    // this; MEDIA_CONCURRENCY=2 measures them on the same two cores instead.
-    MEDIA_CONCURRENCY: process.env.MEDIA_CONCURRENCY ?? '0',
+    // Posters on: one ffmpeg run per video, on this machine's two cores (MEDIA_CONCURRENCY=0: off).
+    MEDIA_CONCURRENCY: process.env.MEDIA_CONCURRENCY ?? '2',
   },
 });
 const account = await pipeline.account();
+/** What the workers have sent so far (written by count-roundtrips.ts on SIGUSR2 and at exit). */
+const workerCounts = () =>
+  readdirSync(countDir)
+    .filter((f) => f !== `${process.pid}.json`)
+    .reduce((sum, f) => add(sum, JSON.parse(readFileSync(join(countDir, f), 'utf8')) as Counts), { statements: 0, redis: {} } as Counts);
+for (const w of pipeline.workers) w.kill('SIGUSR2');
+await new Promise((r) => setTimeout(r, 300));
+const workersBefore = workerCounts();
 const before = await cpuSnapshot();
-const { seconds, completed } = await generateAndWait(pipeline.segue, account.id, n, 'throughput');
+const apiBefore = countsHere();
+const { seconds, completed, polls } = await generateAndWait(pipeline.segue, account.id, n, 'throughput');
 const cpu = cpuDelta(before, await cpuSnapshot());
+// The posters follow COMPLETED: wait for them before counting what each transition cost.
+const postersStarted = performance.now();
+while ((await pipeline.segue.db.transition.count({ where: { accountId: account.id, status: 'COMPLETED', posterKey: null } })) > 0) {
+  if (pipeline.env.MEDIA_CONCURRENCY === '0' || performance.now() - postersStarted > 600_000) break;
+  await new Promise((r) => setTimeout(r, 500));
+}
+const posterSeconds = (performance.now() - postersStarted) / 1000;
+const api = minus(countsHere(), apiBefore);
+api.statements -= polls;
 const c = pipeline.emulator.counters();
 await pipeline.close();
+const workersRun = minus(workerCounts(), workersBefore);
+const all = add(add({ statements: 0, redis: {} }, api), workersRun);
+const redisByCommand = Object.entries(all.redis).filter(([, d]) => d > 0).sort((a, b) => b[1] - a[1]);
+rmSync(countDir, { recursive: true, force: true });
 
 const raw = await rawBullmqJobsPerSecond(pipeline.segue.config.redisUrl, n, 100);
 const rate = completed / seconds;
@@ -41,6 +83,13 @@ console.log(
 );
 console.log(`  completed ${completed}/${n} in ${seconds.toFixed(2)} s = ${rate.toFixed(0)} transitions/s (goal >= 500: ${rate >= 500 ? 'met' : 'NOT met'})`);
 console.log(`  raw BullMQ no-op jobs: ${raw.toFixed(0)} jobs/s; ratio ${(rate / raw).toFixed(3)}`);
+console.log(
+  `  per transition, create → COMPLETED with its poster: ${(all.statements / n).toFixed(1)} SQL statements ` +
+    `(API ${(api.statements / n).toFixed(1)}, workers ${(workersRun.statements / n).toFixed(1)}), ` +
+    `${(redisTotal(all) / n).toFixed(1)} Redis commands (API ${(redisTotal(api) / n).toFixed(1)}, workers ${(redisTotal(workersRun) / n).toFixed(1)}) (goal <= 12 each)`,
+);
+console.log(`  Redis commands by kind, per transition: ${redisByCommand.slice(0, 8).map(([cmd, d]) => `${cmd} ${(d / n).toFixed(1)}`).join(', ')}`);
+console.log(`  posters: the last one ${posterSeconds.toFixed(1)} s after the last COMPLETED`);
 console.log(`  CPU during the run: ${cpu}`);
 console.log(`  emulator: submitted ${c.submitted}, duplicates ${c.duplicateInputs}, status calls ${c.statusCalls}, webhooks ${c.webhooksDelivered}`);
 process.exit(0);

@@ -331,27 +331,32 @@ export async function adoptRequest(
   deps: StateDeps,
   submission: { transitionId: string; run: number; attempt: number },
   requestId: string,
-): Promise<{ recorded: boolean; row: Transition | null }> {
-  const [result] = await deps.sql.query<{ recorded: boolean } & Partial<Transition>>(
-    `WITH ledger AS (
-       UPDATE "FalRequest" SET "requestId" = $4, "state" = 'ACCEPTED'
+): Promise<{ recorded: boolean; row: Transition | null; wasUncertain: boolean }> {
+  const [result] = await deps.sql.query<{ recorded: boolean; previous: string | null } & Partial<Transition>>(
+    `WITH old AS (
+       SELECT "id", "state" FROM "FalRequest"
        WHERE "transitionId" = $1::uuid AND "run" = $2 AND "attempt" = $3 AND "requestId" IS NULL
          AND "state" IN ('SUBMITTING', 'UNCERTAIN', 'REFUSED')
-       RETURNING 1
+       FOR UPDATE
+     ), ledger AS (
+       UPDATE "FalRequest" f SET "requestId" = $4, "state" = 'ACCEPTED' FROM old WHERE f."id" = old."id"
+       RETURNING old."state" AS previous
      ), adopted AS (
        UPDATE "Transition" SET "falRequestId" = $4, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
        WHERE "id" = $1::uuid AND "run" = $2 AND "attempts" = $3 AND "status" = 'SUBMITTED' AND "falRequestId" IS NULL
          AND EXISTS (SELECT 1 FROM ledger)
        RETURNING *
      )
-     SELECT EXISTS (SELECT 1 FROM ledger) AS recorded, a.* FROM (SELECT 1) one LEFT JOIN adopted a ON true`,
+     SELECT EXISTS (SELECT 1 FROM ledger) AS recorded, (SELECT previous FROM ledger) AS previous, a.*
+     FROM (SELECT 1) one LEFT JOIN adopted a ON true`,
     [submission.transitionId, submission.run, submission.attempt, requestId],
   );
   const recorded = result?.recorded === true;
-  if (!result?.id) return { recorded, row: null };
-  const { recorded: _recorded, ...row } = result;
+  const wasUncertain = result?.previous === 'UNCERTAIN' || result?.previous === 'REFUSED';
+  if (!result?.id) return { recorded, row: null, wasUncertain };
+  const { recorded: _recorded, previous: _previous, ...row } = result;
   await announceCommitted(deps, [row as Transition], ['falRequestId', 'version', 'updatedAt']);
-  return { recorded, row: row as Transition };
+  return { recorded, row: row as Transition, wasUncertain };
 }
 
 /**

@@ -35,8 +35,9 @@ export async function applyProviderCallback(deps: CallbackDeps, callback: Provid
   // The worker may not have recorded the id yet (or never will: its answer was lost).
   const adopted = callback.submission ? await adoptRequest(deps, callback.submission, callback.requestId) : null;
   if (adopted?.row) {
-    // Its job is parked until it learns the id: the id is here, the job goes on now.
-    await deps.wakeRun?.({ id: adopted.row.id, run: adopted.row.run }).catch(() => undefined);
+    // A lost answer parked its job until it learns the id: the id is here, the job goes on now.
+    // (A submit whose answer is merely still on its way has its worker waiting for it.)
+    if (adopted.wasUncertain) await deps.wakeRun?.({ id: adopted.row.id, run: adopted.row.run }).catch(() => undefined);
     if (ok && (await recordResult(deps, callback.requestId, callback.videoUrl!))) return 'result-recorded';
   }
   // fal is done with the request, whoever it belongs to: it holds no slot any more.

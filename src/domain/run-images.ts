@@ -71,7 +71,7 @@ export async function prepareRunImages(deps: RunImageDeps, transition: Transitio
   const images = await Promise.all(
     sides.map(async (side) => {
       if (side.id) return deps.db.image.findUniqueOrThrow({ where: { id: side.id } });
-      return checkUrlImage(deps, transition.accountId, side.url!);
+      return verdicts.get(transition.accountId, side.url!, deps.config.images.checkTtlMs) ?? checkUrlImage(deps, transition.accountId, side.url!);
     }),
   );
   for (const [i, image] of images.entries()) {
@@ -83,6 +83,39 @@ export async function prepareRunImages(deps: RunImageDeps, transition: Transitio
   return { ok: true, front: front!, tail: tail! };
 }
 
+/**
+ * Verdicts on URL images this process has read or made, for as long as they may be reused: a
+ * batch of a thousand items sharing two URLs reads the database for them once per process, not
+ * four times per item. Fresh only (IMAGE_CHECK_TTL_MS for good ones, a minute for failures, as in
+ * the database); bounded, least recently used first out.
+ */
+class VerdictCache {
+  private readonly rows = new Map<string, Image>();
+  constructor(private readonly capacity = 10_000) {}
+
+  get(accountId: string, url: string, checkTtlMs: number): Image | null {
+    const key = `${accountId} ${url}`;
+    const row = this.rows.get(key);
+    if (!row) return null;
+    const ttl = row.status === ImageStatus.FAILED ? Math.min(FAILURE_TTL_MS, checkTtlMs) : checkTtlMs;
+    if (!fresh(row.checkedAt, ttl)) {
+      this.rows.delete(key);
+      return null;
+    }
+    return row;
+  }
+
+  remember(row: Image) {
+    if (!row.sourceUrl || row.status === ImageStatus.CHECKING) return;
+    const key = `${row.accountId} ${row.sourceUrl}`;
+    this.rows.delete(key);
+    this.rows.set(key, row);
+    if (this.rows.size > this.capacity) this.rows.delete(this.rows.keys().next().value!);
+  }
+}
+
+const verdicts = new VerdictCache();
+
 /** Where the provider can read an image from. */
 async function reachable(deps: RunImageDeps, image: Image, target: 'fal' | 'preview'): Promise<PreparedImage> {
   if (!image.key) return { url: image.sourceUrl!, key: null };
@@ -91,7 +124,9 @@ async function reachable(deps: RunImageDeps, image: Image, target: 'fal' | 'prev
   if (mode === 'never' || (mode === 'auto' && storageIsPublic(deps.config))) {
     return { url: await imageReadUrl(deps, image.key, SUBMIT_URL_TTL_SECONDS), key: image.key };
   }
-  return { url: await uploadToFalOnce(deps, image), key: image.key };
+  const falUrl = await uploadToFalOnce(deps, image);
+  if (image.sourceUrl && image.falUrl !== falUrl) verdicts.remember({ ...image, falUrl, falUploadedAt: new Date() });
+  return { url: falUrl, key: image.key };
 }
 
 /** Whether fal could fetch Segue's own storage URLs. */
@@ -156,10 +191,17 @@ export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: 
       data: [{ id: uuidv7(), accountId, sourceUrl: url, status: ImageStatus.CHECKING, leaseUntil: new Date(now.getTime() + LEASE_MS) }],
       skipDuplicates: true,
     });
-    if (inserted[0]) return runCheck(deps, inserted[0]);
+    if (inserted[0]) {
+      const checked = await runCheck(deps, inserted[0]);
+      verdicts.remember(checked);
+      return checked;
+    }
     const row = await deps.db.image.findUniqueOrThrow({ where: { accountId_sourceUrl: { accountId, sourceUrl: url } } });
     const ttl = row.status === ImageStatus.FAILED ? Math.min(FAILURE_TTL_MS, deps.config.images.checkTtlMs) : deps.config.images.checkTtlMs;
-    if (row.status !== ImageStatus.CHECKING && fresh(row.checkedAt, ttl)) return row;
+    if (row.status !== ImageStatus.CHECKING && fresh(row.checkedAt, ttl)) {
+      verdicts.remember(row);
+      return row;
+    }
     // Stale, or its checker died: check it again, if no other worker just did.
     if (await claim(deps.db, row.id, { updatedAt: row.updatedAt })) {
       return runCheck(deps, await deps.db.image.update({ where: { id: row.id }, data: { status: ImageStatus.CHECKING } }));

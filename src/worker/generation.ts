@@ -107,6 +107,7 @@ async function onError(ctx: RunContext, error: unknown): Promise<RunOutcome> {
     throw new DelayedError();
   }
   if (error instanceof Park) {
+    ctx.log.debug({ ms: error.ms, reason: error.message }, "parked");
     await job.moveToDelayed(Date.now() + error.ms, token);
     throw new DelayedError();
   }
