@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createAccount } from '../src/domain/accounts.ts';
 import { createAndGenerate } from '../src/domain/generation.ts';
-import { TERMINAL } from '../src/domain/batches.ts';
+import { TERMINAL } from '../src/domain/statuses.ts';
 import { startApiServer } from '../src/http/server.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
 import { startFalEmulator, type FalEmulatorOptions } from '../tools/fal-emulator/index.ts';

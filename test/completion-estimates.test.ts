@@ -39,7 +39,7 @@ describe('completion estimates', () => {
       row('d', 'QUEUED', { queuedAt: new Date(2) }),
       row('e', 'QUEUED', { queuedAt: new Date(3) }),
     ];
-    const { transitions, batches } = estimate(open, { now, slots: 2, runMs: () => 10_000 });
+    const { transitions, batches } = estimate(open, { now, slots: 2, times: () => ({ run: 10_000, turnaround: 10_000 }) });
     expect(transitions.get('a')!.getTime()).toBe(now + 6_000);
     expect(transitions.get('b')!.getTime()).toBe(now + 9_000);
     // c takes a's slot, d b's, e c's.

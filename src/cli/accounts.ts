@@ -4,7 +4,7 @@ import { deleteAccount } from '../domain/deletion.ts';
 import { isAppError } from '../domain/errors.ts';
 import { releaseAccountRequests } from '../domain/fal-requests.ts';
 import { cancelTransition } from '../domain/generation.ts';
-import { OPEN } from '../domain/state-machine.ts';
+import { OPEN } from '../domain/statuses.ts';
 import { keyRevocations } from '../events/credentials.ts';
 import { encodeId, idOf } from '../graphql/ids.ts';
 import type { WithSegue } from './index.ts';

@@ -1,5 +1,6 @@
 import type { Db } from '../db.ts';
 import { TransitionStatus } from '../generated/prisma/enums.ts';
+import { TERMINAL } from './statuses.ts';
 import { Prisma, type Transition } from '../generated/prisma/client.ts';
 import { insertBatchItems } from './bulk-inserts.ts';
 import { startRuns } from './state-machine.ts';
@@ -65,12 +66,6 @@ export async function batchCounts(db: Db | Tx, batchIds: readonly string[]): Pro
   }
   return counts;
 }
-
-export const TERMINAL: readonly TransitionStatus[] = [
-  TransitionStatus.COMPLETED,
-  TransitionStatus.FAILED,
-  TransitionStatus.CANCELED,
-];
 
 export async function createBatch(tx: Tx, accountId: string, idempotencyKey: string | null) {
   return tx.batch.create({ data: { accountId, idempotencyKey } });

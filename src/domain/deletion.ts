@@ -4,7 +4,7 @@ import { GeneratedTransitionStatus as G, type TransitionStatus } from '../genera
 import type { Logger } from '../logger.ts';
 import type { KeyRevocations } from './api-keys.ts';
 import { conflict, notFound, pathsOf } from './errors.ts';
-import { OPEN } from './state-machine.ts';
+import { OPEN } from './statuses.ts';
 import { LIMITS, parseInput } from './transition-input.ts';
 
 /**

@@ -1,13 +1,23 @@
 import type { Sql } from '../db.ts';
 import type { TransitionStatus } from '../generated/prisma/enums.ts';
+import { isOpen, isRunning, OPEN } from './statuses.ts';
 
 /**
  * When each open transition should be done, from what Segue has seen: how long a generation of
- * that video length took lately (median of the last completions, from IN_PROGRESS at fal to the
- * video stored), and the work ahead of it, played out on FAL_CONCURRENCY slots. Before any
- * completion, a documented default: Kling's published "about 5 minutes" (7 for a 10 s video).
+ * that video length took lately (medians of the last completions: from IN_PROGRESS at fal to the
+ * video stored, and from the submit to the video stored), and the work ahead of it, played out on
+ * FAL_CONCURRENCY slots. Before any completion, a documented default: Kling's published "about 5
+ * minutes" (7 for a 10 s video).
  */
 export const DEFAULT_RUN_MS: Readonly<Record<number, number>> = { 5: 5 * 60_000, 10: 7 * 60_000 };
+
+/** How long a generation of one video length takes (ms). */
+export interface RunTimes {
+  /** From IN_PROGRESS at fal to the video stored: what is left of a run fal has started. */
+  run: number;
+  /** From the submit to the video stored: what a transition still in Segue's queue needs once it has a slot. */
+  turnaround: number;
+}
 /** Completions per video length the median is taken over. */
 const RECENT = 20;
 
@@ -71,13 +81,13 @@ class Slots {
  * what waits in Segue's queue (in queue order) takes the earliest slot that frees. A batch ends
  * with its last transition.
  */
-export function estimate(open: readonly OpenRow[], options: { now: number; slots: number; runMs: (durationSeconds: number) => number }): Estimates {
-  const { now, slots, runMs } = options;
+export function estimate(open: readonly OpenRow[], options: { now: number; slots: number; times: (durationSeconds: number) => RunTimes }): Estimates {
+  const { now, slots, times } = options;
   const transitions = new Map<string, Date>();
   const free = new Slots();
-  const inFlight = open.filter((r) => r.status === 'SUBMITTED' || r.status === 'IN_PROGRESS');
+  const inFlight = open.filter((r) => isRunning(r.status));
   for (const row of inFlight) {
-    const run = runMs(row.durationSeconds);
+    const { run } = times(row.durationSeconds);
     let end: number;
     if (row.status === 'IN_PROGRESS') end = Math.max(now, (row.startedAt ?? row.submittedAt ?? new Date(now)).getTime() + run);
     else end = now + ((row.queuePosition ?? 0) / Math.max(1, slots)) * run + run;
@@ -89,7 +99,7 @@ export function estimate(open: readonly OpenRow[], options: { now: number; slots
     .filter((r) => r.status === 'QUEUED')
     .sort((a, b) => (a.queuedAt?.getTime() ?? 0) - (b.queuedAt?.getTime() ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   for (const row of queued) {
-    const end = Math.max(now, free.pop()) + runMs(row.durationSeconds);
+    const end = Math.max(now, free.pop()) + times(row.durationSeconds).turnaround;
     transitions.set(row.id, new Date(end));
     free.push(end);
   }
@@ -103,28 +113,31 @@ export function estimate(open: readonly OpenRow[], options: { now: number; slots
   return { at: now, transitions, batches };
 }
 
-/** The median run time of the latest completions, per video length (ms). */
-export async function observedRunMs(sql: Pick<Sql, 'query'>): Promise<Map<number, number>> {
-  const rows = await sql.query<{ durationSeconds: number; ms: number }>(
-    `SELECT "durationSeconds", percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::float8 AS ms FROM (
-       SELECT "durationSeconds", extract(epoch FROM "completedAt" - "startedAt") * 1000 AS ms,
+/** The median run times of the latest completions, per video length. */
+export async function observedRunTimes(sql: Pick<Sql, 'query'>): Promise<Map<number, RunTimes>> {
+  const rows = await sql.query<{ durationSeconds: number; run: number; turnaround: number }>(
+    `SELECT "durationSeconds",
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY run)::float8 AS run,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY turnaround)::float8 AS turnaround FROM (
+       SELECT "durationSeconds", extract(epoch FROM "completedAt" - "startedAt") * 1000 AS run,
+              extract(epoch FROM "completedAt" - coalesce("submittedAt", "startedAt")) * 1000 AS turnaround,
               row_number() OVER (PARTITION BY "durationSeconds" ORDER BY "completedAt" DESC) AS n
-       FROM (SELECT "durationSeconds", "completedAt", "startedAt" FROM "Transition"
+       FROM (SELECT "durationSeconds", "completedAt", "startedAt", "submittedAt" FROM "Transition"
              WHERE "status" = 'COMPLETED' AND "startedAt" IS NOT NULL
              ORDER BY "completedAt" DESC LIMIT ${RECENT * 10}) latest
      ) ranked WHERE n <= ${RECENT} GROUP BY "durationSeconds"`,
     [],
   );
-  return new Map(rows.map((r) => [r.durationSeconds, r.ms]));
+  return new Map(rows.map((r) => [r.durationSeconds, { run: r.run, turnaround: r.turnaround }]));
 }
 
 /** The open transitions, in queue order, at most `limit` of them. */
 export function openRows(sql: Pick<Sql, 'query'>, limit: number): Promise<OpenRow[]> {
   return sql.query<OpenRow>(
     `SELECT "id", "batchId", "status", "durationSeconds", "queuedAt", "submittedAt", "startedAt", "queuePosition"
-     FROM "Transition" WHERE "status" IN ('QUEUED', 'SUBMITTED', 'IN_PROGRESS')
+     FROM "Transition" WHERE "status" = ANY($2::"TransitionStatus"[])
      ORDER BY "queuedAt" NULLS LAST, "id" LIMIT $1`,
-    [limit],
+    [limit, OPEN],
   );
 }
 
@@ -143,7 +156,7 @@ export class CompletionEstimates {
   ) {}
 
   async forTransition(id: string, status: TransitionStatus): Promise<Date | null> {
-    if (status !== 'QUEUED' && status !== 'SUBMITTED' && status !== 'IN_PROGRESS') return null;
+    if (!isOpen(status)) return null;
     let estimates = await this.fresh();
     // Queued since the last estimate: estimate again, once.
     if (!estimates.transitions.has(id) && Date.now() - estimates.at > 100) estimates = await this.fresh(true);
@@ -164,9 +177,14 @@ export class CompletionEstimates {
   }
 
   private async compute(): Promise<Estimates> {
-    const [open, observed] = await Promise.all([openRows(this.deps.sql, this.maxRows), observedRunMs(this.deps.sql)]);
-    const runMs = (seconds: number) => observed.get(seconds) ?? DEFAULT_RUN_MS[seconds] ?? DEFAULT_RUN_MS[5]! * (seconds / 5);
-    this.current = estimate(open, { now: Date.now(), slots: this.deps.slots, runMs });
+    const [open, observed] = await Promise.all([openRows(this.deps.sql, this.maxRows), observedRunTimes(this.deps.sql)]);
+    const times = (seconds: number): RunTimes => {
+      const seen = observed.get(seconds);
+      if (seen) return seen;
+      const ms = DEFAULT_RUN_MS[seconds] ?? DEFAULT_RUN_MS[5]! * (seconds / 5);
+      return { run: ms, turnaround: ms };
+    };
+    this.current = estimate(open, { now: Date.now(), slots: this.deps.slots, times });
     return this.current;
   }
 }

@@ -3,10 +3,11 @@ import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { VideoProvider } from '../providers/provider.ts';
 import type { PubSub } from '../events/pubsub.ts';
 import type { Topics } from '../events/topics.ts';
-import { closeFinishedBatches, createBatch, TERMINAL } from './batches.ts';
+import { closeFinishedBatches, createBatch } from './batches.ts';
+import { OPEN, RETRYABLE, TERMINAL } from './statuses.ts';
 import { conflict } from './errors.ts';
 import { launchRuns } from './launch.ts';
-import { alreadyGenerated, cancelTransitions, OPEN, RUN_START_FIELDS, startRuns } from './state-machine.ts';
+import { alreadyGenerated, cancelTransitions, RUN_START_FIELDS, startRuns } from './state-machine.ts';
 import { noteCancelRequested } from './ledger.ts';
 import { reserveWithinBudget } from './costs.ts';
 import { createTransitions, getBatch, getTransition, pricingOf, type ServiceDeps } from './transitions.ts';
@@ -79,14 +80,13 @@ export async function cancelBatch(deps: GenerationDeps, accountId: string, batch
 /** FAILED or CANCELED → QUEUED: a new run in the same batch, which reopens. */
 export async function retryTransition(deps: ServiceDeps, accountId: string, id: string) {
   const row = await getTransition(deps, accountId, id);
-  const retryable: readonly S[] = [S.FAILED, S.CANCELED];
-  if (!retryable.includes(row.status)) {
+  if (!RETRYABLE.includes(row.status)) {
     throw conflict(`Only a failed or canceled transition can be retried; this one is ${row.status}.`, { status: row.status });
   }
   const queued = await deps.db.$transaction(async (tx) => {
     await reserveWithinBudget(tx, accountId, pricingOf(deps.config), row.durationSeconds);
     const batchId = row.batchId ?? (await createBatch(tx, accountId, null)).id;
-    const [started] = await startRuns(tx, accountId, [id], batchId, retryable);
+    const [started] = await startRuns(tx, accountId, [id], batchId, RETRYABLE);
     if (!started) return null;
     await tx.batchItem.upsert({
       where: { batchId_transitionId: { batchId, transitionId: id } },

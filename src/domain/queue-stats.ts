@@ -1,5 +1,6 @@
 import type { Db } from '../db.ts';
 import type { TransitionStatus } from '../generated/prisma/enums.ts';
+import { OPEN } from './statuses.ts';
 import type { GenerationQueue } from '../queue/generation-queue.ts';
 
 export interface WorkerInfo {
@@ -77,7 +78,7 @@ export async function queueStats(deps: StatsDeps, accountId: string) {
 async function openByAccount(db: Db, limit: number) {
   const rows = await db.transition.groupBy({
     by: ['accountId', 'status'],
-    where: { status: { in: ['QUEUED', 'SUBMITTED', 'IN_PROGRESS'] } },
+    where: { status: { in: [...OPEN] } },
     _count: { _all: true },
   });
   const byAccount = new Map<string, { accountId: string; queued: number; running: number }>();

@@ -2,6 +2,7 @@ import type { Db, Sql } from '../db.ts';
 import { Prisma, type Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { TransitionStatus } from '../generated/prisma/enums.ts';
+import { OPEN, RUN_STARTABLE } from './statuses.ts';
 
 /**
  * The one place that changes a transition's status within a generation run.
@@ -186,12 +187,6 @@ export async function alreadyGenerated(deps: Pick<StateDeps, 'sql'>, id: string)
   );
   return row?.generated === true;
 }
-
-/** Statuses of a run under way (queued or at the provider): what a cancel stops. */
-export const OPEN: readonly TransitionStatus[] = [S.QUEUED, S.SUBMITTED, S.IN_PROGRESS];
-
-/** Statuses a new run can start from. */
-export const RUN_STARTABLE: readonly TransitionStatus[] = [S.DRAFT, S.COMPLETED, S.FAILED, S.CANCELED];
 
 /**
  * Starts a new generation run for transitions of one account: QUEUED, run + 1, a clean slate of

@@ -10,7 +10,8 @@ import { badInput, conflict, notFound, pathsOf } from './errors.ts';
 import { idempotent, type IdempotencyRecord } from './idempotency.ts';
 import { assertImagesUsable } from './transition-images.ts';
 import { launchRuns, type LaunchDeps } from './launch.ts';
-import { RUN_START_FIELDS, RUN_STARTABLE } from './state-machine.ts';
+import { RUN_START_FIELDS } from './state-machine.ts';
+import { RUN_STARTABLE } from './statuses.ts';
 import {
   assertPublicUrls,
   createTransitionsInput,

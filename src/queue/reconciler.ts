@@ -4,6 +4,7 @@ import { closeFinishedBatches } from '../domain/batches.ts';
 import { sweepIdempotencyKeys } from '../domain/idempotency.ts';
 import { abandonStaleRequests, expireStaleSubmissions, orphanRequests } from '../domain/ledger.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
+import { OPEN } from '../domain/statuses.ts';
 import type { Segue } from '../runtime.ts';
 import { releaseRequest } from '../domain/fal-requests.ts';
 import { generationJobId, type Enqueueable } from './generation-queue.ts';
@@ -99,7 +100,7 @@ export class Reconciler {
       const rows: Array<{ id: string; run: number; accountId: string; status: S; queuedAt: Date | null }> =
         await db.transition.findMany({
           where: {
-            status: { in: [S.QUEUED, S.SUBMITTED, S.IN_PROGRESS] },
+            status: { in: [...OPEN] },
             // A result waiting for its copy into storage has a copy job instead (see media()).
             falVideoUrl: null,
             ...(cursor ? { OR: [{ queuedAt: { gt: cursor.queuedAt ?? new Date(0) } }, { queuedAt: cursor.queuedAt, id: { gt: cursor.id } }] } : {}),

@@ -2,16 +2,15 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { changeTransition, loadTransition } from '../domain/state-machine.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
+import { isRunning, RUNNING } from '../domain/statuses.ts';
 import type { Logger } from '../logger.ts';
 import { isMediaError } from '../media/errors.ts';
 import { copyJobId, type CopyJobData } from '../queue/copy-queue.ts';
 import type { Segue } from '../runtime.ts';
 
-const RUNNING = [S.SUBMITTED, S.IN_PROGRESS];
-
 /** A row whose provider result is known and not yet stored, in this run. */
 export const awaitsCopy = (row: Transition | null, run: number): row is Transition =>
-  !!row && row.run === run && RUNNING.includes(row.status as (typeof RUNNING)[number]) && !!row.falVideoUrl;
+  !!row && row.run === run && isRunning(row.status) && !!row.falVideoUrl;
 
 /**
  * Copies the provider's video into Segue's storage, then completes: `videoUrl` is always Segue's

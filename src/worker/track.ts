@@ -6,13 +6,12 @@ import { isProviderError, type ProviderError, type ProviderErrorCode, type Reque
 import { attemptFailed, finalFailure } from './attempts.ts';
 import { awaitsCopy } from './copy-jobs.ts';
 import { followToEnd, releaseRequest } from '../domain/fal-requests.ts';
+import { isRunning } from '../domain/statuses.ts';
 import { changeRow, checkAbort, loadRow, pause, type RunContext } from './run-context.ts';
 import { StatusFeed } from './status-feed.ts';
 
 /** What `track` returns once the result is handed to the copier: this job is done. */
 export const COPYING = Symbol('copying');
-
-const isRunning = (status: TransitionStatus) => status === S.SUBMITTED || status === S.IN_PROGRESS;
 
 /** A cancel Segue asked of fal for this request: when, and the code the run fails with if fal stops it. */
 interface CancelAsked {

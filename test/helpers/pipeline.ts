@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startFalEmulator, type FalEmulator, type FalEmulatorOptions } from '../../tools/fal-emulator/index.ts';
-import { TERMINAL } from '../../src/domain/batches.ts';
+import { TERMINAL } from '../../src/domain/statuses.ts';
 import type { Transition } from '../../src/generated/prisma/client.ts';
 import { createSegue, type Segue } from '../../src/runtime.ts';
 import { startWorker, type RunningWorker } from '../../src/worker/worker.ts';

@@ -51,7 +51,11 @@ export const BatchNode = builder.prismaNode('Batch', {
         type: 'DateTime',
         nullable: true,
         description: 'When the last of its transitions should be done, while the batch runs (null once it has ended).',
-        resolve: (batch, _args, ctx) => ctx.segue.completionEstimates.forBatch(batch.id, batch.completedAt !== null),
+        // Its counts say when it ended; completedAt is stamped a moment later, by the publisher.
+        resolve: async (batch, _args, ctx) => {
+          const counts = await countsOf(batch, ctx);
+          return ctx.segue.completionEstimates.forBatch(batch.id, counts.queued + counts.running === 0);
+        },
       }),
       transitions: t.connection({
         type: TransitionNode,
