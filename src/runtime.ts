@@ -2,6 +2,8 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { createDatabase, type Db, type Sql } from './db.ts';
 import { CompletionEstimates } from './domain/eta.ts';
+import { batchWatch } from './events/batch-watch.ts';
+import type { WatchBatch } from './domain/ports.ts';
 import { closePubSub, createPubSub, type PubSub } from './events/pubsub.ts';
 import { EventPublisher } from './events/publisher.ts';
 import { topics, type Topics } from './events/topics.ts';
@@ -31,6 +33,8 @@ export interface Segue {
   readonly jobs: GenerationQueue;
   readonly pubsub: PubSub;
   readonly changes: EventPublisher;
+  /** Follows a batch's progress events (generateNow waits with it). */
+  readonly watchBatch: WatchBatch;
   readonly provider: VideoProvider;
   readonly media: MediaService;
   /** When open transitions and batches should be done (estimated at most once a second). */
@@ -79,6 +83,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
     get changes() {
       return (changes ??= new EventPublisher({ db, pubsub: segue.pubsub, topics: names, logger }));
     },
+    watchBatch: (accountId, batchId, onChange) => batchWatch(segue.pubsub, names)(accountId, batchId, onChange),
     get provider() {
       return (provider ??= createProvider(config, media, logger));
     },

@@ -3,8 +3,8 @@ import type { Db, Sql } from '../db.ts';
 import type { GeneratedTransition, Prisma } from '../generated/prisma/client.ts';
 import { GeneratedTransitionStatus as G, TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
-import type { MediaQueue } from '../queue/media-queue.ts';
 import { conflict, notFound, pathsOf } from './errors.ts';
+import type { CombineJobs } from './ports.ts';
 import { httpUrl, parseInput } from './transition-input.ts';
 import type { Selection } from './transitions.ts';
 
@@ -22,7 +22,7 @@ export const combineInput = z.object({
 export interface CombineDeps {
   db: Db;
   sql: Sql;
-  mediaJobs: MediaQueue;
+  mediaJobs: CombineJobs;
   logger: Logger;
   changes?: { generatedTransitionChanged(row: GeneratedTransition): void | Promise<void> };
 }

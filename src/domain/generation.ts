@@ -1,11 +1,10 @@
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { VideoProvider } from '../providers/provider.ts';
-import type { PubSub } from '../events/pubsub.ts';
-import type { Topics } from '../events/topics.ts';
 import { closeFinishedBatches, createBatch } from './batches.ts';
 import { OPEN, RETRYABLE, TERMINAL } from './statuses.ts';
 import { conflict } from './errors.ts';
+import type { WatchBatch } from './ports.ts';
 import { launchRuns } from './launch.ts';
 import { alreadyGenerated, cancelTransitions, RUN_START_FIELDS, startRuns } from './state-machine.ts';
 import { noteCancelRequested } from './ledger.ts';
@@ -105,8 +104,7 @@ export async function retryTransition(deps: ServiceDeps, accountId: string, id: 
 }
 
 export interface GenerateNowDeps extends ServiceDeps {
-  pubsub: PubSub;
-  topics: Topics;
+  watchBatch: WatchBatch;
 }
 
 /**
@@ -123,7 +121,7 @@ export async function generateNow(
   const ids = transitions.map((t) => t.id);
   const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
   let wake: (() => void) | null = null;
-  const subscription = await deps.pubsub.subscribe(deps.topics.batch(accountId, batch!.id), () => wake?.());
+  const stopWatching = await deps.watchBatch(accountId, batch!.id, () => wake?.());
   try {
     for (;;) {
       const rows = await deps.db.transition.findMany({ where: { id: { in: ids } } });
@@ -141,6 +139,6 @@ export async function generateNow(
       });
     }
   } finally {
-    deps.pubsub.unsubscribe(subscription);
+    stopWatching();
   }
 }

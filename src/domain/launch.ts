@@ -1,12 +1,12 @@
 import type { Transition } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
-import type { GenerationQueue } from '../queue/generation-queue.ts';
+import type { RunJobs } from './ports.ts';
 import { announceCommitted, type ChangeListener, type TransitionField } from './state-machine.ts';
 
 export interface LaunchDeps {
   db: import('../db.ts').Db;
   sql: import('../db.ts').Sql;
-  jobs: GenerationQueue;
+  jobs: RunJobs;
   changes: ChangeListener;
   logger: Logger;
 }

@@ -1,6 +1,7 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
+import type { RunJobs } from '../domain/ports.ts';
 import { FairShare } from './fairness.ts';
 
 export const GENERATION_QUEUE = 'generation';
@@ -20,7 +21,7 @@ export type Enqueueable = Pick<GenerationJobData, 'accountId' | 'run'> & { id: s
 /** The custom backoff type the worker implements (exponential with jitter, honouring Retry-After). */
 export const BACKOFF_TYPE = 'segue';
 
-export class GenerationQueue {
+export class GenerationQueue implements RunJobs {
   readonly queue: Queue<GenerationJobData>;
   readonly fairness: FairShare;
   private waiting: Promise<void> | null = null;

@@ -1,6 +1,7 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
+import type { CombineJobs } from '../domain/ports.ts';
 
 export const MEDIA_QUEUE = 'media';
 
@@ -16,7 +17,7 @@ export const mediaJobId = (data: MediaJobData) =>
  * ffmpeg work after (or besides) generation: it has its own queue and concurrency
  * (MEDIA_CONCURRENCY per worker process), so renders never hold up the fal pipeline.
  */
-export class MediaQueue {
+export class MediaQueue implements CombineJobs {
   readonly queue: Queue<MediaJobData>;
 
   constructor(config: Config, connection: Redis) {

@@ -1,0 +1,27 @@
+/**
+ * What the domain needs from the queues and the event bus, declared here so the rules never import
+ * them: src/queue and src/events implement these, src/runtime.ts wires them in.
+ */
+
+/** A generation run to be worked: the transition, its run number and its account (for fair share). */
+export interface RunRef {
+  id: string;
+  run: number;
+  accountId: string;
+}
+
+/** The generation queue, as the domain uses it. */
+export interface RunJobs {
+  /** Adds one job per run (a run already queued is left as it is). */
+  enqueue(runs: readonly RunRef[]): Promise<void>;
+  /** Removes a run's job if no worker has taken it yet. */
+  removeWaiting(transitionId: string, run: number): Promise<void>;
+}
+
+/** The media queue, as the domain uses it: a combined video to render. */
+export interface CombineJobs {
+  add(job: { kind: 'combine'; generatedTransitionId: string }): Promise<unknown>;
+}
+
+/** Calls `onChange` whenever a batch of the account changes; resolves with a function that stops it. */
+export type WatchBatch = (accountId: string, batchId: string, onChange: () => void) => Promise<() => void>;
