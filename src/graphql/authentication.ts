@@ -9,6 +9,7 @@ import {
 import type { Plugin } from 'graphql-yoga';
 import { forbidden, unauthenticated, type AppError } from '../domain/errors.ts';
 import type { Context } from './context.ts';
+import { operationOf, refuseBeforeRunning, type OperationArgs } from './operation-gate.ts';
 
 const PUBLIC_FIELDS = new Set(['__schema', '__type', '__typename']);
 
@@ -53,15 +54,10 @@ function rootFields(document: DocumentNode, operation: OperationDefinitionNode):
  * root field gets its error (UNAUTHENTICATED without a valid credential, FORBIDDEN for a token).
  */
 export function useAuthentication(): Plugin<Context> {
-  const check = (args: { document: DocumentNode; operationName?: string | null; contextValue: Context }) => {
+  const check = (args: OperationArgs) => {
     const { principal, authFailure } = args.contextValue;
     if (principal && principal.kind !== 'token') return null;
-    const operations = args.document.definitions.filter(
-      (d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION,
-    );
-    const operation = args.operationName
-      ? operations.find((o) => o.name?.value === args.operationName)
-      : operations[0];
+    const operation = operationOf(args.document, args.operationName);
     if (!operation) return null;
     const allowed = principal ? TOKEN_FIELDS[operation.operation] : new Set<string>();
     const denied = rootFields(args.document, operation).filter((f) => !PUBLIC_FIELDS.has(f.name.value) && !allowed.has(f.name.value));
@@ -79,14 +75,5 @@ export function useAuthentication(): Plugin<Context> {
       ),
     };
   };
-  return {
-    onExecute({ args, setResultAndStopExecution }) {
-      const result = check(args);
-      if (result) setResultAndStopExecution(result);
-    },
-    onSubscribe({ args, setResultAndStopExecution }) {
-      const result = check(args);
-      if (result) setResultAndStopExecution(result);
-    },
-  };
+  return refuseBeforeRunning(check);
 }

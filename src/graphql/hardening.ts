@@ -1,17 +1,10 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import {
-  GraphQLError,
-  Kind,
-  NoSchemaIntrospectionCustomRule,
-  validate,
-  type DocumentNode,
-  type GraphQLSchema,
-  type OperationDefinitionNode,
-} from 'graphql';
+import { GraphQLError, NoSchemaIntrospectionCustomRule, validate } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Context } from './context.ts';
+import { operationOf, refuseBeforeRunning, type OperationArgs } from './operation-gate.ts';
 
 /** Depth, cost, alias, token and directive limits (graphql-armor); field suggestions hidden. */
 export function useQueryLimits(config: Config): Plugin {
@@ -44,7 +37,7 @@ export function useIntrospectionSwitch(options: { enabled: boolean; forAccounts:
       },
     };
   }
-  const check = (args: { schema: GraphQLSchema; document: DocumentNode; contextValue: Context }) => {
+  const check = (args: OperationArgs) => {
     if (args.contextValue.principal) return null;
     const [first] = validate(args.schema, args.document, [NoSchemaIntrospectionCustomRule]);
     if (!first) return null;
@@ -58,22 +51,8 @@ export function useIntrospectionSwitch(options: { enabled: boolean; forAccounts:
       ],
     };
   };
-  return {
-    onExecute({ args, setResultAndStopExecution }) {
-      const result = check(args);
-      if (result) setResultAndStopExecution(result);
-    },
-    onSubscribe({ args, setResultAndStopExecution }) {
-      const result = check(args);
-      if (result) setResultAndStopExecution(result);
-    },
-  };
+  return refuseBeforeRunning(check);
 }
-
-const operationOf = (document: DocumentNode, name?: string | null) =>
-  document.definitions.find(
-    (d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION && (!name || d.name?.value === name),
-  );
 
 export interface RateLimiter {
   /** Seconds until the account may try again, or 0 when this call is allowed. */
