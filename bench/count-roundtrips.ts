@@ -11,17 +11,27 @@ import { createRequire } from 'node:module';
 
 export interface Counts {
   statements: number;
+  /** Statements by their first words (the table and what is done to it, enough to tell them apart). */
+  sql: Record<string, number>;
   redis: Record<string, number>;
 }
+
+const labelOf = (args: unknown[]) => {
+  const first = args[0] as string | { text?: string } | undefined;
+  const text = typeof first === 'string' ? first : (first?.text ?? '?');
+  return text.replace(/\s+/g, ' ').trim().slice(0, 70);
+};
 
 const dir = process.env.BENCH_COUNTS;
 if (dir) {
   const require = createRequire(import.meta.url);
-  const counts: Counts = { statements: 0, redis: {} };
+  const counts: Counts = { statements: 0, sql: {}, redis: {} };
   const pg = require('pg') as { Client: { prototype: { query: (...args: unknown[]) => unknown } } };
   const query = pg.Client.prototype.query;
   pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
     counts.statements += 1;
+    const label = labelOf(args);
+    counts.sql[label] = (counts.sql[label] ?? 0) + 1;
     return query.apply(this, args);
   };
   const { Redis } = require('ioredis') as { Redis: { prototype: { sendCommand: (command: { name: string }, ...rest: unknown[]) => unknown } } };

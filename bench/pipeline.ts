@@ -9,6 +9,7 @@ import { dropQueueKeys } from '../test/helpers/pipeline.ts';
 import { makeImage, startImageServer } from '../test/helpers/images.ts';
 import { benchConfig } from './lib.ts';
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 
 /** The pipeline for a benchmark: emulator + API (webhooks) in this process, workers as child processes. */
 export async function startBenchPipeline(options: { emulator: FalEmulatorOptions; env: Record<string, string>; workers: number }) {
@@ -36,9 +37,11 @@ export async function startBenchPipeline(options: { emulator: FalEmulatorOptions
     // BENCH_COUNTS=<dir>: each worker counts its round trips there (bench/count-roundtrips.ts).
     const counting = process.env.BENCH_COUNTS ? ['--import', './bench/count-roundtrips.ts'] : [];
     const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...counting, 'src/main.ts', 'worker'], {
-      env: { ...process.env, ...env, LOG_LEVEL: 'info' },
+      env: { ...process.env, ...env, LOG_LEVEL: process.env.WORKER_LOG_LEVEL ?? 'info' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    // WORKER_LOG=<file>: each worker's log lines (JSON, info level) are appended there.
+    if (process.env.WORKER_LOG) child.stdout.pipe(createWriteStream(process.env.WORKER_LOG, { flags: 'a' }));
     await new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (d: Buffer) => d.toString().includes('generation worker started') && resolve());
       child.once('exit', () => reject(new Error('worker exited')));

@@ -20,11 +20,13 @@ const countsHere = () => (globalThis as { benchCounts?: () => Counts }).benchCou
 
 const add = (into: Counts, more: Counts) => {
   into.statements += more.statements;
+  for (const [label, n] of Object.entries(more.sql ?? {})) into.sql[label] = (into.sql[label] ?? 0) + n;
   for (const [cmd, n] of Object.entries(more.redis)) into.redis[cmd] = (into.redis[cmd] ?? 0) + n;
   return into;
 };
 const minus = (a: Counts, b: Counts): Counts => ({
   statements: a.statements - b.statements,
+  sql: Object.fromEntries(Object.entries(a.sql).map(([label, n]) => [label, n - (b.sql[label] ?? 0)])),
   redis: Object.fromEntries(Object.entries(a.redis).map(([cmd, n]) => [cmd, n - (b.redis[cmd] ?? 0)])),
 });
 const redisTotal = (c: Counts) => Object.values(c.redis).reduce((x, y) => x + y, 0);
@@ -51,7 +53,7 @@ const account = await pipeline.account();
 const workerCounts = () =>
   readdirSync(countDir)
     .filter((f) => f !== `${process.pid}.json`)
-    .reduce((sum, f) => add(sum, JSON.parse(readFileSync(join(countDir, f), 'utf8')) as Counts), { statements: 0, redis: {} } as Counts);
+    .reduce((sum, f) => add(sum, JSON.parse(readFileSync(join(countDir, f), 'utf8')) as Counts), { statements: 0, sql: {}, redis: {} } as Counts);
 for (const w of pipeline.workers) w.kill('SIGUSR2');
 await new Promise((r) => setTimeout(r, 300));
 const workersBefore = workerCounts();
@@ -71,7 +73,7 @@ api.statements -= polls;
 const c = pipeline.emulator.counters();
 await pipeline.close();
 const workersRun = minus(workerCounts(), workersBefore);
-const all = add(add({ statements: 0, redis: {} }, api), workersRun);
+const all = add(add({ statements: 0, sql: {}, redis: {} }, api), workersRun);
 const redisByCommand = Object.entries(all.redis).filter(([, d]) => d > 0).sort((a, b) => b[1] - a[1]);
 rmSync(countDir, { recursive: true, force: true });
 
@@ -89,6 +91,10 @@ console.log(
     `${(redisTotal(all) / n).toFixed(1)} Redis commands (API ${(redisTotal(api) / n).toFixed(1)}, workers ${(redisTotal(workersRun) / n).toFixed(1)}) (goal <= 12 each)`,
 );
 console.log(`  Redis commands by kind, per transition: ${redisByCommand.slice(0, 8).map(([cmd, d]) => `${cmd} ${(d / n).toFixed(1)}`).join(', ')}`);
+if (process.env.SQL_DETAIL) {
+  const bySql = Object.entries(all.sql).filter(([, d]) => d > 0).sort((a, b) => b[1] - a[1]);
+  for (const [label, d] of bySql.slice(0, 30)) console.log(`    ${(d / n).toFixed(2)}  ${label}`);
+}
 console.log(`  posters: the last one ${posterSeconds.toFixed(1)} s after the last COMPLETED`);
 console.log(`  CPU during the run: ${cpu}`);
 console.log(`  emulator: submitted ${c.submitted}, duplicates ${c.duplicateInputs}, status calls ${c.statusCalls}, webhooks ${c.webhooksDelivered}`);

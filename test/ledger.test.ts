@@ -3,7 +3,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setBudget } from '../src/domain/accounts.ts';
 import { createAndGenerate } from '../src/domain/generation.ts';
-import { claimSubmit, ClaimRefused, recordAccepted, unclaimSubmit, type ClaimOptions } from '../src/domain/ledger.ts';
+import { ClaimBatcher, claimSubmit, claimSubmits, ClaimRefused, type ClaimPolicy } from '../src/domain/claims.ts';
+import { recordAccepted, unclaimSubmit } from '../src/domain/ledger.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
 import { createTestAccount, testConfig } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
@@ -23,7 +24,7 @@ afterAll(async () => {
   await dropQueueKeys(segue.config.redisUrl, prefix);
 });
 
-const options = (cap: number): Omit<ClaimOptions, 'submissionId'> => ({
+const options = (cap: number): ClaimPolicy => ({
   cap,
   pricePerSecondUsd: 0.098,
   model: 'fal-ai/kling-video/v2.1/pro/image-to-video',
@@ -111,5 +112,67 @@ describe('the submit claim', () => {
     expect(await recordAccepted(segue, submission, 'req-after-delete', 0)).toBeNull();
     const row = await segue.db.falRequest.findUniqueOrThrow({ where: { id: submissionId } });
     expect(row).toMatchObject({ requestId: 'req-after-delete', state: 'ACCEPTED', transitionId: null });
+  });
+
+  it('claims sent together: one transaction decides each in order (cap, budget within the batch, an earlier request, a row that moved, the same run twice)', async () => {
+    await endAll();
+    const paying = await createTestAccount(segue);
+    const budgeted = await createTestAccount(segue);
+    const free = (await createAndGenerate(segue, paying.id, { transitions: transitionInputs(4) })).transitions;
+    const capped = (await createAndGenerate(segue, budgeted.id, { transitions: transitionInputs(3) })).transitions;
+    await setBudget(segue.db, budgeted.id, 0.98); // two 5 s videos
+    // One of the free ones has an earlier request still open at fal; another was canceled.
+    await segue.sql.query(
+      `INSERT INTO "FalRequest" ("accountId", "transitionId", "run", "attempt", "model", "costUsd", "state", "requestId")
+       VALUES ($1::uuid, $2::uuid, 0, 1, 'm', 0, 'ACCEPTED', $3)`,
+      [paying.id, free[1]!.id, `req-${free[1]!.id}`],
+    );
+    await segue.sql.query(`UPDATE "Transition" SET "status" = 'CANCELED' WHERE "id" = $1::uuid`, [free[2]!.id]);
+    const request = (t: { id: string; run: number }) => ({ ref: { id: t.id, run: t.run }, submissionId: uuidv7() });
+    const requests = [request(free[0]!), request(free[0]!), request(free[1]!), request(free[2]!), ...capped.map(request), request(free[3]!)];
+    // Three slots are taken already (free[1]'s open request and two others'), two are left of 5.
+    await segue.sql.query(
+      `INSERT INTO "FalRequest" ("accountId", "model", "run", "attempt", "costUsd", "state", "requestId")
+       SELECT $1::uuid, 'm', 0, 1, 0, 'ACCEPTED', 'req-other-' || g FROM generate_series(1, 2) g`,
+      [paying.id],
+    );
+    const outcomes = await claimSubmits(segue, requests, { ...options(5) });
+    const said = outcomes.map((o) => (o instanceof ClaimRefused ? o.reason : o ? 'claimed' : 'moved'));
+    // free[0] claims (slot 4), its twin finds it moved, free[1] waits for its earlier request,
+    // free[2] was canceled; the budgeted three: the first takes the last slot, the other two fit
+    // the budget (two videos) but find no slot; free[3]: no slot.
+    expect(said).toEqual(['claimed', 'moved', 'previous-open', 'moved', 'claimed', 'cap', 'cap', 'cap']);
+    expect(await segue.db.falRequest.count({ where: { transitionId: { in: [free[0]!.id, capped[0]!.id] }, state: 'SUBMITTING' } })).toBe(2);
+
+    // With room, the budget decides within the batch: two of three fit.
+    await endAll();
+    const again = await segue.db.transition.findMany({ where: { accountId: budgeted.id, status: 'QUEUED' } });
+    const second = await claimSubmits(segue, again.map(request), options(100));
+    // One video is paid already (0.49 committed): one more fits the budget of two.
+    expect(second.map((o) => (o instanceof ClaimRefused ? o.reason : o ? 'claimed' : 'moved'))).toEqual(['claimed', 'budget']);
+  });
+
+  it('a process sends the claims of a burst together: 60 claims, a cap of 10, exactly 10 slots taken, in fewer transactions than claims', async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(60) });
+    let transactions = 0;
+    const counting = {
+      ...segue,
+      sql: { ...segue.sql, transaction: <T>(work: Parameters<typeof segue.sql.transaction<T>>[0]) => ((transactions += 1), segue.sql.transaction(work)) },
+    };
+    const batcher = new ClaimBatcher(counting, options(10));
+    const outcomes = await Promise.all(
+      transitions.map((t) =>
+        batcher.claim(t, uuidv7()).then(
+          (row) => (row ? 'claimed' : 'moved'),
+          (error: unknown) => (error instanceof ClaimRefused ? error.reason : 'error'),
+        ),
+      ),
+    );
+    expect(outcomes.filter((o) => o === 'claimed')).toHaveLength(10);
+    expect(outcomes.filter((o) => o === 'cap')).toHaveLength(50);
+    expect(await segue.db.falRequest.count({ where: { accountId: account.id, state: 'SUBMITTING' } })).toBe(10);
+    expect(transactions).toBeLessThan(10);
   });
 });

@@ -22,10 +22,14 @@ const Spend = graphql(`query BudgetSpend { viewer { spend { spentUsd reservedUsd
 const PRICE_5S = 0.49;
 let p: Pipeline | undefined;
 const apis: Child[] = [];
-afterAll(async () => {
-  await Promise.all(apis.map((a) => a.stop('SIGKILL')));
+// Its workers' reconcilers would take up the next test's queued work (one database): stop them
+// as soon as the test that started them ends.
+const stopFirst = async () => {
+  await Promise.all(apis.splice(0).map((a) => a.stop('SIGKILL')));
   await p?.close();
-});
+  p = undefined;
+};
+afterAll(stopFirst);
 
 async function startApi(pipeline: Pipeline) {
   const port = await freePort();
@@ -86,10 +90,12 @@ describe('a budget for two videos', () => {
     expect(bRows.filter((r) => r.status === 'COMPLETED')).toHaveLength(2);
     expect(bRows.filter((r) => r.status === 'FAILED' && r.errorCode === 'BUDGET_EXCEEDED')).toHaveLength(8);
     expect(p.emulator.counters().duplicateInputs).toBe(0);
+    await stopFirst();
   });
 
   it('a budgeted account is refused when the model’s price is unknown, never treated as free', { timeout: 60_000 }, async () => {
-    const q = await startPipeline({ emulator: { latencyMs: 100 }, env: { FAL_MODEL: 'fal-ai/some-new-model' }, inlineWorkers: 1 });
+    // The worker starts once the budget is set: the queued transition meets it at its claim.
+    const q = await startPipeline({ emulator: { latencyMs: 100 }, env: { FAL_MODEL: 'fal-ai/some-new-model' } });
     try {
       const account = await q.account();
       // Without a budget the price does not matter.
@@ -106,6 +112,7 @@ describe('a budget for two videos', () => {
       expect(refused.errors![0]!.extensions).toMatchObject({ reason: 'PRICE_UNKNOWN' });
       expect(refused.errors![0]!.message).toMatch(/FAL_PRICE_PER_SECOND/);
       // ... and at the claim, for work queued before the budget was set.
+      await q.startInlineWorker();
       const [row] = await q.settled(queued.batch!.id, 30_000);
       expect(row).toMatchObject({ status: 'FAILED', errorCode: 'BUDGET_EXCEEDED', attempts: 0 });
       expect(row!.errorMessage).toMatch(/price .* unknown/);

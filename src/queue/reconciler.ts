@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { closeFinishedBatches } from '../domain/batches.ts';
 import { sweepIdempotencyKeys } from '../domain/idempotency.ts';
+import { submitAnswerMs } from '../domain/claims.ts';
 import { abandonStaleRequests, expireStaleSubmissions, orphanRequests } from '../domain/ledger.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import { OPEN } from '../domain/statuses.ts';
@@ -135,7 +136,7 @@ export class Reconciler {
     }
     report.batchesClosed = (await closeFinishedBatches(db, 'all-open')).length;
     report.mediaRequeued = await this.media();
-    report.submissionsExpired = await expireStaleSubmissions(this.segue.sql, config.fal.submitTimeoutMs + 5_000);
+    report.submissionsExpired = await expireStaleSubmissions(this.segue.sql, submitAnswerMs(config.fal));
     report.orphansEnded = await this.orphans();
     report.idempotencyKeysDeleted = await sweepIdempotencyKeys(db, config.http.idempotencyTtlMs);
     if (report.requeued || report.batchesClosed || report.mediaRequeued || report.orphansEnded || report.submissionsExpired) {

@@ -5,6 +5,7 @@ import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import { isProviderError } from '../providers/provider.ts';
 import type { GenerationJobData } from '../queue/generation-queue.ts';
 import type { Segue } from '../runtime.ts';
+import type { ClaimBatcher } from '../domain/claims.ts';
 import type { Copier } from './copy-jobs.ts';
 import { awaitLostSubmit } from './lost-submit.ts';
 import { Aborted, ABORT_LOCK_LOST, Park, type RunContext } from './run-context.ts';
@@ -32,6 +33,7 @@ export async function runGeneration(
   segue: Segue,
   wakeups: Wakeups,
   copier: Copier,
+  claims: ClaimBatcher,
   job: Job<GenerationJobData>,
   token: string | undefined,
   signal: AbortSignal | undefined,
@@ -46,6 +48,7 @@ export async function runGeneration(
     log: segue.logger.child({ transitionId: ref.id, run: ref.run, jobId: job.id }),
     watch: wakeups.watch(ref.id),
     copier,
+    claims,
   };
   try {
     // Most jobs find their row QUEUED: submitNext loads it and submits.

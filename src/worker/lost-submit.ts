@@ -1,3 +1,4 @@
+import { submitAnswerMs } from '../domain/claims.ts';
 import { loadSubmission, markUncertain, recordAccepted } from '../domain/ledger.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { ProviderError } from '../providers/provider.ts';
@@ -46,7 +47,7 @@ export async function awaitLostSubmit(ctx: RunContext, row: Transition, how: { a
     );
     return adopted ?? loadRow(ctx);
   }
-  const answerBy = submittedAt + config.fal.submitTimeoutMs + 5_000;
+  const answerBy = submittedAt + submitAnswerMs(config.fal);
   if (submission?.state === 'SUBMITTING') {
     if (!how.answerLost && Date.now() < answerBy) {
       // Its worker may still be waiting for fal's answer, and will record it.

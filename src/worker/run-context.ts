@@ -5,6 +5,7 @@ import type { TransitionStatus } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
 import type { GenerationJobData } from '../queue/generation-queue.ts';
 import type { Segue } from '../runtime.ts';
+import type { ClaimBatcher } from '../domain/claims.ts';
 import type { Copier } from './copy-jobs.ts';
 import type { Watch } from './wakeups.ts';
 
@@ -23,6 +24,8 @@ export interface RunContext {
   /** Changes of the row made elsewhere (a webhook, a cancel), caught from the start of the job on. */
   readonly watch: Watch;
   readonly copier: Copier;
+  /** This process's claims, sent to PostgreSQL together. */
+  readonly claims: ClaimBatcher;
 }
 
 /**

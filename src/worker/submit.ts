@@ -1,6 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import { estimateUsd } from '../domain/costs.ts';
-import { claimSubmit, ClaimRefused, markRefused, markUncertain, recordAccepted, unclaimSubmit, type Submission } from '../domain/ledger.ts';
+import { ClaimRefused } from '../domain/claims.ts';
+import { markRefused, markUncertain, recordAccepted, unclaimSubmit, type Submission } from '../domain/ledger.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import { webhookUrl } from '../providers/fal-webhook.ts';
@@ -25,8 +26,6 @@ const inputOf = (t: Transition, images: RunImages): GenerationInput => ({
   transitionType: t.transitionType,
 });
 
-/** How long a submit can still get its answer: the submit's own timeout, and a margin. */
-export const submitAnswerMs = (ctx: Pick<RunContext, 'segue'>) => ctx.segue.config.fal.submitTimeoutMs + 5_000;
 
 /** A pause before looking again, spread so parked jobs do not all wake at once. */
 const jittered = (ms: number) => Math.round(ms * (0.75 + Math.random() * 0.5));
@@ -56,13 +55,7 @@ export async function submitNext(ctx: RunContext, known?: Transition | null): Pr
   const submissionId = uuidv7();
   let claimed: Transition | null;
   try {
-    claimed = await claimSubmit(segue, ctx.ref, {
-      submissionId,
-      cap: config.fal.concurrency,
-      pricePerSecondUsd: config.pricePerSecondUsd,
-      model: config.fal.model,
-      submitAnswerMs: submitAnswerMs(ctx),
-    });
+    claimed = await ctx.claims.claim(ctx.ref, submissionId);
   } catch (error) {
     if (error instanceof ClaimRefused) return refused(ctx, error);
     // PostgreSQL failed and the claim may or may not have committed: make sure it did not.

@@ -5,6 +5,7 @@ import { generationBackoff } from '../queue/backoff.ts';
 import { Reconciler } from '../queue/reconciler.ts';
 import { MEDIA_QUEUE, type MediaJobData } from '../queue/media-queue.ts';
 import { COPY_QUEUE, type CopyJobData } from '../queue/copy-queue.ts';
+import { ClaimBatcher, claimPolicy } from '../domain/claims.ts';
 import { Copier, copyProcessor } from './copy-jobs.ts';
 import { mediaProcessor } from './media-jobs.ts';
 import { workerName } from '../domain/queue-stats.ts';
@@ -32,6 +33,7 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   const subscriber = createRedis(config.redisUrl, 'subscriber');
   const wakeups = new Wakeups(subscriber, segue.topics);
   const copier = new Copier(segue, config.worker.copyConcurrency);
+  const claims = new ClaimBatcher(segue, claimPolicy(config));
   await wakeups.start();
   await segue.jobs.setFalConcurrency(config.fal.concurrency);
   // The storage driver loads on first use: load it now, so the first finished video is stored as
@@ -40,7 +42,7 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
 
   const processor = async (job: Job<GenerationJobData>, token?: string, signal?: AbortSignal) => {
     await segue.jobs.fairness.started(job.opts.priority).catch(() => undefined);
-    return runGeneration(segue, wakeups, copier, job, token, signal);
+    return runGeneration(segue, wakeups, copier, claims, job, token, signal);
   };
 
   const worker = new Worker<GenerationJobData>(GENERATION_QUEUE, processor, {

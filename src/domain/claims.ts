@@ -1,0 +1,257 @@
+import type { Transition } from '../generated/prisma/client.ts';
+import { announceCommitted, type StateDeps } from './state-machine.ts';
+
+/**
+ * Claims: QUEUED → SUBMITTED for one submit to fal, written together with the submission's ledger
+ * row (SUBMITTING, see ledger.ts), which is at once its FAL_CONCURRENCY slot and its budget
+ * reservation. Nothing is sent to fal without a committed claim.
+ *
+ * Every claim of every worker process counts the slots in flight under one lock, so claims are
+ * serial by nature. To keep that lock from being the pipeline's ceiling, a process sends the
+ * claims that arrive while its previous transaction runs together, in one transaction (ClaimBatcher):
+ * one turn at the lock, and a handful of statements, for a whole burst.
+ */
+
+export type ClaimRefusal = 'previous-open' | 'cap' | 'budget' | 'price-unknown';
+
+/** Why a claim sent nothing: the caller waits (previous-open, cap) or fails the run (budget). */
+export class ClaimRefused extends Error {
+  override name = 'ClaimRefused';
+  constructor(
+    readonly reason: ClaimRefusal,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** The rules every claim of a process follows (from its configuration). */
+export interface ClaimPolicy {
+  /** FAL_CONCURRENCY: requests in flight at fal across every worker. */
+  cap: number;
+  /** USD per second of video; null when unknown (then a budgeted account cannot be served). */
+  pricePerSecondUsd: number | null;
+  model: string;
+  /** How long a SUBMITTING row can still get its answer (FAL_SUBMIT_TIMEOUT_MS and a margin). */
+  submitAnswerMs: number;
+}
+
+/** How long a submit can still get its answer: the submit's own timeout, and a margin. */
+export const submitAnswerMs = (fal: { submitTimeoutMs: number }) => fal.submitTimeoutMs + 5_000;
+
+/** The policy of a process, from its configuration. */
+export const claimPolicy = (config: {
+  fal: { concurrency: number; model: string; submitTimeoutMs: number };
+  pricePerSecondUsd: number | null;
+}): ClaimPolicy => ({
+  cap: config.fal.concurrency,
+  pricePerSecondUsd: config.pricePerSecondUsd,
+  model: config.fal.model,
+  submitAnswerMs: submitAnswerMs(config.fal),
+});
+
+export interface ClaimRequest {
+  ref: { id: string; run: number };
+  /** The id the ledger row gets (chosen by the caller, so it can undo a claim whose answer it lost). */
+  submissionId: string;
+}
+
+/** The claimed row; null when the row is not QUEUED in this run (someone else moved it); or why not. */
+export type ClaimOutcome = Transition | null | ClaimRefused;
+
+const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
+/** The wall clock, not the transaction's start: a claim that waited on locks stamps when it got them. */
+const CLOCK_NOW = `(clock_timestamp() AT TIME ZONE 'UTC')`;
+/** A lock key all claims share: the slot count and the inserts that take slots happen one at a time. */
+const SLOTS_LOCK = 7_365_686_575;
+/** Rows that hold a slot: in flight at fal, or being submitted (and not so long that no answer can come). */
+const HOLDS_SLOT = `f."state" IN ('SUBMITTING', 'ACCEPTED') AND (f."state" = 'ACCEPTED' OR f."createdAt" > ${UTC_NOW} - $1::int * interval '1 millisecond')`;
+
+const CLAIM_FIELDS = ['status', 'attempts', 'version', 'submittedAt', 'updatedAt', 'falRequestId', 'queuePosition', 'startedAt'] as const;
+
+const costOf = (pricePerSecond: number | null, seconds: number) =>
+  pricePerSecond === null ? 0 : Math.round(pricePerSecond * seconds * 10_000) / 10_000;
+
+type Locked = { id: string; durationSeconds: number; accountId: string; budget: string | null };
+
+/**
+ * Claims, in the order given, each request whose row is QUEUED in its run, if and only if: no
+ * earlier request of that transition may still run at fal, a budgeted account can pay for it
+ * (spent + in flight + uncertain + the claims before it here), and fewer than `cap` submissions
+ * are in flight. One transaction: the rows are locked in id order (two batches never deadlock),
+ * budgeted accounts are locked and their commitments summed, then the slot lock is taken and the
+ * slots are counted once for the whole batch. Returns one outcome per request.
+ */
+export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequest[], policy: ClaimPolicy): Promise<ClaimOutcome[]> {
+  const outcomes: ClaimOutcome[] = requests.map(() => null);
+  // The same run asked twice (a job run twice at once): the first one claims, the other finds it moved.
+  const firstOf = new Map<string, number>();
+  requests.forEach((r, i) => firstOf.has(r.ref.id) || firstOf.set(r.ref.id, i));
+  const asked = [...firstOf.values()];
+  if (asked.length === 0) return outcomes;
+
+  const claimed = await deps.sql.transaction(async (tx) => {
+    const locked = await tx.query<Locked & { run: number }>(
+      `SELECT t."id", t."run", t."durationSeconds", t."accountId", a."budgetUsd" AS budget
+       FROM "Transition" t
+       JOIN unnest($1::uuid[], $2::int[]) AS r("id", "run") ON r."id" = t."id" AND r."run" = t."run"
+       JOIN "Account" a ON a."id" = t."accountId"
+       WHERE t."status" = 'QUEUED'
+       ORDER BY t."id" FOR UPDATE OF t`,
+      [asked.map((i) => requests[i]!.ref.id), asked.map((i) => requests[i]!.ref.run)],
+    );
+    const rows = new Map(locked.map((r) => [r.id, r]));
+    const candidates = asked.filter((i) => rows.has(requests[i]!.ref.id));
+    if (candidates.length === 0) return [];
+
+    // Budgeted accounts serialize their reservations on the account row; what they have
+    // committed is summed after that lock (a new statement sees every earlier reservation) and
+    // before the slot lock, which every claim of every account waits for.
+    const budgeted = [...new Set(locked.filter((r) => r.budget !== null).map((r) => r.accountId))].sort();
+    const committed = new Map<string, number>();
+    if (budgeted.length > 0 && policy.pricePerSecondUsd !== null) {
+      await tx.query(`SELECT 1 FROM "Account" WHERE "id" = ANY($1::uuid[]) ORDER BY "id" FOR UPDATE`, [budgeted]);
+      const sums = await tx.query<{ accountId: string; committed: string }>(
+        `SELECT "accountId", coalesce(sum("costUsd"), 0) AS committed FROM "FalRequest"
+         WHERE "accountId" = ANY($1::uuid[]) AND "state" <> 'REFUSED' GROUP BY "accountId"`,
+        [budgeted],
+      );
+      for (const s of sums) committed.set(s.accountId, Number(s.committed));
+    }
+
+    await tx.query(`SELECT pg_advisory_xact_lock($1::bigint)`, [SLOTS_LOCK]);
+    // A new statement after the lock: its snapshot sees every claim that committed before ours.
+    const [slots] = await tx.query<{ inFlight: number; previousOpen: string[] }>(
+      `SELECT (SELECT count(*)::int FROM "FalRequest" f WHERE ${HOLDS_SLOT}) AS "inFlight",
+              coalesce((SELECT array_agg(DISTINCT f."transitionId"::text) FROM "FalRequest" f
+                        WHERE f."transitionId" = ANY($2::uuid[]) AND ${HOLDS_SLOT}), '{}') AS "previousOpen"`,
+      [policy.submitAnswerMs, candidates.map((i) => requests[i]!.ref.id)],
+    );
+    const previousOpen = new Set(slots!.previousOpen);
+    let inFlight = slots!.inFlight;
+    const take: Array<{ index: number; cost: number }> = [];
+    for (const i of candidates) {
+      const row = rows.get(requests[i]!.ref.id)!;
+      const refusal = decide(row, policy, previousOpen, committed, inFlight);
+      if (refusal) {
+        outcomes[i] = refusal;
+        continue;
+      }
+      const cost = costOf(policy.pricePerSecondUsd, row.durationSeconds);
+      if (row.budget !== null) committed.set(row.accountId, (committed.get(row.accountId) ?? 0) + cost);
+      inFlight += 1;
+      take.push({ index: i, cost });
+    }
+    if (take.length === 0) return [];
+    return tx.query<Transition>(
+      `WITH r AS (
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[]) AS r("transitionId", "submissionId", "cost")
+       ), ledger AS (
+         INSERT INTO "FalRequest" ("id", "accountId", "transitionId", "run", "attempt", "model", "costUsd", "state", "createdAt")
+         SELECT r."submissionId", t."accountId", t."id", t."run", t."attempts" + 1, $4, r."cost", 'SUBMITTING', ${CLOCK_NOW}
+         FROM r JOIN "Transition" t ON t."id" = r."transitionId"
+         RETURNING "transitionId"
+       )
+       UPDATE "Transition" t SET "status" = 'SUBMITTED', "attempts" = t."attempts" + 1, "version" = t."version" + 1,
+         "submittedAt" = ${CLOCK_NOW}, "updatedAt" = ${CLOCK_NOW}, "falRequestId" = NULL, "queuePosition" = NULL, "startedAt" = NULL
+       FROM ledger l WHERE t."id" = l."transitionId"
+       RETURNING t.*`,
+      [
+        take.map((t) => requests[t.index]!.ref.id),
+        take.map((t) => requests[t.index]!.submissionId),
+        take.map((t) => t.cost),
+        policy.model,
+      ],
+    );
+  });
+  const byId = new Map(claimed.map((row) => [row.id, row]));
+  for (const i of asked) outcomes[i] = byId.get(requests[i]!.ref.id) ?? outcomes[i]!;
+  if (claimed.length > 0) await announceCommitted(deps, claimed, CLAIM_FIELDS);
+  return outcomes;
+}
+
+/** Why this row cannot be claimed now, in the order the rules apply; null when it can. */
+function decide(
+  row: Locked,
+  policy: ClaimPolicy,
+  previousOpen: ReadonlySet<string>,
+  committed: ReadonlyMap<string, number>,
+  inFlight: number,
+): ClaimRefused | null {
+  const budget = row.budget === null ? null : Number(row.budget);
+  if (budget !== null && policy.pricePerSecondUsd === null) {
+    return new ClaimRefused('price-unknown', `The account has a budget, but the price of ${policy.model} is unknown: set FAL_PRICE_PER_SECOND.`, {
+      model: policy.model,
+    });
+  }
+  if (previousOpen.has(row.id)) return new ClaimRefused('previous-open', 'An earlier request of this transition may still run at fal.');
+  if (budget !== null) {
+    const cost = costOf(policy.pricePerSecondUsd, row.durationSeconds);
+    const already = committed.get(row.accountId) ?? 0;
+    if (already + cost > budget + 1e-9) {
+      return new ClaimRefused(
+        'budget',
+        `This would exceed the account's budget of $${budget.toFixed(2)} (committed $${already.toFixed(2)}, this $${cost.toFixed(2)}).`,
+        { budgetUsd: budget, committedUsd: already, requestedUsd: cost },
+      );
+    }
+  }
+  if (inFlight >= policy.cap) {
+    return new ClaimRefused('cap', `${inFlight} requests are in flight at fal (FAL_CONCURRENCY ${policy.cap}).`, { inFlight });
+  }
+  return null;
+}
+
+/** One claim: the claimed row, or null when the row is not QUEUED in this run; throws ClaimRefused. */
+export async function claimSubmit(deps: StateDeps, ref: { id: string; run: number }, options: ClaimPolicy & { submissionId: string }) {
+  const [outcome] = await claimSubmits(deps, [{ ref, submissionId: options.submissionId }], options);
+  if (outcome instanceof ClaimRefused) throw outcome;
+  return outcome ?? null;
+}
+
+/**
+ * The claims of one process, sent together: a claim asked while the previous transaction runs
+ * waits for it, then goes with every other claim that came meanwhile (up to `maxBatch`) in the
+ * next one. A burst of N jobs costs about log-many transactions instead of N turns at the slot
+ * lock, and holds one database connection instead of one per waiting claim.
+ */
+export class ClaimBatcher {
+  private pending: Array<{ request: ClaimRequest; resolve: (o: ClaimOutcome) => void; reject: (e: unknown) => void }> = [];
+  private running = false;
+
+  constructor(
+    private readonly deps: StateDeps,
+    private readonly policy: ClaimPolicy,
+    private readonly maxBatch = 200,
+  ) {}
+
+  /** Same as claimSubmit. */
+  async claim(ref: { id: string; run: number }, submissionId: string): Promise<Transition | null> {
+    const outcome = await new Promise<ClaimOutcome>((resolve, reject) => {
+      this.pending.push({ request: { ref, submissionId }, resolve, reject });
+      void this.drain();
+    });
+    if (outcome instanceof ClaimRefused) throw outcome;
+    return outcome;
+  }
+
+  private async drain() {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, this.maxBatch);
+        try {
+          const outcomes = await claimSubmits(this.deps, batch.map((b) => b.request), this.policy);
+          batch.forEach((b, i) => b.resolve(outcomes[i]!));
+        } catch (error) {
+          // The transaction failed as a whole: each caller makes sure its claim did not land.
+          for (const b of batch) b.reject(error);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
