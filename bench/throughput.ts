@@ -33,7 +33,7 @@ const cpu = cpuDelta(before, await cpuSnapshot());
 const c = pipeline.emulator.counters();
 await pipeline.close();
 
-const raw = await rawBullmqJobsPerSecond(pipeline.segue.config.redisUrl, n, 100);
+const raw = await rawBullmqJobsPerSecond(pipeline.segue.config.redis, n, 100);
 const rate = completed / seconds;
 console.log(
   `throughput: N=${n}, fal latency 0, FAL_CONCURRENCY=${concurrency}, ${workers} worker process(es), ` +

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { createDatabase, type Db, type Sql } from './db.ts';
 import { closePubSub, createPubSub, type PubSub } from './events/pubsub.ts';
@@ -12,7 +11,7 @@ import { GenerationQueue } from './queue/generation-queue.ts';
 import { CopyQueue } from './queue/copy-queue.ts';
 import { MediaQueue } from './queue/media-queue.ts';
 import { createMediaService, type MediaService } from './media/service.ts';
-import { closeRedis, createRedis } from './redis.ts';
+import { closeRedis, createRedis, type RedisClient } from './redis.ts';
 
 /**
  * The process's shared parts, built once by an entrypoint and handed to the API, the worker and
@@ -49,7 +48,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
   const metrics = createMetrics();
   const names = topics(config.queuePrefix);
 
-  let producer: Redis | undefined;
+  let producer: RedisClient | undefined;
   let jobs: GenerationQueue | undefined;
   let pubsub: PubSub | undefined;
   let changes: EventPublisher | undefined;
@@ -66,11 +65,11 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
     metrics,
     topics: names,
     get jobs() {
-      producer ??= createRedis(config.redisUrl, 'producer');
+      producer ??= createRedis(config.redis, 'producer');
       return (jobs ??= new GenerationQueue(config, producer));
     },
     get pubsub() {
-      return (pubsub ??= createPubSub(config.redisUrl));
+      return (pubsub ??= createPubSub(config.redis));
     },
     get changes() {
       return (changes ??= new EventPublisher({ db, pubsub: segue.pubsub, topics: names, logger }));
@@ -80,11 +79,11 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
     },
     media,
     get mediaJobs() {
-      producer ??= createRedis(config.redisUrl, 'producer');
+      producer ??= createRedis(config.redis, 'producer');
       return (mediaJobs ??= new MediaQueue(config, producer));
     },
     get copyJobs() {
-      producer ??= createRedis(config.redisUrl, 'producer');
+      producer ??= createRedis(config.redis, 'producer');
       return (copyJobs ??= new CopyQueue(config, producer));
     },
     async close() {

@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.ts';
 import type { Config } from '../config.ts';
 import { FairShare } from './fairness.ts';
 
@@ -28,7 +28,7 @@ export class GenerationQueue {
   constructor(
     private readonly config: Config,
     /** The producer connection, also used for the fair-share scripts and the reconciler. */
-    readonly redis: Redis,
+    readonly redis: RedisClient,
   ) {
     const connection = redis;
     this.queue = new Queue<GenerationJobData>(GENERATION_QUEUE, { connection, prefix: config.queuePrefix });

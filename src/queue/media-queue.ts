@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.ts';
 import type { Config } from '../config.ts';
 
 export const MEDIA_QUEUE = 'media';
@@ -19,7 +19,7 @@ export const mediaJobId = (data: MediaJobData) =>
 export class MediaQueue {
   readonly queue: Queue<MediaJobData>;
 
-  constructor(config: Config, connection: Redis) {
+  constructor(config: Config, connection: RedisClient) {
     this.queue = new Queue<MediaJobData>(MEDIA_QUEUE, { connection, prefix: config.queuePrefix });
     this.queue.on('error', () => undefined);
   }
