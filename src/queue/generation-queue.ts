@@ -1,4 +1,5 @@
 import { Queue, type JobsOptions } from 'bullmq';
+import { Cluster } from 'ioredis';
 import type { RedisClient } from '../redis.ts';
 import type { Config } from '../config.ts';
 import { FairShare } from './fairness.ts';
@@ -117,6 +118,23 @@ export class GenerationQueue {
     await this.ready();
     const job = await this.queue.getJob(generationJobId(transitionId, run));
     if (job && (await job.isDelayed())) await job.promote().catch(() => undefined);
+  }
+
+  /**
+   * The connections of this queue's workers (CLIENT LIST entries: name, age, addr, ...). On a
+   * cluster, from every master: a worker's named connection may be on any node, and BullMQ's own
+   * getWorkers reads only the node that lists the most of them.
+   */
+  async workerClients(): Promise<Array<Record<string, string>>> {
+    if (!(this.redis instanceof Cluster)) return this.queue.getWorkers();
+    await this.ready();
+    const name = `${this.config.queuePrefix}:${Buffer.from(GENERATION_QUEUE).toString('base64')}`;
+    const lists = await Promise.all(this.redis.nodes('master').map((node) => node.client('LIST') as Promise<string>));
+    return lists
+      .flatMap((list) => list.split(/\r?\n/))
+      .map((line) => Object.fromEntries(line.split(' ').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])))
+      .filter((client) => client.name === name || client.name?.startsWith(`${name}:w:`))
+      .map((client) => ({ ...client, rawname: client.name! }));
   }
 
   async removeWaiting(transitionId: string, run: number) {
