@@ -57,7 +57,10 @@ export class FairShare {
     this.redis = redis as FairRedis;
   }
 
-  /** Priorities for an account's next `n` items, in their order. */
+  /**
+   * Priorities for an account's next `n` items, in their order. The script's five keys all start
+   * with QUEUE_PREFIX, whose hash tag keeps them in one slot on a Redis Cluster.
+   */
   async reserve(accountId: string, n: number): Promise<number[]> {
     const k = this.keys;
     const base = Number(await this.redis.segueFairReserve(k.clock, k.accounts, k.prioritized, k.wait, k.delayed, accountId, n));
