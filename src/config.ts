@@ -448,7 +448,7 @@ function redisTargetOf(c: z.output<typeof schema>): RedisTarget {
  * The first `{...}` of a key (non-empty) is its hash tag: on a cluster only keys with the same tag
  * share a slot, and every key Segue and BullMQ write starts with the prefix.
  */
-export function hashTagOf(key: string): string | null {
+function hashTagOf(key: string): string | null {
   const open = key.indexOf('{');
   if (open < 0) return null;
   const close = key.indexOf('}', open + 1);

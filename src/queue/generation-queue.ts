@@ -131,8 +131,7 @@ export class GenerationQueue {
     const name = `${this.config.queuePrefix}:${Buffer.from(GENERATION_QUEUE).toString('base64')}`;
     const lists = await Promise.all(this.redis.nodes('master').map((node) => node.client('LIST') as Promise<string>));
     return lists
-      .flatMap((list) => list.split(/\r?\n/))
-      .map((line) => Object.fromEntries(line.split(' ').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])))
+      .flatMap(parseClientList)
       .filter((client) => client.name === name || client.name?.startsWith(`${name}:w:`))
       .map((client) => ({ ...client, rawname: client.name! }));
   }
@@ -145,4 +144,19 @@ export class GenerationQueue {
   close() {
     return this.queue.close();
   }
+}
+
+/** CLIENT LIST's answer: one line per connection of `key=value` fields. */
+function parseClientList(list: string): Array<Record<string, string>> {
+  return list
+    .split(/\r?\n/)
+    .filter(Boolean)
+    .map((line) =>
+      Object.fromEntries(
+        line
+          .split(' ')
+          .filter((field) => field.includes('='))
+          .map((field) => [field.slice(0, field.indexOf('=')), field.slice(field.indexOf('=') + 1)]),
+      ),
+    );
 }
