@@ -3,17 +3,19 @@
  * BullMQ pipeline works under. `npx tsx bench/bullmq-raw.ts [N=5000] [concurrency=100]`.
  */
 import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { RedisTarget } from '../src/config.ts';
+import { closeRedis, createRedis } from '../src/redis.ts';
 
-export async function rawBullmqJobsPerSecond(redisUrl: string, n: number, concurrency: number) {
-  const prefix = `rawbench${process.pid}`;
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+export async function rawBullmqJobsPerSecond(redis: RedisTarget | string, n: number, concurrency: number) {
+  // A hash tag keeps a queue's keys in one slot on a Redis Cluster.
+  const prefix = `{rawbench${process.pid}}`;
+  const connection = createRedis(redis, 'worker');
   const queue = new Queue('noop', { connection, prefix });
   await queue.addBulk(Array.from({ length: n }, (_, i) => ({ name: 'noop', data: { i }, opts: { removeOnComplete: true } })));
   let done = 0;
   const started = performance.now();
   const finished = new Promise<void>((resolve) => {
-    const worker = new Worker('noop', async () => undefined, { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), prefix, concurrency });
+    const worker = new Worker('noop', async () => undefined, { connection: createRedis(redis, 'worker'), prefix, concurrency });
     worker.on('completed', () => {
       if (++done === n) void worker.close().then(() => resolve());
     });
@@ -22,7 +24,7 @@ export async function rawBullmqJobsPerSecond(redisUrl: string, n: number, concur
   const seconds = (performance.now() - started) / 1000;
   await queue.obliterate({ force: true });
   await queue.close();
-  connection.disconnect();
+  await closeRedis(connection);
   return n / seconds;
 }
 

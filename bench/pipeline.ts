@@ -63,7 +63,7 @@ export async function startBenchPipeline(options: { emulator: FalEmulatorOptions
       await api.close();
       await segue.close();
       await emulator.close();
-      await dropQueueKeys(segue.config.redisUrl, prefix);
+      await dropQueueKeys(segue.config.redis, prefix);
     },
   };
 }

@@ -6,7 +6,7 @@
  * Goal: under 1 s, reads proportional to the open rows, not to the history.
  */
 import pg from 'pg';
-import { Redis } from 'ioredis';
+import { dropQueueKeys } from '../test/helpers/pipeline.ts';
 import { Reconciler } from '../src/queue/reconciler.ts';
 import { createSegue } from '../src/runtime.ts';
 import { benchConfig, ms } from './lib.ts';
@@ -95,8 +95,5 @@ async function pass(label: string) {
 await pass('first pass (re-creates the open rows’ jobs)');
 await pass('next pass (nothing to do)');
 
-const redis = new Redis(config.redisUrl);
-const keys = await redis.keys(`${prefix}:*`);
-if (keys.length) await redis.del(...keys);
-redis.disconnect();
+await dropQueueKeys(config.redis, prefix);
 await admin.end();

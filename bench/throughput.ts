@@ -77,7 +77,7 @@ const all = add(add({ statements: 0, sql: {}, redis: {} }, api), workersRun);
 const redisByCommand = Object.entries(all.redis).filter(([, d]) => d > 0).sort((a, b) => b[1] - a[1]);
 rmSync(countDir, { recursive: true, force: true });
 
-const raw = await rawBullmqJobsPerSecond(pipeline.segue.config.redisUrl, n, 100);
+const raw = await rawBullmqJobsPerSecond(pipeline.segue.config.redis, n, 100);
 const rate = completed / seconds;
 console.log(
   `throughput: N=${n}, fal latency 0, FAL_CONCURRENCY=${concurrency}, ${workers} worker process(es), ` +

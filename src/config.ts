@@ -43,7 +43,9 @@ const schema = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),
   /** The longest a statement may run (PostgreSQL's statement_timeout; the client gives up 5 s later). */
   DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
-  REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  /** Redis Cluster: seed nodes, comma-separated (`host:port` or redis(s):// URLs); replaces REDIS_URL. */
+  REDIS_CLUSTER_NODES: z.string().optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().min(1).default('0.0.0.0'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -53,7 +55,8 @@ const schema = z.object({
   /** Public base URL of the API; when set, fal calls back /webhooks/fal here. */
   PUBLIC_URL: url(['http:', 'https:']).optional(),
 
-  QUEUE_PREFIX: z.string().regex(/^[\w{}.-]+$/, 'letters, digits, _ . - { } only').default('segue'),
+  /** Default `segue`, or `{segue}` on Redis Cluster (see queuePrefixOf). */
+  QUEUE_PREFIX: z.string().regex(/^[\w{}.-]+$/, 'letters, digits, _ . - { } only').optional(),
   FAL_KEY: z.string().optional(),
   FAL_MODEL: z.string().min(1).default('fal-ai/kling-video/v2.1/pro/image-to-video'),
   FAL_PROXY_URL: url(['http:', 'https:']).optional(),
@@ -148,7 +151,8 @@ export type Config = Readonly<{
   databaseUrl: string;
   databasePoolSize: number;
   database: { connectTimeoutMs: number; statementTimeoutMs: number };
-  redisUrl: string;
+  /** One Redis server (REDIS_URL), or a Redis Cluster (REDIS_CLUSTER_NODES). */
+  redis: RedisTarget;
   port: number;
   host: string;
   log: { level: string; pretty: boolean };
@@ -254,6 +258,12 @@ export type Config = Readonly<{
   };
 }>;
 
+/**
+ * Where Redis is. `nodes` are a cluster's seed nodes as redis(s):// URLs (credentials and TLS in
+ * them, so the logged configuration masks passwords like any URL's); the client finds the rest.
+ */
+export type RedisTarget = { mode: 'single'; url: string } | { mode: 'cluster'; nodes: readonly string[] };
+
 export interface EndUserAuth {
   jwksUrl: string;
   /** Required `iss`, when set. */
@@ -294,18 +304,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (c.STORAGE_DRIVER === 's3' && !c.S3_BUCKET) {
     throw new ConfigError('Invalid configuration: S3_BUCKET="" is required when STORAGE_DRIVER=s3');
   }
+  const redis = redisTargetOf(c);
   return Object.freeze({
     env: c.NODE_ENV,
     databaseUrl: c.DATABASE_URL,
     databasePoolSize: c.DATABASE_POOL_SIZE,
     database: { connectTimeoutMs: c.DATABASE_CONNECT_TIMEOUT_MS, statementTimeoutMs: c.DATABASE_STATEMENT_TIMEOUT_MS },
-    redisUrl: c.REDIS_URL,
+    redis,
     port: c.PORT,
     host: c.HOST,
     log: { level: c.LOG_LEVEL, pretty: c.LOG_PRETTY ?? c.NODE_ENV === 'development' },
     graphiql: c.GRAPHIQL ?? c.NODE_ENV !== 'production',
     publicUrl: c.PUBLIC_URL?.replace(/\/+$/, '') ?? null,
-    queuePrefix: c.QUEUE_PREFIX,
+    queuePrefix: queuePrefixOf(c.QUEUE_PREFIX, redis),
     fal: {
       key: c.FAL_KEY?.trim() || null,
       model: c.FAL_MODEL,
@@ -398,6 +409,76 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       reconcileIntervalMs: c.RECONCILE_INTERVAL_MS,
     },
   });
+}
+
+/**
+ * REDIS_URL (default localhost), or REDIS_CLUSTER_NODES: never both, since which one Segue would
+ * use is exactly the kind of guess a deployment should not depend on.
+ */
+function redisTargetOf(c: z.output<typeof schema>): RedisTarget {
+  if (c.REDIS_CLUSTER_NODES === undefined) return { mode: 'single', url: c.REDIS_URL ?? 'redis://127.0.0.1:6379' };
+  // Echoed without passwords: this line goes to the terminal and the logs.
+  const mask = (value: string) => value.replace(/(:\/\/[^:@/,]*:)[^@/,]*@/g, '$1***@');
+  const bad = (why: string) => new ConfigError(`Invalid configuration: REDIS_CLUSTER_NODES=${JSON.stringify(mask(c.REDIS_CLUSTER_NODES!))} ${why}`);
+  if (c.REDIS_URL !== undefined) throw bad('and REDIS_URL are both set: unset one (REDIS_URL is one server, REDIS_CLUSTER_NODES a cluster)');
+  const entries = c.REDIS_CLUSTER_NODES.split(',').map((e) => e.trim()).filter(Boolean);
+  if (entries.length === 0) throw bad('must list at least one node (host:port)');
+  const nodes = entries.map((entry) => {
+    let node: URL;
+    try {
+      node = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(entry) ? entry : `redis://${entry}`);
+    } catch {
+      throw bad(`has a node that is neither host:port nor a redis:// URL: ${mask(entry)}`);
+    }
+    if (!['redis:', 'rediss:'].includes(node.protocol) || !node.hostname || (node.pathname !== '' && node.pathname !== '/')) {
+      throw bad(`has a node that is neither host:port nor a redis:// URL (no database number on a cluster): ${mask(entry)}`);
+    }
+    node.port ||= '6379';
+    return node;
+  });
+  // One set of connection options serves every node the client discovers.
+  const access = new Set(nodes.filter((n) => n.username || n.password || n.protocol === 'rediss:').map((n) => `${n.protocol}${n.username}:${n.password}`));
+  if (access.size > 1) throw bad('gives its nodes different credentials or TLS settings; every node of a cluster takes the same');
+  const [shared] = nodes.filter((n) => n.username || n.password || n.protocol === 'rediss:');
+  return {
+    mode: 'cluster',
+    nodes: nodes.map((n) => {
+      if (shared) {
+        n.protocol = shared.protocol;
+        n.username = shared.username;
+        n.password = shared.password;
+      }
+      return `${n.protocol}//${n.username || n.password ? `${n.username}${n.password ? `:${n.password}` : ''}@` : ''}${n.host}`;
+    }),
+  };
+}
+
+/**
+ * The first `{...}` of a key (non-empty) is its hash tag: on a cluster only keys with the same tag
+ * share a slot, and every key Segue and BullMQ write starts with the prefix.
+ */
+function hashTagOf(key: string): string | null {
+  const open = key.indexOf('{');
+  if (open < 0) return null;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : null;
+}
+
+/**
+ * BullMQ's Lua scripts (and Segue's fair-share script) touch several keys of a queue at once,
+ * which Redis Cluster allows only when they hash to one slot: on a cluster the prefix must carry
+ * a hash tag. The default gets one; a prefix given without is refused rather than changed behind
+ * the user's back (the keys of a running deployment would move).
+ */
+function queuePrefixOf(prefix: string | undefined, redis: RedisTarget): string {
+  if (redis.mode === 'single') return prefix ?? 'segue';
+  if (prefix === undefined) return '{segue}';
+  if (hashTagOf(prefix) === null) {
+    throw new ConfigError(
+      `Invalid configuration: QUEUE_PREFIX=${JSON.stringify(prefix)} needs a hash tag on Redis Cluster, e.g. {${prefix.replace(/[{}]/g, '') || 'segue'}}: BullMQ's scripts use several keys of a queue at once, which a cluster allows only within one slot`,
+    );
+  }
+  return prefix;
 }
 
 /**

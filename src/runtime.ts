@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { createDatabase, type Db, type Sql } from './db.ts';
 import { CompletionEstimates } from './domain/eta.ts';
@@ -15,7 +14,7 @@ import { GenerationQueue } from './queue/generation-queue.ts';
 import { CopyQueue } from './queue/copy-queue.ts';
 import { MediaQueue } from './queue/media-queue.ts';
 import { createMediaService, type MediaService } from './media/service.ts';
-import { closeRedis, createRedis } from './redis.ts';
+import { closeRedis, createRedis, type RedisClient } from './redis.ts';
 
 /**
  * The process's shared parts, built once by an entrypoint and handed to the API, the worker and
@@ -56,7 +55,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
   const metrics = createMetrics();
   const names = topics(config.queuePrefix);
 
-  let producer: Redis | undefined;
+  let producer: RedisClient | undefined;
   let jobs: GenerationQueue | undefined;
   let pubsub: PubSub | undefined;
   let changes: EventPublisher | undefined;
@@ -74,11 +73,11 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
     metrics,
     topics: names,
     get jobs() {
-      producer ??= createRedis(config.redisUrl, 'producer');
+      producer ??= createRedis(config.redis, 'producer');
       return (jobs ??= new GenerationQueue(config, producer));
     },
     get pubsub() {
-      return (pubsub ??= createPubSub(config.redisUrl));
+      return (pubsub ??= createPubSub(config.redis));
     },
     get changes() {
       return (changes ??= new EventPublisher({ db, pubsub: segue.pubsub, topics: names, logger }));
@@ -92,11 +91,11 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
       return (completionEstimates ??= new CompletionEstimates({ sql: database.sql, slots: config.fal.concurrency }));
     },
     get mediaJobs() {
-      producer ??= createRedis(config.redisUrl, 'producer');
+      producer ??= createRedis(config.redis, 'producer');
       return (mediaJobs ??= new MediaQueue(config, producer));
     },
     get copyJobs() {
-      producer ??= createRedis(config.redisUrl, 'producer');
+      producer ??= createRedis(config.redis, 'producer');
       return (copyJobs ??= new CopyQueue(config, producer));
     },
     async close() {

@@ -21,7 +21,7 @@ beforeAll(() => {
 });
 afterAll(async () => {
   await segue.close();
-  await dropQueueKeys(segue.config.redisUrl, prefix);
+  await dropQueueKeys(segue.config.redis, prefix);
 });
 
 const options = (cap: number): ClaimPolicy => ({

@@ -88,6 +88,11 @@ describe('configuration', () => {
     ['PORT', { PORT: 'eighty' }, /^Invalid configuration: PORT="eighty" /],
     ['DATABASE_URL', { DATABASE_URL: 'mysql://x' }, /^Invalid configuration: DATABASE_URL="mysql:\/\/x" must be a postgresql or postgres URL/],
     ['REDIS_URL', { REDIS_URL: 'http://localhost' }, /^Invalid configuration: REDIS_URL=/],
+    [
+      'QUEUE_PREFIX (on a Redis Cluster, without a hash tag)',
+      { REDIS_URL: '', REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: 'segue' },
+      /^Invalid configuration: QUEUE_PREFIX="segue" needs a hash tag on Redis Cluster, e\.g\. \{segue\}/,
+    ],
   ];
   it.each(bad)('a bad %s stops the process with one clear line', async (_name, env, message) => {
     const child = tsx('src/main.ts', ['api'], env);

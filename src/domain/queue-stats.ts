@@ -15,9 +15,9 @@ export interface WorkerInfo {
 /** BullMQ names each worker connection `<prefix>:<queue>:w:<name>`; Segue's names are host:pid:concurrency. */
 export const workerName = (host: string, pid: number, concurrency: number) => `${host}:${pid}:${concurrency}`;
 
-/** The workers connected to the generation queue now, from BullMQ's worker list (Redis CLIENT LIST). */
+/** The workers connected to the generation queue now, from their named connections (Redis CLIENT LIST). */
 export async function onlineWorkers(jobs: GenerationQueue): Promise<WorkerInfo[]> {
-  const clients = await jobs.queue.getWorkers();
+  const clients = await jobs.workerClients();
   const byName = new Map<string, WorkerInfo>();
   for (const client of clients) {
     const raw = client.rawname ?? '';

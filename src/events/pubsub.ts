@@ -1,4 +1,5 @@
 import { RedisPubSub } from 'graphql-redis-subscriptions';
+import type { RedisTarget } from '../config.ts';
 import { closeRedis, createRedis } from '../redis.ts';
 import { decodeMessage, encodeMessage, type Message } from './messages.ts';
 
@@ -9,15 +10,15 @@ export type PubSub = RedisPubSub;
  * Messages are encoded by messages.ts, which brings dates back as Dates by the model's columns,
  * never by what a string looks like.
  */
-export function createPubSub(redisUrl: string): RedisPubSub {
+export function createPubSub(redis: RedisTarget | string): RedisPubSub {
   return new RedisPubSub({
-    publisher: createRedis(redisUrl, 'publisher'),
-    subscriber: createRedis(redisUrl, 'subscriber'),
+    publisher: createRedis(redis, 'publisher'),
+    subscriber: createRedis(redis, 'subscriber'),
     serializer: (message: Message) => encodeMessage(message),
     deserializer: (raw: Buffer | string) => decodeMessage(raw),
   });
 }
 
 export async function closePubSub(pubsub: RedisPubSub) {
-  await closeRedis(pubsub.getPublisher() as never, pubsub.getSubscriber() as never);
+  await closeRedis(pubsub.getPublisher(), pubsub.getSubscriber());
 }

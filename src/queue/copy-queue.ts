@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.ts';
 import type { Config } from '../config.ts';
 
 export const COPY_QUEUE = 'copy';
@@ -28,7 +28,7 @@ export const COPY_ATTEMPTS = 5;
 export class CopyQueue {
   readonly queue: Queue<CopyJobData>;
 
-  constructor(config: Config, connection: Redis) {
+  constructor(config: Config, connection: RedisClient) {
     this.queue = new Queue<CopyJobData>(COPY_QUEUE, { connection, prefix: config.queuePrefix });
     this.queue.on('error', () => undefined);
   }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.ts';
 
 /**
  * Fair share on open BullMQ: job priorities as a virtual clock (start-time fair queuing).
@@ -31,10 +31,10 @@ if p > tonumber(redis.call('GET', KEYS[1]) or '0') then redis.call('SET', KEYS[1
 return 1
 `;
 
-interface FairRedis extends Redis {
+type FairRedis = RedisClient & {
   segueFairReserve(clock: string, accounts: string, prioritized: string, wait: string, delayed: string, accountId: string, n: number): Promise<number>;
   segueFairAdvance(clock: string, priority: number): Promise<number>;
-}
+};
 
 export interface FairnessKeys {
   clock: string;
@@ -47,7 +47,7 @@ export interface FairnessKeys {
 export class FairShare {
   private readonly redis: FairRedis;
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: FairnessKeys,
   ) {
     if (!('segueFairReserve' in redis)) {
@@ -57,7 +57,10 @@ export class FairShare {
     this.redis = redis as FairRedis;
   }
 
-  /** Priorities for an account's next `n` items, in their order. */
+  /**
+   * Priorities for an account's next `n` items, in their order. The script's five keys all start
+   * with QUEUE_PREFIX, whose hash tag keeps them in one slot on a Redis Cluster.
+   */
   async reserve(accountId: string, n: number): Promise<number[]> {
     const k = this.keys;
     const base = Number(await this.redis.segueFairReserve(k.clock, k.accounts, k.prioritized, k.wait, k.delayed, accountId, n));

@@ -1,5 +1,6 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisClient } from '../redis.ts';
 import type { Config } from '../config.ts';
 import type { RunJobs } from '../domain/ports.ts';
 import { FairShare } from './fairness.ts';
@@ -29,7 +30,7 @@ export class GenerationQueue implements RunJobs {
   constructor(
     private readonly config: Config,
     /** The producer connection, also used for the fair-share scripts and the reconciler. */
-    readonly redis: Redis,
+    readonly redis: RedisClient,
   ) {
     const connection = redis;
     this.queue = new Queue<GenerationJobData>(GENERATION_QUEUE, { connection, prefix: config.queuePrefix });
@@ -120,6 +121,22 @@ export class GenerationQueue implements RunJobs {
     if (job && (await job.isDelayed())) await job.promote().catch(() => undefined);
   }
 
+  /**
+   * The connections of this queue's workers (CLIENT LIST entries: name, age, addr, ...). On a
+   * cluster, from every master: a worker's named connection may be on any node, and BullMQ's own
+   * getWorkers reads only the node that lists the most of them.
+   */
+  async workerClients(): Promise<Array<Record<string, string>>> {
+    if (!(this.redis instanceof Cluster)) return this.queue.getWorkers();
+    await this.ready();
+    const name = `${this.config.queuePrefix}:${Buffer.from(GENERATION_QUEUE).toString('base64')}`;
+    const lists = await Promise.all(this.redis.nodes('master').map((node) => node.client('LIST') as Promise<string>));
+    return lists
+      .flatMap(parseClientList)
+      .filter((client) => client.name === name || client.name?.startsWith(`${name}:w:`))
+      .map((client) => ({ ...client, rawname: client.name! }));
+  }
+
   async removeWaiting(transitionId: string, run: number) {
     // One command; an active (locked) job is left alone: its processor sees the row changed and stops.
     await this.queue.remove(generationJobId(transitionId, run));
@@ -128,4 +145,19 @@ export class GenerationQueue implements RunJobs {
   close() {
     return this.queue.close();
   }
+}
+
+/** CLIENT LIST's answer: one line per connection of `key=value` fields. */
+function parseClientList(list: string): Array<Record<string, string>> {
+  return list
+    .split(/\r?\n/)
+    .filter(Boolean)
+    .map((line) =>
+      Object.fromEntries(
+        line
+          .split(' ')
+          .filter((field) => field.includes('='))
+          .map((field) => [field.slice(0, field.indexOf('=')), field.slice(field.indexOf('=') + 1)]),
+      ),
+    );
 }

@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.ts';
 import type { Config } from '../config.ts';
 import type { CombineJobs } from '../domain/ports.ts';
 
@@ -20,7 +20,7 @@ export const mediaJobId = (data: MediaJobData) =>
 export class MediaQueue implements CombineJobs {
   readonly queue: Queue<MediaJobData>;
 
-  constructor(config: Config, connection: Redis) {
+  constructor(config: Config, connection: RedisClient) {
     this.queue = new Queue<MediaJobData>(MEDIA_QUEUE, { connection, prefix: config.queuePrefix });
     this.queue.on('error', () => undefined);
   }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.ts';
 import { decodeMessage } from '../events/messages.ts';
 import type { Topics } from '../events/topics.ts';
 
@@ -32,7 +32,7 @@ export class Wakeups {
   private started = false;
 
   constructor(
-    private readonly subscriber: Redis,
+    private readonly subscriber: RedisClient,
     private readonly topics: Topics,
   ) {}
 

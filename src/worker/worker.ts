@@ -29,8 +29,8 @@ export interface RunningWorker {
 export async function startWorker(segue: Segue, options: { name?: string } = {}): Promise<RunningWorker> {
   const { config, logger } = segue;
   const log = logger.child({ component: 'worker' });
-  const connection = createRedis(config.redisUrl, 'worker');
-  const subscriber = createRedis(config.redisUrl, 'subscriber');
+  const connection = createRedis(config.redis, 'worker');
+  const subscriber = createRedis(config.redis, 'subscriber');
   const wakeups = new Wakeups(subscriber, segue.topics);
   const copier = new Copier(segue, config.worker.copyConcurrency);
   const claims = new ClaimBatcher(segue, claimPolicy(config));

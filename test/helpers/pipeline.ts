@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisTarget } from '../../src/config.ts';
+import { createRedis } from '../../src/redis.ts';
 import { startFalEmulator, type FalEmulator, type FalEmulatorOptions } from '../../tools/fal-emulator/index.ts';
 import { TERMINAL } from '../../src/domain/statuses.ts';
 import type { Transition } from '../../src/generated/prisma/client.ts';
@@ -105,7 +107,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       }
       await app.close();
       await emulator.close();
-      await dropQueueKeys(app.segue.config.redisUrl, env.QUEUE_PREFIX!);
+      await dropQueueKeys(app.segue.config.redis, env.QUEUE_PREFIX!);
       rmSync(mediaDir, { recursive: true, force: true });
     },
   };
@@ -115,16 +117,20 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   return pipeline;
 }
 
-/** Removes every key of a test's queue prefix. */
-export async function dropQueueKeys(redisUrl: string, prefix: string) {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+/** Removes every key of a test's queue prefix (on a cluster, from every master). */
+export async function dropQueueKeys(target: RedisTarget | string, prefix: string) {
+  const redis = createRedis(target, 'client', { maxRetriesPerRequest: 1 });
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
+    if (redis instanceof Cluster) await new Promise((resolve, reject) => redis.once('ready', resolve).once('end', reject));
+    for (const server of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await server.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        cursor = next;
+        // On a cluster the prefix's hash tag puts every key in one slot: one DEL may take them all.
+        if (keys.length) await server.del(...keys);
+      } while (cursor !== '0');
+    }
   } catch {
     /* Redis may be the one a test stopped */
   } finally {
