@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { onlineWorkers, operatorStats } from '../domain/queue-stats.ts';
+import { operatorStats } from '../domain/queue-stats.ts';
 import { encodeId } from '../graphql/ids.ts';
 import type { Segue } from '../runtime.ts';
 import type { WithSegue } from './index.ts';
@@ -32,7 +32,7 @@ export function registerOperatorCommands(program: Command, withSegue: WithSegue)
     .option('--json', 'machine-readable JSON output')
     .action((options: { json?: boolean }) =>
       withSegue(async (segue) => {
-        const workers = await onlineWorkers(segue.jobs);
+        const workers = await segue.jobs.onlineWorkers();
         output(options).result(workers, () =>
           workers.length === 0
             ? 'No workers online.'

@@ -25,3 +25,28 @@ export interface CombineJobs {
 
 /** Calls `onChange` whenever a batch of the account changes; resolves with a function that stops it. */
 export type WatchBatch = (accountId: string, batchId: string, onChange: () => void) => Promise<() => void>;
+
+/** A worker process connected to the generation queue. */
+export interface WorkerInfo {
+  name: string;
+  host: string;
+  pid: number | null;
+  concurrency: number | null;
+  startedAt: Date;
+  address: string;
+}
+
+/** Jobs of the generation queue by state (waiting includes BullMQ's prioritized ones). */
+export interface QueueDepths {
+  waiting: number;
+  active: number;
+  delayed: number;
+  failed: number;
+}
+
+/** What the queue stats read from the generation queue. */
+export interface QueueGauges {
+  depths(): Promise<QueueDepths>;
+  /** The workers connected now. */
+  onlineWorkers(): Promise<WorkerInfo[]>;
+}

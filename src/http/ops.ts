@@ -1,7 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Gauge } from 'prom-client';
-import { onlineWorkers, queueDepths } from '../domain/queue-stats.ts';
 import type { Segue } from '../runtime.ts';
 
 const json = (res: ServerResponse, status: number, body: unknown) =>
@@ -61,7 +60,7 @@ function registerQueueGauges(segue: Segue) {
     registers: [registry],
     async collect() {
       try {
-        const depths = await within(queueDepths(segue.jobs), 2_000);
+        const depths = await within(segue.jobs.depths(), 2_000);
         for (const [state, n] of Object.entries(depths)) this.set({ state }, n);
       } catch {
         /* Redis down: keep the last values; /ready tells */
@@ -74,7 +73,7 @@ function registerQueueGauges(segue: Segue) {
     registers: [registry],
     async collect() {
       try {
-        this.set((await within(queueDepths(segue.jobs), 2_000)).active);
+        this.set((await within(segue.jobs.depths(), 2_000)).active);
       } catch {
         /* as above */
       }
@@ -94,7 +93,7 @@ function registerQueueGauges(segue: Segue) {
     registers: [registry],
     async collect() {
       try {
-        this.set((await within(onlineWorkers(segue.jobs), 2_000)).length);
+        this.set((await within(segue.jobs.onlineWorkers(), 2_000)).length);
       } catch {
         /* as above */
       }

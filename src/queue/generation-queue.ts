@@ -2,8 +2,9 @@ import { Queue, type JobsOptions } from 'bullmq';
 import { Cluster } from 'ioredis';
 import type { RedisClient } from '../redis.ts';
 import type { Config } from '../config.ts';
-import type { RunJobs } from '../domain/ports.ts';
+import type { QueueDepths, QueueGauges, RunJobs, WorkerInfo } from '../domain/ports.ts';
 import { FairShare } from './fairness.ts';
+import { parseClientList, workersOf } from './workers-online.ts';
 
 export const GENERATION_QUEUE = 'generation';
 
@@ -22,7 +23,7 @@ export type Enqueueable = Pick<GenerationJobData, 'accountId' | 'run'> & { id: s
 /** The custom backoff type the worker implements (exponential with jitter, honouring Retry-After). */
 export const BACKOFF_TYPE = 'segue';
 
-export class GenerationQueue implements RunJobs {
+export class GenerationQueue implements RunJobs, QueueGauges {
   readonly queue: Queue<GenerationJobData>;
   readonly fairness: FairShare;
   private waiting: Promise<void> | null = null;
@@ -122,19 +123,32 @@ export class GenerationQueue implements RunJobs {
   }
 
   /**
-   * The connections of this queue's workers (CLIENT LIST entries: name, age, addr, ...). On a
-   * cluster, from every master: a worker's named connection may be on any node, and BullMQ's own
-   * getWorkers reads only the node that lists the most of them.
+   * The workers connected now, from their named connections (CLIENT LIST). On a cluster, from
+   * every master: a worker's named connection may be on any node, and BullMQ's own getWorkers
+   * reads only the node that lists the most of them.
    */
-  async workerClients(): Promise<Array<Record<string, string>>> {
-    if (!(this.redis instanceof Cluster)) return this.queue.getWorkers();
+  async onlineWorkers(): Promise<WorkerInfo[]> {
+    if (!(this.redis instanceof Cluster)) return workersOf(await this.queue.getWorkers());
     await this.ready();
     const name = `${this.config.queuePrefix}:${Buffer.from(GENERATION_QUEUE).toString('base64')}`;
     const lists = await Promise.all(this.redis.nodes('master').map((node) => node.client('LIST') as Promise<string>));
-    return lists
-      .flatMap(parseClientList)
-      .filter((client) => client.name === name || client.name?.startsWith(`${name}:w:`))
-      .map((client) => ({ ...client, rawname: client.name! }));
+    return workersOf(
+      lists
+        .flatMap(parseClientList)
+        .filter((client) => client.name === name || client.name?.startsWith(`${name}:w:`))
+        .map((client) => ({ ...client, rawname: client.name! })),
+    );
+  }
+
+  async depths(): Promise<QueueDepths> {
+    const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
+    return {
+      // Prioritized jobs are waiting too (every generation job has a fair-share priority).
+      waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0),
+      active: counts.active ?? 0,
+      delayed: counts.delayed ?? 0,
+      failed: counts.failed ?? 0,
+    };
   }
 
   async removeWaiting(transitionId: string, run: number) {
@@ -145,19 +159,4 @@ export class GenerationQueue implements RunJobs {
   close() {
     return this.queue.close();
   }
-}
-
-/** CLIENT LIST's answer: one line per connection of `key=value` fields. */
-function parseClientList(list: string): Array<Record<string, string>> {
-  return list
-    .split(/\r?\n/)
-    .filter(Boolean)
-    .map((line) =>
-      Object.fromEntries(
-        line
-          .split(' ')
-          .filter((field) => field.includes('='))
-          .map((field) => [field.slice(0, field.indexOf('=')), field.slice(field.indexOf('=') + 1)]),
-      ),
-    );
 }

@@ -8,7 +8,7 @@ import { COPY_QUEUE, type CopyJobData } from '../queue/copy-queue.ts';
 import { ClaimBatcher, claimPolicy } from '../domain/claims.ts';
 import { Copier, copyProcessor } from './copy-jobs.ts';
 import { mediaProcessor } from './media-jobs.ts';
-import { workerName } from '../domain/queue-stats.ts';
+import { workerName } from '../queue/workers-online.ts';
 import { closeRedis, createRedis } from '../redis.ts';
 import type { Segue } from '../runtime.ts';
 import { ABORT_LOCK_LOST, ABORT_SHUTDOWN, runGeneration } from './generation.ts';
