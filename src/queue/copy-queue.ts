@@ -1,6 +1,6 @@
-import { Queue, type JobsOptions } from 'bullmq';
 import type { RedisClient } from '../redis.ts';
 import type { Config } from '../config.ts';
+import { JobQueue } from './job-queue.ts';
 
 export const COPY_QUEUE = 'copy';
 
@@ -25,29 +25,20 @@ export const COPY_ATTEMPTS = 5;
  * at once (see Copier); jobs here are the retries of failed copies, the copies that worker had no
  * room for or left behind on shutdown, and the ones the reconciler finds orphaned.
  */
-export class CopyQueue {
-  readonly queue: Queue<CopyJobData>;
-
-  constructor(config: Config, connection: RedisClient) {
-    this.queue = new Queue<CopyJobData>(COPY_QUEUE, { connection, prefix: config.queuePrefix });
-    this.queue.on('error', () => undefined);
+export class CopyQueue extends JobQueue<CopyJobData> {
+  constructor(config: Config, redis: RedisClient) {
+    super(COPY_QUEUE, config, redis);
   }
 
-  /** One job per (transition, run): adding it again while it exists changes nothing. */
-  add(data: CopyJobData, options: { delayMs?: number } = {}) {
-    const opts: JobsOptions = {
-      jobId: copyJobId(data),
+  /** One job per (transition, run). */
+  async add(data: CopyJobData, options: { delayMs?: number } = {}) {
+    await this.ready();
+    const opts = this.jobOptions(copyJobId(data), {
       ...(options.delayMs ? { delay: options.delayMs } : {}),
       attempts: COPY_ATTEMPTS,
       // 1, 2, 4, 8 s (with jitter): the video is paid for, and fal keeps it about an hour.
       backoff: { type: 'exponential', delay: 1_000, jitter: 0.5 },
-      removeOnComplete: true,
-      removeOnFail: { age: 7 * 24 * 3600 },
-    };
+    });
     return this.queue.add('copy', { transitionId: data.transitionId, run: data.run }, opts);
-  }
-
-  close() {
-    return this.queue.close();
   }
 }

@@ -1,9 +1,10 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import type { JobsOptions } from 'bullmq';
 import { Cluster } from 'ioredis';
 import type { RedisClient } from '../redis.ts';
 import type { Config } from '../config.ts';
 import type { QueueDepths, QueueGauges, RunJobs, WorkerInfo } from '../domain/ports.ts';
 import { FairShare } from './fairness.ts';
+import { JobQueue } from './job-queue.ts';
 import { parseClientList, workersOf } from './workers-online.ts';
 
 export const GENERATION_QUEUE = 'generation';
@@ -23,22 +24,14 @@ export type Enqueueable = Pick<GenerationJobData, 'accountId' | 'run'> & { id: s
 /** The custom backoff type the worker implements (exponential with jitter, honouring Retry-After). */
 export const BACKOFF_TYPE = 'segue';
 
-export class GenerationQueue implements RunJobs, QueueGauges {
-  readonly queue: Queue<GenerationJobData>;
+export class GenerationQueue extends JobQueue<GenerationJobData> implements RunJobs, QueueGauges {
   readonly fairness: FairShare;
-  private waiting: Promise<void> | null = null;
 
-  constructor(
-    private readonly config: Config,
-    /** The producer connection, also used for the fair-share scripts and the reconciler. */
-    readonly redis: RedisClient,
-  ) {
-    const connection = redis;
-    this.queue = new Queue<GenerationJobData>(GENERATION_QUEUE, { connection, prefix: config.queuePrefix });
-    // Redis being down surfaces on each call (enqueue, /ready); no need for BullMQ to print it too.
-    this.queue.on('error', () => undefined);
+  /** `redis` is the producer connection, also used for the fair-share scripts and the reconciler. */
+  constructor(config: Config, redis: RedisClient) {
+    super(GENERATION_QUEUE, config, redis);
     const keys = this.queue.keys;
-    this.fairness = new FairShare(connection, {
+    this.fairness = new FairShare(redis, {
       clock: `${config.queuePrefix}:${GENERATION_QUEUE}:fair:clock`,
       accounts: `${config.queuePrefix}:${GENERATION_QUEUE}:fair:accounts`,
       prioritized: keys.prioritized!,
@@ -47,16 +40,13 @@ export class GenerationQueue implements RunJobs, QueueGauges {
     });
   }
 
-  private jobOptions(transitionId: string, run: number, priority: number): JobsOptions {
-    return {
-      jobId: generationJobId(transitionId, run),
+  private generationOptions(transitionId: string, run: number, priority: number): JobsOptions {
+    return this.jobOptions(generationJobId(transitionId, run), {
       priority,
       attempts: this.config.fal.maxRetries + 1,
       backoff: { type: BACKOFF_TYPE },
-      removeOnComplete: true,
-      // Failed jobs stay a week for the dashboard (retry / clean), then go.
       removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
-    };
+    });
   }
 
   /**
@@ -75,35 +65,11 @@ export class GenerationQueue implements RunJobs, QueueGauges {
         jobs.push({
           name: 'generate',
           data: { transitionId: item.id, run: item.run, accountId },
-          opts: this.jobOptions(item.id, item.run, priorities[i]!),
+          opts: this.generationOptions(item.id, item.run, priorities[i]!),
         }),
       );
     }
     await this.queue.addBulk(jobs);
-  }
-
-  /**
-   * The producer connection refuses commands while disconnected (fail fast instead of queueing
-   * them in memory); wait briefly for it to come up at start.
-   */
-  async ready(timeoutMs = 5_000): Promise<void> {
-    if (this.redis.status === 'ready') return;
-    if (this.redis.status === 'wait') this.redis.connect().catch(() => undefined);
-    // One wait shared by every caller of a burst (one listener, not one per request).
-    this.waiting ??= new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.redis.off('ready', onReady);
-        reject(new Error(`Redis is not reachable (${this.redis.status}).`));
-      }, timeoutMs);
-      const onReady = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.redis.once('ready', onReady);
-    }).finally(() => {
-      this.waiting = null;
-    });
-    return this.waiting;
   }
 
   /** Caps active jobs, i.e. fal requests in flight, across every worker process. */
@@ -156,7 +122,4 @@ export class GenerationQueue implements RunJobs, QueueGauges {
     await this.queue.remove(generationJobId(transitionId, run));
   }
 
-  close() {
-    return this.queue.close();
-  }
 }

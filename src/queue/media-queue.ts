@@ -1,6 +1,6 @@
-import { Queue, type JobsOptions } from 'bullmq';
 import type { RedisClient } from '../redis.ts';
 import type { Config } from '../config.ts';
+import { JobQueue } from './job-queue.ts';
 import type { CombineJobs } from '../domain/ports.ts';
 
 export const MEDIA_QUEUE = 'media';
@@ -17,26 +17,14 @@ export const mediaJobId = (data: MediaJobData) =>
  * ffmpeg work after (or besides) generation: it has its own queue and concurrency
  * (MEDIA_CONCURRENCY per worker process), so renders never hold up the fal pipeline.
  */
-export class MediaQueue implements CombineJobs {
-  readonly queue: Queue<MediaJobData>;
-
-  constructor(config: Config, connection: RedisClient) {
-    this.queue = new Queue<MediaJobData>(MEDIA_QUEUE, { connection, prefix: config.queuePrefix });
-    this.queue.on('error', () => undefined);
+export class MediaQueue extends JobQueue<MediaJobData> implements CombineJobs {
+  constructor(config: Config, redis: RedisClient) {
+    super(MEDIA_QUEUE, config, redis);
   }
 
-  add(data: MediaJobData) {
-    const opts: JobsOptions = {
-      jobId: mediaJobId(data),
-      attempts: 3,
-      backoff: { type: 'exponential', delay: 2_000, jitter: 0.5 },
-      removeOnComplete: true,
-      removeOnFail: { age: 7 * 24 * 3600 },
-    };
+  async add(data: MediaJobData) {
+    await this.ready();
+    const opts = this.jobOptions(mediaJobId(data), { attempts: 3, backoff: { type: 'exponential', delay: 2_000, jitter: 0.5 } });
     return this.queue.add(data.kind, data, opts);
-  }
-
-  close() {
-    return this.queue.close();
   }
 }

@@ -1,0 +1,60 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Config } from '../config.ts';
+import type { RedisClient } from '../redis.ts';
+
+/** Failed jobs stay this long for the dashboard (retry / clean), then go. */
+const KEEP_FAILED_S = 7 * 24 * 3600;
+
+/**
+ * What Segue's queues (generation, copy, media) share: a BullMQ queue under the deployment's
+ * prefix on the process's producer connection, one job per id (adding it again while it exists
+ * changes nothing), finished jobs removed and failed ones kept a week.
+ */
+export abstract class JobQueue<Data> {
+  readonly queue: Queue<Data>;
+  private waiting: Promise<void> | null = null;
+
+  constructor(
+    name: string,
+    protected readonly config: Config,
+    /** The producer connection (fails fast while Redis is away: nothing piles up in memory). */
+    readonly redis: RedisClient,
+  ) {
+    this.queue = new Queue<Data>(name, { connection: redis, prefix: config.queuePrefix });
+    // Redis being down surfaces on each call (enqueue, /ready); no need for BullMQ to print it too.
+    this.queue.on('error', () => undefined);
+  }
+
+  /** Options of a job with this id; `extra` adds attempts, backoff, priority, delay. */
+  protected jobOptions(jobId: string, extra: JobsOptions): JobsOptions {
+    return { jobId, removeOnComplete: true, removeOnFail: { age: KEEP_FAILED_S }, ...extra };
+  }
+
+  /**
+   * The producer connection refuses commands while disconnected (fail fast instead of queueing
+   * them in memory); wait briefly for it to come up at start.
+   */
+  async ready(timeoutMs = 5_000): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    if (this.redis.status === 'wait') this.redis.connect().catch(() => undefined);
+    // One wait shared by every caller of a burst (one listener, not one per request).
+    this.waiting ??= new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.redis.off('ready', onReady);
+        reject(new Error(`Redis is not reachable (${this.redis.status}).`));
+      }, timeoutMs);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.redis.once('ready', onReady);
+    }).finally(() => {
+      this.waiting = null;
+    });
+    return this.waiting;
+  }
+
+  close() {
+    return this.queue.close();
+  }
+}
