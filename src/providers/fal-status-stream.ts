@@ -23,14 +23,15 @@ export function stateOf(body: { status?: unknown; queue_position?: unknown; erro
  * One connection to fal's status stream of a request (`GET .../requests/<id>/status/stream`,
  * Server-Sent Events, PROTOCOL §3): yields each status as fal sends it, and returns when fal closes
  * the stream (after COMPLETED, or early: the caller decides what an early close means). Throws a
- * ProviderError when it cannot connect, when fal answers anything but a stream, and when nothing
- * at all (not even fal's 15 s keep-alive comment) arrives for `idleMs`. Read with a well-kept SSE
+ * ProviderError when it cannot connect, when fal answers anything but a stream, when its answer
+ * does not begin within `openMs` (opening it is a call like any other, FAL_CALL_TIMEOUT_MS), and
+ * when nothing at all (not even fal's 15 s keep-alive comment) arrives for `idleMs`. Read with a well-kept SSE
  * parser; fal's own client would hang on a silent stream and take an early close for the end.
  */
 export async function* readStatusStream(
   fal: Config['fal'],
   requestId: string,
-  options: { idleMs: number; signal?: AbortSignal },
+  options: { idleMs: number; openMs?: number; signal?: AbortSignal },
 ): AsyncGenerator<RequestState> {
   const target = `${QUEUE_ORIGIN}/${appPathOf(fal.model)}/requests/${encodeURIComponent(requestId)}/status/stream?logs=0`;
   const headers: Record<string, string> = { accept: 'text/event-stream' };
@@ -40,11 +41,12 @@ export async function* readStatusStream(
   const idle = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, idle.signal]) : idle.signal;
   let timer: NodeJS.Timeout | undefined;
-  const watch = () => {
+  const watch = (ms = options.idleMs, what = `no byte from fal's status stream for ${ms} ms`) => {
     clearTimeout(timer);
-    timer = setTimeout(() => idle.abort(new Error(`no byte from fal's status stream for ${options.idleMs} ms`)), options.idleMs);
+    timer = setTimeout(() => idle.abort(new Error(what)), ms);
   };
-  watch();
+  const openMs = Math.min(options.openMs ?? options.idleMs, options.idleMs);
+  watch(openMs, `fal's status stream did not answer within ${openMs} ms`);
   try {
     let response: Response;
     try {
@@ -56,6 +58,7 @@ export async function* readStatusStream(
       await response.body?.cancel().catch(() => undefined);
       throw streamFailure(`fal's status stream answered ${response.status} ${response.headers.get('content-type') ?? ''}`.trim(), response.status);
     }
+    watch();
     const pending: RequestState[] = [];
     const parser = createParser({
       onEvent(event) {

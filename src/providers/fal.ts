@@ -272,7 +272,11 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
       return { videoUrl, raw: data };
     },
     statusStream(requestId, options = {}) {
-      return readStatusStream(fal, requestId, { idleMs: fal.streamIdleMs, ...(options.signal ? { signal: options.signal } : {}) });
+      return readStatusStream(fal, requestId, {
+        idleMs: fal.streamIdleMs,
+        openMs: fal.callTimeoutMs,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
     },
     async cancel(requestId, options = {}) {
       try {
