@@ -14,6 +14,7 @@ import { transitionInput } from './helpers/fixtures.ts';
 import { CombineTransitions, GeneratedTransitionUpdated, GetGeneratedTransition } from './helpers/operations.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { subscribe, wsClient } from './helpers/subscribe.ts';
+import { until } from './helpers/wait.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'segue-media-pipeline-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -164,7 +165,7 @@ describe('without a fal key: the local preview provider', () => {
 });
 
 describe('S3-compatible storage (s3rver started by the test)', () => {
-  it('stores the finished video in the bucket and exposes its URL', { timeout: 90_000 }, async () => {
+  it('stores the finished video in the bucket and exposes its URL; its poster is made from the download, with no media job', { timeout: 90_000 }, async () => {
     const S3rver = createRequire(import.meta.url)('s3rver') as new (o: Record<string, unknown>) => { run(): Promise<AddressInfo>; close(): Promise<void> };
     const directory = mkdtempSync(join(tmpdir(), 'segue-s3-'));
     const s3 = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory, configureBuckets: [{ name: 'segue-media' }] });
@@ -191,6 +192,15 @@ describe('S3-compatible storage (s3rver started by the test)', () => {
       expect(stored.status).toBe(200);
       const original = await fetch(row!.falVideoUrl!);
       expect(Buffer.from(await stored.arrayBuffer()).equals(Buffer.from(await original.arrayBuffer()))).toBe(true);
+      // The poster: made by the worker that stored the video, from the file it had downloaded.
+      const withPoster = await until(async () => (await p.app.segue.db.transition.findUniqueOrThrow({ where: { id: row!.id } })).posterUrl, {
+        what: 'the poster',
+      });
+      expect(withPoster).toBe(`http://127.0.0.1:${port}/segue-media/transitions/${row!.id}/r1-poster.jpg`);
+      expect((await fetch(withPoster)).headers.get('content-type')).toBe('image/jpeg');
+      const media = p.app.segue.mediaJobs;
+      const events: Array<[string, string[]]> = await media.redis.xrange(media.queue.toKey('events'), '-', '+');
+      expect(events.filter(([, fields]) => fields.includes('added'))).toEqual([]);
     } finally {
       await p.close();
       await s3.close();

@@ -27,15 +27,28 @@ export interface MediaService {
   workdir(prefix: string): Promise<{ dir: string; done(): Promise<void> }>;
   /** Downloads a URL (SSRF-guarded, capped, retried) into a file. */
   download(url: string, file: string, options?: { signal?: AbortSignal }): Promise<void>;
-  /** Copies a provider's output into storage: streamed from its URL, or moved from a local render. */
-  storeFrom(source: string, key: string, contentType: string): Promise<{ key: string; url: string }>;
+  /**
+   * Copies a provider's output into storage: streamed from its URL, or moved from a local render.
+   * With `keepLocal`, the result also names a local file of it (the stored file itself on the
+   * local driver, else the download) for further work, kept until `release()`.
+   */
+  storeFrom(source: string, key: string, contentType: string, options?: { keepLocal?: boolean }): Promise<StoredCopy>;
   /** A local file of a stored object (the local driver's own path, or a download to `dir`). */
   localCopy(key: string, dir: string): Promise<string>;
-  /** The first frame of a stored video, stored next to it as JPEG. */
-  poster(videoKey: string, posterKey: string): Promise<{ key: string; url: string }>;
+  /** The first frame of a stored video, stored next to it as JPEG (from `localVideo` when it is at hand). */
+  poster(videoKey: string, posterKey: string, localVideo?: string): Promise<{ key: string; url: string }>;
   /** Removes everything stored under these folder prefixes (deleted rows' files); returns the count. */
   removeFolders(prefixes: readonly string[]): Promise<number>;
 }
+
+export interface StoredCopy {
+  key: string;
+  url: string;
+  /** With `keepLocal`: a local file of what was stored, until `release()`. */
+  local?: { file: string; release(): Promise<void> };
+}
+
+const NOTHING_TO_RELEASE = async () => undefined;
 
 export function createMediaService(config: Config, logger: Logger): MediaService {
   const { media } = config;
@@ -74,7 +87,7 @@ export function createMediaService(config: Config, logger: Logger): MediaService
     async download(url, file, options = {}) {
       await downloadToFile(url, file, { ...policy, ...(options.signal ? { signal: options.signal } : {}) });
     },
-    async storeFrom(source, key, contentType) {
+    async storeFrom(source, key, contentType, options = {}) {
       const store = await service.storage();
       if (source.startsWith('file:')) {
         // Only renders of the local preview provider, never a path from outside.
@@ -86,17 +99,20 @@ export function createMediaService(config: Config, logger: Logger): MediaService
       if (store.path) {
         // Straight into place: the download is written beside its target and renamed (atomic).
         await service.download(source, store.path(key));
-        return { key, url: store.url(key) };
+        const local = options.keepLocal ? { file: store.path(key), release: NOTHING_TO_RELEASE } : undefined;
+        return { key, url: store.url(key), ...(local ? { local } : {}) };
       }
       const work = await service.workdir('copy');
+      let kept = false;
       try {
         const file = join(work.dir, 'download');
         await service.download(source, file);
         const stored = await store.put(key, file, contentType);
         log.debug({ key, bytes: stored.size }, 'stored');
-        return { key, url: stored.url };
+        kept = options.keepLocal === true;
+        return { key, url: stored.url, ...(kept ? { local: { file, release: work.done } } : {}) };
       } finally {
-        await work.done();
+        if (!kept) await work.done();
       }
     },
     async localCopy(key, dir) {
@@ -113,10 +129,10 @@ export function createMediaService(config: Config, logger: Logger): MediaService
       for (const prefix of prefixes) removed += await store.removePrefix(prefix);
       return removed;
     },
-    async poster(videoKey, posterKey) {
+    async poster(videoKey, posterKey, localVideo) {
       const work = await service.workdir('poster');
       try {
-        const video = await service.localCopy(videoKey, work.dir);
+        const video = localVideo ?? (await service.localCopy(videoKey, work.dir));
         const output = join(work.dir, 'poster.jpg');
         await renderPoster({ video, output, tools: await service.tools() });
         const stored = await (await service.storage()).put(posterKey, output, 'image/jpeg');

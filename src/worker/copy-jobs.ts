@@ -3,6 +3,7 @@ import { changeTransition, loadTransition } from '../domain/state-machine.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import { isRunning, RUNNING } from '../domain/statuses.ts';
+import type { Posters } from './posters.ts';
 import type { Logger } from '../logger.ts';
 import { isMediaError } from '../media/errors.ts';
 import { copyJobId, type CopyJobData } from '../queue/copy-queue.ts';
@@ -18,25 +19,32 @@ export const awaitsCopy = (row: Transition | null, run: number): row is Transiti
  * the caller decides whether to try again. A row that moved on meanwhile (canceled, regenerated,
  * completed by another copy) is left as it is.
  */
-async function storeVideo(segue: Segue, row: Transition, log: Logger): Promise<void> {
+async function storeVideo(segue: Segue, posters: Posters, row: Transition, log: Logger): Promise<void> {
   const { media, metrics, provider } = segue;
   const key = `transitions/${row.id}/r${row.run}-a${row.attempts}.mp4`;
-  const stored = await media.storeFrom(row.falVideoUrl!, key, 'video/mp4');
-  const done = await changeTransition(
-    segue,
-    { id: row.id, run: row.run },
-    S.COMPLETED,
-    { videoUrl: stored.url, videoKey: stored.key, completedAt: new Date(), queuePosition: null, errorCode: null, errorMessage: null },
-    { falRequestId: row.falRequestId, from: RUNNING },
-  );
-  if (!done) return;
+  const stored = await media.storeFrom(row.falVideoUrl!, key, 'video/mp4', { keepLocal: true });
+  let done: Transition | null;
+  try {
+    done = await changeTransition(
+      segue,
+      { id: row.id, run: row.run },
+      S.COMPLETED,
+      { videoUrl: stored.url, videoKey: stored.key, completedAt: new Date(), queuePosition: null, errorCode: null, errorMessage: null },
+      { falRequestId: row.falRequestId, from: RUNNING },
+    );
+  } catch (error) {
+    await stored.local?.release();
+    throw error;
+  }
+  if (!done) {
+    await stored.local?.release();
+    return;
+  }
   metrics.finished.inc({ status: S.COMPLETED });
   metrics.generationDuration.observe((Date.now() - (row.submittedAt ?? row.updatedAt).getTime()) / 1000);
   log.info({ videoUrl: stored.url }, 'completed');
   if (row.falRequestId) await provider.forget?.(row.falRequestId).catch(() => undefined);
-  await segue.mediaJobs
-    .add({ kind: 'poster', transitionId: done.id, run: done.run })
-    .catch((err) => log.warn({ err }, 'could not queue the poster; the reconciler will'));
+  await posters.start(done, stored.local, log);
 }
 
 /** Worth another try: not a refused URL, a 4xx or an oversized file, which stay as they are. */
@@ -67,14 +75,14 @@ async function failCopy(segue: Segue, row: Transition, error: unknown, log: Logg
  * The copy queue's jobs. BullMQ retries a failed copy with backoff; no new generation is paid
  * for. The row decides, so a copy job that runs twice, or after the row moved on, does nothing.
  */
-export function copyProcessor(segue: Segue) {
+export function copyProcessor(segue: Segue, posters: Posters) {
   return async (job: Job<CopyJobData>, token?: string) => {
     const { transitionId, run } = job.data;
     const row = await loadTransition(segue, transitionId);
     if (!awaitsCopy(row, run)) return 'nothing to do';
     const log = segue.logger.child({ transitionId, run, batchId: row.batchId, falRequestId: row.falRequestId, jobId: job.id });
     try {
-      await storeVideo(segue, row, log);
+      await storeVideo(segue, posters, row, log);
       return 'stored';
     } catch (error) {
       if (!isMediaError(error)) {
@@ -105,6 +113,7 @@ export class Copier {
 
   constructor(
     private readonly segue: Segue,
+    private readonly posters: Posters,
     private readonly limit: number,
   ) {}
 
@@ -124,7 +133,7 @@ export class Copier {
 
   private async copy(row: Transition, data: CopyJobData, log: Logger) {
     try {
-      await storeVideo(this.segue, row, log);
+      await storeVideo(this.segue, this.posters, row, log);
     } catch (error) {
       if (!copyRetryable(error)) return failCopy(this.segue, row, error, log);
       log.warn({ err: error }, 'could not copy the video into storage; the copy queue tries again');

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { changeGeneratedTransition } from '../domain/combine.ts';
-import { changeTransition, loadTransition } from '../domain/state-machine.ts';
+import { loadTransition } from '../domain/state-machine.ts';
+import { storePoster } from './posters.ts';
 import { GeneratedTransitionStatus as G, TransitionStatus as S } from '../generated/prisma/enums.ts';
 import { isMediaError } from '../media/errors.ts';
 import { combineClips } from '../media/combine.ts';
@@ -16,12 +17,11 @@ export function mediaProcessor(segue: Segue) {
   };
 }
 
-/** The first frame of a completed transition's video, as posterUrl. */
+/** A poster the worker that stored the video could not make (see Posters). */
 async function poster(segue: Segue, transitionId: string, run: number) {
   const row = await loadTransition(segue, transitionId);
   if (!row || row.run !== run || row.status !== S.COMPLETED || !row.videoKey || row.posterKey) return 'nothing to do';
-  const stored = await segue.media.poster(row.videoKey, `transitions/${row.id}/r${row.run}-poster.jpg`);
-  await changeTransition(segue, { id: row.id, run }, S.COMPLETED, { posterUrl: stored.url, posterKey: stored.key }, { from: [S.COMPLETED] });
+  await storePoster(segue, row);
   return 'poster';
 }
 

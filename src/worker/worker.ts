@@ -7,6 +7,7 @@ import { MEDIA_QUEUE, type MediaJobData } from '../queue/media-queue.ts';
 import { COPY_QUEUE, type CopyJobData } from '../queue/copy-queue.ts';
 import { ClaimBatcher, claimPolicy } from '../domain/claims.ts';
 import { Copier, copyProcessor } from './copy-jobs.ts';
+import { Posters } from './posters.ts';
 import { mediaProcessor } from './media-jobs.ts';
 import { workerName } from '../queue/workers-online.ts';
 import { closeRedis, createRedis } from '../redis.ts';
@@ -32,7 +33,8 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   const connection = createRedis(config.redis, 'worker');
   const subscriber = createRedis(config.redis, 'subscriber');
   const wakeups = new Wakeups(subscriber, segue.topics);
-  const copier = new Copier(segue, config.worker.copyConcurrency);
+  const posters = new Posters(segue, config.media.concurrency);
+  const copier = new Copier(segue, posters, config.worker.copyConcurrency);
   const claims = new ClaimBatcher(segue, claimPolicy(config));
   await wakeups.start();
   await segue.jobs.setFalConcurrency(config.fal.concurrency);
@@ -65,7 +67,7 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   });
 
   // Finished videos into storage, off the fal slots: part of generation, so it runs where it does.
-  const copyWorker = new Worker<CopyJobData>(COPY_QUEUE, copyProcessor(segue), {
+  const copyWorker = new Worker<CopyJobData>(COPY_QUEUE, copyProcessor(segue, posters), {
     connection,
     prefix: config.queuePrefix,
     name: workerName(hostname(), process.pid, config.worker.copyConcurrency),
@@ -121,6 +123,7 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
         // Stop taking jobs first, so the copies handed over below go to other workers, not back here.
         const closed = Promise.all([worker.close(), copyWorker.close(), mediaWorker.close()]);
         await copier.close();
+        await posters.close();
         await closed;
         await wakeups.stop();
         await closeRedis(connection, subscriber);
