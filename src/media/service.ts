@@ -41,11 +41,19 @@ export interface MediaService {
   removeFolders(prefixes: readonly string[]): Promise<number>;
 }
 
+/** A local file of something stored: the stored file itself (local driver), or a temporary download. */
+export interface LocalFile {
+  file: string;
+  /** A download of its own (removed by `release()`), not the stored file. */
+  temporary: boolean;
+  release(): Promise<void>;
+}
+
 export interface StoredCopy {
   key: string;
   url: string;
   /** With `keepLocal`: a local file of what was stored, until `release()`. */
-  local?: { file: string; release(): Promise<void> };
+  local?: LocalFile;
 }
 
 const NOTHING_TO_RELEASE = async () => undefined;
@@ -99,7 +107,7 @@ export function createMediaService(config: Config, logger: Logger): MediaService
       if (store.path) {
         // Straight into place: the download is written beside its target and renamed (atomic).
         await service.download(source, store.path(key));
-        const local = options.keepLocal ? { file: store.path(key), release: NOTHING_TO_RELEASE } : undefined;
+        const local = options.keepLocal ? { file: store.path(key), temporary: false, release: NOTHING_TO_RELEASE } : undefined;
         return { key, url: store.url(key), ...(local ? { local } : {}) };
       }
       const work = await service.workdir('copy');
@@ -110,7 +118,7 @@ export function createMediaService(config: Config, logger: Logger): MediaService
         const stored = await store.put(key, file, contentType);
         log.debug({ key, bytes: stored.size }, 'stored');
         kept = options.keepLocal === true;
-        return { key, url: stored.url, ...(kept ? { local: { file, release: work.done } } : {}) };
+        return { key, url: stored.url, ...(kept ? { local: { file, temporary: true, release: work.done } } : {}) };
       } finally {
         if (!kept) await work.done();
       }

@@ -3,6 +3,7 @@ import { changeTransition, loadTransition } from '../domain/state-machine.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import { isRunning, RUNNING } from '../domain/statuses.ts';
+import { LocalLine } from './local-line.ts';
 import type { Posters } from './posters.ts';
 import type { Logger } from '../logger.ts';
 import { isMediaError } from '../media/errors.ts';
@@ -102,51 +103,50 @@ export function copyProcessor(segue: Segue, posters: Posters) {
 
 /**
  * Copies finished videos in this worker process as soon as their result is known: no queue round
- * trip, no Redis call at all when it works. The row is the record: if this process dies mid-copy,
- * the reconciler gives the row a copy job once a copy here would have timed out (copyGraceMs).
- * A copy that fails retryably goes to the copy queue for BullMQ's retries. Beyond `limit` copies
- * at once, and while closing, copies go to the queue straight away.
+ * trip, no Redis call at all when it works. `limit` (COPY_CONCURRENCY) at once, a burst waiting
+ * in line here. The row is the record: if this process dies mid-copy, the reconciler gives the
+ * row a copy job once a copy here would have timed out (copyGraceMs). A copy that fails
+ * retryably goes to the copy queue for BullMQ's retries; past the line, and while closing,
+ * copies go to the queue straight away.
  */
 export class Copier {
-  private readonly running = new Map<string, { promise: Promise<void>; data: CopyJobData }>();
-  private closing = false;
+  private readonly line: LocalLine<{ row: Transition; log: Logger }>;
 
   constructor(
     private readonly segue: Segue,
     private readonly posters: Posters,
-    private readonly limit: number,
-  ) {}
-
-  async start(row: Transition, log: Logger): Promise<void> {
-    const data = { transitionId: row.id, run: row.run };
-    const key = copyJobId(data);
-    if (this.running.has(key)) return;
-    if (this.closing || this.running.size >= this.limit) {
-      await this.segue.copyJobs.add(data);
-      return;
-    }
-    const promise = this.copy(row, data, log)
-      .catch((err) => log.error({ err }, 'copy failed unexpectedly; the reconciler will queue it'))
-      .finally(() => this.running.delete(key));
-    this.running.set(key, { promise, data });
+    limit: number,
+  ) {
+    this.line = new LocalLine({
+      limit,
+      maxWaiting: 10_000,
+      keyOf: ({ row }) => copyJobId({ transitionId: row.id, run: row.run }),
+      run: ({ row, log }) =>
+        this.copy(row, log).catch((err: unknown) => log.error({ err }, 'copy failed unexpectedly; the reconciler will queue it')),
+      handOff: ({ row, log }) =>
+        this.segue.copyJobs
+          .add({ transitionId: row.id, run: row.run })
+          .then(() => undefined)
+          .catch((err: unknown) => log.warn({ err }, 'could not queue the copy; the reconciler will')),
+    });
   }
 
-  private async copy(row: Transition, data: CopyJobData, log: Logger) {
+  start(row: Transition, log: Logger): Promise<void> {
+    return this.line.offer({ row, log });
+  }
+
+  private async copy(row: Transition, log: Logger) {
     try {
       await storeVideo(this.segue, this.posters, row, log);
     } catch (error) {
       if (!copyRetryable(error)) return failCopy(this.segue, row, error, log);
       log.warn({ err: error }, 'could not copy the video into storage; the copy queue tries again');
-      await this.segue.copyJobs.add(data, { delayMs: 1_000 });
+      await this.segue.copyJobs.add({ transitionId: row.id, run: row.run }, { delayMs: 1_000 });
     }
   }
 
-  /** Stops copying here: copies still running after `graceMs` are handed to the queue (they may finish too). */
-  async close(graceMs = 2_000): Promise<void> {
-    this.closing = true;
-    if (this.running.size === 0) return;
-    const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
-    await Promise.race([Promise.allSettled([...this.running.values()].map((r) => r.promise)), timer]);
-    await Promise.all([...this.running.values()].map(({ data }) => this.segue.copyJobs.add(data).catch(() => undefined)));
+  /** Stops copying here: waiting copies, and those still running after `graceMs`, are handed to the queue (they may finish too). */
+  close(graceMs?: number): Promise<void> {
+    return this.line.close(graceMs);
   }
 }
