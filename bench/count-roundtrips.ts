@@ -36,8 +36,13 @@ if (dir) {
   };
   const { Redis } = require('ioredis') as { Redis: { prototype: { sendCommand: (command: { name: string }, ...rest: unknown[]) => unknown } } };
   const send = Redis.prototype.sendCommand;
-  Redis.prototype.sendCommand = function (this: unknown, command: { name: string }, ...rest: unknown[]) {
-    counts.redis[command.name] = (counts.redis[command.name] ?? 0) + 1;
+  Redis.prototype.sendCommand = function (this: unknown, command: { name: string; args?: unknown[] }, ...rest: unknown[]) {
+    // Scripts (BullMQ's, the fair share's) by their first key's last part, e.g. evalsha(:wait).
+    const name =
+      command.name === 'evalsha' && process.env.SQL_DETAIL
+        ? `evalsha(${String(command.args?.[2] ?? '').split(':').slice(-1)[0]}/${String(command.args?.[1] ?? '')})`
+        : command.name;
+    counts.redis[name] = (counts.redis[name] ?? 0) + 1;
     return send.call(this, command, ...rest);
   };
   mkdirSync(dir, { recursive: true });

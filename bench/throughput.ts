@@ -90,7 +90,7 @@ console.log(
     `(API ${(api.statements / n).toFixed(1)}, workers ${(workersRun.statements / n).toFixed(1)}), ` +
     `${(redisTotal(all) / n).toFixed(1)} Redis commands (API ${(redisTotal(api) / n).toFixed(1)}, workers ${(redisTotal(workersRun) / n).toFixed(1)}) (goal <= 12 each)`,
 );
-console.log(`  Redis commands by kind, per transition: ${redisByCommand.slice(0, 8).map(([cmd, d]) => `${cmd} ${(d / n).toFixed(1)}`).join(', ')}`);
+console.log(`  Redis commands by kind, per transition: ${redisByCommand.slice(0, process.env.SQL_DETAIL ? 20 : 8).map(([cmd, d]) => `${cmd} ${(d / n).toFixed(1)}`).join(', ')}`);
 if (process.env.SQL_DETAIL) {
   const bySql = Object.entries(all.sql).filter(([, d]) => d > 0).sort((a, b) => b[1] - a[1]);
   for (const [label, d] of bySql.slice(0, 30)) console.log(`    ${(d / n).toFixed(2)}  ${label}`);
