@@ -199,6 +199,9 @@ async function finish(
   // fal is done with it: its slot frees now, and from now on a cancel would throw away a paid
   // video. Noted while the result is read, so it costs no wait.
   let ended: Promise<unknown> = markEnded(ctx.segue, requestId, failed ? 'ERROR' : null);
+  // Awaited below; handled now so a database that fails while the run is aborted (before the
+  // await) cannot end the process with an unhandled rejection.
+  ended.catch(() => undefined);
   for (let delay = config.fal.pollIntervalMs; ; delay = Math.min(delay * 2, config.fal.pollMaxIntervalMs)) {
     checkAbort(ctx);
     try {
