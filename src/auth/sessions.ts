@@ -118,30 +118,56 @@ export class CredentialSessions {
  * source is returned, which runs its cleanup (Redis unsubscribe, subscription slot).
  */
 export function endable<T>(source: AsyncIterable<T>): { stream: AsyncIterableIterator<T>; end(): void } {
-  const iterator = source[Symbol.asyncIterator]();
-  const finished: IteratorResult<T> = { value: undefined, done: true };
-  let ended = false;
-  let wake!: (result: IteratorResult<T>) => void;
-  const endedSignal = new Promise<IteratorResult<T>>((resolve) => (wake = resolve));
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    wake(finished);
-    void Promise.resolve(iterator.return?.()).catch(() => undefined);
-  };
-  const stream: AsyncIterableIterator<T> = {
-    next: () => (ended ? Promise.resolve(finished) : Promise.race([iterator.next(), endedSignal])),
-    return: async () => {
-      end();
-      return finished;
-    },
-    throw: async (error?: unknown) => {
-      end();
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
-  return { stream, end };
+  const stream = new EndableStream(source[Symbol.asyncIterator]());
+  return { stream, end: () => stream.end() };
+}
+
+const FINISHED: IteratorResult<never> = { value: undefined, done: true };
+
+class EndableStream<T> implements AsyncIterableIterator<T> {
+  private ended = false;
+  // Only the read in progress can be ended early. (Racing every read against one long-lived
+  // "ended" promise would leave a reaction, and the event it carried, on that promise per read.)
+  private finishRead: ((result: IteratorResult<T>) => void) | null = null;
+
+  constructor(private readonly iterator: AsyncIterator<T>) {}
+
+  end() {
+    if (this.ended) return;
+    this.ended = true;
+    this.finishRead?.(FINISHED);
+    this.finishRead = null;
+    void Promise.resolve(this.iterator.return?.()).catch(() => undefined);
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.ended) return Promise.resolve(FINISHED);
+    return new Promise<IteratorResult<T>>((resolve, reject) => {
+      this.finishRead = resolve;
+      this.iterator.next().then(
+        (result) => {
+          this.finishRead = null;
+          resolve(result);
+        },
+        (error: unknown) => {
+          this.finishRead = null;
+          reject(error);
+        },
+      );
+    });
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    this.end();
+    return Promise.resolve(FINISHED);
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.end();
+    return Promise.reject(error);
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
 }

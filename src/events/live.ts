@@ -89,38 +89,56 @@ export class LiveFeed<T> implements AsyncIterableIterator<T> {
 /**
  * Wraps a stream so that `cleanup` runs exactly once when it ends, however it ends: done,
  * failed, or returned by the transport before it was ever read (an async generator that never
- * started skips its own finally blocks).
+ * started skips its own finally blocks). Wrapping a stream made here adds the cleanup to it
+ * instead of adding a layer.
  */
 export function withCleanup<T>(stream: AsyncIterator<T>, cleanup: () => void): AsyncIterableIterator<T> {
-  let cleaned = false;
-  const clean = () => {
-    if (!cleaned) {
-      cleaned = true;
-      cleanup();
-    }
-  };
-  return {
-    async next() {
-      try {
-        const result = await stream.next();
-        if (result.done) clean();
+  if (stream instanceof CleanupStream) {
+    stream.cleanups.push(cleanup);
+    return stream as CleanupStream<T>;
+  }
+  return new CleanupStream(stream, [cleanup]);
+}
+
+/**
+ * A class, and then() rather than async functions: an idle subscription waits in every layer
+ * around it, and per-object closures or a suspended async function cost far more memory than
+ * prototype methods and one promise reaction.
+ */
+class CleanupStream<T> implements AsyncIterableIterator<T> {
+  constructor(
+    private readonly stream: AsyncIterator<T>,
+    readonly cleanups: Array<() => void>,
+  ) {}
+
+  private clean() {
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    return this.stream.next().then(
+      (result) => {
+        if (result.done) this.clean();
         return result;
-      } catch (error) {
-        clean();
+      },
+      (error: unknown) => {
+        this.clean();
         throw error;
-      }
-    },
-    async return() {
-      clean();
-      return (await stream.return?.()) ?? { value: undefined, done: true };
-    },
-    async throw(error?: unknown) {
-      clean();
-      if (stream.throw) return stream.throw(error);
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+      },
+    );
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    this.clean();
+    return Promise.resolve(this.stream.return?.()).then((result) => result ?? { value: undefined, done: true });
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.clean();
+    return this.stream.throw ? this.stream.throw(error) : Promise.reject(error);
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
 }

@@ -17,10 +17,13 @@ export class TransitionRows {
     private readonly capacity = 10_000,
   ) {}
 
-  /** Keeps a row read elsewhere (a snapshot), unless a newer one is known. */
+  /**
+   * Keeps a row read elsewhere (a snapshot), unless the same version or a newer one is known: then
+   * that one is returned, so every subscriber shares one object per row.
+   */
   remember(row: Transition): Transition {
     const known = this.rows.get(row.id);
-    if (known && known.version > row.version) return known;
+    if (known && known.version >= row.version) return known;
     this.put(row);
     return row;
   }

@@ -97,15 +97,24 @@ async function* transitionStream(
     return ending.posters.size === 0;
   };
   try {
+    // Snapshots are drained as they are sent: a suspended generator keeps its locals, and an idle
+    // subscriber must not hold on to the rows it sent when it started.
     if (transition) {
-      const now = rows.remember(await getTransition(deps, accountId, transition.id));
-      if (fresh(now)) yield now;
+      const snapshot = [rows.remember(await getTransition(deps, accountId, transition.id))];
+      while (snapshot.length > 0) {
+        const row = snapshot.shift()!;
+        if (fresh(row)) yield row;
+      }
     }
     if (batch) {
-      const rows = await batchTransitions(deps, batch.id);
-      for (const row of rows) if (fresh(row)) yield row;
-      const ended = (await deps.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt;
-      if (ended && batchEnded(rows)) return;
+      const snapshot = await batchTransitions(deps, batch.id);
+      const ended = (await deps.db.batch.findUniqueOrThrow({ where: { id: batch.id }, select: { completedAt: true } })).completedAt;
+      const done = ended !== null && batchEnded(snapshot);
+      while (snapshot.length > 0) {
+        const row = snapshot.shift()!;
+        if (fresh(row)) yield row;
+      }
+      if (done) return;
     }
     for await (const message of feed) {
       if (message.kind === 'transition') {
@@ -120,9 +129,13 @@ async function* transitionStream(
         }
       } else if (message.completedAt && !ending.posters) {
         // The batch ended: send whatever changes have not come through yet, then the posters.
-        const rows = await batchTransitions(deps, batch!.id);
-        for (const row of rows) if (fresh(row)) yield row;
-        if (batchEnded(rows)) return;
+        const snapshot = await batchTransitions(deps, batch!.id);
+        const done = batchEnded(snapshot);
+        while (snapshot.length > 0) {
+          const row = snapshot.shift()!;
+          if (fresh(row)) yield row;
+        }
+        if (done) return;
       }
     }
   } finally {
