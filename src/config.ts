@@ -89,6 +89,7 @@ const schema = z.object({
   SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).default(50),
   SUBSCRIPTIONS_PER_ACCOUNT: z.coerce.number().int().min(1).default(200),
   SUBSCRIPTION_BUFFER: z.coerce.number().int().min(10).default(1_000),
+  SUBSCRIPTION_SETUP_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(16),
   FAL_PRICE_PER_SECOND: z.coerce.number().min(0).optional(),
 
   MEDIA_DIR: z.string().min(1).default('./data/media'),
@@ -239,6 +240,12 @@ export type Config = Readonly<{
     perAccount: number;
     /** Events waiting for a slow client before its subscription is ended. */
     buffer: number;
+    /**
+     * WebSocket connections and subscriptions set up at once per API process (credential check,
+     * snapshot read); the rest wait their turn, so a burst of reconnecting browsers cannot
+     * exhaust the heap or the database pool.
+     */
+    setupConcurrency: number;
   };
   images: {
     maxBytes: number;
@@ -393,6 +400,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perConnection: c.SUBSCRIPTIONS_PER_CONNECTION,
       perAccount: c.SUBSCRIPTIONS_PER_ACCOUNT,
       buffer: c.SUBSCRIPTION_BUFFER,
+      setupConcurrency: c.SUBSCRIPTION_SETUP_CONCURRENCY,
     },
     images: {
       maxBytes: c.IMAGE_MAX_BYTES,

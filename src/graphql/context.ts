@@ -1,9 +1,9 @@
 import DataLoader from 'dataloader';
 import type { AccessTokens } from '../auth/access-tokens.ts';
 import type { Authenticator } from '../auth/authenticate.ts';
-import type { AccessScope, Principal } from '../auth/principal.ts';
+import type { AccessScope, Authentication, Principal } from '../auth/principal.ts';
 import type { CredentialSessions } from '../auth/sessions.ts';
-import { batchCounts } from '../domain/batches.ts';
+import { batchCounts, type BatchCounts } from '../domain/batches.ts';
 import { forbidden, unauthenticated } from '../domain/errors.ts';
 import type { SubscriptionLimits } from '../events/limits.ts';
 import type { Segue } from '../runtime.ts';
@@ -24,7 +24,7 @@ export interface Context {
   ownerAccountId(): string;
   /** What a browser token may read; null for credentials that reach the whole account. */
   scope: AccessScope | null;
-  loaders: ReturnType<typeof createLoaders>;
+  loaders: Loaders;
   subscriptions: SubscriptionLimits;
   /** Open connections and streams, ended when their credential stops being valid. */
   sessions: CredentialSessions;
@@ -35,17 +35,23 @@ export interface Context {
 /**
  * Loaders batch the loads of one execution into one query. They keep no cache: a subscription's
  * context lives as long as the subscription, and every event it sends must show fresh counts.
+ * Each is made on first use (most subscriptions never need one); a class, so that costs no
+ * per-context closures.
  */
-function createLoaders(segue: Segue) {
-  return {
-    batchCounts: new DataLoader(
+class Loaders {
+  private counts: DataLoader<string, BatchCounts> | undefined;
+
+  constructor(private readonly segue: Segue) {}
+
+  get batchCounts(): DataLoader<string, BatchCounts> {
+    return (this.counts ??= new DataLoader(
       async (ids: readonly string[]) => {
-        const counts = await batchCounts(segue.db, ids);
-        return ids.map((id) => counts.get(id)!);
+        const found = await batchCounts(this.segue.db, ids);
+        return ids.map((id) => found.get(id)!);
       },
       { cache: false },
-    ),
-  };
+    ));
+  }
 }
 
 export interface ContextDeps {
@@ -58,7 +64,14 @@ export interface ContextDeps {
 
 /** Builds the per-operation context from the Authorization value (a header, or WS connectionParams). */
 export async function createContext(deps: ContextDeps, authorization: string | null | undefined): Promise<Context> {
-  const { principal, failure } = await deps.authenticator.authenticate(authorization);
+  return contextOf(deps, await deps.authenticator.authenticate(authorization));
+}
+
+/**
+ * The context for a caller already authenticated (a WebSocket connection checks its credential
+ * once, and closes when it is revoked).
+ */
+export function contextOf(deps: ContextDeps, { principal, failure }: Authentication): Context {
   const accountId = () => {
     if (!principal) throw unauthenticated(failure ?? undefined);
     return principal.accountId;
@@ -74,7 +87,7 @@ export async function createContext(deps: ContextDeps, authorization: string | n
       return id;
     },
     scope: principal?.kind === 'token' ? principal.scope : null,
-    loaders: createLoaders(deps.segue),
+    loaders: new Loaders(deps.segue),
     subscriptions: deps.subscriptions,
     sessions: deps.sessions,
     tokens: deps.tokens,

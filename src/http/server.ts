@@ -152,7 +152,9 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const host = options.host ?? segue.config.host;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    // A deep accept queue (the kernel caps it at net.core.somaxconn): after a restart, thousands
+    // of browsers reconnect at once, and connections beyond a full queue are reset.
+    server.listen({ port, host, backlog: 8192 }, () => resolve());
   });
   const websocket = attachWebSocket(server, yoga, { segue, authenticator, sessions });
   const address = server.address() as AddressInfo;

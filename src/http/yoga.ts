@@ -10,17 +10,20 @@ import {
   useValidationErrorCode,
   type RateLimiter,
 } from '../graphql/hardening.ts';
-import { createContext, type Context, type ContextDeps } from '../graphql/context.ts';
+import type { Authentication } from '../auth/principal.ts';
+import { contextOf, createContext, type Context, type ContextDeps } from '../graphql/context.ts';
 import { maskError, yogaLogger } from '../graphql/errors.ts';
 import { schema } from '../graphql/schema.ts';
 import { graphiqlOptions, renderGraphiQLPage, useGraphiQLPolicy } from './graphiql/page.ts';
 import { useStreamingUploads } from '../graphql/uploads.ts';
 
 export type ServerContext = {
-  req: IncomingMessage;
+  req?: IncomingMessage;
   res?: ServerResponse;
   /** Set for operations over WebSocket (graphql-ws). */
   connectionParams?: Record<string, unknown> | undefined;
+  /** Over WebSocket: the connection's credential, checked once when it connected. */
+  authentication?: Authentication;
 };
 export type Yoga = YogaServerInstance<ServerContext, Context>;
 
@@ -57,7 +60,9 @@ export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null)
           },
     // HTTP and SSE carry the credential in the Authorization header; WebSocket in
     // connectionParams (there is no Fetch request over WebSocket).
-    context: ({ request, connectionParams }) =>
-      createContext(deps, request?.headers.get('authorization') ?? (connectionParams?.authorization as string | undefined) ?? null),
+    context: ({ request, connectionParams, authentication }) =>
+      authentication
+        ? contextOf(deps, authentication)
+        : createContext(deps, request?.headers.get('authorization') ?? (connectionParams?.authorization as string | undefined) ?? null),
   });
 }
