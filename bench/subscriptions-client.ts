@@ -40,13 +40,17 @@ process.once('message', async (plan: Plan) => {
           }
           receipts.push([data!.transitionUpdated.id, data!.transitionUpdated.version, t]);
         },
-        error: (error) => process.send!({ type: 'error', error: String(error) }),
+        error: (error) => {
+          const e = error as { code?: number; reason?: string; message?: string };
+          process.send!({ type: 'error', error: e.code !== undefined ? `closed ${e.code} ${e.reason ?? ''}` : (e.message ?? JSON.stringify(error)) });
+        },
         complete: () => undefined,
       },
     );
     return client;
   });
   const flush = setInterval(() => {
+    process.send!({ type: 'connected', connected: ready });
     if (receipts.length) {
       process.send!({ type: 'receipts', receipts });
       receipts = [];

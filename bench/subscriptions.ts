@@ -1,10 +1,15 @@
 /**
- * Live progress under load: `npx tsx bench/subscriptions.ts [subscribers=1000] [eventsPerSecond=200] [seconds=10] [clientProcesses=4]`.
+ * Live progress under load: `npx tsx bench/subscriptions.ts [subscribers=1000] [eventsPerSecond=200] [seconds=10] [clientProcesses=4] [burst=10000]`.
  * An API process (a child, so its memory is its own) serves WebSocket subscribers spread over a
- * few client processes; each subscriber follows one batch of 20 transitions (50 batches, 20
- * subscribers each). This process commits state changes at the given rate through the state
- * machine. Reported: latency from commit to receipt at the client (goal p99 <= 50 ms) and the API
- * process's RSS (goal <= 200 MB).
+ * few client processes; each subscriber follows one batch of 20 transitions (50 batches).
+ *
+ * 1. Burst (skipped with burst=0): `burst` idle subscribers connect at once, as browsers do after
+ *    an API restart, to an API started with BURST_NODE_OPTIONS (default --max-old-space-size=256).
+ *    Reported: how many connected and got their snapshot, how many received the next event of
+ *    their batch, and the API's RSS growth per subscriber (goal <= 16 KB).
+ * 2. Latency: `subscribers` subscribers on a fresh API (API_NODE_OPTIONS); this process commits
+ *    state changes at the given rate through the state machine. Reported: latency from commit to
+ *    receipt at the client (goal p99 <= 50 ms) and the API process's RSS (goal <= 200 MB).
  */
 import { fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -19,6 +24,7 @@ const subscriberCount = Number(process.argv[2] ?? 1000);
 const rate = Number(process.argv[3] ?? 200);
 const seconds = Number(process.argv[4] ?? 10);
 const clientProcesses = Number(process.argv[5] ?? 4);
+const burstCount = Number(process.argv[6] ?? 10_000);
 const BATCHES = 50;
 const now = () => performance.timeOrigin + performance.now();
 
@@ -45,83 +51,183 @@ for (let a = 0; a < BATCHES / 5; a++) {
   }
 }
 
-// API_NODE_OPTIONS, e.g. "--max-semi-space-size=2 --max-old-space-size=128", tunes the API's V8 heap.
-const apiFlags = (process.env.API_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
 // API_ENTRY=dist/main.js runs the compiled build (npm run build) instead of the sources under tsx.
 const entry = process.env.API_ENTRY ? [process.env.API_ENTRY] : ['--import', 'tsx', 'src/main.ts'];
-const api = spawn(process.execPath, [...apiFlags, ...entry, 'api'], {
-  env: { ...process.env, DATABASE_URL: config.databaseUrl, PORT: String(port), HOST: '127.0.0.1', QUEUE_PREFIX: config.queuePrefix, LOG_LEVEL: 'info', LOG_PRETTY: 'false', SUBSCRIPTIONS_PER_ACCOUNT: '10000' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-await new Promise<void>((resolve) => api.stdout.on('data', (d: Buffer) => d.toString().includes('GraphiQL at') && resolve()));
-const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${api.pid}/status`, 'utf8'))![1]) / 1024;
-const rssIdle = rss();
+const flagsOf = (value: string) => value.split(' ').filter(Boolean);
 
-const received: Array<[string, number, number]> = [];
-const clients = Array.from({ length: clientProcesses }, () => fork('bench/subscriptions-client.ts', [], { execArgv: ['--import', 'tsx'] }));
-let ready = 0;
-const allReady = new Promise<void>((resolve) => {
-  for (const client of clients) {
-    client.on('message', (m: { type: string; receipts?: Array<[string, number, number]>; error?: string }) => {
-      if (m.type === 'ready' && ++ready === clients.length) resolve();
-      if (m.type === 'receipts') received.push(...m.receipts!);
-      if (m.type === 'error') console.error('subscriber error', m.error);
-    });
+interface Api {
+  pid: number;
+  flags: string[];
+  rss(): number;
+  alive(): boolean;
+  stop(): Promise<void>;
+}
+
+async function startApi(flags: string[]): Promise<Api> {
+  const api = spawn(process.execPath, [...flags, ...entry, 'api'], {
+    env: { ...process.env, DATABASE_URL: config.databaseUrl, PORT: String(port), HOST: '127.0.0.1', QUEUE_PREFIX: config.queuePrefix, LOG_LEVEL: 'warn', LOG_PRETTY: 'false', SUBSCRIPTIONS_PER_ACCOUNT: '100000' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let exited = false;
+  api.once('exit', () => (exited = true));
+  // Ready once it answers /ready (it logs at warn only, so its output is not waited for).
+  for (;;) {
+    if (exited) throw new Error('the API process exited at start');
+    const ok = await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.ok, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
   }
-});
-clients.forEach((client, k) => {
-  const subscribers = Array.from({ length: subscriberCount }, (_, i) => i).filter((i) => i % clientProcesses === k);
-  client.send({ url: `ws://127.0.0.1:${port}/graphql`, subscribers: subscribers.map((i) => ({ apiKey: batches[i % BATCHES]!.apiKey, batchId: batches[i % BATCHES]!.batchId })) });
-});
-await allReady;
-const rssConnected = rss();
+  api.stdout.resume();
+  return {
+    pid: api.pid!,
+    flags,
+    rss: () => (exited ? NaN : Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${api.pid}/status`, 'utf8'))![1]) / 1024),
+    alive: () => !exited,
+    async stop() {
+      if (exited) return;
+      api.kill('SIGTERM');
+      await new Promise((r) => api.once('exit', r));
+    },
+  };
+}
 
-// Commit `rate` changes per second, spread evenly; remember when each (id, version) committed.
-const committed = new Map<string, number>();
-let maxRss = rssConnected;
-const rssTimer = setInterval(() => (maxRss = Math.max(maxRss, rss())), 250);
-const total = rate * seconds;
-const started = now();
+type ClientMessage = { type: string; receipts?: Array<[string, number, number]>; error?: string; connected?: number };
+
+/** Client processes holding `count` subscribers (subscriber i follows batch i % 50), all connecting at once. */
+function startClients(count: number, onReceipts: (r: Array<[string, number, number]>) => void) {
+  let ready = 0;
+  let errors = 0;
+  const connected = new Map<number, number>();
+  const clients = Array.from({ length: clientProcesses }, () => fork('bench/subscriptions-client.ts', [], { execArgv: ['--import', 'tsx'] }));
+  const allReady = new Promise<void>((resolve) => {
+    clients.forEach((client, k) => {
+      client.on('message', (m: ClientMessage) => {
+        if (m.type === 'ready' && ++ready === clients.length) resolve();
+        if (m.type === 'connected') connected.set(k, m.connected!);
+        if (m.type === 'receipts') onReceipts(m.receipts!);
+        if (m.type === 'error' && errors++ < 5) console.error('subscriber error', m.error);
+      });
+    });
+  });
+  clients.forEach((client, k) => {
+    const mine = Array.from({ length: count }, (_, i) => i).filter((i) => i % clientProcesses === k);
+    client.send({ url: `ws://127.0.0.1:${port}/graphql`, subscribers: mine.map((i) => ({ apiKey: batches[i % BATCHES]!.apiKey, batchId: batches[i % BATCHES]!.batchId })) });
+  });
+  return {
+    allReady,
+    connected: () => [...connected.values()].reduce((a, b) => a + b, 0),
+    errors: () => errors,
+    async stop() {
+      await Promise.all(clients.map((c) => new Promise<void>((resolve) => {
+        c.on('message', (m: ClientMessage) => m.type === 'stopped' && resolve());
+        c.send({ type: 'stop' });
+      })));
+      for (const c of clients) c.kill();
+    },
+  };
+}
+
+// Data changes go through the state machine, as the worker's do.
 let position = 0;
-const inFlight: Promise<unknown>[] = [];
-for (let n = 0; n < total; n++) {
-  const due = started + (n * 1000) / rate;
-  const wait = due - now();
-  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+const touch = (n: number) => {
   const batch = batches[n % BATCHES]!;
   const row = batch.rows[Math.floor(n / BATCHES) % 20]!;
-  inFlight.push(
-    changeTransition(segue, row, 'SUBMITTED', { queuePosition: position++ % 1000 }, { from: ['SUBMITTED'] }).then((changed) => {
-      if (changed) committed.set(`${changed.id}:${changed.version}`, now());
-    }),
-  );
-}
-await Promise.all(inFlight);
-const achieved = total / ((now() - started) / 1000);
-await new Promise((r) => setTimeout(r, 1500));
-clearInterval(rssTimer);
+  return changeTransition(segue, row, 'SUBMITTED', { queuePosition: position++ % 1000 }, { from: ['SUBMITTED'] });
+};
 
-await Promise.all(clients.map((c) => new Promise<void>((resolve) => {
-  c.on('message', (m: { type: string }) => m.type === 'stopped' && resolve());
-  c.send({ type: 'stop' });
-})));
-const latencies: number[] = [];
-let unmatched = 0;
-for (const [id, version, at] of received) {
-  const uuid = Buffer.from(id, 'base64url').toString().split(':')[1];
-  const t = committed.get(`${uuid}:${version}`);
-  if (t === undefined) unmatched++;
-  else latencies.push(Math.max(0, at - t));
+if (burstCount > 0) {
+  const api = await startApi(flagsOf(process.env.BURST_NODE_OPTIONS ?? '--max-old-space-size=256'));
+  await new Promise((r) => setTimeout(r, 1000));
+  const rssIdle = api.rss();
+  let peak = rssIdle;
+  const peakTimer = setInterval(() => api.alive() && (peak = Math.max(peak, api.rss())), 250);
+  let deliveries = 0;
+  const started = now();
+  const clients = startClients(burstCount, (r) => (deliveries += r.length));
+  const deadline = started + 300_000;
+  // Waits until every subscriber has its snapshot, the API dies, or nothing moves for 30 s.
+  let last = -1;
+  let movedAt = now();
+  while (api.alive() && now() < deadline && now() - movedAt < 30_000) {
+    const done = await Promise.race([clients.allReady.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 5000))]);
+    if (done) break;
+    const c = clients.connected() + clients.errors();
+    console.log(`  burst: ${clients.connected()}/${burstCount} subscribed, ${clients.errors()} failed after ${((now() - started) / 1000).toFixed(0)} s, API RSS ${api.rss().toFixed(0)} MB`);
+    if (c !== last) movedAt = now();
+    last = c;
+  }
+  const setupSeconds = (now() - started) / 1000;
+  const subscribed = clients.connected();
+  await new Promise((r) => setTimeout(r, 2000));
+  const rssConnected = api.rss();
+  // HEAP_SNAPSHOT=1 (with --heapsnapshot-signal=SIGUSR2 in BURST_NODE_OPTIONS): a heap snapshot of
+  // the API with every subscriber connected, written to its working directory.
+  if (process.env.HEAP_SNAPSHOT && api.alive()) {
+    process.kill(api.pid, 'SIGUSR2');
+    await new Promise((r) => setTimeout(r, 20_000));
+  }
+  // The next event of every batch: each subscriber should receive exactly one.
+  if (api.alive()) for (let n = 0; n < BATCHES; n++) await touch(n);
+  await new Promise((r) => setTimeout(r, 3000));
+  clearInterval(peakTimer);
+  const alive = api.alive();
+  await clients.stop();
+  const perSubscriber = ((rssConnected - rssIdle) * 1024) / burstCount;
+  console.log(`subscriptions burst: ${burstCount} idle WebSocket subscribers connecting at once in ${clientProcesses} client processes`);
+  console.log(`  API process: node ${[...api.flags, ...entry].join(' ')} api: ${alive ? 'alive' : 'DIED'}`);
+  console.log(`  subscribed (snapshot received): ${subscribed}/${burstCount} in ${setupSeconds.toFixed(1)} s; client errors ${clients.errors()}`);
+  console.log(`  received the next event of their batch: ${deliveries}/${burstCount}`);
+  console.log(`  API RSS: ${rssIdle.toFixed(0)} MB idle, ${rssConnected.toFixed(0)} MB with subscribers, ${peak.toFixed(0)} MB peak; growth ${perSubscriber.toFixed(1)} KB per subscriber (goal <= 16 KB: ${alive && subscribed === burstCount && perSubscriber <= 16 ? 'met' : 'NOT met'})`);
+  await api.stop();
 }
-const expected = total * (subscriberCount / BATCHES);
-const p = percentiles(latencies);
-console.log(`subscriptions: ${subscriberCount} WebSocket subscribers in ${clientProcesses} client processes, ${BATCHES} batches (${subscriberCount / BATCHES} subscribers each)`);
-console.log(`  ${total} commits at ${achieved.toFixed(0)}/s for ${seconds} s -> ${received.length} deliveries (expected ${expected}, unmatched ${unmatched})`);
-console.log(`  commit -> client latency: p50 ${ms(p.p50)}  p90 ${ms(p.p90)}  p99 ${ms(p.p99)}  max ${ms(p.max)} (goal p99 <= 50 ms: ${p.p99 <= 50 ? 'met' : 'NOT met'})`);
-console.log(`  API process: node ${[...apiFlags, ...entry].join(' ')} api${process.env.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}` : ''}`);
-console.log(`  API RSS: ${rssIdle.toFixed(0)} MB idle, ${rssConnected.toFixed(0)} MB with subscribers, ${maxRss.toFixed(0)} MB peak (goal <= 200 MB: ${maxRss <= 200 ? 'met' : 'NOT met'})`);
-for (const c of clients) c.kill();
-api.kill('SIGTERM');
-await new Promise((r) => api.once('exit', r));
+
+if (subscriberCount > 0) {
+  const api = await startApi(flagsOf(process.env.API_NODE_OPTIONS ?? ''));
+  const rssIdle = api.rss();
+  const received: Array<[string, number, number]> = [];
+  const clients = startClients(subscriberCount, (r) => received.push(...r));
+  await clients.allReady;
+  const rssConnected = api.rss();
+
+  // Commit `rate` changes per second, spread evenly; remember when each (id, version) committed.
+  const committed = new Map<string, number>();
+  let maxRss = rssConnected;
+  const rssTimer = setInterval(() => (maxRss = Math.max(maxRss, api.rss())), 250);
+  const total = rate * seconds;
+  const started = now();
+  const inFlight: Promise<unknown>[] = [];
+  for (let n = 0; n < total; n++) {
+    const due = started + (n * 1000) / rate;
+    const wait = due - now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(
+      touch(n).then((changed) => {
+        if (changed) committed.set(`${changed.id}:${changed.version}`, now());
+      }),
+    );
+  }
+  await Promise.all(inFlight);
+  const achieved = total / ((now() - started) / 1000);
+  await new Promise((r) => setTimeout(r, 1500));
+  clearInterval(rssTimer);
+  await clients.stop();
+
+  const latencies: number[] = [];
+  let unmatched = 0;
+  for (const [id, version, at] of received) {
+    const uuid = Buffer.from(id, 'base64url').toString().split(':')[1];
+    const t = committed.get(`${uuid}:${version}`);
+    if (t === undefined) unmatched++;
+    else latencies.push(Math.max(0, at - t));
+  }
+  const expected = total * (subscriberCount / BATCHES);
+  const p = percentiles(latencies);
+  console.log(`subscriptions: ${subscriberCount} WebSocket subscribers in ${clientProcesses} client processes, ${BATCHES} batches (${subscriberCount / BATCHES} subscribers each)`);
+  console.log(`  ${total} commits at ${achieved.toFixed(0)}/s for ${seconds} s -> ${received.length} deliveries (expected ${expected}, unmatched ${unmatched})`);
+  console.log(`  commit -> client latency: p50 ${ms(p.p50)}  p90 ${ms(p.p90)}  p99 ${ms(p.p99)}  max ${ms(p.max)} (goal p99 <= 50 ms: ${p.p99 <= 50 ? 'met' : 'NOT met'})`);
+  console.log(`  API process: node ${[...api.flags, ...entry].join(' ')} api${process.env.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}` : ''}`);
+  console.log(`  API RSS: ${rssIdle.toFixed(0)} MB idle, ${rssConnected.toFixed(0)} MB with subscribers, ${maxRss.toFixed(0)} MB peak (goal <= 200 MB: ${maxRss <= 200 ? 'met' : 'NOT met'})`);
+  await api.stop();
+}
 await segue.close();
 process.exit(0);
