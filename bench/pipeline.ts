@@ -36,7 +36,9 @@ export async function startBenchPipeline(options: { emulator: FalEmulatorOptions
     const profile = process.env.WORKER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WORKER_PROF}`] : [];
     // BENCH_COUNTS=<dir>: each worker counts its round trips there (bench/count-roundtrips.ts).
     const counting = process.env.BENCH_COUNTS ? ['--import', './bench/count-roundtrips.ts'] : [];
-    const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...counting, 'src/main.ts', 'worker'], {
+    // WORKER_ENTRY=dist/main.js runs the compiled build (npm run build:server), as production does.
+    const entry = process.env.WORKER_ENTRY ? [process.env.WORKER_ENTRY] : ['--import', 'tsx', ...counting, 'src/main.ts'];
+    const child = spawn(process.execPath, [...profile, ...entry, 'worker'], {
       env: { ...process.env, ...env, LOG_LEVEL: process.env.WORKER_LOG_LEVEL ?? 'info' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -2,7 +2,8 @@
  * Following many requests at once on one worker: `npx tsx bench/status-streams.ts [inFlight=1000] [seconds=60]`.
  * Puts `inFlight` requests IN_PROGRESS at the emulator (a latency longer than the run), then
  * watches for `seconds`, once in stream mode and once in poll mode: the status streams open, the
- * status traffic fal sees per minute, and the worker process's memory (RSS, from /proc).
+ * status traffic fal sees per minute, and the worker process's memory (RSS, from /proc; the peak
+ * over the whole run). WORKER_ENTRY=dist/main.js measures the built worker (npm run build:server).
  */
 import { readFileSync } from 'node:fs';
 import { createAndGenerate } from '../src/domain/generation.ts';
@@ -33,6 +34,9 @@ async function measure(mode: 'stream' | 'poll') {
   try {
     const worker = pipeline.workers[0]!;
     const idleRss = rssMb(worker.pid!);
+    // Peak over the whole run: submitting and opening 1,000 streams included.
+    let peak = idleRss;
+    const peakTimer = setInterval(() => (peak = Math.max(peak, rssMb(worker.pid!))), 250);
     const account = await pipeline.account();
     const images = await benchImages();
     for (let i = 0; i < inFlight; i += 100) {
@@ -54,7 +58,6 @@ async function measure(mode: 'stream' | 'poll') {
     // Let the polling back off to its steady interval before counting.
     await new Promise((r) => setTimeout(r, 20_000));
     const before = pipeline.emulator.counters();
-    let peak = 0;
     const until = Date.now() + seconds * 1000;
     while (Date.now() < until) {
       peak = Math.max(peak, rssMb(worker.pid!));
@@ -62,11 +65,13 @@ async function measure(mode: 'stream' | 'poll') {
     }
     const after = pipeline.emulator.counters();
     const rss = rssMb(worker.pid!);
+    clearInterval(peakTimer);
+    const perRequest = ((rss - idleRss) * 1024) / inFlight;
     const perMinute = ((after.statusCalls - before.statusCalls) / seconds) * 60;
     console.log(`${mode}: ${inFlight} requests in flight on one worker`);
     console.log(`  status streams open at fal: ${after.streamsOpen}; opened during the ${seconds} s: ${after.streamsOpened - before.streamsOpened}`);
     console.log(`  status traffic: ${perMinute.toFixed(0)} calls per minute (${(perMinute / inFlight).toFixed(2)} per request)`);
-    console.log(`  worker RSS: idle ${idleRss.toFixed(0)} MB, now ${rss.toFixed(0)} MB, peak ${peak.toFixed(0)} MB; ${(((rss - idleRss) * 1024) / inFlight).toFixed(1)} KB per request`);
+    console.log(`  worker (node ${process.env.WORKER_ENTRY ?? '--import tsx src/main.ts'} worker) RSS: idle ${idleRss.toFixed(0)} MB, now ${rss.toFixed(0)} MB, peak ${peak.toFixed(0)} MB; ${perRequest.toFixed(1)} KB per request (goals <= 50 KB per request: ${perRequest <= 50 ? 'met' : 'NOT met'}; peak <= 200 MB: ${peak <= 200 ? 'met' : 'NOT met'})`);
     return { perMinute, rss, idleRss };
   } finally {
     await pipeline.close();
