@@ -16,9 +16,10 @@ export function useCredentialLifetime(): Plugin<Context> {
         onSubscribeResult({ args, result, setResult }) {
           const { principal, sessions } = args.contextValue;
           if (!principal || !isAsyncIterable(result)) return;
-          const { stream, end } = endable(result);
-          const untrack = sessions.track(principal, end);
-          setResult(withCleanup(stream, untrack));
+          let untrack = () => {};
+          const { stream, end } = endable(withCleanup(result[Symbol.asyncIterator](), () => untrack()));
+          untrack = sessions.track(principal, end);
+          setResult(stream);
         },
       };
     },

@@ -43,11 +43,16 @@ export class SetupTurns {
 }
 
 /**
- * A stream that keeps its setup turn until its first value (a subscription's snapshot read) or its
- * end, then gives it back.
+ * A stream that keeps its setup turn until its first value (a subscription's snapshot read), its
+ * end, or `maxMs`, whichever comes first, then gives it back.
  */
-export function holdUntilFirst<T>(stream: AsyncIterableIterator<T>, end: () => void): AsyncIterableIterator<T> {
-  return new TurnHoldingStream(stream, end);
+export function holdUntilFirst<T>(stream: AsyncIterableIterator<T>, end: () => void, maxMs: number): AsyncIterableIterator<T> {
+  const timer = setTimeout(end, maxMs);
+  timer.unref();
+  return new TurnHoldingStream(stream, () => {
+    clearTimeout(timer);
+    end();
+  });
 }
 
 class TurnHoldingStream<T> implements AsyncIterableIterator<T> {

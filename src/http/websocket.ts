@@ -14,8 +14,11 @@ import type { Yoga } from './yoga.ts';
 const FORBIDDEN = 4403;
 
 type EnvelopedArgs = ExecutionArgs & {
-  rootValue: { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
+  rootValue: { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown; socket: WebSocket };
 };
+
+/** How long a new subscription may keep its setup turn waiting for its snapshot. */
+const SNAPSHOT_TURN_MS = 2_000;
 
 /** What a connection keeps: its socket and its credential, checked once (not the upgrade request). */
 type Extra = { socket: WebSocket; request?: IncomingMessage; authentication?: Authentication };
@@ -42,14 +45,20 @@ export function attachWebSocket(
   const turns = new SetupTurns(setupConcurrency);
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
     {
-      // A turn waited for does not count against graphql-ws' wait for connection_init.
-      connectionInitWaitTimeout: 30_000,
       execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
       subscribe: async (args) => {
+        const { rootValue } = args as EnvelopedArgs;
         const end = await turns.take();
+        // Gone while it waited: nothing to set up (graphql-ws drops the operation).
+        if (rootValue.socket.readyState !== rootValue.socket.OPEN) {
+          end();
+          return (async function* () {})() as never;
+        }
         try {
-          const result = await (args as EnvelopedArgs).rootValue.subscribe(args);
-          if (isStream(result)) return holdUntilFirst(result, end) as never;
+          const result = await rootValue.subscribe(args);
+          // The turn is held through the snapshot read (the first value), bounded: a stream
+          // without a snapshot (account-wide) sends nothing until a change.
+          if (isStream(result)) return holdUntilFirst(result, end, SNAPSHOT_TURN_MS) as never;
           end();
           return result as never;
         } catch (error) {
@@ -58,17 +67,26 @@ export function attachWebSocket(
         }
       },
       onConnect: async (ctx) => {
-        const authentication = await turns.run(() => deps.authenticator.authenticate(ctx.connectionParams?.authorization as string | undefined));
         // Only the socket and the credential stay with the connection.
         delete (ctx.extra as { request?: IncomingMessage }).request;
-        if (!authentication.principal) return false;
-        ctx.extra.authentication = authentication;
         const socket = ctx.extra.socket;
-        const untrack = deps.sessions.track(authentication.principal, () => socket.close(FORBIDDEN, 'Forbidden'));
+        const authentication = await turns.run(() => deps.authenticator.authenticate(ctx.connectionParams?.authorization as string | undefined));
+        if (!authentication.principal || socket.readyState !== socket.OPEN) return false;
+        ctx.extra.authentication = authentication;
+        const untrack = deps.sessions.track(authentication.principal, () => {
+          // Revoked or expired: no further operation runs on this connection, even before the
+          // client acknowledges the close.
+          ctx.extra.authentication = undefined;
+          socket.close(FORBIDDEN, 'Forbidden');
+        });
         socket.once('close', untrack);
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
+        const authentication = ctx.extra.authentication;
+        if (!authentication || ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) {
+          return [new GraphQLError('This connection\'s credential is no longer valid.', { extensions: { code: 'FORBIDDEN' } })];
+        }
         // graphql-ws has already reserved a place for this operation.
         if (Object.keys(ctx.subscriptions).length > perConnection) {
           return [
@@ -79,7 +97,7 @@ export function attachWebSocket(
         }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           connectionParams: ctx.connectionParams,
-          authentication: ctx.extra.authentication!,
+          authentication,
           params: payload,
         });
         let document;
@@ -96,7 +114,7 @@ export function attachWebSocket(
           document,
           variableValues: payload.variables,
           contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
+          rootValue: { execute, subscribe, socket: ctx.extra.socket },
         } as EnvelopedArgs;
       },
     },
