@@ -54,11 +54,11 @@ export async function deleteTransitions(deps: DeletionDeps, accountId: string, r
   const { ids } = parseInput(deleteTransitionsInput, raw);
   const unique = [...new Set(ids)];
   await deps.db.$transaction(async (tx) => {
-    // Locked, so no generateBatch or retry can start one of them while they go.
+    // Locked (in id order, as claims lock them), so no generateBatch or retry can start one of them while they go.
     const rows = await tx.$queryRaw<Array<{ id: string; status: TransitionStatus }>>`
       SELECT "id", "status" FROM "Transition"
       WHERE "id" = ANY(${unique}::uuid[]) AND "accountId" = ${accountId}::uuid
-      FOR UPDATE`;
+      ORDER BY "id" FOR UPDATE`;
     if (rows.length !== unique.length) {
       const found = new Set(rows.map((r) => r.id));
       const missing = pathsOf('ids', ids, (id) => !found.has(id));

@@ -49,6 +49,8 @@ export interface ChangeGuard {
   from?: readonly TransitionStatus[];
   /** Only while no provider result has been recorded (a re-delivered result changes nothing). */
   noResultYet?: boolean;
+  /** Only while the run has no poster (two renders of one poster write once, announce once). */
+  noPosterYet?: boolean;
 }
 
 /** A transition's column names: what an event says changed. */
@@ -134,6 +136,7 @@ export async function changeTransition(
     where += ` AND "falRequestId" IS NOT DISTINCT FROM $${values.length}`;
   }
   if (guard.noResultYet) where += ` AND "falVideoUrl" IS NULL`;
+  if (guard.noPosterYet) where += ` AND "posterKey" IS NULL`;
   const [row] = await deps.sql.query<Transition>(
     `UPDATE "Transition" SET ${sets.join(', ')} WHERE ${where} AND "status" = ANY($2::"TransitionStatus"[]) RETURNING *`,
     values,
@@ -160,12 +163,18 @@ async function announce(deps: StateDeps, rows: readonly Transition[], fields?: r
  * already finished (their video is paid for and on its way into storage: see `alreadyGenerated`).
  */
 export async function cancelTransitions(deps: StateDeps, accountId: string, ids: readonly string[]) {
+  // Rows are locked in id order first, as claims lock them (src/domain/claims.ts): a cancel and a
+  // batch of claims over the same rows wait for each other instead of deadlocking.
   const rows = await deps.sql.query<Transition>(
-    `UPDATE "Transition" t SET "status" = 'CANCELED', "version" = t."version" + 1, "updatedAt" = ${UTC_NOW},
+    `WITH locked AS (
+       SELECT "id" FROM "Transition" WHERE "id" = ANY($1::uuid[]) AND "accountId" = $2::uuid ORDER BY "id" FOR UPDATE
+     )
+     UPDATE "Transition" t SET "status" = 'CANCELED', "version" = t."version" + 1, "updatedAt" = ${UTC_NOW},
        "completedAt" = ${UTC_NOW}, "queuePosition" = NULL
-     WHERE t."id" = ANY($1::uuid[]) AND t."accountId" = $2::uuid AND t."status" = ANY($3::"TransitionStatus"[])
+     FROM locked
+     WHERE t."id" = locked."id" AND t."status" = ANY($3::"TransitionStatus"[])
        AND NOT (${ALREADY_GENERATED})
-     RETURNING *`,
+     RETURNING t.*`,
     [[...ids], accountId, [...OPEN]],
   );
   if (rows.length) await announce(deps, rows, ['status', 'version', 'updatedAt', 'completedAt', 'queuePosition']);
