@@ -47,7 +47,7 @@ export class LocalLine<Item> {
         this.waiting.delete(next.value[0]);
         this.start(next.value[0], next.value[1]);
       }
-    });
+    }).catch(() => undefined); // run() routes its own failures; nothing here may end the process
     this.running.set(key, { promise, item });
   }
 

@@ -9,7 +9,7 @@ import { LocalLine } from './local-line.ts';
 /** The first frame of a completed transition's video, as its posterUrl (from `localVideo` when given). */
 export async function storePoster(segue: Segue, row: Transition, localVideo?: string) {
   const stored = await segue.media.poster(row.videoKey!, `transitions/${row.id}/r${row.run}-poster.jpg`, localVideo);
-  return changeTransition(segue, { id: row.id, run: row.run }, S.COMPLETED, { posterUrl: stored.url, posterKey: stored.key }, { from: [S.COMPLETED] });
+  return changeTransition(segue, { id: row.id, run: row.run }, S.COMPLETED, { posterUrl: stored.url, posterKey: stored.key }, { from: [S.COMPLETED], noPosterYet: true });
 }
 
 interface PosterWork {
@@ -35,7 +35,7 @@ export class Posters {
     this.line = new LocalLine<PosterWork>({
       limit,
       maxWaiting: 10_000,
-      keyOf: (work) => work.row.id,
+      keyOf: (work) => `${work.row.id}:${work.row.run}`,
       run: (work) => this.render(work),
       handOff: async (work) => {
         await work.local?.release();
