@@ -79,7 +79,7 @@ async function pass(label: string) {
   // A process of its own: its connections close after the pass, which flushes their statistics.
   const segue = createSegue(config);
   const reconciler = new Reconciler(segue);
-  await segue.jobs.ready();
+  await segue.generationJobs.ready();
   const started = performance.now();
   const report = await reconciler.run();
   const elapsed = performance.now() - started;

@@ -34,7 +34,7 @@ const port = 4300 + (process.pid % 500);
 
 // Data: 10 accounts, 5 batches of 20 each, every transition SUBMITTED (so queue positions can change).
 const batches: Array<{ apiKey: string; batchId: string; rows: Array<{ id: string; run: number }> }> = [];
-const noJobs = { ...segue, jobs: { enqueue: async () => undefined } as never };
+const noJobs = { ...segue, generationJobs: { enqueue: async () => undefined } as never };
 for (let a = 0; a < BATCHES / 5; a++) {
   const { account, apiKey } = await createAccount(segue.db, `sub-bench-${a}`);
   for (let b = 0; b < 5; b++) {

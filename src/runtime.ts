@@ -29,9 +29,9 @@ export interface Segue {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly topics: Topics;
-  readonly jobs: GenerationQueue;
+  readonly generationJobs: GenerationQueue;
   readonly pubsub: PubSub;
-  readonly changes: EventPublisher;
+  readonly events: EventPublisher;
   /** Follows a batch's progress events (generateNow waits with it). */
   readonly watchBatch: WatchBatch;
   readonly provider: VideoProvider;
@@ -56,9 +56,9 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
   const names = topics(config.queuePrefix);
 
   let producer: RedisClient | undefined;
-  let jobs: GenerationQueue | undefined;
+  let generationJobs: GenerationQueue | undefined;
   let pubsub: PubSub | undefined;
-  let changes: EventPublisher | undefined;
+  let events: EventPublisher | undefined;
   let provider: VideoProvider | undefined = options.provider;
   let mediaJobs: MediaQueue | undefined;
   let copyJobs: CopyQueue | undefined;
@@ -72,15 +72,15 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
     logger,
     metrics,
     topics: names,
-    get jobs() {
+    get generationJobs() {
       producer ??= createRedis(config.redis, 'producer');
-      return (jobs ??= new GenerationQueue(config, producer));
+      return (generationJobs ??= new GenerationQueue(config, producer));
     },
     get pubsub() {
       return (pubsub ??= createPubSub(config.redis));
     },
-    get changes() {
-      return (changes ??= new EventPublisher({ db, pubsub: segue.pubsub, topics: names, logger }));
+    get events() {
+      return (events ??= new EventPublisher({ db, pubsub: segue.pubsub, topics: names, logger }));
     },
     watchBatch: (accountId, batchId, onChange) => batchWatch(segue.pubsub, names)(accountId, batchId, onChange),
     get provider() {
@@ -99,8 +99,8 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
       return (copyJobs ??= new CopyQueue(config, producer));
     },
     async close() {
-      await changes?.close();
-      await jobs?.close();
+      await events?.close();
+      await generationJobs?.close();
       await mediaJobs?.close();
       await copyJobs?.close();
       await closeRedis(producer);

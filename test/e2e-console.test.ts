@@ -401,7 +401,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
     // Transition 2 is generated again elsewhere (through the API) while this page still shows it
     // COMPLETED (its batch's stream has ended): combining it is a CONFLICT, explained above the
     // form, which takes the focus. The generation queue is paused meanwhile, so that it stays QUEUED.
-    const generation = p.app.segue.jobs.queue;
+    const generation = p.app.segue.generationJobs.queue;
     await generation.pause();
     try {
       const regenerate = await gql(p.app.graphqlUrl, account.apiKey, GenerateBatch, { input: { transitionIds: [transitions[1]!.id] } });

@@ -49,7 +49,7 @@ describe('queue dashboard (Bull Board) at /admin/queues', () => {
     const { batch, transitions } = await createAndGenerate(p.app.segue, account.id, { transitions: [input] });
     const [failed] = await p.settled(batch!.id);
     expect(failed).toMatchObject({ status: 'FAILED', errorCode: 'FAL_JOB_ERROR', run: 1 });
-    await until(async () => (await p.app.segue.jobs.queue.getFailedCount()) > 0, { what: 'the failed job' });
+    await until(async () => (await p.app.segue.generationJobs.queue.getFailedCount()) > 0, { what: 'the failed job' });
 
     const auth = { authorization: `Bearer ${TOKEN}` };
     const retry = await fetch(`${p.app.url}/admin/queues/api/queues/generation/retry/failed`, { method: 'PUT', headers: auth });
@@ -65,13 +65,13 @@ describe('queue dashboard (Bull Board) at /admin/queues', () => {
     p.emulator.inject({ on: 'job', error: 'server', times: 1, promptIncludes: other.prompt });
     const second = await createAndGenerate(p.app.segue, account.id, { transitions: [other] });
     await p.settled(second.batch!.id);
-    await until(async () => (await p.app.segue.jobs.queue.getFailedCount()) > 0, { what: 'a failed job' });
+    await until(async () => (await p.app.segue.generationJobs.queue.getFailedCount()) > 0, { what: 'a failed job' });
     // Bull Board cleans jobs that failed more than 5 s ago.
     await until(
       async () => {
         const clean = await fetch(`${p.app.url}/admin/queues/api/queues/generation/clean/failed`, { method: 'PUT', headers: auth });
         expect(clean.status).toBe(200);
-        return (await p.app.segue.jobs.queue.getFailedCount()) === 0;
+        return (await p.app.segue.generationJobs.queue.getFailedCount()) === 0;
       },
       { what: 'no failed jobs', intervalMs: 1000, timeoutMs: 15_000 },
     );

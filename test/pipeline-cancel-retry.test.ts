@@ -34,7 +34,7 @@ describe('cancel', () => {
     const falRequest = p.emulator.requests().find((r) => r.requestId === res.data!.cancelTransition.falRequestId);
     expect(falRequest).toBeDefined();
     // The worker lets go of it at once: its fal slot is free again (nothing is in flight for us).
-    await until(async () => (await p.app.segue.jobs.queue.getActiveCount()) === 0, { what: 'the job to let go' });
+    await until(async () => (await p.app.segue.generationJobs.queue.getActiveCount()) === 0, { what: 'the job to let go' });
     await new Promise((r) => setTimeout(r, 3500)); // past the fal latency: the canceled row stays canceled
     expect(await row(id)).toMatchObject({ status: 'CANCELED', videoUrl: null });
 

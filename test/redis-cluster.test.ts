@@ -88,8 +88,8 @@ describe('Segue on a Redis Cluster', () => {
       env.MEDIA_PUBLIC_URL = `http://127.0.0.1:${portOne}/media`;
       // The work waits (BullMQ's pause, on the cluster) until the subscribers are attached, so the
       // five processes can start at once.
-      await segue!.jobs.ready();
-      await segue!.jobs.queue.pause();
+      await segue!.generationJobs.ready();
+      await segue!.generationJobs.queue.pause();
       const [one, two, ...workers] = await Promise.all([startApi(portOne), startApi(portTwo), startWorker(), startWorker(), startWorker()]);
       const account = await createTestAccount(segue!);
 
@@ -130,7 +130,7 @@ describe('Segue on a Redis Cluster', () => {
           await new Promise((r) => setTimeout(r, 200));
         }
       })().catch((error: unknown) => error);
-      await segue!.jobs.queue.resume();
+      await segue!.generationJobs.queue.resume();
       await Promise.all(streams.map((s) => s.sub.done));
       sampling = false;
       expect(await sampler).toBeUndefined();

@@ -162,7 +162,7 @@ describe('tenant boundaries', () => {
       const auth = { authorization: `Basic ${Buffer.from(`admin:${token}`).toString('base64')}` };
       const pause = (headers: Record<string, string>) =>
         fetch(`${app.url}/admin/queues/api/queues/generation/pause`, { method: 'PUT', headers: { ...auth, ...headers } });
-      const queue = app.segue.jobs.queue;
+      const queue = app.segue.generationJobs.queue;
 
       // A page on another site, replaying the browser's cached Basic credentials.
       expect((await pause({ origin: 'https://evil.example' })).status).toBe(403);

@@ -32,7 +32,7 @@ export function registerOperatorCommands(program: Command, withSegue: WithSegue)
     .option('--json', 'machine-readable JSON output')
     .action((options: { json?: boolean }) =>
       withSegue(async (segue) => {
-        const workers = await segue.jobs.onlineWorkers();
+        const workers = await segue.generationJobs.onlineWorkers();
         output(options).result(workers, () =>
           workers.length === 0
             ? 'No workers online.'

@@ -24,7 +24,7 @@ export interface CombineDeps {
   sql: Sql;
   mediaJobs: CombineJobs;
   logger: Logger;
-  changes?: { generatedTransitionChanged(row: GeneratedTransition): void | Promise<void> };
+  events?: { generatedTransitionChanged(row: GeneratedTransition): void | Promise<void> };
 }
 
 /**
@@ -57,7 +57,7 @@ export async function combineTransitions(deps: CombineDeps, accountId: string, r
       items: { create: input.transitionIds.map((transitionId, position) => ({ transitionId, position })) },
     },
   });
-  await deps.changes?.generatedTransitionChanged(combined);
+  await deps.events?.generatedTransitionChanged(combined);
   await deps.mediaJobs
     .add({ kind: 'combine', generatedTransitionId: combined.id })
     .catch((err) => deps.logger.warn({ err }, 'could not queue the combine job; the reconciler will'));
@@ -83,7 +83,7 @@ export async function getGeneratedTransition(
  * with `version` bumped and the change announced after commit.
  */
 export async function changeGeneratedTransition(
-  deps: Pick<CombineDeps, 'sql' | 'changes'>,
+  deps: Pick<CombineDeps, 'sql' | 'events'>,
   id: string,
   from: readonly G[],
   to: G,
@@ -106,6 +106,6 @@ export async function changeGeneratedTransition(
      WHERE "id" = $3::uuid AND "status" = ANY($2::"GeneratedTransitionStatus"[]) RETURNING *`,
     values,
   );
-  if (row) await deps.changes?.generatedTransitionChanged(row);
+  if (row) await deps.events?.generatedTransitionChanged(row);
   return row ?? null;
 }

@@ -29,7 +29,7 @@ export function createAndGenerate(deps: ServiceDeps, accountId: string, input: R
 async function stopAtProvider(deps: GenerationDeps, rows: readonly Transition[]) {
   await Promise.all(
     rows.map(async (row) => {
-      await deps.jobs.removeWaiting(row.id, row.run).catch(() => undefined);
+      await deps.generationJobs.removeWaiting(row.id, row.run).catch(() => undefined);
       if (!row.falRequestId) return;
       try {
         await noteCancelRequested(deps, row.falRequestId, 'CANCELED');

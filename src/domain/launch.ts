@@ -6,8 +6,8 @@ import { announceCommitted, type ChangeListener, type TransitionField } from './
 export interface LaunchDeps {
   db: import('../db.ts').Db;
   sql: import('../db.ts').Sql;
-  jobs: RunJobs;
-  changes: ChangeListener;
+  generationJobs: RunJobs;
+  events: ChangeListener;
   logger: Logger;
 }
 
@@ -20,7 +20,7 @@ export async function launchRuns(deps: LaunchDeps, rows: readonly Transition[], 
   if (rows.length === 0) return;
   await announceCommitted(deps, rows, fields);
   try {
-    await deps.jobs.enqueue(rows);
+    await deps.generationJobs.enqueue(rows);
   } catch (err) {
     deps.logger.warn({ err, transitions: rows.length }, 'could not enqueue now; the reconciler will');
   }

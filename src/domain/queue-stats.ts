@@ -9,7 +9,7 @@ export async function transitionsByStatus(db: Db, accountId: string | null) {
   return rows.map((r) => ({ status: r.status as TransitionStatus, count: r._count._all }));
 }
 
-type StatsDeps = { db: Db; jobs: QueueGauges; config: { fal: { concurrency: number } } };
+type StatsDeps = { db: Db; generationJobs: QueueGauges; config: { fal: { concurrency: number } } };
 
 /**
  * What an account may know of the queue (`queueStats`): its own transitions by status, and the
@@ -20,8 +20,8 @@ type StatsDeps = { db: Db; jobs: QueueGauges; config: { fal: { concurrency: numb
 export async function queueStats(deps: StatsDeps, accountId: string) {
   const [byStatus, queue, workers] = await Promise.all([
     transitionsByStatus(deps.db, accountId),
-    deps.jobs.depths(),
-    deps.jobs.onlineWorkers(),
+    deps.generationJobs.depths(),
+    deps.generationJobs.onlineWorkers(),
   ]);
   return { byStatus, queue, falInFlight: queue.active, falConcurrency: deps.config.fal.concurrency, workersOnline: workers.length };
 }
@@ -52,8 +52,8 @@ export async function operatorStats(deps: StatsDeps) {
   const [byStatus, accounts, queue, workers] = await Promise.all([
     transitionsByStatus(deps.db, null),
     openByAccount(deps.db, 20),
-    deps.jobs.depths(),
-    deps.jobs.onlineWorkers(),
+    deps.generationJobs.depths(),
+    deps.generationJobs.onlineWorkers(),
   ]);
   return { byStatus, accounts, queue, falInFlight: queue.active, falConcurrency: deps.config.fal.concurrency, workers };
 }

@@ -68,7 +68,7 @@ export interface ChangeListener {
 export interface StateDeps {
   db: Db;
   sql: Sql;
-  changes?: ChangeListener;
+  events?: ChangeListener;
 }
 
 const COLUMNS: Record<keyof ChangeData, string> = {
@@ -154,7 +154,7 @@ export async function loadTransition(deps: Pick<StateDeps, 'sql'>, id: string): 
 }
 
 async function announce(deps: StateDeps, rows: readonly Transition[], fields?: readonly TransitionField[]) {
-  await deps.changes?.transitionsChanged(rows, fields);
+  await deps.events?.transitionsChanged(rows, fields);
 }
 
 /**

@@ -8,7 +8,7 @@ import { LiveFeed, withCleanup } from './live.ts';
 import type { BatchProgress, CombinedChange, TransitionChange } from './messages.ts';
 import { TransitionRows } from './rows.ts';
 
-type StreamDeps = Pick<Segue, 'db' | 'sql' | 'pubsub' | 'topics' | 'config' | 'jobs' | 'changes' | 'logger'>;
+type StreamDeps = Pick<Segue, 'db' | 'sql' | 'pubsub' | 'topics' | 'config' | 'generationJobs' | 'events' | 'logger'>;
 
 /** A batch as the API shows it, with the counts an event brought (no query per subscriber). */
 export type BatchWithCounts = Batch & { counts?: BatchCounts };

@@ -59,7 +59,7 @@ export function adminHandler(segue: Segue) {
   if (!token) return null;
   const adapter = new HonoAdapter(serveStatic).setBasePath(ADMIN_PATH);
   createBullBoard({
-    queues: [segue.jobs.queue, segue.copyJobs.queue, segue.mediaJobs.queue].map(
+    queues: [segue.generationJobs.queue, segue.copyJobs.queue, segue.mediaJobs.queue].map(
       (queue) => new BullMQAdapter(queue, { readOnlyMode: false, allowRetries: true }),
     ),
     serverAdapter: adapter,

@@ -34,8 +34,8 @@ export function opsHandlers(segue: Segue) {
         await Promise.all([
           check('postgres', () => segue.sql.query('SELECT 1', [])),
           check('redis', async () => {
-            await segue.jobs.ready(1_500);
-            return segue.jobs.redis.ping();
+            await segue.generationJobs.ready(1_500);
+            return segue.generationJobs.redis.ping();
           }),
         ]),
       );
@@ -60,7 +60,7 @@ function registerQueueGauges(segue: Segue) {
     registers: [registry],
     async collect() {
       try {
-        const depths = await within(segue.jobs.depths(), 2_000);
+        const depths = await within(segue.generationJobs.depths(), 2_000);
         for (const [state, n] of Object.entries(depths)) this.set({ state }, n);
       } catch {
         /* Redis down: keep the last values; /ready tells */
@@ -73,7 +73,7 @@ function registerQueueGauges(segue: Segue) {
     registers: [registry],
     async collect() {
       try {
-        this.set((await within(segue.jobs.depths(), 2_000)).active);
+        this.set((await within(segue.generationJobs.depths(), 2_000)).active);
       } catch {
         /* as above */
       }
@@ -93,7 +93,7 @@ function registerQueueGauges(segue: Segue) {
     registers: [registry],
     async collect() {
       try {
-        this.set((await within(segue.jobs.onlineWorkers(), 2_000)).length);
+        this.set((await within(segue.generationJobs.onlineWorkers(), 2_000)).length);
       } catch {
         /* as above */
       }

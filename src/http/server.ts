@@ -53,7 +53,7 @@ function routeOf(path: string): string {
 export async function startApiServer(segue: Segue, options: { port?: number; host?: string } = {}): Promise<ApiServer> {
   const { http } = segue.config;
   const subscriptions = new SubscriptionLimits(segue.config.subscriptions.perAccount, segue.metrics);
-  const limiter = redisRateLimiter(() => segue.jobs, segue.config.queuePrefix, http.mutationsPerMinute, segue.logger);
+  const limiter = redisRateLimiter(() => segue.generationJobs, segue.config.queuePrefix, http.mutationsPerMinute, segue.logger);
   const tokens = accessTokens({ db: segue.db, secret: segue.config.auth.tokenSecret });
   if (segue.config.auth.tokenSecretSource === 'none') {
     segue.logger.warn('browser tokens are off: set TOKEN_SECRET (32+ characters) to enable createAccessToken');

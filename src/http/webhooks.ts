@@ -76,9 +76,9 @@ export function falWebhookHandler(segue: Segue) {
         {
           db: segue.db,
           sql: segue.sql,
-          changes: segue.changes,
+          events: segue.events,
           metrics: segue.metrics,
-          wakeRun: (ref) => segue.jobs.wake(ref.id, ref.run),
+          wakeRun: (ref) => segue.generationJobs.wake(ref.id, ref.run),
         },
         { requestId, ok: event.status === 'OK', videoUrl: typeof videoUrl === 'string' ? videoUrl : null, submission },
       );

@@ -67,7 +67,7 @@ export class Reconciler {
 
   /** Runs when no other worker is reconciling right now. */
   async runIfLeader(): Promise<ReconcileReport | null> {
-    const { jobs, config } = this.segue;
+    const { generationJobs: jobs, config } = this.segue;
     await jobs.ready();
     const redis = jobs.redis;
     const lock = `${config.queuePrefix}:reconciler:lock`;
@@ -82,7 +82,7 @@ export class Reconciler {
   }
 
   async run(): Promise<ReconcileReport> {
-    const { db, jobs, config, logger } = this.segue;
+    const { db, generationJobs: jobs, config, logger } = this.segue;
     // A wipe also loses the global cap; putting it back is idempotent.
     await jobs.setFalConcurrency(config.fal.concurrency);
     const report: ReconcileReport = {

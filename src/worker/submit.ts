@@ -137,7 +137,7 @@ let lastCapRestore = 0;
 
 /** A claim that sent nothing: wait for a slot or an earlier request, or end the run. */
 async function refused(ctx: RunContext, refusal: ClaimRefused): Promise<never> {
-  const { config, jobs } = ctx.segue;
+  const { config, generationJobs } = ctx.segue;
   switch (refusal.reason) {
     case 'cap':
       // PostgreSQL counts the cap's worth in flight, so Redis let this job run past a cap it may
@@ -146,7 +146,7 @@ async function refused(ctx: RunContext, refusal: ClaimRefused): Promise<never> {
       // also hold slots: the wait is long enough not to churn through the whole queue.
       if (Date.now() - lastCapRestore > 5_000) {
         lastCapRestore = Date.now();
-        await jobs.setFalConcurrency(config.fal.concurrency).catch((err) => ctx.log.warn({ err }, 'could not restore FAL_CONCURRENCY'));
+        await generationJobs.setFalConcurrency(config.fal.concurrency).catch((err) => ctx.log.warn({ err }, 'could not restore FAL_CONCURRENCY'));
       }
       ctx.log.debug({ inFlight: refusal.details.inFlight }, 'no fal slot free; waiting');
       throw new Park(jittered(config.fal.pollMaxIntervalMs), refusal.message);

@@ -37,13 +37,13 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   const copier = new Copier(segue, posters, config.worker.copyConcurrency);
   const claims = new ClaimBatcher(segue, claimPolicy(config));
   await wakeups.start();
-  await segue.jobs.setFalConcurrency(config.fal.concurrency);
+  await segue.generationJobs.setFalConcurrency(config.fal.concurrency);
   // The storage driver loads on first use: load it now, so the first finished video is stored as
   // quickly as the next (a result is stored within milliseconds of fal, see README).
   await segue.media.storage().catch((err) => log.warn({ err }, 'storage not ready at start'));
 
   const processor = async (job: Job<GenerationJobData>, token?: string, signal?: AbortSignal) => {
-    await segue.jobs.fairness.started(job.opts.priority).catch(() => undefined);
+    await segue.generationJobs.fairness.started(job.opts.priority).catch(() => undefined);
     return runGeneration(segue, wakeups, copier, claims, job, token, signal);
   };
 
