@@ -3,11 +3,11 @@
  * API and a worker in one process; `api` and `worker` run one role each, for scaling them apart.
  */
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { startOpsServer } from './http/ops.ts';
-import { startApiServer } from './http/server.ts';
 import { redactedConfig } from './logger.ts';
 import { createSegue } from './runtime.ts';
-import { startWorker } from './worker/worker.ts';
+
+// Each role loads only its own modules: a worker holds no GraphQL schema, Yoga or WebSocket
+// server in memory, and the API none of the worker's pipeline.
 
 const ROLES = ['all', 'api', 'worker'] as const;
 type Role = (typeof ROLES)[number];
@@ -60,16 +60,19 @@ async function main() {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   if (role === 'all' || role === 'worker') {
+    const { startWorker } = await import('./worker/worker.ts');
     const worker = await startWorker(segue);
     stops.unshift(worker.close);
     if (stopping) await worker.close();
     if (role === 'worker' && segue.config.opsPort !== null) {
+      const { startOpsServer } = await import('./http/ops.ts');
       const ops = await startOpsServer(segue, segue.config.opsPort);
       stops.push(ops.close);
       log.info({ port: ops.port }, `worker health and metrics on :${ops.port}`);
     }
   }
   if (role === 'all' || role === 'api') {
+    const { startApiServer } = await import('./http/server.ts');
     const api = await startApiServer(segue);
     stops.push(api.close);
     if (stopping) await api.close();
