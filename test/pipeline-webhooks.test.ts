@@ -58,10 +58,11 @@ describe('fal webhooks', () => {
     p.emulator.configure({ latencyMs: 5_000 });
     const { transitions } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
     const id = transitions[0]!.id;
+    // IN_PROGRESS (fal's status stream moves it there): nothing else changes the row until fal is done.
     const running = await until(async () => {
       const r = await row(id);
-      return r.falRequestId ? r : null;
-    }, { what: 'a fal request id' });
+      return r.falRequestId && r.status === 'IN_PROGRESS' ? r : null;
+    }, { what: 'a fal request id, IN_PROGRESS' });
     const forgedBody = {
       request_id: running.falRequestId,
       gateway_request_id: running.falRequestId,
