@@ -1,4 +1,4 @@
-import { useId, useRef, useState, type FormEvent } from 'react';
+import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
 import type { ConsoleGeneratedTransitionFragment } from '../../../src/generated/gql/graphql';
 import type { Api } from '../api/client';
 import { formatSeconds } from '../ui/format';
@@ -47,11 +47,17 @@ export function CombinePanel({ api, clips, onClear, onCombined }: Props) {
       audioUrl: audioUrl.trim() || null,
       burnSubtitles,
     });
-    requestAnimationFrame(() => {
-      if (shown.general.length) form.current?.querySelector<HTMLElement>('.form-error')?.focus();
-      else if (shown.audioUrl) document.getElementById(ids.audio)?.focus();
-    });
+    setFocusAfterSubmit(shown.general.length ? 'general' : shown.audioUrl ? 'audio' : null);
   }
+
+  // After the errors are on the page (an effect runs after React has rendered them, however
+  // long that takes; a next animation frame may come before).
+  const [focusAfterSubmit, setFocusAfterSubmit] = useState<'general' | 'audio' | null>(null);
+  useEffect(() => {
+    if (focusAfterSubmit === 'general') form.current?.querySelector<HTMLElement>('.form-error')?.focus();
+    else if (focusAfterSubmit === 'audio') document.getElementById(ids.audio)?.focus();
+    if (focusAfterSubmit) setFocusAfterSubmit(null);
+  }, [focusAfterSubmit, ids.audio]);
 
   const { errors } = request;
   return (
