@@ -2,6 +2,7 @@ import {
   GraphQLError,
   Kind,
   type DocumentNode,
+  type ExecutionResult,
   type FieldNode,
   type OperationDefinitionNode,
   type SelectionSetNode,
@@ -54,26 +55,28 @@ function rootFields(document: DocumentNode, operation: OperationDefinitionNode):
  * root field gets its error (UNAUTHENTICATED without a valid credential, FORBIDDEN for a token).
  */
 export function useAuthentication(): Plugin<Context> {
-  const check = (args: OperationArgs) => {
-    const { principal, authFailure } = args.contextValue;
-    if (principal && principal.kind !== 'token') return null;
-    const operation = operationOf(args.document, args.operationName);
-    if (!operation) return null;
-    const allowed = principal ? TOKEN_FIELDS[operation.operation] : new Set<string>();
-    const denied = rootFields(args.document, operation).filter((f) => !PUBLIC_FIELDS.has(f.name.value) && !allowed.has(f.name.value));
-    if (denied.length === 0) return null;
-    const error: AppError = principal ? forbidden(TOKEN_FORBIDDEN) : unauthenticated(authFailure ?? undefined);
-    return {
-      data: null,
-      errors: denied.map(
-        (field) =>
-          new GraphQLError(error.message, {
-            nodes: [field],
-            path: [field.alias?.value ?? field.name.value],
-            extensions: { code: error.code },
-          }),
-      ),
-    };
+  return refuseBeforeRunning(authenticationRefusal);
+}
+
+/** The refusal of an operation the caller may not run (null: it may). */
+export function authenticationRefusal(args: OperationArgs): ExecutionResult | null {
+  const { principal, authFailure } = args.contextValue;
+  if (principal && principal.kind !== 'token') return null;
+  const operation = operationOf(args.document, args.operationName);
+  if (!operation) return null;
+  const allowed = principal ? TOKEN_FIELDS[operation.operation] : new Set<string>();
+  const denied = rootFields(args.document, operation).filter((f) => !PUBLIC_FIELDS.has(f.name.value) && !allowed.has(f.name.value));
+  if (denied.length === 0) return null;
+  const error: AppError = principal ? forbidden(TOKEN_FORBIDDEN) : unauthenticated(authFailure ?? undefined);
+  return {
+    data: null,
+    errors: denied.map(
+      (field) =>
+        new GraphQLError(error.message, {
+          nodes: [field],
+          path: [field.alias?.value ?? field.name.value],
+          extensions: { code: error.code },
+        }),
+    ),
   };
-  return refuseBeforeRunning(check);
 }

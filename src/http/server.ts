@@ -69,7 +69,8 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   });
   const sessions = new CredentialSessions(segue);
   sessions.start();
-  const yoga = createYogaServer({ segue, authenticator, subscriptions, sessions, tokens }, limiter);
+  const contextDeps = { segue, authenticator, subscriptions, sessions, tokens };
+  const yoga = createYogaServer(contextDeps, limiter);
   const falWebhook = falWebhookHandler(segue);
   const ops = opsHandlers(segue);
   const admin = adminHandler(segue);
@@ -156,7 +157,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     // of browsers reconnect at once, and connections beyond a full queue are reset.
     server.listen({ port, host, backlog: 8192 }, () => resolve());
   });
-  const websocket = attachWebSocket(server, yoga, { segue, authenticator, sessions });
+  const websocket = attachWebSocket(server, yoga, contextDeps);
   const address = server.address() as AddressInfo;
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   const url = `http://${shownHost}:${address.port}`;

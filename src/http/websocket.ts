@@ -5,16 +5,18 @@ import type { IncomingMessage } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authentication } from '../auth/principal.ts';
 import { holdUntilFirst, SetupTurns } from './setup-turns.ts';
-import type { Authenticator } from '../auth/authenticate.ts';
-import type { CredentialSessions } from '../auth/sessions.ts';
-import type { Segue } from '../runtime.ts';
+import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
+import { subscribeLive } from '../graphql/live-subscriptions.ts';
+import { operationOf } from '../graphql/operation-gate.ts';
 import type { Yoga } from './yoga.ts';
 
 /** Close code for a refused or no longer valid credential (graphql-ws' Forbidden). */
 const FORBIDDEN = 4403;
 
-type EnvelopedArgs = ExecutionArgs & {
-  rootValue: { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown; socket: WebSocket };
+/** Queries and mutations run through Yoga's envelop; subscriptions through subscribeLive. */
+type OperationArgs = ExecutionArgs & {
+  contextValue: Context;
+  rootValue: { execute?: (args: ExecutionArgs) => unknown; socket: WebSocket };
 };
 
 /** How long a new subscription may keep its setup turn waiting for its snapshot. */
@@ -29,25 +31,24 @@ const isStream = (value: unknown): value is AsyncIterableIterator<unknown> =>
 /**
  * graphql-ws on the same port and path as Yoga (/graphql). A connection must present a valid
  * credential in connectionParams.authorization or it is refused (close 4403), and it is closed
- * with 4403 as soon as that credential is revoked or expires; each operation then runs through
- * Yoga's envelop (the same schema, context, authentication and error masking as HTTP), with the
- * credential the connection was accepted with. Setting up a connection and each subscription
- * (through its snapshot read) waits for a turn (SUBSCRIPTION_SETUP_CONCURRENCY at once).
+ * with 4403, its subscriptions ended, as soon as that credential is revoked or expires. Each
+ * operation is parsed and validated by Yoga's envelop (the same schema, limits and caches as
+ * HTTP) with the credential the connection was accepted with; queries and mutations then run
+ * through it, subscriptions through subscribeLive (the same gate and error masking, far less
+ * memory per subscriber). Setting up a connection and each subscription (through its snapshot
+ * read) waits for a turn (SUBSCRIPTION_SETUP_CONCURRENCY at once).
  */
-export function attachWebSocket(
-  server: Server,
-  yoga: Yoga,
-  deps: { segue: Segue; authenticator: Authenticator; sessions: CredentialSessions },
-) {
+export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
   const { segue } = deps;
+  const logger = segue.logger.child({ component: 'graphql' });
   const wss = new WebSocketServer({ server, path: '/graphql' });
   const { perConnection, setupConcurrency } = segue.config.subscriptions;
   const turns = new SetupTurns(setupConcurrency);
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
     {
-      execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
+      execute: (args) => (args as OperationArgs).rootValue.execute!(args) as never,
       subscribe: async (args) => {
-        const { rootValue } = args as EnvelopedArgs;
+        const { rootValue } = args as OperationArgs;
         const end = await turns.take();
         // Gone while it waited: nothing to set up (graphql-ws drops the operation).
         if (rootValue.socket.readyState !== rootValue.socket.OPEN) {
@@ -55,7 +56,7 @@ export function attachWebSocket(
           return (async function* () {})() as never;
         }
         try {
-          const result = await rootValue.subscribe(args);
+          const result = await subscribeLive(args as OperationArgs, logger);
           // The turn is held through the snapshot read (the first value), bounded: a stream
           // without a snapshot (account-wide) sends nothing until a change.
           if (isStream(result)) return holdUntilFirst(result, end, SNAPSHOT_TURN_MS) as never;
@@ -74,9 +75,12 @@ export function attachWebSocket(
         if (!authentication.principal || socket.readyState !== socket.OPEN) return false;
         ctx.extra.authentication = authentication;
         const untrack = deps.sessions.track(authentication.principal, () => {
-          // Revoked or expired: no further operation runs on this connection, even before the
-          // client acknowledges the close.
+          // Revoked or expired: no further operation runs on this connection and its streams end
+          // now, even before the client acknowledges the close.
           ctx.extra.authentication = undefined;
+          for (const stream of Object.values(ctx.subscriptions)) {
+            void (stream as AsyncIterator<unknown> | null)?.return?.(undefined)?.catch(() => undefined);
+          }
           socket.close(FORBIDDEN, 'Forbidden');
         });
         socket.once('close', untrack);
@@ -95,7 +99,7 @@ export function attachWebSocket(
             }),
           ];
         }
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+        const { schema, execute, contextFactory, parse, validate } = yoga.getEnveloped({
           connectionParams: ctx.connectionParams,
           authentication,
           params: payload,
@@ -108,14 +112,16 @@ export function attachWebSocket(
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
+        const live = operationOf(document, payload.operationName)?.operation === 'subscription';
         return {
           schema,
           operationName: payload.operationName,
           document,
           variableValues: payload.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe, socket: ctx.extra.socket },
-        } as EnvelopedArgs;
+          // A subscription keeps its context as long as it lives: only Segue's own.
+          contextValue: live ? contextOf(deps, authentication) : await contextFactory(),
+          rootValue: live ? { socket: ctx.extra.socket } : { execute, socket: ctx.extra.socket },
+        } as OperationArgs;
       },
     },
     wss,
