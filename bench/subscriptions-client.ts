@@ -8,6 +8,8 @@ import WebSocket from 'ws';
 interface Plan {
   url: string;
   subscribers: Array<{ apiKey: string; batchId: string }>;
+  /** Reconnect as browsers do (graphql-ws' default: 5 attempts, randomized backoff); else never. */
+  retry: boolean;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -16,15 +18,27 @@ const query = 'subscription($batchId: ID) { transitionUpdated(batchId: $batchId)
 process.once('message', async (plan: Plan) => {
   let receipts: Array<[string, number, number]> = [];
   let ready = 0;
+  let reconnects = 0;
   const clients = plan.subscribers.map(({ apiKey, batchId }) => {
+    let snapshot = true;
+    let seen = 0;
+    let attempts = 0;
     const client = createClient({
       url: plan.url,
       webSocketImpl: WebSocket,
       connectionParams: { authorization: `Bearer ${apiKey}` },
-      retryAttempts: 0,
+      retryAttempts: plan.retry ? 5 : 0,
+      // A browser sees a reset connection as a close (1006), which graphql-ws retries; node's ws
+      // reports the socket error itself, which it would not.
+      shouldRetry: () => plan.retry,
+      on: {
+        connecting: () => {
+          if (attempts++ > 0) reconnects++;
+          // A new connection starts with a new snapshot.
+          if (snapshot) seen = 0;
+        },
+      },
     });
-    let snapshot = true;
-    let seen = 0;
     client.subscribe<{ transitionUpdated: { id: string; version: number } }>(
       { query, variables: { batchId } },
       {
@@ -50,7 +64,7 @@ process.once('message', async (plan: Plan) => {
     return client;
   });
   const flush = setInterval(() => {
-    process.send!({ type: 'connected', connected: ready });
+    process.send!({ type: 'connected', connected: ready, reconnects });
     if (receipts.length) {
       process.send!({ type: 'receipts', receipts });
       receipts = [];
