@@ -9,7 +9,9 @@ import { dropQueueKeys } from '../test/helpers/pipeline.ts';
 import { makeImage, startImageServer } from '../test/helpers/images.ts';
 import { benchConfig } from './lib.ts';
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** The pipeline for a benchmark: emulator + API (webhooks) in this process, workers as child processes. */
 export async function startBenchPipeline(options: { emulator: FalEmulatorOptions; env: Record<string, string>; workers: number }) {
@@ -38,16 +40,25 @@ export async function startBenchPipeline(options: { emulator: FalEmulatorOptions
     const counting = process.env.BENCH_COUNTS ? ['--import', './bench/count-roundtrips.ts'] : [];
     // WORKER_ENTRY=dist/main.js runs the compiled build (npm run build:server), as production does.
     const entry = process.env.WORKER_ENTRY ? [process.env.WORKER_ENTRY] : ['--import', 'tsx', ...counting, 'src/main.ts'];
+    // The worker logs (JSON, info level) straight into a file: a pipe read by this busy process
+    // would fill and stall the worker's synchronous log writes. WORKER_LOG=<file> keeps them.
+    const logFile = process.env.WORKER_LOG ?? join(tmpdir(), `segue-bench-worker-${process.pid}-${i}.log`);
+    const out = openSync(logFile, 'a');
+    const startedAt = statSync(logFile).size;
     const child = spawn(process.execPath, [...profile, ...entry, 'worker'], {
       env: { ...process.env, ...env, LOG_LEVEL: process.env.WORKER_LOG_LEVEL ?? 'info' },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', out, 'inherit'],
     });
-    // WORKER_LOG=<file>: each worker's log lines (JSON, info level) are appended there.
-    if (process.env.WORKER_LOG) child.stdout.pipe(createWriteStream(process.env.WORKER_LOG, { flags: 'a' }));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => d.toString().includes('generation worker started') && resolve());
-      child.once('exit', () => reject(new Error('worker exited')));
-    });
+    closeSync(out);
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    for (;;) {
+      if (exited) throw new Error(`worker exited (its log: ${logFile})`);
+      const text = readFileSync(logFile, 'utf8').slice(startedAt);
+      if (text.includes('generation worker started')) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!process.env.WORKER_LOG) process.once('exit', () => rmSync(logFile, { force: true }));
     children.push(child);
   }
   return {
