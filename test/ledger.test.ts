@@ -175,4 +175,24 @@ describe('the submit claim', () => {
     expect(await segue.db.falRequest.count({ where: { accountId: account.id, state: 'SUBMITTING' } })).toBe(10);
     expect(transactions).toBeLessThan(10);
   });
+
+  it('one claim that breaks its batch (a ledger row that already exists) fails alone: the others of the batch are claimed', async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(4) });
+    const taken = uuidv7();
+    expect(await claimSubmit(segue, transitions[0]!, { ...options(10), submissionId: taken })).not.toBeNull();
+    const batcher = new ClaimBatcher(segue, options(10));
+    // The first claim goes alone; the next three wait and go together, one of them reusing a
+    // submission id the ledger already holds (a primary key violation inside the batch).
+    const outcomes = await Promise.all(
+      [
+        batcher.claim(transitions[1]!, uuidv7()),
+        batcher.claim(transitions[2]!, taken),
+        batcher.claim(transitions[3]!, uuidv7()),
+      ].map((claim) => claim.then((row) => (row ? 'claimed' : 'moved'), (error: { code?: string }) => `error ${error.code}`)),
+    );
+    expect(outcomes).toEqual(['claimed', 'error 23505', 'claimed']);
+    expect((await segue.db.transition.findUniqueOrThrow({ where: { id: transitions[2]!.id } })).status).toBe('QUEUED');
+  });
 });

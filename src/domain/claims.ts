@@ -216,6 +216,9 @@ export async function claimSubmit(deps: StateDeps, ref: { id: string; run: numbe
  * next one. A burst of N jobs costs about log-many transactions instead of N turns at the slot
  * lock, and holds one database connection instead of one per waiting claim.
  */
+/** PostgreSQL's integrity violations (class 23) and rolled-back transactions (class 40: deadlocks, serialization). */
+const isRowConflict = (error: unknown) => /^(23|40)/.test(String((error as { code?: unknown } | null)?.code ?? ''));
+
 export class ClaimBatcher {
   private pending: Array<{ request: ClaimRequest; resolve: (o: ClaimOutcome) => void; reject: (e: unknown) => void }> = [];
   private running = false;
@@ -246,6 +249,14 @@ export class ClaimBatcher {
           const outcomes = await claimSubmits(this.deps, batch.map((b) => b.request), this.policy);
           batch.forEach((b, i) => b.resolve(outcomes[i]!));
         } catch (error) {
+          if (batch.length > 1 && isRowConflict(error)) {
+            // One row's conflict or a deadlock rolls back every claim of the batch: each is tried
+            // again alone, so only the one at fault fails.
+            for (const b of batch) {
+              await claimSubmits(this.deps, [b.request], this.policy).then(([outcome]) => b.resolve(outcome!), b.reject);
+            }
+            continue;
+          }
           // The transaction failed as a whole: each caller makes sure its claim did not land.
           for (const b of batch) b.reject(error);
         }
