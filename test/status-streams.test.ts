@@ -106,6 +106,23 @@ describe('fal status streams', () => {
     expect(c.statusCalls).toBeGreaterThan(3);
   });
 
+  it('streams that keep closing right after repeating the known status count as failing: the request is polled, not reopened forever', { timeout: 60_000 }, async () => {
+    p = await startPipeline({
+      emulator: { latencyMs: 3_000 },
+      env: { FAL_POLL_INTERVAL_MS: '100', FAL_POLL_MAX_INTERVAL_MS: '200' },
+      inlineWorkers: 1,
+    });
+    p.emulator.inject({ on: 'stream', closeEarly: true, afterEvents: 1, times: Infinity });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+    const [row] = await p.settled(batch!.id, 30_000);
+    expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+    const metric = await p.inline[0]!.segue.metrics.registry.getSingleMetricAsString('segue_fal_status_stream_fallbacks_total');
+    expect(metric).toMatch(/segue_fal_status_stream_fallbacks_total 1/);
+    // A few streams (the first brings news), then polling: not one stream every 100 ms for 3 s.
+    expect(p.emulator.counters().streamsOpened).toBeLessThanOrEqual(5);
+  });
+
   it('FAL_STATUS_MODE=poll follows requests by polling only', { timeout: 30_000 }, async () => {
     p = await startPipeline({ emulator: { latencyMs: 300 }, env: { FAL_STATUS_MODE: 'poll' }, inlineWorkers: 1 });
     const account = await p.account();

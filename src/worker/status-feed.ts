@@ -18,6 +18,8 @@ const REOPEN_MAX_DELAY_MS = 2_000;
  */
 export class StatusFeed {
   private latest: RequestState | null = null;
+  /** The last status any stream brought (kept after the tracker took it). */
+  private lastSeen: RequestState | null = null;
   private wake: AbortController | null = null;
   private readonly stopper = new AbortController();
   private ended = false;
@@ -54,6 +56,7 @@ export class StatusFeed {
   }
 
   private push(state: RequestState) {
+    this.lastSeen = state;
     this.latest = state;
     this.wake?.abort();
   }
@@ -65,7 +68,9 @@ export class StatusFeed {
       metrics.statusStreams.inc();
       try {
         for await (const state of this.open(this.stopper.signal)) {
-          failures = 0;
+          // Only news proves the stream works: one that opens, repeats what is known and closes
+          // again (a proxy cutting it) keeps counting towards polling.
+          if (!sameState(state, this.lastSeen)) failures = 0;
           this.push(state);
           if (state.state === 'COMPLETED') {
             this.ended = true;
@@ -93,3 +98,6 @@ export class StatusFeed {
     }
   }
 }
+
+const sameState = (a: RequestState, b: RequestState | null | undefined) =>
+  !!b && a.state === b.state && (a.state !== 'IN_QUEUE' || a.queuePosition === (b as { queuePosition?: number | null }).queuePosition);
