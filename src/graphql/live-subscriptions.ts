@@ -1,5 +1,4 @@
 import { subscribe, type ExecutionArgs, type ExecutionResult, type GraphQLError } from 'graphql';
-import type { Logger } from '../logger.ts';
 import { authenticationRefusal } from './authentication.ts';
 import type { Context } from './context.ts';
 import { maskError } from './errors.ts';
@@ -15,21 +14,24 @@ import { maskError } from './errors.ts';
  */
 export async function subscribeLive(
   args: ExecutionArgs & { contextValue: Context },
-  logger: Logger,
+  log: ErrorLog,
 ): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
-  const masked = (result: ExecutionResult) => maskResult(result, logger);
+  const masked = (result: ExecutionResult) => maskResult(result, log);
   const refused = authenticationRefusal(args);
   if (refused) return refused;
   const result = await subscribe(args);
   return Symbol.asyncIterator in result ? new MaskedStream(result, masked) : masked(result);
 }
 
-/** A result as clients see it: every error masked; an error the mask changed is logged. */
-function maskResult(result: ExecutionResult, logger: Logger): ExecutionResult {
+/** Where masked errors go: yogaLogger's error, which logs a client's mistake at debug only. */
+type ErrorLog = { error(error: unknown): void };
+
+/** A result as clients see it: every error masked; an error the mask changed is logged, as Yoga does. */
+function maskResult(result: ExecutionResult, log: ErrorLog): ExecutionResult {
   if (!result.errors?.length) return result;
   const errors = result.errors.map((error) => {
     const shown = maskError(error) as GraphQLError;
-    if (shown !== error) logger.error({ err: error }, 'subscription error');
+    if (shown !== error) log.error(error);
     return shown;
   });
   return { ...result, errors };

@@ -6,6 +6,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authentication } from '../auth/principal.ts';
 import { holdUntilFirst, SetupTurns } from './setup-turns.ts';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
+import { yogaLogger } from '../graphql/errors.ts';
 import { subscribeLive } from '../graphql/live-subscriptions.ts';
 import { operationOf } from '../graphql/operation-gate.ts';
 import type { Yoga } from './yoga.ts';
@@ -40,7 +41,7 @@ const isStream = (value: unknown): value is AsyncIterableIterator<unknown> =>
  */
 export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
   const { segue } = deps;
-  const logger = segue.logger.child({ component: 'graphql' });
+  const errorLog = yogaLogger(segue.logger.child({ component: 'graphql' }));
   const wss = new WebSocketServer({ server, path: '/graphql' });
   const { perConnection, setupConcurrency } = segue.config.subscriptions;
   const turns = new SetupTurns(setupConcurrency);
@@ -56,7 +57,7 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
           return (async function* () {})() as never;
         }
         try {
-          const result = await subscribeLive(args as OperationArgs, logger);
+          const result = await subscribeLive(args as OperationArgs, errorLog);
           // The turn is held through the snapshot read (the first value), bounded: a stream
           // without a snapshot (account-wide) sends nothing until a change.
           if (isStream(result)) return holdUntilFirst(result, end, SNAPSHOT_TURN_MS) as never;
