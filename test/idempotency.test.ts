@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codes, createTestAccount, gql, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { CreateTransitions, GenerateBatch } from './helpers/operations.ts';
+import { sweepIdempotencyKeys } from '../src/domain/idempotency.ts';
 
 let app: TestApp;
 let account: TestAccount;
@@ -93,5 +94,22 @@ describe('idempotencyKey', () => {
     expect(second.errors).toBeUndefined();
     expect(second.data!.generateBatch.batch.id).toBe(first.data!.generateBatch.batch.id);
     expect(await counts()).toEqual(after);
+  });
+
+  it('a key expires after IDEMPOTENCY_TTL_HOURS: the sweep deletes it (and only it), and the same key then makes a new batch', async () => {
+    const input = { transitions: transitionInputs(1), idempotencyKey: 'expires-1' };
+    const first = await gql(app.graphqlUrl, account.apiKey, CreateTransitions, { input });
+    const fresh = { transitions: transitionInputs(1), idempotencyKey: 'fresh-1' };
+    await gql(app.graphqlUrl, account.apiKey, CreateTransitions, { input: fresh });
+    // Made a day and a minute ago, against a TTL of a day.
+    await app.segue.db.idempotencyKey.update({
+      where: { accountId_key: { accountId: account.id, key: 'expires-1' } },
+      data: { createdAt: new Date(Date.now() - 86_460_000) },
+    });
+    expect(await sweepIdempotencyKeys(app.segue.db, 86_400_000, 1)).toBe(1);
+    const keys = await app.segue.db.idempotencyKey.findMany({ where: { accountId: account.id, key: { in: ['expires-1', 'fresh-1'] } } });
+    expect(keys.map((k) => k.key)).toEqual(['fresh-1']);
+    const again = await gql(app.graphqlUrl, account.apiKey, CreateTransitions, { input });
+    expect(again.data!.createTransitions.transitions[0]!.id).not.toBe(first.data!.createTransitions.transitions[0]!.id);
   });
 });
