@@ -21,6 +21,16 @@ afterEach(async () => {
 // Polling so slow that only the stream can be this quick.
 const SLOW_POLLING = { FAL_POLL_INTERVAL_MS: '30000', FAL_POLL_MAX_INTERVAL_MS: '30000' };
 
+/** One transition completes on its first attempt, and its request fell back to polling once (counted). */
+async function completesWithOneFallback(p: Pipeline) {
+  const account = await p.account();
+  const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+  const [row] = await p.settled(batch!.id, 30_000);
+  expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+  const metric = await p.inline[0]!.segue.metrics.registry.getSingleMetricAsString('segue_fal_status_stream_fallbacks_total');
+  expect(metric).toMatch(/segue_fal_status_stream_fallbacks_total 1/);
+}
+
 describe('fal status streams', () => {
   it('without webhooks: COMPLETED within 250 ms of fal finishing, IN_PROGRESS seen within 250 ms of fal starting, queue positions pushed as they move', { timeout: 60_000 }, async () => {
     // One runner at fal, so requests wait in its queue and their positions move.
@@ -94,12 +104,7 @@ describe('fal status streams', () => {
       inlineWorkers: 1,
     });
     p.emulator.inject({ on: 'stream', silent: true, times: Infinity });
-    const account = await p.account();
-    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
-    const [row] = await p.settled(batch!.id, 30_000);
-    expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1 });
-    const metric = await p.inline[0]!.segue.metrics.registry.getSingleMetricAsString('segue_fal_status_stream_fallbacks_total');
-    expect(metric).toMatch(/segue_fal_status_stream_fallbacks_total 1/);
+    await completesWithOneFallback(p);
     const c = p.emulator.counters();
     expect(c.streamsOpened).toBe(3);
     // Polled: status calls beyond the three streams.
@@ -113,12 +118,7 @@ describe('fal status streams', () => {
       inlineWorkers: 1,
     });
     p.emulator.inject({ on: 'stream', closeEarly: true, afterEvents: 1, times: Infinity });
-    const account = await p.account();
-    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
-    const [row] = await p.settled(batch!.id, 30_000);
-    expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1 });
-    const metric = await p.inline[0]!.segue.metrics.registry.getSingleMetricAsString('segue_fal_status_stream_fallbacks_total');
-    expect(metric).toMatch(/segue_fal_status_stream_fallbacks_total 1/);
+    await completesWithOneFallback(p);
     // A few streams (the first brings news), then polling: not one stream every 100 ms for 3 s.
     expect(p.emulator.counters().streamsOpened).toBeLessThanOrEqual(5);
   });
