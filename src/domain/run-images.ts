@@ -71,7 +71,10 @@ export async function prepareRunImages(deps: RunImageDeps, transition: Transitio
   const images = await Promise.all(
     sides.map(async (side) => {
       if (side.id) return deps.db.image.findUniqueOrThrow({ where: { id: side.id } });
-      return verdicts.get(transition.accountId, side.url!, deps.config.images.checkTtlMs) ?? checkUrlImage(deps, transition.accountId, side.url!);
+      return (
+        verdicts.get(transition.accountId, side.url!, deps.config.images.checkTtlMs) ??
+        once(checking, `${transition.accountId} ${side.url}`, () => checkUrlImage(deps, transition.accountId, side.url!))
+      );
     }),
   );
   for (const [i, image] of images.entries()) {
@@ -116,6 +119,24 @@ class VerdictCache {
 
 const verdicts = new VerdictCache();
 
+/**
+ * The checks and fal uploads this process has under way, by account and URL and by image id: the
+ * jobs of a batch that start together and share an image wait on the one promise, learning the
+ * answer the moment it is known, rather than each polling the row (the lease and polling remain
+ * for other processes).
+ */
+const checking = new Map<string, Promise<Image>>();
+const uploading = new Map<string, Promise<string>>();
+
+function once<V>(inFlight: Map<string, Promise<V>>, key: string, start: () => Promise<V>): Promise<V> {
+  let running = inFlight.get(key);
+  if (!running) {
+    running = start().finally(() => inFlight.delete(key));
+    inFlight.set(key, running);
+  }
+  return running;
+}
+
 /** Where the provider can read an image from. */
 async function reachable(deps: RunImageDeps, image: Image, target: 'fal' | 'preview'): Promise<PreparedImage> {
   if (!image.key) return { url: image.sourceUrl!, key: null };
@@ -124,7 +145,7 @@ async function reachable(deps: RunImageDeps, image: Image, target: 'fal' | 'prev
   if (mode === 'never' || (mode === 'auto' && storageIsPublic(deps.config))) {
     return { url: await imageReadUrl(deps, image.key, SUBMIT_URL_TTL_SECONDS), key: image.key };
   }
-  const falUrl = await uploadToFalOnce(deps, image);
+  const falUrl = await once(uploading, image.id, () => uploadToFalOnce(deps, image));
   if (image.sourceUrl && image.falUrl !== falUrl) verdicts.remember({ ...image, falUrl, falUploadedAt: new Date() });
   return { url: falUrl, key: image.key };
 }
