@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +33,18 @@ describe('mediaTools', () => {
     expect(npm.version).toMatch(/Copyright \(c\) 2000-2018/);
     // Cached: the same option set answers the same object.
     expect(await mediaTools({ searchPath: '' })).toBe(npm);
+  });
+
+  it("'npm-first' (posters) takes the static npm ffmpeg even with a system one on the search path, unless a path is given", async () => {
+    const system = path.join(dir, 'system-bin');
+    await mkdir(system, { recursive: true });
+    await symlink(tools.ffmpeg, path.join(system, 'ffmpeg'));
+    const quick = await mediaTools({ prefer: 'npm-first', searchPath: system });
+    expect(quick.source).toBe('npm');
+    expect(quick.ffmpeg).toContain(path.join('node_modules', '@ffmpeg-installer'));
+    // An explicit FFMPEG_PATH is used as given, whatever the preference.
+    const explicit = await mediaTools({ prefer: 'npm-first', ffmpegPath: tools.ffmpeg, searchPath: system });
+    expect(explicit.ffmpeg).toBe(path.resolve(tools.ffmpeg));
   });
 
   it('fails with MEDIA_TOOL_NOT_FOUND when an explicit path does not run, or no system binary is allowed', async () => {

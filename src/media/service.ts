@@ -9,6 +9,7 @@ import type { Logger } from '../logger.ts';
 import { MediaError } from './errors.ts';
 import { mediaTools, type MediaTools } from './ffmpeg.ts';
 import { renderPoster } from './poster.ts';
+import { ToolProcess } from './tool-process.ts';
 import { downloadToFile, type FetchPolicy } from './safe-fetch.ts';
 import { createMediaStorage, type MediaStorage } from './storage.ts';
 
@@ -22,6 +23,10 @@ export const RENDER_ROOT = join(tmpdir(), 'segue-renders');
 export interface MediaService {
   storage(): Promise<MediaStorage>;
   tools(): Promise<MediaTools>;
+  /** The tools for one-frame jobs (posters): the quickest to start, unless FFMPEG_PATH names one. */
+  frameTools(): Promise<MediaTools>;
+  /** Ends the helper process that runs the tools. */
+  close(): void;
   policy: FetchPolicy & { maxBytes: number; timeoutMs: number };
   /** A private temporary directory, removed by `done()`. */
   workdir(prefix: string): Promise<{ dir: string; done(): Promise<void> }>;
@@ -62,6 +67,10 @@ export function createMediaService(config: Config, logger: Logger): MediaService
   const { media } = config;
   let storage: Promise<MediaStorage> | null = null;
   let tools: Promise<MediaTools> | null = null;
+  let frameTools: Promise<MediaTools> | null = null;
+  // ffmpeg and ffprobe start from a small helper process, off this one's event loop.
+  const helper = new ToolProcess();
+  const viaHelper = (found: MediaTools): MediaTools => ({ ...found, run: helper.run });
   const policy = {
     allowPrivateNetwork: media.allowPrivateNetwork,
     maxBytes: media.maxBytes,
@@ -85,7 +94,10 @@ export function createMediaService(config: Config, logger: Logger): MediaService
               ...(media.storage.publicBaseUrl ? { publicBaseUrl: media.storage.publicBaseUrl } : {}),
             },
       )),
-    tools: () => (tools ??= mediaTools({ ffmpegPath: media.ffmpegPath, ffprobePath: media.ffprobePath })),
+    tools: () => (tools ??= mediaTools({ ffmpegPath: media.ffmpegPath, ffprobePath: media.ffprobePath }).then(viaHelper)),
+    frameTools: () =>
+      (frameTools ??= mediaTools({ ffmpegPath: media.ffmpegPath, ffprobePath: media.ffprobePath, prefer: 'npm-first' }).then(viaHelper)),
+    close: () => helper.close(),
     policy,
     async workdir(prefix) {
       await mkdir(tmpdir(), { recursive: true });
@@ -142,7 +154,7 @@ export function createMediaService(config: Config, logger: Logger): MediaService
       try {
         const video = localVideo ?? (await service.localCopy(videoKey, work.dir));
         const output = join(work.dir, 'poster.jpg');
-        await renderPoster({ video, output, tools: await service.tools() });
+        await renderPoster({ video, output, tools: await service.frameTools() });
         const stored = await (await service.storage()).put(posterKey, output, 'image/jpeg');
         return { key: posterKey, url: stored.url };
       } finally {
