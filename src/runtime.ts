@@ -106,6 +106,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
       await closeRedis(producer);
       if (pubsub) await closePubSub(pubsub);
       await provider?.close?.();
+      media.close();
       await database.close();
     },
   };

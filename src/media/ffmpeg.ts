@@ -82,7 +82,7 @@ export function runTool(binary: string, args: readonly string[], options: RunOpt
 /** Quiet, non-interactive ffmpeg that overwrites its output: how every render here calls it. */
 export async function runFfmpeg(args: readonly string[], options: RunOptions & { tools?: MediaTools | undefined } = {}) {
   const tools = options.tools ?? (await mediaTools());
-  return runTool(tools.ffmpeg, ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', ...args], options);
+  return (tools.run ?? runTool)(tools.ffmpeg, ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', ...args], options);
 }
 
 export interface ProbeResult {
@@ -121,7 +121,7 @@ export async function probe(file: string, options: RunOptions & { tools?: MediaT
   const tools = options.tools ?? (await mediaTools());
   let json: FfprobeJson;
   try {
-    const { stdout } = await runTool(
+    const { stdout } = await (tools.run ?? runTool)(
       tools.ffprobe,
       ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file],
       { timeoutMs: 30_000, ...options, captureStdout: true },

@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mediaTools, runFfmpeg, type MediaTools } from '../src/media/ffmpeg.ts';
+import { ToolProcess } from '../src/media/tool-process.ts';
+
+let tools: MediaTools;
+const helper = new ToolProcess();
+beforeAll(async () => {
+  tools = { ...(await mediaTools()), run: helper.run };
+});
+afterAll(() => helper.close());
+
+/** The parent process id of a shell started through the helper. */
+const parentOfRun = async (process: ToolProcess) =>
+  Number((await process.run('/bin/sh', ['-c', 'echo $PPID'], { captureStdout: true })).stdout.toString().trim());
+
+describe('ToolProcess: ffmpeg and ffprobe started from a helper process', () => {
+  it('starts runs from the helper, not from this process, and hands back stdout', async () => {
+    const parent = await parentOfRun(helper);
+    expect(parent).toBeGreaterThan(0);
+    expect(parent).not.toBe(process.pid);
+    // The same helper serves every run.
+    expect(await parentOfRun(helper)).toBe(parent);
+    const { stdout } = await helper.run(tools.ffmpeg, ['-version'], { captureStdout: true });
+    expect(stdout.toString()).toMatch(/^ffmpeg version /);
+  });
+
+  it('hands back a failed run as the MediaError runTool gives, with its code and stderr', async () => {
+    const error = await runFfmpeg(['-i', '/nonexistent/clip.mp4', '-f', 'null', '-'], { tools }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'MediaError', code: 'MEDIA_TOOL_FAILED', retryable: false });
+    expect((error as { stderr: string }).stderr).toMatch(/No such file/);
+  });
+
+  it('stops a run on abort (MEDIA_ABORTED) and on timeout (MEDIA_TIMEOUT)', async () => {
+    const endless = ['-f', 'lavfi', '-i', 'testsrc2=s=64x64', '-f', 'null', '-'];
+    const controller = new AbortController();
+    const started = Date.now();
+    const aborted = runFfmpeg(endless, { tools, signal: controller.signal });
+    setTimeout(() => controller.abort(), 300);
+    await expect(aborted).rejects.toMatchObject({ code: 'MEDIA_ABORTED' });
+    await expect(runFfmpeg(endless, { tools, timeoutMs: 300 })).rejects.toMatchObject({ code: 'MEDIA_TIMEOUT', retryable: true });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('a helper that dies fails its runs as retryable; the next run starts a new helper', async () => {
+    const own = new ToolProcess();
+    try {
+      const first = await parentOfRun(own);
+      const running = own.run('/bin/sh', ['-c', 'sleep 5']);
+      process.kill(first, 'SIGKILL');
+      await expect(running).rejects.toMatchObject({ code: 'MEDIA_TOOL_FAILED', retryable: true });
+      const second = await parentOfRun(own);
+      expect(second).not.toBe(first);
+      expect(second).not.toBe(process.pid);
+    } finally {
+      own.close();
+    }
+  });
+
+  it('close() ends the helper; runs after it start from this process', async () => {
+    const own = new ToolProcess();
+    const pid = await parentOfRun(own);
+    own.close();
+    await expect.poll(() => alive(pid), { timeout: 5_000 }).toBe(false);
+    expect(await parentOfRun(own)).toBe(process.pid);
+  });
+});
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
