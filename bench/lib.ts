@@ -53,9 +53,10 @@ export async function cpuSnapshot(): Promise<Record<string, number>> {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const seconds = (Number(fields[11]) + Number(fields[12])) / ticks;
+      // Own time plus that of children it has waited for (a worker's ffmpeg runs for posters).
+      const seconds = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / ticks;
       const name = Number(pid) === process.pid ? 'bench (API + emulator)'
-        : cmd.includes('src/main.ts worker') ? 'workers'
+        : / (src\/main\.ts|dist\/main\.js) worker|tool-process-child/.test(cmd) ? 'workers (with their ffmpeg)'
         : /postgres/.test(cmd) ? 'postgres'
         : /redis-server/.test(cmd) ? 'redis'
         : null;

@@ -27,6 +27,7 @@ const pipeline = await startBenchPipeline({
 });
 const account = await pipeline.account();
 const before = await cpuSnapshot();
+const calledAt = Date.now();
 const { seconds, completed, enqueueSeconds } = await generateAndWait(pipeline.segue, account.id, n, 'makespan');
 const cpu = cpuDelta(before, await cpuSnapshot());
 const ideal = (Math.ceil(n / concurrency) * latencyMs) / 1000;
@@ -40,12 +41,18 @@ console.log(`  emulator: submitted ${c.submitted}, max in flight ${c.maxInFlight
 if (process.env.BENCH_DETAIL) {
   const reqs = pipeline.emulator.requests().sort((a, b) => a.submittedAt - b.submittedAt);
   const t0 = reqs[0]!.submittedAt;
+  console.log(`  first submit ${t0 - calledAt} ms after the createTransitions call`);
   for (let k = 0; k < reqs.length; k += concurrency) {
     const round = reqs.slice(k, k + concurrency);
     const sub = round.map((r) => r.submittedAt - t0);
     const done = round.map((r) => (r.completedAt ?? 0) - t0);
     console.log(`  round ${k / concurrency}: submits ${Math.min(...sub)}..${Math.max(...sub)} ms, completions ${Math.min(...done)}..${Math.max(...done)} ms`);
   }
+  // A freed slot's next submit: the i-th completion of a round against the i-th submit after it.
+  const done = reqs.map((r) => r.completedAt ?? Infinity).sort((a, b) => a - b);
+  const submits = reqs.map((r) => r.submittedAt).sort((a, b) => a - b).slice(concurrency);
+  const handOver = percentiles(submits.map((s, i) => s - done[i]!));
+  console.log(`  fal done -> next submit in that slot: p50 ${handOver.p50} ms, p90 ${handOver.p90} ms, max ${handOver.max} ms`);
   // From fal's completion to the row's COMPLETED (webhook, wake-up, copy), per transition.
   const rows = await pipeline.segue.db.transition.findMany({
     where: { falRequestId: { in: reqs.map((r) => r.requestId) } },
