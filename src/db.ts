@@ -15,8 +15,16 @@ export interface Sql {
   /**
    * Runs `work` in one transaction on one connection: committed when it resolves, rolled back
    * when it throws. For the few steps that must see each other's locks (the submit claim).
+   * `opening`: fixed SQL (no parameters) sent with BEGIN in the same round trip, such as taking
+   * an advisory lock.
    */
-  transaction<T>(work: (tx: Pick<Sql, 'query'>) => Promise<T>): Promise<T>;
+  transaction<T>(work: (tx: Pick<Sql, 'query'>) => Promise<T>, options?: { opening?: string }): Promise<T>;
+  /**
+   * Opens up to `connections` connections now (within the pool's size) and keeps them open when
+   * idle: a worker's first burst of jobs then waits for no connection setup (one PostgreSQL
+   * process each), and an idle spell does not close them again.
+   */
+  warm(connections: number): Promise<void>;
 }
 
 // Prisma stores DateTime as UTC in "timestamp without time zone"; pg would read it as local time.
@@ -76,7 +84,13 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
         const result = await pool.query(prepared(text, values));
         return result.rows as T[];
       },
-      async transaction<T>(work: (tx: Pick<Sql, 'query'>) => Promise<T>): Promise<T> {
+      async warm(connections) {
+        const count = Math.min(connections, pool.options.max);
+        pool.options.min = Math.max(pool.options.min ?? 0, count);
+        const clients = await Promise.all(Array.from({ length: count }, () => pool.connect()));
+        for (const client of clients) client.release();
+      },
+      async transaction<T>(work: (tx: Pick<Sql, 'query'>) => Promise<T>, options: { opening?: string } = {}): Promise<T> {
         const client = await pool.connect();
         // A connection that dies while checked out (between two statements) says so here; the
         // statement that meets it fails, and the connection is not reused.
@@ -84,7 +98,8 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
         client.on('error', onError);
         let broken: unknown = null;
         try {
-          await client.query('BEGIN');
+          // Several statements in one simple query: one round trip.
+          await client.query(options.opening ? `BEGIN; ${options.opening}` : 'BEGIN');
           const result = await work({
             async query<R>(text: string, values: readonly unknown[]) {
               return (await client.query(prepared(text, values))).rows as R[];

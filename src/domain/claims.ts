@@ -65,8 +65,11 @@ const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
 const CLOCK_NOW = `(clock_timestamp() AT TIME ZONE 'UTC')`;
 /** A lock key all claims share: the slot count and the inserts that take slots happen one at a time. */
 const SLOTS_LOCK = 7_365_686_575;
-/** Rows that hold a slot: in flight at fal, or being submitted (and not so long that no answer can come). */
-const HOLDS_SLOT = `f."state" IN ('SUBMITTING', 'ACCEPTED') AND (f."state" = 'ACCEPTED' OR f."createdAt" > ${UTC_NOW} - $1::int * interval '1 millisecond')`;
+/**
+ * Rows that hold a slot: in flight at fal, or being submitted (and not so long that no answer can
+ * come; $3 is that time in ms, ClaimPolicy.submitAnswerMs).
+ */
+const HOLDS_SLOT = `f."state" IN ('SUBMITTING', 'ACCEPTED') AND (f."state" = 'ACCEPTED' OR f."createdAt" > ${UTC_NOW} - $3::int * interval '1 millisecond')`;
 
 const CLAIM_FIELDS = ['status', 'attempts', 'version', 'submittedAt', 'updatedAt', 'falRequestId', 'queuePosition', 'startedAt'] as const;
 
@@ -91,45 +94,37 @@ export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequ
   const asked = [...firstOf.values()];
   if (asked.length === 0) return outcomes;
 
+  // The slot lock first, with BEGIN in one round trip: every claim of every process takes it, so
+  // every reservation (slot and budget) is made under it, and the next statement's snapshot,
+  // taken after it, sees every claim that committed before this one. Then one statement locks the
+  // rows (in id order) and reads what the rules need; one more writes the claims.
   const claimed = await deps.sql.transaction(async (tx) => {
-    const locked = await tx.query<Locked & { run: number }>(
-      `SELECT t."id", t."run", t."durationSeconds", t."accountId", a."budgetUsd" AS budget
-       FROM "Transition" t
-       JOIN unnest($1::uuid[], $2::int[]) AS r("id", "run") ON r."id" = t."id" AND r."run" = t."run"
-       JOIN "Account" a ON a."id" = t."accountId"
-       WHERE t."status" = 'QUEUED'
-       ORDER BY t."id" FOR UPDATE OF t`,
-      [asked.map((i) => requests[i]!.ref.id), asked.map((i) => requests[i]!.ref.run)],
+    const locked = await tx.query<Locked & { run: number; inFlight: number; previousOpen: boolean; committed: string | null }>(
+      `WITH locked AS MATERIALIZED (
+         SELECT t."id", t."run", t."durationSeconds", t."accountId", a."budgetUsd" AS budget
+         FROM "Transition" t
+         JOIN unnest($1::uuid[], $2::int[]) AS r("id", "run") ON r."id" = t."id" AND r."run" = t."run"
+         JOIN "Account" a ON a."id" = t."accountId"
+         WHERE t."status" = 'QUEUED'
+         ORDER BY t."id" FOR UPDATE OF t
+       ), committed AS (
+         SELECT f."accountId", sum(f."costUsd") AS committed FROM "FalRequest" f
+         WHERE f."accountId" IN (SELECT "accountId" FROM locked WHERE budget IS NOT NULL) AND f."state" <> 'REFUSED'
+         GROUP BY f."accountId"
+       )
+       SELECT l.*, (SELECT count(*)::int FROM "FalRequest" f WHERE ${HOLDS_SLOT}) AS "inFlight",
+              EXISTS (SELECT 1 FROM "FalRequest" f WHERE f."transitionId" = l."id" AND ${HOLDS_SLOT}) AS "previousOpen",
+              coalesce(c.committed, 0) AS committed
+       FROM locked l LEFT JOIN committed c ON c."accountId" = l."accountId"
+       ORDER BY l."id"`,
+      [asked.map((i) => requests[i]!.ref.id), asked.map((i) => requests[i]!.ref.run), policy.submitAnswerMs],
     );
     const rows = new Map(locked.map((r) => [r.id, r]));
     const candidates = asked.filter((i) => rows.has(requests[i]!.ref.id));
     if (candidates.length === 0) return [];
-
-    // Budgeted accounts serialize their reservations on the account row; what they have
-    // committed is summed after that lock (a new statement sees every earlier reservation) and
-    // before the slot lock, which every claim of every account waits for.
-    const budgeted = [...new Set(locked.filter((r) => r.budget !== null).map((r) => r.accountId))].sort();
-    const committed = new Map<string, number>();
-    if (budgeted.length > 0 && policy.pricePerSecondUsd !== null) {
-      await tx.query(`SELECT 1 FROM "Account" WHERE "id" = ANY($1::uuid[]) ORDER BY "id" FOR UPDATE`, [budgeted]);
-      const sums = await tx.query<{ accountId: string; committed: string }>(
-        `SELECT "accountId", coalesce(sum("costUsd"), 0) AS committed FROM "FalRequest"
-         WHERE "accountId" = ANY($1::uuid[]) AND "state" <> 'REFUSED' GROUP BY "accountId"`,
-        [budgeted],
-      );
-      for (const s of sums) committed.set(s.accountId, Number(s.committed));
-    }
-
-    await tx.query(`SELECT pg_advisory_xact_lock($1::bigint)`, [SLOTS_LOCK]);
-    // A new statement after the lock: its snapshot sees every claim that committed before ours.
-    const [slots] = await tx.query<{ inFlight: number; previousOpen: string[] }>(
-      `SELECT (SELECT count(*)::int FROM "FalRequest" f WHERE ${HOLDS_SLOT}) AS "inFlight",
-              coalesce((SELECT array_agg(DISTINCT f."transitionId"::text) FROM "FalRequest" f
-                        WHERE f."transitionId" = ANY($2::uuid[]) AND ${HOLDS_SLOT}), '{}') AS "previousOpen"`,
-      [policy.submitAnswerMs, candidates.map((i) => requests[i]!.ref.id)],
-    );
-    const previousOpen = new Set(slots!.previousOpen);
-    let inFlight = slots!.inFlight;
+    const committed = new Map(locked.filter((r) => r.budget !== null).map((r) => [r.accountId, Number(r.committed)]));
+    const previousOpen = new Set(locked.filter((r) => r.previousOpen).map((r) => r.id));
+    let inFlight = locked[0]!.inFlight;
     const take: Array<{ index: number; cost: number }> = [];
     for (const i of candidates) {
       const row = rows.get(requests[i]!.ref.id)!;
@@ -164,7 +159,7 @@ export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequ
         policy.model,
       ],
     );
-  });
+  }, { opening: `SELECT pg_advisory_xact_lock(${SLOTS_LOCK})` });
   const byId = new Map(claimed.map((row) => [row.id, row]));
   for (const i of asked) outcomes[i] = byId.get(requests[i]!.ref.id) ?? outcomes[i]!;
   if (claimed.length > 0) await announceCommitted(deps, claimed, CLAIM_FIELDS);
