@@ -176,6 +176,39 @@ describe('the submit claim', () => {
     expect(transactions).toBeLessThan(10);
   });
 
+  it('a claim refused for the cap waits for a slot: claimed once this process frees one, refused after its wait, let go on abort', async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(4) });
+    const batcher = new ClaimBatcher(segue, options(1), { slotWaitMs: 30_000 });
+    const first = await batcher.claim(transitions[0]!, uuidv7());
+    expect(first?.status).toBe('SUBMITTED');
+    // The cap (1) is taken: the next claim waits rather than being refused.
+    let staged: string | null = null;
+    const waiting = batcher.claim(transitions[1]!, uuidv7()).then((row) => (staged = row?.status ?? 'moved'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(staged).toBeNull();
+    expect((await segue.db.transition.findUniqueOrThrow({ where: { id: transitions[1]!.id } })).status).toBe('QUEUED');
+    // The first request ends (fal finished it) and this process says so: the waiting claim goes now.
+    const freedAt = Date.now();
+    await segue.sql.query(`UPDATE "FalRequest" SET "state" = 'ENDED' WHERE "transitionId" = $1::uuid`, [first!.id]);
+    batcher.slotFreed();
+    await waiting;
+    expect(staged).toBe('SUBMITTED');
+    expect(Date.now() - freedAt).toBeLessThan(500);
+
+    // With the cap taken again: a short wait ends in the refusal, and an abort lets the claim go at once.
+    const short = new ClaimBatcher(segue, options(1), { slotWaitMs: 200 });
+    await expect(short.claim(transitions[2]!, uuidv7())).rejects.toMatchObject({ reason: 'cap' });
+    const controller = new AbortController();
+    const aborted = batcher.claim(transitions[3]!, uuidv7(), controller.signal).catch((e: unknown) => e);
+    setTimeout(() => controller.abort(), 100);
+    const startedAt = Date.now();
+    expect(await aborted).toMatchObject({ reason: 'cap' });
+    expect(Date.now() - startedAt).toBeLessThan(1_000);
+    expect(await segue.db.falRequest.count({ where: { accountId: account.id, state: { in: ['SUBMITTING', 'ACCEPTED'] } } })).toBe(1);
+  });
+
   it('one claim that breaks its batch (a ledger row that already exists) fails alone: the others of the batch are claimed', async () => {
     await endAll();
     const account = await createTestAccount(segue);

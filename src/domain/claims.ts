@@ -215,40 +215,71 @@ export async function claimSubmit(deps: StateDeps, ref: { id: string; run: numbe
 const isRowConflict = (error: unknown) => /^(23|40)/.test(String((error as { code?: unknown } | null)?.code ?? ''));
 
 export class ClaimBatcher {
-  private pending: Array<{ request: ClaimRequest; resolve: (o: ClaimOutcome) => void; reject: (e: unknown) => void }> = [];
+  private pending: PendingClaim[] = [];
+  /** Claims refused for want of a slot, waiting here for one to free (see `slotWaitMs`). */
+  private waiting: PendingClaim[] = [];
+  private recheck: NodeJS.Timeout | null = null;
   private running = false;
+  /** A slot freed since the last transaction began. */
+  private freed = false;
+  private readonly maxBatch: number;
+  private readonly slotWaitMs: number;
 
+  /**
+   * `slotWaitMs`: how long a claim refused for the cap (FAL_CONCURRENCY in flight) waits here for
+   * a slot before it is refused. A worker runs a few more jobs than the cap (GenerationQueue's
+   * staged jobs): they ready their row and images, then wait here, and are claimed the moment
+   * this process sees a request end (slotFreed), or at the next recheck for slots freed elsewhere.
+   * The cap itself is only ever the ledger's: a waiting claim holds no slot and sends nothing.
+   */
   constructor(
     private readonly deps: StateDeps,
     private readonly policy: ClaimPolicy,
-    private readonly maxBatch = 200,
-  ) {}
+    options: { maxBatch?: number; slotWaitMs?: number } = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 200;
+    this.slotWaitMs = options.slotWaitMs ?? 0;
+  }
 
-  /** Same as claimSubmit. */
-  async claim(ref: { id: string; run: number }, submissionId: string): Promise<Transition | null> {
+  /** Same as claimSubmit; a claim refused for the cap may first wait for a slot (until `signal`). */
+  async claim(ref: { id: string; run: number }, submissionId: string, signal?: AbortSignal): Promise<Transition | null> {
     const outcome = await new Promise<ClaimOutcome>((resolve, reject) => {
-      this.pending.push({ request: { ref, submissionId }, resolve, reject });
+      const entry: PendingClaim = { request: { ref, submissionId }, resolve, reject, until: Date.now() + this.slotWaitMs, signal };
+      this.pending.push(entry);
       void this.drain();
     });
     if (outcome instanceof ClaimRefused) throw outcome;
     return outcome;
   }
 
+  /** A request of this process has ended: its slot is free, so the waiting claims try again now. */
+  slotFreed() {
+    // Claims refused by a transaction already under way were counted before this slot freed:
+    // they go again after it, rather than waiting for the recheck.
+    this.freed = true;
+    void this.drain();
+  }
+
   private async drain() {
     if (this.running) return;
     this.running = true;
     try {
-      while (this.pending.length > 0) {
+      for (;;) {
+        if (this.freed) {
+          this.freed = false;
+          this.pending.unshift(...this.waiting.splice(0));
+        }
+        if (this.pending.length === 0) break;
         const batch = this.pending.splice(0, this.maxBatch);
         try {
           const outcomes = await claimSubmits(this.deps, batch.map((b) => b.request), this.policy);
-          batch.forEach((b, i) => b.resolve(outcomes[i]!));
+          batch.forEach((b, i) => this.settle(b, outcomes[i]!));
         } catch (error) {
           if (batch.length > 1 && isRowConflict(error)) {
             // One row's conflict or a deadlock rolls back every claim of the batch: each is tried
             // again alone, so only the one at fault fails.
             for (const b of batch) {
-              await claimSubmits(this.deps, [b.request], this.policy).then(([outcome]) => b.resolve(outcome!), b.reject);
+              await claimSubmits(this.deps, [b.request], this.policy).then(([outcome]) => this.settle(b, outcome!), b.reject);
             }
             continue;
           }
@@ -260,4 +291,50 @@ export class ClaimBatcher {
       this.running = false;
     }
   }
+
+  private settle(claim: PendingClaim, outcome: ClaimOutcome) {
+    const wait = outcome instanceof ClaimRefused && outcome.reason === 'cap' && Date.now() < claim.until && !claim.signal?.aborted;
+    if (!wait) {
+      if (claim.onAbort) claim.signal?.removeEventListener('abort', claim.onAbort);
+      return claim.resolve(outcome);
+    }
+    claim.refusal = outcome;
+    if (!claim.onAbort && claim.signal) {
+      claim.onAbort = () => this.giveUp(claim);
+      claim.signal.addEventListener('abort', claim.onAbort, { once: true });
+    }
+    this.waiting.push(claim);
+    this.recheck ??= setTimeout(() => this.recheckNow(), SLOT_RECHECK_MS);
+    this.recheck.unref();
+  }
+
+  /** Slots freed by other processes are seen here: the waiting claims try again, or give up. */
+  private recheckNow() {
+    this.recheck = null;
+    const now = Date.now();
+    for (const claim of this.waiting.filter((c) => now >= c.until)) this.giveUp(claim);
+    this.slotFreed();
+  }
+
+  private giveUp(claim: PendingClaim) {
+    const at = this.waiting.indexOf(claim);
+    if (at < 0) return;
+    this.waiting.splice(at, 1);
+    claim.signal?.removeEventListener('abort', claim.onAbort!);
+    claim.resolve(claim.refusal!);
+  }
+}
+
+/** How often claims waiting for a slot look again (slots freed by other processes). */
+const SLOT_RECHECK_MS = 1_000;
+
+interface PendingClaim {
+  request: ClaimRequest;
+  resolve: (o: ClaimOutcome) => void;
+  reject: (e: unknown) => void;
+  /** Until when a refusal for the cap waits for a slot. */
+  until: number;
+  signal: AbortSignal | undefined;
+  refusal?: ClaimRefused;
+  onAbort?: () => void;
 }

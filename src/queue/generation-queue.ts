@@ -7,6 +7,9 @@ import { FairShare } from './fairness.ts';
 import { JobQueue } from './job-queue.ts';
 import { parseClientList, workersOf } from './workers-online.ts';
 
+
+/** Jobs run beyond FAL_CONCURRENCY, waiting to submit the moment a slot frees (see setFalConcurrency). */
+export const stagedJobs = (falConcurrency: number) => Math.min(falConcurrency, 10);
 export const GENERATION_QUEUE = 'generation';
 
 /** Jobs carry ids, rows carry state: a job names the transition and its run, nothing else. */
@@ -72,10 +75,15 @@ export class GenerationQueue extends JobQueue<GenerationJobData> implements RunJ
     await this.queue.addBulk(jobs);
   }
 
-  /** Caps active jobs, i.e. fal requests in flight, across every worker process. */
+  /**
+   * Caps active jobs across every worker process: the fal requests in flight (FAL_CONCURRENCY, `n`),
+   * and a few staged jobs beyond them, whose rows and images are ready and whose claims wait for
+   * the next free slot (claims.ts), so a slot goes to the next submit without a queue round trip.
+   * The cap on fal itself is the ledger's, which staged jobs never pass.
+   */
   async setFalConcurrency(n: number) {
     await this.ready();
-    return this.queue.setGlobalConcurrency(n);
+    return this.queue.setGlobalConcurrency(n + stagedJobs(n));
   }
 
   /**

@@ -55,9 +55,13 @@ export async function submitNext(ctx: RunContext, known?: Transition | null): Pr
   const submissionId = uuidv7();
   let claimed: Transition | null;
   try {
-    claimed = await ctx.claims.claim(ctx.ref, submissionId);
+    claimed = await ctx.claims.claim(ctx.ref, submissionId, ctx.signal);
   } catch (error) {
-    if (error instanceof ClaimRefused) return refused(ctx, error);
+    if (error instanceof ClaimRefused) {
+      // A claim that waited for a slot may have been let go because the worker is stopping.
+      checkAbort(ctx);
+      return refused(ctx, error);
+    }
     // PostgreSQL failed and the claim may or may not have committed: make sure it did not.
     await persist(ctx, 'undo a claim', () => unclaimSubmit(segue, submissionId));
     throw error;

@@ -198,7 +198,8 @@ async function finish(
   const guard = { falRequestId: requestId };
   // fal is done with it: its slot frees now, and from now on a cancel would throw away a paid
   // video. Noted while the result is read, so it costs no wait.
-  let ended: Promise<unknown> = markEnded(ctx.segue, requestId, failed ? 'ERROR' : null);
+  // Once noted, a staged job of this process takes the slot at once.
+  let ended: Promise<unknown> = markEnded(ctx.segue, requestId, failed ? 'ERROR' : null).then(() => ctx.claims.slotFreed());
   // Awaited below; handled now so a database that fails while the run is aborted (before the
   // await) cannot end the process with an unhandled rejection.
   ended.catch(() => undefined);

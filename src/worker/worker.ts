@@ -22,9 +22,12 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+/** How long a staged job (see GenerationQueue.setFalConcurrency) waits for a fal slot before parking. */
+const STAGED_SLOT_WAIT_MS = 60_000;
+
 /**
  * A generation worker: BullMQ pulls jobs (up to WORKER_CONCURRENCY in this process, up to
- * FAL_CONCURRENCY across all processes), each of which drives one transition. Start as many as
+ * FAL_CONCURRENCY and a few staged ones across all processes), each of which drives one transition. Start as many as
  * you like, on as many machines: they share the work through Redis.
  */
 export async function startWorker(segue: Segue, options: { name?: string } = {}): Promise<RunningWorker> {
@@ -35,12 +38,18 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   const wakeups = new Wakeups(subscriber, segue.topics);
   const posters = new Posters(segue, config.media.concurrency);
   const copier = new Copier(segue, posters, config.worker.copyConcurrency);
-  const claims = new ClaimBatcher(segue, claimPolicy(config));
+  // A staged job waits this long for a slot, then parks (and another job is staged).
+  const claims = new ClaimBatcher(segue, claimPolicy(config), { slotWaitMs: STAGED_SLOT_WAIT_MS });
   await wakeups.start();
   await segue.generationJobs.setFalConcurrency(config.fal.concurrency);
   // The storage driver loads on first use: load it now, so the first finished video is stored as
   // quickly as the next (a result is stored within milliseconds of fal, see README).
   await segue.media.storage().catch((err) => log.warn({ err }, 'storage not ready at start'));
+  // The connections a burst of submits needs, open before the first job: opening ten at once
+  // costs the first jobs of a batch about 150 ms on a small machine.
+  if (config.worker.concurrency > 0) {
+    await segue.sql.warm(config.fal.concurrency).catch((err) => log.warn({ err }, 'database connections not opened at start'));
+  }
 
   const processor = async (job: Job<GenerationJobData>, token?: string, signal?: AbortSignal) => {
     await segue.generationJobs.fairness.started(job.opts.priority).catch(() => undefined);
