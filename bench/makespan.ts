@@ -1,7 +1,7 @@
 /**
  * Makespan of a large batch against the emulator, one worker process:
  * `npx tsx bench/makespan.ts [N=500] [latencyMs=2000] [concurrency=100]`.
- * Ideal = ceil(N / C) · L; goal: makespan / ideal <= 1.15.
+ * Ideal = ceil(N / C) · L; goal: makespan / ideal <= 1.15 (1.2 with WEBHOOKS=false).
  * Webhooks on (PUBLIC_URL), polling as the fallback (WEBHOOKS=false to poll only).
  */
 import { cpuDelta, cpuSnapshot, percentiles } from './lib.ts';
@@ -34,7 +34,9 @@ const ideal = (Math.ceil(n / concurrency) * latencyMs) / 1000;
 const c = pipeline.emulator.counters();
 console.log(`makespan: N=${n}, latency ${latencyMs} ms, FAL_CONCURRENCY=${concurrency}, ${workers} worker process${workers === 1 ? '' : 'es'}, webhooks ${pipeline.env.PUBLIC_URL ? 'on' : 'off'}`);
 console.log(`  completed ${completed}/${n} in ${seconds.toFixed(2)} s (enqueue ${enqueueSeconds.toFixed(2)} s); ideal ${ideal.toFixed(2)} s`);
-console.log(`  ratio ${(seconds / ideal).toFixed(3)} (goal <= 1.15: ${seconds / ideal <= 1.15 ? 'met' : 'NOT met'})`);
+// The goals: 1.15 with webhooks (lean at scale), 1.2 without them (progress from fal's status streams).
+const goal = pipeline.env.PUBLIC_URL ? 1.15 : 1.2;
+console.log(`  ratio ${(seconds / ideal).toFixed(3)} (goal <= ${goal}: ${seconds / ideal <= goal ? 'met' : 'NOT met'})`);
 console.log(`  CPU during the run: ${cpu}`);
 console.log(`  emulator: submitted ${c.submitted}, max in flight ${c.maxInFlight}, duplicates ${c.duplicateInputs}, status calls ${c.statusCalls}`);
 
