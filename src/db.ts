@@ -87,8 +87,10 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
       async warm(connections) {
         const count = Math.min(connections, pool.options.max);
         pool.options.min = Math.max(pool.options.min ?? 0, count);
-        const clients = await Promise.all(Array.from({ length: count }, () => pool.connect()));
-        for (const client of clients) client.release();
+        const opened = await Promise.allSettled(Array.from({ length: count }, () => pool.connect()));
+        for (const result of opened) if (result.status === 'fulfilled') result.value.release();
+        const failed = opened.find((result) => result.status === 'rejected');
+        if (failed) throw failed.reason;
       },
       async transaction<T>(work: (tx: Pick<Sql, 'query'>) => Promise<T>, options: { opening?: string } = {}): Promise<T> {
         const client = await pool.connect();

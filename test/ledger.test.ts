@@ -159,7 +159,10 @@ describe('the submit claim', () => {
     let transactions = 0;
     const counting = {
       ...segue,
-      sql: { ...segue.sql, transaction: <T>(work: Parameters<typeof segue.sql.transaction<T>>[0]) => ((transactions += 1), segue.sql.transaction(work)) },
+      sql: {
+        ...segue.sql,
+        transaction: <T>(...args: Parameters<typeof segue.sql.transaction<T>>) => ((transactions += 1), segue.sql.transaction(...args)),
+      },
     };
     const batcher = new ClaimBatcher(counting, options(10));
     const outcomes = await Promise.all(

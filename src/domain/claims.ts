@@ -1,3 +1,4 @@
+import type { Sql } from '../db.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { announceCommitted, type StateDeps } from './state-machine.ts';
 
@@ -65,11 +66,21 @@ const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
 const CLOCK_NOW = `(clock_timestamp() AT TIME ZONE 'UTC')`;
 /** A lock key all claims share: the slot count and the inserts that take slots happen one at a time. */
 const SLOTS_LOCK = 7_365_686_575;
+/** How long a claim, holding the slot lock, waits for its rows' locks. */
+const ROW_LOCK_WAIT_MS = 1_000;
 /**
  * Rows that hold a slot: in flight at fal, or being submitted (and not so long that no answer can
- * come; $3 is that time in ms, ClaimPolicy.submitAnswerMs).
+ * come: the parameter named holds that time in ms, ClaimPolicy.submitAnswerMs).
  */
-const HOLDS_SLOT = `f."state" IN ('SUBMITTING', 'ACCEPTED') AND (f."state" = 'ACCEPTED' OR f."createdAt" > ${UTC_NOW} - $3::int * interval '1 millisecond')`;
+const holdsSlot = (answerMsParam: string) =>
+  `f."state" IN ('SUBMITTING', 'ACCEPTED') AND (f."state" = 'ACCEPTED' OR f."createdAt" > ${UTC_NOW} - ${answerMsParam}::int * interval '1 millisecond')`;
+const HOLDS_SLOT = holdsSlot('$3');
+
+/** The fal requests in flight across every worker, as claims count them (what queueStats shows). */
+export async function requestsInFlight(sql: Pick<Sql, 'query'>, fal: { submitTimeoutMs: number }): Promise<number> {
+  const [row] = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM "FalRequest" f WHERE ${holdsSlot('$1')}`, [submitAnswerMs(fal)]);
+  return row?.n ?? 0;
+}
 
 const CLAIM_FIELDS = ['status', 'attempts', 'version', 'submittedAt', 'updatedAt', 'falRequestId', 'queuePosition', 'startedAt'] as const;
 
@@ -82,9 +93,10 @@ type Locked = { id: string; durationSeconds: number; accountId: string; budget: 
  * Claims, in the order given, each request whose row is QUEUED in its run, if and only if: no
  * earlier request of that transition may still run at fal, a budgeted account can pay for it
  * (spent + in flight + uncertain + the claims before it here), and fewer than `cap` submissions
- * are in flight. One transaction: the rows are locked in id order (two batches never deadlock),
- * budgeted accounts are locked and their commitments summed, then the slot lock is taken and the
- * slots are counted once for the whole batch. Returns one outcome per request.
+ * are in flight. One transaction: the slot lock first (every reservation, slot and budget alike,
+ * is made under it, so budgets need no lock of their own), then the rows locked in id order with
+ * the slots, earlier requests and budget commitments read once for the whole batch, then the
+ * claims written. Returns one outcome per request.
  */
 export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequest[], policy: ClaimPolicy): Promise<ClaimOutcome[]> {
   const outcomes: ClaimOutcome[] = requests.map(() => null);
@@ -159,7 +171,13 @@ export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequ
         policy.model,
       ],
     );
-  }, { opening: `SELECT pg_advisory_xact_lock(${SLOTS_LOCK})` });
+  }, {
+    // READ COMMITTED (PostgreSQL's default) is what makes the next statement's snapshot later than
+    // the lock. Row locks are waited for under the slot lock, briefly: a row another transaction
+    // holds longer fails the claim (55P03), and the job tries again soon, rather than every claim
+    // of every worker waiting behind it.
+    opening: `SELECT pg_advisory_xact_lock(${SLOTS_LOCK}); SET LOCAL lock_timeout = '${ROW_LOCK_WAIT_MS}ms'`,
+  });
   const byId = new Map(claimed.map((row) => [row.id, row]));
   for (const i of asked) outcomes[i] = byId.get(requests[i]!.ref.id) ?? outcomes[i]!;
   if (claimed.length > 0) await announceCommitted(deps, claimed, CLAIM_FIELDS);
@@ -279,12 +297,12 @@ export class ClaimBatcher {
             // One row's conflict or a deadlock rolls back every claim of the batch: each is tried
             // again alone, so only the one at fault fails.
             for (const b of batch) {
-              await claimSubmits(this.deps, [b.request], this.policy).then(([outcome]) => this.settle(b, outcome!), b.reject);
+              await claimSubmits(this.deps, [b.request], this.policy).then(([outcome]) => this.settle(b, outcome!), (error: unknown) => this.fail(b, error));
             }
             continue;
           }
           // The transaction failed as a whole: each caller makes sure its claim did not land.
-          for (const b of batch) b.reject(error);
+          for (const b of batch) this.fail(b, error);
         }
       }
     } finally {
@@ -314,6 +332,11 @@ export class ClaimBatcher {
     const now = Date.now();
     for (const claim of this.waiting.filter((c) => now >= c.until)) this.giveUp(claim);
     this.slotFreed();
+  }
+
+  private fail(claim: PendingClaim, error: unknown) {
+    if (claim.onAbort) claim.signal?.removeEventListener('abort', claim.onAbort);
+    claim.reject(error);
   }
 
   private giveUp(claim: PendingClaim) {

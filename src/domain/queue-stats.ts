@@ -1,4 +1,5 @@
-import type { Db } from '../db.ts';
+import type { Db, Sql } from '../db.ts';
+import { requestsInFlight } from './claims.ts';
 import type { TransitionStatus } from '../generated/prisma/enums.ts';
 import { OPEN } from './statuses.ts';
 import type { QueueGauges } from './ports.ts';
@@ -9,21 +10,28 @@ export async function transitionsByStatus(db: Db, accountId: string | null) {
   return rows.map((r) => ({ status: r.status as TransitionStatus, count: r._count._all }));
 }
 
-type StatsDeps = { db: Db; generationJobs: QueueGauges; config: { fal: { concurrency: number } } };
+type StatsDeps = {
+  db: Db;
+  sql: Pick<Sql, 'query'>;
+  generationJobs: QueueGauges;
+  config: { fal: { concurrency: number; submitTimeoutMs: number } };
+};
 
 /**
  * What an account may know of the queue (`queueStats`): its own transitions by status, and the
  * shared figures every tenant sees anyway in its waits: queue depths, fal requests in flight
- * against FAL_CONCURRENCY (an active job is a request in flight), how many workers are online.
+ * against FAL_CONCURRENCY (as the ledger counts them: active jobs include staged ones, whose
+ * claims wait for a slot), how many workers are online.
  * Never which hosts and processes they are: that is for operators (`operatorStats`).
  */
 export async function queueStats(deps: StatsDeps, accountId: string) {
-  const [byStatus, queue, workers] = await Promise.all([
+  const [byStatus, queue, workers, falInFlight] = await Promise.all([
     transitionsByStatus(deps.db, accountId),
     deps.generationJobs.depths(),
     deps.generationJobs.onlineWorkers(),
+    requestsInFlight(deps.sql, deps.config.fal),
   ]);
-  return { byStatus, queue, falInFlight: queue.active, falConcurrency: deps.config.fal.concurrency, workersOnline: workers.length };
+  return { byStatus, queue, falInFlight, falConcurrency: deps.config.fal.concurrency, workersOnline: workers.length };
 }
 
 /** Open (queued or running) transitions per account, the busiest first. */
@@ -49,11 +57,12 @@ async function openByAccount(db: Db, limit: number) {
 
 /** For operators (the CLI, straight from PostgreSQL and Redis): every account's figures and the workers. */
 export async function operatorStats(deps: StatsDeps) {
-  const [byStatus, accounts, queue, workers] = await Promise.all([
+  const [byStatus, accounts, queue, workers, falInFlight] = await Promise.all([
     transitionsByStatus(deps.db, null),
     openByAccount(deps.db, 20),
     deps.generationJobs.depths(),
     deps.generationJobs.onlineWorkers(),
+    requestsInFlight(deps.sql, deps.config.fal),
   ]);
-  return { byStatus, accounts, queue, falInFlight: queue.active, falConcurrency: deps.config.fal.concurrency, workers };
+  return { byStatus, accounts, queue, falInFlight, falConcurrency: deps.config.fal.concurrency, workers };
 }

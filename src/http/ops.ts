@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Gauge } from 'prom-client';
+import { requestsInFlight } from '../domain/claims.ts';
 import type { Segue } from '../runtime.ts';
 
 const json = (res: ServerResponse, status: number, body: unknown) =>
@@ -69,13 +70,13 @@ function registerQueueGauges(segue: Segue) {
   });
   new Gauge({
     name: 'segue_fal_requests_in_flight',
-    help: 'fal requests in flight across all workers (active generation jobs)',
+    help: 'fal requests in flight across all workers (as the ledger counts them against FAL_CONCURRENCY)',
     registers: [registry],
     async collect() {
       try {
-        this.set((await within(segue.generationJobs.depths(), 2_000)).active);
+        this.set(await within(requestsInFlight(segue.sql, segue.config.fal), 2_000));
       } catch {
-        /* as above */
+        /* PostgreSQL down: keep the last value; /ready tells */
       }
     },
   });

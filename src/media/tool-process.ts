@@ -16,7 +16,7 @@ import { runTool, type RunOptions, type RunResult } from './ffmpeg.ts';
  */
 export class ToolProcess {
   private child: ChildProcess | null = null;
-  private readonly pending = new Map<number, { resolve: (r: RunResult) => void; reject: (e: unknown) => void }>();
+  private readonly pending = new Map<number, PendingRun>();
   private nextId = 1;
   private failures = 0;
   private closed = false;
@@ -33,12 +33,12 @@ export class ToolProcess {
     return new Promise<RunResult>((resolve, reject) => {
       const onAbort = () => child.connected && child.send({ cancel: id });
       signal?.addEventListener('abort', onAbort, { once: true });
-      // The helper enforces the run's timeout; this bounds the wait should the helper itself hang.
+      // The helper enforces the run's timeout; this bounds the wait should the helper itself hang:
+      // then it is replaced (its other runs start again here, see `helper`).
       const hung = setTimeout(() => {
-        onAbort();
         this.pending.get(id)?.reject(new MediaError('MEDIA_TIMEOUT', `${binary} did not answer from the helper process in time.`, { retryable: true }));
+        child.kill('SIGKILL');
       }, (timeoutMs ?? DEFAULT_TIMEOUT_MS) + HELPER_GRACE_MS);
-      hung.unref();
       const settle = () => {
         clearTimeout(hung);
         signal?.removeEventListener('abort', onAbort);
@@ -48,6 +48,9 @@ export class ToolProcess {
       this.pending.set(id, {
         resolve: (result) => (settle(), resolve(result)),
         reject: (error) => (settle(), reject(error)),
+        // A run the helper took with it when it died starts again here: runs are safe to repeat
+        // (renders overwrite their output, probes only read).
+        again: () => runTool(binary, args, options).then((result) => (settle(), resolve(result)), (error: unknown) => (settle(), reject(error))),
       });
       child.channel?.ref();
       try {
@@ -86,13 +89,20 @@ export class ToolProcess {
       if ('result' in message) waiting.resolve({ ...message.result, stdout: Buffer.from(message.result.stdout) });
       else waiting.reject(new MediaError(message.error.code, message.error.message, message.error));
     });
-    child.on('error', () => undefined);
+    // A helper that cannot run (or whose channel broke) is let go and replaced at the next run.
+    child.on('error', () => child.kill('SIGKILL'));
     child.once('exit', () => {
       if (this.child === child) this.child = null;
       if (!this.closed) this.failures += 1;
-      // What was running there is lost with it: each run fails as a retryable one would.
-      for (const waiting of [...this.pending.values()]) {
-        waiting.reject(new MediaError('MEDIA_TOOL_FAILED', 'The media tool helper process exited during the run.', { retryable: true }));
+      // What was running there is lost with it: each run starts again in this process, unless
+      // this process is closing the helper because it is shutting down.
+      for (const [id, waiting] of [...this.pending]) {
+        if (this.closed) {
+          waiting.reject(new MediaError('MEDIA_ABORTED', 'The media tool helper process was closed during the run.', { retryable: true }));
+          continue;
+        }
+        this.pending.delete(id);
+        void waiting.again();
       }
     });
     // Idle, the helper does not keep this process alive.
@@ -101,6 +111,12 @@ export class ToolProcess {
     this.child = child;
     return child;
   }
+}
+
+interface PendingRun {
+  resolve: (result: RunResult) => void;
+  reject: (error: unknown) => void;
+  again: () => Promise<void>;
 }
 
 /** runTool's own default, and how much longer than a run's timeout the helper may take to answer. */

@@ -103,9 +103,11 @@ export async function submitNext(ctx: RunContext, known?: Transition | null): Pr
       ctx.log.warn({ err: failure, batchId: claimed.batchId, attempt: claimed.attempts }, 'fal submit outcome unknown');
       // It holds no slot while Segue waits to learn whether fal took it.
       await persist(ctx, 'note an uncertain submit', () => markUncertain(segue, submissionId));
+      ctx.claims.slotFreed();
       return { row: await awaitLostSubmit(ctx, claimed, { answerLost: true }), justSubmitted: false };
     }
     await persist(ctx, 'note a refused submit', () => markRefused(segue, submissionId));
+    ctx.claims.slotFreed();
     return attemptFailed(ctx, failure, ctx.log, { guard: { falRequestId: null, from: [S.SUBMITTED] }, attempt: claimed.attempts });
   } finally {
     metrics.falLatency.observe({ operation: 'submit' }, (performance.now() - started) / 1000);
