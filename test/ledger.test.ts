@@ -204,7 +204,7 @@ describe('the submit claim', () => {
     const short = new ClaimBatcher(segue, options(1), { slotWaitMs: 200 });
     await expect(short.claim(transitions[2]!, uuidv7())).rejects.toMatchObject({ reason: 'cap' });
     const controller = new AbortController();
-    const aborted = batcher.claim(transitions[3]!, uuidv7(), controller.signal).catch((e: unknown) => e);
+    const aborted = batcher.claim(transitions[3]!, uuidv7(), { signal: controller.signal }).catch((e: unknown) => e);
     setTimeout(() => controller.abort(), 100);
     const startedAt = Date.now();
     expect(await aborted).toMatchObject({ reason: 'cap' });

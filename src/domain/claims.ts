@@ -238,6 +238,7 @@ export class ClaimBatcher {
   private waiting: PendingClaim[] = [];
   private recheck: NodeJS.Timeout | null = null;
   private running = false;
+  private arrivals = 0;
   /** A slot freed since the last transaction began. */
   private freed = false;
   private readonly maxBatch: number;
@@ -259,10 +260,26 @@ export class ClaimBatcher {
     this.slotWaitMs = options.slotWaitMs ?? 0;
   }
 
-  /** Same as claimSubmit; a claim refused for the cap may first wait for a slot (until `signal`). */
-  async claim(ref: { id: string; run: number }, submissionId: string, signal?: AbortSignal): Promise<Transition | null> {
+  /**
+   * Same as claimSubmit; a claim refused for the cap may first wait for a slot (until `signal`).
+   * Waiting claims go in the order of their jobs' `priority` (the fair share's: lower first), so
+   * a staged job never lets another account's turn pass.
+   */
+  async claim(
+    ref: { id: string; run: number },
+    submissionId: string,
+    options: { signal?: AbortSignal | undefined; priority?: number | undefined } = {},
+  ): Promise<Transition | null> {
     const outcome = await new Promise<ClaimOutcome>((resolve, reject) => {
-      const entry: PendingClaim = { request: { ref, submissionId }, resolve, reject, until: Date.now() + this.slotWaitMs, signal };
+      const entry: PendingClaim = {
+        request: { ref, submissionId },
+        resolve,
+        reject,
+        until: Date.now() + this.slotWaitMs,
+        signal: options.signal,
+        priority: options.priority ?? 0,
+        order: this.arrivals++,
+      };
       this.pending.push(entry);
       void this.drain();
     });
@@ -285,7 +302,9 @@ export class ClaimBatcher {
       for (;;) {
         if (this.freed) {
           this.freed = false;
-          this.pending.unshift(...this.waiting.splice(0));
+          this.pending.push(...this.waiting.splice(0));
+          // A batch claims in its order until the cap: the fair share's next turn first.
+          this.pending.sort((a, b) => a.priority - b.priority || a.order - b.order);
         }
         if (this.pending.length === 0) break;
         const batch = this.pending.splice(0, this.maxBatch);
@@ -358,6 +377,9 @@ interface PendingClaim {
   /** Until when a refusal for the cap waits for a slot. */
   until: number;
   signal: AbortSignal | undefined;
+  /** The job's BullMQ priority (fair share): lower goes first. */
+  priority: number;
+  order: number;
   refusal?: ClaimRefused;
   onAbort?: () => void;
 }

@@ -3,7 +3,7 @@ import type { RedisClient } from '../redis.ts';
 /**
  * Fair share on open BullMQ: job priorities as a virtual clock (start-time fair queuing).
  *
- * The clock is the priority of the last job a worker started. An account's next items get
+ * The clock is the priority of the last job that claimed a fal slot. An account's next items get
  * priorities right after max(clock, the account's last), so when several accounts wait, the
  * lowest priorities (served first) take one item from each account per round, FIFO within an
  * account: a 1,000-item batch does not starve someone else's single video, which starts within one
@@ -71,8 +71,9 @@ export class FairShare {
   private flushing: Promise<void> | null = null;
 
   /**
-   * Called when a job starts: the clock follows the highest priority started (Lua keeps it from
-   * running backwards). Coalesced per process: a burst of starts in one tick is one Redis call.
+   * Called when a job claims its fal slot (not when it starts: a staged job waits for its turn):
+   * the clock follows the highest priority claimed (Lua keeps it from running backwards).
+   * Coalesced per process: a burst of claims in one tick is one Redis call.
    */
   started(priority: number | undefined): Promise<void> {
     if (priority && priority > this.pending) this.pending = priority;

@@ -55,7 +55,7 @@ export async function submitNext(ctx: RunContext, known?: Transition | null): Pr
   const submissionId = uuidv7();
   let claimed: Transition | null;
   try {
-    claimed = await ctx.claims.claim(ctx.ref, submissionId, ctx.signal);
+    claimed = await ctx.claims.claim(ctx.ref, submissionId, { signal: ctx.signal, priority: ctx.job.opts.priority });
   } catch (error) {
     if (error instanceof ClaimRefused) {
       // A claim that waited for a slot may have been let go because the worker is stopping.
@@ -67,6 +67,8 @@ export async function submitNext(ctx: RunContext, known?: Transition | null): Pr
     throw error;
   }
   if (!claimed) return { row: await loadRow(ctx), justSubmitted: false };
+  // This job had its turn: the fair share's clock follows it.
+  void segue.generationJobs.fairness.started(ctx.job.opts.priority).catch(() => undefined);
 
   const submission: Submission = {
     id: submissionId,

@@ -51,10 +51,10 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
     await segue.sql.warm(config.fal.concurrency).catch((err) => log.warn({ err }, 'database connections not opened at start'));
   }
 
-  const processor = async (job: Job<GenerationJobData>, token?: string, signal?: AbortSignal) => {
-    await segue.generationJobs.fairness.started(job.opts.priority).catch(() => undefined);
-    return runGeneration(segue, wakeups, copier, claims, job, token, signal);
-  };
+  // The fair share's clock moves when a job claims its slot (submit.ts), not when it starts: a
+  // staged job has not had its turn yet.
+  const processor = (job: Job<GenerationJobData>, token?: string, signal?: AbortSignal) =>
+    runGeneration(segue, wakeups, copier, claims, job, token, signal);
 
   const worker = new Worker<GenerationJobData>(GENERATION_QUEUE, processor, {
     connection,

@@ -74,8 +74,10 @@ export async function startPgProxy(target: URL): Promise<PgProxy> {
           const nameEnd = body.indexOf(0);
           transaction.push(body.subarray(nameEnd + 1, body.indexOf(0, nameEnd + 1)).toString());
         } else if (type === 'Q') {
-          const query = message.subarray(5, message.length - 1).toString().trim().toUpperCase();
-          if (query === 'BEGIN') transaction = [];
+          const text = message.subarray(5, message.length - 1).toString().trim();
+          const query = text.toUpperCase();
+          // BEGIN, alone or with statements sent in the same simple query (the claim's slot lock).
+          if (query === 'BEGIN' || query.startsWith('BEGIN;')) transaction = query === 'BEGIN' ? [] : [text.slice('BEGIN;'.length).trim()];
           if (query === 'COMMIT' && armed) {
             losing = armed;
             armed = null;
