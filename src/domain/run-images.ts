@@ -200,7 +200,24 @@ async function claim(db: Db, id: string, extra: Prisma.ImageWhereInput = {}): Pr
   return count === 1;
 }
 
-const release = (db: Db, id: string) => db.image.update({ where: { id }, data: { leaseUntil: null } }).then(() => undefined);
+/**
+ * Lets the row's lease go after a failed check or upload. Tried a few times: the failure is often
+ * the database connection itself, and a lease left behind makes every job using the image wait
+ * out LEASE_MS. If it still fails, the lease runs out by itself.
+ */
+async function release(db: Db, id: string) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.image.update({ where: { id }, data: { leaseUntil: null } });
+      return;
+    } catch (error) {
+      if (attempt >= RELEASE_ATTEMPTS) throw error;
+      await sleep(RELEASE_RETRY_MS * attempt);
+    }
+  }
+}
+const RELEASE_ATTEMPTS = 5;
+const RELEASE_RETRY_MS = 100;
 
 /** The account's verdict on a URL: fetched and checked by this worker, or by another one. */
 export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: string): Promise<Image> {
