@@ -239,6 +239,7 @@ export class ClaimBatcher {
   private recheck: NodeJS.Timeout | null = null;
   private running = false;
   private arrivals = 0;
+  private scheduled: NodeJS.Immediate | null = null;
   /** A slot freed since the last transaction began. */
   private freed = false;
   private readonly maxBatch: number;
@@ -281,7 +282,12 @@ export class ClaimBatcher {
         order: this.arrivals++,
       };
       this.pending.push(entry);
-      void this.drain();
+      // The claims of jobs readied together (one image check let a whole round go) arrive in one
+      // turn of the event loop: the transaction starts after it, with all of them.
+      this.scheduled ??= setImmediate(() => {
+        this.scheduled = null;
+        void this.drain();
+      });
     });
     if (outcome instanceof ClaimRefused) throw outcome;
     return outcome;

@@ -52,12 +52,14 @@ export async function storeImageFile(
 export type StoredFields = Pick<Image, 'key' | 'contentType' | 'width' | 'height' | 'bytes'>;
 
 /** Inspects, normalises and stores a file; a violation stores nothing. Shared with URL images. */
-export async function checkAndStore(
+export async function checkAndStore<T = undefined>(
   deps: Pick<ImageDeps, 'media' | 'config'>,
   accountId: string,
   file: string,
   id: string,
-): Promise<{ ok: true; id: string; stored: StoredFields } | { ok: false; violation: ImageViolation }> {
+  /** Run on the normalized file while it is stored (a worker's fal upload), its result returned as `also`. */
+  alongside?: (file: string, contentType: string) => Promise<T>,
+): Promise<{ ok: true; id: string; stored: StoredFields; also: T | undefined } | { ok: false; violation: ImageViolation }> {
   const { maxBytes } = deps.config.images;
   const inspected = await inspectImage(file, maxBytes);
   if (!inspected.ok) return inspected;
@@ -66,11 +68,15 @@ export async function checkAndStore(
     const output = join(work.dir, 'normalized');
     const normalized = await normalizeImage(file, output, inspected.facts, maxBytes);
     const key = imageKey(accountId, id, normalized.extension);
-    await (await deps.media.storage()).put(key, output, normalized.contentType);
+    const [, also] = await Promise.all([
+      (await deps.media.storage()).put(key, output, normalized.contentType),
+      alongside?.(output, normalized.contentType),
+    ]);
     return {
       ok: true,
       id,
       stored: { key, contentType: normalized.contentType, width: normalized.width, height: normalized.height, bytes: normalized.bytes },
+      also,
     };
   } finally {
     await work.done();

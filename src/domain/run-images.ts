@@ -73,7 +73,7 @@ export async function prepareRunImages(deps: RunImageDeps, transition: Transitio
       if (side.id) return deps.db.image.findUniqueOrThrow({ where: { id: side.id } });
       return (
         verdicts.get(transition.accountId, side.url!, deps.config.images.checkTtlMs) ??
-        once(checking, `${transition.accountId} ${side.url}`, () => checkUrlImage(deps, transition.accountId, side.url!))
+        once(checking, `${transition.accountId} ${side.url}`, () => checkUrlImage(deps, transition.accountId, side.url!, target))
       );
     }),
   );
@@ -141,13 +141,18 @@ function once<V>(inFlight: Map<string, Promise<V>>, key: string, start: () => Pr
 async function reachable(deps: RunImageDeps, image: Image, target: 'fal' | 'preview'): Promise<PreparedImage> {
   if (!image.key) return { url: image.sourceUrl!, key: null };
   if (target === 'preview') return { url: await imageReadUrl(deps, image.key), key: image.key };
-  const mode = deps.config.images.falUpload;
-  if (mode === 'never' || (mode === 'auto' && storageIsPublic(deps.config))) {
+  if (!needsFalStorage(deps.config)) {
     return { url: await imageReadUrl(deps, image.key, SUBMIT_URL_TTL_SECONDS), key: image.key };
   }
   const falUrl = await once(uploading, image.id, () => uploadToFalOnce(deps, image));
   if (image.sourceUrl && image.falUrl !== falUrl) verdicts.remember({ ...image, falUrl, falUploadedAt: new Date() });
   return { url: falUrl, key: image.key };
+}
+
+/** Whether images in Segue's storage go to fal's storage for fal to read (FAL_IMAGE_UPLOAD). */
+function needsFalStorage(config: Config): boolean {
+  const mode = config.images.falUpload;
+  return mode === 'always' || (mode === 'auto' && !storageIsPublic(config));
 }
 
 /** Whether fal could fetch Segue's own storage URLs. */
@@ -220,7 +225,7 @@ const RELEASE_ATTEMPTS = 5;
 const RELEASE_RETRY_MS = 100;
 
 /** The account's verdict on a URL: fetched and checked by this worker, or by another one. */
-export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: string): Promise<Image> {
+export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: string, target: 'fal' | 'preview'): Promise<Image> {
   const deadline = Date.now() + LEASE_MS * 2 + deps.config.media.fetchTimeoutMs;
   for (;;) {
     const now = new Date();
@@ -230,7 +235,7 @@ export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: 
       skipDuplicates: true,
     });
     if (inserted[0]) {
-      const checked = await runCheck(deps, inserted[0]);
+      const checked = await runCheck(deps, inserted[0], target);
       verdicts.remember(checked);
       return checked;
     }
@@ -242,7 +247,7 @@ export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: 
     }
     // Stale, or its checker died: check it again, if no other worker just did.
     if (await claim(deps.db, row.id, { updatedAt: row.updatedAt })) {
-      return runCheck(deps, await deps.db.image.update({ where: { id: row.id }, data: { status: ImageStatus.CHECKING } }));
+      return runCheck(deps, await deps.db.image.update({ where: { id: row.id }, data: { status: ImageStatus.CHECKING } }), target);
     }
     if (Date.now() > deadline) throw new Error(`Timed out waiting for another worker's check of an image URL.`);
     await sleep(POLL_MS);
@@ -250,7 +255,7 @@ export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: 
 }
 
 /** Fetches and checks one URL image (this worker holds the row's lease), and records the verdict. */
-async function runCheck(deps: RunImageDeps, row: Image): Promise<Image> {
+async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview'): Promise<Image> {
   const url = row.sourceUrl!;
   const { media, images } = deps.config;
   const verdict = (data: Partial<Image>) =>
@@ -286,11 +291,18 @@ async function runCheck(deps: RunImageDeps, row: Image): Promise<Image> {
       const contentType = facts.format === 'png' ? 'image/png' : 'image/jpeg';
       return await verdict({ status: ImageStatus.READY, contentType, width: facts.width, height: facts.height, bytes: facts.bytes, falUrl: null });
     }
-    const stored = await checkAndStore(deps, row.accountId, file, row.id);
+    // When fal will need it in its storage, it goes there now, from the file at hand, while it is
+    // stored: no second read of it, and the verdict and its fal URL in one write.
+    const toFal = target === 'fal' && needsFalStorage(deps.config)
+      ? (normalized: string, contentType: string) =>
+          deps.falUploader().upload(normalized, contentType, `${row.id}.${contentType === 'image/png' ? 'png' : 'jpg'}`)
+      : undefined;
+    const stored = await checkAndStore(deps, row.accountId, file, row.id, toFal);
     if (!stored.ok) {
       return await verdict({ status: ImageStatus.FAILED, errorCode: 'IMAGE_INVALID', errorMessage: `${stored.violation.reason}: ${stored.violation.message}` });
     }
-    return await verdict({ status: ImageStatus.READY, ...stored.stored, falUrl: null, falUploadedAt: null });
+    const falUrl = stored.also ?? null;
+    return await verdict({ status: ImageStatus.READY, ...stored.stored, falUrl, falUploadedAt: falUrl ? new Date() : null });
   } catch (error) {
     await release(deps.db, row.id);
     throw error;
