@@ -212,6 +212,29 @@ describe('the submit claim', () => {
     expect(await segue.db.falRequest.count({ where: { accountId: account.id, state: { in: ['SUBMITTING', 'ACCEPTED'] } } })).toBe(1);
   });
 
+  it('claims waiting for a slot take it in their jobs\' priority order (the fair share), not in the order they came', async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(3) });
+    const batcher = new ClaimBatcher(segue, options(1), { slotWaitMs: 30_000 });
+    const first = await batcher.claim(transitions[0]!, uuidv7());
+    const order: string[] = [];
+    const later = batcher.claim(transitions[1]!, uuidv7(), { priority: 9 }).then(() => order.push('priority 9'));
+    await new Promise((r) => setTimeout(r, 100));
+    const sooner = batcher.claim(transitions[2]!, uuidv7(), { priority: 2 }).then(() => order.push('priority 2'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(order).toEqual([]);
+    await segue.sql.query(`UPDATE "FalRequest" SET "state" = 'ENDED' WHERE "transitionId" = $1::uuid`, [first!.id]);
+    batcher.slotFreed();
+    await sooner;
+    expect(order).toEqual(['priority 2']);
+    expect((await segue.db.transition.findUniqueOrThrow({ where: { id: transitions[1]!.id } })).status).toBe('QUEUED');
+    await segue.sql.query(`UPDATE "FalRequest" SET "state" = 'ENDED' WHERE "transitionId" = $1::uuid`, [transitions[2]!.id]);
+    batcher.slotFreed();
+    await later;
+    expect(order).toEqual(['priority 2', 'priority 9']);
+  });
+
   it('one claim that breaks its batch (a ledger row that already exists) fails alone: the others of the batch are claimed', async () => {
     await endAll();
     const account = await createTestAccount(segue);
@@ -219,8 +242,8 @@ describe('the submit claim', () => {
     const taken = uuidv7();
     expect(await claimSubmit(segue, transitions[0]!, { ...options(10), submissionId: taken })).not.toBeNull();
     const batcher = new ClaimBatcher(segue, options(10));
-    // The first claim goes alone; the next three wait and go together, one of them reusing a
-    // submission id the ledger already holds (a primary key violation inside the batch).
+    // The three go together (one event-loop turn), one of them reusing a submission id the
+    // ledger already holds (a primary key violation inside the batch).
     const outcomes = await Promise.all(
       [
         batcher.claim(transitions[1]!, uuidv7()),

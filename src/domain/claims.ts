@@ -306,13 +306,15 @@ export class ClaimBatcher {
     this.running = true;
     try {
       for (;;) {
-        if (this.freed) {
+        // Claims waiting for a slot go again when one freed, and with any transaction that runs
+        // anyway (a slot may have freed elsewhere): at no extra cost, and never passed over.
+        if (this.freed || (this.pending.length > 0 && this.waiting.length > 0)) {
           this.freed = false;
           this.pending.push(...this.waiting.splice(0));
-          // A batch claims in its order until the cap: the fair share's next turn first.
-          this.pending.sort((a, b) => a.priority - b.priority || a.order - b.order);
         }
         if (this.pending.length === 0) break;
+        // A batch claims in its order until the cap: the fair share's next turn first.
+        this.pending.sort((a, b) => a.priority - b.priority || a.order - b.order);
         const batch = this.pending.splice(0, this.maxBatch);
         try {
           const outcomes = await claimSubmits(this.deps, batch.map((b) => b.request), this.policy);

@@ -68,10 +68,14 @@ export async function checkAndStore<T = undefined>(
     const output = join(work.dir, 'normalized');
     const normalized = await normalizeImage(file, output, inspected.facts, maxBytes);
     const key = imageKey(accountId, id, normalized.extension);
-    const [, also] = await Promise.all([
+    // Both settle before the work directory goes: neither is left reading a removed file.
+    const [put, along] = await Promise.allSettled([
       (await deps.media.storage()).put(key, output, normalized.contentType),
       alongside?.(output, normalized.contentType),
     ]);
+    if (put.status === 'rejected') throw put.reason;
+    if (along.status === 'rejected') throw along.reason;
+    const also = along.value;
     return {
       ok: true,
       id,

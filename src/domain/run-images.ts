@@ -185,7 +185,7 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string
           await work.done();
         }
       } catch (error) {
-        await release(deps.db, row.id);
+        await release(deps.db, row.id).catch(() => undefined);
         throw error;
       }
     }
@@ -208,7 +208,7 @@ async function claim(db: Db, id: string, extra: Prisma.ImageWhereInput = {}): Pr
 /**
  * Lets the row's lease go after a failed check or upload. Tried a few times: the failure is often
  * the database connection itself, and a lease left behind makes every job using the image wait
- * out LEASE_MS. If it still fails, the lease runs out by itself.
+ * out LEASE_MS. If it still fails (callers then keep their own error), the lease runs out by itself.
  */
 async function release(db: Db, id: string) {
   for (let attempt = 1; ; attempt++) {
@@ -222,6 +222,20 @@ async function release(db: Db, id: string) {
   }
 }
 const RELEASE_ATTEMPTS = 5;
+/** An upload made during a check ends this long before the check's lease at the latest. */
+const LEASE_MARGIN_MS = 5_000;
+
+/** The upload's URL, or null when it does not come within `ms` (it is then made later, not twice at once). */
+function withinLease(upload: Promise<string>, ms: number): Promise<string | null> {
+  if (ms <= 0) {
+    upload.catch(() => undefined);
+    return Promise.resolve(null);
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+  upload.catch(() => undefined);
+  return Promise.race([upload, late]).finally(() => clearTimeout(timer));
+}
 const RELEASE_RETRY_MS = 100;
 
 /** The account's verdict on a URL: fetched and checked by this worker, or by another one. */
@@ -292,11 +306,21 @@ async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview
       return await verdict({ status: ImageStatus.READY, contentType, width: facts.width, height: facts.height, bytes: facts.bytes, falUrl: null });
     }
     // When fal will need it in its storage, it goes there now, from the file at hand, while it is
-    // stored: no second read of it, and the verdict and its fal URL in one write.
-    const toFal = target === 'fal' && needsFalStorage(deps.config)
-      ? (normalized: string, contentType: string) =>
-          deps.falUploader().upload(normalized, contentType, `${row.id}.${contentType === 'image/png' ? 'png' : 'jpg'}`)
-      : undefined;
+    // stored: no second read of it, and the verdict and its fal URL in one write. Only while this
+    // check's lease surely holds; an upload that fails or takes longer does not fail the check:
+    // the image is uploaded from storage when a run needs it (uploadToFalOnce).
+    const leaseEnds = (row.leaseUntil?.getTime() ?? Date.now() + LEASE_MS) - LEASE_MARGIN_MS;
+    const toFal =
+      target === 'fal' && needsFalStorage(deps.config)
+        ? (normalized: string, contentType: string) =>
+            withinLease(
+              deps.falUploader().upload(normalized, contentType, `${row.id}.${contentType === 'image/png' ? 'png' : 'jpg'}`),
+              leaseEnds - Date.now(),
+            ).catch((err: unknown) => {
+              deps.logger.warn({ err, imageId: row.id }, 'uploading a checked image to fal storage failed; it goes when a run needs it');
+              return null;
+            })
+        : undefined;
     const stored = await checkAndStore(deps, row.accountId, file, row.id, toFal);
     if (!stored.ok) {
       return await verdict({ status: ImageStatus.FAILED, errorCode: 'IMAGE_INVALID', errorMessage: `${stored.violation.reason}: ${stored.violation.message}` });
@@ -304,7 +328,7 @@ async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview
     const falUrl = stored.also ?? null;
     return await verdict({ status: ImageStatus.READY, ...stored.stored, falUrl, falUploadedAt: falUrl ? new Date() : null });
   } catch (error) {
-    await release(deps.db, row.id);
+    await release(deps.db, row.id).catch(() => undefined);
     throw error;
   } finally {
     await work.done();
