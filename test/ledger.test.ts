@@ -44,6 +44,22 @@ async function claimAll(rows: Array<{ id: string; run: number }>, cap: number) {
 }
 
 /** Ends every open ledger row (as fal saying they ended would). */
+/** `n` queued transitions, a batcher of cap 1 whose claims wait for a slot, and the first claimed. */
+async function capTakenByFirst(n: number) {
+  await endAll();
+  const account = await createTestAccount(segue);
+  const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(n) });
+  const batcher = new ClaimBatcher(segue, options(1), { slotWaitMs: 30_000 });
+  const first = await batcher.claim(transitions[0]!, uuidv7());
+  return { account, transitions, batcher, first };
+}
+
+/** fal ended the transition's request, and this process says so. */
+async function endRequestOf(batcher: ClaimBatcher, transitionId: string) {
+  await segue.sql.query(`UPDATE "FalRequest" SET "state" = 'ENDED' WHERE "transitionId" = $1::uuid`, [transitionId]);
+  batcher.slotFreed();
+}
+
 const endAll = () => segue.sql.query(`UPDATE "FalRequest" SET "state" = 'ENDED' WHERE "state" IN ('SUBMITTING', 'ACCEPTED')`, []);
 
 describe('the submit claim', () => {
@@ -180,11 +196,7 @@ describe('the submit claim', () => {
   });
 
   it('a claim refused for the cap waits for a slot: claimed once this process frees one, refused after its wait, let go on abort', async () => {
-    await endAll();
-    const account = await createTestAccount(segue);
-    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(4) });
-    const batcher = new ClaimBatcher(segue, options(1), { slotWaitMs: 30_000 });
-    const first = await batcher.claim(transitions[0]!, uuidv7());
+    const { account, transitions, batcher, first } = await capTakenByFirst(4);
     expect(first?.status).toBe('SUBMITTED');
     // The cap (1) is taken: the next claim waits rather than being refused.
     let staged: string | null = null;
@@ -194,8 +206,7 @@ describe('the submit claim', () => {
     expect((await segue.db.transition.findUniqueOrThrow({ where: { id: transitions[1]!.id } })).status).toBe('QUEUED');
     // The first request ends (fal finished it) and this process says so: the waiting claim goes now.
     const freedAt = Date.now();
-    await segue.sql.query(`UPDATE "FalRequest" SET "state" = 'ENDED' WHERE "transitionId" = $1::uuid`, [first!.id]);
-    batcher.slotFreed();
+    await endRequestOf(batcher, first!.id);
     await waiting;
     expect(staged).toBe('SUBMITTED');
     expect(Date.now() - freedAt).toBeLessThan(500);
@@ -213,24 +224,18 @@ describe('the submit claim', () => {
   });
 
   it('claims waiting for a slot take it in their jobs\' priority order (the fair share), not in the order they came', async () => {
-    await endAll();
-    const account = await createTestAccount(segue);
-    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(3) });
-    const batcher = new ClaimBatcher(segue, options(1), { slotWaitMs: 30_000 });
-    const first = await batcher.claim(transitions[0]!, uuidv7());
+    const { transitions, batcher, first } = await capTakenByFirst(3);
     const order: string[] = [];
     const later = batcher.claim(transitions[1]!, uuidv7(), { priority: 9 }).then(() => order.push('priority 9'));
     await new Promise((r) => setTimeout(r, 100));
     const sooner = batcher.claim(transitions[2]!, uuidv7(), { priority: 2 }).then(() => order.push('priority 2'));
     await new Promise((r) => setTimeout(r, 300));
     expect(order).toEqual([]);
-    await segue.sql.query(`UPDATE "FalRequest" SET "state" = 'ENDED' WHERE "transitionId" = $1::uuid`, [first!.id]);
-    batcher.slotFreed();
+    await endRequestOf(batcher, first!.id);
     await sooner;
     expect(order).toEqual(['priority 2']);
     expect((await segue.db.transition.findUniqueOrThrow({ where: { id: transitions[1]!.id } })).status).toBe('QUEUED');
-    await segue.sql.query(`UPDATE "FalRequest" SET "state" = 'ENDED' WHERE "transitionId" = $1::uuid`, [transitions[2]!.id]);
-    batcher.slotFreed();
+    await endRequestOf(batcher, transitions[2]!.id);
     await later;
     expect(order).toEqual(['priority 2', 'priority 9']);
   });

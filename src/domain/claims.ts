@@ -223,15 +223,15 @@ export async function claimSubmit(deps: StateDeps, ref: { id: string; run: numbe
   return outcome ?? null;
 }
 
+/** PostgreSQL's integrity violations (class 23) and rolled-back transactions (class 40: deadlocks, serialization). */
+const isRowConflict = (error: unknown) => /^(23|40)/.test(String((error as { code?: unknown } | null)?.code ?? ''));
+
 /**
  * The claims of one process, sent together: a claim asked while the previous transaction runs
  * waits for it, then goes with every other claim that came meanwhile (up to `maxBatch`) in the
  * next one. A burst of N jobs costs about log-many transactions instead of N turns at the slot
  * lock, and holds one database connection instead of one per waiting claim.
  */
-/** PostgreSQL's integrity violations (class 23) and rolled-back transactions (class 40: deadlocks, serialization). */
-const isRowConflict = (error: unknown) => /^(23|40)/.test(String((error as { code?: unknown } | null)?.code ?? ''));
-
 export class ClaimBatcher {
   private pending: PendingClaim[] = [];
   /** Claims refused for want of a slot, waiting here for one to free (see `slotWaitMs`). */

@@ -222,21 +222,19 @@ async function release(db: Db, id: string) {
   }
 }
 const RELEASE_ATTEMPTS = 5;
+const RELEASE_RETRY_MS = 100;
 /** An upload made during a check ends this long before the check's lease at the latest. */
 const LEASE_MARGIN_MS = 5_000;
 
 /** The upload's URL, or null when it does not come within `ms` (it is then made later, not twice at once). */
 function withinLease(upload: Promise<string>, ms: number): Promise<string | null> {
-  if (ms <= 0) {
-    upload.catch(() => undefined);
-    return Promise.resolve(null);
-  }
+  // An upload given up on may still fail later: that is no one's error any more.
+  upload.catch(() => undefined);
+  if (ms <= 0) return Promise.resolve(null);
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
-  upload.catch(() => undefined);
   return Promise.race([upload, late]).finally(() => clearTimeout(timer));
 }
-const RELEASE_RETRY_MS = 100;
 
 /** The account's verdict on a URL: fetched and checked by this worker, or by another one. */
 export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: string, target: 'fal' | 'preview'): Promise<Image> {

@@ -94,11 +94,13 @@ async function pick(tool: Tool, explicit: string | null | undefined, options: Me
     return { file, version, source: file === npmFile ? ('npm' as const) : ('system' as const) };
   }
   const prefer = options.prefer ?? 'auto';
-  if (prefer === 'npm-first' && npmFile) {
-    const file = await ensureExecutable(npmFile);
+  const fromNpm = async () => {
+    const file = npmFile && (await ensureExecutable(npmFile));
     const version = file && (await versionLine(file));
-    if (file && version) return { file, version, source: 'npm' as const };
-  }
+    return file && version ? { file, version, source: 'npm' as const } : null;
+  };
+  const quick = prefer === 'npm-first' ? await fromNpm() : null;
+  if (quick) return quick;
   if (prefer !== 'npm') {
     const file = await onSearchPath(exe(tool), options.searchPath ?? defaultSearchPath());
     const version = file && (await versionLine(file));
@@ -107,11 +109,8 @@ async function pick(tool: Tool, explicit: string | null | undefined, options: Me
       return { file, version, source: 'system' as const };
     }
   }
-  if (prefer !== 'system' && npmFile) {
-    const file = await ensureExecutable(npmFile);
-    const version = file && (await versionLine(file));
-    if (file && version) return { file, version, source: 'npm' as const };
-  }
+  const fallback = prefer !== 'system' && prefer !== 'npm-first' ? await fromNpm() : null;
+  if (fallback) return fallback;
   throw new MediaError(
     'MEDIA_TOOL_NOT_FOUND',
     prefer === 'system'

@@ -7,10 +7,10 @@ import { FairShare } from './fairness.ts';
 import { JobQueue } from './job-queue.ts';
 import { parseClientList, workersOf } from './workers-online.ts';
 
+export const GENERATION_QUEUE = 'generation';
 
 /** Jobs run beyond FAL_CONCURRENCY, waiting to submit the moment a slot frees (see setFalConcurrency). */
 export const stagedJobs = (falConcurrency: number) => Math.min(falConcurrency, 10);
-export const GENERATION_QUEUE = 'generation';
 
 /** Jobs carry ids, rows carry state: a job names the transition and its run, nothing else. */
 export interface GenerationJobData {
