@@ -90,6 +90,7 @@ const schema = z.object({
   SUBSCRIPTIONS_PER_ACCOUNT: z.coerce.number().int().min(1).default(200),
   SUBSCRIPTION_BUFFER: z.coerce.number().int().min(10).default(1_000),
   SUBSCRIPTION_SETUP_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(16),
+  SUBSCRIPTION_KEEPALIVE_MS: z.coerce.number().int().min(100).default(12_000),
   FAL_PRICE_PER_SECOND: z.coerce.number().min(0).optional(),
 
   MEDIA_DIR: z.string().min(1).default('./data/media'),
@@ -246,6 +247,8 @@ export type Config = Readonly<{
      * exhaust the heap or the database pool.
      */
     setupConcurrency: number;
+    /** How often every WebSocket is pinged; one that did not answer the previous ping is closed. */
+    keepAliveMs: number;
   };
   images: {
     maxBytes: number;
@@ -401,6 +404,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perAccount: c.SUBSCRIPTIONS_PER_ACCOUNT,
       buffer: c.SUBSCRIPTION_BUFFER,
       setupConcurrency: c.SUBSCRIPTION_SETUP_CONCURRENCY,
+      keepAliveMs: c.SUBSCRIPTION_KEEPALIVE_MS,
     },
     images: {
       maxBytes: c.IMAGE_MAX_BYTES,

@@ -1,9 +1,8 @@
 import type { Server } from 'node:http';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
-import type { IncomingMessage } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authentication } from '../auth/principal.ts';
+import { serveGraphqlWs } from './graphql-ws-server.ts';
 import { holdUntilFirst, SetupTurns } from './setup-turns.ts';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
 import { yogaLogger } from '../graphql/errors.ts';
@@ -24,7 +23,7 @@ type OperationArgs = ExecutionArgs & {
 const SNAPSHOT_TURN_MS = 2_000;
 
 /** What a connection keeps: its socket and its credential, checked once (not the upgrade request). */
-type Extra = { socket: WebSocket; request?: IncomingMessage; authentication?: Authentication };
+type Extra = { socket: WebSocket; authentication?: Authentication };
 
 const isStream = (value: unknown): value is AsyncIterableIterator<unknown> =>
   typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
@@ -43,9 +42,9 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
   const { segue } = deps;
   const errorLog = yogaLogger(segue.logger.child({ component: 'graphql' }));
   const wss = new WebSocketServer({ server, path: '/graphql' });
-  const { perConnection, setupConcurrency } = segue.config.subscriptions;
+  const { perConnection, setupConcurrency, keepAliveMs } = segue.config.subscriptions;
   const turns = new SetupTurns(setupConcurrency);
-  const disposable = useServer<Record<string, unknown> | undefined, Extra>(
+  const disposable = serveGraphqlWs<Record<string, unknown> | undefined, Extra>(
     {
       execute: (args) => (args as OperationArgs).rootValue.execute!(args) as never,
       subscribe: async (args) => {
@@ -69,8 +68,6 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
         }
       },
       onConnect: async (ctx) => {
-        // Only the socket and the credential stay with the connection.
-        delete (ctx.extra as { request?: IncomingMessage }).request;
         const socket = ctx.extra.socket;
         const authentication = await turns.run(() => deps.authenticator.authenticate(ctx.connectionParams?.authorization as string | undefined));
         if (!authentication.principal || socket.readyState !== socket.OPEN) return false;
@@ -126,12 +123,12 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
       },
     },
     wss,
+    (socket) => ({ socket }),
+    segue.logger.child({ component: 'websocket' }),
+    keepAliveMs,
   );
   return {
     /** Closes every socket (clients get 1001 Going Away) and stops accepting new ones. */
-    async close() {
-      await disposable.dispose();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-    },
+    close: () => disposable.dispose(),
   };
 }

@@ -1,0 +1,124 @@
+import { CloseCode, handleProtocols, makeServer, type ServerOptions } from 'graphql-ws';
+import type { WebSocket, WebSocketServer } from 'ws';
+import type { Logger } from '../logger.ts';
+
+/** What every connection carries for graphql-ws' hooks: its socket (not the upgrade request). */
+export type SocketExtra = { socket: WebSocket };
+
+/**
+ * graphql-ws' protocol (its makeServer) on `ws` sockets, as graphql-ws/use/ws binds it, but with
+ * nothing per connection beyond the protocol's own state. use/ws gives every socket its own ping
+ * interval, pong timer and half a dozen closures and bound listeners; with 10,000 idle browsers
+ * attached those are a tenth of the API's memory, and their timers fire 800 times a second. Here
+ * a connection is one small object whose listeners are shared functions, and one sweep every
+ * `keepAliveMs` pings every socket and ends those that did not answer the previous ping (the
+ * same bound as use/ws: no pong within `keepAliveMs` of a ping).
+ */
+export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E extends SocketExtra>(
+  options: ServerOptions<P, E>,
+  wss: WebSocketServer,
+  extraOf: (socket: WebSocket) => E,
+  log: Logger,
+  keepAliveMs = 12_000,
+) {
+  const protocol = makeServer<P, E>(options);
+  const listeners = socketListeners(log);
+  wss.options.handleProtocols = handleProtocols;
+  wss.on('connection', (socket) => {
+    const connection = new Connection(socket, log);
+    connections.set(socket, connection);
+    socket.on('message', listeners.message);
+    socket.on('pong', listeners.pong);
+    socket.once('error', listeners.error);
+    socket.once('close', listeners.close);
+    connection.closed = protocol.opened(connection, extraOf(socket));
+  });
+  const sweep = setInterval(() => {
+    for (const socket of wss.clients) {
+      const connection = connections.get(socket);
+      if (!connection || socket.readyState !== socket.OPEN) continue;
+      if (connection.awaitingPong) {
+        socket.terminate();
+        continue;
+      }
+      connection.awaitingPong = true;
+      socket.ping();
+    }
+  }, keepAliveMs);
+  sweep.unref();
+  return {
+    /** Closes every socket (clients get 1001 Going Away) and stops accepting new ones. */
+    async dispose() {
+      clearInterval(sweep);
+      for (const socket of wss.clients) socket.close(1001, 'Going away');
+      wss.removeAllListeners();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+/** The connection of each socket: a WeakMap, so nothing is added to the socket objects themselves. */
+const connections = new WeakMap<WebSocket, Connection>();
+
+/** What graphql-ws' protocol sees of a socket, with prototype methods (one object per connection). */
+class Connection {
+  /** graphql-ws' message handler for this connection. */
+  private handle: ((data: string) => Promise<void>) | null = null;
+  /** Ends graphql-ws' state for this connection (its subscriptions returned). */
+  closed: ((code?: number, reason?: string) => Promise<void>) | null = null;
+  /** A ping went out and no pong has come back yet. */
+  awaitingPong = false;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly log: Logger,
+  ) {}
+
+  get protocol() {
+    return this.socket.protocol;
+  }
+
+  send(data: string): Promise<void> {
+    const socket = this.socket;
+    if (socket.readyState !== socket.OPEN) return Promise.resolve();
+    return new Promise((resolve, reject) => socket.send(data, (error) => (error ? reject(error) : resolve())));
+  }
+
+  close(code?: number, reason?: string) {
+    this.socket.close(code, reason);
+  }
+
+  onMessage(handle: (data: string) => Promise<void>) {
+    this.handle = handle;
+  }
+
+  received(data: string) {
+    this.handle?.(data).catch((error: unknown) => {
+      // As use/ws does: a failure in a hook closes the connection with 1011, never the process.
+      this.log.error({ err: error }, 'a graphql-ws message failed; closing its connection');
+      this.socket.close(CloseCode.InternalServerError, 'Internal server error');
+    });
+  }
+}
+
+/** Listeners shared by every socket of a server: `this` is the socket that emitted. */
+function socketListeners(log: Logger) {
+  return {
+    message(this: WebSocket, data: Buffer | ArrayBuffer | Buffer[]) {
+      connections.get(this)?.received(String(data));
+    },
+    pong(this: WebSocket) {
+      const connection = connections.get(this);
+      if (connection) connection.awaitingPong = false;
+    },
+    error(this: WebSocket, error: Error) {
+      log.warn({ err: error }, 'WebSocket error; closing the connection');
+      this.close(CloseCode.InternalServerError, 'Internal server error');
+    },
+    close(this: WebSocket, code: number, reason: Buffer) {
+      const connection = connections.get(this);
+      connections.delete(this);
+      connection?.closed?.(code, String(reason)).catch((error: unknown) => log.warn({ err: error }, 'ending a closed connection\'s subscriptions failed'));
+    },
+  };
+}
