@@ -1,4 +1,4 @@
-import { subscribe, type ExecutionArgs, type ExecutionResult, type GraphQLError } from 'graphql';
+import { createSourceEventStream, execute, type ExecutionArgs, type ExecutionResult, type GraphQLError } from 'graphql';
 import { authenticationRefusal } from './authentication.ts';
 import type { Context } from './context.ts';
 import { maskError } from './errors.ts';
@@ -9,18 +9,18 @@ import { maskError } from './errors.ts';
  * error hooks per plugin, the executor's stream flattening, their caches) cost several KB per
  * subscriber and time on every event. What they did for a subscription is done here in one
  * layer: the authentication gate before anything runs, and errors masked (the originals logged)
- * as Yoga masks them. Validation and query limits still run in the envelop (src/http/websocket.ts),
+ * as Yoga masks them. graphql-js' own subscribe() would add a layer of its own too (an
+ * iterator of closures per subscription), so each event is executed here, as it does. Validation and query limits still run in the envelop (src/http/websocket.ts),
  * and a credential that ends closes the connection with every subscription on it.
  */
 export async function subscribeLive(
   args: ExecutionArgs & { contextValue: Context },
   log: ErrorLog,
 ): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
-  const masked = (result: ExecutionResult) => maskResult(result, log);
   const refused = authenticationRefusal(args);
   if (refused) return refused;
-  const result = await subscribe(args);
-  return Symbol.asyncIterator in result ? new MaskedStream(result, masked) : masked(result);
+  const source = await createSourceEventStream(args);
+  return Symbol.asyncIterator in source ? new LiveResults(source[Symbol.asyncIterator](), args, log) : maskResult(source, log);
 }
 
 /** Where masked errors go: yogaLogger's error, which logs a client's mistake at debug only. */
@@ -37,23 +37,38 @@ function maskResult(result: ExecutionResult, log: ErrorLog): ExecutionResult {
   return { ...result, errors };
 }
 
-/** A class with prototype methods: one small object per subscription, nothing per read. */
-class MaskedStream implements AsyncIterableIterator<ExecutionResult> {
+/**
+ * Each event of a subscription's source stream executed against the operation (its rootValue),
+ * errors masked: graphql-js' subscribe() in one object with prototype methods, nothing per read.
+ */
+class LiveResults implements AsyncIterableIterator<ExecutionResult> {
   constructor(
-    private readonly stream: AsyncIterator<ExecutionResult>,
-    private readonly mask: (result: ExecutionResult) => ExecutionResult,
+    private readonly source: AsyncIterator<unknown>,
+    private readonly args: ExecutionArgs,
+    private readonly log: ErrorLog,
   ) {}
 
   next(): Promise<IteratorResult<ExecutionResult>> {
-    return this.stream.next().then((read) => (read.done || !read.value.errors ? read : { done: false, value: this.mask(read.value) }));
+    return this.source.next().then((read) => (read.done ? { done: true, value: undefined } : this.result(read.value)));
+  }
+
+  private async result(event: unknown): Promise<IteratorResult<ExecutionResult>> {
+    try {
+      const result = await execute({ ...this.args, rootValue: event });
+      return { done: false, value: result.errors ? maskResult(result, this.log) : result };
+    } catch (error) {
+      // As graphql-js' subscribe: an event that cannot be executed ends the source too.
+      await Promise.resolve(this.source.return?.()).catch(() => undefined);
+      throw error;
+    }
   }
 
   return(): Promise<IteratorResult<ExecutionResult>> {
-    return Promise.resolve(this.stream.return?.()).then((read) => read ?? { value: undefined, done: true });
+    return Promise.resolve(this.source.return?.()).then(() => ({ value: undefined, done: true }));
   }
 
   throw(error?: unknown): Promise<IteratorResult<ExecutionResult>> {
-    return this.stream.throw ? this.stream.throw(error) : Promise.reject(error);
+    return Promise.resolve(this.source.return?.()).then(() => Promise.reject(error));
   }
 
   [Symbol.asyncIterator]() {
