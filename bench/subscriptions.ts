@@ -91,6 +91,15 @@ async function startApi(flags: string[]): Promise<Api> {
   };
 }
 
+/** The API's heap and off-heap figures (MB), read from its Prometheus metrics. */
+async function memoryOf() {
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+  const value = (name: string) => Number(new RegExp(`^segue_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes', 'process_resident_memory_bytes']
+    .map((n) => `${n.replace(/^nodejs_|_bytes$/g, '')} ${value(n).toFixed(0)}`)
+    .join(', ');
+}
+
 type ClientMessage = { type: string; receipts?: Array<[string, number, number]>; error?: string; connected?: number; reconnects?: number };
 
 /**
@@ -147,6 +156,7 @@ if (burstCount > 0) {
   const api = await startApi(flagsOf(process.env.BURST_NODE_OPTIONS ?? '--max-old-space-size=256'));
   await new Promise((r) => setTimeout(r, 1000));
   const rssIdle = api.rss();
+  if (process.env.BENCH_DETAIL) console.log(`  API memory idle: ${await memoryOf()}`);
   let peak = rssIdle;
   const peakTimer = setInterval(() => api.alive() && (peak = Math.max(peak, api.rss())), 250);
   let deliveries = 0;
@@ -171,6 +181,8 @@ if (burstCount > 0) {
   // Idle for a while, as the subscribers are: V8's memory reducer collects the burst's garbage.
   await new Promise((r) => setTimeout(r, 15_000));
   const rssConnected = api.rss();
+  // BENCH_DETAIL=1: where the API's memory is, from its own metrics (JS heap, off-heap buffers).
+  if (process.env.BENCH_DETAIL && api.alive()) console.log(`  API memory: ${await memoryOf()}`);
   // HEAP_SNAPSHOT=1 (with --heapsnapshot-signal=SIGUSR2 in BURST_NODE_OPTIONS): a heap snapshot of
   // the API with every subscriber connected, written to its working directory.
   if (process.env.HEAP_SNAPSHOT && api.alive()) {
