@@ -36,10 +36,12 @@ export async function startBenchPipeline(options: { emulator: FalEmulatorOptions
   for (let i = 0; i < options.workers; i++) {
     // WORKER_PROF=<dir> writes a CPU profile of each worker there.
     const profile = process.env.WORKER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WORKER_PROF}`] : [];
-    // BENCH_COUNTS=<dir>: each worker counts its round trips there (bench/count-roundtrips.ts).
+    // BENCH_COUNTS=<dir>: each worker counts its round trips there (bench/count-roundtrips.ts, loaded
+    // through tsx, also in front of a built worker: it answers the SIGUSR2 that asks for counts).
     const counting = process.env.BENCH_COUNTS ? ['--import', './bench/count-roundtrips.ts'] : [];
     // WORKER_ENTRY=dist/main.js runs the compiled build (npm run build:server), as production does.
-    const entry = process.env.WORKER_ENTRY ? [process.env.WORKER_ENTRY] : ['--import', 'tsx', ...counting, 'src/main.ts'];
+    const tsx = !process.env.WORKER_ENTRY || counting.length > 0 ? ['--import', 'tsx'] : [];
+    const entry = [...tsx, ...counting, process.env.WORKER_ENTRY ?? 'src/main.ts'];
     // The worker logs (JSON, info level) straight into a file: a pipe read by this busy process
     // would fill and stall the worker's synchronous log writes. WORKER_LOG=<file> keeps them.
     const logFile = process.env.WORKER_LOG ?? join(tmpdir(), `segue-bench-worker-${process.pid}-${i}.log`);
