@@ -58,17 +58,32 @@ class LiveResults implements AsyncIterableIterator<ExecutionResult> {
       return { done: false, value: result.errors ? maskResult(result, this.log) : result };
     } catch (error) {
       // As graphql-js' subscribe: an event that cannot be executed ends the source too.
-      await Promise.resolve(this.source.return?.()).catch(() => undefined);
+      await this.returnIgnoringErrors();
       throw error;
     }
   }
 
-  return(): Promise<IteratorResult<ExecutionResult>> {
-    return Promise.resolve(this.source.return?.()).then(() => ({ value: undefined, done: true }));
+  /** Ends the source, keeping the caller's error if ending it fails too. */
+  private async returnIgnoringErrors() {
+    try {
+      await this.source.return?.();
+    } catch {
+      // The original error is the one to report.
+    }
   }
 
-  throw(error?: unknown): Promise<IteratorResult<ExecutionResult>> {
-    return Promise.resolve(this.source.return?.()).then(() => Promise.reject(error));
+  async return(): Promise<IteratorResult<ExecutionResult>> {
+    await this.source.return?.();
+    return { value: undefined, done: true };
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<ExecutionResult>> {
+    if (this.source.throw) {
+      const read = await this.source.throw(error);
+      return read.done ? { done: true, value: undefined } : this.result(read.value);
+    }
+    await this.returnIgnoringErrors();
+    throw error;
   }
 
   [Symbol.asyncIterator]() {

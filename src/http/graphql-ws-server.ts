@@ -24,13 +24,17 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   const protocol = makeServer<P, E>(options);
   const listeners = socketListeners(log);
   wss.options.handleProtocols = handleProtocols;
+  // ws passes on the HTTP server's errors (a failed accept, EMFILE in a reconnect burst); without
+  // a listener they would end the process.
+  wss.on('error', (error) => log.error({ err: error }, 'WebSocket server error'));
   wss.on('connection', (socket) => {
     const connection = new Connection(socket, log);
     connections.set(socket, connection);
     socket.on('message', listeners.message);
     socket.on('pong', listeners.pong);
-    socket.once('error', listeners.error);
-    socket.once('close', listeners.close);
+    // `on`, not `once`: once wraps each listener in a closure per socket ('close' fires once anyway).
+    socket.on('error', listeners.error);
+    socket.on('close', listeners.close);
     connection.closed = protocol.opened(connection, extraOf(socket));
   });
   const sweep = setInterval(() => {
