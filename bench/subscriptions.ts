@@ -168,16 +168,22 @@ if (burstCount > 0) {
   // Waits until every subscriber has its snapshot, the API dies, or nothing moves for 30 s.
   let last = -1;
   let movedAt = now();
+  let allSubscribed = false;
   while (api.alive() && now() < deadline && now() - movedAt < 30_000) {
     const done = await Promise.race([clients.allReady.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 5000))]);
-    if (done) break;
+    if (done) {
+      allSubscribed = true;
+      break;
+    }
     const c = clients.connected() + clients.errors();
     console.log(`  burst: ${clients.connected()}/${burstCount} subscribed, ${clients.errors()} failed after ${((now() - started) / 1000).toFixed(0)} s, API RSS ${api.rss().toFixed(0)} MB`);
     if (c !== last) movedAt = now();
     last = c;
   }
   const setupSeconds = (now() - started) / 1000;
-  const subscribed = clients.connected();
+  // Every client process said all its subscribers have their snapshot; the running count they
+  // send every 200 ms may predate the last few.
+  const subscribed = allSubscribed ? burstCount : clients.connected();
   // Idle for a while, as the subscribers are: V8's memory reducer collects the burst's garbage.
   await new Promise((r) => setTimeout(r, 15_000));
   const rssConnected = api.rss();
