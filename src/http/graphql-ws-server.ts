@@ -10,9 +10,9 @@ export type SocketExtra = { socket: WebSocket };
  * nothing per connection beyond the protocol's own state. use/ws gives every socket its own ping
  * interval, pong timer and half a dozen closures and bound listeners; with 10,000 idle browsers
  * attached those are a tenth of the API's memory, and their timers fire 800 times a second. Here
- * a connection is one small object whose listeners are shared functions, and one sweep every
- * `keepAliveMs` pings every socket and ends those that did not answer the previous ping (the
- * same bound as use/ws: no pong within `keepAliveMs` of a ping).
+ * a connection is one small object whose listeners are shared functions, and one sweep, in
+ * slices, pings every socket once per `keepAliveMs` and ends those that did not answer the
+ * previous ping (the same bound as use/ws: no pong within `keepAliveMs` of a ping).
  */
 export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E extends SocketExtra>(
   options: ServerOptions<P, E>,
@@ -27,8 +27,9 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   // ws passes on the HTTP server's errors (a failed accept, EMFILE in a reconnect burst); without
   // a listener they would end the process.
   wss.on('error', (error) => log.error({ err: error }, 'WebSocket server error'));
+  let connected = 0;
   wss.on('connection', (socket) => {
-    const connection = new Connection(socket, log);
+    const connection = new Connection(socket, log, connected++ % SWEEP_SLICES);
     connections.set(socket, connection);
     socket.on('message', listeners.message);
     socket.on('pong', listeners.pong);
@@ -37,10 +38,15 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
     socket.on('close', listeners.close);
     connection.closed = protocol.opened(connection, extraOf(socket));
   });
+  // The sweep runs in slices: each tick visits one slice of the connections, so every socket is
+  // visited once per `keepAliveMs` and 10,000 pings never go out in one turn of the event loop
+  // (that would hold up every event for as long).
+  let tick = 0;
   const sweep = setInterval(() => {
+    const slice = tick++ % SWEEP_SLICES;
     for (const socket of wss.clients) {
       const connection = connections.get(socket);
-      if (!connection || socket.readyState !== socket.OPEN) continue;
+      if (!connection || connection.slice !== slice || socket.readyState !== socket.OPEN) continue;
       if (connection.awaitingPong) {
         socket.terminate();
         continue;
@@ -48,7 +54,7 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
       connection.awaitingPong = true;
       socket.ping();
     }
-  }, keepAliveMs);
+  }, keepAliveMs / SWEEP_SLICES);
   sweep.unref();
   return {
     /** Closes every socket (clients get 1001 Going Away) and stops accepting new ones. */
@@ -60,6 +66,9 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
     },
   };
 }
+
+/** Slices of the keepalive sweep (one tick every `keepAliveMs / SWEEP_SLICES`). */
+const SWEEP_SLICES = 12;
 
 /** The connection of each socket: a WeakMap, so nothing is added to the socket objects themselves. */
 const connections = new WeakMap<WebSocket, Connection>();
@@ -76,6 +85,8 @@ class Connection {
   constructor(
     private readonly socket: WebSocket,
     private readonly log: Logger,
+    /** Which tick of the keepalive sweep visits this connection. */
+    readonly slice: number,
   ) {}
 
   get protocol() {
