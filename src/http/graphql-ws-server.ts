@@ -40,13 +40,20 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   });
   // The sweep runs in slices: each tick visits one slice of the connections, so every socket is
   // visited once per `keepAliveMs` and 10,000 pings never go out in one turn of the event loop
-  // (that would hold up every event for as long).
-  let tick = 0;
+  // (that would hold up every event for as long). Which slices are due comes from the clock, not
+  // from counting ticks: late ticks would otherwise stretch the period twelve times over.
+  const started = performance.now();
+  let nextTick = 0;
+  const due = new Array<boolean>(SWEEP_SLICES).fill(false);
   const sweep = setInterval(() => {
-    const slice = tick++ % SWEEP_SLICES;
+    const now = Math.floor(((performance.now() - started) * SWEEP_SLICES) / keepAliveMs);
+    if (now < nextTick) return;
+    due.fill(false);
+    for (let tick = Math.max(nextTick, now - SWEEP_SLICES + 1); tick <= now; tick++) due[tick % SWEEP_SLICES] = true;
+    nextTick = now + 1;
     for (const socket of wss.clients) {
       const connection = connections.get(socket);
-      if (!connection || connection.slice !== slice || socket.readyState !== socket.OPEN) continue;
+      if (!connection || !due[connection.slice] || socket.readyState !== socket.OPEN) continue;
       if (connection.awaitingPong) {
         socket.terminate();
         continue;
