@@ -17,6 +17,22 @@ const rssMb = (pid: number) => {
   return Number(line.split(/\s+/)[1]) / 1024;
 };
 
+const opsPort = 4600 + (process.pid % 300);
+
+/** The worker's JS heap used and total (MB), from its metrics; V8 keeps a heap grown in a burst, so RSS alone overstates what is live. */
+async function heapOf() {
+  // The worker opens its metrics port just after it starts taking jobs.
+  let text = '';
+  for (let attempt = 0; !text; attempt++) {
+    text = await fetch(`http://127.0.0.1:${opsPort}/metrics`).then((r) => r.text(), (error: unknown) => {
+      if (attempt >= 50) throw error;
+      return new Promise<string>((r) => setTimeout(() => r(''), 100));
+    });
+  }
+  const value = (name: string) => Number(new RegExp(`^segue_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return { used: value('nodejs_heap_size_used_bytes'), total: value('nodejs_heap_size_total_bytes') };
+}
+
 async function measure(mode: 'stream' | 'poll') {
   const pipeline = await startBenchPipeline({
     emulator: { latencyMs: 3_600_000 },
@@ -29,11 +45,14 @@ async function measure(mode: 'stream' | 'poll') {
       // Production's polling defaults: 2 s, backing off to 15 s.
       FAL_POLL_INTERVAL_MS: '2000',
       FAL_POLL_MAX_INTERVAL_MS: '15000',
+      // BENCH_DETAIL=1: the worker serves its metrics, for its JS heap figures.
+      ...(process.env.BENCH_DETAIL ? { OPS_PORT: String(opsPort) } : {}),
     },
   });
   try {
     const worker = pipeline.workers[0]!;
     const idleRss = rssMb(worker.pid!);
+    const idleHeap = process.env.BENCH_DETAIL ? await heapOf() : null;
     // Peak over the whole run: submitting and opening 1,000 streams included.
     let peak = idleRss;
     const peakTimer = setInterval(() => (peak = Math.max(peak, rssMb(worker.pid!))), 250);
@@ -69,6 +88,10 @@ async function measure(mode: 'stream' | 'poll') {
     const perRequest = ((rss - idleRss) * 1024) / inFlight;
     const perMinute = ((after.statusCalls - before.statusCalls) / seconds) * 60;
     console.log(`${mode}: ${inFlight} requests in flight on one worker`);
+    if (idleHeap) {
+      const heap = await heapOf();
+      console.log(`  worker JS heap: used ${idleHeap.used.toFixed(0)} MB idle, ${heap.used.toFixed(0)} MB in flight (${(((heap.used - idleHeap.used) * 1024) / inFlight).toFixed(1)} KB per request); total ${idleHeap.total.toFixed(0)} -> ${heap.total.toFixed(0)} MB`);
+    }
     console.log(`  status streams open at fal: ${after.streamsOpen}; opened during the ${seconds} s: ${after.streamsOpened - before.streamsOpened}`);
     console.log(`  status traffic: ${perMinute.toFixed(0)} calls per minute (${(perMinute / inFlight).toFixed(2)} per request)`);
     console.log(`  worker (node ${process.env.WORKER_ENTRY ?? '--import tsx src/main.ts'} worker) RSS: idle ${idleRss.toFixed(0)} MB, now ${rss.toFixed(0)} MB, peak ${peak.toFixed(0)} MB; ${perRequest.toFixed(1)} KB per request (goals <= 50 KB per request: ${perRequest <= 50 ? 'met' : 'NOT met'}; peak <= 200 MB: ${peak <= 200 ? 'met' : 'NOT met'})`);
