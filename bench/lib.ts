@@ -72,3 +72,9 @@ export const cpuDelta = (before: Record<string, number>, after: Record<string, n
   Object.entries(after)
     .map(([k, v]) => `${k} ${(v - (before[k] ?? 0)).toFixed(1)} s`)
     .join(', ');
+
+/** A process's Prometheus metrics (Segue's, `segue_` prefixed): a reader of one value by name, NaN if absent. */
+export async function segueMetrics(url: string): Promise<(name: string) => number> {
+  const text = await fetch(url).then((r) => r.text());
+  return (name) => Number(new RegExp(`^segue_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+}

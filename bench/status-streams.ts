@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createAndGenerate } from '../src/domain/generation.ts';
+import { segueMetrics } from './lib.ts';
 import { benchImages, startBenchPipeline } from './pipeline.ts';
 
 const inFlight = Number(process.argv[2] ?? 1000);
@@ -22,15 +23,15 @@ const opsPort = 4600 + (process.pid % 300);
 /** The worker's JS heap used and total (MB), from its metrics; V8 keeps a heap grown in a burst, so RSS alone overstates what is live. */
 async function heapOf() {
   // The worker opens its metrics port just after it starts taking jobs.
-  let text = '';
-  for (let attempt = 0; !text; attempt++) {
-    text = await fetch(`http://127.0.0.1:${opsPort}/metrics`).then((r) => r.text(), (error: unknown) => {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const value = await segueMetrics(`http://127.0.0.1:${opsPort}/metrics`);
+      return { used: value('nodejs_heap_size_used_bytes') / 2 ** 20, total: value('nodejs_heap_size_total_bytes') / 2 ** 20 };
+    } catch (error) {
       if (attempt >= 50) throw error;
-      return new Promise<string>((r) => setTimeout(() => r(''), 100));
-    });
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
-  const value = (name: string) => Number(new RegExp(`^segue_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
-  return { used: value('nodejs_heap_size_used_bytes'), total: value('nodejs_heap_size_total_bytes') };
 }
 
 async function measure(mode: 'stream' | 'poll') {

@@ -18,7 +18,7 @@ import { createTransitions } from '../src/domain/transitions.ts';
 import { changeTransition } from '../src/domain/state-machine.ts';
 import { encodeId } from '../src/graphql/ids.ts';
 import { createSegue } from '../src/runtime.ts';
-import { benchConfig, ms, percentiles } from './lib.ts';
+import { benchConfig, ms, percentiles, segueMetrics } from './lib.ts';
 
 const subscriberCount = Number(process.argv[2] ?? 1000);
 const rate = Number(process.argv[3] ?? 200);
@@ -93,10 +93,9 @@ async function startApi(flags: string[]): Promise<Api> {
 
 /** The API's heap and off-heap figures (MB), read from its Prometheus metrics. */
 async function memoryOf() {
-  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
-  const value = (name: string) => Number(new RegExp(`^segue_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
+  const value = await segueMetrics(`http://127.0.0.1:${port}/metrics`);
   return ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes', 'process_resident_memory_bytes']
-    .map((n) => `${n.replace(/^nodejs_|_bytes$/g, '')} ${value(n).toFixed(0)}`)
+    .map((n) => `${n.replace(/^nodejs_|_bytes$/g, '')} ${(value(n) / 2 ** 20).toFixed(0)}`)
     .join(', ');
 }
 

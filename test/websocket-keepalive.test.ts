@@ -4,9 +4,9 @@ import { createTestAccount, startTestApp, type TestAccount, type TestApp } from 
 import { until } from './helpers/wait.ts';
 
 /**
- * One sweep every SUBSCRIPTION_KEEPALIVE_MS pings every WebSocket and closes those that did not
- * answer the previous ping: a browser that vanished without a close frame (a laptop shut, a
- * network gone) does not keep its subscriptions open for ever.
+ * Every WebSocket is pinged once per SUBSCRIPTION_KEEPALIVE_MS and closed if it did not answer the
+ * previous ping: a browser that vanished without a close frame (a laptop shut, a network gone)
+ * does not keep its subscriptions open for ever.
  */
 const KEEPALIVE_MS = 1_000;
 let app: TestApp;
@@ -64,7 +64,7 @@ describe('WebSocket keepalive', () => {
     expect(silent.pings()).toBeGreaterThanOrEqual(1);
     await until(async () => (await openSubscriptions()) === 1, { what: 'the silent socket\'s subscription ended' });
 
-    // The socket that answers is still open several periods on, pinged at every sweep.
+    // The socket that answers is still open several periods on, pinged once per period.
     const pingsBefore = live.pings();
     await new Promise((r) => setTimeout(r, 4 * KEEPALIVE_MS));
     expect(live.socket.readyState).toBe(WebSocket.OPEN);

@@ -10,8 +10,9 @@ import { maskError } from './errors.ts';
  * subscriber and time on every event. What they did for a subscription is done here in one
  * layer: the authentication gate before anything runs, and errors masked (the originals logged)
  * as Yoga masks them. graphql-js' own subscribe() would add a layer of its own too (an
- * iterator of closures per subscription), so each event is executed here, as it does. Validation and query limits still run in the envelop (src/http/websocket.ts),
- * and a credential that ends closes the connection with every subscription on it.
+ * iterator of closures per subscription), so each event is executed here, as it does.
+ * Validation and query limits still run in the envelop (src/http/websocket.ts), and a credential
+ * that ends closes the connection with every subscription on it.
  */
 export async function subscribeLive(
   args: ExecutionArgs & { contextValue: Context },
