@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import v8 from 'node:v8';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from './generated/prisma/client.ts';
@@ -53,6 +54,14 @@ export interface DatabaseOptions {
  * `sql`. Every wait on PostgreSQL is bounded: getting a connection, a statement, and a transaction
  * left idle by a stalled client.
  */
+// Prisma's query compiler is a 3.4 MB WebAssembly module, compiled when the client first runs a
+// query. V8 tiers its hot functions up with TurboFan on background threads, whose compile memory
+// stays with glibc's per-thread arenas: about 55 MB of RSS for each process that holds a client.
+// Liftoff's baseline code is all the compiler needs, since plans are compiled once per query
+// shape and cached (measured: the same time per query, 214 -> 157 MB for an idle worker). Set
+// here, before any client exists; it affects WebAssembly only.
+v8.setFlagsFromString('--liftoff-only');
+
 export function createDatabase(databaseUrl: string, options: DatabaseOptions = {}): Database {
   const statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
   const pool = new pg.Pool({
