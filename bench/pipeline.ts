@@ -47,7 +47,9 @@ export async function startBenchPipeline(options: { emulator: FalEmulatorOptions
     const logFile = process.env.WORKER_LOG ?? join(tmpdir(), `segue-bench-worker-${process.pid}-${i}.log`);
     const out = openSync(logFile, 'a');
     const startedAt = statSync(logFile).size;
-    const child = spawn(process.execPath, [...profile, ...entry, 'worker'], {
+    // WORKER_NODE_OPTIONS: node flags for the workers, e.g. the Docker image's heap flags.
+    const flags = (process.env.WORKER_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+    const child = spawn(process.execPath, [...flags, ...profile, ...entry, 'worker'], {
       env: { ...process.env, ...env, LOG_LEVEL: process.env.WORKER_LOG_LEVEL ?? 'info' },
       stdio: ['ignore', out, 'inherit'],
     });

@@ -95,7 +95,7 @@ async function measure(mode: 'stream' | 'poll') {
     }
     console.log(`  status streams open at fal: ${after.streamsOpen}; opened during the ${seconds} s: ${after.streamsOpened - before.streamsOpened}`);
     console.log(`  status traffic: ${perMinute.toFixed(0)} calls per minute (${(perMinute / inFlight).toFixed(2)} per request)`);
-    console.log(`  worker (node ${process.env.WORKER_ENTRY ?? '--import tsx src/main.ts'} worker) RSS: idle ${idleRss.toFixed(0)} MB, now ${rss.toFixed(0)} MB, peak ${peak.toFixed(0)} MB; ${perRequest.toFixed(1)} KB per request (goals <= 50 KB per request: ${perRequest <= 50 ? 'met' : 'NOT met'}; peak <= 200 MB: ${peak <= 200 ? 'met' : 'NOT met'})`);
+    console.log(`  worker (node ${process.env.WORKER_NODE_OPTIONS ? `${process.env.WORKER_NODE_OPTIONS} ` : ''}${process.env.WORKER_ENTRY ?? '--import tsx src/main.ts'} worker) RSS: idle ${idleRss.toFixed(0)} MB, now ${rss.toFixed(0)} MB, peak ${peak.toFixed(0)} MB; ${perRequest.toFixed(1)} KB per request (goals <= 50 KB per request: ${perRequest <= 50 ? 'met' : 'NOT met'}; peak <= 200 MB: ${peak <= 200 ? 'met' : 'NOT met'})`);
     return { perMinute, rss, idleRss };
   } finally {
     await pipeline.close();
