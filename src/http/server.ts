@@ -151,6 +151,10 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   server.requestTimeout = 60_000;
   const port = options.port ?? segue.config.port;
   const host = options.host ?? segue.config.host;
+  // Prisma's engine starts on first use (about 0.3 s of CPU and 30 MB, compiling its
+  // WebAssembly; it opens no connection): started before listening, so the first requests after a
+  // restart, when every browser reconnects at once, do not wait for it.
+  await segue.db.$connect();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // A deep accept queue (the kernel caps it at net.core.somaxconn): after a restart, thousands

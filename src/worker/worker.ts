@@ -45,8 +45,10 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   // The storage driver loads on first use: load it now, so the first finished video is stored as
   // quickly as the next (a result is stored within milliseconds of fal, see README).
   await segue.media.storage().catch((err) => log.warn({ err }, 'storage not ready at start'));
-  // The connections a burst of submits needs, open before the first job: opening ten at once
-  // costs the first jobs of a batch about 150 ms on a small machine.
+  // Prisma's engine starts on first use (about 0.3 s of CPU, compiling its WebAssembly; it opens
+  // no connection), and the connections a burst of submits needs (opening ten at once costs about
+  // 150 ms on a small machine): both ready before the first job.
+  await segue.db.$connect();
   if (config.worker.concurrency > 0) {
     await segue.sql.warm(config.fal.concurrency).catch((err) => log.warn({ err }, 'database connections not opened at start'));
   }
