@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { createTestAccount, gql, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
+import { transitionInput } from './helpers/fixtures.ts';
+import { CreateTransitions } from './helpers/operations.ts';
+import { until } from './helpers/wait.ts';
+
+/**
+ * The WebSocket binding hands graphql-ws parsed messages, with query texts shared between
+ * subscriptions: what a client sees of the protocol is unchanged, malformed messages included.
+ */
+let app: TestApp;
+let account: TestAccount;
+beforeAll(async () => {
+  app = await startTestApp();
+  account = await createTestAccount(app.segue);
+});
+afterAll(() => app?.close());
+
+type Received = { id?: string; type: string; payload?: { data?: { transitionUpdated?: { id: string; status: string } } } };
+
+/** A graphql-transport-ws connection by hand, acknowledged. */
+async function connect() {
+  const socket = new WebSocket(app.graphqlUrl.replace(/^http/, 'ws'), 'graphql-transport-ws');
+  const messages: Received[] = [];
+  let closed: { code: number; reason: string } | null = null;
+  socket.on('message', (data) => messages.push(JSON.parse(String(data)) as Received));
+  socket.on('close', (code, reason) => (closed = { code, reason: String(reason) }));
+  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+  socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${account.apiKey}` } }));
+  await until(() => messages.some((m) => m.type === 'connection_ack'), { what: 'connection_ack' });
+  return { socket, messages, closed: () => closed };
+}
+
+describe('graphql-transport-ws messages', () => {
+  it('malformed JSON, and JSON that is not a protocol message, close the connection with 4400', async () => {
+    for (const text of ['{"type": "subscribe", "id": ', JSON.stringify({ type: 'subscribe', id: '1', payload: { query: 42 } }), '[1, 2]']) {
+      const connection = await connect();
+      connection.socket.send(text);
+      await until(() => connection.closed() !== null, { what: `the connection closed after ${text}` });
+      expect(connection.closed()!.code).toBe(4400);
+    }
+  });
+
+  it('subscriptions that send the same query text each get their own results, on one connection and on two', async () => {
+    const created = await gql(app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: [transitionInput(), transitionInput()] } });
+    const [first, second] = created.data!.createTransitions.transitions.map((t) => t.id);
+    const query = 'subscription ($id: ID) { transitionUpdated(id: $id) { id status } }';
+    const one = await connect();
+    const two = await connect();
+    one.socket.send(JSON.stringify({ id: 'a', type: 'subscribe', payload: { query, variables: { id: first } } }));
+    one.socket.send(JSON.stringify({ id: 'b', type: 'subscribe', payload: { query, variables: { id: second } } }));
+    two.socket.send(JSON.stringify({ id: 'a', type: 'subscribe', payload: { query, variables: { id: second } } }));
+    const snapshot = (messages: Received[], id: string) => messages.find((m) => m.type === 'next' && m.id === id)?.payload?.data?.transitionUpdated;
+    await until(() => snapshot(one.messages, 'a') && snapshot(one.messages, 'b') && snapshot(two.messages, 'a'), { what: 'three snapshots' });
+    expect(snapshot(one.messages, 'a')).toEqual({ id: first, status: 'DRAFT' });
+    expect(snapshot(one.messages, 'b')).toEqual({ id: second, status: 'DRAFT' });
+    expect(snapshot(two.messages, 'a')).toEqual({ id: second, status: 'DRAFT' });
+    // An operation id in use is refused as graphql-ws refuses it (4409), whatever the query.
+    one.socket.send(JSON.stringify({ id: 'a', type: 'subscribe', payload: { query, variables: { id: second } } }));
+    await until(() => one.closed() !== null, { what: 'the duplicate id closed the connection' });
+    expect(one.closed()!.code).toBe(4409);
+    two.socket.close();
+  });
+});
