@@ -7,6 +7,7 @@ import type { Segue } from '../runtime.ts';
 import { LiveFeed, withCleanup } from './live.ts';
 import type { BatchProgress, CombinedChange, TransitionChange } from './messages.ts';
 import { TransitionRows } from './rows.ts';
+import { SentVersions } from './sent-versions.ts';
 
 type StreamDeps = Pick<Segue, 'db' | 'sql' | 'pubsub' | 'topics' | 'config' | 'generationJobs' | 'events' | 'logger'>;
 
@@ -78,16 +79,8 @@ async function* transitionStream(
   batch: Batch | null,
 ): AsyncGenerator<Transition> {
   const rows = rowsOf(deps);
-  // The version last sent per transition, so updates only go forward. Bounded: an account-wide
-  // stream that lives for days forgets the transitions it heard of longest ago.
-  const sent = new Map<string, number>();
-  const fresh = (row: Transition) => {
-    if ((sent.get(row.id) ?? 0) >= row.version) return false;
-    sent.delete(row.id);
-    sent.set(row.id, row.version);
-    if (sent.size > SENT_VERSIONS_KEPT) sent.delete(sent.keys().next().value!);
-    return true;
-  };
+  // The version last sent per transition, so updates only go forward.
+  const sent = new SentVersions(SENT_VERSIONS_KEPT);
   // Once the batch has ended: the transitions still waiting for their poster; none left, it ends.
   const ending: { posters: Set<string> | null } = { posters: null };
   let grace: NodeJS.Timeout | undefined;
@@ -103,7 +96,7 @@ async function* transitionStream(
       const snapshot = [rows.remember(await getTransition(deps, accountId, transition.id))];
       while (snapshot.length > 0) {
         const row = snapshot.shift()!;
-        if (fresh(row)) yield row;
+        if (sent.advance(row.id, row.version)) yield row;
       }
     }
     if (batch) {
@@ -112,17 +105,17 @@ async function* transitionStream(
       const done = ended !== null && batchEnded(snapshot);
       while (snapshot.length > 0) {
         const row = snapshot.shift()!;
-        if (fresh(row)) yield row;
+        if (sent.advance(row.id, row.version)) yield row;
       }
       if (done) return;
     }
     for await (const message of feed) {
       if (message.kind === 'transition') {
         // Already sent this version (or a newer one): nothing to resolve.
-        if ((sent.get(message.id) ?? 0) >= message.version) continue;
+        if (sent.get(message.id) >= message.version) continue;
         const row = await rows.resolve(message);
         if (!row || row.accountId !== accountId) continue;
-        if (fresh(row)) yield row;
+        if (sent.advance(row.id, row.version)) yield row;
         if (ending.posters && !awaitsPoster(row)) {
           ending.posters.delete(row.id);
           if (ending.posters.size === 0) return;
@@ -133,7 +126,7 @@ async function* transitionStream(
         const done = batchEnded(snapshot);
         while (snapshot.length > 0) {
           const row = snapshot.shift()!;
-          if (fresh(row)) yield row;
+          if (sent.advance(row.id, row.version)) yield row;
         }
         if (done) return;
       }
