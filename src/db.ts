@@ -49,19 +49,23 @@ export interface DatabaseOptions {
   statementTimeoutMs?: number;
 }
 
+// Prisma's query compiler is a 3.4 MB WebAssembly module, compiled when its engine starts. V8
+// tiers its hot functions up with TurboFan on background threads, whose compile memory stays
+// with glibc's arenas: 50-65 MB of RSS for each process that holds a client. Baseline
+// (Liftoff) code is all the compiler needs, since plans are compiled once per query shape and
+// cached (measured: the same time per query; an idle `node dist/main.js worker` 232 -> 165 MB,
+// 203 -> 154 MB with MALLOC_ARENA_MAX=2 as in the image). This turns tier-up off for all
+// WebAssembly in the process (undici's HTTP parser too: no measurable cost); unlike
+// --liftoff-only, a function Liftoff cannot compile still gets TurboFan rather than aborting the
+// process. Set before any client exists.
+v8.setFlagsFromString('--no-wasm-tier-up');
+v8.setFlagsFromString('--no-wasm-dynamic-tiering');
+
 /**
  * One pool per process, shared by the Prisma client (driver adapter; Prisma 7 needs no engine) and
  * `sql`. Every wait on PostgreSQL is bounded: getting a connection, a statement, and a transaction
  * left idle by a stalled client.
  */
-// Prisma's query compiler is a 3.4 MB WebAssembly module, compiled when the client first runs a
-// query. V8 tiers its hot functions up with TurboFan on background threads, whose compile memory
-// stays with glibc's per-thread arenas: about 55 MB of RSS for each process that holds a client.
-// Liftoff's baseline code is all the compiler needs, since plans are compiled once per query
-// shape and cached (measured: the same time per query, 214 -> 157 MB for an idle worker). Set
-// here, before any client exists; it affects WebAssembly only.
-v8.setFlagsFromString('--liftoff-only');
-
 export function createDatabase(databaseUrl: string, options: DatabaseOptions = {}): Database {
   const statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
   const pool = new pg.Pool({

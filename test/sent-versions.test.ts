@@ -25,6 +25,14 @@ describe('SentVersions (what a transition stream has sent)', () => {
     expect(sent.get('t2')).toBe(3);
   });
 
+  it('a limit below its small form holds once it becomes a Map', () => {
+    const sent = new SentVersions(10);
+    for (let i = 0; i < 40; i++) sent.advance(`t${i}`, 1);
+    const kept = Array.from({ length: 40 }, (_, i) => sent.get(`t${i}`)).filter((v) => v > 0).length;
+    expect(kept).toBe(10);
+    expect(sent.get('t39')).toBe(1);
+  });
+
   it('in its small form, a transition sent again counts as the most recent when it grows', () => {
     const sent = new SentVersions(33);
     for (let i = 0; i < 32; i++) sent.advance(`t${i}`, 1);

@@ -33,8 +33,9 @@ async function connect() {
 }
 
 describe('graphql-transport-ws messages', () => {
-  it('malformed JSON, and JSON that is not a protocol message, close the connection with 4400', async () => {
-    for (const text of ['{"type": "subscribe", "id": ', JSON.stringify({ type: 'subscribe', id: '1', payload: { query: 42 } }), '[1, 2]']) {
+  it('malformed JSON, JSON that is not a protocol message and a doubly encoded message close the connection with 4400', async () => {
+    const subscribe = { type: 'subscribe', id: '1', payload: { query: 'subscription { transitionUpdated { id } }' } };
+    for (const text of ['{"type": "subscribe", "id": ', JSON.stringify({ ...subscribe, payload: { query: 42 } }), '[1, 2]', JSON.stringify(JSON.stringify(subscribe))]) {
       const connection = await connect();
       connection.socket.send(text);
       await until(() => connection.closed() !== null, { what: `the connection closed after ${text}` });

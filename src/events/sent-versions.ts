@@ -42,6 +42,7 @@ export class SentVersions {
       this.map = new Map();
       for (let i = 0; i < pairs.length; i += 2) this.map.set(pairs[i] as string, pairs[i + 1] as number);
       this.pairs = null;
+      while (this.map.size > this.limit) this.map.delete(this.map.keys().next().value!);
     }
     return true;
   }

@@ -22,7 +22,7 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   keepAliveMs = 12_000,
 ) {
   const protocol = makeServer<P, E>(options);
-  const listeners = socketListeners(log);
+  const listeners = socketListeners(log, options.jsonMessageReviver);
   wss.options.handleProtocols = handleProtocols;
   // ws passes on the HTTP server's errors (a failed accept, EMFILE in a reconnect burst); without
   // a listener they would end the process.
@@ -74,6 +74,9 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   };
 }
 
+/** graphql-ws' `jsonMessageReviver`, applied where the message is parsed: here. */
+type JsonReviver = (this: unknown, key: string, value: unknown) => unknown;
+
 /** Slices of the keepalive sweep (one tick every `keepAliveMs / SWEEP_SLICES`). */
 const SWEEP_SLICES = 12;
 
@@ -114,7 +117,7 @@ class Connection {
     this.handle = handle;
   }
 
-  received(text: string) {
+  received(text: string, reviver: JsonReviver | undefined) {
     if (!this.handle) return;
     // graphql-ws keeps what it is handed in the frame of a subscribe for as long as the
     // subscription lives. Handed the parsed message, with its query text shared by every
@@ -123,7 +126,10 @@ class Connection {
     // connection with 4400, as it would have.
     let message: unknown = text;
     try {
-      message = withSharedQuery(JSON.parse(text));
+      const parsed: unknown = JSON.parse(text, reviver);
+      // Only an object: graphql-ws would parse a string again (a doubly encoded message, which
+      // it refuses as text).
+      if (typeof parsed === 'object' && parsed !== null) message = withSharedQuery(parsed);
     } catch {
       /* graphql-ws answers it */
     }
@@ -145,8 +151,10 @@ const QUERY_TEXTS_KEPT = 500;
 const QUERY_TEXT_MAX = 4_096;
 
 /** The message, its payload's query replaced by an equal text already kept. */
-function withSharedQuery(message: unknown): unknown {
-  const payload = (message as { payload?: { query?: unknown } } | null)?.payload;
+function withSharedQuery(message: object): object {
+  // Only subscribes, the messages whose frames live on: no other message churns the texts kept.
+  if ((message as { type?: unknown }).type !== 'subscribe') return message;
+  const payload = (message as { payload?: { query?: unknown } | null }).payload;
   const query = payload?.query;
   if (typeof query !== 'string' || query.length > QUERY_TEXT_MAX) return message;
   const kept = queryTexts.get(query);
@@ -159,10 +167,10 @@ function withSharedQuery(message: unknown): unknown {
 }
 
 /** Listeners shared by every socket of a server: `this` is the socket that emitted. */
-function socketListeners(log: Logger) {
+function socketListeners(log: Logger, reviver: JsonReviver | undefined) {
   return {
     message(this: WebSocket, data: Buffer | ArrayBuffer | Buffer[]) {
-      connections.get(this)?.received(String(data));
+      connections.get(this)?.received(String(data), reviver);
     },
     pong(this: WebSocket) {
       const connection = connections.get(this);

@@ -33,6 +33,9 @@ const STAGED_SLOT_WAIT_MS = 60_000;
 export async function startWorker(segue: Segue, options: { name?: string } = {}): Promise<RunningWorker> {
   const { config, logger } = segue;
   const log = logger.child({ component: 'worker' });
+  // Prisma's engine starts on first use (about 0.3 s of CPU, compiling its WebAssembly; it opens
+  // no connection): started before anything else, so the first jobs do not wait for it.
+  await segue.db.$connect();
   const connection = createRedis(config.redis, 'worker');
   const subscriber = createRedis(config.redis, 'subscriber');
   const wakeups = new Wakeups(subscriber, segue.topics);
@@ -45,10 +48,8 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   // The storage driver loads on first use: load it now, so the first finished video is stored as
   // quickly as the next (a result is stored within milliseconds of fal, see README).
   await segue.media.storage().catch((err) => log.warn({ err }, 'storage not ready at start'));
-  // Prisma's engine starts on first use (about 0.3 s of CPU, compiling its WebAssembly; it opens
-  // no connection), and the connections a burst of submits needs (opening ten at once costs about
-  // 150 ms on a small machine): both ready before the first job.
-  await segue.db.$connect();
+  // The connections a burst of submits needs, open before the first job: opening ten at once
+  // costs the first jobs of a batch about 150 ms on a small machine.
   if (config.worker.concurrency > 0) {
     await segue.sql.warm(config.fal.concurrency).catch((err) => log.warn({ err }, 'database connections not opened at start'));
   }
