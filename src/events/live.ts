@@ -1,5 +1,12 @@
 import { AppError } from '../domain/errors.ts';
 import type { PubSub } from './pubsub.ts';
+import { SharedTexts } from './shared-texts.ts';
+
+/**
+ * Topic names, each kept once per process. Twice 10,000 subscribers' worth; names of topics no
+ * longer listened to stay until it fills (at most about 3 MB).
+ */
+const topicTexts = new SharedTexts(20_000, 512);
 
 /**
  * A live feed of one Redis channel or pattern for one subscriber: subscribed at Redis before
@@ -23,8 +30,11 @@ export class LiveFeed<T> implements AsyncIterableIterator<T> {
 
   static async subscribe<T>(pubsub: PubSub, triggers: Array<{ trigger: string; pattern: boolean }>, limit: number) {
     const feed = new LiveFeed<T>(pubsub, limit);
+    // One callback for all of the feed's topics; each topic's name shared with the other
+    // subscribers of this process (the pub/sub keeps it for as long as the feed is open).
+    const push = (event: T) => feed.push(event);
     feed.subscriptionIds = await Promise.all(
-      triggers.map(({ trigger, pattern }) => pubsub.subscribe<T>(trigger, (event) => feed.push(event), { pattern })),
+      triggers.map(({ trigger, pattern }) => pubsub.subscribe<T>(topicTexts.of(trigger), push, { pattern })),
     );
     return feed;
   }

@@ -1,5 +1,6 @@
 import { CloseCode, handleProtocols, makeServer, type ServerOptions } from 'graphql-ws';
 import type { WebSocket, WebSocketServer } from 'ws';
+import { SharedTexts } from '../events/shared-texts.ts';
 import type { Logger } from '../logger.ts';
 
 /** What every connection carries for graphql-ws' hooks: its socket (not the upgrade request). */
@@ -142,27 +143,15 @@ class Connection {
   }
 }
 
-/**
- * Query texts seen lately, each kept once. Bounded in count (a client sending endless new
- * queries only fills it again) and in size (a long query is left as it came).
- */
-const queryTexts = new Map<string, string>();
-const QUERY_TEXTS_KEPT = 500;
-const QUERY_TEXT_MAX = 4_096;
+/** Query texts of subscribes, each kept once. */
+const queryTexts = new SharedTexts(500, 4_096);
 
 /** The message, its payload's query replaced by an equal text already kept. */
 function withSharedQuery(message: object): object {
   // Only subscribes, the messages whose frames live on: no other message churns the texts kept.
   if ((message as { type?: unknown }).type !== 'subscribe') return message;
   const payload = (message as { payload?: { query?: unknown } | null }).payload;
-  const query = payload?.query;
-  if (typeof query !== 'string' || query.length > QUERY_TEXT_MAX) return message;
-  const kept = queryTexts.get(query);
-  if (kept !== undefined) payload!.query = kept;
-  else {
-    if (queryTexts.size >= QUERY_TEXTS_KEPT) queryTexts.clear();
-    queryTexts.set(query, query);
-  }
+  if (payload && typeof payload.query === 'string') payload.query = queryTexts.of(payload.query);
   return message;
 }
 
