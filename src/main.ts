@@ -52,8 +52,11 @@ async function main() {
     for (const stop of stops) await stop().catch((err) => log.error({ err }, 'error while stopping'));
     await segue.close();
     log.info('stopped');
-    log.flush();
-    setImmediate(() => process.exit(0));
+    // The logger writes asynchronously: exit once its last lines are out (a busy reader of the
+    // pipe can take a moment), and within 2 s whatever happens.
+    const exit = () => process.exit(0);
+    setTimeout(exit, 2_000).unref();
+    log.flush(exit);
   };
   // Listening before anything starts: a signal during start-up still stops cleanly.
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -78,7 +78,10 @@ describe('npm start', () => {
       await child.stop('SIGTERM');
     }
     // npm exits at once; the server logs its graceful stop a moment later on the same pipe.
-    await until(() => /"msg":"stopped"/.test(child.output()), { timeoutMs: 10_000, what: 'a graceful stop' });
+    await until(() => /"msg":"stopped"/.test(child.output()), { timeoutMs: 10_000, what: 'a graceful stop' }).catch((error: Error) => {
+      // What the process was doing when it did not stop in time.
+      throw new Error(`${error.message}; its last output:\n${child.output().slice(-3_000)}`);
+    });
     expect(child.output()).toMatch(/shutting down/);
   });
 });
