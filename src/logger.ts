@@ -77,5 +77,7 @@ export function createLogger(
     });
   }
   // Asynchronous writes: a busy worker logs a line per job step, and a write per line is a syscall.
-  return pino(options, destination ?? pino.destination({ sync: false }));
+  // A minLength of 1 still writes each line at once, but makes flush(cb) wait for the writes in
+  // flight (with 0, sonic-boom calls back at once): a stopping process exits after its last line.
+  return pino(options, destination ?? pino.destination({ sync: false, minLength: 1 }));
 }

@@ -45,16 +45,18 @@ async function main() {
     log.info({ signal }, 'shutting down');
     const timer = setTimeout(() => {
       log.error('shutdown took longer than 10 s; exiting');
-      log.flush();
-      process.exit(1);
+      exitAfterLogs(1);
     }, 10_000);
     timer.unref();
     for (const stop of stops) await stop().catch((err) => log.error({ err }, 'error while stopping'));
     await segue.close();
     log.info('stopped');
-    // The logger writes asynchronously: exit once its last lines are out (a busy reader of the
-    // pipe can take a moment), and within 2 s whatever happens.
-    const exit = () => process.exit(0);
+    exitAfterLogs(0);
+  };
+  // The logger writes asynchronously: exit once its last lines are out (a busy reader of the pipe
+  // can take a moment), and within 2 s whatever happens.
+  const exitAfterLogs = (code: number) => {
+    const exit = () => process.exit(code);
     setTimeout(exit, 2_000).unref();
     log.flush(exit);
   };

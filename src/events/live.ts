@@ -4,7 +4,8 @@ import { SharedTexts } from './shared-texts.ts';
 
 /**
  * Topic names, each kept once per process. Twice 10,000 subscribers' worth; names of topics no
- * longer listened to stay until it fills (at most about 3 MB).
+ * longer listened to stay until it fills (about 3 MB of UUID-named topics; 512 characters each
+ * at most).
  */
 const topicTexts = new SharedTexts(20_000, 512);
 
@@ -33,9 +34,16 @@ export class LiveFeed<T> implements AsyncIterableIterator<T> {
     // One callback for all of the feed's topics; each topic's name shared with the other
     // subscribers of this process (the pub/sub keeps it for as long as the feed is open).
     const push = (event: T) => feed.push(event);
-    feed.subscriptionIds = await Promise.all(
+    const subscribed = await Promise.allSettled(
       triggers.map(({ trigger, pattern }) => pubsub.subscribe<T>(topicTexts.of(trigger), push, { pattern })),
     );
+    for (const result of subscribed) if (result.status === 'fulfilled') feed.subscriptionIds.push(result.value);
+    // One topic failed (Redis down): the others are let go, not left subscribed with no feed.
+    const failed = subscribed.find((result) => result.status === 'rejected');
+    if (failed) {
+      feed.close();
+      throw failed.reason;
+    }
     return feed;
   }
 
