@@ -22,20 +22,21 @@ export class SentVersions {
 
   /** Records `version` as sent if it is newer than the last one sent; says whether it was. */
   advance(id: string, version: number): boolean {
-    if (this.get(id) >= version) return false;
     if (this.map) {
+      if ((this.map.get(id) ?? 0) >= version) return false;
       this.map.delete(id);
       this.map.set(id, version);
       if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value!);
       return true;
     }
+    // One pass over the list: find the transition, keep it if what was sent is as new.
     const pairs = this.pairs!;
-    for (let i = 0; i < pairs.length; i += 2) {
-      if (pairs[i] === id) {
-        // Moved to the end, as the Map keeps them: the last sent goes last.
-        pairs.splice(i, 2);
-        break;
-      }
+    let at = 0;
+    while (at < pairs.length && pairs[at] !== id) at += 2;
+    if (at < pairs.length) {
+      if ((pairs[at + 1] as number) >= version) return false;
+      // Moved to the end, as the Map keeps them: the last sent goes last.
+      pairs.splice(at, 2);
     }
     pairs.push(id, version);
     if (pairs.length > SMALL * 2) {
