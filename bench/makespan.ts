@@ -18,7 +18,7 @@ const pipeline = await startBenchPipeline({
   workers,
   env: {
     FAL_CONCURRENCY: String(concurrency),
-    WORKER_CONCURRENCY: String(Math.max(concurrency, 100)),
+    WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? String(Math.max(concurrency, 100)),
     // Production's polling defaults (2 s, backing off to 15 s): with webhooks, polling is the fallback.
     FAL_POLL_INTERVAL_MS: process.env.FAL_POLL_INTERVAL_MS ?? '2000',
     FAL_POLL_MAX_INTERVAL_MS: process.env.FAL_POLL_MAX_INTERVAL_MS ?? '15000',
@@ -55,6 +55,23 @@ if (process.env.BENCH_DETAIL) {
   const submits = reqs.map((r) => r.submittedAt).sort((a, b) => a - b).slice(concurrency);
   const handOver = percentiles(submits.map((s, i) => s - done[i]!));
   console.log(`  fal done -> next submit in that slot: p50 ${handOver.p50} ms, p90 ${handOver.p90} ms, max ${handOver.max} ms`);
+  // The same hand-over in steps, from the ledger's clock (PostgreSQL's): when Segue noted fal was
+  // done with a request, and when the next claim took the slot.
+  const ledger = await pipeline.segue.db.falRequest.findMany({
+    where: { requestId: { in: reqs.map((r) => r.requestId) } },
+    select: { createdAt: true, endedAt: true },
+  });
+  const ended = ledger.map((l) => l.endedAt?.getTime() ?? Infinity).sort((a, b) => a - b);
+  const claimed = ledger.map((l) => l.createdAt.getTime()).sort((a, b) => a - b).slice(concurrency);
+  const steps = [
+    ['fal done -> ledger ended', ended.map((e, i) => e - done[i]!)],
+    ['ledger ended -> next claim', claimed.map((c, i) => c - ended[i]!)],
+    ['next claim -> its submit at fal', submits.map((s, i) => s - claimed[i]!)],
+  ] as const;
+  for (const [what, values] of steps) {
+    const q = percentiles([...values]);
+    console.log(`    ${what}: p50 ${q.p50} ms, p90 ${q.p90} ms, max ${q.max} ms`);
+  }
   // From fal's completion to the row's COMPLETED (webhook, wake-up, copy), per transition.
   const rows = await pipeline.segue.db.transition.findMany({
     where: { falRequestId: { in: reqs.map((r) => r.requestId) } },

@@ -99,6 +99,15 @@ async function memoryOf() {
     .join(', ');
 }
 
+/** V8's spaces, used of committed (MB): where a heap's slack is. */
+async function heapSpacesOf() {
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+  const of = (kind: string, space: string) => Number(new RegExp(`^segue_nodejs_heap_space_size_${kind}_bytes\\{space="${space}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return ['new', 'old', 'code', 'map', 'large_object']
+    .map((space) => `${space} ${of('used', space).toFixed(0)}/${of('total', space).toFixed(0)}`)
+    .join(', ');
+}
+
 type ClientMessage = { type: string; receipts?: Array<[string, number, number]>; error?: string; connected?: number; reconnects?: number };
 
 /**
@@ -155,7 +164,7 @@ if (burstCount > 0) {
   const api = await startApi(flagsOf(process.env.BURST_NODE_OPTIONS ?? '--max-old-space-size=256'));
   await new Promise((r) => setTimeout(r, 1000));
   const rssIdle = api.rss();
-  if (process.env.BENCH_DETAIL) console.log(`  API memory idle: ${await memoryOf()}`);
+  if (process.env.BENCH_DETAIL) console.log(`  API memory idle: ${await memoryOf()}; heap spaces used/total: ${await heapSpacesOf()}`);
   let peak = rssIdle;
   const peakTimer = setInterval(() => api.alive() && (peak = Math.max(peak, api.rss())), 250);
   let deliveries = 0;
@@ -187,7 +196,7 @@ if (burstCount > 0) {
   await new Promise((r) => setTimeout(r, 15_000));
   const rssConnected = api.rss();
   // BENCH_DETAIL=1: where the API's memory is, from its own metrics (JS heap, off-heap buffers).
-  if (process.env.BENCH_DETAIL && api.alive()) console.log(`  API memory: ${await memoryOf()}`);
+  if (process.env.BENCH_DETAIL && api.alive()) console.log(`  API memory: ${await memoryOf()}; heap spaces used/total: ${await heapSpacesOf()}`);
   // HEAP_SNAPSHOT=1 (with --heapsnapshot-signal=SIGUSR2 in BURST_NODE_OPTIONS): a heap snapshot of
   // the API with every subscriber connected, written to its working directory.
   if (process.env.HEAP_SNAPSHOT && api.alive()) {
