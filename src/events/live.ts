@@ -105,17 +105,37 @@ export class LiveFeed<T> implements AsyncIterableIterator<T> {
 }
 
 /**
+ * A stream that runs its cleanups exactly once when it ends, however it ends: done, failed, or
+ * returned by the transport before it was ever read. `withCleanup` adds to a stream of this kind
+ * instead of wrapping it in another layer.
+ */
+export abstract class EndingStream<T> implements AsyncIterableIterator<T> {
+  readonly cleanups: Array<() => void> = [];
+
+  protected clean() {
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+  }
+
+  abstract next(): Promise<IteratorResult<T>>;
+  abstract return(): Promise<IteratorResult<T>>;
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+}
+
+/**
  * Wraps a stream so that `cleanup` runs exactly once when it ends, however it ends: done,
  * failed, or returned by the transport before it was ever read (an async generator that never
  * started skips its own finally blocks). Wrapping a stream made here adds the cleanup to it
  * instead of adding a layer.
  */
 export function withCleanup<T>(stream: AsyncIterator<T>, cleanup: () => void): AsyncIterableIterator<T> {
-  if (stream instanceof CleanupStream) {
+  if (stream instanceof EndingStream) {
     stream.cleanups.push(cleanup);
-    return stream as CleanupStream<T>;
+    return stream as EndingStream<T>;
   }
-  return new CleanupStream(stream, [cleanup]);
+  return new CleanupStream(stream, cleanup);
 }
 
 /**
@@ -123,14 +143,13 @@ export function withCleanup<T>(stream: AsyncIterator<T>, cleanup: () => void): A
  * around it, and per-object closures or a suspended async function cost far more memory than
  * prototype methods and one promise reaction.
  */
-class CleanupStream<T> implements AsyncIterableIterator<T> {
+class CleanupStream<T> extends EndingStream<T> {
   constructor(
     private readonly stream: AsyncIterator<T>,
-    readonly cleanups: Array<() => void>,
-  ) {}
-
-  private clean() {
-    for (const cleanup of this.cleanups.splice(0)) cleanup();
+    cleanup: () => void,
+  ) {
+    super();
+    this.cleanups.push(cleanup);
   }
 
   next(): Promise<IteratorResult<T>> {
@@ -154,9 +173,5 @@ class CleanupStream<T> implements AsyncIterableIterator<T> {
   throw(error?: unknown): Promise<IteratorResult<T>> {
     this.clean();
     return this.stream.throw ? this.stream.throw(error) : Promise.reject(error);
-  }
-
-  [Symbol.asyncIterator]() {
-    return this;
   }
 }

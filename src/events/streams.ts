@@ -1,39 +1,13 @@
 import { batchCounts, type BatchCounts } from '../domain/batches.ts';
-import { loadTransition } from '../domain/state-machine.ts';
 import { getBatch, getTransition } from '../domain/transitions.ts';
 import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import { getGeneratedTransition } from '../domain/combine.ts';
-import type { Segue } from '../runtime.ts';
 import { LiveFeed, withCleanup } from './live.ts';
 import type { BatchProgress, CombinedChange, TransitionChange } from './messages.ts';
-import { TransitionRows } from './rows.ts';
-import { SentVersions } from './sent-versions.ts';
-
-type StreamDeps = Pick<Segue, 'db' | 'sql' | 'pubsub' | 'topics' | 'config' | 'generationJobs' | 'events' | 'logger'>;
+import { TransitionStream, type StreamDeps } from './transition-stream.ts';
 
 /** A batch as the API shows it, with the counts an event brought (no query per subscriber). */
 export type BatchWithCounts = Batch & { counts?: BatchCounts };
-
-const SENT_VERSIONS_KEPT = 10_000;
-
-/** The rows this process streams, shared by its subscribers (one per pub/sub connection: per process). */
-const sharedRows = new WeakMap<object, TransitionRows>();
-const rowsOf = (deps: StreamDeps) => {
-  let rows = sharedRows.get(deps.pubsub);
-  if (!rows) sharedRows.set(deps.pubsub, (rows = new TransitionRows((id) => loadTransition(deps, id))));
-  return rows;
-};
-
-/** The transitions of a batch in its order, each as it is now. */
-async function batchTransitions(deps: StreamDeps, batchId: string): Promise<Transition[]> {
-  const items = await deps.db.batchItem.findMany({
-    where: { batchId },
-    orderBy: { position: 'asc' },
-    include: { transition: true },
-  });
-  const rows = rowsOf(deps);
-  return items.map((i) => rows.remember(i.transition));
-}
 
 /**
  * transitionUpdated: one transition, the transitions of a batch, or all of an account's.
@@ -60,81 +34,7 @@ export async function transitionUpdates(
         ]
       : [{ trigger: topics.accountTransitions(accountId), pattern: true }];
   const feed = await LiveFeed.subscribe<TransitionChange | BatchProgress>(deps.pubsub, triggers, deps.config.subscriptions.buffer);
-  return withCleanup(transitionStream(deps, accountId, feed, transition, batch), () => feed.close());
-}
-
-/**
- * How long a batch stream stays open after its batch ended, for the posters of its COMPLETED
- * transitions (made on the media queue right after each video, usually within a second).
- */
-export const POSTER_GRACE_MS = 30_000;
-
-const awaitsPoster = (row: Transition) => row.status === 'COMPLETED' && !row.posterUrl;
-
-async function* transitionStream(
-  deps: StreamDeps,
-  accountId: string,
-  feed: LiveFeed<TransitionChange | BatchProgress>,
-  transition: Transition | null,
-  batch: Batch | null,
-): AsyncGenerator<Transition> {
-  const rows = rowsOf(deps);
-  // The version last sent per transition, so updates only go forward.
-  const sent = new SentVersions(SENT_VERSIONS_KEPT);
-  // Once the batch has ended: the transitions still waiting for their poster; none left, it ends.
-  const ending: { posters: Set<string> | null } = { posters: null };
-  let grace: NodeJS.Timeout | undefined;
-  const batchEnded = (rows: Transition[]) => {
-    ending.posters = new Set(rows.filter(awaitsPoster).map((r) => r.id));
-    grace = setTimeout(() => feed.close(), POSTER_GRACE_MS);
-    return ending.posters.size === 0;
-  };
-  try {
-    // Snapshots are drained as they are sent: a suspended generator keeps its locals, and an idle
-    // subscriber must not hold on to the rows it sent when it started.
-    if (transition) {
-      const snapshot = [rows.remember(await getTransition(deps, accountId, transition.id))];
-      while (snapshot.length > 0) {
-        const row = snapshot.shift()!;
-        if (sent.advance(row.id, row.version)) yield row;
-      }
-    }
-    if (batch) {
-      const snapshot = await batchTransitions(deps, batch.id);
-      const ended = (await deps.db.batch.findUniqueOrThrow({ where: { id: batch.id }, select: { completedAt: true } })).completedAt;
-      const done = ended !== null && batchEnded(snapshot);
-      while (snapshot.length > 0) {
-        const row = snapshot.shift()!;
-        if (sent.advance(row.id, row.version)) yield row;
-      }
-      if (done) return;
-    }
-    for await (const message of feed) {
-      if (message.kind === 'transition') {
-        // Already sent this version (or a newer one): nothing to resolve.
-        if (sent.get(message.id) >= message.version) continue;
-        const row = await rows.resolve(message);
-        if (!row || row.accountId !== accountId) continue;
-        if (sent.advance(row.id, row.version)) yield row;
-        if (ending.posters && !awaitsPoster(row)) {
-          ending.posters.delete(row.id);
-          if (ending.posters.size === 0) return;
-        }
-      } else if (message.completedAt && !ending.posters) {
-        // The batch ended: send whatever changes have not come through yet, then the posters.
-        const snapshot = await batchTransitions(deps, batch!.id);
-        const done = batchEnded(snapshot);
-        while (snapshot.length > 0) {
-          const row = snapshot.shift()!;
-          if (sent.advance(row.id, row.version)) yield row;
-        }
-        if (done) return;
-      }
-    }
-  } finally {
-    clearTimeout(grace);
-    feed.close();
-  }
+  return new TransitionStream(deps, accountId, feed, transition ? { transitionId: transition.id } : batch ? { batchId: batch.id } : null);
 }
 
 /** batchProgress: the batch now, then again with fresh counts on every change; ends with the batch. */

@@ -1,0 +1,177 @@
+import { loadTransition } from '../domain/state-machine.ts';
+import { getTransition } from '../domain/transitions.ts';
+import type { Transition } from '../generated/prisma/client.ts';
+import type { Segue } from '../runtime.ts';
+import { EndingStream, type LiveFeed } from './live.ts';
+import type { BatchProgress, TransitionChange } from './messages.ts';
+import { TransitionRows } from './rows.ts';
+import { SentVersions } from './sent-versions.ts';
+
+export type StreamDeps = Pick<Segue, 'db' | 'sql' | 'pubsub' | 'topics' | 'config' | 'generationJobs' | 'events' | 'logger'>;
+
+const SENT_VERSIONS_KEPT = 10_000;
+
+/**
+ * How long a batch stream stays open after its batch ended, for the posters of its COMPLETED
+ * transitions (made on the media queue right after each video, usually within a second).
+ */
+export const POSTER_GRACE_MS = 30_000;
+
+/** The rows this process streams, shared by its subscribers (one per pub/sub connection: per process). */
+const sharedRows = new WeakMap<object, TransitionRows>();
+const rowsOf = (deps: StreamDeps) => {
+  let rows = sharedRows.get(deps.pubsub);
+  if (!rows) sharedRows.set(deps.pubsub, (rows = new TransitionRows((id) => loadTransition(deps, id))));
+  return rows;
+};
+
+/** The transitions of a batch in its order, each as it is now. */
+async function batchTransitions(deps: StreamDeps, batchId: string): Promise<Transition[]> {
+  const items = await deps.db.batchItem.findMany({
+    where: { batchId },
+    orderBy: { position: 'asc' },
+    include: { transition: true },
+  });
+  const rows = rowsOf(deps);
+  return items.map((i) => rows.remember(i.transition));
+}
+
+const awaitsPoster = (row: Transition) => row.status === 'COMPLETED' && !row.posterUrl;
+
+const finished = (): IteratorResult<Transition> => ({ value: undefined, done: true });
+
+/**
+ * The rows of transitionUpdated, from a feed already subscribed: the snapshot (one transition,
+ * or each of a batch's), then each change. Versions only go up: an event older than what was
+ * already sent is dropped, so each transition's updates arrive in order. A batch stream ends when
+ * the batch ends, after its last changes and the posters of its COMPLETED transitions (or
+ * POSTER_GRACE_MS without them).
+ *
+ * A class with then() rather than an async generator: an idle subscriber waits here for as long
+ * as it is connected, and a suspended generator keeps its whole frame (about 0.5 KB with its
+ * request and context) where this keeps a few fields and one promise reaction. It ends itself
+ * (the feed closed, its cleanups run), so it needs no wrapper around it either.
+ */
+export class TransitionStream extends EndingStream<Transition> {
+  private readonly rows: TransitionRows;
+  private readonly sent = new SentVersions(SENT_VERSIONS_KEPT);
+  /** Rows read together (a snapshot) still to send, in order; drained as they are sent. */
+  private queued: Transition[] = [];
+  /** The stream ends once `queued` is drained. */
+  private endAfterQueued = false;
+  private started = false;
+  private ended = false;
+  /** Once the batch has ended: the transitions still waiting for their poster; none left, it ends. */
+  private posters: Set<string> | null = null;
+  private grace: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly deps: StreamDeps,
+    private readonly accountId: string,
+    private readonly feed: LiveFeed<TransitionChange | BatchProgress>,
+    private readonly scope: { transitionId: string } | { batchId: string } | null,
+  ) {
+    super();
+    this.rows = rowsOf(deps);
+  }
+
+  next(): Promise<IteratorResult<Transition>> {
+    if (this.ended) return Promise.resolve(finished());
+    if (!this.started) {
+      this.started = true;
+      return this.snapshot().then(
+        () => this.next(),
+        (error: unknown) => this.fail(error),
+      );
+    }
+    while (this.queued.length > 0) {
+      const row = this.queued.shift()!;
+      if (this.sent.advance(row.id, row.version)) return Promise.resolve({ value: row, done: false });
+    }
+    if (this.endAfterQueued) return Promise.resolve(this.end());
+    return this.feed.next().then(
+      (read) => this.read(read),
+      (error: unknown) => this.fail(error),
+    );
+  }
+
+  return(): Promise<IteratorResult<Transition>> {
+    return Promise.resolve(this.end());
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<Transition>> {
+    this.end();
+    return Promise.reject(error);
+  }
+
+  /** What a subscriber gets first: the transition, or each of the batch's (and whether it has ended). */
+  private async snapshot() {
+    const { deps, scope } = this;
+    if (scope && 'transitionId' in scope) {
+      this.queued = [this.rows.remember(await getTransition(deps, this.accountId, scope.transitionId))];
+    } else if (scope) {
+      const rows = await batchTransitions(deps, scope.batchId);
+      const batch = await deps.db.batch.findUniqueOrThrow({ where: { id: scope.batchId }, select: { completedAt: true } });
+      this.endAfterQueued = batch.completedAt !== null && this.batchEnded(rows);
+      this.queued = rows;
+    }
+  }
+
+  private read(read: IteratorResult<TransitionChange | BatchProgress>): Promise<IteratorResult<Transition>> | IteratorResult<Transition> {
+    if (read.done || this.ended) return this.end();
+    const message = read.value;
+    if (message.kind === 'transition') {
+      // Already sent this version (or a newer one): nothing to resolve.
+      if (this.sent.get(message.id) >= message.version) return this.next();
+      return this.rows.resolve(message).then(
+        (row) => this.changed(row),
+        (error: unknown) => this.fail(error),
+      );
+    }
+    if (message.completedAt && !this.posters && this.scope && 'batchId' in this.scope) {
+      // The batch ended: send whatever changes have not come through yet, then the posters.
+      return batchTransitions(this.deps, this.scope.batchId).then(
+        (rows) => {
+          this.endAfterQueued = this.batchEnded(rows);
+          this.queued = rows;
+          return this.next();
+        },
+        (error: unknown) => this.fail(error),
+      );
+    }
+    return this.next();
+  }
+
+  private changed(row: Transition | null): Promise<IteratorResult<Transition>> | IteratorResult<Transition> {
+    if (this.ended) return finished();
+    if (!row || row.accountId !== this.accountId) return this.next();
+    const send = this.sent.advance(row.id, row.version);
+    if (this.posters && !awaitsPoster(row)) {
+      this.posters.delete(row.id);
+      if (this.posters.size === 0) this.endAfterQueued = true;
+    }
+    return send ? { value: row, done: false } : this.next();
+  }
+
+  /** The batch has ended: it waits for the posters still to come, for POSTER_GRACE_MS at most. Says whether none is left. */
+  private batchEnded(rows: Transition[]) {
+    this.posters = new Set(rows.filter(awaitsPoster).map((r) => r.id));
+    this.grace = setTimeout(() => this.feed.close(), POSTER_GRACE_MS);
+    return this.posters.size === 0;
+  }
+
+  private fail(error: unknown): never {
+    this.end();
+    throw error;
+  }
+
+  private end(): IteratorResult<Transition> {
+    if (!this.ended) {
+      this.ended = true;
+      clearTimeout(this.grace);
+      this.feed.close();
+      this.clean();
+    }
+    return finished();
+  }
+}
