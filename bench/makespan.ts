@@ -18,7 +18,8 @@ const pipeline = await startBenchPipeline({
   workers,
   env: {
     FAL_CONCURRENCY: String(concurrency),
-    WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? String(Math.max(concurrency, 100)),
+    // WORKER_CONCURRENCY: the default, which makes room for the staged jobs beyond FAL_CONCURRENCY.
+    ...(process.env.WORKER_CONCURRENCY && { WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY }),
     // Production's polling defaults (2 s, backing off to 15 s): with webhooks, polling is the fallback.
     FAL_POLL_INTERVAL_MS: process.env.FAL_POLL_INTERVAL_MS ?? '2000',
     FAL_POLL_MAX_INTERVAL_MS: process.env.FAL_POLL_MAX_INTERVAL_MS ?? '15000',

@@ -25,6 +25,12 @@ const url = (protocols: string[]) =>
  * Published prices per second of generated video, by fal model. Kling v2.1 Pro: $0.49 for 5 s
  * plus $0.098 per extra second, i.e. $0.098/s ($0.98 for 10 s). FAL_PRICE_PER_SECOND overrides.
  */
+/**
+ * Generation jobs run beyond FAL_CONCURRENCY, their rows and images ready, each waiting to submit
+ * the moment a slot frees (see GenerationQueue.setFalConcurrency).
+ */
+export const stagedJobs = (falConcurrency: number) => Math.min(falConcurrency, 10);
+
 export const MODEL_PRICES_USD_PER_SECOND: Readonly<Record<string, number>> = {
   'fal-ai/kling-video/v2.1/pro/image-to-video': 0.098,
   'fal-ai/kling-video/v2.1/standard/image-to-video': 0.056,
@@ -81,7 +87,8 @@ const schema = z.object({
   FAL_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(2_000),
   FAL_POLL_MAX_INTERVAL_MS: z.coerce.number().int().min(10).default(15_000),
   FAL_SUBMIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
-  WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(10_000).default(100),
+  /** Default: enough for one worker to hold FAL_CONCURRENCY requests and the staged jobs beyond them, at least 100. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(10_000).optional(),
   COPY_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(20),
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).default(30_000),
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(30_000),
@@ -414,7 +421,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxUploadRequestBytes: c.IMAGE_MAX_BYTES + 256 * 1024,
     },
     worker: {
-      concurrency: c.WORKER_CONCURRENCY,
+      concurrency: c.WORKER_CONCURRENCY ?? Math.max(100, c.FAL_CONCURRENCY + stagedJobs(c.FAL_CONCURRENCY)),
       copyConcurrency: c.COPY_CONCURRENCY,
       lockDurationMs: c.WORKER_LOCK_DURATION_MS,
       stalledIntervalMs: c.WORKER_STALLED_INTERVAL_MS,

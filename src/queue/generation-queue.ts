@@ -1,7 +1,7 @@
 import type { JobsOptions } from 'bullmq';
 import { Cluster } from 'ioredis';
 import type { RedisClient } from '../redis.ts';
-import type { Config } from '../config.ts';
+import { stagedJobs, type Config } from '../config.ts';
 import type { QueueDepths, QueueGauges, RunJobs, WorkerInfo } from '../domain/ports.ts';
 import { FairShare } from './fairness.ts';
 import { JobQueue } from './job-queue.ts';
@@ -9,8 +9,6 @@ import { parseClientList, workersOf } from './workers-online.ts';
 
 export const GENERATION_QUEUE = 'generation';
 
-/** Jobs run beyond FAL_CONCURRENCY, waiting to submit the moment a slot frees (see setFalConcurrency). */
-export const stagedJobs = (falConcurrency: number) => Math.min(falConcurrency, 10);
 
 /** Jobs carry ids, rows carry state: a job names the transition and its run, nothing else. */
 export interface GenerationJobData {
