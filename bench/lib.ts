@@ -53,10 +53,11 @@ export async function cpuSnapshot(): Promise<Record<string, number>> {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // Own time plus that of children it has waited for (a worker's ffmpeg runs for posters).
+      // Own time plus that of children it has waited for (ffmpeg, run from a worker's helper process).
       const seconds = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / ticks;
       const name = Number(pid) === process.pid ? 'bench (API + emulator)'
-        : / (src\/main\.ts|dist\/main\.js) worker|tool-process-child/.test(cmd) ? 'workers (with their ffmpeg)'
+        : /main\.[jt]s worker/.test(cmd) ? 'workers'
+        : /tool-process-child/.test(cmd) ? "workers' ffmpeg (posters)"
         : /postgres/.test(cmd) ? 'postgres'
         : /redis-server/.test(cmd) ? 'redis'
         : null;
