@@ -1,13 +1,16 @@
 /**
- * Local media throughput: preview renders per minute (one at a time, and two at once) and the
- * time to join 10 clips, on this machine's ffmpeg.
+ * Local media throughput: a poster's time and ffmpeg CPU (one per finished video), preview renders
+ * per minute (one at a time, and two at once) and the time to join 10 clips, on this machine's
+ * ffmpeg.
  * `npx tsx bench/media.ts [size=640x360] [tools=auto|system|npm]`
  */
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { combineClips } from '../src/media/combine.ts';
 import { mediaTools, runFfmpeg } from '../src/media/ffmpeg.ts';
+import { renderPoster } from '../src/media/poster.ts';
 import { renderPreview } from '../src/media/preview.ts';
 
 const [width, height] = (process.argv[2] ?? '640x360').split('x').map(Number) as [number, number];
@@ -44,7 +47,22 @@ async function timed<T>(work: () => Promise<T>) {
   return { result, ms: performance.now() - started };
 }
 
+/** CPU (ms) of the children this process has waited for: its ffmpeg runs. */
+const childrenCpuMs = () => {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) * 10;
+};
+
 try {
+  // A poster per finished video (Kling's 10 s fixture of the fal emulator), one after another.
+  const video = path.resolve('tools/fal-emulator/fixtures/10s.mp4');
+  const cpuBefore = childrenCpuMs();
+  const posters = await timed(async () => {
+    for (let i = 0; i < 100; i++) await renderPoster({ video, output: path.join(dir, `poster-${i % 4}.jpg`), tools });
+  });
+  console.log(`100 posters one at a time: ${(posters.ms / 100).toFixed(1)} ms each, ffmpeg CPU ${((childrenCpuMs() - cpuBefore) / 100).toFixed(1)} ms each`);
+
   const sequential = await timed(async () => {
     for (let i = 0; i < 6; i++) await render();
   });
