@@ -163,6 +163,29 @@ describe('downloadToFile', () => {
     expect(hostHeaders).toEqual([`media.invalid:${port}`]);
   });
 
+  it('keeps its connection to a checked address for the next download, and never takes it to another address', async () => {
+    const ports: number[] = [];
+    const onRequest = (req: http.IncomingMessage) => ports.push(req.socket.remotePort!);
+    server.on('request', onRequest);
+    try {
+      let answer = '127.0.0.1';
+      const lookup = async () => [{ address: answer, family: 4 }];
+      const url = `http://kept.invalid:${port}/ok`;
+      await downloadToFile(url, target('kept-1.png'), { ...local, lookup });
+      await downloadToFile(url, target('kept-2.png'), { ...local, lookup });
+      // One connection for both (the same client port), not a connect per download.
+      expect(ports).toHaveLength(2);
+      expect(ports[1]).toBe(ports[0]);
+      // The name now resolves elsewhere (nothing listens on 127.0.0.2 at this port): the kept
+      // connection to the first address is not used for it.
+      answer = '127.0.0.2';
+      await expect(downloadToFile(url, target('kept-3.png'), { ...local, lookup, retries: 0 })).rejects.toMatchObject({ code: 'FETCH_NETWORK' });
+      expect(ports).toHaveLength(2);
+    } finally {
+      server.off('request', onRequest);
+    }
+  });
+
   it('refuses a redirect to a private address, checking every hop', async () => {
     // The first hop is trusted by name; the hops it redirects to are not.
     const policy = { allowHosts: ['127.0.0.1'], retryDelayMs: 10 };

@@ -123,6 +123,20 @@ describe('fal status streams', () => {
     expect(p.emulator.counters().streamsOpened).toBeLessThanOrEqual(5);
   });
 
+  it("reuses its connections to fal: a stream read to COMPLETED and a finished video's download hand theirs to the next request", { timeout: 60_000 }, async () => {
+    // One request at a time, so each one's connections are free again when the next one starts.
+    p = await startPipeline({ emulator: { latencyMs: 200 }, env: { ...SLOW_POLLING, FAL_CONCURRENCY: '1' }, inlineWorkers: 1 });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(6) });
+    const rows = await p.settled(batch!.id, 30_000);
+    expect(rows.every((r) => r.status === 'COMPLETED')).toBe(true);
+    const c = p.emulator.counters();
+    expect(c.streamsOpened).toBe(6);
+    // A stream and a download per request were each a new connection (12 and more): now the
+    // client's few pooled connections carry all of them.
+    expect(c.connections).toBeLessThanOrEqual(6);
+  });
+
   it('FAL_STATUS_MODE=poll follows requests by polling only', { timeout: 30_000 }, async () => {
     p = await startPipeline({ emulator: { latencyMs: 300 }, env: { FAL_STATUS_MODE: 'poll' }, inlineWorkers: 1 });
     const account = await p.account();

@@ -165,19 +165,11 @@ async function attemptDownload(url: string, file: string, options: DownloadOptio
 }
 
 function get(target: FetchTarget, headers: Record<string, string> | undefined, signal: AbortSignal): Promise<IncomingMessage> {
-  // Connect to the address assertFetchableUrl checked, whatever DNS says now. Node 20's
-  // happy-eyeballs connect asks for all addresses (`all: true`), older paths for one.
-  const pinned = ((_hostname: string, opts: { all?: boolean }, callback: (...args: unknown[]) => void) => {
-    if (opts?.all) callback(null, [{ address: target.address, family: target.family }]);
-    else callback(null, target.address, target.family);
-  }) as unknown as LookupFunction;
   const client = target.url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const request = client.request(target.url, {
       method: 'GET',
-      // A fresh connection per request: a pooled socket would skip the pinned lookup.
-      agent: false,
-      lookup: pinned,
+      agent: agentFor(target),
       signal,
       headers: { 'user-agent': 'Segue media fetch', 'accept-encoding': 'identity', ...headers },
     });
@@ -185,6 +177,41 @@ function get(target: FetchTarget, headers: Record<string, string> | undefined, s
     request.on('error', reject);
     request.end();
   });
+}
+
+/** Keep-alive agents by checked address, least recently used first. */
+const agents = new Map<string, http.Agent>();
+const AGENTS_KEPT = 64;
+/** An idle kept connection closes after this (below the usual 5 s of servers' keep-alive). */
+const IDLE_CONNECTION_MS = 4_000;
+
+/**
+ * The connections of one checked address: they connect only to that address, whatever DNS says
+ * now (a pinned `lookup`, so a DNS answer that changes between check and connect cannot
+ * redirect them), so reusing one is as safe as opening one, and saves a connect and a TLS
+ * handshake per download from the same server (fal's CDN, a bucket). Each download still checks
+ * its URL first; an agent that falls out of the map is not destroyed (a download may be using
+ * it), its idle connections close by themselves.
+ */
+function agentFor(target: FetchTarget): http.Agent {
+  const host = target.url.hostname.replace(/^\[|\]$/g, '');
+  const key = `${target.url.protocol}//${host}@${target.address}`;
+  let agent = agents.get(key);
+  if (agent) {
+    agents.delete(key);
+    agents.set(key, agent);
+    return agent;
+  }
+  // Node 20's happy-eyeballs connect asks for all addresses (`all: true`), older paths for one.
+  const pinned = ((_hostname: string, opts: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+    if (opts?.all) callback(null, [{ address: target.address, family: target.family }]);
+    else callback(null, target.address, target.family);
+  }) as unknown as LookupFunction;
+  const options = { keepAlive: true, timeout: IDLE_CONNECTION_MS, maxFreeSockets: 16, lookup: pinned };
+  agent = target.url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+  agents.set(key, agent);
+  if (agents.size > AGENTS_KEPT) agents.delete(agents.keys().next().value!);
+  return agent;
 }
 
 async function save(response: IncomingMessage, file: string, maxBytes: number): Promise<number> {

@@ -57,12 +57,17 @@ export async function* readStatusStream(
   const openMs = Math.min(options.openMs ?? options.idleMs, options.idleMs);
   watch(openMs, `fal's status stream did not answer within ${openMs} ms`);
   let response: IncomingMessage | undefined;
+  let chunks: AsyncIterator<string> | undefined;
+  let completed = false;
   try {
     try {
       response = await open(new URL(fal.proxyUrl ?? target), headers, idle.signal);
     } catch (error) {
       throw streamFailure(`could not open fal's status stream: ${reason(error, idle.signal)}`);
     }
+    // Errors are read through the iterator below; one that comes while nothing reads (the caller
+    // stopping while this waits at a yield) must not go unhandled.
+    response.on('error', () => undefined);
     const status = response.statusCode ?? 0;
     const type = response.headers['content-type'] ?? '';
     if (status < 200 || status > 299 || !type.includes('text/event-stream')) {
@@ -82,7 +87,7 @@ export async function* readStatusStream(
     });
     // Decoded as UTF-8 across chunk boundaries.
     response.setEncoding('utf8');
-    const chunks = response[Symbol.asyncIterator]() as AsyncIterator<string>;
+    chunks = response[Symbol.asyncIterator]() as AsyncIterator<string>;
     for (;;) {
       let chunk: IteratorResult<string>;
       try {
@@ -93,12 +98,43 @@ export async function* readStatusStream(
       if (chunk.done) return;
       watch();
       parser.feed(chunk.value);
-      while (pending.length) yield pending.shift()!;
+      while (pending.length) {
+        const state = pending.shift()!;
+        if (state.state === 'COMPLETED' && !completed) {
+          // From here the stream only has its end to send: the caller stopping (it has what it
+          // needs) no longer cuts it, so its connection can go back to the pool (see below).
+          completed = true;
+          options.signal?.removeEventListener('abort', callerAborted);
+        }
+        yield state;
+      }
     }
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', callerAborted);
+    // fal closes the stream right after COMPLETED: read it to its end, briefly, so that its
+    // connection goes back to the pool for the next request rather than being cut (a new
+    // connection, a TLS handshake with fal, per request otherwise). Any other end cuts it.
+    if (completed && response && chunks && !response.readableEnded) await drain(chunks, DRAIN_MS);
+    // A response read to its end has handed its socket back: destroying it then does nothing.
     response?.destroy();
+  }
+}
+
+/** How long a stream that brought COMPLETED may take to close before it is cut. */
+const DRAIN_MS = 1_000;
+
+/** Reads what is left of a response (nothing but fal's closing, normally), for `ms` at most. */
+async function drain(chunks: AsyncIterator<string>, ms: number) {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, ms, 'late')));
+  try {
+    for (;;) {
+      const next = await Promise.race([chunks.next(), late]).catch(() => 'late' as const);
+      if (next === 'late' || next.done) return;
+    }
+  } finally {
+    clearTimeout(timer);
   }
 }
 

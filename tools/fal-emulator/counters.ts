@@ -25,5 +25,6 @@ export function createCounters(): FalCounters {
     webhooksDelivered: 0,
     uploads: 0,
     uploadedBytes: 0,
+    connections: 0,
   };
 }

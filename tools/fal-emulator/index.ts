@@ -75,6 +75,7 @@ export async function startFalEmulator(options: FalEmulatorOptions = {}): Promis
   };
 
   const server = createServer(createRequestListener({ jobs, faults, counters, streams, settings, signer, fixtures, controls, storage }));
+  server.on('connection', () => (counters.connections += 1));
   const address = await listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
   url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 

@@ -60,6 +60,8 @@ export interface FalCounters {
   /** Files uploaded to fal's storage (PUTs completed), and their bytes. */
   uploads: number;
   uploadedBytes: number;
+  /** TCP connections opened to the emulator (fal's API and its files alike): what clients do not reuse. */
+  connections: number;
 }
 
 export type FalJobStatus = 'IN_QUEUE' | 'IN_PROGRESS' | 'COMPLETED';
