@@ -33,8 +33,9 @@ describe('crash safety', () => {
       async () => (await p!.app.segue.db.transition.count({ where: { batchId: batch!.id, falRequestId: { not: null } } })) === 40,
       { timeoutMs: 30_000, what: 'all 40 submitted' },
     );
-    const victim = p.children[0]!;
-    expect(victim.output()).toMatch(/submitted to fal/);
+    // A worker that tracks some of them (one of the two may have taken them all).
+    const victim = p.children.find((child) => /submitted to fal/.test(child.output()))!;
+    expect(victim).toBeDefined();
     victim.process.kill('SIGKILL');
     expect(await victim.exited).toEqual({ code: null, signal: 'SIGKILL' });
 
