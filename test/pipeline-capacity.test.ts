@@ -43,17 +43,18 @@ describe('FAL_CONCURRENCY caps fal requests in flight across every worker proces
     },
   );
 
-  it('one worker process with FAL_CONCURRENCY 100 and WORKER_CONCURRENCY unset holds the 100 in flight and the 10 staged jobs beyond them', { timeout: 60_000 }, async () => {
-    // WORKER_CONCURRENCY's default makes room for the staged jobs: with 100 (the old default)
-    // a single worker could never stage one, and each freed slot waited for a queue round trip.
+  it('one worker process with FAL_CONCURRENCY 100 and WORKER_CONCURRENCY unset holds the 100 in flight and the 50 staged jobs beyond them', { timeout: 60_000 }, async () => {
+    // WORKER_CONCURRENCY's default makes room for the staged jobs (half of FAL_CONCURRENCY): with
+    // 100 (the old default) a single worker could never stage one, and each freed slot waited for
+    // a queue round trip.
     p = await startPipeline({ emulator: { latencyMs: 30_000 }, env: { FAL_CONCURRENCY: '100' }, childWorkers: 1 });
     const account = await p.account();
-    for (const size of [100, 15]) await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(size) });
+    for (const size of [100, 60]) await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(size) });
     const depths = await until(async () => {
       const d = await p!.app.segue.generationJobs.depths();
-      return p!.emulator.counters().inFlight === 100 && d.active === 110 ? d : null;
-    }, { what: '100 requests in flight and 110 active jobs' });
-    expect(depths.waiting).toBe(5);
+      return p!.emulator.counters().inFlight === 100 && d.active === 150 ? d : null;
+    }, { what: '100 requests in flight and 150 active jobs' });
+    expect(depths.waiting).toBe(10);
     expect(p.emulator.counters().maxInFlight).toBe(100);
   });
 });

@@ -75,7 +75,7 @@ export class GenerationQueue extends JobQueue<GenerationJobData> implements RunJ
 
   /**
    * Caps active jobs across every worker process: the fal requests in flight (FAL_CONCURRENCY, `n`),
-   * and a few staged jobs beyond them, whose rows and images are ready and whose claims wait for
+   * and the staged jobs beyond them, whose rows and images are ready and whose claims wait for
    * the next free slot (claims.ts), so a slot goes to the next submit without a queue round trip.
    * The cap on fal itself is the ledger's, which staged jobs never pass.
    */

@@ -25,7 +25,7 @@ export type RunOutcome = 'completed' | 'copying' | 'failed' | 'canceled' | 'stal
  * (lost-submit.ts); a failed attempt follows the retry policy (attempts.ts).
  *
  * The job stays active while its fal request is in flight, which is what lets BullMQ's global
- * concurrency bound the jobs at fal across all workers (FAL_CONCURRENCY, plus a few staged jobs
+ * concurrency bound the jobs at fal across all workers (FAL_CONCURRENCY, plus the staged jobs
  * whose claims wait for a slot); the cap itself is the claim's, in PostgreSQL's ledger, which
  * outlives Redis. It holds no thread: it sleeps between polls and wakes early when the row
  * changes elsewhere (webhook, cancel).
