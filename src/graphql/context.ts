@@ -72,24 +72,30 @@ export async function createContext(deps: ContextDeps, authorization: string | n
  * once, and closes when it is revoked).
  */
 export function contextOf(deps: ContextDeps, { principal, failure }: Authentication): Context {
-  const accountId = () => {
-    if (!principal) throw unauthenticated(failure ?? undefined);
-    return principal.accountId;
-  };
   return {
     segue: deps.segue,
     principal,
     authFailure: failure ?? null,
     accountId,
-    ownerAccountId() {
-      const id = accountId();
-      if (principal!.kind === 'token') throw forbidden('A browser token can only read the batch or transition it was made for.');
-      return id;
-    },
+    ownerAccountId,
     scope: principal?.kind === 'token' ? principal.scope : null,
     loaders: new Loaders(deps.segue),
     subscriptions: deps.subscriptions,
     sessions: deps.sessions,
     tokens: deps.tokens,
   };
+}
+
+// Shared by every context and reading it through `this` (Yoga copies the context into its own
+// object, so it cannot be a class): a subscription's context lives as long as the subscription,
+// and two closures per context, with the scope they captured, cost every idle subscriber.
+function accountId(this: Pick<Context, 'principal' | 'authFailure'>): string {
+  if (!this.principal) throw unauthenticated(this.authFailure ?? undefined);
+  return this.principal.accountId;
+}
+
+function ownerAccountId(this: Pick<Context, 'principal' | 'authFailure'>): string {
+  const id = accountId.call(this);
+  if (this.principal!.kind === 'token') throw forbidden('A browser token can only read the batch or transition it was made for.');
+  return id;
 }
