@@ -37,7 +37,8 @@ export class LiveFeed<T> implements AsyncIterableIterator<T> {
     const subscribed = await Promise.allSettled(
       triggers.map(({ trigger, pattern }) => pubsub.subscribe<T>(topicTexts.of(trigger), push, { pattern })),
     );
-    for (const result of subscribed) if (result.status === 'fulfilled') feed.subscriptionIds.push(result.value);
+    // Built at its size (not pushed to): it stays with the feed for as long as it is open.
+    feed.subscriptionIds = subscribed.filter((result) => result.status === 'fulfilled').map((result) => result.value);
     // One topic failed (Redis down): the others are let go, not left subscribed with no feed.
     const failed = subscribed.find((result) => result.status === 'rejected');
     if (failed) {
@@ -110,10 +111,18 @@ export class LiveFeed<T> implements AsyncIterableIterator<T> {
  * instead of wrapping it in another layer.
  */
 export abstract class EndingStream<T> implements AsyncIterableIterator<T> {
-  readonly cleanups: Array<() => void> = [];
+  // Replaced rather than pushed to: an array that grew by push keeps room for 17 entries for as
+  // long as an idle subscriber keeps it, where a concatenated one holds just its two or three.
+  private cleanups: ReadonlyArray<() => void> = [];
+
+  addCleanup(cleanup: () => void) {
+    this.cleanups = this.cleanups.concat(cleanup);
+  }
 
   protected clean() {
-    for (const cleanup of this.cleanups.splice(0)) cleanup();
+    const cleanups = this.cleanups;
+    this.cleanups = [];
+    for (const cleanup of cleanups) cleanup();
   }
 
   abstract next(): Promise<IteratorResult<T>>;
@@ -132,7 +141,7 @@ export abstract class EndingStream<T> implements AsyncIterableIterator<T> {
  */
 export function withCleanup<T>(stream: AsyncIterator<T>, cleanup: () => void): AsyncIterableIterator<T> {
   if (stream instanceof EndingStream) {
-    stream.cleanups.push(cleanup);
+    stream.addCleanup(cleanup);
     return stream as EndingStream<T>;
   }
   return new CleanupStream(stream, cleanup);
@@ -149,7 +158,7 @@ class CleanupStream<T> extends EndingStream<T> {
     cleanup: () => void,
   ) {
     super();
-    this.cleanups.push(cleanup);
+    this.addCleanup(cleanup);
   }
 
   next(): Promise<IteratorResult<T>> {

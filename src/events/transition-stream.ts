@@ -40,6 +40,9 @@ const awaitsPoster = (row: Transition) => row.status === 'COMPLETED' && !row.pos
 
 const finished = (): IteratorResult<Transition> => ({ value: undefined, done: true });
 
+/** Shared by every stream with nothing queued; never written to (a snapshot replaces it). */
+const NOTHING_QUEUED: Transition[] = [];
+
 /**
  * The rows of transitionUpdated, from a feed already subscribed: the snapshot (one transition,
  * or each of a batch's), then each change. Versions only go up: an event older than what was
@@ -56,7 +59,7 @@ export class TransitionStream extends EndingStream<Transition> {
   private readonly rows: TransitionRows;
   private readonly sent = new SentVersions(SENT_VERSIONS_KEPT);
   /** Rows read together (a snapshot) still to send, in order; drained as they are sent. */
-  private queued: Transition[] = [];
+  private queued: Transition[] = NOTHING_QUEUED;
   /** The stream ends once `queued` is drained. */
   private endAfterQueued = false;
   private started = false;
@@ -86,6 +89,8 @@ export class TransitionStream extends EndingStream<Transition> {
     }
     while (this.queued.length > 0) {
       const row = this.queued.shift()!;
+      // A drained array keeps its room: an idle subscriber holds an empty one instead.
+      if (this.queued.length === 0) this.queued = NOTHING_QUEUED;
       if (this.sent.advance(row.id, row.version)) return Promise.resolve({ value: row, done: false });
     }
     if (this.endAfterQueued) return Promise.resolve(this.end());
