@@ -22,10 +22,6 @@ const url = (protocols: string[]) =>
   );
 
 /**
- * Published prices per second of generated video, by fal model. Kling v2.1 Pro: $0.49 for 5 s
- * plus $0.098 per extra second, i.e. $0.098/s ($0.98 for 10 s). FAL_PRICE_PER_SECOND overrides.
- */
-/**
  * Generation jobs run beyond FAL_CONCURRENCY, their rows and images ready, each waiting to submit
  * the moment a slot frees (see GenerationQueue.setFalConcurrency): half of FAL_CONCURRENCY (at
  * least 10, never more than FAL_CONCURRENCY). fal's requests end in bursts (a batch submitted
@@ -35,6 +31,10 @@ const url = (protocols: string[]) =>
  */
 export const stagedJobs = (falConcurrency: number) => Math.min(falConcurrency, Math.max(10, Math.ceil(falConcurrency / 2)));
 
+/**
+ * Published prices per second of generated video, by fal model. Kling v2.1 Pro: $0.49 for 5 s
+ * plus $0.098 per extra second, i.e. $0.098/s ($0.98 for 10 s). FAL_PRICE_PER_SECOND overrides.
+ */
 export const MODEL_PRICES_USD_PER_SECOND: Readonly<Record<string, number>> = {
   'fal-ai/kling-video/v2.1/pro/image-to-video': 0.098,
   'fal-ai/kling-video/v2.1/standard/image-to-video': 0.056,
@@ -425,7 +425,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxUploadRequestBytes: c.IMAGE_MAX_BYTES + 256 * 1024,
     },
     worker: {
-      concurrency: c.WORKER_CONCURRENCY ?? Math.max(100, c.FAL_CONCURRENCY + stagedJobs(c.FAL_CONCURRENCY)),
+      concurrency: c.WORKER_CONCURRENCY ?? Math.min(10_000, Math.max(100, c.FAL_CONCURRENCY + stagedJobs(c.FAL_CONCURRENCY))),
       copyConcurrency: c.COPY_CONCURRENCY,
       lockDurationMs: c.WORKER_LOCK_DURATION_MS,
       stalledIntervalMs: c.WORKER_STALLED_INTERVAL_MS,

@@ -7,6 +7,7 @@ import { ClaimBatcher, claimSubmit, claimSubmits, ClaimRefused, type ClaimPolicy
 import { recordAccepted, unclaimSubmit } from '../src/domain/ledger.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
 import { createTestAccount, testConfig } from './helpers/app.ts';
+import { until } from './helpers/wait.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
 
@@ -193,6 +194,40 @@ describe('the submit claim', () => {
     expect(outcomes.filter((o) => o === 'cap')).toHaveLength(50);
     expect(await segue.db.falRequest.count({ where: { accountId: account.id, state: 'SUBMITTING' } })).toBe(10);
     expect(transactions).toBeLessThan(10);
+  });
+
+  it('claims waiting for a slot, more than one transaction holds, are not tried again and again: once per freed slot or new claim', async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(13) });
+    let transactions = 0;
+    const counting = {
+      ...segue,
+      sql: {
+        ...segue.sql,
+        transaction: <T>(...args: Parameters<typeof segue.sql.transaction<T>>) => ((transactions += 1), segue.sql.transaction(...args)),
+      },
+    };
+    // A cap of 1, taken; 12 claims that wait for a slot, 5 per transaction.
+    const batcher = new ClaimBatcher(counting, options(1), { maxBatch: 5, slotWaitMs: 30_000 });
+    expect(await batcher.claim(transitions[0]!, uuidv7())).not.toBeNull();
+    const stop = new AbortController();
+    const waiting = transitions.slice(1).map((t) => batcher.claim(t, uuidv7(), { signal: stop.signal }).catch((error: unknown) => error));
+    await new Promise((r) => setTimeout(r, 300));
+    // Each was tried once (3 transactions of 5, 5 and 2), and not again while nothing changed
+    // (the 1 s recheck for slots freed elsewhere has not come yet).
+    const afterBurst = transactions;
+    expect(afterBurst).toBeLessThanOrEqual(4);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(transactions).toBe(afterBurst);
+    // A slot frees: the first waiting claim takes it.
+    await endRequestOf(batcher, transitions[0]!.id);
+    await until(async () => (await segue.db.falRequest.count({ where: { accountId: account.id, state: 'SUBMITTING' } })) === 1, { what: 'the freed slot claimed' });
+    // The rest give up (as a stopping worker's would), leaving the cap to the next test.
+    stop.abort();
+    const outcomes = await Promise.all(waiting);
+    expect(outcomes.filter((o) => o instanceof ClaimRefused)).toHaveLength(11);
+    await endAll();
   });
 
   it('a claim refused for the cap waits for a slot: claimed once this process frees one, refused after its wait, let go on abort', async () => {

@@ -131,7 +131,7 @@ describe('fal status streams', () => {
     const rows = await p.settled(batch!.id, 30_000);
     expect(rows.every((r) => r.status === 'COMPLETED')).toBe(true);
     const c = p.emulator.counters();
-    expect(c.streamsOpened).toBe(6);
+    expect(c.streamsOpened).toBeGreaterThanOrEqual(6);
     // A stream and a download per request were each a new connection (12 and more): now the
     // client's few pooled connections carry all of them.
     expect(c.connections).toBeLessThanOrEqual(6);

@@ -242,13 +242,15 @@ export class ClaimBatcher {
   private scheduled: NodeJS.Immediate | null = null;
   /** A slot freed since the last transaction began. */
   private freed = false;
+  /** A claim arrived since the waiting ones last went: they go with the next transaction. */
+  private arrived = false;
   private readonly maxBatch: number;
   private readonly slotWaitMs: number;
 
   /**
    * `slotWaitMs`: how long a claim refused for the cap (FAL_CONCURRENCY in flight) waits here for
-   * a slot before it is refused. A worker runs a few more jobs than the cap (GenerationQueue's
-   * staged jobs): they ready their row and images, then wait here, and are claimed the moment
+   * a slot before it is refused. Workers run more jobs than the cap (GenerationQueue's staged
+   * jobs, half of FAL_CONCURRENCY): they ready their row and images, then wait here, and are claimed the moment
    * this process sees a request end (slotFreed), or at the next recheck for slots freed elsewhere.
    * The cap itself is only ever the ledger's: a waiting claim holds no slot and sends nothing.
    */
@@ -282,6 +284,7 @@ export class ClaimBatcher {
         order: this.arrivals++,
       };
       this.pending.push(entry);
+      this.arrived = true;
       // The claims of jobs readied together (one image check let a whole round go) arrive in one
       // turn of the event loop: the transaction starts after it, with all of them.
       this.scheduled ??= setImmediate(() => {
@@ -306,12 +309,15 @@ export class ClaimBatcher {
     this.running = true;
     try {
       for (;;) {
-        // Claims waiting for a slot go again when one freed, and with any transaction that runs
-        // anyway (a slot may have freed elsewhere): at no extra cost, and never passed over.
-        if (this.freed || (this.pending.length > 0 && this.waiting.length > 0)) {
-          this.freed = false;
+        // Claims waiting for a slot go again when one freed, and with the transaction of claims
+        // that arrived meanwhile (a slot may have freed elsewhere): at no extra cost, and never
+        // passed over. Not with the rest of a batch larger than maxBatch: claims just refused
+        // would go round again at once, ahead of the ones not yet tried.
+        if (this.freed || (this.arrived && this.waiting.length > 0)) {
           this.pending.push(...this.waiting.splice(0));
         }
+        this.freed = false;
+        this.arrived = false;
         if (this.pending.length === 0) break;
         // A batch claims in its order until the cap: the fair share's next turn first.
         this.pending.sort((a, b) => a.priority - b.priority || a.order - b.order);

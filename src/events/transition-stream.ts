@@ -64,6 +64,8 @@ export class TransitionStream extends EndingStream<Transition> {
   private endAfterQueued = false;
   private started = false;
   private ended = false;
+  // next() is called again only once the previous one settled (as graphql-ws and every
+  // for await loop do): one read of the feed at a time.
   /** Once the batch has ended: the transitions still waiting for their poster; none left, it ends. */
   private posters: Set<string> | null = null;
   private grace: NodeJS.Timeout | undefined;
@@ -160,6 +162,8 @@ export class TransitionStream extends EndingStream<Transition> {
 
   /** The batch has ended: it waits for the posters still to come, for POSTER_GRACE_MS at most. Says whether none is left. */
   private batchEnded(rows: Transition[]) {
+    // Returned while the batch was read: nothing to wait for (and no timer left behind).
+    if (this.ended) return true;
     this.posters = new Set(rows.filter(awaitsPoster).map((r) => r.id));
     this.grace = setTimeout(() => this.feed.close(), POSTER_GRACE_MS);
     return this.posters.size === 0;

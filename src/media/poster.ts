@@ -32,7 +32,7 @@ export async function renderPoster(options: PosterOptions): Promise<{ output: st
     runFfmpeg(
       // One thread each for decoding, filtering and encoding: for a single frame ffmpeg's
       // default (frame threads per core) only adds thread start-up, about a third of a poster's
-      // CPU (measured: 12.7 -> 9.2 ms per poster on 2 cores), on the machine the pipeline runs on.
+      // CPU (bench/media.ts on 2 cores: 9.8-11.8 -> 6.4-8.0 ms of ffmpeg CPU per poster).
       ['-filter_threads', '1', '-threads', '1', '-i', options.video, '-frames:v', '1', '-vf', filters.join(','), '-q:v', String(quality), '-threads', '1', '-f', 'image2', '-c:v', 'mjpeg', partial],
       { tools: options.tools, timeoutMs: options.timeoutMs ?? 30_000, signal: options.signal },
     ),

@@ -67,7 +67,7 @@ export async function* readStatusStream(
     }
     // Errors are read through the iterator below; one that comes while nothing reads (the caller
     // stopping while this waits at a yield) must not go unhandled.
-    response.on('error', () => undefined);
+    response.on('error', ignore);
     const status = response.statusCode ?? 0;
     const type = response.headers['content-type'] ?? '';
     if (status < 200 || status > 299 || !type.includes('text/event-stream')) {
@@ -107,6 +107,8 @@ export async function* readStatusStream(
           options.signal?.removeEventListener('abort', callerAborted);
         }
         yield state;
+        // fal ends the stream after COMPLETED: so does this, and the finally below reads its end.
+        if (completed) return;
       }
     }
   } finally {
@@ -120,6 +122,8 @@ export async function* readStatusStream(
     response?.destroy();
   }
 }
+
+const ignore = () => undefined;
 
 /** How long a stream that brought COMPLETED may take to close before it is cut. */
 const DRAIN_MS = 1_000;
