@@ -27,7 +27,7 @@ const url = (protocols: string[]) =>
  * least 10, never more than FAL_CONCURRENCY). fal's requests end in bursts (a batch submitted
  * together finishes together), and a slot with no staged job waits for a tracking job to end and
  * the next one to load (makespan 500 at 2 s latency and 100 slots: 1.37x ideal with 10 staged,
- * 1.21-1.28x with 50, about the same with 100). A waiting claim holds no slot and sends nothing.
+ * 1.21-1.31x with 50, about the same with 100). A waiting claim holds no slot and sends nothing.
  */
 export const stagedJobs = (falConcurrency: number) => Math.min(falConcurrency, Math.max(10, Math.ceil(falConcurrency / 2)));
 

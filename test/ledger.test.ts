@@ -61,6 +61,21 @@ async function endRequestOf(batcher: ClaimBatcher, transitionId: string) {
   batcher.slotFreed();
 }
 
+/** The app's dependencies, counting the transactions run through them. */
+function countingTransactions() {
+  const counting = {
+    transactions: 0,
+    deps: {
+      ...segue,
+      sql: {
+        ...segue.sql,
+        transaction: <T>(...args: Parameters<typeof segue.sql.transaction<T>>) => ((counting.transactions += 1), segue.sql.transaction(...args)),
+      },
+    },
+  };
+  return counting;
+}
+
 const endAll = () => segue.sql.query(`UPDATE "FalRequest" SET "state" = 'ENDED' WHERE "state" IN ('SUBMITTING', 'ACCEPTED')`, []);
 
 describe('the submit claim', () => {
@@ -173,15 +188,8 @@ describe('the submit claim', () => {
     await endAll();
     const account = await createTestAccount(segue);
     const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(60) });
-    let transactions = 0;
-    const counting = {
-      ...segue,
-      sql: {
-        ...segue.sql,
-        transaction: <T>(...args: Parameters<typeof segue.sql.transaction<T>>) => ((transactions += 1), segue.sql.transaction(...args)),
-      },
-    };
-    const batcher = new ClaimBatcher(counting, options(10));
+    const counting = countingTransactions();
+    const batcher = new ClaimBatcher(counting.deps, options(10));
     const outcomes = await Promise.all(
       transitions.map((t) =>
         batcher.claim(t, uuidv7()).then(
@@ -193,33 +201,26 @@ describe('the submit claim', () => {
     expect(outcomes.filter((o) => o === 'claimed')).toHaveLength(10);
     expect(outcomes.filter((o) => o === 'cap')).toHaveLength(50);
     expect(await segue.db.falRequest.count({ where: { accountId: account.id, state: 'SUBMITTING' } })).toBe(10);
-    expect(transactions).toBeLessThan(10);
+    expect(counting.transactions).toBeLessThan(10);
   });
 
   it('claims waiting for a slot, more than one transaction holds, are not tried again and again: once per freed slot or new claim', async () => {
     await endAll();
     const account = await createTestAccount(segue);
     const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(13) });
-    let transactions = 0;
-    const counting = {
-      ...segue,
-      sql: {
-        ...segue.sql,
-        transaction: <T>(...args: Parameters<typeof segue.sql.transaction<T>>) => ((transactions += 1), segue.sql.transaction(...args)),
-      },
-    };
+    const counting = countingTransactions();
     // A cap of 1, taken; 12 claims that wait for a slot, 5 per transaction.
-    const batcher = new ClaimBatcher(counting, options(1), { maxBatch: 5, slotWaitMs: 30_000 });
+    const batcher = new ClaimBatcher(counting.deps, options(1), { maxBatch: 5, slotWaitMs: 30_000 });
     expect(await batcher.claim(transitions[0]!, uuidv7())).not.toBeNull();
     const stop = new AbortController();
     const waiting = transitions.slice(1).map((t) => batcher.claim(t, uuidv7(), { signal: stop.signal }).catch((error: unknown) => error));
     await new Promise((r) => setTimeout(r, 300));
     // Each was tried once (3 transactions of 5, 5 and 2), and not again while nothing changed
     // (the 1 s recheck for slots freed elsewhere has not come yet).
-    const afterBurst = transactions;
+    const afterBurst = counting.transactions;
     expect(afterBurst).toBeLessThanOrEqual(4);
     await new Promise((r) => setTimeout(r, 300));
-    expect(transactions).toBe(afterBurst);
+    expect(counting.transactions).toBe(afterBurst);
     // A slot frees: the first waiting claim takes it.
     await endRequestOf(batcher, transitions[0]!.id);
     await until(async () => (await segue.db.falRequest.count({ where: { accountId: account.id, state: 'SUBMITTING' } })) === 1, { what: 'the freed slot claimed' });

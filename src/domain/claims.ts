@@ -250,8 +250,9 @@ export class ClaimBatcher {
   /**
    * `slotWaitMs`: how long a claim refused for the cap (FAL_CONCURRENCY in flight) waits here for
    * a slot before it is refused. Workers run more jobs than the cap (GenerationQueue's staged
-   * jobs, half of FAL_CONCURRENCY): they ready their row and images, then wait here, and are claimed the moment
-   * this process sees a request end (slotFreed), or at the next recheck for slots freed elsewhere.
+   * jobs, half of FAL_CONCURRENCY): they ready their row and images, then wait here, and are
+   * claimed the moment this process sees a request end (slotFreed), or at the next recheck for
+   * slots freed elsewhere.
    * The cap itself is only ever the ledger's: a waiting claim holds no slot and sends nothing.
    */
   constructor(

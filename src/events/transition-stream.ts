@@ -64,8 +64,6 @@ export class TransitionStream extends EndingStream<Transition> {
   private endAfterQueued = false;
   private started = false;
   private ended = false;
-  // next() is called again only once the previous one settled (as graphql-ws and every
-  // for await loop do): one read of the feed at a time.
   /** Once the batch has ended: the transitions still waiting for their poster; none left, it ends. */
   private posters: Set<string> | null = null;
   private grace: NodeJS.Timeout | undefined;
@@ -80,6 +78,8 @@ export class TransitionStream extends EndingStream<Transition> {
     this.rows = rowsOf(deps);
   }
 
+  // Called again only once the previous call settled (as graphql-ws and every for await loop
+  // do): one read of the feed at a time.
   next(): Promise<IteratorResult<Transition>> {
     if (this.ended) return Promise.resolve(finished());
     if (!this.started) {

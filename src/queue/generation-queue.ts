@@ -9,7 +9,6 @@ import { parseClientList, workersOf } from './workers-online.ts';
 
 export const GENERATION_QUEUE = 'generation';
 
-
 /** Jobs carry ids, rows carry state: a job names the transition and its run, nothing else. */
 export interface GenerationJobData {
   transitionId: string;

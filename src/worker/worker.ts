@@ -27,8 +27,8 @@ const STAGED_SLOT_WAIT_MS = 60_000;
 
 /**
  * A generation worker: BullMQ pulls jobs (up to WORKER_CONCURRENCY in this process, up to
- * FAL_CONCURRENCY and the staged ones across all processes), each of which drives one transition. Start as many as
- * you like, on as many machines: they share the work through Redis.
+ * FAL_CONCURRENCY and the staged ones across all processes), each of which drives one
+ * transition. Start as many as you like, on as many machines: they share the work through Redis.
  */
 export async function startWorker(segue: Segue, options: { name?: string } = {}): Promise<RunningWorker> {
   const { config, logger } = segue;
