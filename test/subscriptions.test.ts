@@ -1,6 +1,7 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeId } from '../src/graphql/ids.ts';
-import { createAndGenerate } from '../src/domain/generation.ts';
+import { cancelBatch, createAndGenerate } from '../src/domain/generation.ts';
 import { gql } from './helpers/app.ts';
 import { transitionInputs, transitionInput } from './helpers/fixtures.ts';
 import { BatchProgress, CreateTransitions, TransitionUpdated } from './helpers/operations.ts';
@@ -136,6 +137,36 @@ describe('access', () => {
     const viaSse = subscribe(sse, TransitionUpdated, {}, (d) => d.transitionUpdated);
     await viaSse.done;
     expect(viaSse.errors.map((e) => e.extensions?.code)).toEqual(['UNAUTHENTICATED']);
+  });
+
+  it('batchProgress subscriptions stopped by their client let go of their one Redis channel and their places', async () => {
+    const account = await p.account();
+    // No worker runs here: the batch stays open, so only the client ends these streams.
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
+    const channel = p.app.segue.topics.batch(account.id, batch!.id);
+    const target = p.app.segue.config.redis;
+    const redis = new Redis(target.mode === 'single' ? target.url : 'redis://127.0.0.1:6379');
+    const listeners = async () => ((await redis.pubsub('NUMSUB', channel)) as [string, number])[1];
+    try {
+      const ws = wsClient(p.app.url + '/graphql', account.apiKey);
+      const read = subscribe(ws, BatchProgress, { id: encodeId('Batch', batch!.id) }, (d) => d.batchProgress);
+      await read.first;
+      expect(read.events[0]).toMatchObject({ total: 1, completedAt: null });
+      const unread = Array.from({ length: 2 }, () => subscribe(ws, BatchProgress, { id: encodeId('Batch', batch!.id) }, (d) => d.batchProgress));
+      // One Redis subscription for the three, fanned out here.
+      await until(async () => (await listeners()) === 1, { what: 'the batch channel subscribed' });
+      [read, ...unread].forEach((s) => s.stop());
+      await until(async () => (await listeners()) === 0, { what: 'the batch channel let go' });
+      // All three places of this connection are free again.
+      const again = Array.from({ length: 3 }, () => subscribe(ws, BatchProgress, { id: encodeId('Batch', batch!.id) }, (d) => d.batchProgress));
+      await Promise.all(again.map((s) => s.first));
+      expect(again.flatMap((s) => s.errors)).toEqual([]);
+      again.forEach((s) => s.stop());
+      await ws.dispose();
+      await cancelBatch(p.app.segue, account.id, batch!.id);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('limits subscriptions per connection and per account with LIMIT_EXCEEDED', async () => {

@@ -2,7 +2,8 @@ import { batchCounts, type BatchCounts } from '../domain/batches.ts';
 import { getBatch, getTransition } from '../domain/transitions.ts';
 import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import { getGeneratedTransition } from '../domain/combine.ts';
-import { LiveFeed, withCleanup } from './live.ts';
+import { LiveFeed } from './live.ts';
+import { RowStream, type RowView } from './row-stream.ts';
 import type { BatchProgress, CombinedChange, TransitionChange } from './messages.ts';
 import { TransitionStream, type StreamDeps } from './transition-stream.ts';
 
@@ -45,25 +46,18 @@ export async function batchProgress(deps: StreamDeps, accountId: string, batchId
     [{ trigger: deps.topics.batch(accountId, batch.id), pattern: false }],
     deps.config.subscriptions.buffer,
   );
-  return withCleanup(batchStream(deps, batch, feed), () => feed.close());
+  return new RowStream(deps, batch.id, BATCH_PROGRESS, feed);
 }
 
-async function* batchStream(deps: StreamDeps, batch: Batch, feed: LiveFeed<BatchProgress>): AsyncGenerator<BatchWithCounts> {
-  try {
-    const now = await deps.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
-    const counts = (await batchCounts(deps.db, [batch.id])).get(batch.id)!;
-    yield { ...now, counts };
-    if (now.completedAt) return;
-    for await (const message of feed) {
-      // The batch row's other columns never change; the message brings what does.
-      yield { ...now, completedAt: message.completedAt, counts: message.counts };
-      if (message.completedAt) return;
-    }
-  } finally {
-    feed.close();
-  }
-}
-
+const BATCH_PROGRESS: RowView<BatchWithCounts, BatchProgress> = {
+  async snapshot(deps, id) {
+    const now = await deps.db.batch.findUniqueOrThrow({ where: { id } });
+    return { ...now, counts: (await batchCounts(deps.db, [id])).get(id)! };
+  },
+  // The batch row's other columns never change; the message brings what does.
+  apply: (message, last) => ({ ...last, completedAt: message.completedAt, counts: message.counts }),
+  ended: (row) => row.completedAt !== null,
+};
 
 /** generatedTransitionUpdated: the combined video now, then each change; ends when it has ended. */
 export async function generatedTransitionUpdates(
@@ -77,19 +71,12 @@ export async function generatedTransitionUpdates(
     [{ trigger: deps.topics.generatedTransition(accountId, id), pattern: false }],
     deps.config.subscriptions.buffer,
   );
-  const ended = (row: GeneratedTransition) => row.status === 'COMPLETED' || row.status === 'FAILED';
-  async function* stream(): AsyncGenerator<GeneratedTransition> {
-    const now = await deps.db.generatedTransition.findUniqueOrThrow({ where: { id } });
-    yield now;
-    if (ended(now)) return;
-    let version = now.version;
-    for await (const event of feed) {
-      const row = event.generatedTransition;
-      if (row.version <= version) continue;
-      version = row.version;
-      yield row;
-      if (ended(row)) return;
-    }
-  }
-  return withCleanup(stream(), () => feed.close());
+  return new RowStream(deps, id, GENERATED_TRANSITION, feed);
 }
+
+const GENERATED_TRANSITION: RowView<GeneratedTransition, CombinedChange> = {
+  snapshot: (deps, id) => deps.db.generatedTransition.findUniqueOrThrow({ where: { id } }),
+  // Versions only go up: an event older than what was sent is dropped.
+  apply: ({ generatedTransition: row }, last) => (row.version > last.version ? row : null),
+  ended: (row) => row.status === 'COMPLETED' || row.status === 'FAILED',
+};
