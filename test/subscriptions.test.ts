@@ -8,8 +8,17 @@ import { BatchProgress, CreateTransitions, TransitionUpdated } from './helpers/o
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { sseClient, subscribe, wsClient } from './helpers/subscribe.ts';
 import { until } from './helpers/wait.ts';
+import { EndingStream, LiveFeed } from '../src/events/live.ts';
+import type { BatchProgress as BatchProgressMessage } from '../src/events/messages.ts';
+import { RowStream } from '../src/events/row-stream.ts';
+import { batchProgress } from '../src/events/streams.ts';
 
 let p: Pipeline;
+/** A Redis client of the test's own, to see the API's subscriptions from outside. */
+const adminRedis = () => {
+  const target = p.app.segue.config.redis;
+  return new Redis(target.mode === 'single' ? target.url : 'redis://127.0.0.1:6379');
+};
 beforeAll(async () => {
   // No worker yet: each test starts one when its subscribers are in place.
   p = await startPipeline({
@@ -143,28 +152,81 @@ describe('access', () => {
     const account = await p.account();
     // No worker runs here: the batch stays open, so only the client ends these streams.
     const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
-    const channel = p.app.segue.topics.batch(account.id, batch!.id);
-    const target = p.app.segue.config.redis;
-    const redis = new Redis(target.mode === 'single' ? target.url : 'redis://127.0.0.1:6379');
-    const listeners = async () => ((await redis.pubsub('NUMSUB', channel)) as [string, number])[1];
+    const id = encodeId('Batch', batch!.id);
+    const redis = adminRedis();
+    const ws = wsClient(p.app.url + '/graphql', account.apiKey);
+    const listeners = async () => ((await redis.pubsub('NUMSUB', p.app.segue.topics.batch(account.id, batch!.id))) as [string, number])[1];
+    // Started (its snapshot came) or refused: a refusal fails here at once rather than at the timeout.
+    const started = async (s: ReturnType<typeof subscribe>) => {
+      await Promise.race([s.first, s.done]);
+      expect(s.errors).toEqual([]);
+      return s;
+    };
     try {
-      const ws = wsClient(p.app.url + '/graphql', account.apiKey);
-      const read = subscribe(ws, BatchProgress, { id: encodeId('Batch', batch!.id) }, (d) => d.batchProgress);
-      await read.first;
-      expect(read.events[0]).toMatchObject({ total: 1, completedAt: null });
-      const unread = Array.from({ length: 2 }, () => subscribe(ws, BatchProgress, { id: encodeId('Batch', batch!.id) }, (d) => d.batchProgress));
+      const three = await Promise.all(Array.from({ length: 3 }, () => started(subscribe(ws, BatchProgress, { id }, (d) => d.batchProgress))));
+      expect(three[0]!.events[0]).toMatchObject({ total: 1, completedAt: null });
       // One Redis subscription for the three, fanned out here.
-      await until(async () => (await listeners()) === 1, { what: 'the batch channel subscribed' });
-      [read, ...unread].forEach((s) => s.stop());
+      expect(await listeners()).toBe(1);
+      three.forEach((s) => s.stop());
       await until(async () => (await listeners()) === 0, { what: 'the batch channel let go' });
       // All three places of this connection are free again.
-      const again = Array.from({ length: 3 }, () => subscribe(ws, BatchProgress, { id: encodeId('Batch', batch!.id) }, (d) => d.batchProgress));
-      await Promise.all(again.map((s) => s.first));
-      expect(again.flatMap((s) => s.errors)).toEqual([]);
+      const again = await Promise.all(Array.from({ length: 3 }, () => started(subscribe(ws, BatchProgress, { id }, (d) => d.batchProgress))));
       again.forEach((s) => s.stop());
+    } finally {
       await ws.dispose();
       await cancelBatch(p.app.segue, account.id, batch!.id);
+      redis.disconnect();
+    }
+  });
+
+  it('a row stream ends once however it ends: returned before a read, during its snapshot or while it waits; or failed by a message it cannot use', async () => {
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
+    const { segue } = p.app;
+    const channel = segue.topics.batch(account.id, batch!.id);
+    const redis = adminRedis();
+    const open = async () => {
+      const stream = (await batchProgress(segue, account.id, batch!.id)) as EndingStream<unknown>;
+      let cleanups = 0;
+      stream.addCleanup(() => cleanups++);
+      return { stream, cleanups: () => cleanups };
+    };
+    try {
+      const unread = await open();
+      expect(await unread.stream.return!()).toEqual({ value: undefined, done: true });
+      expect(await unread.stream.next()).toEqual({ value: undefined, done: true });
+
+      const snapshotting = await open();
+      const first = snapshotting.stream.next();
+      await snapshotting.stream.return!();
+      expect(await first).toEqual({ value: undefined, done: true });
+
+      const waiting = await open();
+      expect((await waiting.stream.next()).done).toBe(false);
+      const second = waiting.stream.next();
+      await waiting.stream.return!();
+      expect(await second).toEqual({ value: undefined, done: true });
+      for (const s of [unread, snapshotting, waiting]) expect(s.cleanups()).toBe(1);
+
+      // A view whose rows a message breaks: the read fails, and the stream still lets go of its feed.
+      const feed = await LiveFeed.subscribe<BatchProgressMessage>(segue.pubsub, [{ trigger: channel, pattern: false }], 10);
+      const failing = new RowStream(segue, batch!.id, {
+        snapshot: async () => 'snapshot',
+        apply: () => {
+          throw new Error('a message this view cannot use');
+        },
+        ended: () => false,
+      }, feed);
+      let cleanups = 0;
+      failing.addCleanup(() => cleanups++);
+      expect(await failing.next()).toEqual({ value: 'snapshot', done: false });
+      const read = failing.next();
+      await redis.publish(channel, JSON.stringify({ kind: 'batch', completedAt: null, counts: {} }));
+      await expect(read).rejects.toThrow('a message this view cannot use');
+      expect(cleanups).toBe(1);
+      await until(async () => ((await redis.pubsub('NUMSUB', channel)) as [string, number])[1] === 0, { what: 'the batch channel let go' });
     } finally {
+      await cancelBatch(segue, account.id, batch!.id);
       redis.disconnect();
     }
   });

@@ -105,6 +105,9 @@ export class LiveFeed<T> implements AsyncIterableIterator<T> {
   }
 }
 
+/** The result of a stream that has ended. */
+export const finished = <T>(): IteratorResult<T> => ({ value: undefined, done: true });
+
 /**
  * A stream that runs its cleanups exactly once when it ends, however it ends: done, failed, or
  * returned by the transport before it was ever read. `withCleanup` adds to a stream of this kind

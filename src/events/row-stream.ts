@@ -1,4 +1,4 @@
-import { EndingStream, type LiveFeed } from './live.ts';
+import { EndingStream, finished, type LiveFeed } from './live.ts';
 import type { StreamDeps } from './transition-stream.ts';
 
 /** What one kind of row stream does: shared by all of its subscribers, so none holds closures of its own. */
@@ -11,14 +11,12 @@ export interface RowView<Row, Message> {
   ended(row: Row): boolean;
 }
 
-const finished = <Row>(): IteratorResult<Row> => ({ value: undefined, done: true });
-
 /**
  * One row, live, from a feed already subscribed: its snapshot, then each row a message makes,
  * until one of them ends it (batchProgress, generatedTransitionUpdated). Like TransitionStream, a
  * class with then() rather than an async generator: an idle subscriber waits here for as long as
  * it is connected, and a suspended generator (with the wrapper its cleanup needed) keeps its
- * whole frame where this keeps five fields and one promise reaction. It closes its feed and runs
+ * whole frame where this keeps a few fields and one promise reaction. It closes its feed and runs
  * its cleanups once, however it ends: done, failed, or returned before it was read.
  */
 export class RowStream<Row, Message> extends EndingStream<Row> {
@@ -34,19 +32,18 @@ export class RowStream<Row, Message> extends EndingStream<Row> {
     super();
   }
 
+  // Called again only once the previous call settled (as graphql-ws and every for await loop
+  // do): one read of the snapshot or the feed at a time.
   next(): Promise<IteratorResult<Row>> {
     if (this.over) return Promise.resolve(this.end());
-    if (this.last === null) {
-      return this.view.snapshot(this.deps, this.id).then(
-        // Returned while the snapshot was read: it ended then, and sends nothing.
-        (row) => (this.over ? this.end() : this.send(row)),
-        (error: unknown) => this.fail(error),
-      );
-    }
-    return this.feed.next().then(
-      (result) => this.read(result),
-      (error: unknown) => this.fail(error),
-    );
+    const step =
+      this.last === null
+        ? // Returned while the snapshot was read: it ended then, and sends nothing.
+          this.view.snapshot(this.deps, this.id).then((row) => (this.over ? this.end() : this.send(row)))
+        : this.feed.next().then((result) => this.read(result));
+    // Whatever fails on the way (the snapshot, the feed, a message that makes no row) ends the
+    // stream: graphql-ws drops a subscription whose next() rejects without calling return().
+    return step.catch((error: unknown) => this.fail(error));
   }
 
   return(): Promise<IteratorResult<Row>> {

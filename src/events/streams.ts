@@ -56,7 +56,7 @@ const BATCH_PROGRESS: RowView<BatchWithCounts, BatchProgress> = {
   },
   // The batch row's other columns never change; the message brings what does.
   apply: (message, last) => ({ ...last, completedAt: message.completedAt, counts: message.counts }),
-  ended: (row) => row.completedAt !== null,
+  ended: (row) => Boolean(row.completedAt),
 };
 
 /** generatedTransitionUpdated: the combined video now, then each change; ends when it has ended. */

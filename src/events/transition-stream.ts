@@ -2,7 +2,7 @@ import { loadTransition } from '../domain/state-machine.ts';
 import { getTransition } from '../domain/transitions.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import type { Segue } from '../runtime.ts';
-import { EndingStream, type LiveFeed } from './live.ts';
+import { EndingStream, finished, type LiveFeed } from './live.ts';
 import type { BatchProgress, TransitionChange } from './messages.ts';
 import { TransitionRows } from './rows.ts';
 import { SentVersions } from './sent-versions.ts';
@@ -37,8 +37,6 @@ async function batchTransitions(deps: StreamDeps, batchId: string): Promise<Tran
 }
 
 const awaitsPoster = (row: Transition) => row.status === 'COMPLETED' && !row.posterUrl;
-
-const finished = (): IteratorResult<Transition> => ({ value: undefined, done: true });
 
 /** Shared by every stream with nothing queued; never written to (a snapshot replaces it). */
 const NOTHING_QUEUED: Transition[] = [];
@@ -84,10 +82,9 @@ export class TransitionStream extends EndingStream<Transition> {
     if (this.ended) return Promise.resolve(finished());
     if (!this.started) {
       this.started = true;
-      return this.snapshot().then(
-        () => this.next(),
-        (error: unknown) => this.fail(error),
-      );
+      return this.snapshot()
+        .then(() => this.next())
+        .catch((error: unknown) => this.fail(error));
     }
     while (this.queued.length > 0) {
       const row = this.queued.shift()!;
@@ -96,10 +93,12 @@ export class TransitionStream extends EndingStream<Transition> {
       if (this.sent.advance(row.id, row.version)) return Promise.resolve({ value: row, done: false });
     }
     if (this.endAfterQueued) return Promise.resolve(this.end());
-    return this.feed.next().then(
-      (read) => this.read(read),
-      (error: unknown) => this.fail(error),
-    );
+    // Whatever fails on the way (the feed, a row's read, a message this cannot use) ends the
+    // stream: graphql-ws drops a subscription whose next() rejects without calling return().
+    return this.feed
+      .next()
+      .then((read) => this.read(read))
+      .catch((error: unknown) => this.fail(error));
   }
 
   return(): Promise<IteratorResult<Transition>> {
@@ -130,21 +129,15 @@ export class TransitionStream extends EndingStream<Transition> {
     if (message.kind === 'transition') {
       // Already sent this version (or a newer one): nothing to resolve.
       if (this.sent.get(message.id) >= message.version) return this.next();
-      return this.rows.resolve(message).then(
-        (row) => this.changed(row),
-        (error: unknown) => this.fail(error),
-      );
+      return this.rows.resolve(message).then((row) => this.changed(row));
     }
     if (message.completedAt && !this.posters && this.scope && 'batchId' in this.scope) {
       // The batch ended: send whatever changes have not come through yet, then the posters.
-      return batchTransitions(this.deps, this.scope.batchId).then(
-        (rows) => {
-          this.endAfterQueued = this.batchEnded(rows);
-          this.queued = rows;
-          return this.next();
-        },
-        (error: unknown) => this.fail(error),
-      );
+      return batchTransitions(this.deps, this.scope.batchId).then((rows) => {
+        this.endAfterQueued = this.batchEnded(rows);
+        this.queued = rows;
+        return this.next();
+      });
     }
     return this.next();
   }
