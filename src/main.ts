@@ -2,7 +2,7 @@
  * Process entrypoint: `tsx src/main.ts [all|api|worker]`. `all` (the default, `npm start`) runs the
  * API and a worker in one process; `api` and `worker` run one role each, for scaling them apart.
  */
-// First: V8's heap growth is set before the rest of the process loads (see heap-growth.ts).
+// First: V8's heap growth is set before the rest of the process evaluates (see heap-growth.ts).
 import './heap-growth.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { redactedConfig } from './logger.ts';
