@@ -36,14 +36,19 @@ export class RowStream<Row, Message> extends EndingStream<Row> {
   // do): one read of the snapshot or the feed at a time.
   next(): Promise<IteratorResult<Row>> {
     if (this.over) return Promise.resolve(this.end());
-    const step =
-      this.last === null
-        ? // Returned while the snapshot was read: it ended then, and sends nothing.
-          this.view.snapshot(this.deps, this.id).then((row) => (this.over ? this.end() : this.send(row)))
-        : this.feed.next().then((result) => this.read(result));
-    // Whatever fails on the way (the snapshot, the feed, a message that makes no row) ends the
-    // stream: graphql-ws drops a subscription whose next() rejects without calling return().
-    return step.catch((error: unknown) => this.fail(error));
+    // One then() with both handlers, not then().catch(): an idle subscriber waits here, and a
+    // second promise would be one more object each.
+    if (this.last === null) {
+      return this.view.snapshot(this.deps, this.id).then(
+        // Returned while the snapshot was read: it ended then, and sends nothing.
+        (row) => (this.over ? this.end() : this.guarded(() => this.send(row))),
+        (error: unknown) => this.fail(error),
+      );
+    }
+    return this.feed.next().then(
+      (result) => this.guarded(() => this.read(result)),
+      (error: unknown) => this.fail(error),
+    );
   }
 
   return(): Promise<IteratorResult<Row>> {
@@ -52,6 +57,18 @@ export class RowStream<Row, Message> extends EndingStream<Row> {
 
   throw(error?: unknown): Promise<IteratorResult<Row>> {
     return this.fail(error);
+  }
+
+  /**
+   * Whatever fails on the way (a message that makes no row) ends the stream: graphql-ws drops a
+   * subscription whose next() rejects without calling return().
+   */
+  private guarded(step: () => IteratorResult<Row> | Promise<IteratorResult<Row>>) {
+    try {
+      return step();
+    } catch (error) {
+      return this.fail(error);
+    }
   }
 
   /** A message, or the feed's end: a row to send, or the next message when it brings nothing new. */

@@ -82,9 +82,10 @@ export class TransitionStream extends EndingStream<Transition> {
     if (this.ended) return Promise.resolve(finished());
     if (!this.started) {
       this.started = true;
-      return this.snapshot()
-        .then(() => this.next())
-        .catch((error: unknown) => this.fail(error));
+      return this.snapshot().then(
+        () => this.guarded(() => this.next()),
+        (error: unknown) => this.fail(error),
+      );
     }
     while (this.queued.length > 0) {
       const row = this.queued.shift()!;
@@ -93,12 +94,12 @@ export class TransitionStream extends EndingStream<Transition> {
       if (this.sent.advance(row.id, row.version)) return Promise.resolve({ value: row, done: false });
     }
     if (this.endAfterQueued) return Promise.resolve(this.end());
-    // Whatever fails on the way (the feed, a row's read, a message this cannot use) ends the
-    // stream: graphql-ws drops a subscription whose next() rejects without calling return().
-    return this.feed
-      .next()
-      .then((read) => this.read(read))
-      .catch((error: unknown) => this.fail(error));
+    // One then() with both handlers, not then().catch(): an idle subscriber waits here, and a
+    // second promise would be one more object each.
+    return this.feed.next().then(
+      (read) => this.guarded(() => this.read(read)),
+      (error: unknown) => this.fail(error),
+    );
   }
 
   return(): Promise<IteratorResult<Transition>> {
@@ -123,21 +124,40 @@ export class TransitionStream extends EndingStream<Transition> {
     }
   }
 
+  /**
+   * Whatever fails on the way (a message this cannot use) ends the stream: graphql-ws drops a
+   * subscription whose next() rejects without calling return().
+   */
+  private guarded(step: () => Promise<IteratorResult<Transition>> | IteratorResult<Transition>) {
+    try {
+      return step();
+    } catch (error) {
+      return this.fail(error);
+    }
+  }
+
   private read(read: IteratorResult<TransitionChange | BatchProgress>): Promise<IteratorResult<Transition>> | IteratorResult<Transition> {
     if (read.done || this.ended) return this.end();
     const message = read.value;
     if (message.kind === 'transition') {
       // Already sent this version (or a newer one): nothing to resolve.
       if (this.sent.get(message.id) >= message.version) return this.next();
-      return this.rows.resolve(message).then((row) => this.changed(row));
+      return this.rows.resolve(message).then(
+        (row) => this.guarded(() => this.changed(row)),
+        (error: unknown) => this.fail(error),
+      );
     }
     if (message.completedAt && !this.posters && this.scope && 'batchId' in this.scope) {
       // The batch ended: send whatever changes have not come through yet, then the posters.
-      return batchTransitions(this.deps, this.scope.batchId).then((rows) => {
-        this.endAfterQueued = this.batchEnded(rows);
-        this.queued = rows;
-        return this.next();
-      });
+      return batchTransitions(this.deps, this.scope.batchId).then(
+        (rows) =>
+          this.guarded(() => {
+            this.endAfterQueued = this.batchEnded(rows);
+            this.queued = rows;
+            return this.next();
+          }),
+        (error: unknown) => this.fail(error),
+      );
     }
     return this.next();
   }
