@@ -220,9 +220,10 @@ describe('access', () => {
       let cleanups = 0;
       failing.addCleanup(() => cleanups++);
       expect(await failing.next()).toEqual({ value: 'snapshot', done: false });
-      const read = failing.next();
+      // Expected before the message goes out: the read may fail before PUBLISH even answers.
+      const read = expect(failing.next()).rejects.toThrow('a message this view cannot use');
       await redis.publish(channel, JSON.stringify({ kind: 'batch', completedAt: null, counts: {} }));
-      await expect(read).rejects.toThrow('a message this view cannot use');
+      await read;
       expect(cleanups).toBe(1);
       await until(async () => ((await redis.pubsub('NUMSUB', channel)) as [string, number])[1] === 0, { what: 'the batch channel let go' });
     } finally {
