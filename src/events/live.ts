@@ -128,8 +128,36 @@ export abstract class EndingStream<T> implements AsyncIterableIterator<T> {
     for (const cleanup of cleanups) cleanup();
   }
 
+  /** Ends the stream now (its own resources, then its cleanups), once however often called. */
+  protected abstract end(): IteratorResult<T>;
+
   abstract next(): Promise<IteratorResult<T>>;
-  abstract return(): Promise<IteratorResult<T>>;
+
+  return(): Promise<IteratorResult<T>> {
+    return Promise.resolve(this.end());
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<T>> {
+    return this.fail(error);
+  }
+
+  protected fail(error: unknown): Promise<never> {
+    this.end();
+    return Promise.reject(error);
+  }
+
+  /**
+   * One step of a read, run in a then() handler: whatever it throws (a message the stream cannot
+   * use) ends the stream, since graphql-ws drops a subscription whose next() rejects without
+   * calling return().
+   */
+  protected guarded(step: () => IteratorResult<T> | Promise<IteratorResult<T>>): IteratorResult<T> | Promise<IteratorResult<T>> {
+    try {
+      return step();
+    } catch (error) {
+      return this.fail(error);
+    }
+  }
 
   [Symbol.asyncIterator]() {
     return this;
@@ -164,6 +192,11 @@ class CleanupStream<T> extends EndingStream<T> {
     this.addCleanup(cleanup);
   }
 
+  protected end(): IteratorResult<T> {
+    this.clean();
+    return finished();
+  }
+
   next(): Promise<IteratorResult<T>> {
     return this.stream.next().then(
       (result) => {
@@ -177,12 +210,12 @@ class CleanupStream<T> extends EndingStream<T> {
     );
   }
 
-  return(): Promise<IteratorResult<T>> {
+  override return(): Promise<IteratorResult<T>> {
     this.clean();
     return Promise.resolve(this.stream.return?.()).then((result) => result ?? { value: undefined, done: true });
   }
 
-  throw(error?: unknown): Promise<IteratorResult<T>> {
+  override throw(error?: unknown): Promise<IteratorResult<T>> {
     this.clean();
     return this.stream.throw ? this.stream.throw(error) : Promise.reject(error);
   }

@@ -51,26 +51,6 @@ export class RowStream<Row, Message> extends EndingStream<Row> {
     );
   }
 
-  return(): Promise<IteratorResult<Row>> {
-    return Promise.resolve(this.end());
-  }
-
-  throw(error?: unknown): Promise<IteratorResult<Row>> {
-    return this.fail(error);
-  }
-
-  /**
-   * Whatever fails on the way (a message that makes no row) ends the stream: graphql-ws drops a
-   * subscription whose next() rejects without calling return().
-   */
-  private guarded(step: () => IteratorResult<Row> | Promise<IteratorResult<Row>>) {
-    try {
-      return step();
-    } catch (error) {
-      return this.fail(error);
-    }
-  }
-
   /** A message, or the feed's end: a row to send, or the next message when it brings nothing new. */
   private read(result: IteratorResult<Message>): IteratorResult<Row> | Promise<IteratorResult<Row>> {
     if (result.done || this.over) return this.end();
@@ -85,15 +65,10 @@ export class RowStream<Row, Message> extends EndingStream<Row> {
     return { value: row, done: false };
   }
 
-  private end(): IteratorResult<Row> {
+  protected end(): IteratorResult<Row> {
     this.over = true;
     this.feed.close();
     this.clean();
     return finished();
-  }
-
-  private fail(error: unknown): Promise<never> {
-    this.end();
-    return Promise.reject(error);
   }
 }

@@ -102,15 +102,6 @@ export class TransitionStream extends EndingStream<Transition> {
     );
   }
 
-  return(): Promise<IteratorResult<Transition>> {
-    return Promise.resolve(this.end());
-  }
-
-  throw(error?: unknown): Promise<IteratorResult<Transition>> {
-    this.end();
-    return Promise.reject(error);
-  }
-
   /** What a subscriber gets first: the transition, or each of the batch's (and whether it has ended). */
   private async snapshot() {
     const { deps, scope } = this;
@@ -121,18 +112,6 @@ export class TransitionStream extends EndingStream<Transition> {
       const batch = await deps.db.batch.findUniqueOrThrow({ where: { id: scope.batchId }, select: { completedAt: true } });
       this.endAfterQueued = batch.completedAt !== null && this.batchEnded(rows);
       this.queued = rows;
-    }
-  }
-
-  /**
-   * Whatever fails on the way (a message this cannot use) ends the stream: graphql-ws drops a
-   * subscription whose next() rejects without calling return().
-   */
-  private guarded(step: () => Promise<IteratorResult<Transition>> | IteratorResult<Transition>) {
-    try {
-      return step();
-    } catch (error) {
-      return this.fail(error);
     }
   }
 
@@ -182,12 +161,7 @@ export class TransitionStream extends EndingStream<Transition> {
     return this.posters.size === 0;
   }
 
-  private fail(error: unknown): never {
-    this.end();
-    throw error;
-  }
-
-  private end(): IteratorResult<Transition> {
+  protected end(): IteratorResult<Transition> {
     if (!this.ended) {
       this.ended = true;
       clearTimeout(this.grace);
