@@ -5,6 +5,25 @@ import { decodeMessage, encodeMessage, type Message } from './messages.ts';
 
 export type PubSub = RedisPubSub;
 
+type Pending = { pending: { catch(onRejected: () => void): unknown } };
+
+/**
+ * graphql-redis-subscriptions keeps a second promise for each SUBSCRIBE on its way, for callers
+ * that subscribe to the same channel meanwhile, and rejects it with the SUBSCRIBE even when no
+ * such caller came: a SUBSCRIBE cut short by closing the connection (an instance shutting down
+ * just after it started) would fail as an unhandled rejection. The caller's own promise still
+ * rejects; only that spare one is handled here.
+ */
+class ShutdownSafePubSub extends RedisPubSub {
+  override subscribe<T = unknown>(trigger: string, onMessage: (message: T) => unknown, options?: unknown): Promise<number> {
+    const subscribed = super.subscribe(trigger, onMessage, options);
+    // No triggerTransform is configured, so the library keys its pending map by the trigger itself.
+    const pending = (this as unknown as { subsPendingRefsMap: Map<string, Pending> }).subsPendingRefsMap.get(trigger);
+    pending?.pending.catch(() => undefined);
+    return subscribed;
+  }
+}
+
 /**
  * Redis pub/sub through graphql-redis-subscriptions: one publisher and one subscriber connection.
  * Messages are encoded by messages.ts, which brings dates back as Dates by the model's columns,
@@ -22,7 +41,7 @@ export function createPubSub(redis: RedisTarget | string): RedisPubSub {
       return reply;
     };
   }
-  return new RedisPubSub({
+  return new ShutdownSafePubSub({
     publisher: createRedis(redis, 'publisher'),
     subscriber,
     serializer: (message: Message) => encodeMessage(message),
