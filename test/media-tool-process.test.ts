@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mediaTools, runFfmpeg, type MediaTools } from '../src/media/ffmpeg.ts';
 import { ToolProcess } from '../src/media/tool-process.ts';
@@ -57,6 +60,24 @@ describe('ToolProcess: ffmpeg and ffprobe started from a helper process', () => 
     }
   });
 
+  it('a helper that dies (the OOM killer, a kill -9) takes its runs with it: none is left running beside the run started again here', async () => {
+    const own = new ToolProcess();
+    const pidFile = join(mkdtempSync(join(tmpdir(), 'segue-helper-')), 'run.pid');
+    const stop = new AbortController();
+    try {
+      const helperPid = await parentOfRun(own);
+      const running = own.run('/bin/sh', ['-c', `echo $$ > ${pidFile}; exec sleep 30`], { signal: stop.signal }).catch(() => undefined);
+      await expect.poll(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', { timeout: 5_000 }).toBe(true);
+      const inHelper = Number(readFileSync(pidFile, 'utf8'));
+      expect(running).toBeDefined();
+      process.kill(helperPid, 'SIGKILL');
+      await expect.poll(() => runs(inHelper), { timeout: 5_000 }).toBe(false);
+    } finally {
+      stop.abort();
+      own.close();
+    }
+  });
+
   it('close() ends the helper; runs after it start from this process', async () => {
     const own = new ToolProcess();
     const pid = await parentOfRun(own);
@@ -65,6 +86,15 @@ describe('ToolProcess: ffmpeg and ffprobe started from a helper process', () => 
     expect(await parentOfRun(own)).toBe(process.pid);
   });
 });
+
+/** Whether a process runs (a killed one its parent has not reaped yet, a zombie, does not). */
+const runs = (pid: number) => {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
 
 const alive = (pid: number) => {
   try {

@@ -37,7 +37,7 @@ export class ToolProcess {
       // then it is replaced (its other runs start again here, see `helper`).
       const hung = setTimeout(() => {
         this.pending.get(id)?.reject(new MediaError('MEDIA_TIMEOUT', `${binary} did not answer from the helper process in time.`, { retryable: true }));
-        child.kill('SIGKILL');
+        killWithRuns(child);
       }, (timeoutMs ?? DEFAULT_TIMEOUT_MS) + HELPER_GRACE_MS);
       const settle = () => {
         clearTimeout(hung);
@@ -78,6 +78,10 @@ export class ToolProcess {
         execArgv: EXTENSION === '.ts' ? ['--import', 'tsx'] : [],
         serialization: 'advanced',
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+        // Its own process group, which its runs join: a helper that dies (the OOM killer, a hang
+        // killed below) is ended with whatever it had running, so no ffmpeg outlives it beside
+        // the same run started again here.
+        detached: true,
       });
     } catch {
       this.failures += 1;
@@ -90,8 +94,9 @@ export class ToolProcess {
       else waiting.reject(new MediaError(message.error.code, message.error.message, message.error));
     });
     // A helper that cannot run (or whose channel broke) is let go and replaced at the next run.
-    child.on('error', () => child.kill('SIGKILL'));
+    child.on('error', () => killWithRuns(child));
     child.once('exit', () => {
+      killWithRuns(child);
       if (this.child === child) this.child = null;
       if (!this.closed) this.failures += 1;
       // What was running there is lost with it: each run starts again in this process, unless
@@ -111,6 +116,16 @@ export class ToolProcess {
     this.child = child;
     return child;
   }
+}
+
+/** SIGKILL to the helper's process group: the helper and every run it started. */
+function killWithRuns(child: ChildProcess) {
+  try {
+    if (child.pid) return void process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // No such group any more (all of it has ended): nothing left to stop.
+  }
+  child.kill('SIGKILL');
 }
 
 interface PendingRun {
