@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,19 +62,39 @@ describe('ToolProcess: ffmpeg and ffprobe started from a helper process', () => 
 
   it('a helper that dies (the OOM killer, a kill -9) takes its runs with it: none is left running beside the run started again here', async () => {
     const own = new ToolProcess();
-    const pidFile = join(mkdtempSync(join(tmpdir(), 'segue-helper-')), 'run.pid');
+    const dir = mkdtempSync(join(tmpdir(), 'segue-helper-'));
     const stop = new AbortController();
     try {
       const helperPid = await parentOfRun(own);
-      const running = own.run('/bin/sh', ['-c', `echo $$ > ${pidFile}; exec sleep 30`], { signal: stop.signal }).catch(() => undefined);
-      await expect.poll(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', { timeout: 5_000 }).toBe(true);
-      const inHelper = Number(readFileSync(pidFile, 'utf8'));
-      expect(running).toBeDefined();
+      const running = own.run('/bin/sh', ['-c', 'echo $$ > "$0"; exec sleep 30', join(dir, 'run.pid')], { signal: stop.signal });
+      const inHelper = await pidIn(join(dir, 'run.pid'));
       process.kill(helperPid, 'SIGKILL');
       await expect.poll(() => runs(inHelper), { timeout: 5_000 }).toBe(false);
+      // The run started again here is this test's to stop.
+      stop.abort();
+      await expect(running).rejects.toMatchObject({ code: 'MEDIA_ABORTED' });
     } finally {
       stop.abort();
       own.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a helper that hangs is killed with its runs once a run outlasts its timeout and the grace (MEDIA_TIMEOUT)', { timeout: 20_000 }, async () => {
+    const own = new ToolProcess();
+    const dir = mkdtempSync(join(tmpdir(), 'segue-helper-'));
+    try {
+      const helperPid = await parentOfRun(own);
+      const running = own.run('/bin/sh', ['-c', 'echo $$ > "$0"; exec sleep 30', join(dir, 'run.pid')], { timeoutMs: 300 });
+      const inHelper = await pidIn(join(dir, 'run.pid'));
+      // Stopped, the helper can neither enforce the run's timeout nor answer.
+      process.kill(helperPid, 'SIGSTOP');
+      await expect(running).rejects.toMatchObject({ code: 'MEDIA_TIMEOUT', retryable: true });
+      await expect.poll(() => runs(inHelper), { timeout: 5_000 }).toBe(false);
+      await expect.poll(() => runs(helperPid), { timeout: 5_000 }).toBe(false);
+    } finally {
+      own.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -86,6 +106,12 @@ describe('ToolProcess: ffmpeg and ffprobe started from a helper process', () => 
     expect(await parentOfRun(own)).toBe(process.pid);
   });
 });
+
+/** The pid a run wrote into `file`, once it has. */
+const pidIn = async (file: string) => {
+  await expect.poll(() => existsSync(file) && readFileSync(file, 'utf8').trim() !== '', { timeout: 5_000 }).toBe(true);
+  return Number(readFileSync(file, 'utf8'));
+};
 
 /** Whether a process runs (a killed one its parent has not reaped yet, a zombie, does not). */
 const runs = (pid: number) => {

@@ -37,7 +37,7 @@ export class ToolProcess {
       // then it is replaced (its other runs start again here, see `helper`).
       const hung = setTimeout(() => {
         this.pending.get(id)?.reject(new MediaError('MEDIA_TIMEOUT', `${binary} did not answer from the helper process in time.`, { retryable: true }));
-        killWithRuns(child);
+        if (running(child)) killWithRuns(child);
       }, (timeoutMs ?? DEFAULT_TIMEOUT_MS) + HELPER_GRACE_MS);
       const settle = () => {
         clearTimeout(hung);
@@ -50,7 +50,11 @@ export class ToolProcess {
         reject: (error) => (settle(), reject(error)),
         // A run the helper took with it when it died starts again here: runs are safe to repeat
         // (renders overwrite their output, probes only read).
-        again: () => runTool(binary, args, options).then((result) => (settle(), resolve(result)), (error: unknown) => (settle(), reject(error))),
+        // Its wait for the helper ends here: the helper is gone, and its group with it.
+        again: () => {
+          clearTimeout(hung);
+          return runTool(binary, args, options).then((result) => (settle(), resolve(result)), (error: unknown) => (settle(), reject(error)));
+        },
       });
       child.channel?.ref();
       try {
@@ -61,10 +65,14 @@ export class ToolProcess {
     });
   };
 
-  /** Ends the helper; runs still under way there are stopped. */
+  /**
+   * Ends the helper and the runs still under way there (they fail MEDIA_ABORTED). Killed rather
+   * than asked: a helper whose loop is stuck would not hear the request, and in its own process
+   * group nothing else would end it.
+   */
   close() {
     this.closed = true;
-    this.child?.disconnect();
+    if (this.child && running(this.child)) killWithRuns(this.child);
     this.child = null;
   }
 
@@ -94,8 +102,9 @@ export class ToolProcess {
       else waiting.reject(new MediaError(message.error.code, message.error.message, message.error));
     });
     // A helper that cannot run (or whose channel broke) is let go and replaced at the next run.
-    child.on('error', () => killWithRuns(child));
+    child.on('error', () => running(child) && killWithRuns(child));
     child.once('exit', () => {
+      // At once: while any of its runs is left, the group's id cannot go to another process.
       killWithRuns(child);
       if (this.child === child) this.child = null;
       if (!this.closed) this.failures += 1;
@@ -117,6 +126,8 @@ export class ToolProcess {
     return child;
   }
 }
+
+const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
 
 /** SIGKILL to the helper's process group: the helper and every run it started. */
 function killWithRuns(child: ChildProcess) {
