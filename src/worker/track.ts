@@ -90,7 +90,8 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
           if (feed?.pollingInstead) nextPollAt = Math.min(nextPollAt, Date.now());
         }
         if (typeof woke === 'object') {
-          const fresh = await loadRow(ctx);
+          // The change's own message usually tells the new row; PostgreSQL is read when it cannot.
+          const fresh = (woke.changed && ctx.watch.rowAfter(row)) || (await loadRow(ctx));
           if (!fresh || fresh.run !== row.run || fresh.falRequestId !== requestId || !isRunning(fresh.status)) {
             // Ended elsewhere (canceled, completed by a webhook and stored, superseded): whatever
             // it ended as, the request is followed until fal ends it too.

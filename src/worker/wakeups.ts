@@ -1,5 +1,6 @@
+import type { Transition } from '../generated/prisma/client.ts';
 import type { RedisClient } from '../redis.ts';
-import { decodeMessage } from '../events/messages.ts';
+import { decodeMessage, type TransitionChange } from '../events/messages.ts';
 import type { Topics } from '../events/topics.ts';
 
 /** What a wake-up says of the row: enough to stop without reloading it when it has ended. */
@@ -19,8 +20,19 @@ export type WakeResult = 'timeout' | 'aborted' | { changed: WakeInfo | null };
 export interface Watch {
   /** Resolves after `ms`, at once if a change newer than `knownVersion` came, or when `signal` aborts. */
   sleep(ms: number, knownVersion: number, signal?: AbortSignal): Promise<WakeResult>;
+  /**
+   * `row` (a whole row as PostgreSQL returned it) brought up to the newest change heard, from the
+   * changes' own messages: each carries the columns it wrote, so applied in order to the row one
+   * version older it gives exactly the row at its version, with no query (as events/rows.ts does
+   * for subscribers). Null when nothing newer came, or when one change in between was not heard
+   * or could not be read: then the caller reads the row.
+   */
+  rowAfter(row: Transition): Transition | null;
   close(): void;
 }
+
+/** Changes kept per watch for rowAfter: a tracker takes them within moments, a few at a time. */
+const KEPT_CHANGES = 16;
 
 /**
  * Lets a tracking loop sleep until its next poll *or* until its transition changes elsewhere,
@@ -28,7 +40,7 @@ export interface Watch {
  * id is the channel's last segment, so only messages for watched transitions are parsed.
  */
 export class Wakeups {
-  private readonly watches = new Map<string, Set<(info: WakeInfo | null) => void>>();
+  private readonly watches = new Map<string, Set<(change: TransitionChange | null) => void>>();
   private started = false;
 
   constructor(
@@ -42,14 +54,14 @@ export class Wakeups {
     this.subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => {
       const listeners = this.watches.get(channel.slice(channel.lastIndexOf(':') + 1));
       if (!listeners) return;
-      let info: WakeInfo | null = null;
+      let change: TransitionChange | null = null;
       try {
-        const change = decodeMessage(message);
-        if (change.kind === 'transition') info = { status: change.status, run: change.run, version: change.version };
+        const decoded = decodeMessage(message);
+        if (decoded.kind === 'transition') change = decoded;
       } catch {
         /* a wake-up without details still wakes */
       }
-      for (const listener of [...listeners]) listener(info);
+      for (const listener of [...listeners]) listener(change);
     });
     await this.subscriber.psubscribe(this.topics.allTransitions());
   }
@@ -58,9 +70,19 @@ export class Wakeups {
     let latest: WakeInfo | null = null;
     let unknown = false; // a change whose details could not be read
     let waiter: ((info: WakeInfo | null) => void) | null = null;
-    const listener = (info: WakeInfo | null) => {
+    // The changes heard, by version, for rowAfter.
+    const changes = new Map<number, TransitionChange>();
+    let unreadable = 0; // changes heard that could not be read, since the last rowAfter
+    const listener = (change: TransitionChange | null) => {
+      const info = change && { status: change.status, run: change.run, version: change.version };
       if (info && (!latest || info.version > latest.version)) latest = info;
-      if (!info) unknown = true;
+      if (change) {
+        changes.set(change.version, change);
+        if (changes.size > KEPT_CHANGES) changes.delete(Math.min(...changes.keys()));
+      } else {
+        unknown = true;
+        unreadable += 1;
+      }
       waiter?.(info);
     };
     const set = this.watches.get(transitionId) ?? new Set();
@@ -90,6 +112,18 @@ export class Wakeups {
           };
           signal?.addEventListener('abort', onAbort, { once: true });
         }),
+      rowAfter: (row) => {
+        let current = row;
+        for (let change = changes.get(row.version + 1); change; change = changes.get(current.version + 1)) {
+          current = change.full
+            ? (change.changed as Transition)
+            : ({ ...current, ...change.changed, status: change.status, run: change.run, version: change.version } as Transition);
+        }
+        for (const version of [...changes.keys()]) if (version <= current.version) changes.delete(version);
+        const complete = unreadable === 0 && current !== row && (!latest || current.version >= latest.version);
+        unreadable = 0;
+        return complete ? current : null;
+      },
       close: () => {
         set.delete(listener);
         if (set.size === 0) this.watches.delete(transitionId);
