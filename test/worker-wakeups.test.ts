@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cancelTransition, retryTransition } from '../src/domain/generation.ts';
 import { recordResult } from '../src/domain/ledger.ts';
+import { transitionChange } from '../src/events/messages.ts';
 import { changeTransition, loadTransition } from '../src/domain/state-machine.ts';
 import { createTransitions } from '../src/domain/transitions.ts';
 import type { Transition } from '../src/generated/prisma/client.ts';
@@ -33,19 +35,115 @@ afterAll(async () => {
   await dropQueueKeys(segue.config.redis, prefix);
 });
 
-/** A QUEUED transition whose changes this test makes itself, as a worker and a webhook would. */
+// Generated, but no queue: the tests move the rows themselves, as a worker and a webhook would.
+const noQueue = () => ({ ...segue, generationJobs: { enqueue: async () => undefined, removeWaiting: async () => undefined } as never });
+
+/** A QUEUED transition whose changes this test makes itself. */
 async function queuedRow(): Promise<Transition> {
   const account = await createTestAccount(segue);
-  const noQueue = { ...segue, generationJobs: { enqueue: async () => undefined } as never };
-  const { transitions } = await createTransitions(noQueue, account.id, { transitions: transitionInputs(1), generate: true });
+  const { transitions } = await createTransitions(noQueue(), account.id, { transitions: transitionInputs(1), generate: true });
   return (await loadTransition(segue, transitions[0]!.id))!;
 }
 
-/** Until the watch has heard the change that made `version`. */
-const heard = (watch: Watch, version: number) =>
-  until(async () => (await watch.sleep(20, version - 1)) !== 'timeout', { what: `the change to version ${version}` });
+/** Whatever rowAfter gives must be the row PostgreSQL holds. */
+async function expectExact(watch: Watch, from: Transition, version: number) {
+  await heard(watch, from, version);
+  const rebuilt = watch.rowAfter(from);
+  expect(rebuilt).toEqual(await loadTransition(segue, from.id));
+  return rebuilt!;
+}
+
+/** Until the watch has heard the change that made `version`, asking as a tracker holding `known` would. */
+const heard = (watch: Watch, known: Transition, version: number) =>
+  until(
+    async () => {
+      const woke = await watch.sleep(20, known.version);
+      return typeof woke === 'object' && (woke.changed?.version ?? 0) >= version;
+    },
+    { what: `the change to version ${version}` },
+  );
 
 describe('Wakeups.rowAfter', () => {
+  it('follows every kind of writer exactly: a webhook result on a SUBMITTED row, a cancel, a retry (a new run), the next claim', async () => {
+    const row = await queuedRow();
+    const watch = wakeups.watch(row.id);
+    try {
+      let known = row;
+      // A claim as a worker writes it; a user cancels, then retries: a new run, whose start
+      // rewrites the run's columns.
+      const first = await changeTransition(segue, row, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date(), falRequestId: 'req-first' }, { from: ['QUEUED'] });
+      known = await expectExact(watch, known, first!.version);
+      const canceled = await cancelTransition(noQueue(), row.accountId, row.id);
+      known = await expectExact(watch, known, canceled.version);
+      const retried = await retryTransition(noQueue(), row.accountId, row.id);
+      known = await expectExact(watch, known, retried.version);
+      expect(known).toMatchObject({ status: 'QUEUED', run: row.run + 1, falRequestId: null, attempts: 0 });
+      // The next run's claim, then fal's result recorded by a webhook while it is still SUBMITTED.
+      const requestId = `req-${randomBytes(4).toString('hex')}`;
+      const claimed = await changeTransition(segue, retried, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date(), falRequestId: requestId, queuePosition: 3 }, { from: ['QUEUED'] });
+      known = await expectExact(watch, known, claimed!.version);
+      const recorded = await recordResult(segue, requestId, 'https://v3.fal.media/files/early.mp4');
+      known = await expectExact(watch, known, recorded!.version);
+      expect(known).toMatchObject({ status: 'IN_PROGRESS', queuePosition: null, falVideoUrl: 'https://v3.fal.media/files/early.mp4' });
+      expect(known.startedAt).toBeInstanceOf(Date);
+    } finally {
+      watch.close();
+    }
+  });
+
+  it('is null with a version missing in the middle', async () => {
+    const row = await queuedRow();
+    const watch = wakeups.watch(row.id);
+    try {
+      const submitted = await changeTransition(segue, row, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date() }, { from: ['QUEUED'] });
+      // Version +3 heard (as published), +2 never: a message lost on the way.
+      const later = { ...submitted!, version: submitted!.version + 2, queuePosition: 7 };
+      await segue.pubsub.publish(segue.topics.transition(row.accountId, row.batchId, row.id), transitionChange(later, ['queuePosition', 'version']));
+      await heard(watch, row, later.version);
+      expect(watch.rowAfter(row)).toBeNull();
+    } finally {
+      watch.close();
+    }
+  });
+
+  it('is null after a change it could not read', async () => {
+    const row = await queuedRow();
+    const watch = wakeups.watch(row.id);
+    try {
+      const submitted = await changeTransition(segue, row, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date() }, { from: ['QUEUED'] });
+      await heard(watch, row, submitted!.version);
+      // Another watch of the same row tells when the message has been heard (every watch hears
+      // each message at once), without this one being asked.
+      const witness = wakeups.watch(row.id);
+      await segue.pubsub.getPublisher().publish(segue.topics.transition(row.accountId, row.batchId, row.id), 'not a change');
+      await until(async () => (await witness.sleep(20, Number.MAX_SAFE_INTEGER)) !== 'timeout', { what: 'the unreadable message' });
+      witness.close();
+      // Heard, but nothing can say what it wrote.
+      expect(watch.rowAfter(row)).toBeNull();
+    } finally {
+      watch.close();
+    }
+  });
+
+  it('keeps the last 16 changes: a row older than those is read again, a newer one is brought up to date', async () => {
+    const row = await queuedRow();
+    const watch = wakeups.watch(row.id);
+    try {
+      const claimed = await changeTransition(segue, row, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date() }, { from: ['QUEUED'] });
+      const rows = [claimed!];
+      for (let position = 20; position > 0; position--) {
+        rows.push((await changeTransition(segue, row, 'SUBMITTED', { queuePosition: position }, { from: ['SUBMITTED'] }))!);
+      }
+      const last = rows.at(-1)!;
+      await heard(watch, row, last.version);
+      expect(watch.rowAfter(row)).toBeNull();
+      const oldestKept = rows.find((r) => r.version === last.version - 16)!;
+      expect(watch.rowAfter(oldestKept)).toEqual(await loadTransition(segue, row.id));
+    } finally {
+      watch.close();
+    }
+  });
+
   it('gives exactly the row PostgreSQL holds after the changes heard: claim, progress and a result recorded elsewhere', async () => {
     const row = await queuedRow();
     const watch = wakeups.watch(row.id);
@@ -55,7 +153,7 @@ describe('Wakeups.rowAfter', () => {
       await changeTransition(segue, row, 'IN_PROGRESS', { startedAt: 'now-if-null', queuePosition: null }, { falRequestId: requestId });
       const recorded = await recordResult(segue, requestId, 'https://v3.fal.media/files/result.mp4');
       expect(recorded!.version).toBe(row.version + 3);
-      await heard(watch, recorded!.version);
+      await heard(watch, row, recorded!.version);
 
       const rebuilt = watch.rowAfter(row);
       expect(rebuilt).toEqual(await loadTransition(segue, row.id));
@@ -74,12 +172,12 @@ describe('Wakeups.rowAfter', () => {
     // Made, and delivered to this process, before the watch began: never heard by it.
     const earlier = wakeups.watch(row.id);
     const submitted = await changeTransition(segue, row, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date(), falRequestId: requestId }, { from: ['QUEUED'] });
-    await heard(earlier, submitted!.version);
+    await heard(earlier, row, submitted!.version);
     earlier.close();
     const watch = wakeups.watch(row.id);
     try {
       const canceled = await changeTransition(segue, row, 'CANCELED', { completedAt: new Date() });
-      await heard(watch, canceled!.version);
+      await heard(watch, row, canceled!.version);
       expect(watch.rowAfter(row)).toBeNull();
       // From the row one version older (as a tracker that had read it), the change heard is enough.
       expect(watch.rowAfter(submitted!)).toEqual(await loadTransition(segue, row.id));

@@ -91,6 +91,8 @@ export class Wakeups {
     return {
       sleep: (ms, knownVersion, signal) =>
         new Promise((resolve) => {
+          // What the caller already holds needs no keeping (its own changes coming back, mostly).
+          for (const version of [...changes.keys()]) if (version <= knownVersion) changes.delete(version);
           if (signal?.aborted) return resolve('aborted');
           if (latest && latest.version > knownVersion) return resolve({ changed: latest });
           if (unknown) {
