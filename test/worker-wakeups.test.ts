@@ -45,6 +45,17 @@ async function queuedRow(): Promise<Transition> {
   return (await loadTransition(segue, transitions[0]!.id))!;
 }
 
+/** `test` with a new QUEUED row and a watch of it, closed afterwards. */
+async function onNewRow(test: (row: Transition, watch: Watch) => Promise<void>) {
+  const row = await queuedRow();
+  const watch = wakeups.watch(row.id);
+  try {
+    await test(row, watch);
+  } finally {
+    watch.close();
+  }
+}
+
 /** Whatever rowAfter gives must be the row PostgreSQL holds. */
 async function expectExact(watch: Watch, from: Transition, version: number) {
   await heard(watch, from, version);
@@ -65,9 +76,7 @@ const heard = (watch: Watch, known: Transition, version: number) =>
 
 describe('Wakeups.rowAfter', () => {
   it('follows every kind of writer exactly: a webhook result on a SUBMITTED row, a cancel, a retry (a new run), the next claim', async () => {
-    const row = await queuedRow();
-    const watch = wakeups.watch(row.id);
-    try {
+    await onNewRow(async (row, watch) => {
       let known = row;
       // A claim as a worker writes it; a user cancels, then retries: a new run, whose start
       // rewrites the run's columns.
@@ -86,30 +95,22 @@ describe('Wakeups.rowAfter', () => {
       known = await expectExact(watch, known, recorded!.version);
       expect(known).toMatchObject({ status: 'IN_PROGRESS', queuePosition: null, falVideoUrl: 'https://v3.fal.media/files/early.mp4' });
       expect(known.startedAt).toBeInstanceOf(Date);
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('is null with a version missing in the middle', async () => {
-    const row = await queuedRow();
-    const watch = wakeups.watch(row.id);
-    try {
+    await onNewRow(async (row, watch) => {
       const submitted = await changeTransition(segue, row, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date() }, { from: ['QUEUED'] });
       // Version +3 heard (as published), +2 never: a message lost on the way.
       const later = { ...submitted!, version: submitted!.version + 2, queuePosition: 7 };
       await segue.pubsub.publish(segue.topics.transition(row.accountId, row.batchId, row.id), transitionChange(later, ['queuePosition', 'version']));
       await heard(watch, row, later.version);
       expect(watch.rowAfter(row)).toBeNull();
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('is null after a change it could not read', async () => {
-    const row = await queuedRow();
-    const watch = wakeups.watch(row.id);
-    try {
+    await onNewRow(async (row, watch) => {
       const submitted = await changeTransition(segue, row, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date() }, { from: ['QUEUED'] });
       await heard(watch, row, submitted!.version);
       // Another watch of the same row tells when the message has been heard (every watch hears
@@ -120,15 +121,11 @@ describe('Wakeups.rowAfter', () => {
       witness.close();
       // Heard, but nothing can say what it wrote.
       expect(watch.rowAfter(row)).toBeNull();
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('keeps the last 16 changes: a row older than those is read again, a newer one is brought up to date', async () => {
-    const row = await queuedRow();
-    const watch = wakeups.watch(row.id);
-    try {
+    await onNewRow(async (row, watch) => {
       const claimed = await changeTransition(segue, row, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date() }, { from: ['QUEUED'] });
       const rows = [claimed!];
       for (let position = 20; position > 0; position--) {
@@ -139,15 +136,11 @@ describe('Wakeups.rowAfter', () => {
       expect(watch.rowAfter(row)).toBeNull();
       const oldestKept = rows.find((r) => r.version === last.version - 16)!;
       expect(watch.rowAfter(oldestKept)).toEqual(await loadTransition(segue, row.id));
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('gives exactly the row PostgreSQL holds after the changes heard: claim, progress and a result recorded elsewhere', async () => {
-    const row = await queuedRow();
-    const watch = wakeups.watch(row.id);
-    try {
+    await onNewRow(async (row, watch) => {
       const requestId = `req-${randomBytes(4).toString('hex')}`;
       await changeTransition(segue, row, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date(), falRequestId: requestId }, { from: ['QUEUED'] });
       await changeTransition(segue, row, 'IN_PROGRESS', { startedAt: 'now-if-null', queuePosition: null }, { falRequestId: requestId });
@@ -161,9 +154,7 @@ describe('Wakeups.rowAfter', () => {
       expect(rebuilt!.startedAt).toBeInstanceOf(Date);
       // Nothing newer since: the caller keeps what it has.
       expect(watch.rowAfter(rebuilt!)).toBeNull();
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('is null when a change in between was not heard: the caller reads the row', async () => {

@@ -94,3 +94,12 @@ export function transitionChange(row: Transition, fields?: readonly (keyof Trans
     full: !fields,
   };
 }
+
+/**
+ * The row at `change`'s version, from the row one version older: the columns the change wrote
+ * over it (a new row's message is the whole row). What transitionChange took apart, put back.
+ */
+export function applyChange(older: Transition, change: TransitionChange): Transition {
+  if (change.full) return change.changed as Transition;
+  return { ...older, ...change.changed, status: change.status, run: change.run, version: change.version } as Transition;
+}

@@ -1,5 +1,5 @@
 import type { Transition } from '../generated/prisma/client.ts';
-import type { TransitionChange } from './messages.ts';
+import { applyChange, type TransitionChange } from './messages.ts';
 
 /**
  * The latest known row of the transitions this process streams, shared by every subscriber in it.
@@ -34,7 +34,7 @@ export class TransitionRows {
     if (message.full) return this.remember(message.changed as Transition);
     if (known && known.version >= message.version) return known;
     if (known && known.version === message.version - 1) {
-      const row = { ...known, ...message.changed, status: message.status, version: message.version } as Transition;
+      const row = applyChange(known, message);
       this.put(row);
       return row;
     }

@@ -1,6 +1,6 @@
 import type { Transition } from '../generated/prisma/client.ts';
 import type { RedisClient } from '../redis.ts';
-import { decodeMessage, type TransitionChange } from '../events/messages.ts';
+import { applyChange, decodeMessage, type TransitionChange } from '../events/messages.ts';
 import type { Topics } from '../events/topics.ts';
 
 /** What a wake-up says of the row: enough to stop without reloading it when it has ended. */
@@ -72,6 +72,9 @@ export class Wakeups {
     let waiter: ((info: WakeInfo | null) => void) | null = null;
     // The changes heard, by version, for rowAfter.
     const changes = new Map<number, TransitionChange>();
+    const forget = (upTo: number) => {
+      for (const version of [...changes.keys()]) if (version <= upTo) changes.delete(version);
+    };
     let unreadable = 0; // changes heard that could not be read, since the last rowAfter
     const listener = (change: TransitionChange | null) => {
       const info = change && { status: change.status, run: change.run, version: change.version };
@@ -92,7 +95,7 @@ export class Wakeups {
       sleep: (ms, knownVersion, signal) =>
         new Promise((resolve) => {
           // What the caller already holds needs no keeping (its own changes coming back, mostly).
-          for (const version of [...changes.keys()]) if (version <= knownVersion) changes.delete(version);
+          forget(knownVersion);
           if (signal?.aborted) return resolve('aborted');
           if (latest && latest.version > knownVersion) return resolve({ changed: latest });
           if (unknown) {
@@ -117,11 +120,9 @@ export class Wakeups {
       rowAfter: (row) => {
         let current = row;
         for (let change = changes.get(row.version + 1); change; change = changes.get(current.version + 1)) {
-          current = change.full
-            ? (change.changed as Transition)
-            : ({ ...current, ...change.changed, status: change.status, run: change.run, version: change.version } as Transition);
+          current = applyChange(current, change);
         }
-        for (const version of [...changes.keys()]) if (version <= current.version) changes.delete(version);
+        forget(current.version);
         const complete = unreadable === 0 && current !== row && (!latest || current.version >= latest.version);
         unreadable = 0;
         return complete ? current : null;
