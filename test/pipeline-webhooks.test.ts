@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAndGenerate } from '../src/domain/generation.ts';
+import { applyProviderCallback } from '../src/domain/provider-callbacks.ts';
 import { transitionInput } from './helpers/fixtures.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
@@ -92,6 +93,55 @@ describe('fal webhooks', () => {
       expect(await p.emulator.redeliverWebhook(done.falRequestId!, variant), JSON.stringify(variant)).toBe(401);
     }
     expect((await row(id)).version).toBe(done.version);
+  });
+});
+
+describe('a webhook that comes after the result was recorded', () => {
+  it('is answered in one statement and changes nothing (the tracker read the result first, or fal delivers it again); one naming another submission or an unknown request goes the long way', async () => {
+    const account = await p.account();
+    p.emulator.reset();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
+    const [completed] = await p.settled(batch!.id);
+    expect(completed).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+    // The poster comes a moment later; after it, nothing more changes this row.
+    const done = await until(async () => {
+      const r = await row(completed!.id);
+      return r.posterUrl ? r : null;
+    }, { what: 'the poster' });
+    const requestId = done.falRequestId!;
+    // The real dependencies, each statement counted.
+    const statements: string[] = [];
+    const segue = p.app.segue;
+    const deps = { ...segue, sql: { ...segue.sql, query: ((text: string, params: readonly unknown[]) => (statements.push(text), segue.sql.query(text, params))) as typeof segue.sql.query } };
+    const callback = (overrides: Partial<Parameters<typeof applyProviderCallback>[1]> = {}) =>
+      applyProviderCallback(deps, {
+        requestId,
+        ok: true,
+        videoUrl: done.falVideoUrl,
+        submission: { transitionId: done.id, run: done.run, attempt: done.attempts },
+        ...overrides,
+      });
+
+    expect(await callback()).toBe('duplicate');
+    expect(statements).toHaveLength(1);
+    expect(await callback({ submission: null })).toBe('duplicate');
+    expect(statements).toHaveLength(2);
+    // Another attempt of the run names this request: not the ledger's, so adoption is looked at.
+    statements.length = 0;
+    expect(await callback({ submission: { transitionId: done.id, run: done.run, attempt: done.attempts + 1 } })).toBe('duplicate');
+    expect(statements.length).toBeGreaterThan(1);
+    statements.length = 0;
+    expect(await callback({ requestId: 'req-nobody-knows', submission: null })).toBe('unknown');
+    expect(statements.length).toBeGreaterThan(1);
+
+    const after = await row(done.id);
+    expect(after.version).toBe(done.version);
+    expect(after.updatedAt).toEqual(done.updatedAt);
+    const [ledger] = await segue.sql.query<{ state: string; outcome: string; count: string }>(
+      `SELECT "state", "outcome", (SELECT count(*) FROM "FalRequest" WHERE "transitionId" = $2::uuid) AS count FROM "FalRequest" WHERE "requestId" = $1`,
+      [requestId, done.id],
+    );
+    expect(ledger).toMatchObject({ state: 'ENDED', outcome: 'OK', count: '1' });
   });
 });
 

@@ -184,25 +184,47 @@ export async function expireStaleSubmissions(sql: Pick<Sql, 'query'>, submitAnsw
   return rows.length;
 }
 
+/** What recordResult found, besides the row it changed. */
+export interface RecordedResult {
+  /** The row that now holds the video URL; null when no row was running with that request and no result. */
+  row: Transition | null;
+  /** The submission the ledger holds the request under (ended by the same statement); null when the id is not in the ledger. */
+  submission: { transitionId: string | null; run: number; attempt: number } | null;
+  /** A transition names the request as its own (its current or last run's). */
+  known: boolean;
+}
+
 /**
  * fal has the video of the run holding `requestId`: its URL goes on the row (the copy into
  * storage follows) and the request is over in the ledger, in one statement. Only a row still
  * running with that request id and no result yet changes, so a re-delivered result changes nothing.
+ * The same statement says where the ledger holds the request, so a webhook that comes after the
+ * tracker has read the result (or comes again) is answered with no further query.
  */
-export async function recordResult(deps: StateDeps, requestId: string, videoUrl: string): Promise<Transition | null> {
-  const [row] = await deps.sql.query<Transition>(
+export async function recordResult(deps: StateDeps, requestId: string, videoUrl: string): Promise<RecordedResult> {
+  const [result] = await deps.sql.query<Partial<Transition> & { ledgerTransitionId: string | null; ledgerRun: number | null; ledgerAttempt: number | null; ledgerKnown: boolean }>(
     `WITH ledger AS (
        UPDATE "FalRequest" SET "state" = 'ENDED', "outcome" = 'OK', "endedAt" = coalesce("endedAt", ${UTC_NOW})
-       WHERE "requestId" = $1 RETURNING 1
+       WHERE "requestId" = $1
+       RETURNING "transitionId" AS "ledgerTransitionId", "run" AS "ledgerRun", "attempt" AS "ledgerAttempt"
+     ), recorded AS (
+       UPDATE "Transition" SET "status" = 'IN_PROGRESS', "falVideoUrl" = $2, "startedAt" = coalesce("startedAt", ${UTC_NOW}),
+         "queuePosition" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
+       WHERE "falRequestId" = $1 AND "status" IN ('SUBMITTED', 'IN_PROGRESS') AND "falVideoUrl" IS NULL
+       RETURNING *
      )
-     UPDATE "Transition" SET "status" = 'IN_PROGRESS', "falVideoUrl" = $2, "startedAt" = coalesce("startedAt", ${UTC_NOW}),
-       "queuePosition" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
-     WHERE "falRequestId" = $1 AND "status" IN ('SUBMITTED', 'IN_PROGRESS') AND "falVideoUrl" IS NULL
-     RETURNING *`,
+     SELECT l.*, EXISTS (SELECT 1 FROM "Transition" WHERE "falRequestId" = $1) AS "ledgerKnown", r.*
+     FROM (SELECT 1) one LEFT JOIN ledger l ON true LEFT JOIN recorded r ON true`,
     [requestId, videoUrl],
   );
+  const { ledgerTransitionId, ledgerRun, ledgerAttempt, ledgerKnown, ...changed } = result!;
+  const row = changed.id ? (changed as Transition) : null;
   if (row) await announceCommitted(deps, [row], ['status', 'falVideoUrl', 'startedAt', 'queuePosition', 'version', 'updatedAt']);
-  return row ?? null;
+  return {
+    row,
+    submission: ledgerRun === null ? null : { transitionId: ledgerTransitionId, run: ledgerRun, attempt: ledgerAttempt! },
+    known: ledgerKnown,
+  };
 }
 
 /**

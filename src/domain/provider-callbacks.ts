@@ -30,15 +30,24 @@ export type CallbackDeps = StateDeps & {
  */
 export async function applyProviderCallback(deps: CallbackDeps, callback: ProviderCallback): Promise<CallbackOutcome> {
   const ok = callback.ok && callback.videoUrl !== null;
-  // The common case in one statement: record the result on the row running with this request id.
-  if (ok && (await recordResult(deps, callback.requestId, callback.videoUrl!))) return 'result-recorded';
+  if (ok) {
+    // The common cases in one statement: record the result on the row running with this request id,
+    const recorded = await recordResult(deps, callback.requestId, callback.videoUrl!);
+    if (recorded.row) return 'result-recorded';
+    // or the ledger already holds the request under the submission this callback names, and that
+    // statement ended it: nothing is left to adopt or end (the tracker read the result first, or
+    // fal delivers the webhook again).
+    if (recorded.submission && (!callback.submission || sameSubmission(recorded.submission, callback.submission))) {
+      return recorded.known ? 'duplicate' : 'unknown';
+    }
+  }
   // The worker may not have recorded the id yet (or never will: its answer was lost).
   const adopted = callback.submission ? await adoptRequest(deps, callback.submission, callback.requestId) : null;
   if (adopted?.row) {
     // A lost answer parked its job until it learns the id: the id is here, the job goes on now.
     // (A submit whose answer is merely still on its way has its worker waiting for it.)
     if (adopted.wasUncertain) await deps.wakeRun?.({ id: adopted.row.id, run: adopted.row.run }).catch(() => undefined);
-    if (ok && (await recordResult(deps, callback.requestId, callback.videoUrl!))) return 'result-recorded';
+    if (ok && (await recordResult(deps, callback.requestId, callback.videoUrl!)).row) return 'result-recorded';
   }
   // fal is done with the request, whoever it belongs to: it holds no slot any more.
   await markEnded(deps, callback.requestId, ok ? 'OK' : 'ERROR');
@@ -48,3 +57,6 @@ export async function applyProviderCallback(deps: CallbackDeps, callback: Provid
   const [known] = await deps.sql.query<{ id: string }>(`SELECT "id" FROM "Transition" WHERE "falRequestId" = $1`, [callback.requestId]);
   return known ? 'duplicate' : 'unknown';
 }
+
+const sameSubmission = (a: { transitionId: string | null; run: number; attempt: number }, b: NonNullable<ProviderCallback['submission']>) =>
+  a.transitionId === b.transitionId && a.run === b.run && a.attempt === b.attempt;

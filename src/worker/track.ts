@@ -211,7 +211,9 @@ async function finish(
       await ended;
       // Where the video is, on the row and in the ledger at once: a crash before it is stored loses nothing.
       const recorded = await recordResult(ctx.segue, requestId, result.videoUrl);
-      return store(ctx, recorded ?? (await loadRow(ctx)), log);
+      // Recorded first by the webhook: its change, once heard, tells the row with no query.
+      const heard = recorded.row ? null : ctx.watch.rowAfter(row);
+      return store(ctx, recorded.row ?? (heard?.falVideoUrl ? heard : await loadRow(ctx)), log);
     } catch (error) {
       await ended;
       ended = Promise.resolve();
