@@ -97,6 +97,9 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
             // it ended as, the request is followed until fal ends it too.
             return afterRunEnded(ctx, requestId, cancel !== null, log, fresh);
           }
+          // A webhook recorded the result, ending the request in the ledger in the same
+          // statement: this process's staged claims may take its slot now.
+          if (fresh.falVideoUrl && !row.falVideoUrl) ctx.claims.slotFreed();
           row = fresh;
         }
         continue;
