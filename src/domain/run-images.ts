@@ -171,7 +171,8 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string
     if (row.falUrl && fresh(row.falUploadedAt, FAL_URL_TTL_MS)) return row.falUrl;
     // Only while nobody has uploaded it: a worker that read the row before another's upload ended must not upload again.
     const notUploaded = { OR: [{ falUrl: null }, { falUploadedAt: { lt: new Date(Date.now() - FAL_URL_TTL_MS) } }] };
-    if (await claim(deps.db, row.id, notUploaded)) {
+    const lease = await claim(deps.db, row.id, notUploaded);
+    if (lease) {
       try {
         const work = await deps.media.workdir('fal-upload');
         try {
@@ -185,7 +186,7 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string
           await work.done();
         }
       } catch (error) {
-        await release(deps.db, row.id).catch(() => undefined);
+        await release(deps.db, row.id, lease).catch(() => undefined);
         throw error;
       }
     }
@@ -195,28 +196,51 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string
   }
 }
 
-/** Takes the row's lease when nobody holds it (or the holder's lease ran out: it died). */
-async function claim(db: Db, id: string, extra: Prisma.ImageWhereInput = {}): Promise<boolean> {
+/**
+ * Takes the row's lease when nobody holds it (or the holder's lease ran out: it died); returns
+ * the lease written, or null.
+ */
+async function claim(db: Db, id: string, extra: Prisma.ImageWhereInput = {}): Promise<Date | null> {
   const now = new Date();
+  // A lease this process could not let go of is still its own, as long as it stands as written:
+  // taken back at once rather than waited out.
+  const ours = leftBehind.get(id);
+  const lease = new Date(now.getTime() + LEASE_MS);
   const { count } = await db.image.updateMany({
-    where: { id, AND: [{ OR: [{ leaseUntil: null }, { leaseUntil: { lt: now } }] }, extra] },
-    data: { leaseUntil: new Date(now.getTime() + LEASE_MS) },
+    where: { id, AND: [{ OR: [{ leaseUntil: null }, { leaseUntil: { lt: now } }, ...(ours ? [{ leaseUntil: ours }] : [])] }, extra] },
+    data: { leaseUntil: lease },
   });
-  return count === 1;
+  if (ours && (count === 1 || ours.getTime() < now.getTime())) leftBehind.delete(id);
+  return count === 1 ? lease : null;
 }
+
+/**
+ * Leases this process took and failed to release (image id → the leaseUntil it wrote): nobody
+ * else may take one before it runs out, but this process knows no check or upload of its own
+ * still runs under it. Bounded; an entry goes once taken back or run out.
+ */
+const leftBehind = new Map<string, Date>();
+const LEFT_BEHIND_MAX = 1_000;
 
 /**
  * Lets the row's lease go after a failed check or upload. Tried a few times: the failure is often
  * the database connection itself, and a lease left behind makes every job using the image wait
- * out LEASE_MS. If it still fails (callers then keep their own error), the lease runs out by itself.
+ * out LEASE_MS. If it still fails (callers then keep their own error), the lease runs out by
+ * itself for other processes, and this one takes it back at its next try (leftBehind).
  */
-async function release(db: Db, id: string) {
+async function release(db: Db, id: string, lease: Date | null) {
   for (let attempt = 1; ; attempt++) {
     try {
       await db.image.update({ where: { id }, data: { leaseUntil: null } });
       return;
     } catch (error) {
-      if (attempt >= RELEASE_ATTEMPTS) throw error;
+      if (attempt >= RELEASE_ATTEMPTS) {
+        if (lease) {
+          if (leftBehind.size >= LEFT_BEHIND_MAX) leftBehind.delete(leftBehind.keys().next().value!);
+          leftBehind.set(id, lease);
+        }
+        throw error;
+      }
       await sleep(RELEASE_RETRY_MS * attempt);
     }
   }
@@ -326,7 +350,7 @@ async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview
     const falUrl = stored.also ?? null;
     return await verdict({ status: ImageStatus.READY, ...stored.stored, falUrl, falUploadedAt: falUrl ? new Date() : null });
   } catch (error) {
-    await release(deps.db, row.id).catch(() => undefined);
+    await release(deps.db, row.id, row.leaseUntil).catch(() => undefined);
     throw error;
   } finally {
     await work.done();
