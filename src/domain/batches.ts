@@ -94,18 +94,17 @@ export async function queueInBatch(
  * Sets completedAt on the batches among `batchIds` whose items have all ended. Runs after the
  * changes committed, in a statement of its own: inside a change's statement, two items finishing
  * at once would each see the other as still running (same snapshot) and neither would close the
- * batch. Returns the ids it closed.
+ * batch. Returns the batches it closed, with the completedAt each got.
  */
-export async function closeFinishedBatches(db: Db, batchIds: readonly string[] | 'all-open'): Promise<string[]> {
+export async function closeFinishedBatches(db: Db, batchIds: readonly string[] | 'all-open'): Promise<Array<{ id: string; completedAt: Date }>> {
   if (batchIds !== 'all-open' && batchIds.length === 0) return [];
   const which = batchIds === 'all-open' ? Prisma.empty : Prisma.sql`AND b."id" = ANY(${[...batchIds]}::uuid[])`;
-  const closed = await db.$queryRaw<Array<{ id: string }>>`
+  return db.$queryRaw<Array<{ id: string; completedAt: Date }>>`
     UPDATE "Batch" b SET "completedAt" = (now() AT TIME ZONE 'UTC')
     WHERE b."completedAt" IS NULL ${which}
       AND EXISTS (SELECT 1 FROM "BatchItem" i WHERE i."batchId" = b."id")
       AND NOT EXISTS (
         SELECT 1 FROM "BatchItem" i JOIN "Transition" t ON t."id" = i."transitionId"
         WHERE i."batchId" = b."id" AND ${ITEM_STATUS} <> ALL(${[...TERMINAL]}::"TransitionStatus"[]))
-    RETURNING b."id"`;
-  return closed.map((c) => c.id);
+    RETURNING b."id", b."completedAt"`;
 }

@@ -64,15 +64,26 @@ export class EventPublisher implements ChangeListener {
       try {
         const ids = [...batches.keys()];
         const counts = await batchCounts(this.deps.db, ids);
-        const ended = ids.filter((id) => {
-          const c = counts.get(id)!;
-          return c.total > 0 && c.completed + c.failed + c.canceled === c.total;
+        const read = (ids: string[]) =>
+          this.deps.db.batch.findMany({ where: { id: { in: ids } }, select: { id: true, accountId: true, completedAt: true } });
+        const rows = await read(ids);
+        // Closed once: a batch already closed is not closed again at every later change (its
+        // posters), only one that has just ended.
+        const ended = rows.filter((b) => {
+          const c = counts.get(b.id)!;
+          return b.completedAt === null && c.total > 0 && c.completed + c.failed + c.canceled === c.total;
         });
-        await closeFinishedBatches(this.deps.db, ended);
-        const rows = await this.deps.db.batch.findMany({
-          where: { id: { in: ids } },
-          select: { id: true, accountId: true, completedAt: true },
-        });
+        if (ended.length > 0) {
+          const closed = new Map((await closeFinishedBatches(this.deps.db, ended.map((b) => b.id))).map((b) => [b.id, b.completedAt]));
+          for (const b of ended) b.completedAt = closed.get(b.id) ?? null;
+          // Not closed by this statement: another process closed it first, or an item reopened.
+          // Read again: the message says what the database holds.
+          const missed = ended.filter((b) => !closed.has(b.id));
+          if (missed.length > 0) {
+            const again = new Map((await read(missed.map((b) => b.id))).map((b) => [b.id, b.completedAt]));
+            for (const b of missed) b.completedAt = again.get(b.id) ?? null;
+          }
+        }
         await Promise.all(
           rows.map((batch) => {
             const c = counts.get(batch.id)!;
