@@ -24,6 +24,8 @@ function churn(load: boolean, { nodeOptions = '', flags = [] as string[], rounds
     cwd: ROOT,
     env: { ...process.env, NODE_OPTIONS: nodeOptions },
     encoding: 'utf8',
+    // A child that hangs fails the test rather than block it (its timeout is checked only after).
+    timeout: 40_000,
   });
   return JSON.parse(out.trim().split('\n').pop()!) as { appliedHeapFlags: string[] | null; maxMb: number };
 }
@@ -43,24 +45,24 @@ describe('heap growth of a process started without heap flags', () => {
     expect(() => execFileSync(process.execPath, [`--heap-growing-percent=${HEAP_GROWING_PERCENT}`, '-e', '0'])).not.toThrow();
   });
 
-  it('keeps the heap of a churning process well below what V8 sizes for this machine, and leaves an operator’s flags alone', { timeout: 120_000 }, () => {
+  it('keeps the heap of a churning process well below what V8 sizes for this machine, and leaves an operator’s flags alone', { timeout: 180_000 }, () => {
     // V8's own factor depends on the heap limit it picks for the host: fixed at a large host's
     // (4 GB, a factor of up to 4), so the comparison does not depend on this machine's memory.
     const operator = churn(true, { nodeOptions: '--max-old-space-size=2048', rounds: 0 });
     expect(operator.appliedHeapFlags).toEqual([]);
     // Measured here: 163-170 MB without, 107-114 MB with the cap, for about 40 MB live. V8 sizes
     // the heap from how fast it collects, so on a machine busy with other work one pair can come
-    // out the other way round (62 MB without, 93 with, once in a CI run): a pair is measured
-    // again, up to three times.
+    // out the other way round (62 MB without, 93 with, once in a CI run): the cap must hold in
+    // two pairs of three.
     const pairs: string[] = [];
-    let held = false;
-    for (let pair = 0; pair < 3 && !held; pair++) {
+    let held = 0;
+    for (let pair = 0; pair < 3 && held < 2 && pair - held < 2; pair++) {
       const bare = churn(false, { flags: ['--max-old-space-size=4096'] });
       const capped = churn(true);
       expect(capped.appliedHeapFlags).toEqual([`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]);
       pairs.push(`${bare.maxMb.toFixed(0)} MB without, ${capped.maxMb.toFixed(0)} MB with`);
-      held = capped.maxMb < bare.maxMb * 0.8;
+      if (capped.maxMb < bare.maxMb * 0.8) held += 1;
     }
-    expect(held, pairs.join('; ')).toBe(true);
+    expect(held, pairs.join('; ')).toBe(2);
   });
 });

@@ -204,23 +204,32 @@ async function claim(db: Db, id: string, extra: Prisma.ImageWhereInput = {}): Pr
   const now = new Date();
   // A lease this process could not let go of is still its own, as long as it stands as written:
   // taken back at once rather than waited out.
-  const ours = leftBehind.get(id);
+  const left = leftBehind.get(id);
+  const ours = left && !left.busy ? left.lease : null;
   const lease = new Date(now.getTime() + LEASE_MS);
   const { count } = await db.image.updateMany({
     where: { id, AND: [{ OR: [{ leaseUntil: null }, { leaseUntil: { lt: now } }, ...(ours ? [{ leaseUntil: ours }] : [])] }, extra] },
     data: { leaseUntil: lease },
   });
-  if (ours && (count === 1 || ours.getTime() < now.getTime())) leftBehind.delete(id);
+  if (left && (count === 1 || left.lease.getTime() < now.getTime())) leftBehind.delete(id);
   return count === 1 ? lease : null;
 }
 
 /**
  * Leases this process took and failed to release (image id → the leaseUntil it wrote): nobody
- * else may take one before it runs out, but this process knows no check or upload of its own
- * still runs under it. Bounded; an entry goes once taken back or run out.
+ * else may take one before it runs out, and this process knows what still runs under it (`busy`
+ * while a fal upload a check gave up waiting for goes on). Bounded; an entry goes once taken
+ * back or run out.
  */
-const leftBehind = new Map<string, Date>();
+const leftBehind = new Map<string, { lease: Date; busy: boolean }>();
 const LEFT_BEHIND_MAX = 1_000;
+
+function leaveBehind(id: string, lease: Date, stillRunning: Promise<unknown> | null) {
+  if (leftBehind.size >= LEFT_BEHIND_MAX) leftBehind.delete(leftBehind.keys().next().value!);
+  const entry = { lease, busy: stillRunning !== null };
+  leftBehind.set(id, entry);
+  void stillRunning?.finally(() => (entry.busy = false)).catch(() => undefined);
+}
 
 /**
  * Lets the row's lease go after a failed check or upload. Tried a few times: the failure is often
@@ -228,17 +237,15 @@ const LEFT_BEHIND_MAX = 1_000;
  * out LEASE_MS. If it still fails (callers then keep their own error), the lease runs out by
  * itself for other processes, and this one takes it back at its next try (leftBehind).
  */
-async function release(db: Db, id: string, lease: Date | null) {
+async function release(db: Db, id: string, lease: Date | null, stillRunning: Promise<unknown> | null = null) {
   for (let attempt = 1; ; attempt++) {
     try {
-      await db.image.update({ where: { id }, data: { leaseUntil: null } });
+      // Only this lease: one that ran out and was taken by another worker stays theirs.
+      await db.image.updateMany({ where: { id, ...(lease ? { leaseUntil: lease } : {}) }, data: { leaseUntil: null } });
       return;
     } catch (error) {
       if (attempt >= RELEASE_ATTEMPTS) {
-        if (lease) {
-          if (leftBehind.size >= LEFT_BEHIND_MAX) leftBehind.delete(leftBehind.keys().next().value!);
-          leftBehind.set(id, lease);
-        }
+        if (lease) leaveBehind(id, lease, stillRunning);
         throw error;
       }
       await sleep(RELEASE_RETRY_MS * attempt);
@@ -282,8 +289,13 @@ export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: 
       return row;
     }
     // Stale, or its checker died: check it again, if no other worker just did.
-    if (await claim(deps.db, row.id, { updatedAt: row.updatedAt })) {
-      return runCheck(deps, await deps.db.image.update({ where: { id: row.id }, data: { status: ImageStatus.CHECKING } }), target);
+    const lease = await claim(deps.db, row.id, { updatedAt: row.updatedAt });
+    if (lease) {
+      const checking = await deps.db.image.update({ where: { id: row.id }, data: { status: ImageStatus.CHECKING } }).catch(async (error: unknown) => {
+        await release(deps.db, row.id, lease).catch(() => undefined);
+        throw error;
+      });
+      return runCheck(deps, checking, target);
     }
     if (Date.now() > deadline) throw new Error(`Timed out waiting for another worker's check of an image URL.`);
     await sleep(POLL_MS);
@@ -300,6 +312,8 @@ async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview
       data: { key: null, contentType: null, width: null, height: null, bytes: null, errorCode: null, errorMessage: null, ...data, checkedAt: new Date(), leaseUntil: null },
     });
   const work = await deps.media.workdir('image-check');
+  // The fal upload started during the check, if one was.
+  let upload: Promise<string> | null = null;
   try {
     const file = join(work.dir, 'image');
     try {
@@ -336,7 +350,7 @@ async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview
       target === 'fal' && needsFalStorage(deps.config)
         ? (normalized: string, contentType: string) =>
             withinLease(
-              deps.falUploader().upload(normalized, contentType, `${row.id}.${contentType === 'image/png' ? 'png' : 'jpg'}`),
+              (upload = deps.falUploader().upload(normalized, contentType, `${row.id}.${contentType === 'image/png' ? 'png' : 'jpg'}`)),
               leaseEnds - Date.now(),
             ).catch((err: unknown) => {
               deps.logger.warn({ err, imageId: row.id }, 'uploading a checked image to fal storage failed; it goes when a run needs it');
@@ -350,7 +364,8 @@ async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview
     const falUrl = stored.also ?? null;
     return await verdict({ status: ImageStatus.READY, ...stored.stored, falUrl, falUploadedAt: falUrl ? new Date() : null });
   } catch (error) {
-    await release(deps.db, row.id, row.leaseUntil).catch(() => undefined);
+    // An upload given up on may still run under the lease: not taken back before it ends.
+    await release(deps.db, row.id, row.leaseUntil, upload).catch(() => undefined);
     throw error;
   } finally {
     await work.done();
