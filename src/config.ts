@@ -122,6 +122,8 @@ const schema = z.object({
   MEDIA_FETCH_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(120_000),
   MEDIA_CONCURRENCY: z.coerce.number().int().min(0).max(64).default(2),
   PREVIEW_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /** The niceness of ffmpeg and ffprobe runs (posters, previews, combined videos): 0 is the worker's own priority. */
+  MEDIA_NICE: z.coerce.number().int().min(0).max(19).default(10),
   FFMPEG_PATH: z.string().optional(),
   FFPROBE_PATH: z.string().optional(),
   OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
@@ -219,6 +221,8 @@ export type Config = Readonly<{
     fetchTimeoutMs: number;
     concurrency: number;
     previewConcurrency: number;
+    /** The niceness of ffmpeg and ffprobe runs (MEDIA_NICE). */
+    nice: number;
     ffmpegPath: string | null;
     ffprobePath: string | null;
   };
@@ -389,6 +393,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       fetchTimeoutMs: c.MEDIA_FETCH_TIMEOUT_MS,
       concurrency: c.MEDIA_CONCURRENCY,
       previewConcurrency: c.PREVIEW_CONCURRENCY,
+      nice: c.MEDIA_NICE,
       ffmpegPath: c.FFMPEG_PATH ?? null,
       ffprobePath: c.FFPROBE_PATH ?? null,
     },

@@ -1,9 +1,12 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mediaTools, runFfmpeg, type MediaTools } from '../src/media/ffmpeg.ts';
+import { createMediaService } from '../src/media/service.ts';
 import { ToolProcess } from '../src/media/tool-process.ts';
+import { createLogger } from '../src/logger.ts';
+import { testConfig } from './helpers/app.ts';
 
 let tools: MediaTools;
 const helper = new ToolProcess();
@@ -104,6 +107,25 @@ describe('ToolProcess: ffmpeg and ffprobe started from a helper process', () => 
     own.close();
     await expect.poll(() => alive(pid), { timeout: 5_000 }).toBe(false);
     expect(await parentOfRun(own)).toBe(process.pid);
+  });
+});
+
+describe('the priority of media runs', () => {
+  it('runs every ffmpeg and ffprobe of the media service at MEDIA_NICE (10 by default), from the helper or, with it down, from this process', async () => {
+    const own = getPriority();
+    // The niceness of the shell itself, read once the parent has had time to set it.
+    const niceOfRun = async (run: NonNullable<MediaTools['run']>) =>
+      Number((await run('/bin/sh', ['-c', 'sleep 0.2; cut -d " " -f 19 /proc/$$/stat'], { captureStdout: true })).stdout.toString().trim());
+    for (const [env, nice] of [[{}, 10], [{ MEDIA_NICE: '3' }, 3], [{ MEDIA_NICE: '0' }, 0]] as const) {
+      const config = testConfig(env);
+      const media = createMediaService(config, createLogger(config));
+      const { run } = await media.tools();
+      if (!run) throw new Error('the media service runs its tools through the helper');
+      expect(await niceOfRun(run), JSON.stringify(env)).toBe(Math.max(own, nice));
+      media.close();
+      expect(await niceOfRun(run), `${JSON.stringify(env)}, helper closed`).toBe(Math.max(own, nice));
+    }
+    expect(() => testConfig({ MEDIA_NICE: '20' })).toThrow(/MEDIA_NICE/);
   });
 });
 

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { MediaError, type MediaErrorCode } from './errors.ts';
 import { mediaTools, type MediaTools } from './tools.ts';
@@ -14,6 +15,11 @@ export interface RunOptions {
   captureStdout?: boolean | undefined;
   /** Beyond this much stdout the process is killed (default 256 MB). */
   maxStdoutBytes?: number | undefined;
+  /**
+   * The niceness the program runs at (0-19; MEDIA_NICE): renders give way to the API, the
+   * workers' tracking and PostgreSQL on a shared machine, and use what is left.
+   */
+  nice?: number | undefined;
 }
 
 export interface RunResult {
@@ -27,12 +33,20 @@ const STDERR_KEEP = 16 * 1024;
 
 /** Runs a binary with a timeout; a non-zero exit becomes a MediaError carrying stderr's tail. */
 export function runTool(binary: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-  const { timeoutMs = 120_000, signal, cwd, captureStdout = false, maxStdoutBytes = 256 * 1024 * 1024 } = options;
+  const { timeoutMs = 120_000, signal, cwd, captureStdout = false, maxStdoutBytes = 256 * 1024 * 1024, nice = 0 } = options;
   const name = path.basename(binary);
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new MediaError('MEDIA_ABORTED', `${name} was not started: aborted.`));
     const started = performance.now();
     const child = spawn(binary, args, { cwd, stdio: ['ignore', captureStdout ? 'pipe' : 'ignore', 'pipe'] });
+    // Lowering a child's priority needs no privilege; a system that refuses it runs it as is.
+    if (nice > 0 && child.pid !== undefined) {
+      try {
+        os.setPriority(child.pid, nice);
+      } catch {
+        /* runs at the parent's priority */
+      }
+    }
     const chunks: Buffer[] = [];
     let stdoutBytes = 0;
     let stderr = '';

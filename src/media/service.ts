@@ -70,7 +70,11 @@ export function createMediaService(config: Config, logger: Logger): MediaService
   let frameTools: Promise<MediaTools> | null = null;
   // ffmpeg and ffprobe start from a small helper process, off this one's event loop.
   const helper = new ToolProcess();
-  const viaHelper = (found: MediaTools): MediaTools => ({ ...found, run: helper.run });
+  // Every run at MEDIA_NICE, in the helper or (should it be down) from here.
+  const viaHelper = (found: MediaTools): MediaTools => ({
+    ...found,
+    run: (binary, args, options = {}) => helper.run(binary, args, { nice: media.nice, ...options }),
+  });
   const policy = {
     allowPrivateNetwork: media.allowPrivateNetwork,
     maxBytes: media.maxBytes,

@@ -25,9 +25,9 @@ export class ToolProcess {
   run = (binary: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> => {
     const child = this.closed || this.failures >= MAX_FAILURES ? null : this.helper();
     if (!child) return runTool(binary, args, options);
-    const { signal, timeoutMs, cwd, captureStdout, maxStdoutBytes } = options;
+    const { signal, timeoutMs, cwd, captureStdout, maxStdoutBytes, nice } = options;
     // Only what runTool reads: callers pass their own options along (runFfmpeg's `tools`).
-    const sent = { timeoutMs, cwd, captureStdout, maxStdoutBytes };
+    const sent = { timeoutMs, cwd, captureStdout, maxStdoutBytes, nice };
     if (signal?.aborted) return Promise.reject(new MediaError('MEDIA_ABORTED', `${binary} was not started: aborted.`));
     const id = this.nextId++;
     return new Promise<RunResult>((resolve, reject) => {
