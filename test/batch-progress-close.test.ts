@@ -31,6 +31,8 @@ const noQueue = () => ({ ...segue, generationJobs: { enqueue: async () => undefi
 async function batchOf(n: number) {
   const account = await createTestAccount(segue);
   const { batch, transitions } = await createAndGenerate(noQueue(), account.id, { transitions: transitionInputs(n) });
+  // The app's own publisher has this batch pending: its flush goes out now, before the test listens.
+  await segue.events.flush();
   const messages: BatchProgress[] = [];
   const id = await segue.pubsub.subscribe(segue.topics.batch(account.id, batch!.id), (m: Message) => {
     if (m.kind === 'batch') messages.push(m);

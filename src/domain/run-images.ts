@@ -311,7 +311,10 @@ async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview
       where: { id: row.id },
       data: { key: null, contentType: null, width: null, height: null, bytes: null, errorCode: null, errorMessage: null, ...data, checkedAt: new Date(), leaseUntil: null },
     });
-  const work = await deps.media.workdir('image-check');
+  const work = await deps.media.workdir('image-check').catch(async (error: unknown) => {
+    await release(deps.db, row.id, row.leaseUntil).catch(() => undefined);
+    throw error;
+  });
   // The fal upload started during the check, if one was.
   let upload: Promise<string> | null = null;
   try {

@@ -63,10 +63,12 @@ export class EventPublisher implements ChangeListener {
       this.pendingBatches.clear();
       try {
         const ids = [...batches.keys()];
-        const counts = await batchCounts(this.deps.db, ids);
         const read = (ids: string[]) =>
           this.deps.db.batch.findMany({ where: { id: { in: ids } }, select: { id: true, accountId: true, completedAt: true } });
+        // The batches before their counts: a completedAt read first goes with counts that show the
+        // batch ended (a subscriber's batchProgress ends at the first message with one).
         const rows = await read(ids);
+        const counts = await batchCounts(this.deps.db, ids);
         // Closed once: a batch already closed is not closed again at every later change (its
         // posters), only one that has just ended.
         const ended = rows.filter((b) => {

@@ -39,10 +39,11 @@ export function runTool(binary: string, args: readonly string[], options: RunOpt
     if (signal?.aborted) return reject(new MediaError('MEDIA_ABORTED', `${name} was not started: aborted.`));
     const started = performance.now();
     const child = spawn(binary, args, { cwd, stdio: ['ignore', captureStdout ? 'pipe' : 'ignore', 'pipe'] });
-    // Lowering a child's priority needs no privilege; a system that refuses it runs it as is.
+    // Only ever lowered (a niceness is absolute, and a privileged worker could raise it); that
+    // needs no privilege, and a system that refuses it runs the program as is.
     if (nice > 0 && child.pid !== undefined) {
       try {
-        os.setPriority(child.pid, nice);
+        if (os.getPriority(child.pid) < nice) os.setPriority(child.pid, nice);
       } catch {
         /* runs at the parent's priority */
       }

@@ -73,7 +73,7 @@ export function createMediaService(config: Config, logger: Logger): MediaService
   // Every run at MEDIA_NICE, in the helper or (should it be down) from here.
   const viaHelper = (found: MediaTools): MediaTools => ({
     ...found,
-    run: (binary, args, options = {}) => helper.run(binary, args, { nice: media.nice, ...options }),
+    run: (binary, args, options = {}) => helper.run(binary, args, { ...options, nice: options.nice ?? media.nice }),
   });
   const policy = {
     allowPrivateNetwork: media.allowPrivateNetwork,
