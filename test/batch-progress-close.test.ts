@@ -1,4 +1,6 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeFinishedBatches } from '../src/domain/batches.ts';
 import type { Db } from '../src/db.ts';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import type { BatchProgress, Message } from '../src/events/messages.ts';
@@ -40,13 +42,14 @@ async function batchOf(n: number) {
   return { batch: batch!, transitions, messages, stop: () => segue.pubsub.unsubscribe(id) };
 }
 
-/** The database, counting the raw statements run through it (closing a batch is one). */
+/** The database, counting the raw statements (the counts) and the transactions (the closes) run through it. */
 function counting(onFindMany?: () => Promise<unknown>) {
-  const counted = { raw: 0 };
+  const counted = { raw: 0, closes: 0 };
   let first = true;
   const db = new Proxy(segue.db, {
     get(target, key) {
       if (key === '$queryRaw') return (...args: Parameters<Db['$queryRaw']>) => ((counted.raw += 1), target.$queryRaw(...args));
+      if (key === '$transaction') return (...args: [never]) => ((counted.closes += 1), target.$transaction(...args));
       if (key === 'batch' && onFindMany) {
         return {
           findMany: async (args: Parameters<Db['batch']['findMany']>[0]) => {
@@ -84,7 +87,7 @@ describe('batch progress and the closing of a batch', () => {
       await publisher.flush();
       await until(() => messages.length >= 1, { what: 'progress while it runs' });
       expect(messages[0]).toMatchObject({ status: 'QUEUED', completedAt: null });
-      expect(counted.raw).toBe(1); // the count; nothing to close
+      expect(counted).toEqual({ raw: 1, closes: 0 }); // the count; nothing to close
 
       await publisher.transitionsChanged(await complete(transitions));
       await publisher.flush();
@@ -93,14 +96,14 @@ describe('batch progress and the closing of a batch', () => {
       expect(stored.completedAt).toBeInstanceOf(Date);
       expect(messages[1]).toMatchObject({ status: 'COMPLETED' });
       expect(new Date(messages[1]!.completedAt!)).toEqual(stored.completedAt);
-      expect(counted.raw).toBe(3); // the count, and the close
+      expect(counted).toEqual({ raw: 2, closes: 1 }); // the count, and the close
 
       // A later change (a poster): progress again, no second close.
       await publisher.transitionsChanged(transitions.slice(0, 1));
       await publisher.flush();
       await until(() => messages.length >= 3, { what: 'progress after the end' });
       expect(new Date(messages[2]!.completedAt!)).toEqual(stored.completedAt);
-      expect(counted.raw).toBe(4); // the count only
+      expect(counted).toEqual({ raw: 3, closes: 1 }); // the count only
       expect((await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt).toEqual(stored.completedAt);
     } finally {
       await publisher.close();
@@ -125,5 +128,35 @@ describe('batch progress and the closing of a batch', () => {
       await publisher.close();
       stop();
     }
+  });
+
+  it('leaves open a batch that a retry reopens while it is being closed (the close waits for the retry, then reads its item)', async () => {
+    const { batch, transitions, stop } = await batchOf(2);
+    stop();
+    await segue.sql.query(`UPDATE "Transition" SET "status" = 'FAILED', "version" = "version" + 1 WHERE "id" = ANY($1::uuid[])`, [transitions.map((t) => t.id)]);
+    await segue.sql.query(`UPDATE "BatchItem" SET "status" = 'FAILED' WHERE "batchId" = $1::uuid`, [batch.id]);
+    // A retry as retryTransition makes it, in a transaction of its own held open: the item
+    // queued again, then the batch reopened.
+    const retry = new pg.Client({ connectionString: segue.config.databaseUrl });
+    await retry.connect();
+    try {
+      await retry.query('BEGIN');
+      await retry.query(`UPDATE "Transition" SET "status" = 'QUEUED', "run" = "run" + 1, "version" = "version" + 1 WHERE "id" = $1::uuid`, [transitions[0]!.id]);
+      await retry.query(`UPDATE "BatchItem" SET "status" = 'QUEUED' WHERE "batchId" = $1::uuid AND "transitionId" = $2::uuid`, [batch.id, transitions[0]!.id]);
+      await retry.query(`UPDATE "Batch" SET "completedAt" = NULL WHERE "id" = $1::uuid`, [batch.id]);
+      // Every item ended, as far as anyone else sees: the close goes ahead, and waits on the batch row.
+      const closing = closeFinishedBatches(segue.db, [batch.id]);
+      await until(
+        async () =>
+          (await segue.sql.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%"Batch" b%'`, [])).some((r) => Number(r.n) > 0),
+        { what: 'the close to wait for the retry' },
+      );
+      await retry.query('COMMIT');
+      expect(await closing).toEqual([]);
+    } finally {
+      await retry.query('ROLLBACK').catch(() => undefined);
+      await retry.end();
+    }
+    expect((await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt).toBeNull();
   });
 });

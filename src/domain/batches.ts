@@ -95,16 +95,29 @@ export async function queueInBatch(
  * changes committed, in a statement of its own: inside a change's statement, two items finishing
  * at once would each see the other as still running (same snapshot) and neither would close the
  * batch. Returns the batches it closed, with the completedAt each got.
+ *
+ * The batches are locked first (in id order, so two closers cannot deadlock), and the close reads
+ * their items in a statement after that: a retry reopening one of them commits before the read
+ * (its transaction holds the batch row), so its item is seen QUEUED. In one statement the item
+ * would be read from the snapshot before the wait, and the batch closed over a queued item.
  */
 export async function closeFinishedBatches(db: Db, batchIds: readonly string[] | 'all-open'): Promise<Array<{ id: string; completedAt: Date }>> {
   if (batchIds !== 'all-open' && batchIds.length === 0) return [];
   const which = batchIds === 'all-open' ? Prisma.empty : Prisma.sql`AND b."id" = ANY(${[...batchIds]}::uuid[])`;
-  return db.$queryRaw<Array<{ id: string; completedAt: Date }>>`
-    UPDATE "Batch" b SET "completedAt" = (now() AT TIME ZONE 'UTC')
-    WHERE b."completedAt" IS NULL ${which}
-      AND EXISTS (SELECT 1 FROM "BatchItem" i WHERE i."batchId" = b."id")
-      AND NOT EXISTS (
-        SELECT 1 FROM "BatchItem" i JOIN "Transition" t ON t."id" = i."transitionId"
-        WHERE i."batchId" = b."id" AND ${ITEM_STATUS} <> ALL(${[...TERMINAL]}::"TransitionStatus"[]))
-    RETURNING b."id", b."completedAt"`;
+  const ended = Prisma.sql`
+    b."completedAt" IS NULL
+    AND EXISTS (SELECT 1 FROM "BatchItem" i WHERE i."batchId" = b."id")
+    AND NOT EXISTS (
+      SELECT 1 FROM "BatchItem" i JOIN "Transition" t ON t."id" = i."transitionId"
+      WHERE i."batchId" = b."id" AND ${ITEM_STATUS} <> ALL(${[...TERMINAL]}::"TransitionStatus"[]))`;
+  return db.$transaction(async (tx) => {
+    // Only the batches that look ended are locked; the close checks them again after the wait.
+    const candidates = await tx.$queryRaw<Array<{ id: string }>>`
+      SELECT b."id" FROM "Batch" b WHERE ${ended} ${which} ORDER BY b."id" FOR UPDATE`;
+    if (candidates.length === 0) return [];
+    return tx.$queryRaw<Array<{ id: string; completedAt: Date }>>`
+      UPDATE "Batch" b SET "completedAt" = (now() AT TIME ZONE 'UTC')
+      WHERE ${ended} AND b."id" = ANY(${candidates.map((b) => b.id)}::uuid[])
+      RETURNING b."id", b."completedAt"`;
+  });
 }
