@@ -130,6 +130,26 @@ describe('batch progress and the closing of a batch', () => {
     }
   });
 
+  it('sends the progress of a flush that failed (the database away) again a moment later, with its completedAt', async () => {
+    const { batch, transitions, messages, stop } = await batchOf(2);
+    const { db } = counting(async () => {
+      throw new Error('the database is away');
+    });
+    const publisher = publisherOn(db);
+    try {
+      await publisher.transitionsChanged(await complete(transitions));
+      await publisher.flush();
+      expect(messages).toHaveLength(0);
+      await until(() => messages.length >= 1, { what: 'the progress sent again' });
+      const stored = await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
+      expect(messages[0]).toMatchObject({ status: 'COMPLETED' });
+      expect(new Date(messages[0]!.completedAt!)).toEqual(stored.completedAt);
+    } finally {
+      await publisher.close();
+      stop();
+    }
+  });
+
   it('leaves open a batch that a retry reopens while it is being closed (the close waits for the retry, then reads its item)', async () => {
     const { batch, transitions, stop } = await batchOf(2);
     stop();
@@ -139,23 +159,27 @@ describe('batch progress and the closing of a batch', () => {
     // queued again, then the batch reopened.
     const retry = new pg.Client({ connectionString: segue.config.databaseUrl });
     await retry.connect();
+    let closing: ReturnType<typeof closeFinishedBatches> | undefined;
     try {
       await retry.query('BEGIN');
       await retry.query(`UPDATE "Transition" SET "status" = 'QUEUED', "run" = "run" + 1, "version" = "version" + 1 WHERE "id" = $1::uuid`, [transitions[0]!.id]);
       await retry.query(`UPDATE "BatchItem" SET "status" = 'QUEUED' WHERE "batchId" = $1::uuid AND "transitionId" = $2::uuid`, [batch.id, transitions[0]!.id]);
       await retry.query(`UPDATE "Batch" SET "completedAt" = NULL WHERE "id" = $1::uuid`, [batch.id]);
+      const pid = Number((await retry.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
       // Every item ended, as far as anyone else sees: the close goes ahead, and waits on the batch row.
-      const closing = closeFinishedBatches(segue.db, [batch.id]);
-      await until(
+      closing = closeFinishedBatches(segue.db, [batch.id]);
+      const blocked = until(
         async () =>
-          (await segue.sql.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%"Batch" b%'`, [])).some((r) => Number(r.n) > 0),
+          (await segue.sql.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, [pid]))[0]!.n !== '0',
         { what: 'the close to wait for the retry' },
       );
+      await Promise.race([blocked, closing.then(() => Promise.reject(new Error('the close did not wait for the retry')))]);
       await retry.query('COMMIT');
       expect(await closing).toEqual([]);
     } finally {
       await retry.query('ROLLBACK').catch(() => undefined);
       await retry.end();
+      await closing?.catch(() => undefined);
     }
     expect((await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt).toBeNull();
   });

@@ -99,8 +99,13 @@ export async function queueInBatch(
  * The batches are locked first (in id order, so two closers cannot deadlock), and the close reads
  * their items in a statement after that: a retry reopening one of them commits before the read
  * (its transaction holds the batch row), so its item is seen QUEUED. In one statement the item
- * would be read from the snapshot before the wait, and the batch closed over a queued item.
+ * would be read from the snapshot before the wait, and the batch closed over a queued item. (This
+ * rests on READ COMMITTED, PostgreSQL's default: each statement its own snapshot.) It costs a
+ * transaction (BEGIN, the lock, the close, COMMIT) where one statement was, once per batch that ends.
  */
+/** Batches one reconciler pass closes at most. */
+const SWEEP_LIMIT = 1_000;
+
 export async function closeFinishedBatches(db: Db, batchIds: readonly string[] | 'all-open'): Promise<Array<{ id: string; completedAt: Date }>> {
   if (batchIds !== 'all-open' && batchIds.length === 0) return [];
   const which = batchIds === 'all-open' ? Prisma.empty : Prisma.sql`AND b."id" = ANY(${[...batchIds]}::uuid[])`;
@@ -110,10 +115,15 @@ export async function closeFinishedBatches(db: Db, batchIds: readonly string[] |
     AND NOT EXISTS (
       SELECT 1 FROM "BatchItem" i JOIN "Transition" t ON t."id" = i."transitionId"
       WHERE i."batchId" = b."id" AND ${ITEM_STATUS} <> ALL(${[...TERMINAL]}::"TransitionStatus"[]))`;
+  // The reconciler's sweep of every open batch takes a bounded set, and skips rows being changed
+  // (a retry reopening one, a closer already at it): its next pass sees them. A flush waits for
+  // them instead: the closer ahead of it may have read before its change committed.
+  const lock =
+    batchIds === 'all-open' ? Prisma.sql`LIMIT ${SWEEP_LIMIT} FOR NO KEY UPDATE SKIP LOCKED` : Prisma.sql`FOR NO KEY UPDATE`;
   return db.$transaction(async (tx) => {
     // Only the batches that look ended are locked; the close checks them again after the wait.
     const candidates = await tx.$queryRaw<Array<{ id: string }>>`
-      SELECT b."id" FROM "Batch" b WHERE ${ended} ${which} ORDER BY b."id" FOR UPDATE`;
+      SELECT b."id" FROM "Batch" b WHERE ${ended} ${which} ORDER BY b."id" ${lock}`;
     if (candidates.length === 0) return [];
     return tx.$queryRaw<Array<{ id: string; completedAt: Date }>>`
       UPDATE "Batch" b SET "completedAt" = (now() AT TIME ZONE 'UTC')

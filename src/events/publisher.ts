@@ -13,6 +13,9 @@ import type { Topics } from './topics.ts';
  * `progressIntervalMs` (a 1,000-item batch would otherwise count its items 3,000 times). The same
  * coalesced pass closes batches whose items have all ended (completedAt).
  */
+/** After a failed flush (the database or Redis away), its batches go again this much later. */
+const RETRY_MS = 1_000;
+
 export class EventPublisher implements ChangeListener {
   private readonly pendingBatches = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
@@ -46,12 +49,12 @@ export class EventPublisher implements ChangeListener {
     }
   }
 
-  private schedule() {
+  private schedule(delayMs = this.progressIntervalMs) {
     if (this.timer || this.pendingBatches.size === 0) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.flush();
-    }, this.progressIntervalMs);
+    }, delayMs);
     this.timer.unref();
   }
 
@@ -101,7 +104,10 @@ export class EventPublisher implements ChangeListener {
           }),
         );
       } catch (err) {
-        this.deps.logger.warn({ err }, 'could not publish batch progress');
+        this.deps.logger.warn({ err }, 'could not publish batch progress; trying again');
+        // Their last progress (a completedAt) may be the one lost: they go again, a moment later.
+        for (const id of batches) this.pendingBatches.add(id);
+        this.schedule(RETRY_MS);
       }
     });
     return this.flushing;
