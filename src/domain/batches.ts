@@ -90,6 +90,9 @@ export async function queueInBatch(
   return rows.sort((a, b) => position.get(a.id)! - position.get(b.id)!);
 }
 
+/** Batches one reconciler pass closes at most. */
+const SWEEP_LIMIT = 1_000;
+
 /**
  * Sets completedAt on the batches among `batchIds` whose items have all ended. Runs after the
  * changes committed, in a statement of its own: inside a change's statement, two items finishing
@@ -103,9 +106,6 @@ export async function queueInBatch(
  * rests on READ COMMITTED, PostgreSQL's default: each statement its own snapshot.) It costs a
  * transaction (BEGIN, the lock, the close, COMMIT) where one statement was, once per batch that ends.
  */
-/** Batches one reconciler pass closes at most. */
-const SWEEP_LIMIT = 1_000;
-
 export async function closeFinishedBatches(db: Db, batchIds: readonly string[] | 'all-open'): Promise<Array<{ id: string; completedAt: Date }>> {
   if (batchIds !== 'all-open' && batchIds.length === 0) return [];
   const which = batchIds === 'all-open' ? Prisma.empty : Prisma.sql`AND b."id" = ANY(${[...batchIds]}::uuid[])`;

@@ -252,6 +252,15 @@ async function release(db: Db, id: string, lease: Date | null, stillRunning: Pro
     }
   }
 }
+/** `work`'s result; should it fail, the lease is let go first (see release). */
+async function orRelease<T>(db: Db, id: string, lease: Date | null, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    await release(db, id, lease).catch(() => undefined);
+    throw error;
+  }
+}
 const RELEASE_ATTEMPTS = 5;
 const RELEASE_RETRY_MS = 100;
 /** An upload made during a check ends this long before the check's lease at the latest. */
@@ -291,11 +300,7 @@ export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: 
     // Stale, or its checker died: check it again, if no other worker just did.
     const lease = await claim(deps.db, row.id, { updatedAt: row.updatedAt });
     if (lease) {
-      const checking = await deps.db.image.update({ where: { id: row.id }, data: { status: ImageStatus.CHECKING } }).catch(async (error: unknown) => {
-        await release(deps.db, row.id, lease).catch(() => undefined);
-        throw error;
-      });
-      return runCheck(deps, checking, target);
+      return runCheck(deps, await orRelease(deps.db, row.id, lease, deps.db.image.update({ where: { id: row.id }, data: { status: ImageStatus.CHECKING } })), target);
     }
     if (Date.now() > deadline) throw new Error(`Timed out waiting for another worker's check of an image URL.`);
     await sleep(POLL_MS);
@@ -311,10 +316,7 @@ async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview
       where: { id: row.id },
       data: { key: null, contentType: null, width: null, height: null, bytes: null, errorCode: null, errorMessage: null, ...data, checkedAt: new Date(), leaseUntil: null },
     });
-  const work = await deps.media.workdir('image-check').catch(async (error: unknown) => {
-    await release(deps.db, row.id, row.leaseUntil).catch(() => undefined);
-    throw error;
-  });
+  const work = await orRelease(deps.db, row.id, row.leaseUntil, deps.media.workdir('image-check'));
   // The fal upload started during the check, if one was.
   let upload: Promise<string> | null = null;
   try {

@@ -7,15 +7,15 @@ import { transitionChange, type BatchProgress, type CombinedChange } from './mes
 import type { PubSub } from './pubsub.ts';
 import type { Topics } from './topics.ts';
 
+/** After a failed flush (the database or Redis away), its batches go again this much later. */
+const RETRY_MS = 1_000;
+
 /**
  * Turns committed changes into messages: one per transition change (its ids, status, version and
  * the columns it wrote), and batch progress per batch, coalesced to one count query per batch per
  * `progressIntervalMs` (a 1,000-item batch would otherwise count its items 3,000 times). The same
  * coalesced pass closes batches whose items have all ended (completedAt).
  */
-/** After a failed flush (the database or Redis away), its batches go again this much later. */
-const RETRY_MS = 1_000;
-
 export class EventPublisher implements ChangeListener {
   private readonly pendingBatches = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
