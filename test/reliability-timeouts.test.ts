@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { until } from './helpers/wait.ts';
 
 /**
  * fal keeps running (and billing) a request that is IN_PROGRESS when it is asked to cancel, so a
@@ -42,6 +43,43 @@ describe('time limits at fal', () => {
     const ledger = await p.app.segue.db.falRequest.findMany({ where: { accountId: account.id } });
     expect(ledger).toHaveLength(4);
     expect(ledger.every((f) => f.state === 'ENDED' && f.outcome === 'OK' && f.cancelReason === 'FAL_TIMEOUT')).toBe(true);
+  });
+
+  it('a request its run gave up on that fal runs to the end after all: its video is taken, and its batch reopens until the copy completes it', { timeout: 60_000 }, async () => {
+    p = await startPipeline({
+      // fal neither stops nor finishes within the grace: the run fails FAL_TIMEOUT, the ledger
+      // keeps following the request, and its video comes 5 s in.
+      emulator: { latencyMs: 5_000, cancelRunning: 'complete' },
+      env: { FAL_TIMEOUT_MS: '1000', FAL_CANCEL_GRACE_MS: '500', RECONCILE_INTERVAL_MS: '300' },
+      inlineWorkers: 1,
+    });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+    const db = p.app.segue.db;
+    const closedFailed = await until(
+      async () => {
+        const [row, b] = await Promise.all([db.transition.findFirst({ where: { batchId: batch!.id } }), db.batch.findUnique({ where: { id: batch!.id } })]);
+        return row?.status === 'FAILED' && b?.completedAt ? { row, batch: b } : null;
+      },
+      { timeoutMs: 20_000, what: 'the run to give up and its batch to close' },
+    );
+    expect(closedFailed.row).toMatchObject({ errorCode: 'FAL_TIMEOUT', attempts: 1 });
+
+    // From the moment the late video is taken the batch is open; a query never shows it closed
+    // over a running item.
+    const seen: Array<{ status: string; closed: boolean }> = [];
+    const row = await until(
+      async () => {
+        const [r, b] = await Promise.all([db.transition.findFirst({ where: { batchId: batch!.id } }), db.batch.findUnique({ where: { id: batch!.id } })]);
+        if (r!.status !== 'FAILED') seen.push({ status: r!.status, closed: Boolean(b!.completedAt) });
+        return r!.status === 'COMPLETED' && b!.completedAt && b!.completedAt >= r!.completedAt! ? r : null;
+      },
+      { timeoutMs: 30_000, intervalMs: 20, what: 'the late video stored and the batch closed again after it' },
+    );
+    expect(seen.filter((s) => s.status === 'IN_PROGRESS' && s.closed)).toEqual([]);
+    expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null, attempts: 1 });
+    expect(row.falVideoUrl).toContain(row.falRequestId!);
+    expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0, succeeded: 1 });
   });
 
   it('a request past FAL_TIMEOUT_MS that fal does stop fails FAL_TIMEOUT, and is not submitted again', { timeout: 60_000 }, async () => {

@@ -284,11 +284,18 @@ export function abandonStaleRequests(sql: Pick<Sql, 'query'>, maxAgeMs: number):
  * after all. The copy into storage follows, as for any result. Null when the row moved on.
  */
 export async function recordLateResult(deps: StateDeps, requestId: string, videoUrl: string): Promise<Transition | null> {
+  // Its batch, closed when the run failed, is open again until the copy completes it (as a retry
+  // reopens it), in the same statement: a query never shows a closed batch with an item running.
   const [row] = await deps.sql.query<Transition>(
-    `UPDATE "Transition" SET "status" = 'IN_PROGRESS', "falVideoUrl" = $2, "errorCode" = NULL, "errorMessage" = NULL,
-       "completedAt" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
-     WHERE "falRequestId" = $1 AND "status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT') AND "falVideoUrl" IS NULL
-     RETURNING *`,
+    `WITH t AS (
+       UPDATE "Transition" SET "status" = 'IN_PROGRESS', "falVideoUrl" = $2, "errorCode" = NULL, "errorMessage" = NULL,
+         "completedAt" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
+       WHERE "falRequestId" = $1 AND "status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT') AND "falVideoUrl" IS NULL
+       RETURNING *
+     ), reopened AS (
+       UPDATE "Batch" b SET "completedAt" = NULL FROM t WHERE b."id" = t."batchId" AND b."completedAt" IS NOT NULL
+     )
+     SELECT * FROM t`,
     [requestId, videoUrl],
   );
   if (row) await announceCommitted(deps, [row], ['status', 'falVideoUrl', 'errorCode', 'errorMessage', 'completedAt', 'version', 'updatedAt']);
