@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkUrlImage, type RunImageDeps } from '../src/domain/run-images.ts';
@@ -6,6 +8,7 @@ import { createSegue, type Segue } from '../src/runtime.ts';
 import { createTestAccount, testConfig } from './helpers/app.ts';
 import { fixtureImages } from './helpers/fixtures.ts';
 import { makeImage } from './helpers/images.ts';
+import { until } from './helpers/wait.ts';
 
 /**
  * A check of a URL image holds a lease on its row (a minute), so that one worker checks it while
@@ -58,5 +61,47 @@ describe('the lease of an image check left behind by a failing database', () => 
       new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('still waiting for the lease after 10 s')), 10_000))),
     ]).finally(() => clearTimeout(timer));
     expect(checked).toMatchObject({ status: 'READY', width: 640, height: 360, leaseUntil: null });
+  });
+});
+
+describe('a check that outlives its lease', () => {
+  it('leaves the lease of the worker that took the row over: its verdict serves its own run, the row stays with the other check', { timeout: 30_000 }, async () => {
+    const account = await createTestAccount(segue);
+    const png = await makeImage({ width: 640, height: 360, color: '#a040e0' });
+    // Each fetch of the image is held until the test lets it go: a slow server.
+    const held: Array<() => void> = [];
+    const server = createServer((_req, res) => {
+      held.push(() => {
+        if (!res.headersSent) res.writeHead(200, { 'content-type': 'image/png', 'content-length': png.length }).end(png);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/slow-${randomBytes(4).toString('hex')}.png`;
+    try {
+      const first = checkUrlImage(deps, account.id, url, 'preview');
+      await until(() => held.length === 1, { what: 'the first check fetching' });
+      // Its minute runs out while it still fetches (as a worker stalled that long would see)...
+      const key = { accountId_sourceUrl: { accountId: account.id, sourceUrl: url } };
+      const { id } = await segue.db.image.findUniqueOrThrow({ where: key });
+      await segue.db.$executeRaw`UPDATE "Image" SET "leaseUntil" = now() - interval '1 second' WHERE "id" = ${id}::uuid`;
+      // ...and another worker takes the row over and checks it again.
+      const second = checkUrlImage(deps, account.id, url, 'preview');
+      await until(() => held.length === 2, { what: 'the second check fetching' });
+      const takenOver = await segue.db.image.findUniqueOrThrow({ where: key });
+      expect(takenOver.leaseUntil!.getTime()).toBeGreaterThan(Date.now() + 30_000);
+
+      held[0]!();
+      expect(await first).toMatchObject({ status: 'READY', width: 640, height: 360 });
+      // The late verdict did not clear the second check's lease.
+      expect(await segue.db.image.findUniqueOrThrow({ where: key })).toMatchObject({ status: 'CHECKING', leaseUntil: takenOver.leaseUntil });
+
+      held[1]!();
+      expect(await second).toMatchObject({ status: 'READY', width: 640, height: 360, leaseUntil: null });
+      expect(await segue.db.image.findUniqueOrThrow({ where: key })).toMatchObject({ status: 'READY', leaseUntil: null });
+    } finally {
+      for (const send of held) send();
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });

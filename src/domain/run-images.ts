@@ -179,7 +179,9 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string
           const file = await deps.media.localCopy(row.key!, work.dir);
           const extension = row.contentType === 'image/png' ? 'png' : 'jpg';
           const falUrl = await deps.falUploader().upload(file, row.contentType ?? 'image/jpeg', `${row.id}.${extension}`);
-          await deps.db.image.update({ where: { id: row.id }, data: { falUrl, falUploadedAt: new Date(), leaseUntil: null } });
+          // Under this upload's own lease only: one that outlived it leaves the row to the worker
+          // that took it over (uploading too); this URL still serves this run.
+          await deps.db.image.updateMany({ where: { id: row.id, leaseUntil: lease }, data: { falUrl, falUploadedAt: new Date(), leaseUntil: null } });
           deps.logger.debug({ imageId: row.id }, 'image uploaded to fal storage');
           return falUrl;
         } finally {
@@ -311,11 +313,14 @@ export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: 
 async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview'): Promise<Image> {
   const url = row.sourceUrl!;
   const { media, images } = deps.config;
-  const verdict = (data: Partial<Image>) =>
-    deps.db.image.update({
-      where: { id: row.id },
-      data: { key: null, contentType: null, width: null, height: null, bytes: null, errorCode: null, errorMessage: null, ...data, checkedAt: new Date(), leaseUntil: null },
-    });
+  const verdict = async (data: Partial<Image>): Promise<Image> => {
+    const fields = { key: null, contentType: null, width: null, height: null, bytes: null, errorCode: null, errorMessage: null, ...data, checkedAt: new Date(), leaseUntil: null };
+    // Under this check's own lease only: a check that outlived it (another worker took the row
+    // over and checks it again) must not clear that worker's lease, which would let a third one
+    // in. Its verdict still serves the run it was made for.
+    const [written] = await deps.db.image.updateManyAndReturn({ where: { id: row.id, leaseUntil: row.leaseUntil }, data: fields });
+    return written ?? { ...row, ...fields };
+  };
   const work = await orRelease(deps.db, row.id, row.leaseUntil, deps.media.workdir('image-check'));
   // The fal upload started during the check, if one was.
   let upload: Promise<string> | null = null;
