@@ -83,7 +83,7 @@ describe('a check that outlives its lease', () => {
       // Its minute runs out while it still fetches (as a worker stalled that long would see)...
       const key = { accountId_sourceUrl: { accountId: account.id, sourceUrl: url } };
       const { id } = await segue.db.image.findUniqueOrThrow({ where: key });
-      await segue.db.$executeRaw`UPDATE "Image" SET "leaseUntil" = now() - interval '1 second' WHERE "id" = ${id}::uuid`;
+      await segue.db.$executeRaw`UPDATE "Image" SET "leaseUntil" = (now() AT TIME ZONE 'UTC') - interval '1 second' WHERE "id" = ${id}::uuid`;
       // ...and another worker takes the row over and checks it again.
       const second = checkUrlImage(deps, account.id, url, 'preview');
       await until(() => held.length === 2, { what: 'the second check fetching' });

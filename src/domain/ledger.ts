@@ -293,7 +293,9 @@ export async function recordLateResult(deps: StateDeps, requestId: string, video
        WHERE "falRequestId" = $1 AND "status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT') AND "falVideoUrl" IS NULL
        RETURNING *
      ), reopened AS (
-       UPDATE "Batch" b SET "completedAt" = NULL FROM t WHERE b."id" = t."batchId" AND b."completedAt" IS NOT NULL
+       -- Written (and so locked) even when it looks open: a close under way waits for this
+       -- statement, or this one for it and then reopens what it closed (as a retry locks it).
+       UPDATE "Batch" b SET "completedAt" = NULL FROM t WHERE b."id" = t."batchId"
      )
      SELECT * FROM t`,
     [requestId, videoUrl],

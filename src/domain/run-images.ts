@@ -119,6 +119,9 @@ class VerdictCache {
 
 const verdicts = new VerdictCache();
 
+/** Verdicts a check made after its lease was taken over, written nowhere: never cached. */
+const notWritten = new WeakSet<Image>();
+
 /**
  * The checks and fal uploads this process has under way, by account and URL and by image id: the
  * jobs of a batch that start together and share an image wait on the one promise, learning the
@@ -145,7 +148,7 @@ async function reachable(deps: RunImageDeps, image: Image, target: 'fal' | 'prev
     return { url: await imageReadUrl(deps, image.key, SUBMIT_URL_TTL_SECONDS), key: image.key };
   }
   const falUrl = await once(uploading, image.id, () => uploadToFalOnce(deps, image));
-  if (image.sourceUrl && image.falUrl !== falUrl) verdicts.remember({ ...image, falUrl, falUploadedAt: new Date() });
+  if (image.sourceUrl && image.falUrl !== falUrl && !notWritten.has(image)) verdicts.remember({ ...image, falUrl, falUploadedAt: new Date() });
   return { url: falUrl, key: image.key };
 }
 
@@ -171,7 +174,12 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string
     if (row.falUrl && fresh(row.falUploadedAt, FAL_URL_TTL_MS)) return row.falUrl;
     // Only while nobody has uploaded it: a worker that read the row before another's upload ended must not upload again.
     const notUploaded = { OR: [{ falUrl: null }, { falUploadedAt: { lt: new Date(Date.now() - FAL_URL_TTL_MS) } }] };
-    const lease = await claim(deps.db, row.id, notUploaded);
+    // Checked again meanwhile by another worker: its verdict is waited for while it runs, and
+    // one that found the image wanting leaves nothing to upload.
+    if (!row.key && row.status !== ImageStatus.CHECKING) {
+      throw new Error(`Image ${row.id} has no stored copy to upload to fal (${row.status}: ${row.errorMessage ?? 'checked again'}).`);
+    }
+    const lease = row.key ? await claim(deps.db, row.id, notUploaded) : null;
     if (lease) {
       try {
         const work = await deps.media.workdir('fal-upload');
@@ -181,8 +189,8 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string
           const falUrl = await deps.falUploader().upload(file, row.contentType ?? 'image/jpeg', `${row.id}.${extension}`);
           // Under this upload's own lease only: one that outlived it leaves the row to the worker
           // that took it over (uploading too); this URL still serves this run.
-          await deps.db.image.updateMany({ where: { id: row.id, leaseUntil: lease }, data: { falUrl, falUploadedAt: new Date(), leaseUntil: null } });
-          deps.logger.debug({ imageId: row.id }, 'image uploaded to fal storage');
+          const { count } = await deps.db.image.updateMany({ where: { id: row.id, leaseUntil: lease }, data: { falUrl, falUploadedAt: new Date(), leaseUntil: null } });
+          deps.logger.debug({ imageId: row.id, recorded: count === 1 }, 'image uploaded to fal storage');
           return falUrl;
         } finally {
           await work.done();
@@ -290,7 +298,7 @@ export async function checkUrlImage(deps: RunImageDeps, accountId: string, url: 
     });
     if (inserted[0]) {
       const checked = await runCheck(deps, inserted[0], target);
-      verdicts.remember(checked);
+      if (!notWritten.has(checked)) verdicts.remember(checked);
       return checked;
     }
     const row = await deps.db.image.findUniqueOrThrow({ where: { accountId_sourceUrl: { accountId, sourceUrl: url } } });
@@ -319,7 +327,14 @@ async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview
     // over and checks it again) must not clear that worker's lease, which would let a third one
     // in. Its verdict still serves the run it was made for.
     const [written] = await deps.db.image.updateManyAndReturn({ where: { id: row.id, leaseUntil: row.leaseUntil }, data: fields });
-    return written ?? { ...row, ...fields };
+    if (written) return written;
+    // The other worker's verdict, once written, is the one everyone reads; until then this one
+    // serves only this run (not kept for others: no query shows it).
+    const now = await deps.db.image.findUniqueOrThrow({ where: { id: row.id } });
+    if (now.status !== ImageStatus.CHECKING) return now;
+    const unwritten: Image = { ...row, ...fields };
+    notWritten.add(unwritten);
+    return unwritten;
   };
   const work = await orRelease(deps.db, row.id, row.leaseUntil, deps.media.workdir('image-check'));
   // The fal upload started during the check, if one was.
