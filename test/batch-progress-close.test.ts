@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeFinishedBatches } from '../src/domain/batches.ts';
+import { recordLateResult } from '../src/domain/ledger.ts';
 import type { Db } from '../src/db.ts';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import type { BatchProgress, Message } from '../src/events/messages.ts';
@@ -180,6 +181,41 @@ describe('batch progress and the closing of a batch', () => {
       await retry.query('ROLLBACK').catch(() => undefined);
       await retry.end();
       await closing?.catch(() => undefined);
+    }
+    expect((await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt).toBeNull();
+  });
+
+  it('reopens a batch that a video fal delivers late lands in while the batch is being closed (the late result waits for the close, then undoes it)', async () => {
+    const { batch, transitions, stop } = await batchOf(1);
+    stop();
+    const requestId = `late-${transitions[0]!.id}`;
+    await segue.sql.query(
+      `UPDATE "Transition" SET "status" = 'FAILED', "errorCode" = 'FAL_TIMEOUT', "falRequestId" = $2, "version" = "version" + 1 WHERE "id" = $1::uuid`,
+      [transitions[0]!.id, requestId],
+    );
+    // A close as closeFinishedBatches makes it, held open: the batch row locked, then closed.
+    const close = new pg.Client({ connectionString: segue.config.databaseUrl });
+    await close.connect();
+    let late: ReturnType<typeof recordLateResult> | undefined;
+    try {
+      await close.query('BEGIN');
+      await close.query(`SELECT "id" FROM "Batch" WHERE "id" = $1::uuid FOR NO KEY UPDATE`, [batch.id]);
+      await close.query(`UPDATE "Batch" SET "completedAt" = (now() AT TIME ZONE 'UTC') WHERE "id" = $1::uuid`, [batch.id]);
+      const pid = Number((await close.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
+      // fal delivers the video now: the batch looks open to it, and it must still wait for the close.
+      late = recordLateResult(segue, requestId, 'https://v3.fal.media/files/late/output.mp4');
+      const blocked = until(
+        async () =>
+          (await segue.sql.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, [pid]))[0]!.n !== '0',
+        { what: 'the late result to wait for the close' },
+      );
+      await Promise.race([blocked, late.then(() => Promise.reject(new Error('the late result did not wait for the close')))]);
+      await close.query('COMMIT');
+      expect(await late).toMatchObject({ status: 'IN_PROGRESS', falVideoUrl: 'https://v3.fal.media/files/late/output.mp4' });
+    } finally {
+      await close.query('ROLLBACK').catch(() => undefined);
+      await close.end();
+      await late?.catch(() => undefined);
     }
     expect((await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt).toBeNull();
   });
