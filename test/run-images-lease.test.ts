@@ -3,7 +3,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkUrlImage, type RunImageDeps } from '../src/domain/run-images.ts';
+import { checkUrlImage, prepareRunImages, type RunImageDeps } from '../src/domain/run-images.ts';
+import type { Transition } from '../src/generated/prisma/client.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
 import { createTestAccount, testConfig } from './helpers/app.ts';
 import { fixtureImages } from './helpers/fixtures.ts';
@@ -83,7 +84,7 @@ describe('a check that outlives its lease', () => {
       // Its minute runs out while it still fetches (as a worker stalled that long would see)...
       const key = { accountId_sourceUrl: { accountId: account.id, sourceUrl: url } };
       const { id } = await segue.db.image.findUniqueOrThrow({ where: key });
-      await segue.db.$executeRaw`UPDATE "Image" SET "leaseUntil" = (now() AT TIME ZONE 'UTC') - interval '1 second' WHERE "id" = ${id}::uuid`;
+      await segue.db.image.update({ where: { id }, data: { leaseUntil: new Date(Date.now() - 1000) } });
       // ...and another worker takes the row over and checks it again.
       const second = checkUrlImage(deps, account.id, url, 'preview');
       await until(() => held.length === 2, { what: 'the second check fetching' });
@@ -94,8 +95,15 @@ describe('a check that outlives its lease', () => {
       expect(await first).toMatchObject({ status: 'READY', width: 640, height: 360 });
       // The late verdict did not clear the second check's lease.
       expect(await segue.db.image.findUniqueOrThrow({ where: key })).toMatchObject({ status: 'CHECKING', leaseUntil: takenOver.leaseUntil });
+      // Nor is it kept for the next runs of this process, which wait for the verdict the row will hold.
+      const transition = { accountId: account.id, frontImageUrl: url, tailImageUrl: url, frontImageId: null, tailImageId: null } as unknown as Transition;
+      let nextDone = false;
+      const next = prepareRunImages(deps, transition, 'preview').finally(() => (nextDone = true));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(nextDone).toBe(false);
 
       held[1]!();
+      expect(await next).toMatchObject({ ok: true });
       expect(await second).toMatchObject({ status: 'READY', width: 640, height: 360, leaseUntil: null });
       expect(await segue.db.image.findUniqueOrThrow({ where: key })).toMatchObject({ status: 'READY', leaseUntil: null });
     } finally {

@@ -129,7 +129,7 @@ const notWritten = new WeakSet<Image>();
  * for other processes).
  */
 const checking = new Map<string, Promise<Image>>();
-const uploading = new Map<string, Promise<string>>();
+const uploading = new Map<string, Promise<{ falUrl: string; recorded: boolean }>>();
 
 function once<V>(inFlight: Map<string, Promise<V>>, key: string, start: () => Promise<V>): Promise<V> {
   let running = inFlight.get(key);
@@ -147,8 +147,9 @@ async function reachable(deps: RunImageDeps, image: Image, target: 'fal' | 'prev
   if (!needsFalStorage(deps.config)) {
     return { url: await imageReadUrl(deps, image.key, SUBMIT_URL_TTL_SECONDS), key: image.key };
   }
-  const falUrl = await once(uploading, image.id, () => uploadToFalOnce(deps, image));
-  if (image.sourceUrl && image.falUrl !== falUrl && !notWritten.has(image)) verdicts.remember({ ...image, falUrl, falUploadedAt: new Date() });
+  const { falUrl, recorded } = await once(uploading, image.id, () => uploadToFalOnce(deps, image));
+  // Kept for the next runs only as the row holds it.
+  if (recorded && image.sourceUrl && image.falUrl !== falUrl && !notWritten.has(image)) verdicts.remember({ ...image, falUrl, falUploadedAt: new Date() });
   return { url: falUrl, key: image.key };
 }
 
@@ -167,19 +168,29 @@ export function storageIsPublic(config: Config): boolean {
 
 const fresh = (at: Date | null, ttlMs: number) => at !== null && Date.now() - at.getTime() < ttlMs;
 
-/** The image's fal URL, uploading it first when no worker has yet (one upload across processes). */
-async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string> {
+/**
+ * The image's fal URL, uploading it first when no worker has yet (one upload across processes),
+ * and whether the row holds it (an upload that outlived its lease leaves the row to another).
+ */
+async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<{ falUrl: string; recorded: boolean }> {
   const deadline = Date.now() + LEASE_MS * 2;
   for (let row = image; ; ) {
-    if (row.falUrl && fresh(row.falUploadedAt, FAL_URL_TTL_MS)) return row.falUrl;
-    // Only while nobody has uploaded it: a worker that read the row before another's upload ended must not upload again.
-    const notUploaded = { OR: [{ falUrl: null }, { falUploadedAt: { lt: new Date(Date.now() - FAL_URL_TTL_MS) } }] };
-    // Checked again meanwhile by another worker: its verdict is waited for while it runs, and
-    // one that found the image wanting leaves nothing to upload.
-    if (!row.key && row.status !== ImageStatus.CHECKING) {
-      throw new Error(`Image ${row.id} has no stored copy to upload to fal (${row.status}: ${row.errorMessage ?? 'checked again'}).`);
+    if (row.falUrl && fresh(row.falUploadedAt, FAL_URL_TTL_MS)) return { falUrl: row.falUrl, recorded: row !== image || !notWritten.has(image) };
+    // Checked again meanwhile by another worker: its verdict is waited for while the check runs.
+    // A check that found the image wanting, or that died or failed, leaves nothing to upload:
+    // the run's next try checks the URL again.
+    const checking = row.status === ImageStatus.CHECKING;
+    if (checking ? !(row.leaseUntil && row.leaseUntil.getTime() > Date.now()) : !row.key) {
+      throw new Error(`Image ${row.id} has no stored copy to upload to fal (${row.status}: ${row.errorMessage ?? 'its check did not end'}).`);
     }
-    const lease = row.key ? await claim(deps.db, row.id, notUploaded) : null;
+    // Only while nobody has uploaded it (a worker that read the row before another's upload
+    // ended must not upload again), and only the file the row names, with no check running.
+    const uploadable = {
+      status: { not: ImageStatus.CHECKING },
+      key: row.key,
+      OR: [{ falUrl: null }, { falUploadedAt: { lt: new Date(Date.now() - FAL_URL_TTL_MS) } }],
+    };
+    const lease = checking ? null : await claim(deps.db, row.id, uploadable);
     if (lease) {
       try {
         const work = await deps.media.workdir('fal-upload');
@@ -191,7 +202,7 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<string
           // that took it over (uploading too); this URL still serves this run.
           const { count } = await deps.db.image.updateMany({ where: { id: row.id, leaseUntil: lease }, data: { falUrl, falUploadedAt: new Date(), leaseUntil: null } });
           deps.logger.debug({ imageId: row.id, recorded: count === 1 }, 'image uploaded to fal storage');
-          return falUrl;
+          return { falUrl, recorded: count === 1 };
         } finally {
           await work.done();
         }
