@@ -45,13 +45,17 @@ describe('time limits at fal', () => {
     expect(ledger.every((f) => f.state === 'ENDED' && f.outcome === 'OK' && f.cancelReason === 'FAL_TIMEOUT')).toBe(true);
   });
 
-  it('a request its run gave up on that fal runs to the end after all: its video is taken, and its batch reopens until the copy completes it', { timeout: 60_000 }, async () => {
+  it.each([
+    ['without webhooks (the ledger follows it; the first read of its result fails)', false],
+    ['with webhooks (fal’s webhook brings it)', true],
+  ])('a request its run gave up on that fal runs to the end after all, %s: its video is taken, and its batch reopens until the copy completes it', { timeout: 60_000 }, async (_how, webhooks) => {
     p = await startPipeline({
       // fal neither stops nor finishes within the grace: the run fails FAL_TIMEOUT, the ledger
       // keeps following the request, and its video comes 5 s in.
       emulator: { latencyMs: 5_000, cancelRunning: 'complete' },
       env: { FAL_TIMEOUT_MS: '1000', FAL_CANCEL_GRACE_MS: '500', RECONCILE_INTERVAL_MS: '300' },
       inlineWorkers: 1,
+      webhooks,
     });
     const account = await p.account();
     const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
@@ -71,6 +75,8 @@ describe('time limits at fal', () => {
       { timeoutMs: 20_000, what: 'the run to give up and its batch to close' },
     );
     expect(failed.errorCode).toBe('FAL_TIMEOUT');
+    // A read of the late result that fails is only the read's: the request is followed on.
+    if (!webhooks) p.emulator.inject({ on: 'result', malformed: true, times: 1 });
 
     // From the moment the late video is taken the batch is open; a query never shows it closed
     // over a running item.
@@ -88,6 +94,8 @@ describe('time limits at fal', () => {
     expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null, attempts: 1 });
     expect(row.falVideoUrl).toContain(row.falRequestId!);
     expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0, succeeded: 1 });
+    const [ledger] = await db.falRequest.findMany({ where: { requestId: row.falRequestId! } });
+    expect(ledger).toMatchObject({ state: 'ENDED', outcome: 'OK', cancelReason: 'FAL_TIMEOUT' });
   });
 
   it('a request past FAL_TIMEOUT_MS that fal does stop fails FAL_TIMEOUT, and is not submitted again', { timeout: 60_000 }, async () => {

@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { isProviderError, type RequestState, type VideoProvider } from '../providers/provider.ts';
-import { markEnded, noteCancelRequested, recordLateResult, type RequestOutcome } from './ledger.ts';
+import type { Transition } from '../generated/prisma/client.ts';
+import { GAVE_UP, markEnded, noteCancelRequested, recordLateResult, type RequestOutcome } from './ledger.ts';
 import type { StateDeps } from './state-machine.ts';
 
 /**
@@ -45,8 +46,10 @@ export async function checkEnded(deps: FollowDeps, requestId: string, canceled: 
   try {
     const state = await deps.provider.status(requestId);
     if (state.state !== 'COMPLETED') return false;
+    // A late video is taken before the request is marked ended: should that fail, the request
+    // stays open and the next pass tries again. Ended first, a paid video was left behind.
+    if (!state.failed && !(await deliverLate(deps, requestId, log))) return false;
     await markEnded(deps, requestId, outcomeOf(state, canceled));
-    if (!state.failed) await deliverLate(deps, requestId, log);
     await deps.provider.forget?.(requestId).catch(() => undefined);
     return true;
   } catch (err) {
@@ -77,24 +80,30 @@ export async function followToEnd(deps: FollowDeps, requestId: string, until: nu
 /**
  * A request its run gave up on (it overran a time limit and fal had not ended it within
  * FAL_CANCEL_GRACE_MS) that fal ran to the end after all: the video is paid for, so the run takes
- * it (see ledger.recordLateResult) and the copy queue stores it.
+ * it (see ledger.recordLateResult) and the copy queue stores it. False when the result could not
+ * be read or recorded (tried again later).
  */
-async function deliverLate(deps: FollowDeps, requestId: string, log: Logger) {
-  const [late] = await deps.sql.query<{ id: string; run: number }>(
-    `SELECT "id", "run" FROM "Transition"
-     WHERE "falRequestId" = $1 AND "status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT') AND "falVideoUrl" IS NULL`,
-    [requestId],
-  );
-  if (!late) return;
+async function deliverLate(deps: FollowDeps, requestId: string, log: Logger): Promise<boolean> {
+  const [late] = await deps.sql.query<{ id: string }>(`SELECT "id" FROM "Transition" WHERE "falRequestId" = $1 AND ${GAVE_UP}`, [requestId]);
+  if (!late) return true;
+  let row: Transition | null;
   try {
     const result = await deps.provider.result(requestId);
-    const row = await recordLateResult(deps, requestId, result.videoUrl);
-    if (!row) return;
-    log.info({ transitionId: row.id, falRequestId: requestId }, 'fal delivered a request its run had given up on; storing its video');
-    await deps.copyJobs.add({ transitionId: row.id, run: row.run });
+    row = await recordLateResult(deps, requestId, result.videoUrl);
   } catch (err) {
-    log.warn({ err, falRequestId: requestId }, 'could not take the late result of a request');
+    // fal no longer has the result (it keeps them about an hour): nothing is left to take.
+    if (isProviderError(err) && err.requestOver) return true;
+    log.warn({ err, falRequestId: requestId }, 'could not take the late result of a request; trying again later');
+    return false;
   }
+  if (row) await copyLateResult(deps, row, log);
+  return true;
+}
+
+/** Queues the copy of a late video into storage; should that fail, the reconciler queues it (its row waits with the video URL). */
+export async function copyLateResult(deps: Pick<FollowDeps, 'copyJobs'>, row: Pick<Transition, 'id' | 'run' | 'falRequestId'>, log: Logger) {
+  log.info({ transitionId: row.id, falRequestId: row.falRequestId }, 'fal delivered a request its run had given up on; storing its video');
+  await deps.copyJobs.add({ transitionId: row.id, run: row.run }).catch((err: unknown) => log.warn({ err, transitionId: row.id }, 'could not queue the copy of a late video; the reconciler will'));
 }
 
 /**

@@ -192,7 +192,12 @@ export interface RecordedResult {
   submission: { transitionId: string | null; run: number; attempt: number } | null;
   /** A transition names the request as its own (its current or last run's). */
   known: boolean;
+  /** That transition's run gave up on the request at its time limit, and has no video: see recordLateResult. */
+  late: boolean;
 }
+
+/** A run that gave up on its request at a time limit, and has no video (a late one may still come). */
+export const GAVE_UP = `("status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT') AND "falVideoUrl" IS NULL)`;
 
 /**
  * fal has the video of the run holding `requestId`: its URL goes on the row (the copy into
@@ -202,7 +207,7 @@ export interface RecordedResult {
  * tracker has read the result (or comes again) is answered with no further query.
  */
 export async function recordResult(deps: StateDeps, requestId: string, videoUrl: string): Promise<RecordedResult> {
-  const [result] = await deps.sql.query<Partial<Transition> & { ledgerTransitionId: string | null; ledgerRun: number | null; ledgerAttempt: number | null; ledgerKnown: boolean }>(
+  const [result] = await deps.sql.query<Partial<Transition> & { ledgerTransitionId: string | null; ledgerRun: number | null; ledgerAttempt: number | null; ledgerLate: boolean | null }>(
     `WITH ledger AS (
        UPDATE "FalRequest" SET "state" = 'ENDED', "outcome" = 'OK', "endedAt" = coalesce("endedAt", ${UTC_NOW})
        WHERE "requestId" = $1
@@ -213,17 +218,18 @@ export async function recordResult(deps: StateDeps, requestId: string, videoUrl:
        WHERE "falRequestId" = $1 AND "status" IN ('SUBMITTED', 'IN_PROGRESS') AND "falVideoUrl" IS NULL
        RETURNING *
      )
-     SELECT l.*, EXISTS (SELECT 1 FROM "Transition" WHERE "falRequestId" = $1) AS "ledgerKnown", r.*
+     SELECT l.*, (SELECT ${GAVE_UP} FROM "Transition" WHERE "falRequestId" = $1) AS "ledgerLate", r.*
      FROM (SELECT 1) one LEFT JOIN ledger l ON true LEFT JOIN recorded r ON true`,
     [requestId, videoUrl],
   );
-  const { ledgerTransitionId, ledgerRun, ledgerAttempt, ledgerKnown, ...changed } = result!;
+  const { ledgerTransitionId, ledgerRun, ledgerAttempt, ledgerLate, ...changed } = result!;
   const row = changed.id ? (changed as Transition) : null;
   if (row) await announceCommitted(deps, [row], ['status', 'falVideoUrl', 'startedAt', 'queuePosition', 'version', 'updatedAt']);
   return {
     row,
     submission: ledgerRun === null ? null : { transitionId: ledgerTransitionId, run: ledgerRun, attempt: ledgerAttempt! },
-    known: ledgerKnown,
+    known: ledgerLate !== null,
+    late: ledgerLate === true,
   };
 }
 
@@ -290,7 +296,7 @@ export async function recordLateResult(deps: StateDeps, requestId: string, video
     `WITH t AS (
        UPDATE "Transition" SET "status" = 'IN_PROGRESS', "falVideoUrl" = $2, "errorCode" = NULL, "errorMessage" = NULL,
          "completedAt" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
-       WHERE "falRequestId" = $1 AND "status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT') AND "falVideoUrl" IS NULL
+       WHERE "falRequestId" = $1 AND ${GAVE_UP}
        RETURNING *
      ), reopened AS (
        -- Written (and so locked) even when it looks open: a close under way waits for this

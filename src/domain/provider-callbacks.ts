@@ -1,5 +1,6 @@
 import type { Metrics } from '../metrics.ts';
-import { adoptRequest, markEnded, recordResult } from './ledger.ts';
+import type { Transition } from '../generated/prisma/client.ts';
+import { adoptRequest, markEnded, recordLateResult, recordResult } from './ledger.ts';
 import type { StateDeps } from './state-machine.ts';
 
 export interface ProviderCallback {
@@ -10,12 +11,14 @@ export interface ProviderCallback {
   submission: { transitionId: string; run: number; attempt: number } | null;
 }
 
-export type CallbackOutcome = 'result-recorded' | 'adopted' | 'recorded' | 'duplicate' | 'unknown' | 'left-to-tracker';
+export type CallbackOutcome = 'result-recorded' | 'late-result-recorded' | 'adopted' | 'recorded' | 'duplicate' | 'unknown' | 'left-to-tracker';
 
 export type CallbackDeps = StateDeps & {
   metrics?: Metrics;
   /** Wakes the run's job now, if it is parked waiting (for the answer of a submit that was lost). */
   wakeRun?: (ref: { id: string; run: number }) => Promise<void>;
+  /** Has the video of a run that had given up on its request copied into storage (the copy queue). */
+  copyLate?: (row: Transition) => Promise<void>;
 };
 
 /**
@@ -34,6 +37,16 @@ export async function applyProviderCallback(deps: CallbackDeps, callback: Provid
     // The common cases in one statement: record the result on the row running with this request id,
     const recorded = await recordResult(deps, callback.requestId, callback.videoUrl!);
     if (recorded.row) return 'result-recorded';
+    // or its run gave up on it at a time limit, and fal ran it to the end after all: the video is
+    // paid for, so the run takes it (as the reconciler does when fal sends no webhook). The
+    // statement above ended the request in the ledger: nothing else will follow it.
+    if (recorded.late) {
+      const late = await recordLateResult(deps, callback.requestId, callback.videoUrl!);
+      if (late) {
+        await deps.copyLate?.(late);
+        return 'late-result-recorded';
+      }
+    }
     // or the ledger already holds the request under the submission this callback names, and that
     // statement ended it: nothing is left to adopt or end (the tracker read the result first, or
     // fal delivers the webhook again).

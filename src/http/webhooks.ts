@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { copyLateResult } from '../domain/fal-requests.ts';
 import { applyProviderCallback } from '../domain/provider-callbacks.ts';
 import { FalWebhookVerifier, submissionOf } from '../providers/fal-webhook.ts';
 import type { Segue } from '../runtime.ts';
@@ -79,6 +80,7 @@ export function falWebhookHandler(segue: Segue) {
           events: segue.events,
           metrics: segue.metrics,
           wakeRun: (ref) => segue.generationJobs.wake(ref.id, ref.run),
+          copyLate: (row) => copyLateResult(segue, row, log),
         },
         { requestId, ok: event.status === 'OK', videoUrl: typeof videoUrl === 'string' ? videoUrl : null, submission },
       );
