@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeFinishedBatches } from '../src/domain/batches.ts';
-import { recordLateResult } from '../src/domain/ledger.ts';
+import { recordResult } from '../src/domain/ledger.ts';
 import type { Db } from '../src/db.ts';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import type { BatchProgress, Message } from '../src/events/messages.ts';
@@ -196,14 +196,14 @@ describe('batch progress and the closing of a batch', () => {
     // A close as closeFinishedBatches makes it, held open: the batch row locked, then closed.
     const close = new pg.Client({ connectionString: segue.config.databaseUrl });
     await close.connect();
-    let late: ReturnType<typeof recordLateResult> | undefined;
+    let late: ReturnType<typeof recordResult> | undefined;
     try {
       await close.query('BEGIN');
       await close.query(`SELECT "id" FROM "Batch" WHERE "id" = $1::uuid FOR NO KEY UPDATE`, [batch.id]);
       await close.query(`UPDATE "Batch" SET "completedAt" = (now() AT TIME ZONE 'UTC') WHERE "id" = $1::uuid`, [batch.id]);
       const pid = Number((await close.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
       // fal delivers the video now: the batch looks open to it, and it must still wait for the close.
-      late = recordLateResult(segue, requestId, 'https://v3.fal.media/files/late/output.mp4');
+      late = recordResult(segue, requestId, 'https://v3.fal.media/files/late/output.mp4');
       const blocked = until(
         async () =>
           (await segue.sql.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, [pid]))[0]!.n !== '0',
@@ -211,7 +211,7 @@ describe('batch progress and the closing of a batch', () => {
       );
       await Promise.race([blocked, late.then(() => Promise.reject(new Error('the late result did not wait for the close')))]);
       await close.query('COMMIT');
-      expect(await late).toMatchObject({ status: 'IN_PROGRESS', falVideoUrl: 'https://v3.fal.media/files/late/output.mp4' });
+      expect(await late).toMatchObject({ late: true, row: { status: 'IN_PROGRESS', falVideoUrl: 'https://v3.fal.media/files/late/output.mp4' } });
     } finally {
       await close.query('ROLLBACK').catch(() => undefined);
       await close.end();

@@ -3,7 +3,8 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { isProviderError, type RequestState, type VideoProvider } from '../providers/provider.ts';
 import type { Transition } from '../generated/prisma/client.ts';
-import { GAVE_UP, markEnded, noteCancelRequested, recordLateResult, type RequestOutcome } from './ledger.ts';
+import { markEnded, noteCancelRequested, recordResult, type RequestOutcome } from './ledger.ts';
+import { GAVE_UP } from './statuses.ts';
 import type { StateDeps } from './state-machine.ts';
 
 /**
@@ -80,23 +81,27 @@ export async function followToEnd(deps: FollowDeps, requestId: string, until: nu
 /**
  * A request its run gave up on (it overran a time limit and fal had not ended it within
  * FAL_CANCEL_GRACE_MS) that fal ran to the end after all: the video is paid for, so the run takes
- * it (see ledger.recordLateResult) and the copy queue stores it. False when the result could not
+ * it (see ledger.recordResult) and the copy queue stores it. False when the result could not
  * be read or recorded (tried again later).
  */
 async function deliverLate(deps: FollowDeps, requestId: string, log: Logger): Promise<boolean> {
   const [late] = await deps.sql.query<{ id: string }>(`SELECT "id" FROM "Transition" WHERE "falRequestId" = $1 AND ${GAVE_UP}`, [requestId]);
   if (!late) return true;
-  let row: Transition | null;
+  let recorded: Awaited<ReturnType<typeof recordResult>>;
   try {
     const result = await deps.provider.result(requestId);
-    row = await recordLateResult(deps, requestId, result.videoUrl);
+    recorded = await recordResult(deps, requestId, result.videoUrl);
   } catch (err) {
-    // fal no longer has the result (it keeps them about an hour): nothing is left to take.
-    if (isProviderError(err) && err.requestOver) return true;
+    if (isProviderError(err) && err.requestOver) {
+      // fal no longer has the result (it keeps them about an hour): a paid video is lost.
+      log.error({ err, falRequestId: requestId, transitionId: late.id }, 'fal no longer has the video of a request its run had given up on');
+      await markEnded(deps, requestId, 'LOST');
+      return true;
+    }
     log.warn({ err, falRequestId: requestId }, 'could not take the late result of a request; trying again later');
     return false;
   }
-  if (row) await copyLateResult(deps, row, log);
+  if (recorded.row && recorded.late) await copyLateResult(deps, recorded.row, log);
   return true;
 }
 

@@ -1,6 +1,7 @@
 import type { Sql } from '../db.ts';
 import type { FalRequest, Transition } from '../generated/prisma/client.ts';
-import { announceCommitted, type StateDeps } from './state-machine.ts';
+import { announceCommitted, type StateDeps, type TransitionField } from './state-machine.ts';
+import { GAVE_UP } from './statuses.ts';
 
 /**
  * The ledger of submissions to fal (FalRequest): what Segue may be paying for, and what may be in
@@ -190,14 +191,11 @@ export interface RecordedResult {
   row: Transition | null;
   /** The submission the ledger holds the request under (ended by the same statement); null when the id is not in the ledger. */
   submission: { transitionId: string | null; run: number; attempt: number } | null;
+  /** `row` is a run that had given up on the request at its time limit: nothing tracks it, its copy is to be queued. */
+  late: boolean;
   /** A transition names the request as its own (its current or last run's). */
   known: boolean;
-  /** That transition's run gave up on the request at its time limit, and has no video: see recordLateResult. */
-  late: boolean;
 }
-
-/** A run that gave up on its request at a time limit, and has no video (a late one may still come). */
-export const GAVE_UP = `("status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT') AND "falVideoUrl" IS NULL)`;
 
 /**
  * fal has the video of the run holding `requestId`: its URL goes on the row (the copy into
@@ -205,9 +203,16 @@ export const GAVE_UP = `("status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 
  * running with that request id and no result yet changes, so a re-delivered result changes nothing.
  * The same statement says where the ledger holds the request, so a webhook that comes after the
  * tracker has read the result (or comes again) is answered with no further query.
+ *
+ * A run that gave up on the request at its time limit (FAILED, the request canceled at fal but run
+ * to the end) takes the video too: it is paid for. The row goes back to IN_PROGRESS and its
+ * batch, closed when the run failed, is open again until the copy completes it, all in this
+ * statement, so neither a crash nor a query ever finds a paid video dropped or a closed batch with
+ * an item running. The batch row is written even when it looks open: a close under way waits for
+ * this statement, or this one for it and then reopens what it closed (as a retry locks it).
  */
 export async function recordResult(deps: StateDeps, requestId: string, videoUrl: string): Promise<RecordedResult> {
-  const [result] = await deps.sql.query<Partial<Transition> & { ledgerTransitionId: string | null; ledgerRun: number | null; ledgerAttempt: number | null; ledgerLate: boolean | null }>(
+  const [result] = await deps.sql.query<Partial<Transition> & { ledgerTransitionId: string | null; ledgerRun: number | null; ledgerAttempt: number | null; ledgerKnown: boolean; wasLate: boolean | null }>(
     `WITH ledger AS (
        UPDATE "FalRequest" SET "state" = 'ENDED', "outcome" = 'OK', "endedAt" = coalesce("endedAt", ${UTC_NOW})
        WHERE "requestId" = $1
@@ -216,22 +221,32 @@ export async function recordResult(deps: StateDeps, requestId: string, videoUrl:
        UPDATE "Transition" SET "status" = 'IN_PROGRESS', "falVideoUrl" = $2, "startedAt" = coalesce("startedAt", ${UTC_NOW}),
          "queuePosition" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
        WHERE "falRequestId" = $1 AND "status" IN ('SUBMITTED', 'IN_PROGRESS') AND "falVideoUrl" IS NULL
-       RETURNING *
+       RETURNING *, false AS "wasLate"
+     ), late AS (
+       UPDATE "Transition" SET "status" = 'IN_PROGRESS', "falVideoUrl" = $2, "errorCode" = NULL, "errorMessage" = NULL,
+         "completedAt" = NULL, "queuePosition" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
+       WHERE "falRequestId" = $1 AND ${GAVE_UP}
+       RETURNING *, true AS "wasLate"
+     ), reopened AS (
+       UPDATE "Batch" b SET "completedAt" = NULL FROM late WHERE b."id" = late."batchId"
      )
-     SELECT l.*, (SELECT ${GAVE_UP} FROM "Transition" WHERE "falRequestId" = $1) AS "ledgerLate", r.*
-     FROM (SELECT 1) one LEFT JOIN ledger l ON true LEFT JOIN recorded r ON true`,
+     SELECT l.*, EXISTS (SELECT 1 FROM "Transition" WHERE "falRequestId" = $1) AS "ledgerKnown", r.*
+     FROM (SELECT 1) one LEFT JOIN ledger l ON true LEFT JOIN (SELECT * FROM recorded UNION ALL SELECT * FROM late) r ON true`,
     [requestId, videoUrl],
   );
-  const { ledgerTransitionId, ledgerRun, ledgerAttempt, ledgerLate, ...changed } = result!;
+  const { ledgerTransitionId, ledgerRun, ledgerAttempt, ledgerKnown, wasLate, ...changed } = result!;
   const row = changed.id ? (changed as Transition) : null;
-  if (row) await announceCommitted(deps, [row], ['status', 'falVideoUrl', 'startedAt', 'queuePosition', 'version', 'updatedAt']);
+  if (row) await announceCommitted(deps, [row], wasLate ? LATE_FIELDS : RESULT_FIELDS);
   return {
     row,
+    late: wasLate === true,
     submission: ledgerRun === null ? null : { transitionId: ledgerTransitionId, run: ledgerRun, attempt: ledgerAttempt! },
-    known: ledgerLate !== null,
-    late: ledgerLate === true,
+    known: ledgerKnown,
   };
 }
+
+const RESULT_FIELDS: readonly TransitionField[] = ['status', 'falVideoUrl', 'startedAt', 'queuePosition', 'version', 'updatedAt'];
+const LATE_FIELDS: readonly TransitionField[] = ['status', 'falVideoUrl', 'errorCode', 'errorMessage', 'completedAt', 'queuePosition', 'version', 'updatedAt'];
 
 /**
  * A provider callback names the submission it answers (transition, run, attempt, authenticated by
@@ -282,30 +297,4 @@ export function abandonStaleRequests(sql: Pick<Sql, 'query'>, maxAgeMs: number):
      RETURNING f."requestId", f."transitionId"`,
     [maxAgeMs],
   );
-}
-
-/**
- * A video that fal delivered after its run had given up on it (FAILED with the time limit it
- * overran, the request canceled at fal but run to the end): it is paid for, so the run takes it
- * after all. The copy into storage follows, as for any result. Null when the row moved on.
- */
-export async function recordLateResult(deps: StateDeps, requestId: string, videoUrl: string): Promise<Transition | null> {
-  // Its batch, closed when the run failed, is open again until the copy completes it (as a retry
-  // reopens it), in the same statement: a query never shows a closed batch with an item running.
-  const [row] = await deps.sql.query<Transition>(
-    `WITH t AS (
-       UPDATE "Transition" SET "status" = 'IN_PROGRESS', "falVideoUrl" = $2, "errorCode" = NULL, "errorMessage" = NULL,
-         "completedAt" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
-       WHERE "falRequestId" = $1 AND ${GAVE_UP}
-       RETURNING *
-     ), reopened AS (
-       -- Written (and so locked) even when it looks open: a close under way waits for this
-       -- statement, or this one for it and then reopens what it closed (as a retry locks it).
-       UPDATE "Batch" b SET "completedAt" = NULL FROM t WHERE b."id" = t."batchId"
-     )
-     SELECT * FROM t`,
-    [requestId, videoUrl],
-  );
-  if (row) await announceCommitted(deps, [row], ['status', 'falVideoUrl', 'errorCode', 'errorMessage', 'completedAt', 'version', 'updatedAt']);
-  return row ?? null;
 }

@@ -1,6 +1,6 @@
 import type { Metrics } from '../metrics.ts';
 import type { Transition } from '../generated/prisma/client.ts';
-import { adoptRequest, markEnded, recordLateResult, recordResult } from './ledger.ts';
+import { adoptRequest, markEnded, recordResult } from './ledger.ts';
 import type { StateDeps } from './state-machine.ts';
 
 export interface ProviderCallback {
@@ -35,18 +35,14 @@ export async function applyProviderCallback(deps: CallbackDeps, callback: Provid
   const ok = callback.ok && callback.videoUrl !== null;
   if (ok) {
     // The common cases in one statement: record the result on the row running with this request id,
+    // (or on a run that gave up on it at a time limit, which fal ran to the end after all: the
+    // video is paid for, so the run takes it; nothing tracks that run, so its copy is queued here),
     const recorded = await recordResult(deps, callback.requestId, callback.videoUrl!);
-    if (recorded.row) return 'result-recorded';
-    // or its run gave up on it at a time limit, and fal ran it to the end after all: the video is
-    // paid for, so the run takes it (as the reconciler does when fal sends no webhook). The
-    // statement above ended the request in the ledger: nothing else will follow it.
-    if (recorded.late) {
-      const late = await recordLateResult(deps, callback.requestId, callback.videoUrl!);
-      if (late) {
-        await deps.copyLate?.(late);
-        return 'late-result-recorded';
-      }
+    if (recorded.row && recorded.late) {
+      await deps.copyLate?.(recorded.row);
+      return 'late-result-recorded';
     }
+    if (recorded.row) return 'result-recorded';
     // or the ledger already holds the request under the submission this callback names, and that
     // statement ended it: nothing is left to adopt or end (the tracker read the result first, or
     // fal delivers the webhook again).

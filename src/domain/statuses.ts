@@ -21,5 +21,12 @@ export const RUN_STARTABLE: readonly TransitionStatus[] = [S.DRAFT, ...TERMINAL]
 /** What retryTransition starts again: a run that ended without a video. */
 export const RETRYABLE: readonly TransitionStatus[] = [S.FAILED, S.CANCELED];
 
+/**
+ * SQL: a run that gave up on its fal request at a time limit and has no video. fal may still run
+ * that request to the end (and bill it): its video is then the run's (ledger.recordResult), and
+ * no new run starts while the request is open (state-machine.startRuns).
+ */
+export const GAVE_UP = `("status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT') AND "falVideoUrl" IS NULL)`;
+
 export const isRunning = (status: TransitionStatus) => RUNNING.includes(status);
 export const isOpen = (status: TransitionStatus) => OPEN.includes(status);
