@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createAndGenerate } from '../src/domain/generation.ts';
+import { createAndGenerate, retryTransition } from '../src/domain/generation.ts';
+import { generateBatch } from '../src/domain/transitions.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
@@ -46,14 +47,14 @@ describe('time limits at fal', () => {
   });
 
   it.each([
-    ['without webhooks (the ledger follows it; the first read of its result fails)', false],
-    ['with webhooks (fal’s webhook brings it)', true],
-  ])('a request its run gave up on that fal runs to the end after all, %s: its video is taken, and its batch reopens until the copy completes it', { timeout: 60_000 }, async (_how, webhooks) => {
+    ['without webhooks (the reconciler follows it; the first read of its result fails)', false],
+    ['with webhooks (fal’s webhook brings it; the reconciler does not look)', true],
+  ])('a request its run gave up on that fal runs to the end after all, %s: its video is taken, its batch reopens until the copy completes it, and no new run starts meanwhile', { timeout: 60_000 }, async (_how, webhooks) => {
     p = await startPipeline({
       // fal neither stops nor finishes within the grace: the run fails FAL_TIMEOUT, the ledger
-      // keeps following the request, and its video comes 5 s in.
-      emulator: { latencyMs: 5_000, cancelRunning: 'complete' },
-      env: { FAL_TIMEOUT_MS: '1000', FAL_CANCEL_GRACE_MS: '500', RECONCILE_INTERVAL_MS: '300' },
+      // keeps following the request, and its video comes 8 s in.
+      emulator: { latencyMs: 8_000, cancelRunning: 'complete' },
+      env: { FAL_TIMEOUT_MS: '1000', FAL_CANCEL_GRACE_MS: '500', RECONCILE_INTERVAL_MS: webhooks ? '600000' : '300' },
       inlineWorkers: 1,
       webhooks,
     });
@@ -62,8 +63,8 @@ describe('time limits at fal', () => {
     const db = p.app.segue.db;
     // The item and its batch as one snapshot shows them.
     const read = async () => {
-      const [both] = await db.$queryRaw<Array<{ status: string; errorCode: string | null; completedAt: Date | null; batchCompletedAt: Date | null }>>`
-        SELECT t."status"::text, t."errorCode", t."completedAt", b."completedAt" AS "batchCompletedAt"
+      const [both] = await db.$queryRaw<Array<{ id: string; status: string; errorCode: string | null; completedAt: Date | null; batchCompletedAt: Date | null }>>`
+        SELECT t."id", t."status"::text, t."errorCode", t."completedAt", b."completedAt" AS "batchCompletedAt"
         FROM "Transition" t JOIN "Batch" b ON b."id" = t."batchId" WHERE t."batchId" = ${batch!.id}::uuid`;
       return both!;
     };
@@ -77,6 +78,9 @@ describe('time limits at fal', () => {
     expect(failed.errorCode).toBe('FAL_TIMEOUT');
     // A read of the late result that fails is only the read's: the request is followed on.
     if (!webhooks) p.emulator.inject({ on: 'result', malformed: true, times: 1 });
+    // While fal may still deliver the video, a new run would pay again for it: refused.
+    await expect(retryTransition(p.app.segue, account.id, failed.id)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('fal is still running') });
+    await expect(generateBatch(p.app.segue, account.id, { transitionIds: [failed.id] })).rejects.toMatchObject({ code: 'CONFLICT' });
 
     // From the moment the late video is taken the batch is open; a query never shows it closed
     // over a running item.
@@ -96,6 +100,9 @@ describe('time limits at fal', () => {
     expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0, succeeded: 1 });
     const [ledger] = await db.falRequest.findMany({ where: { requestId: row.falRequestId! } });
     expect(ledger).toMatchObject({ state: 'ENDED', outcome: 'OK', cancelReason: 'FAL_TIMEOUT' });
+    // Without webhooks, the failed read was tried again; with them, fal's webhook brought the video.
+    if (webhooks) expect(p.emulator.counters().webhooksDelivered).toBe(1);
+    else expect(p.emulator.counters().resultCalls).toBeGreaterThanOrEqual(2);
   });
 
   it('a request past FAL_TIMEOUT_MS that fal does stop fails FAL_TIMEOUT, and is not submitted again', { timeout: 60_000 }, async () => {

@@ -6,7 +6,7 @@ import { OPEN, RETRYABLE, TERMINAL } from './statuses.ts';
 import { conflict } from './errors.ts';
 import type { WatchBatch } from './ports.ts';
 import { launchRuns } from './launch.ts';
-import { alreadyGenerated, cancelTransitions, RUN_START_FIELDS, startRuns } from './state-machine.ts';
+import { alreadyGenerated, awaitingLateVideo, cancelTransitions, LATE_VIDEO_CONFLICT, RUN_START_FIELDS, startRuns } from './state-machine.ts';
 import { noteCancelRequested } from './ledger.ts';
 import { reserveWithinBudget } from './costs.ts';
 import { createTransitions, getBatch, getTransition, pricingOf, type ServiceDeps } from './transitions.ts';
@@ -96,6 +96,7 @@ export async function retryTransition(deps: ServiceDeps, accountId: string, id: 
     return started;
   });
   if (!queued) {
+    if ((await awaitingLateVideo(deps.db, [id])).size > 0) throw conflict(LATE_VIDEO_CONFLICT, { status: S.FAILED });
     const now = await getTransition(deps, accountId, id);
     throw conflict(`The transition changed (${now.status}) before it could be retried.`, { status: now.status });
   }

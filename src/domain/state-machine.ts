@@ -2,7 +2,7 @@ import type { Db, Sql } from '../db.ts';
 import { Prisma, type Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { TransitionStatus } from '../generated/prisma/enums.ts';
-import { OPEN, RUN_STARTABLE } from './statuses.ts';
+import { GAVE_UP, OPEN, RUN_STARTABLE } from './statuses.ts';
 
 /**
  * The one place that changes a transition's status within a generation run.
@@ -223,7 +223,27 @@ export async function startRuns(
       "submittedAt" = NULL, "startedAt" = NULL, "completedAt" = NULL, "updatedAt" = ${UTC_SQL}
     WHERE "id" = ANY(${[...ids]}::uuid[]) AND "accountId" = ${accountId}::uuid
       AND "status" = ANY(${[...onlyFrom]}::"TransitionStatus"[])
+      AND NOT ${AWAITS_LATE_VIDEO}
     RETURNING *`;
+}
+
+/**
+ * A run that gave up on its request at a time limit while fal still runs it: its video, paid for,
+ * may still come and is the run's (ledger.recordResult). No new run starts meanwhile: it would be
+ * paid for again, and the video that comes would have no run to take it.
+ */
+const AWAITS_LATE_VIDEO = Prisma.raw(
+  `(coalesce(${GAVE_UP}, false) AND EXISTS (SELECT 1 FROM "FalRequest" f WHERE f."requestId" = "Transition"."falRequestId" AND f."state" = 'ACCEPTED'))`,
+);
+
+export const LATE_VIDEO_CONFLICT =
+  'fal is still running the request this transition gave up on at its time limit (FAL_TIMEOUT or FAL_QUEUE_TIMEOUT): ' +
+  'its video is paid for and becomes this transition’s if it comes. Generate it again once fal has ended that request.';
+
+/** The ids among `ids` whose run waits for such a late video (for the CONFLICT that says so). */
+export async function awaitingLateVideo(tx: Prisma.TransactionClient | Db, ids: readonly string[]): Promise<Set<string>> {
+  const rows = await tx.$queryRaw<Array<{ id: string }>>`SELECT "id" FROM "Transition" WHERE "id" = ANY(${[...ids]}::uuid[]) AND ${AWAITS_LATE_VIDEO}`;
+  return new Set(rows.map((r) => r.id));
 }
 
 /** The columns startRuns writes. */

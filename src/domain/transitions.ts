@@ -10,7 +10,7 @@ import { badInput, conflict, notFound, pathsOf } from './errors.ts';
 import { idempotent, type IdempotencyRecord } from './idempotency.ts';
 import { assertImagesUsable } from './transition-images.ts';
 import { launchRuns, type LaunchDeps } from './launch.ts';
-import { RUN_START_FIELDS } from './state-machine.ts';
+import { awaitingLateVideo, LATE_VIDEO_CONFLICT, RUN_START_FIELDS } from './state-machine.ts';
 import { RUN_STARTABLE } from './statuses.ts';
 import {
   assertPublicUrls,
@@ -99,6 +99,8 @@ export async function generateBatch(deps: ServiceDeps, accountId: string, raw: u
       const batch = await createBatch(tx, accountId, input.idempotencyKey);
       const queued = await queueInBatch(tx, accountId, batch.id, ids);
       if (!queued) {
+        const late = await awaitingLateVideo(tx, ids);
+        if (late.size > 0) throw conflict(LATE_VIDEO_CONFLICT, { fields: pathsOf('transitionIds', ids, (id) => late.has(id)) });
         const busy = new Set(owned.filter((t) => !RUN_STARTABLE.includes(t.status)).map((t) => t.id));
         throw conflict('Some transitions are already being generated; cancel them or wait until they end.', {
           fields: pathsOf('transitionIds', ids, (id) => busy.has(id)),
