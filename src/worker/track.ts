@@ -70,7 +70,16 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         // fal neither stopped nor finished it: the run gives up; the ledger keeps the request open
         // and the reconciler follows it to its end (and delivers its video if it comes).
         log.warn('fal has not ended a canceled request; the run gives up on it');
-        return attemptFailed(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code, true)), log, { guard, attempt: row.attempts });
+        // Only while no result has come: a webhook that recorded the video a moment ago wins,
+        // and the video is stored (a FAILED row holding a video would be taken by nobody).
+        return attemptFailed(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code, true)), log, {
+          guard: { ...guard, noResultYet: true },
+          attempt: row.attempts,
+        }).catch(async (error: unknown) => {
+          const now = await loadRow(ctx);
+          if (awaitsCopyNow(now, ctx.ref.run)) return store(ctx, now, log);
+          throw error;
+        });
       }
       // What the stream brought since last time: handled like a poll's answer.
       let pushed = feed?.take() ?? null;
