@@ -212,7 +212,7 @@ export interface RecordedResult {
  * this statement, or this one for it and then reopens what it closed (as a retry locks it).
  */
 export async function recordResult(deps: StateDeps, requestId: string, videoUrl: string): Promise<RecordedResult> {
-  const [result] = await deps.sql.query<Partial<Transition> & { ledgerTransitionId: string | null; ledgerRun: number | null; ledgerAttempt: number | null; ledgerKnown: boolean; wasLate: boolean | null }>(
+  const [result] = await deps.sql.query<Partial<Transition> & { ledgerTransitionId: string | null; ledgerRun: number | null; ledgerAttempt: number | null; ledgerKnown: boolean; ledgerWasOpen: boolean | null; wasLate: boolean | null }>(
     `WITH ledger AS (
        UPDATE "FalRequest" SET "state" = 'ENDED', "outcome" = 'OK', "endedAt" = coalesce("endedAt", ${UTC_NOW})
        WHERE "requestId" = $1
@@ -222,28 +222,48 @@ export async function recordResult(deps: StateDeps, requestId: string, videoUrl:
          "queuePosition" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
        WHERE "falRequestId" = $1 AND "status" IN ('SUBMITTED', 'IN_PROGRESS') AND "falVideoUrl" IS NULL
        RETURNING *, false AS "wasLate"
-     ), late AS (
+     ), ${TAKE_LATE}
+     SELECT l.*, EXISTS (SELECT 1 FROM "Transition" WHERE "falRequestId" = $1) AS "ledgerKnown",
+       (SELECT "state" <> 'ENDED' FROM "FalRequest" WHERE "requestId" = $1) AS "ledgerWasOpen", r.*
+     FROM (SELECT 1) one LEFT JOIN ledger l ON true LEFT JOIN (SELECT * FROM recorded UNION ALL SELECT * FROM late) r ON true`,
+    [requestId, videoUrl],
+  );
+  const { ledgerTransitionId, ledgerRun, ledgerAttempt, ledgerKnown, ledgerWasOpen, wasLate, ...changed } = result!;
+  let row = changed.id ? (changed as Transition) : null;
+  let late = wasLate === true;
+  if (!row && ledgerWasOpen && ledgerKnown) {
+    // The run was giving up on the request as the statement began: its FAILED, not yet
+    // committed, kept the row from both updates, and this statement ended the request, so
+    // nothing else would take the video. Taken now that the FAILED has committed. (Rare: a
+    // request still open whose row took nothing is otherwise one a run was canceled or moved on from.)
+    const [taken] = await deps.sql.query<Transition & { wasLate: boolean }>(`WITH ${TAKE_LATE} SELECT * FROM late`, [requestId, videoUrl]);
+    if (taken) {
+      const { wasLate: _, ...takenRow } = taken;
+      row = takenRow;
+      late = true;
+    }
+  }
+  if (row) await announceCommitted(deps, [row], late ? LATE_FIELDS : RESULT_FIELDS);
+  return {
+    row,
+    late,
+    submission: ledgerRun === null ? null : { transitionId: ledgerTransitionId, run: ledgerRun, attempt: ledgerAttempt! },
+    known: ledgerKnown,
+  };
+}
+
+/**
+ * The CTEs that give a video to a run that gave up on its request ($1, the video $2) and reopen
+ * its batch; the batch row is written even when it looks open (see recordResult).
+ */
+const TAKE_LATE = `late AS (
        UPDATE "Transition" SET "status" = 'IN_PROGRESS', "falVideoUrl" = $2, "errorCode" = NULL, "errorMessage" = NULL,
          "completedAt" = NULL, "queuePosition" = NULL, "version" = "version" + 1, "updatedAt" = ${UTC_NOW}
        WHERE "falRequestId" = $1 AND ${GAVE_UP}
        RETURNING *, true AS "wasLate"
      ), reopened AS (
        UPDATE "Batch" b SET "completedAt" = NULL FROM late WHERE b."id" = late."batchId"
-     )
-     SELECT l.*, EXISTS (SELECT 1 FROM "Transition" WHERE "falRequestId" = $1) AS "ledgerKnown", r.*
-     FROM (SELECT 1) one LEFT JOIN ledger l ON true LEFT JOIN (SELECT * FROM recorded UNION ALL SELECT * FROM late) r ON true`,
-    [requestId, videoUrl],
-  );
-  const { ledgerTransitionId, ledgerRun, ledgerAttempt, ledgerKnown, wasLate, ...changed } = result!;
-  const row = changed.id ? (changed as Transition) : null;
-  if (row) await announceCommitted(deps, [row], wasLate ? LATE_FIELDS : RESULT_FIELDS);
-  return {
-    row,
-    late: wasLate === true,
-    submission: ledgerRun === null ? null : { transitionId: ledgerTransitionId, run: ledgerRun, attempt: ledgerAttempt! },
-    known: ledgerKnown,
-  };
-}
+     )`;
 
 const RESULT_FIELDS: readonly TransitionField[] = ['status', 'falVideoUrl', 'startedAt', 'queuePosition', 'version', 'updatedAt'];
 const LATE_FIELDS: readonly TransitionField[] = ['status', 'falVideoUrl', 'errorCode', 'errorMessage', 'completedAt', 'queuePosition', 'version', 'updatedAt'];
