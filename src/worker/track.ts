@@ -77,8 +77,11 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
           attempt: row.attempts,
         }).catch(async (error: unknown) => {
           const now = await loadRow(ctx);
-          if (awaitsCopyNow(now, ctx.ref.run)) return store(ctx, now, log);
-          throw error;
+          if (!awaitsCopyNow(now, ctx.ref.run)) throw error;
+          log.info('fal delivered the video as the run was giving up on it; storing it');
+          // Recording it ended the request in the ledger: its slot is free.
+          ctx.claims.slotFreed();
+          return store(ctx, now, log);
         });
       }
       // What the stream brought since last time: handled like a poll's answer.
