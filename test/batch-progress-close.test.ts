@@ -1,4 +1,3 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeFinishedBatches } from '../src/domain/batches.ts';
 import { recordResult } from '../src/domain/ledger.ts';
@@ -10,6 +9,7 @@ import type { Transition } from '../src/generated/prisma/client.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
 import { createTestAccount, testConfig } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
+import { holdTransaction } from './helpers/held-transaction.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
@@ -158,27 +158,18 @@ describe('batch progress and the closing of a batch', () => {
     await segue.sql.query(`UPDATE "BatchItem" SET "status" = 'FAILED' WHERE "batchId" = $1::uuid`, [batch.id]);
     // A retry as retryTransition makes it, in a transaction of its own held open: the item
     // queued again, then the batch reopened.
-    const retry = new pg.Client({ connectionString: segue.config.databaseUrl });
-    await retry.connect();
+    const retry = await holdTransaction(segue.config.databaseUrl);
     let closing: ReturnType<typeof closeFinishedBatches> | undefined;
     try {
-      await retry.query('BEGIN');
       await retry.query(`UPDATE "Transition" SET "status" = 'QUEUED', "run" = "run" + 1, "version" = "version" + 1 WHERE "id" = $1::uuid`, [transitions[0]!.id]);
       await retry.query(`UPDATE "BatchItem" SET "status" = 'QUEUED' WHERE "batchId" = $1::uuid AND "transitionId" = $2::uuid`, [batch.id, transitions[0]!.id]);
       await retry.query(`UPDATE "Batch" SET "completedAt" = NULL WHERE "id" = $1::uuid`, [batch.id]);
-      const pid = Number((await retry.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
       // Every item ended, as far as anyone else sees: the close goes ahead, and waits on the batch row.
       closing = closeFinishedBatches(segue.db, [batch.id]);
-      const blocked = until(
-        async () =>
-          (await segue.sql.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, [pid]))[0]!.n !== '0',
-        { what: 'the close to wait for the retry' },
-      );
-      await Promise.race([blocked, closing.then(() => Promise.reject(new Error('the close did not wait for the retry')))]);
-      await retry.query('COMMIT');
+      await retry.blocks(closing, 'the close to wait for the retry');
+      await retry.commit();
       expect(await closing).toEqual([]);
     } finally {
-      await retry.query('ROLLBACK').catch(() => undefined);
       await retry.end();
       await closing?.catch(() => undefined);
     }
@@ -194,26 +185,17 @@ describe('batch progress and the closing of a batch', () => {
       [transitions[0]!.id, requestId],
     );
     // A close as closeFinishedBatches makes it, held open: the batch row locked, then closed.
-    const close = new pg.Client({ connectionString: segue.config.databaseUrl });
-    await close.connect();
+    const close = await holdTransaction(segue.config.databaseUrl);
     let late: ReturnType<typeof recordResult> | undefined;
     try {
-      await close.query('BEGIN');
       await close.query(`SELECT "id" FROM "Batch" WHERE "id" = $1::uuid FOR NO KEY UPDATE`, [batch.id]);
       await close.query(`UPDATE "Batch" SET "completedAt" = (now() AT TIME ZONE 'UTC') WHERE "id" = $1::uuid`, [batch.id]);
-      const pid = Number((await close.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
       // fal delivers the video now: the batch looks open to it, and it must still wait for the close.
       late = recordResult(segue, requestId, 'https://v3.fal.media/files/late/output.mp4');
-      const blocked = until(
-        async () =>
-          (await segue.sql.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, [pid]))[0]!.n !== '0',
-        { what: 'the late result to wait for the close' },
-      );
-      await Promise.race([blocked, late.then(() => Promise.reject(new Error('the late result did not wait for the close')))]);
-      await close.query('COMMIT');
+      await close.blocks(late, 'the late result to wait for the close');
+      await close.commit();
       expect(await late).toMatchObject({ late: true, row: { status: 'IN_PROGRESS', falVideoUrl: 'https://v3.fal.media/files/late/output.mp4' } });
     } finally {
-      await close.query('ROLLBACK').catch(() => undefined);
       await close.end();
       await late?.catch(() => undefined);
     }

@@ -1,5 +1,5 @@
-import type { Metrics } from '../metrics.ts';
 import type { Transition } from '../generated/prisma/client.ts';
+import type { Metrics } from '../metrics.ts';
 import { adoptRequest, markEnded, recordResult } from './ledger.ts';
 import type { StateDeps } from './state-machine.ts';
 
