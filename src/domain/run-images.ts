@@ -179,8 +179,8 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<{ falU
     // Checked again meanwhile by another worker: its verdict is waited for while the check runs.
     // A check that found the image wanting, or that died or failed, leaves nothing to upload:
     // the run's next try checks the URL again.
-    const checking = row.status === ImageStatus.CHECKING;
-    if (checking ? !(row.leaseUntil && row.leaseUntil.getTime() > Date.now()) : !row.key) {
+    const beingChecked = row.status === ImageStatus.CHECKING;
+    if (beingChecked ? !(row.leaseUntil && row.leaseUntil.getTime() > Date.now()) : !row.key) {
       throw new Error(`Image ${row.id} has no stored copy to upload to fal (${row.status}: ${row.errorMessage ?? 'its check did not end'}).`);
     }
     // Only while nobody has uploaded it (a worker that read the row before another's upload
@@ -190,7 +190,7 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<{ falU
       key: row.key,
       OR: [{ falUrl: null }, { falUploadedAt: { lt: new Date(Date.now() - FAL_URL_TTL_MS) } }],
     };
-    const lease = checking ? null : await claim(deps.db, row.id, uploadable);
+    const lease = beingChecked ? null : await claim(deps.db, row.id, uploadable);
     if (lease) {
       try {
         const work = await deps.media.workdir('fal-upload');
