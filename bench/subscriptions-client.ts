@@ -2,6 +2,7 @@
  * One client process of bench/subscriptions.ts: opens WebSocket connections with one
  * transitionUpdated subscription each and reports, for every event, when it arrived.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
@@ -16,6 +17,9 @@ const now = () => performance.timeOrigin + performance.now();
 const query = 'subscription($batchId: ID) { transitionUpdated(batchId: $batchId) { id version } }';
 
 process.once('message', async (plan: Plan) => {
+  // How long this process's own event loop was held up: a stalled client makes events look late.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   let receipts: Array<[string, number, number]> = [];
   let ready = 0;
   let reconnects = 0;
@@ -48,7 +52,10 @@ process.once('message', async (plan: Plan) => {
             // The first 20 events are the batch's snapshot, not changes.
             if (++seen === 20) {
               snapshot = false;
-              if (++ready === plan.subscribers.length) process.send!({ type: 'ready' });
+              if (++ready === plan.subscribers.length) {
+                loopDelay.reset();
+                process.send!({ type: 'ready' });
+              }
             }
             return;
           }
@@ -73,7 +80,7 @@ process.once('message', async (plan: Plan) => {
   process.on('message', async (message: { type: string }) => {
     if (message.type !== 'stop') return;
     clearInterval(flush);
-    process.send!({ type: 'receipts', receipts }, () => {
+    process.send!({ type: 'receipts', receipts, loopDelayMaxMs: loopDelay.max / 1e6 }, () => {
       for (const c of clients) void c.dispose();
       process.send!({ type: 'stopped' });
     });

@@ -13,6 +13,7 @@
  */
 import { fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createAccount } from '../src/domain/accounts.ts';
 import { createTransitions } from '../src/domain/transitions.ts';
 import { changeTransition } from '../src/domain/state-machine.ts';
@@ -108,14 +109,15 @@ async function heapSpacesOf() {
     .join(', ');
 }
 
-type ClientMessage = { type: string; receipts?: Array<[string, number, number]>; error?: string; connected?: number; reconnects?: number };
+type ClientMessage = { type: string; receipts?: Array<[string, number, number]>; error?: string; connected?: number; reconnects?: number; loopDelayMaxMs?: number };
 
 /**
  * Client processes holding `count` subscribers (subscriber i follows batch i % 50), all connecting
  * at once; with `retry`, each reconnects as graphql-ws does in a browser.
  */
-function startClients(count: number, onReceipts: (r: Array<[string, number, number]>) => void, retry = false) {
+function startClients(count: number, onReceipts: (r: Array<[string, number, number]>, client: number) => void, retry = false) {
   let ready = 0;
+  const loopDelays: number[] = [];
   let errors = 0;
   const connected = new Map<number, number>();
   const reconnects = new Map<number, number>();
@@ -128,7 +130,8 @@ function startClients(count: number, onReceipts: (r: Array<[string, number, numb
           connected.set(k, m.connected!);
           reconnects.set(k, m.reconnects!);
         }
-        if (m.type === 'receipts') onReceipts(m.receipts!);
+        if (m.type === 'receipts') onReceipts(m.receipts!, k);
+        if (m.loopDelayMaxMs !== undefined) loopDelays[k] = m.loopDelayMaxMs;
         if (m.type === 'error' && errors++ < 5) console.error('subscriber error', m.error);
       });
     });
@@ -142,6 +145,8 @@ function startClients(count: number, onReceipts: (r: Array<[string, number, numb
     connected: () => [...connected.values()].reduce((a, b) => a + b, 0),
     reconnects: () => [...reconnects.values()].reduce((a, b) => a + b, 0),
     errors: () => errors,
+    /** Each client process's longest event-loop delay since all its subscribers were ready (ms), once stopped. */
+    loopDelays: () => loopDelays,
     async stop() {
       await Promise.all(clients.map((c) => new Promise<void>((resolve) => {
         c.on('message', (m: ClientMessage) => m.type === 'stopped' && resolve());
@@ -221,10 +226,16 @@ if (burstCount > 0) {
 if (subscriberCount > 0) {
   const api = await startApi(flagsOf(process.env.API_NODE_OPTIONS ?? ''));
   const rssIdle = api.rss();
-  const received: Array<[string, number, number]> = [];
-  const clients = startClients(subscriberCount, (r) => received.push(...r));
+  const received: Array<[string, number, number, number]> = [];
+  const clients = startClients(subscriberCount, (r, k) => received.push(...r.map(([id, version, at]) => [id, version, at, k] as [string, number, number, number])));
   await clients.allReady;
   const rssConnected = api.rss();
+  // Where a late event was held up: each process's longest event-loop delay over the run (the
+  // API's from its metrics, which restart at each read).
+  const apiLoopLagMs = async () => (await segueMetrics(`http://127.0.0.1:${port}/metrics`))('nodejs_eventloop_lag_max_seconds') * 1000;
+  await apiLoopLagMs();
+  const benchLoopDelay = monitorEventLoopDelay({ resolution: 10 });
+  benchLoopDelay.enable();
 
   // Commit `rate` changes per second, spread evenly; remember when each (id, version) committed.
   const committed = new Map<string, number>();
@@ -247,21 +258,33 @@ if (subscriberCount > 0) {
   const achieved = total / ((now() - started) / 1000);
   await new Promise((r) => setTimeout(r, 1500));
   clearInterval(rssTimer);
+  const apiLoopLag = await apiLoopLagMs();
   await clients.stop();
 
   const latencies: number[] = [];
   let unmatched = 0;
-  for (const [id, version, at] of received) {
+  // Events over the goal, by the second of the run they were committed in and by client process.
+  const lateBySecond = new Array<number>(seconds + 1).fill(0);
+  const lateByClient = new Array<number>(clientProcesses).fill(0);
+  for (const [id, version, at, k] of received) {
     const uuid = Buffer.from(id, 'base64url').toString().split(':')[1];
     const t = committed.get(`${uuid}:${version}`);
     if (t === undefined) unmatched++;
-    else latencies.push(Math.max(0, at - t));
+    else {
+      latencies.push(Math.max(0, at - t));
+      if (at - t > 50) {
+        lateBySecond[Math.min(seconds, Math.floor((t - started) / 1000))]! += 1;
+        lateByClient[k]! += 1;
+      }
+    }
   }
   const expected = total * (subscriberCount / BATCHES);
   const p = percentiles(latencies);
   console.log(`subscriptions: ${subscriberCount} WebSocket subscribers in ${clientProcesses} client processes, ${BATCHES} batches (${subscriberCount / BATCHES} subscribers each)`);
   console.log(`  ${total} commits at ${achieved.toFixed(0)}/s for ${seconds} s -> ${received.length} deliveries (expected ${expected}, unmatched ${unmatched})`);
   console.log(`  commit -> client latency: p50 ${ms(p.p50)}  p90 ${ms(p.p90)}  p99 ${ms(p.p99)}  max ${ms(p.max)} (goal p99 <= 50 ms: ${p.p99 <= 50 ? 'met' : 'NOT met'})`);
+  console.log(`  over 50 ms: ${lateByClient.reduce((a, b) => a + b, 0)} deliveries; by second committed [${lateBySecond.join(' ')}]; by client process [${lateByClient.join(' ')}]`);
+  console.log(`  longest event-loop delay: API ${ms(apiLoopLag)}, this process (commits) ${ms(benchLoopDelay.max / 1e6)}, client processes ${clients.loopDelays().map((d) => ms(d)).join(' ')}`);
   console.log(`  API process: node ${[...api.flags, ...entry].join(' ')} api${process.env.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}` : ''}`);
   console.log(`  API RSS: ${rssIdle.toFixed(0)} MB idle, ${rssConnected.toFixed(0)} MB with subscribers, ${maxRss.toFixed(0)} MB peak (goal <= 200 MB: ${maxRss <= 200 ? 'met' : 'NOT met'})`);
   await api.stop();
