@@ -36,3 +36,24 @@ describe('a slot freed by a webhook', () => {
     expect(Math.max(...handOvers), `hand-overs ${handOvers.join(', ')} ms`).toBeLessThan(700);
   });
 });
+
+describe('a failure fal reports by webhook', () => {
+  it('is acted on at once, not at the next poll: the retry goes out within 3 s of it', { timeout: 90_000 }, async () => {
+    const account = await p.account();
+    const [input] = transitionInputs(1);
+    p.emulator.inject({ on: 'job', error: 'server', times: 1, promptIncludes: input!.prompt });
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [input] });
+    const [row] = await p.settled(batch!.id, 75_000);
+    expect(row).toMatchObject({ status: 'COMPLETED', attempts: 2 });
+    const [failed, retried] = p.emulator
+      .requests()
+      .filter((r) => (r.input as { prompt: string }).prompt === input!.prompt)
+      .sort((a, b) => a.submittedAt - b.submittedAt);
+    expect(failed).toMatchObject({ outcome: 'error' });
+    // The webhook ended the request in the ledger; the run's job learns it at once and reads
+    // fal's answer. Left to its next poll (60 s here, 15 s by default with webhooks), it waited
+    // that long.
+    const wait = retried!.submittedAt - failed!.completedAt!;
+    expect(wait, `retry ${wait} ms after the failure`).toBeLessThan(3_000);
+  });
+});

@@ -180,3 +180,28 @@ describe('Wakeups.rowAfter', () => {
     }
   });
 });
+
+describe('Wakeups: a request fal ended (a failure its webhook told)', () => {
+  it('wakes the watch of that transition only, whether it came during the sleep or before it; once', async () => {
+    const [row, other] = [await queuedRow(), await queuedRow()];
+    const watch = wakeups.watch(row.id);
+    const otherWatch = wakeups.watch(other.id);
+    try {
+      // During the sleep: it ends at once; the other transition's watch sleeps on.
+      const started = Date.now();
+      const sleeping = watch.sleep(10_000, row.version);
+      const otherSleeping = otherWatch.sleep(1_000, other.version);
+      await segue.events.requestEnded(row.id);
+      expect(await sleeping).toBe('request-ended');
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(await otherSleeping).toBe('timeout');
+      // Before the sleep (the tracker was busy): the next sleep ends at once, and only that one.
+      await segue.events.requestEnded(row.id);
+      await until(async () => (await watch.sleep(50, row.version)) === 'request-ended', { what: 'the notice to be heard' });
+      expect(await watch.sleep(200, row.version)).toBe('timeout');
+    } finally {
+      watch.close();
+      otherWatch.close();
+    }
+  });
+});

@@ -114,13 +114,18 @@ export async function markRefused(deps: Pick<StateDeps, 'sql'>, submissionId: st
 
 export type RequestOutcome = 'OK' | 'ERROR' | 'CANCELED' | 'LOST';
 
-/** fal said the request is over (its slot frees); the outcome when known, or later. */
+/**
+ * fal said the request is over (its slot frees); the outcome when known, or later. Returns the
+ * request's transition when this call changed the ledger row, null when nothing changed.
+ */
 export async function markEnded(deps: Pick<StateDeps, 'sql'>, requestId: string, outcome: RequestOutcome | null) {
-  await deps.sql.query(
+  const [row] = await deps.sql.query<{ transitionId: string | null }>(
     `UPDATE "FalRequest" SET "state" = 'ENDED', "endedAt" = coalesce("endedAt", ${UTC_NOW}), "outcome" = coalesce($2, "outcome")
-     WHERE "requestId" = $1 AND ("state" <> 'ENDED' OR ("outcome" IS NULL AND $2::text IS NOT NULL))`,
+     WHERE "requestId" = $1 AND ("state" <> 'ENDED' OR ("outcome" IS NULL AND $2::text IS NOT NULL))
+     RETURNING "transitionId"`,
     [requestId, outcome],
   );
+  return row ? { transitionId: row.transitionId } : null;
 }
 
 /**

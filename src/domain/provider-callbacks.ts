@@ -19,6 +19,11 @@ export type CallbackDeps = StateDeps & {
   wakeRun?: (ref: { id: string; run: number }) => Promise<void>;
   /** Has the video of a run that had given up on its request copied into storage (the copy queue). */
   copyLate?: (row: Transition) => Promise<void>;
+  /**
+   * Tells the worker following the transition's request that fal ended it without a result, so it
+   * reads fal's answer now rather than at its next poll (up to FAL_POLL_MAX_INTERVAL_MS away).
+   */
+  requestEnded?: (transitionId: string) => Promise<void>;
 };
 
 /**
@@ -26,7 +31,7 @@ export type CallbackDeps = StateDeps & {
  * worker tracking the request, which copies it into Segue's storage and completes the transition
  * (a copy takes longer than fal waits for a webhook answer). Idempotent per request id: only a
  * row still running with that request id and no recorded result changes, so a re-delivery
- * changes nothing. A failure is left to the tracking job, which reads fal's answer and applies the
+ * changes nothing. A failure is left to the tracking job, woken to read fal's answer and apply the
  * retry policy in one place. A callback can also bring the request id of a submit whose answer
  * was lost; a request of a run that is no longer current is recorded in the ledger (it may be
  * billed) and never adopted by another run.
@@ -59,7 +64,10 @@ export async function applyProviderCallback(deps: CallbackDeps, callback: Provid
     if (ok && (await recordResult(deps, callback.requestId, callback.videoUrl!)).row) return 'result-recorded';
   }
   // fal is done with the request, whoever it belongs to: it holds no slot any more.
-  await markEnded(deps, callback.requestId, ok ? 'OK' : 'ERROR');
+  const ended = await markEnded(deps, callback.requestId, ok ? 'OK' : 'ERROR');
+  // A failure is the tracking job's to handle: it is told now. Only a hint: should it be lost,
+  // the job's own polling finds the failure.
+  if (!ok && ended?.transitionId) await deps.requestEnded?.(ended.transitionId).catch(() => undefined);
   if (adopted?.row) return 'adopted';
   if (!ok) return adopted?.recorded ? 'recorded' : 'left-to-tracker';
   if (adopted?.recorded) return 'recorded';

@@ -49,6 +49,11 @@ export class EventPublisher implements ChangeListener {
     }
   }
 
+  /** fal ended the request of this transition's run without a result (see topics.requestEnded). */
+  async requestEnded(transitionId: string) {
+    await this.deps.pubsub.getPublisher().publish(this.deps.topics.requestEnded(), transitionId);
+  }
+
   private schedule(delayMs = this.progressIntervalMs) {
     if (this.timer || this.pendingBatches.size === 0) return;
     this.timer = setTimeout(() => {

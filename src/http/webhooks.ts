@@ -81,6 +81,7 @@ export function falWebhookHandler(segue: Segue) {
           metrics: segue.metrics,
           wakeRun: (ref) => segue.generationJobs.wake(ref.id, ref.run),
           copyLate: (row) => copyLateResult(segue, row, log),
+          requestEnded: (transitionId) => segue.events.requestEnded(transitionId),
         },
         { requestId, ok: event.status === 'OK', videoUrl: typeof videoUrl === 'string' ? videoUrl : null, submission },
       );

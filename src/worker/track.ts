@@ -41,6 +41,8 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
   // Right after a submit fal has just said where the request stands: wait before asking again.
   let nextPollAt = justSubmitted ? Date.now() + interval : 0;
   let cancel: CancelAsked | null = null;
+  // A webhook said fal ended the request: ask fal at once.
+  let askNow = false;
   // Since when no status call has answered: a fal that cannot be asked for longer than a run may
   // take is treated as an overrun, so a row never waits without bound.
   let unansweredSince: number | null = null;
@@ -86,7 +88,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       }
       // What the stream brought since last time: handled like a poll's answer.
       let pushed = feed?.take() ?? null;
-      const wakeAt = pushed
+      const wakeAt = pushed || askNow
         ? 0
         : Math.min(
             polling() ? nextPollAt : Infinity,
@@ -101,6 +103,9 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
           checkAbort(ctx);
           if (feed?.pollingInstead) nextPollAt = Math.min(nextPollAt, Date.now());
         }
+        // fal's webhook said the request ended without a result: its answer is read now, whether
+        // this run polls or streams (a stream may be slow to say so, or stalled).
+        if (woke === 'request-ended') askNow = true;
         if (typeof woke === 'object') {
           // The change's own message usually tells the new row; PostgreSQL is read when it cannot.
           const fresh = (woke.changed && ctx.watch.rowAfter(row)) || (await loadRow(ctx));
@@ -119,6 +124,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       let state: RequestState;
       const polled = performance.now();
       try {
+        askNow = false;
         state = pushed ?? (await ctx.segue.provider.status(requestId, ctx.signal ? { signal: ctx.signal } : {}));
         pushed = null;
       } catch (error) {

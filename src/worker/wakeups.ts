@@ -10,7 +10,12 @@ export interface WakeInfo {
   version: number;
 }
 
-export type WakeResult = 'timeout' | 'aborted' | { changed: WakeInfo | null };
+/** 'request-ended': fal ended the run's request without a result (its webhook said so): ask fal now. */
+export type WakeResult = 'timeout' | 'aborted' | 'request-ended' | { changed: WakeInfo | null };
+
+/** What a watch hears: a change of its row (null when its details could not be read), or that fal ended its request. */
+type Heard = TransitionChange | null | typeof REQUEST_ENDED;
+const REQUEST_ENDED = Symbol('request ended');
 
 /**
  * A transition being watched: changes made elsewhere (a webhook completed it, a user canceled
@@ -18,7 +23,10 @@ export type WakeResult = 'timeout' | 'aborted' | { changed: WakeInfo | null };
  * tracker, before it goes to sleep, is not missed.
  */
 export interface Watch {
-  /** Resolves after `ms`, at once if a change newer than `knownVersion` came, or when `signal` aborts. */
+  /**
+   * Resolves after `ms`, at once if a change newer than `knownVersion` came or fal ended the
+   * request (since the last sleep), or when `signal` aborts.
+   */
   sleep(ms: number, knownVersion: number, signal?: AbortSignal): Promise<WakeResult>;
   /**
    * `row` (a whole row as PostgreSQL returned it) brought up to the newest change heard, from the
@@ -35,12 +43,13 @@ export interface Watch {
 const KEPT_CHANGES = 16;
 
 /**
- * Lets a tracking loop sleep until its next poll *or* until its transition changes elsewhere,
- * whichever comes first. One pattern subscription per process feeds every watch; the transition
- * id is the channel's last segment, so only messages for watched transitions are parsed.
+ * Lets a tracking loop sleep until its next poll *or* until its transition changes elsewhere (or
+ * a webhook says fal ended its request), whichever comes first. One pattern subscription per
+ * process feeds every watch; the transition id is the channel's last segment, so only messages
+ * for watched transitions are parsed.
  */
 export class Wakeups {
-  private readonly watches = new Map<string, Set<(change: TransitionChange | null) => void>>();
+  private readonly watches = new Map<string, Set<(heard: Heard) => void>>();
   private started = false;
 
   constructor(
@@ -63,20 +72,30 @@ export class Wakeups {
       }
       for (const listener of [...listeners]) listener(change);
     });
-    await this.subscriber.psubscribe(this.topics.allTransitions());
+    const requestEnded = this.topics.requestEnded();
+    this.subscriber.on('message', (channel: string, transitionId: string) => {
+      if (channel !== requestEnded) return;
+      for (const listener of [...(this.watches.get(transitionId) ?? [])]) listener(REQUEST_ENDED);
+    });
+    await Promise.all([this.subscriber.psubscribe(this.topics.allTransitions()), this.subscriber.subscribe(requestEnded)]);
   }
 
   watch(transitionId: string): Watch {
     let latest: WakeInfo | null = null;
     let unknown = false; // a change whose details could not be read
-    let waiter: ((info: WakeInfo | null) => void) | null = null;
     // The changes heard, by version, for rowAfter.
     const changes = new Map<number, TransitionChange>();
     const forget = (upTo: number) => {
       for (const version of [...changes.keys()]) if (version <= upTo) changes.delete(version);
     };
     let unreadable = 0; // changes heard that could not be read, since the last rowAfter
-    const listener = (change: TransitionChange | null) => {
+    let ended = false; // fal ended the request, heard since the last sleep
+    let waiter: ((heard: WakeInfo | null | typeof REQUEST_ENDED) => void) | null = null;
+    const listener = (change: Heard) => {
+      if (change === REQUEST_ENDED) {
+        ended = true;
+        return waiter?.(REQUEST_ENDED);
+      }
       const info = change && { status: change.status, run: change.run, version: change.version };
       if (info && (!latest || info.version > latest.version)) latest = info;
       if (change) {
@@ -102,6 +121,10 @@ export class Wakeups {
             unknown = false;
             return resolve({ changed: null });
           }
+          if (ended) {
+            ended = false;
+            return resolve('request-ended');
+          }
           const done = (why: WakeResult) => {
             clearTimeout(timer);
             signal?.removeEventListener('abort', onAbort);
@@ -111,6 +134,10 @@ export class Wakeups {
           const onAbort = () => done('aborted');
           const timer = setTimeout(() => done('timeout'), ms);
           waiter = (info) => {
+            if (info === REQUEST_ENDED) {
+              ended = false;
+              return done('request-ended');
+            }
             if (info && info.version <= knownVersion) return; // our own change coming back
             unknown = false;
             done({ changed: info });
@@ -135,7 +162,11 @@ export class Wakeups {
   }
 
   async stop() {
-    if (this.started) await this.subscriber.punsubscribe().catch(() => undefined);
+    if (this.started) {
+      await Promise.all([this.subscriber.punsubscribe(this.topics.allTransitions()), this.subscriber.unsubscribe(this.topics.requestEnded())]).catch(
+        () => undefined,
+      );
+    }
     this.started = false;
   }
 }
