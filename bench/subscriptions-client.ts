@@ -52,10 +52,7 @@ process.once('message', async (plan: Plan) => {
             // The first 20 events are the batch's snapshot, not changes.
             if (++seen === 20) {
               snapshot = false;
-              if (++ready === plan.subscribers.length) {
-                loopDelay.reset();
-                process.send!({ type: 'ready' });
-              }
+              if (++ready === plan.subscribers.length) process.send!({ type: 'ready' });
             }
             return;
           }
@@ -78,6 +75,8 @@ process.once('message', async (plan: Plan) => {
     }
   }, 200);
   process.on('message', async (message: { type: string }) => {
+    // Every process's subscribers are ready: the measured run starts.
+    if (message.type === 'reset') loopDelay.reset();
     if (message.type !== 'stop') return;
     clearInterval(flush);
     process.send!({ type: 'receipts', receipts, loopDelayMaxMs: loopDelay.max / 1e6 }, () => {
