@@ -112,7 +112,13 @@ describe('a webhook that comes after the result was recorded', () => {
     // The real dependencies, each statement counted.
     const statements: string[] = [];
     const segue = p.app.segue;
-    const deps = { ...segue, sql: { ...segue.sql, query: ((text: string, params: readonly unknown[]) => (statements.push(text), segue.sql.query(text, params))) as typeof segue.sql.query } };
+    // And every notice to a worker that fal ended a request without a result: none is due here.
+    const notices: unknown[] = [];
+    const deps = {
+      ...segue,
+      sql: { ...segue.sql, query: ((text: string, params: readonly unknown[]) => (statements.push(text), segue.sql.query(text, params))) as typeof segue.sql.query },
+      requestEnded: async (ended: unknown) => void notices.push(ended),
+    };
     const callback = (overrides: Partial<Parameters<typeof applyProviderCallback>[1]> = {}) =>
       applyProviderCallback(deps, {
         requestId,
@@ -133,6 +139,9 @@ describe('a webhook that comes after the result was recorded', () => {
     statements.length = 0;
     expect(await callback({ requestId: 'req-nobody-knows', submission: null })).toBe('unknown');
     expect(statements.length).toBeGreaterThan(1);
+    // A failure for a request the ledger has already ended (a late or forged status) wakes nobody.
+    await callback({ ok: false, videoUrl: null });
+    expect(notices).toEqual([]);
 
     const after = await row(done.id);
     expect(after.version).toBe(done.version);

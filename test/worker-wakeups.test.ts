@@ -69,7 +69,7 @@ const heard = (watch: Watch, known: Transition, version: number) =>
   until(
     async () => {
       const woke = await watch.sleep(20, known.version);
-      return typeof woke === 'object' && (woke.changed?.version ?? 0) >= version;
+      return typeof woke === 'object' && 'changed' in woke && (woke.changed?.version ?? 0) >= version;
     },
     { what: `the change to version ${version}` },
   );
@@ -182,22 +182,34 @@ describe('Wakeups.rowAfter', () => {
 });
 
 describe('Wakeups: a request fal ended (a failure its webhook told)', () => {
-  it('wakes the watch of that transition only, whether it came during the sleep or before it; once', async () => {
+  it('wakes the watches of that transition only, naming the request, whether it came during the sleep or before it; once', async () => {
     const [row, other] = [await queuedRow(), await queuedRow()];
     const watch = wakeups.watch(row.id);
     const otherWatch = wakeups.watch(other.id);
     try {
-      // During the sleep: it ends at once; the other transition's watch sleeps on.
+      // During the sleep: it ends at once, with the request's id; the other transition's watch sleeps on.
       const started = Date.now();
       const sleeping = watch.sleep(10_000, row.version);
       const otherSleeping = otherWatch.sleep(1_000, other.version);
-      await segue.events.requestEnded(row.id);
-      expect(await sleeping).toBe('request-ended');
+      await segue.events.requestEnded({ transitionId: row.id, requestId: 'req-during' });
+      expect(await sleeping).toEqual({ requestEnded: 'req-during' });
       expect(Date.now() - started).toBeLessThan(2_000);
       expect(await otherSleeping).toBe('timeout');
-      // Before the sleep (the tracker was busy): the next sleep ends at once, and only that one.
-      await segue.events.requestEnded(row.id);
-      await until(async () => (await watch.sleep(50, row.version)) === 'request-ended', { what: 'the notice to be heard' });
+
+      // Before the sleep (the tracker was busy): a second watch of the row, asleep, tells when the
+      // notice has come; every watch hears it in the same turn. The first watch's next sleep then
+      // ends at once, and only that one.
+      const witness = wakeups.watch(row.id);
+      try {
+        const witnessed = witness.sleep(10_000, row.version);
+        await segue.events.requestEnded({ transitionId: row.id, requestId: 'req-before' });
+        expect(await witnessed).toEqual({ requestEnded: 'req-before' });
+      } finally {
+        witness.close();
+      }
+      const asleep = Date.now();
+      expect(await watch.sleep(10_000, row.version)).toEqual({ requestEnded: 'req-before' });
+      expect(Date.now() - asleep).toBeLessThan(100);
       expect(await watch.sleep(200, row.version)).toBe('timeout');
     } finally {
       watch.close();

@@ -23,7 +23,7 @@ export type CallbackDeps = StateDeps & {
    * Tells the worker following the transition's request that fal ended it without a result, so it
    * reads fal's answer now rather than at its next poll (up to FAL_POLL_MAX_INTERVAL_MS away).
    */
-  requestEnded?: (transitionId: string) => Promise<void>;
+  requestEnded?: (ended: { transitionId: string; requestId: string }) => Promise<void>;
 };
 
 /**
@@ -66,8 +66,8 @@ export async function applyProviderCallback(deps: CallbackDeps, callback: Provid
   // fal is done with the request, whoever it belongs to: it holds no slot any more.
   const ended = await markEnded(deps, callback.requestId, ok ? 'OK' : 'ERROR');
   // A failure is the tracking job's to handle: it is told now. Only a hint: should it be lost,
-  // the job's own polling finds the failure.
-  if (!ok && ended?.transitionId) await deps.requestEnded?.(ended.transitionId).catch(() => undefined);
+  // the job's own polling finds the failure (the port logs why).
+  if (!ok && ended?.transitionId) await deps.requestEnded?.({ transitionId: ended.transitionId, requestId: callback.requestId }).catch(() => undefined);
   if (adopted?.row) return 'adopted';
   if (!ok) return adopted?.recorded ? 'recorded' : 'left-to-tracker';
   if (adopted?.recorded) return 'recorded';

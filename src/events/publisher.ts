@@ -49,9 +49,9 @@ export class EventPublisher implements ChangeListener {
     }
   }
 
-  /** fal ended the request of this transition's run without a result (see topics.requestEnded). */
-  async requestEnded(transitionId: string) {
-    await this.deps.pubsub.getPublisher().publish(this.deps.topics.requestEnded(), transitionId);
+  /** fal ended a request of this transition without a result (see topics.requestEnded). */
+  async requestEnded(ended: { transitionId: string; requestId: string }) {
+    await this.deps.pubsub.getPublisher().publish(this.deps.topics.requestEnded(), JSON.stringify(ended));
   }
 
   private schedule(delayMs = this.progressIntervalMs) {

@@ -18,8 +18,9 @@ export function topics(prefix: string) {
     batch: (accountId: string, batchId: string) => `${base}:batch:${accountId}:${batchId}`,
     generatedTransition: (accountId: string, id: string) => `${base}:combined:${accountId}:${id}`,
     /**
-     * Requests fal ended without a result, as its webhook told (the message is the transition id):
-     * the worker following one reads fal's answer now, not at its next poll (src/worker/wakeups.ts).
+     * Requests fal ended without a result, as its webhook told (the message: JSON of the transition
+     * and request ids): the worker following one reads fal's answer now, not at its next poll
+     * (src/worker/wakeups.ts).
      */
     requestEnded: () => `${base}:request-ended`,
     /** Credential notices (keys revoked) for every API instance; see src/auth/sessions.ts. */

@@ -81,7 +81,10 @@ export function falWebhookHandler(segue: Segue) {
           metrics: segue.metrics,
           wakeRun: (ref) => segue.generationJobs.wake(ref.id, ref.run),
           copyLate: (row) => copyLateResult(segue, row, log),
-          requestEnded: (transitionId) => segue.events.requestEnded(transitionId),
+          requestEnded: (ended) =>
+            segue.events.requestEnded(ended).catch((err: unknown) => {
+              log.warn({ err, falRequestId: ended.requestId }, 'could not tell the worker fal ended the request; it finds out at its next poll');
+            }),
         },
         { requestId, ok: event.status === 'OK', videoUrl: typeof videoUrl === 'string' ? videoUrl : null, submission },
       );

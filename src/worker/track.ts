@@ -103,10 +103,12 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
           checkAbort(ctx);
           if (feed?.pollingInstead) nextPollAt = Math.min(nextPollAt, Date.now());
         }
-        // fal's webhook said the request ended without a result: its answer is read now, whether
-        // this run polls or streams (a stream may be slow to say so, or stalled).
-        if (woke === 'request-ended') askNow = true;
-        if (typeof woke === 'object') {
+        // fal's webhook said this request ended without a result: its answer is read now, whether
+        // this run polls or streams (a stream may be slow to say so, or stalled). One of an
+        // earlier run's request is not this tracker's news.
+        if (typeof woke === 'object' && 'requestEnded' in woke) {
+          if (woke.requestEnded === requestId) askNow = true;
+        } else if (typeof woke === 'object') {
           // The change's own message usually tells the new row; PostgreSQL is read when it cannot.
           const fresh = (woke.changed && ctx.watch.rowAfter(row)) || (await loadRow(ctx));
           if (!fresh || fresh.run !== row.run || fresh.falRequestId !== requestId || !isRunning(fresh.status)) {
@@ -124,8 +126,10 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       let state: RequestState;
       const polled = performance.now();
       try {
+        // Asked now, fal's answer is newer than what the stream brought before.
+        const ask = askNow || !pushed;
         askNow = false;
-        state = pushed ?? (await ctx.segue.provider.status(requestId, ctx.signal ? { signal: ctx.signal } : {}));
+        state = ask ? await ctx.segue.provider.status(requestId, ctx.signal ? { signal: ctx.signal } : {}) : pushed!;
         pushed = null;
       } catch (error) {
         const failure = asProviderError(error);

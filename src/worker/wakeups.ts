@@ -10,12 +10,16 @@ export interface WakeInfo {
   version: number;
 }
 
-/** 'request-ended': fal ended the run's request without a result (its webhook said so): ask fal now. */
-export type WakeResult = 'timeout' | 'aborted' | 'request-ended' | { changed: WakeInfo | null };
+/** fal ended a request of the transition without a result, as its webhook said: the tracker of that request asks fal now. */
+export interface RequestEnded {
+  requestEnded: string;
+}
 
-/** What a watch hears: a change of its row (null when its details could not be read), or that fal ended its request. */
-type Heard = TransitionChange | null | typeof REQUEST_ENDED;
-const REQUEST_ENDED = Symbol('request ended');
+export type WakeResult = 'timeout' | 'aborted' | RequestEnded | { changed: WakeInfo | null };
+
+/** What a watch hears: a change of its row (null when its details could not be read), or that fal ended a request of it. */
+type Heard = TransitionChange | null | RequestEnded;
+const isRequestEnded = (heard: Heard | WakeInfo): heard is RequestEnded => heard !== null && 'requestEnded' in heard;
 
 /**
  * A transition being watched: changes made elsewhere (a webhook completed it, a user canceled
@@ -73,9 +77,16 @@ export class Wakeups {
       for (const listener of [...listeners]) listener(change);
     });
     const requestEnded = this.topics.requestEnded();
-    this.subscriber.on('message', (channel: string, transitionId: string) => {
+    this.subscriber.on('message', (channel: string, message: string) => {
       if (channel !== requestEnded) return;
-      for (const listener of [...(this.watches.get(transitionId) ?? [])]) listener(REQUEST_ENDED);
+      let notice: { transitionId?: unknown; requestId?: unknown };
+      try {
+        notice = JSON.parse(message);
+      } catch {
+        return;
+      }
+      if (typeof notice.transitionId !== 'string' || typeof notice.requestId !== 'string') return;
+      for (const listener of [...(this.watches.get(notice.transitionId) ?? [])]) listener({ requestEnded: notice.requestId });
     });
     await Promise.all([this.subscriber.psubscribe(this.topics.allTransitions()), this.subscriber.subscribe(requestEnded)]);
   }
@@ -89,12 +100,12 @@ export class Wakeups {
       for (const version of [...changes.keys()]) if (version <= upTo) changes.delete(version);
     };
     let unreadable = 0; // changes heard that could not be read, since the last rowAfter
-    let ended = false; // fal ended the request, heard since the last sleep
-    let waiter: ((heard: WakeInfo | null | typeof REQUEST_ENDED) => void) | null = null;
+    let ended: RequestEnded | null = null; // fal ended a request, heard since the last sleep
+    let waiter: ((heard: WakeInfo | RequestEnded | null) => void) | null = null;
     const listener = (change: Heard) => {
-      if (change === REQUEST_ENDED) {
-        ended = true;
-        return waiter?.(REQUEST_ENDED);
+      if (isRequestEnded(change)) {
+        ended = change;
+        return waiter?.(change);
       }
       const info = change && { status: change.status, run: change.run, version: change.version };
       if (info && (!latest || info.version > latest.version)) latest = info;
@@ -122,8 +133,9 @@ export class Wakeups {
             return resolve({ changed: null });
           }
           if (ended) {
-            ended = false;
-            return resolve('request-ended');
+            const heard = ended;
+            ended = null;
+            return resolve(heard);
           }
           const done = (why: WakeResult) => {
             clearTimeout(timer);
@@ -134,9 +146,9 @@ export class Wakeups {
           const onAbort = () => done('aborted');
           const timer = setTimeout(() => done('timeout'), ms);
           waiter = (info) => {
-            if (info === REQUEST_ENDED) {
-              ended = false;
-              return done('request-ended');
+            if (isRequestEnded(info)) {
+              ended = null;
+              return done(info);
             }
             if (info && info.version <= knownVersion) return; // our own change coming back
             unknown = false;
