@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createAndGenerate, retryTransition } from '../src/domain/generation.ts';
 import { generateBatch } from '../src/domain/transitions.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
+import { holdTransaction } from './helpers/held-transaction.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
@@ -103,6 +104,50 @@ describe('time limits at fal', () => {
     // Without webhooks, the failed read was tried again; with them, fal's webhook brought the video.
     if (webhooks) expect(p.emulator.counters().webhooksDelivered).toBe(1);
     else expect(p.emulator.counters().resultCalls).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a video whose webhook is being recorded as the run gives up on its request wins: the give-up changes nothing, and the run stores the video', { timeout: 60_000 }, async () => {
+    p = await startPipeline({
+      // fal runs the request 2.5 s, ignoring the cancel asked at the queue limit (1 s); the run
+      // would give up on it at 4 s. No status stream and no poll within the test: the run
+      // learns of the video only from the webhook's change.
+      emulator: { latencyMs: 2_500, cancelRunning: 'complete' },
+      webhooks: true,
+      env: {
+        FAL_QUEUE_TIMEOUT_MS: '1000',
+        FAL_CANCEL_GRACE_MS: '3000',
+        FAL_STATUS_MODE: 'poll',
+        FAL_POLL_INTERVAL_MS: '60000',
+        FAL_POLL_MAX_INTERVAL_MS: '60000',
+        RECONCILE_INTERVAL_MS: '600000',
+      },
+      inlineWorkers: 1,
+    });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+    const db = p.app.segue.db;
+    const submitted = await until(() => db.transition.findFirst({ where: { batchId: batch!.id, status: 'SUBMITTED', falRequestId: { not: null } } }), {
+      what: 'the submit',
+    });
+    // Another session holds the row: fal's webhook (2.5 s in) waits for it first, then the run's
+    // give-up (4 s in) behind it. Let go, the webhook's statement records the video; the
+    // give-up, guarded by "no result yet", must then change nothing, and the run store the video.
+    const hold = await holdTransaction(p.app.segue.config.databaseUrl);
+    try {
+      await hold.query(`SELECT 1 FROM "Transition" WHERE "id" = $1::uuid FOR UPDATE`, [submitted.id]);
+      const settled = p.settled(batch!.id, 40_000);
+      await hold.blocks(settled, 'the webhook and then the give-up to wait for the row', 2);
+      expect(p.emulator.counters().webhookAttempts).toBeGreaterThanOrEqual(1);
+      await hold.commit();
+      const [row] = await settled;
+      expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null, attempts: 1, falRequestId: submitted.falRequestId });
+      expect(row!.falVideoUrl).toContain(submitted.falRequestId!);
+    } finally {
+      await hold.end();
+    }
+    expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0, succeeded: 1 });
+    const ledger = await db.falRequest.findMany({ where: { transitionId: submitted.id } });
+    expect(ledger).toMatchObject([{ state: 'ENDED', outcome: 'OK', cancelReason: 'FAL_QUEUE_TIMEOUT' }]);
   });
 
   it('a request past FAL_TIMEOUT_MS that fal does stop fails FAL_TIMEOUT, and is not submitted again', { timeout: 60_000 }, async () => {

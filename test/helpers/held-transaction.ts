@@ -8,8 +8,12 @@ import { until } from './wait.ts';
  */
 export interface HeldTransaction {
   query(text: string, values?: unknown[]): Promise<unknown>;
-  /** Resolves once a session waits on this transaction's locks; rejects when `op` settles first (it did not wait). */
-  blocks(op: Promise<unknown>, what: string): Promise<void>;
+  /**
+   * Resolves once `sessions` sessions (default 1) wait on this transaction's locks, directly or
+   * behind another waiting one (queued for the same row); rejects when `op` settles first (it did
+   * not wait).
+   */
+  blocks(op: Promise<unknown>, what: string, sessions?: number): Promise<void>;
   commit(): Promise<void>;
   /** Rolls back what is not committed, and closes the connection. */
   end(): Promise<void>;
@@ -23,12 +27,20 @@ export async function holdTransaction(databaseUrl: string): Promise<HeldTransact
   // Asked on a connection of its own: the held one is busy holding.
   const probe = new pg.Client({ connectionString: databaseUrl });
   await probe.connect();
-  const blocked = async () =>
-    (await probe.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, [pid])).rows[0]!.n !== '0';
+  const blocked = async (sessions: number) => {
+    const { rows } = await probe.query<{ n: string }>(
+      `WITH RECURSIVE waiting(pid) AS (
+         SELECT pid FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))
+         UNION SELECT a.pid FROM pg_stat_activity a JOIN waiting w ON w.pid = ANY(pg_blocking_pids(a.pid)))
+       SELECT count(*) AS n FROM waiting`,
+      [pid],
+    );
+    return Number(rows[0]!.n) >= sessions;
+  };
   return {
     query: (text, values) => client.query(text, values),
-    async blocks(op, what) {
-      await Promise.race([until(blocked, { what }), op.then(() => Promise.reject(new Error(`${what}: it did not wait`)))]);
+    async blocks(op, what, sessions = 1) {
+      await Promise.race([until(() => blocked(sessions), { what }), op.then(() => Promise.reject(new Error(`${what}: it did not wait`)))]);
     },
     commit: async () => void (await client.query('COMMIT')),
     async end() {
