@@ -113,3 +113,38 @@ describe('a check that outlives its lease', () => {
     }
   });
 });
+
+describe('an image a check that ran again found wanting, as a run was about to upload it to fal', () => {
+  it('fails the run with that verdict at once (final), rather than as a retryable failure of our own', { timeout: 30_000 }, async () => {
+    const account = await createTestAccount(segue);
+    const url = fixtureImages.set(`/wanting-${randomBytes(4).toString('hex')}.png`, await makeImage({ width: 640, height: 360, color: '#e0a040' }));
+    // Images go to fal's storage, and fal's storage is down: the check stores the image and
+    // leaves the fal upload to the run.
+    const uploads: string[] = [];
+    const falDeps: RunImageDeps = {
+      ...deps,
+      config: { ...segue.config, images: { ...segue.config.images, falUpload: 'always' } },
+      falUploader: () => ({
+        upload: async (file: string) => {
+          uploads.push(file);
+          throw new Error('fal storage is down');
+        },
+      }),
+    };
+    const checked = await checkUrlImage(falDeps, account.id, url, 'fal');
+    expect(checked).toMatchObject({ status: 'READY', falUrl: null });
+    expect(checked.key).not.toBeNull();
+    const uploadsAtCheck = uploads.length;
+    // Another worker checks the URL again (its verdict's time up) and finds it wanting; this
+    // process still holds the READY verdict.
+    await segue.db.image.update({
+      where: { id: checked.id },
+      data: { status: 'FAILED', errorCode: 'IMAGE_INVALID', errorMessage: 'IMAGE_TOO_SMALL: now 120x80', key: null, checkedAt: new Date() },
+    });
+    const transition = { accountId: account.id, frontImageUrl: url, tailImageUrl: url, frontImageId: null, tailImageId: null } as unknown as Transition;
+    await expect(prepareRunImages(falDeps, transition, 'fal')).resolves.toEqual({ ok: false, code: 'IMAGE_INVALID', message: 'front image: IMAGE_TOO_SMALL: now 120x80' });
+    expect(uploads).toHaveLength(uploadsAtCheck);
+    // The verdict is this process's now: the next run fails at once too.
+    await expect(prepareRunImages(falDeps, transition, 'fal')).resolves.toMatchObject({ ok: false, code: 'IMAGE_INVALID' });
+  });
+});

@@ -77,13 +77,32 @@ export async function prepareRunImages(deps: RunImageDeps, transition: Transitio
       );
     }),
   );
+  const failure = (image: Image, side: number): PreparedImages => ({
+    ok: false,
+    code: (image.errorCode as ImageFailureCode) ?? 'IMAGE_UNAVAILABLE',
+    message: `${sides[side]!.name} image: ${image.errorMessage ?? 'unavailable'}`,
+  });
   for (const [i, image] of images.entries()) {
-    if (image.status === ImageStatus.FAILED) {
-      return { ok: false, code: (image.errorCode as ImageFailureCode) ?? 'IMAGE_UNAVAILABLE', message: `${sides[i]!.name} image: ${image.errorMessage ?? 'unavailable'}` };
-    }
+    if (image.status === ImageStatus.FAILED) return failure(image, i);
   }
-  const [front, tail] = await Promise.all(images.map((image) => reachable(deps, image, target)));
-  return { ok: true, front: front!, tail: tail! };
+  try {
+    const [front, tail] = await Promise.all(images.map((image) => reachable(deps, image, target)));
+    return { ok: true, front: front!, tail: tail! };
+  } catch (error) {
+    // Checked again meanwhile (by another worker, its verdict's time up) and found wanting: the
+    // run fails with that verdict, as it would have had the verdict come first; trying again
+    // would only find it again.
+    if (!(error instanceof FoundWanting)) throw error;
+    verdicts.remember(error.image);
+    return failure(error.image, images.findIndex((image) => image.id === error.image.id));
+  }
+}
+
+/** What a fal upload finds when a check that ran again meanwhile judged the image wanting. */
+class FoundWanting extends Error {
+  constructor(readonly image: Image) {
+    super(`Image ${image.id} was checked again and found wanting: ${image.errorMessage ?? image.errorCode}`);
+  }
 }
 
 /**
@@ -177,8 +196,9 @@ async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<{ falU
   for (let row = image; ; ) {
     if (row.falUrl && fresh(row.falUploadedAt, FAL_URL_TTL_MS)) return { falUrl: row.falUrl, recorded: row !== image || !notWritten.has(image) };
     // Checked again meanwhile by another worker: its verdict is waited for while the check runs.
-    // A check that found the image wanting, or that died or failed, leaves nothing to upload:
-    // the run's next try checks the URL again.
+    // A check that found the image wanting ends the run with its verdict; one that died or
+    // failed leaves nothing to upload: the run's next try checks the URL again.
+    if (row.status === ImageStatus.FAILED) throw new FoundWanting(row);
     const beingChecked = row.status === ImageStatus.CHECKING;
     if (beingChecked ? !(row.leaseUntil && row.leaseUntil.getTime() > Date.now()) : !row.key) {
       throw new Error(`Image ${row.id} has no stored copy to upload to fal (${row.status}: ${row.errorMessage ?? 'its check did not end'}).`);
