@@ -14,6 +14,8 @@ export interface HeldTransaction {
    * not wait).
    */
   blocks(op: Promise<unknown>, what: string, sessions?: number): Promise<void>;
+  /** The statements waiting on this transaction's locks now, directly or behind another waiting one. */
+  waiting(): Promise<string[]>;
   commit(): Promise<void>;
   /** Rolls back what is not committed, and closes the connection. */
   end(): Promise<void>;
@@ -27,21 +29,23 @@ export async function holdTransaction(databaseUrl: string): Promise<HeldTransact
   // Asked on a connection of its own: the held one is busy holding.
   const probe = new pg.Client({ connectionString: databaseUrl });
   await probe.connect();
-  const blocked = async (sessions: number) => {
-    const { rows } = await probe.query<{ n: string }>(
+  const waiting = async () => {
+    const { rows } = await probe.query<{ query: string }>(
       `WITH RECURSIVE waiting(pid) AS (
          SELECT pid FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))
          UNION SELECT a.pid FROM pg_stat_activity a JOIN waiting w ON w.pid = ANY(pg_blocking_pids(a.pid)))
-       SELECT count(*) AS n FROM waiting`,
+       SELECT a.query FROM waiting w JOIN pg_stat_activity a ON a.pid = w.pid`,
       [pid],
     );
-    return Number(rows[0]!.n) >= sessions;
+    return rows.map((r) => r.query);
   };
+  const blocked = async (sessions: number) => (await waiting()).length >= sessions;
   return {
     query: (text, values) => client.query(text, values),
     async blocks(op, what, sessions = 1) {
       await Promise.race([until(() => blocked(sessions), { what }), op.then(() => Promise.reject(new Error(`${what}: it did not wait`)))]);
     },
+    waiting,
     commit: async () => void (await client.query('COMMIT')),
     async end() {
       await client.query('ROLLBACK').catch(() => undefined);
