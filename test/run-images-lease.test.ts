@@ -136,15 +136,25 @@ describe('an image a check that ran again found wanting, as a run was about to u
     expect(checked.key).not.toBeNull();
     const uploadsAtCheck = uploads.length;
     // Another worker checks the URL again (its verdict's time up) and finds it wanting; this
-    // process still holds the READY verdict.
+    // process still holds the READY verdict. The row still names a fal upload of the image it
+    // had been (written between two of this run's reads): not to be used.
     await segue.db.image.update({
       where: { id: checked.id },
-      data: { status: 'FAILED', errorCode: 'IMAGE_INVALID', errorMessage: 'IMAGE_TOO_SMALL: now 120x80', key: null, checkedAt: new Date() },
+      data: {
+        status: 'FAILED',
+        errorCode: 'IMAGE_INVALID',
+        errorMessage: 'IMAGE_TOO_SMALL: now 120x80',
+        key: null,
+        checkedAt: new Date(),
+        falUrl: 'https://v3.fal.media/files/old-image.png',
+        falUploadedAt: new Date(),
+      },
     });
     const transition = { accountId: account.id, frontImageUrl: url, tailImageUrl: url, frontImageId: null, tailImageId: null } as unknown as Transition;
     await expect(prepareRunImages(falDeps, transition, 'fal')).resolves.toEqual({ ok: false, code: 'IMAGE_INVALID', message: 'front image: IMAGE_TOO_SMALL: now 120x80' });
     expect(uploads).toHaveLength(uploadsAtCheck);
-    // The verdict is this process's now: the next run fails at once too.
-    await expect(prepareRunImages(falDeps, transition, 'fal')).resolves.toMatchObject({ ok: false, code: 'IMAGE_INVALID' });
+    // The verdict is this process's now: the next run fails with it at once, without reading the row.
+    await segue.db.image.update({ where: { id: checked.id }, data: { errorMessage: 'changed since' } });
+    await expect(prepareRunImages(falDeps, transition, 'fal')).resolves.toEqual({ ok: false, code: 'IMAGE_INVALID', message: 'front image: IMAGE_TOO_SMALL: now 120x80' });
   });
 });

@@ -85,17 +85,17 @@ export async function prepareRunImages(deps: RunImageDeps, transition: Transitio
   for (const [i, image] of images.entries()) {
     if (image.status === ImageStatus.FAILED) return failure(image, i);
   }
-  try {
-    const [front, tail] = await Promise.all(images.map((image) => reachable(deps, image, target)));
-    return { ok: true, front: front!, tail: tail! };
-  } catch (error) {
-    // Checked again meanwhile (by another worker, its verdict's time up) and found wanting: the
-    // run fails with that verdict, as it would have had the verdict come first; trying again
-    // would only find it again.
-    if (!(error instanceof FoundWanting)) throw error;
-    verdicts.remember(error.image);
-    return failure(error.image, images.findIndex((image) => image.id === error.image.id));
-  }
+  const sidesReached = await Promise.allSettled(images.map((image) => reachable(deps, image, target)));
+  const [front, tail] = sidesReached as [PromiseSettledResult<PreparedImage>, PromiseSettledResult<PreparedImage>];
+  if (front.status === 'fulfilled' && tail.status === 'fulfilled') return { ok: true, front: front.value, tail: tail.value };
+  // Checked again meanwhile (by another worker, its verdict's time up) and found wanting: the run
+  // fails with that verdict, as it would have had the verdict come first (whatever happened to
+  // the other side); trying again would only find it again.
+  const errors = sidesReached.flatMap((side) => (side.status === 'rejected' ? [side.reason as unknown] : []));
+  const wanting = errors.find((error): error is FoundWanting => error instanceof FoundWanting);
+  if (!wanting) throw errors[0];
+  verdicts.remember(wanting.image);
+  return failure(wanting.image, images.findIndex((image) => image.id === wanting.image.id));
 }
 
 /** What a fal upload finds when a check that ran again meanwhile judged the image wanting. */
@@ -194,13 +194,17 @@ const fresh = (at: Date | null, ttlMs: number) => at !== null && Date.now() - at
 async function uploadToFalOnce(deps: RunImageDeps, image: Image): Promise<{ falUrl: string; recorded: boolean }> {
   const deadline = Date.now() + LEASE_MS * 2;
   for (let row = image; ; ) {
-    if (row.falUrl && fresh(row.falUploadedAt, FAL_URL_TTL_MS)) return { falUrl: row.falUrl, recorded: row !== image || !notWritten.has(image) };
     // Checked again meanwhile by another worker: its verdict is waited for while the check runs.
-    // A check that found the image wanting ends the run with its verdict; one that died or
-    // failed leaves nothing to upload: the run's next try checks the URL again.
-    if (row.status === ImageStatus.FAILED) throw new FoundWanting(row);
+    // A check that found the image wanting ends the run with its verdict (whatever fal URL the
+    // row still holds); one that died or failed leaves nothing to upload, and a verdict that
+    // needs no stored copy (the URL is public now) nothing either: the run's next try checks
+    // the URL again, or takes the newer verdict, kept here.
+    const failedAt = row.status === ImageStatus.FAILED ? row.checkedAt : null;
+    if (failedAt && fresh(failedAt, Math.min(FAILURE_TTL_MS, deps.config.images.checkTtlMs))) throw new FoundWanting(row);
+    if (!failedAt && row.falUrl && fresh(row.falUploadedAt, FAL_URL_TTL_MS)) return { falUrl: row.falUrl, recorded: row !== image || !notWritten.has(image) };
     const beingChecked = row.status === ImageStatus.CHECKING;
     if (beingChecked ? !(row.leaseUntil && row.leaseUntil.getTime() > Date.now()) : !row.key) {
+      if (row !== image) verdicts.remember(row);
       throw new Error(`Image ${row.id} has no stored copy to upload to fal (${row.status}: ${row.errorMessage ?? 'its check did not end'}).`);
     }
     // Only while nobody has uploaded it (a worker that read the row before another's upload
@@ -353,7 +357,21 @@ async function runCheck(deps: RunImageDeps, row: Image, target: 'fal' | 'preview
   const url = row.sourceUrl!;
   const { media, images } = deps.config;
   const verdict = async (data: Partial<Image>): Promise<Image> => {
-    const fields = { key: null, contentType: null, width: null, height: null, bytes: null, errorCode: null, errorMessage: null, ...data, checkedAt: new Date(), leaseUntil: null };
+    // A verdict replaces the last one whole: a FAILED one keeps no fal URL of the image it had been.
+    const fields = {
+      key: null,
+      contentType: null,
+      width: null,
+      height: null,
+      bytes: null,
+      errorCode: null,
+      errorMessage: null,
+      falUrl: null,
+      falUploadedAt: null,
+      ...data,
+      checkedAt: new Date(),
+      leaseUntil: null,
+    };
     // Under this check's own lease only: a check that outlived it (another worker took the row
     // over and checks it again) must not clear that worker's lease, which would let a third one
     // in. Its verdict still serves the run it was made for.
