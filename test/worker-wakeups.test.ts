@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { getEventListeners } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cancelTransition, retryTransition } from '../src/domain/generation.ts';
 import { recordResult } from '../src/domain/ledger.ts';
@@ -215,5 +216,35 @@ describe('Wakeups: a request fal ended (a failure its webhook told)', () => {
       watch.close();
       otherWatch.close();
     }
+  });
+});
+
+describe('Wakeups: the signals a sleep listens to', () => {
+  it('ends the sleep when any of them aborts, at once when one already has, and leaves no listener on any', async () => {
+    await onNewRow(async (row, watch) => {
+      // As the tracker sleeps: on the job's signal (minutes long) and on its status feed's news.
+      const job = new AbortController();
+      for (let i = 0; i < 50; i++) {
+        const news = new AbortController();
+        const sleeping = watch.sleep(10_000, row.version, [job.signal, null, news.signal]);
+        news.abort('news');
+        expect(await sleeping).toBe('aborted');
+        expect(getEventListeners(news.signal, 'abort')).toHaveLength(0);
+      }
+      // None of the 50 sleeps left anything on the job's signal.
+      expect(getEventListeners(job.signal, 'abort')).toHaveLength(0);
+
+      const timedOut = await watch.sleep(20, row.version, [job.signal, new AbortController().signal]);
+      expect(timedOut).toBe('timeout');
+      expect(getEventListeners(job.signal, 'abort')).toHaveLength(0);
+
+      const started = Date.now();
+      const sleeping = watch.sleep(10_000, row.version, [job.signal, new AbortController().signal]);
+      job.abort('shutdown');
+      expect(await sleeping).toBe('aborted');
+      expect(Date.now() - started).toBeLessThan(1_000);
+      // Already aborted: at once.
+      expect(await watch.sleep(10_000, row.version, [new AbortController().signal, job.signal])).toBe('aborted');
+    });
   });
 });

@@ -97,8 +97,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
           );
       if (Date.now() < wakeAt) {
         const news = feed && !feed.pollingInstead ? feed.news() : null;
-        const signal = news && ctx.signal ? AbortSignal.any([ctx.signal, news]) : (news ?? ctx.signal);
-        const woke = await ctx.watch.sleep(Math.min(wakeAt - Date.now(), 2 ** 31 - 1), row.version, signal);
+        const woke = await ctx.watch.sleep(Math.min(wakeAt - Date.now(), 2 ** 31 - 1), row.version, [ctx.signal, news]);
         if (woke === 'aborted') {
           checkAbort(ctx);
           if (feed?.pollingInstead) nextPollAt = Math.min(nextPollAt, Date.now());

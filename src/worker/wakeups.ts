@@ -29,9 +29,12 @@ const isRequestEnded = (heard: Heard | WakeInfo): heard is RequestEnded => heard
 export interface Watch {
   /**
    * Resolves after `ms`, at once if a change newer than `knownVersion` came or fal ended the
-   * request (since the last sleep), or when `signal` aborts.
+   * request (since the last sleep), or when any of `signals` aborts. Listened to as they are,
+   * rather than joined with AbortSignal.any: a tracker sleeps once per status fal pushes, and each
+   * composite signal is an object, a weak reference in each source and a finalizer for the
+   * garbage collector to clear, while the job's signal, one of the sources, lives for minutes.
    */
-  sleep(ms: number, knownVersion: number, signal?: AbortSignal): Promise<WakeResult>;
+  sleep(ms: number, knownVersion: number, signals?: ReadonlyArray<AbortSignal | null | undefined>): Promise<WakeResult>;
   /**
    * `row` (a whole row as PostgreSQL returned it) brought up to the newest change heard, from the
    * changes' own messages: each carries the columns it wrote, so applied in order to the row one
@@ -122,11 +125,12 @@ export class Wakeups {
     set.add(listener);
     this.watches.set(transitionId, set);
     return {
-      sleep: (ms, knownVersion, signal) =>
+      sleep: (ms, knownVersion, given = []) =>
         new Promise((resolve) => {
           // What the caller already holds needs no keeping (its own changes coming back, mostly).
           forget(knownVersion);
-          if (signal?.aborted) return resolve('aborted');
+          const signals = given.filter((signal): signal is AbortSignal => !!signal);
+          if (signals.some((signal) => signal.aborted)) return resolve('aborted');
           if (latest && latest.version > knownVersion) return resolve({ changed: latest });
           if (unknown) {
             unknown = false;
@@ -139,7 +143,7 @@ export class Wakeups {
           }
           const done = (why: WakeResult) => {
             clearTimeout(timer);
-            signal?.removeEventListener('abort', onAbort);
+            for (const signal of signals) signal.removeEventListener('abort', onAbort);
             waiter = null;
             resolve(why);
           };
@@ -154,7 +158,7 @@ export class Wakeups {
             unknown = false;
             done({ changed: info });
           };
-          signal?.addEventListener('abort', onAbort, { once: true });
+          for (const signal of signals) signal.addEventListener('abort', onAbort, { once: true });
         }),
       rowAfter: (row) => {
         let current = row;
