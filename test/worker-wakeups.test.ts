@@ -229,22 +229,31 @@ describe('Wakeups: the signals a sleep listens to', () => {
         const sleeping = watch.sleep(10_000, row.version, [job.signal, null, news.signal]);
         news.abort('news');
         expect(await sleeping).toBe('aborted');
-        expect(getEventListeners(news.signal, 'abort')).toHaveLength(0);
       }
       // None of the 50 sleeps left anything on the job's signal.
       expect(getEventListeners(job.signal, 'abort')).toHaveLength(0);
 
-      const timedOut = await watch.sleep(20, row.version, [job.signal, new AbortController().signal]);
+      // Nor does one woken by a change of its row, or by fal ending its request.
+      const woken = watch.sleep(10_000, row.version, [job.signal, new AbortController().signal]);
+      const submitted = await changeTransition(segue, row, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date() }, { from: ['QUEUED'] });
+      expect(await woken).toMatchObject({ changed: { version: submitted!.version } });
+      expect(getEventListeners(job.signal, 'abort')).toHaveLength(0);
+      const told = watch.sleep(10_000, submitted!.version, [job.signal]);
+      await segue.events.requestEnded({ transitionId: row.id, requestId: 'req-ended' });
+      expect(await told).toEqual({ requestEnded: 'req-ended' });
+      expect(getEventListeners(job.signal, 'abort')).toHaveLength(0);
+
+      const timedOut = await watch.sleep(20, submitted!.version, [job.signal, new AbortController().signal]);
       expect(timedOut).toBe('timeout');
       expect(getEventListeners(job.signal, 'abort')).toHaveLength(0);
 
       const started = Date.now();
-      const sleeping = watch.sleep(10_000, row.version, [job.signal, new AbortController().signal]);
+      const sleeping = watch.sleep(10_000, submitted!.version, [job.signal, new AbortController().signal]);
       job.abort('shutdown');
       expect(await sleeping).toBe('aborted');
       expect(Date.now() - started).toBeLessThan(1_000);
       // Already aborted: at once.
-      expect(await watch.sleep(10_000, row.version, [new AbortController().signal, job.signal])).toBe('aborted');
+      expect(await watch.sleep(10_000, submitted!.version, [new AbortController().signal, job.signal])).toBe('aborted');
     });
   });
 });
