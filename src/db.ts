@@ -49,12 +49,13 @@ export interface DatabaseOptions {
   statementTimeoutMs?: number;
 }
 
-// Prisma's query compiler is a 3.4 MB WebAssembly module, compiled when its engine starts. V8
+// Prisma's query compiler is a WebAssembly module (1.7 MB in the small build prisma/schema.prisma
+// asks for; 3.4 MB in the default one), compiled when its engine starts. V8
 // tiers its hot functions up with TurboFan on background threads, whose compile memory stays
 // with glibc's arenas: 50-65 MB of RSS for each process that holds a client. Baseline
 // (Liftoff) code is all the compiler needs, since plans are compiled once per query shape and
-// cached (measured: the same time per query; an idle `node dist/main.js worker` 232 -> 165 MB,
-// 203 -> 154 MB with MALLOC_ARENA_MAX=2 as in the image). This turns tier-up off for all
+// cached (measured with the default build: the same time per query; an idle `node dist/main.js
+// worker` 232 -> 165 MB, 203 -> 154 MB with MALLOC_ARENA_MAX=2 as in the image). This turns tier-up off for all
 // WebAssembly in the process (undici's HTTP parser too: no measurable cost); unlike
 // --liftoff-only, a function Liftoff cannot compile still gets TurboFan rather than aborting the
 // process. Set before any client exists.

@@ -9,7 +9,8 @@ import v8 from 'node:v8';
  * from 160 to 350 MB of RSS with 60 MB live. With `--max-old-space-size=256` (the image's
  * NODE_OPTIONS), V8's factor is at most 1.3; this fixes it at that 1.3 for a process started
  * without it, keeping the machine-sized limit (so no heap is refused that would fit). Measured
- * (bench/status-streams.ts, bare `node dist/main.js worker`, 1,000 requests in flight): peak RSS
+ * (bench/status-streams.ts, bare `node dist/main.js worker`, 1,000 requests in flight, before
+ * Prisma's small compiler build, prisma/schema.prisma): peak RSS
  * 262 → 215 MB streaming, 362 → 211 MB polling; throughput at fal latency 0 92–97 → 88–97
  * transitions/s, worker CPU within the runs' noise.
  *
