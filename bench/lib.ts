@@ -11,14 +11,6 @@ process.env.NODE_ENV ??= 'development';
  * Benchmarks use a database of their own (default segue_bench), dropped and migrated afresh at the
  * start of each run: workers treat every unfinished row as work, so leftovers would skew figures.
  */
-/**
- * The next benchConfig() drops and migrates the database again: for a benchmark that measures
- * twice in one run (bench/status-streams.ts), the second measure must not find the first's rows.
- */
-export function freshBenchDatabase() {
-  prepared = false;
-}
-
 export function benchConfig(overrides: Record<string, string> = {}): Config {
   const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/segue_bench';
   if (!prepared) {
@@ -38,6 +30,14 @@ export function benchConfig(overrides: Record<string, string> = {}): Config {
     LOG_PRETTY: 'false',
     ...overrides,
   });
+}
+
+/**
+ * The next benchConfig() drops and migrates the database again: for a benchmark that measures
+ * twice in one run (bench/status-streams.ts), the second measure must not find the first's rows.
+ */
+export function freshBenchDatabase() {
+  prepared = false;
 }
 
 export function percentiles(samples: number[]) {
