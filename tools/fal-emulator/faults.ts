@@ -20,7 +20,7 @@ function canFire(fault: FalFault): boolean {
     case 'file':
       return status;
     case 'stream':
-      return f.cut === true || f.silent === true || f.closeEarly === true;
+      return f.cut === true || f.silent === true || f.closeEarly === true || (typeof f.lagMs === 'number' && f.lagMs >= 0);
     default:
       return REPLY_CALLS.has(String(f.on)) && (status || f.hang === true || (f.on === 'result' && f.malformed === true));
   }

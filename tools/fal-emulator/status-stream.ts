@@ -9,7 +9,8 @@ import type { FalCounters } from './types.ts';
  * (queue position moves included), a `: keep-alive` comment every `keepAliveMs` as fal sends one
  * every 15 s, closed after COMPLETED. The client's FalStream resolves with the last event when
  * the server closes the stream, so closing is what ends subscribe(). A fault can cut the stream,
- * leave it silent, or close it before COMPLETED, as networks and proxies do.
+ * leave it silent, close it before COMPLETED, or have it lag behind the webhook, as networks and
+ * proxies do.
  */
 export class StatusStreams {
   /** Open streams and how to stop each one listening. */
@@ -47,9 +48,15 @@ export class StatusStreams {
       const text = JSON.stringify(statusBody(this.jobs, job, withLogs));
       if (text === last) return;
       last = text;
+      // A lagging stream sends what it would have sent, later (in order: same delay each time).
+      if (fault && 'lagMs' in fault) setTimeout(() => write(text, job.status === 'COMPLETED'), fault.lagMs);
+      else write(text, job.status === 'COMPLETED');
+    };
+    const write = (text: string, completed: boolean) => {
+      if (finished) return;
       res.write(`data: ${text}\n\n`);
       sent++;
-      if (job.status === 'COMPLETED') {
+      if (completed) {
         finish();
         res.end();
       } else if (fault && 'cut' in fault && sent >= (fault.afterEvents ?? 1)) {
