@@ -137,6 +137,37 @@ describe('fal status streams', () => {
     expect(c.connections).toBeLessThanOrEqual(6);
   });
 
+  it('reuses its connections with webhooks too: a stream whose request a webhook ended first is let finish, not cut', { timeout: 60_000 }, async () => {
+    // The streams lag 300 ms behind fal: each webhook arrives first, and the tracker is done with
+    // its request before the stream has brought COMPLETED.
+    p = await startPipeline({ emulator: { latencyMs: 200 }, env: { ...SLOW_POLLING, FAL_CONCURRENCY: '1' }, inlineWorkers: 1, webhooks: true });
+    p.emulator.inject({ on: 'stream', lagMs: 300, times: Infinity });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(6) });
+    const rows = await p.settled(batch!.id, 30_000);
+    expect(rows.every((r) => r.status === 'COMPLETED' && r.attempts === 1)).toBe(true);
+    const c = p.emulator.counters();
+    expect(c.streamsOpened).toBeGreaterThanOrEqual(6);
+    expect(c.webhooksDelivered).toBeGreaterThanOrEqual(6);
+    // Each finished in its own time, and its connection carried a later request's stream. Cut,
+    // each would have taken a connection with it (6 streams, 12 connections and more).
+    expect(c.connections).toBeLessThanOrEqual(6);
+  });
+
+  it('a stream let finish is still cut when it does not: closed within about a second of its request being stored', { timeout: 60_000 }, async () => {
+    p = await startPipeline({ emulator: { latencyMs: 200 }, env: { ...SLOW_POLLING, FAL_CONCURRENCY: '1' }, inlineWorkers: 1, webhooks: true });
+    // The stream would bring COMPLETED 20 s after the webhook.
+    p.emulator.inject({ on: 'stream', lagMs: 20_000, times: Infinity });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+    const [row] = await p.settled(batch!.id, 30_000);
+    expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+    const storedAt = Date.now();
+    await until(() => p!.emulator.counters().streamsOpen === 0, { what: 'the stream closed', timeoutMs: 5_000 });
+    expect(Date.now() - storedAt).toBeLessThan(2_000);
+    expect(p.emulator.counters().streamsOpened).toBe(1);
+  });
+
   it('FAL_STATUS_MODE=poll follows requests by polling only', { timeout: 30_000 }, async () => {
     p = await startPipeline({ emulator: { latencyMs: 300 }, env: { FAL_STATUS_MODE: 'poll' }, inlineWorkers: 1 });
     const account = await p.account();

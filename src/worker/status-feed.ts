@@ -9,6 +9,15 @@ import { pause } from './run-context.ts';
  * requests in profiles of bench/makespan.ts); nothing reads it.
  */
 const NEWS = 'news';
+/** Why a stream is cut: given, for the same reason. */
+const STOPPED = 'stopped';
+/**
+ * How long a stream whose request fal has ended may take to bring COMPLETED and close once the
+ * tracker is done (a webhook told it first). Read to its end, its connection goes back to the
+ * pool for the next request's stream; cut, it is lost, and with fal a new connection is a TLS
+ * handshake.
+ */
+const FINISH_MS = 1_000;
 /** Streams that fail this many times in a row without one event: the request is polled instead. */
 const FAILURES_BEFORE_POLLING = 3;
 /** A dropped stream is reopened after this, doubling per failure in a row (up to the max). */
@@ -29,6 +38,10 @@ export class StatusFeed {
   private wake: AbortController | null = null;
   private readonly stopper = new AbortController();
   private ended = false;
+  /** A stream is open (not waiting to be reopened). */
+  private streaming = false;
+  /** Cuts the stream of a request that ended if it has not finished by itself (see close). */
+  private finishing: NodeJS.Timeout | undefined;
   /** The stream kept failing: the tracker polls this request from now on. */
   pollingInstead = false;
 
@@ -56,9 +69,15 @@ export class StatusFeed {
     return this.wake.signal;
   }
 
-  close() {
+  /**
+   * The tracker is done with the request. When fal has ended it (`requestOver`), its stream has
+   * only COMPLETED and its end left to send: it is let finish, for FINISH_MS at most, rather than
+   * cut. Otherwise it is cut now.
+   */
+  close(requestOver = false) {
     this.ended = true;
-    this.stopper.abort();
+    if (!requestOver || !this.streaming) return this.stopper.abort(STOPPED);
+    this.finishing ??= setTimeout(() => this.stopper.abort(STOPPED), FINISH_MS);
   }
 
   private push(state: RequestState) {
@@ -72,6 +91,7 @@ export class StatusFeed {
     let failures = 0;
     while (!this.ended) {
       metrics.statusStreams.inc();
+      this.streaming = true;
       try {
         for await (const state of this.open(this.stopper.signal)) {
           // Only news proves the stream works: one that opens, repeats what is known and closes
@@ -99,6 +119,9 @@ export class StatusFeed {
         log.debug({ err }, 'fal status stream dropped; reopening it');
         await pause(Math.min(REOPEN_MAX_DELAY_MS, REOPEN_DELAY_MS * 2 ** (failures - 1)), this.stopper.signal);
       } finally {
+        // Ended (or dropped): there is no stream left to cut.
+        this.streaming = false;
+        clearTimeout(this.finishing);
         metrics.statusStreams.dec();
       }
     }

@@ -54,12 +54,17 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       ? new StatusFeed((signal) => provider.statusStream!(requestId, { signal }), { metrics, log }).start()
       : null;
   const polling = () => !feed || feed.pollingInstead;
+  // fal has ended the request: its stream, if still open, is let bring COMPLETED and close.
+  let requestOver = false;
   metrics.tracking.inc();
   try {
     for (;;) {
       checkAbort(ctx);
       // A result is known (a webhook brought it, or a run before a crash): store it.
-      if (row.falVideoUrl) return store(ctx, row, log);
+      if (row.falVideoUrl) {
+        requestOver = true;
+        return store(ctx, row, log);
+      }
       // A queue-time cancel that fal did not honour (it had just started the job): the run is now
       // measured against its run time instead, and canceled again only if it overruns that.
       if (cancel?.code === 'FAL_QUEUE_TIMEOUT' && row.status === S.IN_PROGRESS) cancel = null;
@@ -157,6 +162,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         if (changed) log.info('in progress at fal');
         interval = firstInterval;
       } else if (state.state === 'COMPLETED') {
+        requestOver = true;
         return finish(ctx, row, state, cancel, log);
       }
       if (!changed) return afterRunEnded(ctx, requestId, cancel !== null, log, await loadRow(ctx));
@@ -165,7 +171,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       interval = Math.min(Math.round(interval * 1.5), config.fal.pollMaxIntervalMs);
     }
   } finally {
-    feed?.close();
+    feed?.close(requestOver);
     metrics.tracking.dec();
   }
 }
