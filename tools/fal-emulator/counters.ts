@@ -18,6 +18,7 @@ export function createCounters(): FalCounters {
     statusCalls: 0,
     streamsOpened: 0,
     streamsOpen: 0,
+    streamsCut: 0,
     resultCalls: 0,
     cancelCalls: 0,
     hungCalls: 0,

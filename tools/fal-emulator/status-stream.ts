@@ -26,7 +26,10 @@ export class StatusStreams {
     this.counters.streamsOpened++;
     this.counters.streamsOpen++;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-fal-request-id': job.id });
+    // The answer's head goes at once, as fal's does, before the first event (which may lag).
+    res.flushHeaders();
     let last = '';
+    const lagging = new Set<NodeJS.Timeout>();
     let sent = 0;
     let finished = false;
     const stopListening = this.jobs.onChange((changed) => {
@@ -40,6 +43,7 @@ export class StatusStreams {
       finished = true;
       stopListening();
       clearInterval(keepAlive);
+      for (const timer of lagging) clearTimeout(timer);
       this.open.delete(res);
       this.counters.streamsOpen--;
     };
@@ -49,8 +53,11 @@ export class StatusStreams {
       if (text === last) return;
       last = text;
       // A lagging stream sends what it would have sent, later (in order: same delay each time).
-      if (fault && 'lagMs' in fault) setTimeout(() => write(text, job.status === 'COMPLETED'), fault.lagMs);
-      else write(text, job.status === 'COMPLETED');
+      const completed = job.status === 'COMPLETED';
+      if (fault && 'lagMs' in fault) {
+        const timer = setTimeout(() => (lagging.delete(timer), write(text, completed)), fault.lagMs);
+        lagging.add(timer);
+      } else write(text, completed);
     };
     const write = (text: string, completed: boolean) => {
       if (finished) return;
@@ -68,7 +75,10 @@ export class StatusStreams {
       }
     };
     this.open.set(res, finish);
-    res.on('close', finish);
+    res.on('close', () => {
+      if (!finished) this.counters.streamsCut++;
+      finish();
+    });
     send();
   }
 

@@ -49,6 +49,8 @@ export interface FalCounters {
   streamsOpened: number;
   /** SSE status streams open now. */
   streamsOpen: number;
+  /** Streams the client closed before they ended (cut rather than read to their end). */
+  streamsCut: number;
   resultCalls: number;
   cancelCalls: number;
   /** Status, result or cancel calls left unanswered by a `hang` fault. */
