@@ -12,10 +12,10 @@ const NEWS = 'news';
 /** Why a stream is cut: given, for the same reason. */
 const STOPPED = 'stopped';
 /**
- * How long a stream whose request fal has ended may take to bring COMPLETED and close once the
- * tracker is done (a webhook told it first). Read to its end, its connection goes back to the
- * pool for the next request's stream; cut, it is lost, and with fal a new connection is a TLS
- * handshake.
+ * How long a stream whose request fal has ended may take to bring COMPLETED once the tracker is
+ * done (a webhook told it first); then readStatusStream reads its end (DRAIN_MS at most). Read to
+ * its end, its connection goes back to the pool for the next request's stream; cut, it is lost,
+ * and with fal a new connection is a TLS handshake.
  */
 const FINISH_MS = 1_000;
 /** Streams that fail this many times in a row without one event: the request is polled instead. */
@@ -38,7 +38,7 @@ export class StatusFeed {
   private wake: AbortController | null = null;
   private readonly stopper = new AbortController();
   private ended = false;
-  /** A stream is open (not waiting to be reopened). */
+  /** A stream is open or opening (not waiting to be reopened). */
   private streaming = false;
   /** Cuts the stream of a request that ended if it has not finished by itself (see close). */
   private finishing: NodeJS.Timeout | undefined;
@@ -71,13 +71,14 @@ export class StatusFeed {
 
   /**
    * The tracker is done with the request. When fal has ended it (`requestOver`), its stream has
-   * only COMPLETED and its end left to send: it is let finish, for FINISH_MS at most, rather than
-   * cut. Otherwise it is cut now.
+   * only COMPLETED and its end left to send: it is let finish (see FINISH_MS) rather than cut.
+   * Otherwise it is cut now.
    */
-  close(requestOver = false) {
+  close(falEnded = false) {
     this.ended = true;
-    if (!requestOver || !this.streaming) return this.stopper.abort(STOPPED);
+    if (!falEnded || !this.streaming) return this.stopper.abort(STOPPED);
     this.finishing ??= setTimeout(() => this.stopper.abort(STOPPED), FINISH_MS);
+    this.finishing.unref();
   }
 
   private push(state: RequestState) {
@@ -107,6 +108,7 @@ export class StatusFeed {
         // fal closes a stream after COMPLETED only: an earlier close is a drop, not the end.
         throw new Error('the status stream closed before COMPLETED');
       } catch (err) {
+        this.streaming = false;
         if (this.ended) return;
         failures += 1;
         if (failures >= FAILURES_BEFORE_POLLING) {

@@ -55,14 +55,14 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       : null;
   const polling = () => !feed || feed.pollingInstead;
   // fal has ended the request: its stream, if still open, is let bring COMPLETED and close.
-  let requestOver = false;
+  let falEnded = false;
   metrics.tracking.inc();
   try {
     for (;;) {
       checkAbort(ctx);
       // A result is known (a webhook brought it, or a run before a crash): store it.
       if (row.falVideoUrl) {
-        requestOver = true;
+        falEnded = true;
         return store(ctx, row, log);
       }
       // A queue-time cancel that fal did not honour (it had just started the job): the run is now
@@ -162,7 +162,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         if (changed) log.info('in progress at fal');
         interval = firstInterval;
       } else if (state.state === 'COMPLETED') {
-        requestOver = true;
+        falEnded = true;
         return finish(ctx, row, state, cancel, log);
       }
       if (!changed) return afterRunEnded(ctx, requestId, cancel !== null, log, await loadRow(ctx));
@@ -171,7 +171,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       interval = Math.min(Math.round(interval * 1.5), config.fal.pollMaxIntervalMs);
     }
   } finally {
-    feed?.close(requestOver);
+    feed?.close(falEnded);
     metrics.tracking.dec();
   }
 }
