@@ -39,7 +39,7 @@ console.log(`  completed ${completed}/${n} in ${seconds.toFixed(2)} s (enqueue $
 const goal = pipeline.env.PUBLIC_URL ? 1.15 : 1.2;
 console.log(`  ratio ${(seconds / ideal).toFixed(3)} (goal <= ${goal}: ${seconds / ideal <= goal ? 'met' : 'NOT met'})`);
 console.log(`  CPU during the run: ${cpu}`);
-console.log(`  emulator: submitted ${c.submitted}, max in flight ${c.maxInFlight}, duplicates ${c.duplicateInputs}, status calls ${c.statusCalls}, result calls ${c.resultCalls}, connections opened ${c.connections}`);
+console.log(`  emulator: submitted ${c.submitted}, max in flight ${c.maxInFlight}, duplicates ${c.duplicateInputs}, status calls ${c.statusCalls}, result calls ${c.resultCalls}, connections opened ${c.connections}, status streams ${c.streamsOpened} (cut ${c.streamsCut})`);
 
 if (process.env.BENCH_DETAIL) {
   const reqs = pipeline.emulator.requests().sort((a, b) => a.submittedAt - b.submittedAt);

@@ -97,5 +97,5 @@ if (process.env.SQL_DETAIL) {
 }
 console.log(`  posters: the last one ${posterSeconds.toFixed(1)} s after the last COMPLETED`);
 console.log(`  CPU during the run: ${cpu}`);
-console.log(`  emulator: submitted ${c.submitted}, duplicates ${c.duplicateInputs}, status calls ${c.statusCalls}, result calls ${c.resultCalls}, webhooks ${c.webhooksDelivered}, connections opened ${c.connections}`);
+console.log(`  emulator: submitted ${c.submitted}, duplicates ${c.duplicateInputs}, status calls ${c.statusCalls}, result calls ${c.resultCalls}, webhooks ${c.webhooksDelivered}, connections opened ${c.connections}, status streams ${c.streamsOpened} (cut ${c.streamsCut})`);
 process.exit(0);
