@@ -30,6 +30,7 @@ export class StatusStreams {
     res.flushHeaders();
     let last = '';
     const lagging = new Set<NodeJS.Timeout>();
+    let answered = false;
     let sent = 0;
     let finished = false;
     const stopListening = this.jobs.onChange((changed) => {
@@ -52,9 +53,12 @@ export class StatusStreams {
       const text = JSON.stringify(statusBody(this.jobs, job, withLogs));
       if (text === last) return;
       last = text;
-      // A lagging stream sends what it would have sent, later (in order: same delay each time).
+      // A lagging stream answers with the status of the moment, and sends each change after it
+      // late (in order: the same delay each time).
       const completed = job.status === 'COMPLETED';
-      if (fault && 'lagMs' in fault) {
+      const first = !answered;
+      answered = true;
+      if (fault && 'lagMs' in fault && !first) {
         const timer = setTimeout(() => (lagging.delete(timer), write(text, completed)), fault.lagMs);
         lagging.add(timer);
       } else write(text, completed);

@@ -115,7 +115,7 @@ export type FalFault = FaultFrequency &
     | { on: 'stream'; silent: true }
     /** A status stream that ends cleanly after `afterEvents` events, before COMPLETED. */
     | { on: 'stream'; closeEarly: true; afterEvents?: number }
-    /** A status stream that brings each status `lagMs` late (behind the webhook, which is not). */
+    /** A status stream that answers at once and brings each later status `lagMs` late (behind the webhook, which is not). */
     | { on: 'stream'; lagMs: number }
     /** Accepted jobs (optionally only those whose input.prompt includes the string) end in error. */
     | { on: 'job'; error: 'server' | 'validation'; promptIncludes?: string }
