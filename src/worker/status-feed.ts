@@ -38,7 +38,7 @@ export class StatusFeed {
   private wake: AbortController | null = null;
   private readonly stopper = new AbortController();
   private ended = false;
-  /** A stream is open or opening (not waiting to be reopened). */
+  /** The current stream has answered (its connection is up): it may be let finish (see close). */
   private streaming = false;
   /** Cuts the stream of a request that ended if it has not finished by itself (see close). */
   private finishing: NodeJS.Timeout | undefined;
@@ -70,9 +70,10 @@ export class StatusFeed {
   }
 
   /**
-   * The tracker is done with the request. When fal has ended it (`requestOver`), its stream has
-   * only COMPLETED and its end left to send: it is let finish (see FINISH_MS) rather than cut.
-   * Otherwise it is cut now.
+   * The tracker is done with the request. When fal has ended it (`falEnded`) and its stream has
+   * answered, the stream has only COMPLETED and its end left to send: it is let finish (see
+   * FINISH_MS) rather than cut. Otherwise it is cut now: one still opening is not let reach fal
+   * for nothing.
    */
   close(falEnded = false) {
     this.ended = true;
@@ -92,9 +93,9 @@ export class StatusFeed {
     let failures = 0;
     while (!this.ended) {
       metrics.statusStreams.inc();
-      this.streaming = true;
       try {
         for await (const state of this.open(this.stopper.signal)) {
+          this.streaming = true;
           // Only news proves the stream works: one that opens, repeats what is known and closes
           // again (a proxy cutting it) keeps counting towards polling.
           if (!sameState(state, this.lastSeen)) failures = 0;
