@@ -54,7 +54,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       ? new StatusFeed((signal) => provider.statusStream!(requestId, { signal }), { metrics, log }).start()
       : null;
   const polling = () => !feed || feed.pollingInstead;
-  // fal has ended the request: its stream, if still open, is let bring COMPLETED and close.
+  // fal has ended the request: its stream, if it has answered, is let bring COMPLETED and close.
   let falEnded = false;
   metrics.tracking.inc();
   try {

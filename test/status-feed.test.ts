@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../src/logger.ts';
+import { createMetrics } from '../src/metrics.ts';
+import type { RequestState } from '../src/providers/provider.ts';
+import { StatusFeed } from '../src/worker/status-feed.ts';
+
+/**
+ * How a status feed ends its stream when the tracker is done: a stream that has answered, for a
+ * request fal has ended, is let bring COMPLETED and close (its connection is kept); every other
+ * stream is cut at once. Driven by a stream the test feeds, so no timing of a network is involved.
+ */
+function drivenStreams() {
+  const signals: AbortSignal[] = [];
+  let next: ((item: RequestState | Error | 'end') => void) | null = null;
+  const open = (signal: AbortSignal): AsyncIterable<RequestState> => {
+    signals.push(signal);
+    return (async function* () {
+      for (;;) {
+        const item = await new Promise<RequestState | Error | 'end'>((resolve) => {
+          next = resolve;
+          if (signal.aborted) resolve(new Error('cut'));
+          signal.addEventListener('abort', () => resolve(new Error('cut')), { once: true });
+        });
+        if (item === 'end') return;
+        if (item instanceof Error) throw item;
+        yield item;
+      }
+    })();
+  };
+  return { open, signals, send: (item: RequestState | Error | 'end') => next?.(item) };
+}
+
+const quietLog = createLogger({ log: { level: 'silent', pretty: false } } as never);
+const newFeed = (open: (signal: AbortSignal) => AsyncIterable<RequestState>) => new StatusFeed(open, { metrics: createMetrics(), log: quietLog }).start();
+const turn = () => new Promise((r) => setTimeout(r, 20));
+
+describe('a status feed closed by its tracker', () => {
+  it('cuts a stream that has not answered yet, even for a request fal has ended: it is not let reach fal for nothing', async () => {
+    const streams = drivenStreams();
+    const feed = newFeed(streams.open);
+    await turn();
+    expect(streams.signals).toHaveLength(1);
+    feed.close(true);
+    expect(streams.signals[0]!.aborted).toBe(true);
+  });
+
+  it('lets a stream that has answered bring COMPLETED when fal has ended the request, and leaves it uncut', async () => {
+    const streams = drivenStreams();
+    const feed = newFeed(streams.open);
+    await turn();
+    streams.send({ state: 'IN_PROGRESS' });
+    await turn();
+    feed.close(true);
+    expect(streams.signals[0]!.aborted).toBe(false);
+    streams.send({ state: 'COMPLETED' });
+    // Past the finishing time: the stream ended by itself, and nothing cut it afterwards.
+    await new Promise((r) => setTimeout(r, 1_300));
+    expect(streams.signals[0]!.aborted).toBe(false);
+    expect(streams.signals).toHaveLength(1);
+  });
+
+  it('cuts a stream that has answered but does not finish, after about a second', async () => {
+    const streams = drivenStreams();
+    const feed = newFeed(streams.open);
+    await turn();
+    streams.send({ state: 'IN_PROGRESS' });
+    await turn();
+    const closedAt = Date.now();
+    feed.close(true);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(streams.signals[0]!.aborted).toBe(false);
+    while (!streams.signals[0]!.aborted) await turn();
+    expect(Date.now() - closedAt).toBeGreaterThanOrEqual(900);
+    expect(Date.now() - closedAt).toBeLessThan(2_000);
+  });
+
+  it('cuts at once a stream whose request fal has not ended (the job stopping), and stops a feed waiting to reopen a dropped one', async () => {
+    const streams = drivenStreams();
+    const feed = newFeed(streams.open);
+    await turn();
+    streams.send({ state: 'IN_QUEUE', queuePosition: 3 });
+    await turn();
+    feed.close();
+    expect(streams.signals[0]!.aborted).toBe(true);
+
+    const dropped = drivenStreams();
+    const reopening = newFeed(dropped.open);
+    await turn();
+    dropped.send({ state: 'IN_PROGRESS' });
+    await turn();
+    // The stream drops: the feed waits (100 ms) to reopen it. Closed then, it neither lingers
+    // nor reopens.
+    dropped.send(new Error('connection reset'));
+    await new Promise((r) => setImmediate(r));
+    reopening.close(true);
+    expect(dropped.signals[0]!.aborted).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(dropped.signals).toHaveLength(1);
+  });
+});
