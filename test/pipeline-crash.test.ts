@@ -80,7 +80,12 @@ describe('crash safety', () => {
         expect(sentPrompts.has(row.prompt)).toBe(false);
       }
     }
-    expect(rows.filter((r) => r.status === 'COMPLETED').length).toBeGreaterThanOrEqual(57);
+    // Everything fal received completed. How many submits a kill catches between their claim and
+    // fal's answer is chance (three kills caught four in one CI run, failing a bound of three);
+    // a worker holds at most FAL_CONCURRENCY of them.
+    const completed = rows.filter((r) => r.status === 'COMPLETED');
+    expect(completed).toHaveLength(sentPrompts.size);
+    expect(rows.length - completed.length).toBeLessThanOrEqual(3 * 10);
   });
 
   it('SIGTERM: a worker stops within 10 s, hands its jobs over, and nothing is lost', { timeout: 120_000 }, async () => {
