@@ -34,6 +34,16 @@ const quietLog = createLogger({ log: { level: 'silent', pretty: false } } as nev
 const newFeed = (open: (signal: AbortSignal) => AsyncIterable<RequestState>) => new StatusFeed(open, { metrics: createMetrics(), log: quietLog }).start();
 const turn = () => new Promise((r) => setTimeout(r, 20));
 
+/** A feed whose stream has opened and answered with `first`. */
+async function answeredFeed(first: RequestState = { state: 'IN_PROGRESS' }) {
+  const streams = drivenStreams();
+  const feed = newFeed(streams.open);
+  await turn();
+  streams.send(first);
+  await turn();
+  return { streams, feed };
+}
+
 describe('a status feed closed by its tracker', () => {
   it('cuts a stream that has not answered yet, even for a request fal has ended: it is not let reach fal for nothing', async () => {
     const streams = drivenStreams();
@@ -45,11 +55,7 @@ describe('a status feed closed by its tracker', () => {
   });
 
   it('lets a stream that has answered bring COMPLETED when fal has ended the request, and leaves it uncut', async () => {
-    const streams = drivenStreams();
-    const feed = newFeed(streams.open);
-    await turn();
-    streams.send({ state: 'IN_PROGRESS' });
-    await turn();
+    const { streams, feed } = await answeredFeed();
     feed.close(true);
     expect(streams.signals[0]!.aborted).toBe(false);
     streams.send({ state: 'COMPLETED' });
@@ -60,11 +66,7 @@ describe('a status feed closed by its tracker', () => {
   });
 
   it('cuts a stream that has answered but does not finish, after about a second', async () => {
-    const streams = drivenStreams();
-    const feed = newFeed(streams.open);
-    await turn();
-    streams.send({ state: 'IN_PROGRESS' });
-    await turn();
+    const { streams, feed } = await answeredFeed();
     const closedAt = Date.now();
     feed.close(true);
     await new Promise((r) => setTimeout(r, 500));
@@ -75,19 +77,11 @@ describe('a status feed closed by its tracker', () => {
   });
 
   it('cuts at once a stream whose request fal has not ended (the job stopping), and stops a feed waiting to reopen a dropped one', async () => {
-    const streams = drivenStreams();
-    const feed = newFeed(streams.open);
-    await turn();
-    streams.send({ state: 'IN_QUEUE', queuePosition: 3 });
-    await turn();
+    const { streams, feed } = await answeredFeed({ state: 'IN_QUEUE', queuePosition: 3 });
     feed.close();
     expect(streams.signals[0]!.aborted).toBe(true);
 
-    const dropped = drivenStreams();
-    const reopening = newFeed(dropped.open);
-    await turn();
-    dropped.send({ state: 'IN_PROGRESS' });
-    await turn();
+    const { streams: dropped, feed: reopening } = await answeredFeed();
     // The stream drops: the feed waits (100 ms) to reopen it. Closed then, it neither lingers
     // nor reopens.
     dropped.send(new Error('connection reset'));
