@@ -1,6 +1,7 @@
 import { ApiError, createFalClient, ValidationError, type FalClient } from '@fal-ai/client';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
+import { withDeadline } from './deadline.ts';
 import { readStatusStream, stateOf } from './fal-status-stream.ts';
 import {
   isProviderError,
@@ -49,17 +50,19 @@ const REFUSED_SUBMIT = new Set([400, 401, 403, 404, 405, 413, 415, 422, 429, 500
  */
 function submitOnceFetch(base: typeof fetch, timeoutMs: number): typeof fetch {
   return async (input, init) => {
+    // Status and result reads are GETs: let them through before parsing anything.
+    if ((init?.method ?? 'GET').toUpperCase() !== 'POST') return base(input, init);
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const target = targetOf(url, init?.headers);
-    const isSubmit = (init?.method ?? 'GET').toUpperCase() === 'POST' && target?.host === QUEUE_HOST;
-    if (!isSubmit) return base(input, init);
+    if (targetOf(url, init?.headers)?.host !== QUEUE_HOST) return base(input, init);
 
-    const signal = init?.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
     let response: Response;
     let body: ArrayBuffer;
     try {
-      response = await base(input, { ...init, signal });
-      body = await response.arrayBuffer();
+      // The whole answer, its body included, within the deadline.
+      [response, body] = await withDeadline(timeoutMs, init?.signal ?? undefined, async (signal) => {
+        const answer = await base(input, { ...init, signal });
+        return [answer, await answer.arrayBuffer()] as const;
+      });
     } catch (error) {
       // The request may have reached fal before the connection broke or the timer fired.
       throw new ProviderError('FAL_SUBMIT_UNCERTAIN', `Submit to fal failed without a whole answer: ${(error as Error).message}`, {
@@ -192,12 +195,12 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
   const log = logger.child({ component: 'fal' });
   // Every call about a request is bounded, the client's own retries included: a call that hangs
   // must never hold a transition in flight.
-  const bounded = (signal: AbortSignal | undefined) =>
-    signal ? AbortSignal.any([signal, AbortSignal.timeout(fal.callTimeoutMs)]) : AbortSignal.timeout(fal.callTimeoutMs);
+  const bounded = <T>(signal: AbortSignal | undefined, call: (abortSignal: AbortSignal) => Promise<T>) =>
+    withDeadline(fal.callTimeoutMs, signal, call);
 
   async function readResult(requestId: string, signal: AbortSignal | undefined, failed: boolean): Promise<unknown> {
     try {
-      const result = await client.queue.result(model, { requestId, abortSignal: bounded(signal) });
+      const result = await bounded(signal, (abortSignal) => client.queue.result(model, { requestId, abortSignal }));
       return result.data;
     } catch (error) {
       const failure = classifyFalError(error, 'result');
@@ -230,7 +233,7 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
     async status(requestId, options = {}): Promise<RequestState> {
       const read = async () => {
         try {
-          return await client.queue.status(model, { requestId, logs: false, abortSignal: bounded(options.signal) });
+          return await bounded(options.signal, (abortSignal) => client.queue.status(model, { requestId, logs: false, abortSignal }));
         } catch (error) {
           throw classifyFalError(error, 'status');
         }
@@ -280,7 +283,7 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
     },
     async cancel(requestId, options = {}) {
       try {
-        await client.queue.cancel(model, { requestId, abortSignal: bounded(options.signal) });
+        await bounded(options.signal, (abortSignal) => client.queue.cancel(model, { requestId, abortSignal }));
       } catch (error) {
         // 400 ALREADY_COMPLETED / 404: nothing left to stop.
         if (error instanceof ApiError && (error.status === 400 || error.status === 404)) return;
