@@ -1,17 +1,8 @@
 import { createParser } from 'eventsource-parser';
-import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config.ts';
+import { openGet, queueCall } from './fal-http.ts';
 import { ProviderError, type RequestState } from './provider.ts';
-
-const QUEUE_ORIGIN = 'https://queue.fal.run';
-
-/** `owner/alias` of an endpoint id (with its `workflows/` or `comfy/` namespace), as the client builds request URLs (PROTOCOL §2). */
-export function appPathOf(endpointId: string): string {
-  const parts = endpointId.split('/');
-  const width = parts[0] === 'workflows' || parts[0] === 'comfy' ? 3 : 2;
-  return parts.slice(0, width).join('/');
-}
 
 /** What a status body says, as the pipeline needs it; null for a status fal does not document. */
 export function stateOf(body: { status?: unknown; queue_position?: unknown; error?: unknown }): RequestState | null {
@@ -29,21 +20,17 @@ export function stateOf(body: { status?: unknown; queue_position?: unknown; erro
  * does not begin within `openMs` (opening it is a call like any other, FAL_CALL_TIMEOUT_MS), and
  * when nothing at all (not even fal's 15 s keep-alive comment) arrives for `idleMs`. Read with a well-kept SSE
  * parser; fal's own client would hang on a silent stream and take an early close for the end.
- * Opened with node:http rather than fetch: a worker holds one such stream per request in flight,
- * and a fetch stream (Request, Response, web streams, a composite signal) costs about three
- * times the memory of a plain HTTP response (80 KB against 24 KB of RSS per open stream,
- * measured with 1,000 open).
+ * Opened with node:http rather than fetch (fal-http.ts): a worker holds one such stream per
+ * request in flight, and a fetch stream (Request, Response, web streams, a composite signal) costs
+ * about three times the memory of a plain HTTP response (80 KB against 24 KB of RSS per open
+ * stream, measured with 1,000 open).
  */
 export async function* readStatusStream(
   fal: Config['fal'],
   requestId: string,
   options: { idleMs: number; openMs?: number; signal?: AbortSignal },
 ): AsyncGenerator<RequestState> {
-  const target = `${QUEUE_ORIGIN}/${appPathOf(fal.model)}/requests/${encodeURIComponent(requestId)}/status/stream?logs=0`;
-  const headers: OutgoingHttpHeaders = { accept: 'text/event-stream' };
-  if (fal.key) headers.authorization = `Key ${fal.key}`;
-  // In proxy mode the request goes to the proxy, naming the fal URL it is for (as the client does).
-  if (fal.proxyUrl) headers['x-fal-target-url'] = target;
+  const { url, headers } = queueCall(fal, requestId, '/status/stream?logs=0', 'text/event-stream');
   // One signal ends the connection: the caller's, or the watch's when fal stays silent.
   const idle = new AbortController();
   const callerAborted = () => idle.abort(options.signal!.reason);
@@ -61,7 +48,7 @@ export async function* readStatusStream(
   let completed = false;
   try {
     try {
-      response = await open(new URL(fal.proxyUrl ?? target), headers, idle.signal);
+      response = await openGet(url, headers, idle.signal);
     } catch (error) {
       throw streamFailure(`could not open fal's status stream: ${reason(error, idle.signal)}`);
     }
@@ -140,17 +127,6 @@ async function drain(chunks: AsyncIterator<string>, ms: number) {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Sends the GET; resolves with the response as soon as its head arrives. */
-function open(url: URL, headers: OutgoingHttpHeaders, signal: AbortSignal): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const request = send(url, { headers, signal }, resolve);
-    // Kept after the answer: a later error on the request is the response's too (read there).
-    request.on('error', reject);
-    request.end();
-  });
 }
 
 const reason = (error: unknown, idle: AbortSignal) =>

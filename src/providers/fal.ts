@@ -2,6 +2,7 @@ import { ApiError, createFalClient, ValidationError, type FalClient } from '@fal
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { withDeadline } from './deadline.ts';
+import { getStatus } from './fal-http.ts';
 import { readStatusStream, stateOf } from './fal-status-stream.ts';
 import {
   isProviderError,
@@ -46,7 +47,8 @@ const REFUSED_SUBMIT = new Set([400, 401, 403, 404, 405, 413, 415, 422, 429, 500
  * merely lost starts a second paid job, so submits go out exactly once: this fetch reads the whole
  * answer itself (the client gets it from memory), and answers any failure with a ProviderError the
  * client does not retry, saying whether fal may have accepted it (uncertain) or surely did not.
- * Status, result and cancel calls are reads or idempotent, and keep the client's own retries.
+ * Result and cancel calls are a read and idempotent, and keep the client's own retries. Status
+ * reads do not go through the client (fal-http.ts): a failed one is asked again at the next poll.
  */
 function submitOnceFetch(base: typeof fetch, timeoutMs: number): typeof fetch {
   return async (input, init) => {
@@ -233,7 +235,7 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
     async status(requestId, options = {}): Promise<RequestState> {
       const read = async () => {
         try {
-          return await bounded(options.signal, (abortSignal) => client.queue.status(model, { requestId, logs: false, abortSignal }));
+          return await bounded(options.signal, (signal) => getStatus(fal, requestId, signal));
         } catch (error) {
           throw classifyFalError(error, 'status');
         }
@@ -248,7 +250,7 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
           throw isProviderError(again) && sameAnswer(error, again) ? again : demote(again);
         });
       }
-      const state = stateOf(status as unknown as Record<string, unknown>);
+      const state = stateOf(status);
       // Not a status fal documents: the request is not known to be over; ask again later.
       if (!state) throw new ProviderError('FAL_UNAVAILABLE', `fal answered an unknown status ${JSON.stringify(String(status.status))}.`, { retryable: true });
       return state;

@@ -1,0 +1,90 @@
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { ApiError, ValidationError } from '@fal-ai/client';
+import type { Config } from '../config.ts';
+
+/**
+ * The calls a worker makes about each request it follows, sent with node:http rather than fetch.
+ * A worker makes one such call per request every few seconds (a status poll) or holds one open
+ * per request (a status stream); a fetch builds a Request, a Response, web streams and weakly held
+ * signals for each, kept until a major GC, so the worker's memory rose and fell by tens of MB
+ * between major GCs with 1,000 requests polled. What a call builds here dies with it.
+ */
+
+const QUEUE_ORIGIN = 'https://queue.fal.run';
+
+/** `owner/alias` of an endpoint id (with its `workflows/` or `comfy/` namespace), as the client builds request URLs (PROTOCOL §2). */
+export function appPathOf(endpointId: string): string {
+  const parts = endpointId.split('/');
+  const width = parts[0] === 'workflows' || parts[0] === 'comfy' ? 3 : 2;
+  return parts.slice(0, width).join('/');
+}
+
+/** Where a call about a request goes, and its headers: to fal with the key, or to the proxy naming fal's URL (as the client does). */
+export function queueCall(fal: Config['fal'], requestId: string, path: string, accept: string): { url: URL; headers: OutgoingHttpHeaders } {
+  const target = `${QUEUE_ORIGIN}/${appPathOf(fal.model)}/requests/${encodeURIComponent(requestId)}${path}`;
+  const headers: OutgoingHttpHeaders = { accept };
+  if (fal.key) headers.authorization = `Key ${fal.key}`;
+  if (fal.proxyUrl) headers['x-fal-target-url'] = target;
+  return { url: new URL(fal.proxyUrl ?? target), headers };
+}
+
+/** Sends a GET; resolves with the response as soon as its head arrives. */
+export function openGet(url: URL, headers: OutgoingHttpHeaders, signal: AbortSignal): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const request = send(url, { headers, signal }, resolve);
+    // Kept after the answer: a later error on the request is the response's too (read there).
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/** A status body is a few hundred bytes; anything past this is not one. */
+const MAX_BODY = 1 << 20;
+
+/**
+ * One GET of a request's status (`.../requests/<id>/status?logs=0`, PROTOCOL §2), read whole
+ * within the signal. Resolves with fal's JSON; rejects as fal's client would: an ApiError (a
+ * ValidationError for a 422) carrying fal's status, body and request id for an answer that is not
+ * a 2xx, the signal's reason when it aborts, the transport's error otherwise. No retry here: the
+ * tracker asks again at its next poll.
+ */
+export async function getStatus(fal: Config['fal'], requestId: string, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const { url, headers } = queueCall(fal, requestId, '/status?logs=0', 'application/json');
+  let response: IncomingMessage | undefined;
+  let text = '';
+  try {
+    response = await openGet(url, headers, signal);
+    response.setEncoding('utf8');
+    for await (const chunk of response as AsyncIterable<string>) {
+      text += chunk;
+      if (text.length > MAX_BODY) throw new Error(`fal's status answer is over ${MAX_BODY} bytes`);
+    }
+  } catch (error) {
+    throw signal.aborted ? signal.reason : error;
+  } finally {
+    response?.destroy();
+  }
+  const status = response.statusCode ?? 0;
+  const isJson = String(response.headers['content-type'] ?? '').includes('application/json');
+  let body: unknown;
+  try {
+    body = isJson ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  if (status >= 200 && status <= 299) {
+    if (typeof body !== 'object' || body === null) throw new Error(`fal answered the status call ${status} without a JSON body`);
+    return body as Record<string, unknown>;
+  }
+  const falRequestId = response.headers['x-fal-request-id'];
+  const message = (body as { message?: unknown } | undefined)?.message;
+  const ErrorType = status === 422 ? ValidationError : ApiError;
+  throw new ErrorType({
+    message: typeof message === 'string' && message ? message : isJson ? (response.statusMessage ?? '') : `HTTP ${status}: ${response.statusMessage ?? ''}`,
+    status,
+    body,
+    requestId: typeof falRequestId === 'string' ? falRequestId : '',
+  });
+}

@@ -1,0 +1,105 @@
+import { getEventListeners } from 'node:events';
+import { createFalClient } from '@fal-ai/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/logger.ts';
+import { createFalProvider } from '../src/providers/fal.ts';
+import { ProviderError } from '../src/providers/provider.ts';
+import { startFalEmulator, type FalEmulator } from '../tools/fal-emulator/index.ts';
+import { testConfig } from './helpers/app.ts';
+
+/**
+ * A status poll, as the worker sends it (node:http, not the client's fetch): what fal answers,
+ * and how each failure reaches the tracker, against the emulator through the proxy path.
+ */
+const MODEL = 'fal-ai/kling-video/v2.1/pro/image-to-video';
+const quietLog = createLogger({ log: { level: 'silent', pretty: false } } as never);
+let emulator: FalEmulator;
+
+beforeAll(async () => {
+  emulator = await startFalEmulator({ latencyMs: 400 });
+});
+afterAll(() => emulator?.close());
+
+const providerFor = (env: Record<string, string> = {}) =>
+  createFalProvider(testConfig({ FAL_KEY: 'test-key', FAL_PROXY_URL: emulator.url, FAL_CALL_TIMEOUT_MS: '400', ...env }), quietLog);
+
+async function submitted() {
+  const fal = createFalClient({ credentials: 'test-key', proxyUrl: { url: emulator.url, when: 'always' }, suppressLocalCredentialsWarning: true });
+  const { request_id: requestId } = await fal.queue.submit(MODEL, {
+    input: { prompt: `status read ${Math.random()}`, image_url: 'https://example.com/a.png', tail_image_url: 'https://example.com/b.png' },
+  });
+  return requestId;
+}
+
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (error: unknown) => error as ProviderError,
+  );
+
+describe('a status poll', () => {
+  it('reads IN_PROGRESS and then COMPLETED, one call to fal each', async () => {
+    const provider = providerFor();
+    const requestId = await submitted();
+    const before = emulator.counters().statusCalls;
+    expect(await provider.status(requestId)).toEqual({ state: 'IN_PROGRESS' });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await provider.status(requestId)).toEqual({ state: 'COMPLETED' });
+    expect(emulator.counters().statusCalls - before).toBe(2);
+  });
+
+  it('answers a 500 with a retryable FAL_UNAVAILABLE after one call: the tracker asks again at its next poll', async () => {
+    const provider = providerFor();
+    const requestId = await submitted();
+    emulator.inject({ on: 'status', status: 500, times: 1 });
+    const before = emulator.counters().statusCalls;
+    const error = await failure(provider.status(requestId));
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error).toMatchObject({ code: 'FAL_UNAVAILABLE', requestOver: false, options: { retryable: true, status: 500 } });
+    expect(emulator.counters().statusCalls - before).toBe(1);
+    expect(await provider.status(requestId)).toMatchObject({ state: expect.stringMatching(/IN_PROGRESS|COMPLETED/) });
+  });
+
+  it('says FAL_REQUEST_LOST only when fal does not know the request twice', async () => {
+    const provider = providerFor();
+    const error = await failure(provider.status('no-such-request'));
+    expect(error).toMatchObject({ code: 'FAL_REQUEST_LOST', requestOver: true, options: { status: 404 } });
+    const requestId = await submitted();
+    // One 404 on a known request is a passing fault: not the request's end.
+    emulator.inject({ on: 'status', status: 404, times: 1 });
+    expect(await provider.status(requestId)).toMatchObject({ state: expect.stringMatching(/IN_PROGRESS|COMPLETED/) });
+  });
+
+  it('names fal’s refusal of the key', async () => {
+    const requestId = await submitted();
+    emulator.inject({ on: 'status', status: 401, times: 1 });
+    expect(await failure(providerFor().status(requestId))).toMatchObject({ code: 'FAL_UNAUTHORIZED', options: { retryable: false, status: 401 } });
+  });
+
+  it('gives up on a call fal leaves unanswered after FAL_CALL_TIMEOUT_MS, with FAL_NETWORK', async () => {
+    const requestId = await submitted();
+    emulator.inject({ on: 'status', hang: true, times: 1 });
+    const started = Date.now();
+    const error = await failure(providerFor().status(requestId));
+    expect(error).toMatchObject({ code: 'FAL_NETWORK', options: { retryable: true } });
+    expect(error.message).toMatch(/in time/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it('stops at once when its job stops, and leaves nothing on the job’s signal', async () => {
+    const provider = providerFor({ FAL_CALL_TIMEOUT_MS: '10000' });
+    const requestId = await submitted();
+    const job = new AbortController();
+    for (let i = 0; i < 5; i++) await provider.status(requestId, { signal: job.signal });
+    expect(getEventListeners(job.signal, 'abort')).toHaveLength(0);
+    emulator.inject({ on: 'status', hang: true, times: 1 });
+    const started = Date.now();
+    const pending = failure(provider.status(requestId, { signal: job.signal }));
+    setTimeout(() => job.abort(new Error('job stopping')), 100);
+    expect((await pending).message).toMatch(/job stopping/);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+});
