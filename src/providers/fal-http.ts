@@ -8,7 +8,9 @@ import type { Config } from '../config.ts';
  * A worker makes one such call per request every few seconds (a status poll) or holds one open
  * per request (a status stream); a fetch builds a Request, a Response, web streams and weakly held
  * signals for each, kept until a major GC, so the worker's memory rose and fell by tens of MB
- * between major GCs with 1,000 requests polled. What a call builds here dies with it.
+ * between major GCs with 1,000 requests polled. What a call builds here dies with it. (Submits
+ * keep the client's fetch: sending them this way too did not lower a worker's peak RSS, 199-200
+ * against 200 MB with 1,000 submitted at once, and a submit is the one call that must go out once.)
  */
 
 const QUEUE_ORIGIN = 'https://queue.fal.run';
