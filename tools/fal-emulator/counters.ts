@@ -22,6 +22,7 @@ export function createCounters(): FalCounters {
     resultCalls: 0,
     cancelCalls: 0,
     hungCalls: 0,
+    connectionsReset: 0,
     webhookAttempts: 0,
     webhooksDelivered: 0,
     uploads: 0,

@@ -22,7 +22,7 @@ function canFire(fault: FalFault): boolean {
     case 'stream':
       return f.cut === true || f.silent === true || f.closeEarly === true || (typeof f.lagMs === 'number' && f.lagMs >= 0);
     default:
-      return REPLY_CALLS.has(String(f.on)) && (status || f.hang === true || (f.on === 'result' && f.malformed === true));
+      return REPLY_CALLS.has(String(f.on)) && (status || f.hang === true || f.stallBody === true || f.resetReused === true || (f.on === 'result' && f.malformed === true));
   }
 }
 

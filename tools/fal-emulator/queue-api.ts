@@ -127,22 +127,44 @@ function findJob(ctx: QueueContext, appPath: string, requestId: string) {
   return job && job.appPath === appPath ? job : undefined;
 }
 
+/** Connections that have carried a status, result or cancel call: a later one on them is a reuse. */
+const servedBefore = new WeakSet<object>();
+
 /**
  * Answers a call with its injected fault, if one is armed: an error status (without
- * x-fal-request-id, as a gateway or load balancer answers), or silence until the client gives up.
+ * x-fal-request-id, as a gateway or load balancer answers), silence until the client gives up, or
+ * an answer that stops halfway.
  */
 function replyFault(ctx: QueueContext, res: ServerResponse, on: 'status' | 'result' | 'cancel', requestId: string): boolean {
+  const served = servedBefore.has(res.req.socket);
   const fault = ctx.faults.takeReply(on);
+  servedBefore.add(res.req.socket);
+  if (fault && 'resetReused' in fault && !served) return false;
   if (!fault) return false;
   if ('hang' in fault) {
     ctx.counters.hungCalls++;
+    return true;
+  }
+  if ('resetReused' in fault) {
+    ctx.counters.connectionsReset++;
+    res.req.socket.destroy();
+    return true;
+  }
+  if ('stallBody' in fault) {
+    ctx.counters.hungCalls++;
+    const text = JSON.stringify({ status: 'IN_PROGRESS', request_id: requestId });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-fal-request-id': requestId });
+    res.write(text.slice(0, text.length >> 1));
     return true;
   }
   if ('malformed' in fault) {
     sendJson(res, 200, { detail: 'not an output (fal-emulator fault)' }, { 'x-fal-request-id': requestId });
     return true;
   }
-  sendJson(res, fault.status, { detail: injectedDetail(fault.status) }, 'withRequestId' in fault && fault.withRequestId ? { 'x-fal-request-id': requestId } : {});
+  sendJson(res, fault.status, { detail: injectedDetail(fault.status) }, {
+    ...('withRequestId' in fault && fault.withRequestId ? { 'x-fal-request-id': requestId } : {}),
+    ...(fault.status === 429 && 'retryAfterSec' in fault && fault.retryAfterSec !== undefined ? { 'retry-after': String(fault.retryAfterSec) } : {}),
+  });
   return true;
 }
 

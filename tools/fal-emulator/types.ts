@@ -53,8 +53,10 @@ export interface FalCounters {
   streamsCut: number;
   resultCalls: number;
   cancelCalls: number;
-  /** Status, result or cancel calls left unanswered by a `hang` fault. */
+  /** Status, result or cancel calls left unanswered by a `hang` or `stallBody` fault. */
   hungCalls: number;
+  /** Kept-alive connections closed unanswered by a `resetReused` fault. */
+  connectionsReset: number;
   /** Automatic deliveries only; redeliverWebhook() is a test action and is not counted. */
   webhookAttempts: number;
   /** Deliveries answered with a 2xx. */
@@ -102,11 +104,19 @@ export type FalFault = FaultFrequency &
      * Answer such calls with this HTTP status and a JSON {detail} body, without x-fal-request-id
      * (as a gateway answers), or with it (`withRequestId`: as fal's own service might).
      */
-    | { on: 'status' | 'result' | 'cancel'; status: number; withRequestId?: boolean }
+    | { on: 'status' | 'result' | 'cancel'; status: number; withRequestId?: boolean; retryAfterSec?: number }
     /** Answer the result with 200 and a body that holds no output (a proxy's page, a broken payload). */
     | { on: 'result'; malformed: true }
     /** Never answer such calls: the connection stays open and silent until the client gives up. */
     | { on: 'status' | 'result' | 'cancel'; hang: true }
+    /**
+     * Close the connection, unanswered, when such a call comes on a kept-alive connection that
+     * served an earlier call (a server closing an idle connection just as the client reuses it);
+     * a call on a new connection is answered.
+     */
+    | { on: 'status' | 'result' | 'cancel'; resetReused: true }
+    /** Answer such calls with their 200 head and the first half of their body, then fall silent (the connection stays open). */
+    | { on: 'status' | 'result' | 'cancel'; stallBody: true }
     /** Answer downloads of output files (fal's CDN) with this HTTP status. */
     | { on: 'file'; status: number }
     /** A status stream cut off (the connection destroyed) after `afterEvents` events. */
