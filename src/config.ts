@@ -1,5 +1,15 @@
 import { createHash } from 'node:crypto';
+import { parseEndpointId } from '@fal-ai/client';
 import { z } from 'zod';
+
+const isEndpointId = (value: string) => {
+  try {
+    const { owner, alias } = parseEndpointId(value);
+    return !!owner && !!alias;
+  } catch {
+    return false;
+  }
+};
 
 /**
  * Every environment variable Segue reads, parsed and validated once. Nothing else in the code
@@ -68,7 +78,11 @@ const schema = z.object({
   /** Default `segue`, or `{segue}` on Redis Cluster (see queuePrefixOf). */
   QUEUE_PREFIX: z.string().regex(/^[\w{}.-]+$/, 'letters, digits, _ . - { } only').optional(),
   FAL_KEY: z.string().optional(),
-  FAL_MODEL: z.string().min(1).default('fal-ai/kling-video/v2.1/pro/image-to-video'),
+  // Parsed by the client's own parser: submits and Segue's status calls must name the same app.
+  FAL_MODEL: z
+    .string()
+    .refine(isEndpointId, 'must be a fal endpoint id, owner/alias[/path] (e.g. fal-ai/kling-video/v2.1/pro/image-to-video)')
+    .default('fal-ai/kling-video/v2.1/pro/image-to-video'),
   FAL_PROXY_URL: url(['http:', 'https:']).optional(),
   FAL_JWKS_URL: url(['http:', 'https:']).default('https://rest.fal.ai/.well-known/jwks.json'),
   FAL_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(10),

@@ -91,6 +91,7 @@ describe('configuration', () => {
     ['PORT', { PORT: 'eighty' }, /^Invalid configuration: PORT="eighty" /],
     ['DATABASE_URL', { DATABASE_URL: 'mysql://x' }, /^Invalid configuration: DATABASE_URL="mysql:\/\/x" must be a postgresql or postgres URL/],
     ['REDIS_URL', { REDIS_URL: 'http://localhost' }, /^Invalid configuration: REDIS_URL=/],
+    ['FAL_MODEL', { FAL_MODEL: 'kling' }, /^Invalid configuration: FAL_MODEL="kling" must be a fal endpoint id/],
     [
       'QUEUE_PREFIX (on a Redis Cluster, without a hash tag)',
       { REDIS_URL: '', REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: 'segue' },
