@@ -16,12 +16,17 @@ describe('withDeadline', () => {
     expect(await withDeadline(10_000, already.signal, async (signal) => signal.reason as Error)).toMatchObject({ message: 'before' });
   });
 
-  it('lets go of the caller’s signal when the call settles', async () => {
+  it('lets go of the caller’s signal and of its timer when the call settles', async () => {
     const caller = new AbortController();
     expect(await withDeadline(10_000, caller.signal, async () => 'answer')).toBe('answer');
     await withDeadline(10_000, caller.signal, async () => {
       throw new Error('failed');
     }).catch(() => undefined);
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
+    // Its timer is gone: the call's signal does not fire after the call.
+    let inner: AbortSignal | undefined;
+    await withDeadline(30, caller.signal, async (signal) => (inner = signal));
+    await new Promise((r) => setTimeout(r, 80));
+    expect(inner?.aborted).toBe(false);
   });
 });

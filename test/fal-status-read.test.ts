@@ -16,16 +16,16 @@ const quietLog = createLogger({ log: { level: 'silent', pretty: false } } as nev
 let emulator: FalEmulator;
 
 beforeAll(async () => {
-  emulator = await startFalEmulator({ latencyMs: 400 });
+  emulator = await startFalEmulator({ latencyMs: 1500, apiKey: 'test-key' });
 });
 afterAll(() => emulator?.close());
 
 const providerFor = (env: Record<string, string> = {}) =>
   createFalProvider(testConfig({ FAL_KEY: 'test-key', FAL_PROXY_URL: emulator.url, FAL_CALL_TIMEOUT_MS: '400', ...env }), quietLog);
 
-async function submitted() {
+async function submitted(model = MODEL) {
   const fal = createFalClient({ credentials: 'test-key', proxyUrl: { url: emulator.url, when: 'always' }, suppressLocalCredentialsWarning: true });
-  const { request_id: requestId } = await fal.queue.submit(MODEL, {
+  const { request_id: requestId } = await fal.queue.submit(model, {
     input: { prompt: `status read ${Math.random()}`, image_url: 'https://example.com/a.png', tail_image_url: 'https://example.com/b.png' },
   });
   return requestId;
@@ -45,7 +45,7 @@ describe('a status poll', () => {
     const requestId = await submitted();
     const before = emulator.counters().statusCalls;
     expect(await provider.status(requestId)).toEqual({ state: 'IN_PROGRESS' });
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 1_600));
     expect(await provider.status(requestId)).toEqual({ state: 'COMPLETED' });
     expect(emulator.counters().statusCalls - before).toBe(2);
   });
@@ -72,10 +72,49 @@ describe('a status poll', () => {
     expect(await provider.status(requestId)).toMatchObject({ state: expect.stringMatching(/IN_PROGRESS|COMPLETED/) });
   });
 
-  it('names fal’s refusal of the key', async () => {
+  it('sends the key, and names fal’s refusal of a wrong one', async () => {
     const requestId = await submitted();
-    emulator.inject({ on: 'status', status: 401, times: 1 });
-    expect(await failure(providerFor().status(requestId))).toMatchObject({ code: 'FAL_UNAUTHORIZED', options: { retryable: false, status: 401 } });
+    expect(await failure(providerFor({ FAL_KEY: 'wrong-key' }).status(requestId))).toMatchObject({
+      code: 'FAL_UNAUTHORIZED',
+      options: { retryable: false, status: 401 },
+    });
+  });
+
+  it('asks an app with a one-part id (owner-alias) where the client submitted it', async () => {
+    const requestId = await submitted('110602490-lcm');
+    expect(await providerFor({ FAL_MODEL: '110602490-lcm' }).status(requestId)).toEqual({ state: 'IN_PROGRESS' });
+  });
+
+  it('carries a 429’s Retry-After to the tracker, which polls no sooner', async () => {
+    const requestId = await submitted();
+    emulator.inject({ on: 'status', status: 429, retryAfterSec: 7, times: 1 });
+    expect(await failure(providerFor().status(requestId))).toMatchObject({
+      code: 'FAL_RATE_LIMITED',
+      options: { retryable: true, status: 429, retryAfterMs: 7_000 },
+    });
+  });
+
+  it('sends a poll again, once, on a new connection when fal closed the kept-alive one as it was reused', async () => {
+    const provider = providerFor();
+    const requestId = await submitted();
+    await provider.status(requestId);
+    const before = emulator.counters();
+    emulator.inject({ on: 'status', resetReused: true, times: 1 });
+    expect(await provider.status(requestId)).toMatchObject({ state: expect.stringMatching(/IN_PROGRESS|COMPLETED/) });
+    const after = emulator.counters();
+    expect(after.connectionsReset - before.connectionsReset).toBe(1);
+    expect(after.statusCalls - before.statusCalls).toBe(2);
+  });
+
+  it('gives up on an answer that stops halfway after FAL_CALL_TIMEOUT_MS, with FAL_NETWORK', async () => {
+    const requestId = await submitted();
+    emulator.inject({ on: 'status', stallBody: true, times: 1 });
+    const started = Date.now();
+    const error = await failure(providerFor().status(requestId));
+    expect(error).toMatchObject({ code: 'FAL_NETWORK', options: { retryable: true } });
+    expect(error.message).toMatch(/in time/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+    expect(Date.now() - started).toBeLessThan(3_000);
   });
 
   it('gives up on a call fal leaves unanswered after FAL_CALL_TIMEOUT_MS, with FAL_NETWORK', async () => {

@@ -1,7 +1,8 @@
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { ApiError, ValidationError } from '@fal-ai/client';
+import { ApiError, parseEndpointId, ValidationError } from '@fal-ai/client';
 import type { Config } from '../config.ts';
+import { ProviderError } from './provider.ts';
 
 /**
  * The calls a worker makes about each request it follows, sent with node:http rather than fetch.
@@ -15,12 +16,20 @@ import type { Config } from '../config.ts';
 
 const QUEUE_ORIGIN = 'https://queue.fal.run';
 
-/** `owner/alias` of an endpoint id (with its `workflows/` or `comfy/` namespace), as the client builds request URLs (PROTOCOL §2). */
+/** `owner/alias` of an endpoint id (with its `workflows/` or `comfy/` namespace), parsed by the client as it builds its own request URLs (PROTOCOL §2). */
 export function appPathOf(endpointId: string): string {
-  const parts = endpointId.split('/');
-  const width = parts[0] === 'workflows' || parts[0] === 'comfy' ? 3 : 2;
-  return parts.slice(0, width).join('/');
+  const { owner, alias, namespace } = parseEndpointId(endpointId);
+  return `${namespace ? `${namespace}/` : ''}${owner}/${alias}`;
 }
+
+/** Retry-After (seconds or an HTTP date) in ms, if it says anything. */
+export const retryAfterMs = (value: string | null | undefined): number | undefined => {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+};
 
 /** Where a call about a request goes, and its headers: to fal with the key, or to the proxy naming fal's URL (as the client does). */
 export function queueCall(fal: Config['fal'], requestId: string, path: string, accept: string): { url: URL; headers: OutgoingHttpHeaders } {
@@ -31,13 +40,24 @@ export function queueCall(fal: Config['fal'], requestId: string, path: string, a
   return { url: new URL(fal.proxyUrl ?? target), headers };
 }
 
-/** Sends a GET; resolves with the response as soon as its head arrives. */
-export function openGet(url: URL, headers: OutgoingHttpHeaders, signal: AbortSignal): Promise<IncomingMessage> {
+/**
+ * Sends a GET; resolves with the response as soon as its head arrives. A kept-alive connection
+ * that fal closed just as it was reused is tried once more on a new one, as node's documentation
+ * advises: the GET never reached fal.
+ */
+export function openGet(url: URL, headers: OutgoingHttpHeaders, signal: AbortSignal, retried = false): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const request = send(url, { headers, signal }, resolve);
+    let answered = false;
+    const request = send(url, { headers, signal }, (response) => {
+      answered = true;
+      resolve(response);
+    });
     // Kept after the answer: a later error on the request is the response's too (read there).
-    request.on('error', reject);
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      if (!answered && !retried && request.reusedSocket && error.code === 'ECONNRESET' && !signal.aborted) resolve(openGet(url, headers, signal, true));
+      else reject(error);
+    });
     request.end();
   });
 }
@@ -79,6 +99,14 @@ export async function getStatus(fal: Config['fal'], requestId: string, signal: A
   if (status >= 200 && status <= 299) {
     if (typeof body !== 'object' || body === null) throw new Error(`fal answered the status call ${status} without a JSON body`);
     return body as Record<string, unknown>;
+  }
+  if (status === 429) {
+    // Asked again no sooner than fal says (the tracker's next poll waits for it).
+    throw new ProviderError('FAL_RATE_LIMITED', 'fal rate-limited the status call (429).', {
+      retryable: true,
+      status,
+      retryAfterMs: retryAfterMs(response.headers['retry-after']) ?? 0,
+    });
   }
   const falRequestId = response.headers['x-fal-request-id'];
   const message = (body as { message?: unknown } | undefined)?.message;

@@ -2,7 +2,7 @@ import { ApiError, createFalClient, ValidationError, type FalClient } from '@fal
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { withDeadline } from './deadline.ts';
-import { getStatus } from './fal-http.ts';
+import { getStatus, retryAfterMs } from './fal-http.ts';
 import { readStatusStream, stateOf } from './fal-status-stream.ts';
 import {
   isProviderError,
@@ -24,14 +24,6 @@ function targetOf(url: string, headers: HeadersInit | undefined): URL | null {
     return null;
   }
 }
-
-const retryAfterMs = (value: string | null): number | undefined => {
-  if (!value) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-};
 
 /**
  * Answers to a submit that say fal did not take the job: it refused the request itself (4xx), or
