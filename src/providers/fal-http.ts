@@ -41,9 +41,9 @@ export function queueCall(fal: Config['fal'], requestId: string, path: string, a
 }
 
 /**
- * Sends a GET; resolves with the response as soon as its head arrives. A kept-alive connection
- * that fal closed just as it was reused is tried once more on a new one, as node's documentation
- * advises: the GET never reached fal.
+ * Sends a GET; resolves with the response as soon as its head arrives. A GET on a kept-alive
+ * connection that fal closed just as it was reused is sent once more (on whatever connection the
+ * agent gives next), as node's documentation advises: it is a read, so a second one costs nothing.
  */
 export function openGet(url: URL, headers: OutgoingHttpHeaders, signal: AbortSignal, retried = false): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {

@@ -54,9 +54,12 @@ export class FaultBook {
     return this.take((fault): fault is SubmitFault => fault.on === 'submit');
   }
 
-  /** The error (or silence) answering this status/result/cancel call or file download instead, if one is armed. */
-  takeReply(on: ReplyFault['on']): ReplyFault | undefined {
-    return this.take((fault): fault is ReplyFault => fault.on === on);
+  /**
+   * The error (or silence) answering this status/result/cancel call or file download instead, if
+   * one is armed. A `resetReused` fault waits for a call on a reused connection (`reused`).
+   */
+  takeReply(on: ReplyFault['on'], reused = false): ReplyFault | undefined {
+    return this.take((fault): fault is ReplyFault => fault.on === on && (reused || !('resetReused' in fault)));
   }
 
   /** What this status stream meets (cut, silence, an early close), if a fault is armed. */

@@ -136,10 +136,8 @@ const servedBefore = new WeakSet<object>();
  * an answer that stops halfway.
  */
 function replyFault(ctx: QueueContext, res: ServerResponse, on: 'status' | 'result' | 'cancel', requestId: string): boolean {
-  const served = servedBefore.has(res.req.socket);
-  const fault = ctx.faults.takeReply(on);
+  const fault = ctx.faults.takeReply(on, servedBefore.has(res.req.socket));
   servedBefore.add(res.req.socket);
-  if (fault && 'resetReused' in fault && !served) return false;
   if (!fault) return false;
   if ('hang' in fault) {
     ctx.counters.hungCalls++;

@@ -112,7 +112,7 @@ export type FalFault = FaultFrequency &
     /**
      * Close the connection, unanswered, when such a call comes on a kept-alive connection that
      * served an earlier call (a server closing an idle connection just as the client reuses it);
-     * a call on a new connection is answered.
+     * it waits for such a call, and a call on a new connection is answered.
      */
     | { on: 'status' | 'result' | 'cancel'; resetReused: true }
     /** Answer such calls with their 200 head and the first half of their body, then fall silent (the connection stays open). */
