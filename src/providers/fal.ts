@@ -44,7 +44,7 @@ const REFUSED_SUBMIT = new Set([400, 401, 403, 404, 405, 413, 415, 422, 429, 500
  */
 function submitOnceFetch(base: typeof fetch, timeoutMs: number): typeof fetch {
   return async (input, init) => {
-    // Status and result reads are GETs: let them through before parsing anything.
+    // Result reads and cancels are not POSTs: let them through before parsing anything.
     if ((init?.method ?? 'GET').toUpperCase() !== 'POST') return base(input, init);
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     if (targetOf(url, init?.headers)?.host !== QUEUE_HOST) return base(input, init);
