@@ -9,7 +9,8 @@ import { ProviderError } from './provider.ts';
  * A worker makes one such call per request every few seconds (a status poll) or holds one open
  * per request (a status stream); a fetch builds a Request, a Response, web streams and weakly held
  * signals for each, kept until a major GC, so the worker's memory rose and fell by tens of MB
- * between major GCs with 1,000 requests polled. What a call builds here dies with it. (Submits
+ * between major GCs with 1,000 requests polled; a result read the same, once per request. What a
+ * call builds here dies with it, and costs the worker less CPU than a fetch. (Submits
  * keep the client's fetch: sending them this way too did not lower a worker's peak RSS, 199-200
  * against 200 MB with 1,000 submitted at once, and a submit is the one call that must go out once.)
  */
@@ -62,18 +63,19 @@ export function openGet(url: URL, headers: OutgoingHttpHeaders, signal: AbortSig
   });
 }
 
-/** A status body is a few hundred bytes; anything past this is not one. */
-const MAX_BODY = 1 << 20;
+/** Past these sizes an answer is not a status (a few hundred bytes) or a video's result (under a KB). */
+const MAX_BODY = { status: 1 << 20, result: 4 << 20 } as const;
 
 /**
- * One GET of a request's status (`.../requests/<id>/status?logs=0`, PROTOCOL §2), read whole
- * within the signal. Resolves with fal's JSON; rejects as fal's client would: an ApiError (a
- * ValidationError for a 422) carrying fal's status, body and request id for an answer that is not
- * a 2xx, the signal's reason when it aborts, the transport's error otherwise. No retry here: the
- * tracker asks again at its next poll.
+ * One GET about a request (`.../requests/<id><path>`, PROTOCOL §2), read whole within the signal.
+ * Resolves with fal's JSON for a 2xx (undefined when the body is not JSON); rejects as fal's client
+ * would: an ApiError (a ValidationError for a 422) carrying fal's status, body and request id for
+ * an answer that is not a 2xx, a FAL_RATE_LIMITED ProviderError with fal's Retry-After for a 429,
+ * the signal's reason when it aborts, the transport's error otherwise. No retry here: the caller
+ * asks again on its own clock (the tracker's next poll, the result loop's backoff).
  */
-export async function getStatus(fal: Config['fal'], requestId: string, signal: AbortSignal): Promise<Record<string, unknown>> {
-  const { url, headers } = queueCall(fal, requestId, '/status?logs=0', 'application/json');
+async function readQueueJson(fal: Config['fal'], requestId: string, path: string, what: keyof typeof MAX_BODY, signal: AbortSignal): Promise<unknown> {
+  const { url, headers } = queueCall(fal, requestId, path, 'application/json');
   let response: IncomingMessage | undefined;
   let text = '';
   try {
@@ -81,7 +83,7 @@ export async function getStatus(fal: Config['fal'], requestId: string, signal: A
     response.setEncoding('utf8');
     for await (const chunk of response as AsyncIterable<string>) {
       text += chunk;
-      if (text.length > MAX_BODY) throw new Error(`fal's status answer is over ${MAX_BODY} bytes`);
+      if (text.length > MAX_BODY[what]) throw new Error(`fal's ${what} answer is over ${MAX_BODY[what]} bytes`);
     }
   } catch (error) {
     throw signal.aborted ? signal.reason : error;
@@ -96,13 +98,10 @@ export async function getStatus(fal: Config['fal'], requestId: string, signal: A
   } catch {
     body = undefined;
   }
-  if (status >= 200 && status <= 299) {
-    if (typeof body !== 'object' || body === null) throw new Error(`fal answered the status call ${status} without a JSON body`);
-    return body as Record<string, unknown>;
-  }
+  if (status >= 200 && status <= 299) return body;
   if (status === 429) {
-    // Asked again no sooner than fal says (the tracker's next poll waits for it).
-    throw new ProviderError('FAL_RATE_LIMITED', 'fal rate-limited the status call (429).', {
+    // Asked again no sooner than fal says (the caller's next try waits for it).
+    throw new ProviderError('FAL_RATE_LIMITED', `fal rate-limited the ${what} call (429).`, {
       retryable: true,
       status,
       retryAfterMs: retryAfterMs(response.headers['retry-after']) ?? 0,
@@ -118,3 +117,19 @@ export async function getStatus(fal: Config['fal'], requestId: string, signal: A
     requestId: typeof falRequestId === 'string' ? falRequestId : '',
   });
 }
+
+/** A request's status (`.../status?logs=0`): fal's JSON object; see readQueueJson for failures. */
+export async function getStatus(fal: Config['fal'], requestId: string, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const body = await readQueueJson(fal, requestId, '/status?logs=0', 'status', signal);
+  if (typeof body !== 'object' || body === null) throw new Error('fal answered the status call without a JSON body');
+  return body as Record<string, unknown>;
+}
+
+/**
+ * A finished request's result (`.../requests/<id>`): fal's JSON, the model's output (undefined
+ * when it is not JSON: the caller finds no video in it); see readQueueJson for failures. Without
+ * the client's own retries (three, up to a minute apart, on 429/502/503/504): the result loop
+ * already reads again with backoff, bounded by FAL_RESULT_TIMEOUT_MS.
+ */
+export const getResult = (fal: Config['fal'], requestId: string, signal: AbortSignal): Promise<unknown> =>
+  readQueueJson(fal, requestId, '', 'result', signal);

@@ -2,7 +2,7 @@ import { ApiError, createFalClient, ValidationError, type FalClient } from '@fal
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { withDeadline } from './deadline.ts';
-import { getStatus, retryAfterMs } from './fal-http.ts';
+import { getResult, getStatus, retryAfterMs } from './fal-http.ts';
 import { readStatusStream, stateOf } from './fal-status-stream.ts';
 import {
   isProviderError,
@@ -39,12 +39,12 @@ const REFUSED_SUBMIT = new Set([400, 401, 403, 404, 405, 413, 415, 422, 429, 500
  * merely lost starts a second paid job, so submits go out exactly once: this fetch reads the whole
  * answer itself (the client gets it from memory), and answers any failure with a ProviderError the
  * client does not retry, saying whether fal may have accepted it (uncertain) or surely did not.
- * Result and cancel calls are a read and idempotent, and keep the client's own retries. Status
- * reads do not go through the client (fal-http.ts): a failed one is asked again at the next poll.
+ * Cancels are idempotent and keep the client's own retries. Status and result reads do not go
+ * through the client (fal-http.ts): a failed one is asked again on the caller's clock.
  */
 function submitOnceFetch(base: typeof fetch, timeoutMs: number): typeof fetch {
   return async (input, init) => {
-    // Result reads and cancels are not POSTs: let them through before parsing anything.
+    // Only submits are POSTs to the queue (a cancel is a PUT): anything else goes through untouched.
     if ((init?.method ?? 'GET').toUpperCase() !== 'POST') return base(input, init);
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     if (targetOf(url, init?.headers)?.host !== QUEUE_HOST) return base(input, init);
@@ -194,8 +194,7 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
 
   async function readResult(requestId: string, signal: AbortSignal | undefined, failed: boolean): Promise<unknown> {
     try {
-      const result = await bounded(signal, (abortSignal) => client.queue.result(model, { requestId, abortSignal }));
-      return result.data;
+      return await bounded(signal, (abortSignal) => getResult(fal, requestId, abortSignal));
     } catch (error) {
       const failure = classifyFalError(error, 'result');
       // A 5xx carrying the request's id, when fal's status said the request failed: its answer.

@@ -8,8 +8,9 @@ import { startFalEmulator, type FalEmulator } from '../tools/fal-emulator/index.
 import { testConfig } from './helpers/app.ts';
 
 /**
- * A status poll, as the worker sends it (node:http, not the client's fetch): what fal answers,
- * and how each failure reaches the tracker, against the emulator through the proxy path.
+ * A status poll and a result read, as the worker sends them (node:http, not the client's fetch):
+ * what fal answers, and how each failure reaches the tracker, against the emulator through the
+ * proxy path.
  */
 const MODEL = 'fal-ai/kling-video/v2.1/pro/image-to-video';
 const quietLog = createLogger({ log: { level: 'silent', pretty: false } } as never);
@@ -132,5 +133,80 @@ describe('a status poll', () => {
     setTimeout(() => job.abort(new Error('job stopping')), 100);
     expect((await pending).message).toMatch(/job stopping/);
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+});
+
+describe('a result read', () => {
+  /** A request fal has finished (the emulator's latency is 1.5 s). */
+  async function finished() {
+    const requestId = await submitted();
+    await new Promise((r) => setTimeout(r, 1_600));
+    return requestId;
+  }
+
+  it('reads the video fal made, with one call to fal', async () => {
+    const requestId = await finished();
+    const before = emulator.counters().resultCalls;
+    const result = await providerFor().result(requestId);
+    expect(result.videoUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/.+\.mp4$/);
+    expect(result.raw).toMatchObject({ video: { url: result.videoUrl } });
+    expect(emulator.counters().resultCalls - before).toBe(1);
+  });
+
+  it.each([500, 503])('answers a %i with a retryable FAL_UNAVAILABLE after one call: the result loop reads again on its own clock', async (status) => {
+    const requestId = await finished();
+    emulator.inject({ on: 'result', status, times: 1 });
+    const before = emulator.counters().resultCalls;
+    const error = await failure(providerFor({ FAL_CALL_TIMEOUT_MS: '5000' }).result(requestId));
+    expect(error).toMatchObject({ code: 'FAL_UNAVAILABLE', requestOver: false, options: { retryable: true, status } });
+    expect(emulator.counters().resultCalls - before).toBe(1);
+  });
+
+  it('carries a 429’s Retry-After in the error the result loop waits on', async () => {
+    const requestId = await finished();
+    emulator.inject({ on: 'result', status: 429, retryAfterSec: 7, times: 1 });
+    expect(await failure(providerFor({ FAL_CALL_TIMEOUT_MS: '5000' }).result(requestId))).toMatchObject({
+      code: 'FAL_RATE_LIMITED',
+      options: { retryable: true, status: 429, retryAfterMs: 7_000 },
+    });
+  });
+
+  it('says FAL_REQUEST_LOST only when fal does not know the request twice', async () => {
+    const provider = providerFor();
+    expect(await failure(provider.result('no-such-request'))).toMatchObject({ code: 'FAL_REQUEST_LOST', requestOver: true, options: { status: 404 } });
+    const requestId = await finished();
+    emulator.inject({ on: 'result', status: 404, times: 1 });
+    expect((await provider.result(requestId)).videoUrl).toMatch(/\.mp4$/);
+  });
+
+  it('answers an output without a video as a retryable FAL_BAD_OUTPUT', async () => {
+    const requestId = await finished();
+    emulator.inject({ on: 'result', malformed: true, times: 1 });
+    expect(await failure(providerFor().result(requestId))).toMatchObject({ code: 'FAL_BAD_OUTPUT', options: { retryable: true } });
+  });
+
+  it('sends a read again, once, when fal closed the kept-alive connection as it was reused', async () => {
+    const provider = providerFor();
+    const requestId = await finished();
+    await provider.result(requestId);
+    const before = emulator.counters();
+    emulator.inject({ on: 'result', resetReused: true, times: 1 });
+    expect((await provider.result(requestId)).videoUrl).toMatch(/\.mp4$/);
+    const after = emulator.counters();
+    expect(after.connectionsReset - before.connectionsReset).toBe(1);
+    expect(after.resultCalls - before.resultCalls).toBe(2);
+  });
+
+  it.each([
+    ['an answer that stops halfway', { on: 'result', stallBody: true, times: 1 }],
+    ['a read fal leaves unanswered', { on: 'result', hang: true, times: 1 }],
+  ] as const)('gives up on %s after FAL_CALL_TIMEOUT_MS, with FAL_NETWORK', async (_what, fault) => {
+    const requestId = await finished();
+    emulator.inject(fault);
+    const started = Date.now();
+    const error = await failure(providerFor().result(requestId));
+    expect(error).toMatchObject({ code: 'FAL_NETWORK', options: { retryable: true } });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+    expect(Date.now() - started).toBeLessThan(3_000);
   });
 });
