@@ -3,7 +3,7 @@
  * against the same read through the fal client's fetch (what the worker used before):
  * `npx tsx bench/fal-reads.ts [requests=1000] [inFlight=100] [rounds=6]`.
  * The emulator runs in a process of its own, so only the caller's CPU is counted; the two ways
- * take turns, round by round, on the same finished requests.
+ * take turns, round by round (each first in every other round), on the same finished requests.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -63,7 +63,10 @@ for (const [call, pair] of Object.entries(ways)) {
   const figures: Record<string, number[]> = {};
   for (const read of Object.values(pair)) await each(ids.slice(0, inFlight), read); // warm-up: connections, JIT
   for (let round = 0; round < rounds; round++) {
-    for (const [way, read] of Object.entries(pair)) {
+    // Each way goes first in every other round: garbage one leaves is collected in either's turn.
+    const order = Object.entries(pair);
+    if (round % 2 === 1) order.reverse();
+    for (const [way, read] of order) {
       const before = process.cpuUsage();
       await each(ids, read);
       const used = process.cpuUsage(before);

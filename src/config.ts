@@ -96,7 +96,7 @@ const schema = z.object({
   FAL_CANCEL_GRACE_MS: z.coerce.number().int().min(100).default(10 * 60_000),
   /** How long to keep trying to read the result of a request fal has finished. */
   FAL_RESULT_TIMEOUT_MS: z.coerce.number().int().min(100).default(10 * 60_000),
-  /** Each status, result or cancel call to fal, the client's own retries included. */
+  /** Each status, result or cancel call to fal (a cancel's retries by the client included). */
   FAL_CALL_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   /** How a request's progress is followed: fal's status stream (SSE), or polling. */
   FAL_STATUS_MODE: z.enum(['stream', 'poll']).default('stream'),

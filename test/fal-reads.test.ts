@@ -1,4 +1,6 @@
-import { getEventListeners } from 'node:events';
+import { getEventListeners, once } from 'node:events';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createFalClient } from '@fal-ai/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.ts';
@@ -6,6 +8,7 @@ import { createFalProvider } from '../src/providers/fal.ts';
 import { ProviderError } from '../src/providers/provider.ts';
 import { startFalEmulator, type FalEmulator } from '../tools/fal-emulator/index.ts';
 import { testConfig } from './helpers/app.ts';
+import { until } from './helpers/wait.ts';
 
 /**
  * A status poll and a result read, as the worker sends them (node:http, not the client's fetch):
@@ -27,7 +30,7 @@ const providerFor = (env: Record<string, string> = {}) =>
 async function submitted(model = MODEL) {
   const fal = createFalClient({ credentials: 'test-key', proxyUrl: { url: emulator.url, when: 'always' }, suppressLocalCredentialsWarning: true });
   const { request_id: requestId } = await fal.queue.submit(model, {
-    input: { prompt: `status read ${Math.random()}`, image_url: 'https://example.com/a.png', tail_image_url: 'https://example.com/b.png' },
+    input: { prompt: `fal read ${Math.random()}`, image_url: 'https://example.com/a.png', tail_image_url: 'https://example.com/b.png' },
   });
   return requestId;
 }
@@ -138,9 +141,13 @@ describe('a status poll', () => {
 
 describe('a result read', () => {
   /** A request fal has finished (the emulator's latency is 1.5 s). */
-  async function finished() {
-    const requestId = await submitted();
-    await new Promise((r) => setTimeout(r, 1_600));
+  async function finished(model = MODEL) {
+    const requestId = await submitted(model);
+    await until(() => emulator.requests().find((r) => r.requestId === requestId && r.status === 'COMPLETED'), {
+      timeoutMs: 5_000,
+      intervalMs: 50,
+      what: 'the request to finish',
+    });
     return requestId;
   }
 
@@ -153,7 +160,12 @@ describe('a result read', () => {
     expect(emulator.counters().resultCalls - before).toBe(1);
   });
 
-  it.each([500, 503])('answers a %i with a retryable FAL_UNAVAILABLE after one call: the result loop reads again on its own clock', async (status) => {
+  it('answers a read before fal has finished (400 “still in progress”, with the request’s id) as the call’s failure, not the request’s', async () => {
+    const requestId = await submitted();
+    expect(await failure(providerFor().result(requestId))).toMatchObject({ code: 'FAL_UNAVAILABLE', requestOver: false, options: { status: 400 } });
+  });
+
+  it.each([500, 502, 503, 504])('answers a %i with a retryable FAL_UNAVAILABLE after one call: the result loop reads again on its own clock', async (status) => {
     const requestId = await finished();
     emulator.inject({ on: 'result', status, times: 1 });
     const before = emulator.counters().resultCalls;
@@ -177,6 +189,35 @@ describe('a result read', () => {
     const requestId = await finished();
     emulator.inject({ on: 'result', status: 404, times: 1 });
     expect((await provider.result(requestId)).videoUrl).toMatch(/\.mp4$/);
+  });
+
+  it('takes a 4xx carrying the request’s id, said twice, as fal’s word that the job failed', async () => {
+    const requestId = await finished();
+    emulator.inject({ on: 'result', status: 409, withRequestId: true, times: 2 });
+    expect(await failure(providerFor().result(requestId))).toMatchObject({ code: 'FAL_JOB_ERROR', requestOver: true, options: { status: 409 } });
+  });
+
+  it('takes a 5xx as the job’s failure only with the request’s id and when fal’s status said it failed', async () => {
+    const requestId = await finished();
+    emulator.inject({ on: 'result', status: 500, withRequestId: true, times: 2 });
+    expect(await failure(providerFor().result(requestId, { failed: true }))).toMatchObject({ code: 'FAL_JOB_ERROR', requestOver: true, options: { status: 500 } });
+    emulator.inject({ on: 'result', status: 500, times: 1 });
+    expect(await failure(providerFor().result(requestId, { failed: true }))).toMatchObject({ code: 'FAL_UNAVAILABLE', requestOver: false });
+  });
+
+  it('names fal’s refusal of the input (a 422 at result time) FAL_VALIDATION, not retried', async () => {
+    const prompt = `refused ${Math.random()}`;
+    emulator.inject({ on: 'job', error: 'validation', promptIncludes: prompt });
+    const fal = createFalClient({ credentials: 'test-key', proxyUrl: { url: emulator.url, when: 'always' }, suppressLocalCredentialsWarning: true });
+    const { request_id: requestId } = await fal.queue.submit(MODEL, {
+      input: { prompt, image_url: 'https://example.com/a.png', tail_image_url: 'https://example.com/b.png' },
+    });
+    await until(() => emulator.requests().find((r) => r.requestId === requestId && r.status === 'COMPLETED'), { timeoutMs: 5_000, intervalMs: 50, what: 'the job to fail' });
+    expect(await failure(providerFor().result(requestId, { failed: true }))).toMatchObject({
+      code: 'FAL_VALIDATION',
+      requestOver: true,
+      options: { retryable: false, status: 422 },
+    });
   });
 
   it('answers an output without a video as a retryable FAL_BAD_OUTPUT', async () => {
@@ -206,7 +247,57 @@ describe('a result read', () => {
     const started = Date.now();
     const error = await failure(providerFor().result(requestId));
     expect(error).toMatchObject({ code: 'FAL_NETWORK', options: { retryable: true } });
+    expect(error.message).toMatch(/in time/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(350);
     expect(Date.now() - started).toBeLessThan(3_000);
+  });
+});
+
+/**
+ * Answers fal's queue does not give, from a server standing where the proxy would: each fails
+ * the call only (read again later), never the request.
+ */
+describe('a read of an answer fal does not give', () => {
+  let server: Server;
+  let url: string;
+  const answers: Record<string, (res: ServerResponse) => void> = {
+    redirect: (res) => res.writeHead(302, { location: 'https://example.com/elsewhere', 'x-fal-request-id': 'redirect' }).end(),
+    'bad-json': (res) => res.writeHead(400, { 'content-type': 'application/json', 'x-fal-request-id': 'bad-json' }).end('{"detail": "cut'),
+    huge: (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ video: { url: 'https://example.com/v.mp4' }, padding: 'x'.repeat(5 << 20) }));
+    },
+  };
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      // The proxy path names fal's URL in x-fal-target-url; the request id is its last part.
+      const target = String(req.headers['x-fal-target-url'] ?? '');
+      answers[target.split('/').pop()!]!(res);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((r) => server?.close(r)));
+
+  const provider = () => providerFor({ FAL_PROXY_URL: url });
+
+  it('fails the call on a redirect (the queue sends none) rather than taking it as the job’s answer', async () => {
+    const error = await failure(provider().result('redirect'));
+    expect(error).toMatchObject({ code: 'FAL_NETWORK', requestOver: false });
+    expect(error.message).toMatch(/redirect \(302\)/);
+  });
+
+  it('fails the call on a JSON body that does not parse, even a 4xx carrying the request’s id', async () => {
+    const error = await failure(provider().result('bad-json'));
+    expect(error).toMatchObject({ code: 'FAL_NETWORK', requestOver: false });
+    expect(error.message).toMatch(/does not parse/);
+  });
+
+  it('stops reading an answer past 4 MB, as FAL_BAD_OUTPUT', async () => {
+    const error = await failure(provider().result('huge'));
+    expect(error).toMatchObject({ code: 'FAL_BAD_OUTPUT', requestOver: false, options: { retryable: true } });
+    expect(error.message).toMatch(/over 4 MB/);
   });
 });

@@ -61,4 +61,37 @@ describe("a finished request's result", () => {
       await p.close();
     }
   });
+  it('a read fal rate-limits waits for its Retry-After before reading again, and still reads once the wait is over', { timeout: 60_000 }, async () => {
+    const p = await startPipeline({ emulator: { latencyMs: 100 }, inlineWorkers: 1 });
+    try {
+      p.emulator.inject({ on: 'result', status: 429, retryAfterSec: 2, times: 1 });
+      const account = await p.account();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+      const [row] = await p.settled(batch!.id, 30_000);
+      expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+      const [fal] = p.emulator.requests();
+      expect(row!.completedAt!.getTime() - fal!.completedAt!).toBeGreaterThanOrEqual(2_000);
+      expect(p.emulator.counters()).toMatchObject({ submitted: 1, resultCalls: 2 });
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('a Retry-After longer than FAL_RESULT_TIMEOUT_MS is waited only until that bound: the run ends FAILED FAL_RESULT_UNAVAILABLE in time, paid once', { timeout: 60_000 }, async () => {
+    const p = await startPipeline({ emulator: { latencyMs: 100 }, env: { FAL_RESULT_TIMEOUT_MS: '1500' }, inlineWorkers: 1 });
+    try {
+      p.emulator.inject({ on: 'result', status: 429, retryAfterSec: 3600, times: Infinity });
+      const account = await p.account();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+      const [row] = await p.settled(batch!.id, 20_000);
+      expect(row).toMatchObject({ status: 'FAILED', errorCode: 'FAL_RESULT_UNAVAILABLE', attempts: 1 });
+      const [fal] = p.emulator.requests();
+      expect(row!.completedAt!.getTime() - fal!.completedAt!).toBeLessThan(5_000);
+      // A first read, and a last one at the bound.
+      expect(p.emulator.counters().resultCalls).toBeGreaterThanOrEqual(2);
+      expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0 });
+    } finally {
+      await p.close();
+    }
+  });
 });

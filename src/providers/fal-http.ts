@@ -9,8 +9,9 @@ import { ProviderError } from './provider.ts';
  * A worker makes one such call per request every few seconds (a status poll) or holds one open
  * per request (a status stream); a fetch builds a Request, a Response, web streams and weakly held
  * signals for each, kept until a major GC, so the worker's memory rose and fell by tens of MB
- * between major GCs with 1,000 requests polled; a result read the same, once per request. What a
- * call builds here dies with it, and costs the worker less CPU than a fetch. (Submits
+ * between major GCs with 1,000 requests polled. What a call builds here dies with it. A result
+ * read (one per request) goes this way for its CPU: less than half a fetch's through the client
+ * (bench/fal-reads.ts), which counts when a burst of videos finishes at once. (Submits
  * keep the client's fetch: sending them this way too did not lower a worker's peak RSS, 199-200
  * against 200 MB with 1,000 submitted at once, and a submit is the one call that must go out once.)
  */
@@ -64,26 +65,31 @@ export function openGet(url: URL, headers: OutgoingHttpHeaders, signal: AbortSig
 }
 
 /** Past these sizes an answer is not a status (a few hundred bytes) or a video's result (under a KB). */
-const MAX_BODY = { status: 1 << 20, result: 4 << 20 } as const;
+const MAX_BYTES = { status: 1 << 20, result: 4 << 20 } as const;
 
 /**
  * One GET about a request (`.../requests/<id><path>`, PROTOCOL §2), read whole within the signal.
- * Resolves with fal's JSON for a 2xx (undefined when the body is not JSON); rejects as fal's client
+ * Resolves with fal's JSON for a 2xx (undefined when the body is not JSON). Rejects as fal's client
  * would: an ApiError (a ValidationError for a 422) carrying fal's status, body and request id for
- * an answer that is not a 2xx, a FAL_RATE_LIMITED ProviderError with fal's Retry-After for a 429,
- * the signal's reason when it aborts, the transport's error otherwise. No retry here: the caller
- * asks again on its own clock (the tracker's next poll, the result loop's backoff).
+ * a 4xx or 5xx; a plain error for a JSON body that does not parse (a call that failed, not fal's
+ * word on the request); the signal's reason when it aborts; the transport's error otherwise. And
+ * beyond the client: a 429 is a FAL_RATE_LIMITED ProviderError carrying fal's Retry-After; a
+ * redirect (fal's queue sends none; a fetch would have followed it) fails the call; an answer
+ * over MAX_BYTES is FAL_BAD_OUTPUT. No retry here: the caller asks again on its own clock.
  */
-async function readQueueJson(fal: Config['fal'], requestId: string, path: string, what: keyof typeof MAX_BODY, signal: AbortSignal): Promise<unknown> {
+async function readQueueJson(fal: Config['fal'], requestId: string, path: string, what: keyof typeof MAX_BYTES, signal: AbortSignal): Promise<unknown> {
   const { url, headers } = queueCall(fal, requestId, path, 'application/json');
   let response: IncomingMessage | undefined;
-  let text = '';
+  const chunks: Buffer[] = [];
   try {
     response = await openGet(url, headers, signal);
-    response.setEncoding('utf8');
-    for await (const chunk of response as AsyncIterable<string>) {
-      text += chunk;
-      if (text.length > MAX_BODY[what]) throw new Error(`fal's ${what} answer is over ${MAX_BODY[what]} bytes`);
+    let bytes = 0;
+    for await (const chunk of response as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      if (bytes > MAX_BYTES[what]) {
+        throw new ProviderError('FAL_BAD_OUTPUT', `fal's answer to the ${what} call is over ${MAX_BYTES[what] >> 20} MB; not read.`, { retryable: true });
+      }
+      chunks.push(chunk);
     }
   } catch (error) {
     throw signal.aborted ? signal.reason : error;
@@ -91,30 +97,37 @@ async function readQueueJson(fal: Config['fal'], requestId: string, path: string
     response?.destroy();
   }
   const status = response.statusCode ?? 0;
+  if (status >= 300 && status <= 399) throw new Error(`fal answered the ${what} call with a redirect (${status}), which is not followed`);
   const isJson = String(response.headers['content-type'] ?? '').includes('application/json');
   let body: unknown;
-  try {
-    body = isJson ? JSON.parse(text) : undefined;
-  } catch {
-    body = undefined;
+  if (isJson) {
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      throw new Error(`fal answered the ${what} call ${status} with JSON that does not parse`);
+    }
   }
   if (status >= 200 && status <= 299) return body;
   if (status === 429) {
-    // Asked again no sooner than fal says (the caller's next try waits for it).
+    // Asked again no sooner than fal says (the caller's next try waits for it, within its bound).
     throw new ProviderError('FAL_RATE_LIMITED', `fal rate-limited the ${what} call (429).`, {
       retryable: true,
       status,
       retryAfterMs: retryAfterMs(response.headers['retry-after']) ?? 0,
     });
   }
-  const falRequestId = response.headers['x-fal-request-id'];
+  const header = (name: string) => {
+    const value = response.headers[name];
+    return typeof value === 'string' && value ? value : undefined;
+  };
   const message = (body as { message?: unknown } | undefined)?.message;
   const ErrorType = status === 422 ? ValidationError : ApiError;
   throw new ErrorType({
     message: typeof message === 'string' && message ? message : isJson ? (response.statusMessage ?? '') : `HTTP ${status}: ${response.statusMessage ?? ''}`,
     status,
     body,
-    requestId: typeof falRequestId === 'string' ? falRequestId : '',
+    requestId: header('x-fal-request-id') ?? '',
+    timeoutType: header('x-fal-request-timeout-type'),
   });
 }
 
@@ -126,10 +139,12 @@ export async function getStatus(fal: Config['fal'], requestId: string, signal: A
 }
 
 /**
- * A finished request's result (`.../requests/<id>`): fal's JSON, the model's output (undefined
- * when it is not JSON: the caller finds no video in it); see readQueueJson for failures. Without
- * the client's own retries (three, up to a minute apart, on 429/502/503/504): the result loop
- * already reads again with backoff, bounded by FAL_RESULT_TIMEOUT_MS.
+ * A finished request's result (`.../requests/<id>`): fal's JSON, the model's output (undefined when
+ * it is not JSON: the caller finds no video in it); see readQueueJson for failures. Without the
+ * client's own retries (three, about 1, 2 and 4 s apart, on 429/502/503/504): its callers read
+ * again on their own clocks, the tracker's result loop with backoff within FAL_RESULT_TIMEOUT_MS,
+ * the reconciler's late delivery at its next pass.
  */
-export const getResult = (fal: Config['fal'], requestId: string, signal: AbortSignal): Promise<unknown> =>
-  readQueueJson(fal, requestId, '', 'result', signal);
+export async function getResult(fal: Config['fal'], requestId: string, signal: AbortSignal): Promise<unknown> {
+  return readQueueJson(fal, requestId, '', 'result', signal);
+}

@@ -187,8 +187,8 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
   });
   const model = fal.model;
   const log = logger.child({ component: 'fal' });
-  // Every call about a request is bounded, the client's own retries included: a call that hangs
-  // must never hold a transition in flight.
+  // Every call about a request is bounded (a cancel's retries by the client included): a call
+  // that hangs must never hold a transition in flight.
   const bounded = <T>(signal: AbortSignal | undefined, call: (abortSignal: AbortSignal) => Promise<T>) =>
     withDeadline(fal.callTimeoutMs, signal, call);
 

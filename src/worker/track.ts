@@ -270,7 +270,8 @@ async function finish(
         );
       }
       log.warn({ err: failure }, 'reading the result from fal failed; trying again (no new submit)');
-      await pause(Math.max(delay, failure.options.retryAfterMs ?? 0), ctx.signal);
+      // fal's Retry-After is honoured within the bound: a last read at giveUpAt, then the end above.
+      await pause(Math.min(Math.max(delay, failure.options.retryAfterMs ?? 0), Math.max(0, giveUpAt - Date.now())), ctx.signal);
     }
   }
 }
