@@ -44,7 +44,12 @@ await each(Array.from({ length: requests }, (_, i) => String(i)), async (i) => {
   const queued = await client.queue.submit(MODEL, { input: { prompt: `read ${i}`, image_url: 'https://example.com/a.png', tail_image_url: 'https://example.com/b.png' } });
   ids.push(queued.request_id);
 });
-await new Promise((r) => setTimeout(r, 500));
+// Read only once fal (latency 0) has finished them all: the last submitted is the last to end.
+for (;;) {
+  const status = await withDeadline(fal.callTimeoutMs, undefined, (signal) => getStatus(fal, ids.at(-1)!, signal));
+  if (status.status === 'COMPLETED') break;
+  await new Promise((r) => setTimeout(r, 50));
+}
 
 // Both ways under the same per-call deadline, as the provider sends them.
 const ways = {

@@ -10,8 +10,9 @@ import { ProviderError } from './provider.ts';
  * per request (a status stream); a fetch builds a Request, a Response, web streams and weakly held
  * signals for each, kept until a major GC, so the worker's memory rose and fell by tens of MB
  * between major GCs with 1,000 requests polled. What a call builds here dies with it. A result
- * read (one per request) goes this way for its CPU: less than half a fetch's through the client
- * (bench/fal-reads.ts), which counts when a burst of videos finishes at once. (Submits
+ * read (one per request) goes this way too: a third of a fetch's CPU through the client
+ * (bench/fal-reads.ts), which counts when a burst of videos finishes at once on a busy worker,
+ * and a 429's Retry-After reaches the caller. (Submits
  * keep the client's fetch: sending them this way too did not lower a worker's peak RSS, 199-200
  * against 200 MB with 1,000 submitted at once, and a submit is the one call that must go out once.)
  */
@@ -71,11 +72,12 @@ const MAX_BYTES = { status: 1 << 20, result: 4 << 20 } as const;
  * One GET about a request (`.../requests/<id><path>`, PROTOCOL §2), read whole within the signal.
  * Resolves with fal's JSON for a 2xx (undefined when the body is not JSON). Rejects as fal's client
  * would: an ApiError (a ValidationError for a 422) carrying fal's status, body and request id for
- * a 4xx or 5xx; a plain error for a JSON body that does not parse (a call that failed, not fal's
- * word on the request); the signal's reason when it aborts; the transport's error otherwise. And
- * beyond the client: a 429 is a FAL_RATE_LIMITED ProviderError carrying fal's Retry-After; a
- * redirect (fal's queue sends none; a fetch would have followed it) fails the call; an answer
- * over MAX_BYTES is FAL_BAD_OUTPUT. No retry here: the caller asks again on its own clock.
+ * a 4xx or 5xx; the signal's reason when it aborts; the transport's error otherwise. And beyond
+ * the client, as ProviderErrors of the call (never fal's word on the request): a 429 is
+ * FAL_RATE_LIMITED carrying fal's Retry-After; a redirect (fal's queue sends none; a fetch would
+ * have followed it), a JSON body that does not parse, or an answer over MAX_BYTES fails the call
+ * (FAL_BAD_OUTPUT for a result's oversized output). No retry here: the caller asks again on its
+ * own clock.
  */
 async function readQueueJson(fal: Config['fal'], requestId: string, path: string, what: keyof typeof MAX_BYTES, signal: AbortSignal): Promise<unknown> {
   const { url, headers } = queueCall(fal, requestId, path, 'application/json');
@@ -87,7 +89,12 @@ async function readQueueJson(fal: Config['fal'], requestId: string, path: string
     for await (const chunk of response as AsyncIterable<Buffer>) {
       bytes += chunk.length;
       if (bytes > MAX_BYTES[what]) {
-        throw new ProviderError('FAL_BAD_OUTPUT', `fal's answer to the ${what} call is over ${MAX_BYTES[what] >> 20} MB; not read.`, { retryable: true });
+        // A result's output past the bound is a bad output; anything else oversized, a bad answer.
+        const output = what === 'result' && (response.statusCode ?? 0) >= 200 && (response.statusCode ?? 0) <= 299;
+        throw new ProviderError(output ? 'FAL_BAD_OUTPUT' : 'FAL_UNAVAILABLE', `fal's answer to the ${what} call is over ${MAX_BYTES[what] >> 20} MB; not read.`, {
+          retryable: true,
+          status: response.statusCode ?? 0,
+        });
       }
       chunks.push(chunk);
     }
@@ -97,14 +104,16 @@ async function readQueueJson(fal: Config['fal'], requestId: string, path: string
     response?.destroy();
   }
   const status = response.statusCode ?? 0;
-  if (status >= 300 && status <= 399) throw new Error(`fal answered the ${what} call with a redirect (${status}), which is not followed`);
+  // fal did answer, but not with anything about the request: the call failed, not the request.
+  const unusable = (why: string) => new ProviderError('FAL_UNAVAILABLE', `fal answered the ${what} call ${status} ${why}.`, { retryable: true, status });
+  if (status >= 300 && status <= 399) throw unusable('with a redirect, which is not followed');
   const isJson = String(response.headers['content-type'] ?? '').includes('application/json');
   let body: unknown;
   if (isJson) {
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {
-      throw new Error(`fal answered the ${what} call ${status} with JSON that does not parse`);
+      throw unusable('with JSON that does not parse');
     }
   }
   if (status >= 200 && status <= 299) return body;
@@ -141,9 +150,9 @@ export async function getStatus(fal: Config['fal'], requestId: string, signal: A
 /**
  * A finished request's result (`.../requests/<id>`): fal's JSON, the model's output (undefined when
  * it is not JSON: the caller finds no video in it); see readQueueJson for failures. Without the
- * client's own retries (three, about 1, 2 and 4 s apart, on 429/502/503/504): its callers read
- * again on their own clocks, the tracker's result loop with backoff within FAL_RESULT_TIMEOUT_MS,
- * the reconciler's late delivery at its next pass.
+ * client's own retries (three, about 1, 2 and 4 s apart, on 429/502/503/504 and transport errors):
+ * its callers read again on their own clocks, the tracker's result loop with backoff within
+ * FAL_RESULT_TIMEOUT_MS, a late delivery (followToEnd, the reconciler) at its next poll or pass.
  */
 export async function getResult(fal: Config['fal'], requestId: string, signal: AbortSignal): Promise<unknown> {
   return readQueueJson(fal, requestId, '', 'result', signal);
