@@ -197,6 +197,19 @@ describe('a result read', () => {
     expect((await provider.result(requestId)).videoUrl).toMatch(/\.mp4$/);
   });
 
+  it('stops at once when its job stops while it waits to read a “not known” answer again', async () => {
+    const job = new AbortController();
+    const before = emulator.counters().resultCalls;
+    const pending = failure(providerFor({ FAL_CALL_TIMEOUT_MS: '5000' }).result('no-such-request', { signal: job.signal }));
+    // The second read is due 250 ms after the first one's 404.
+    await until(() => emulator.counters().resultCalls > before, { intervalMs: 5, what: 'the first read' });
+    const answered = Date.now();
+    setTimeout(() => job.abort(new Error('job stopping')), 20);
+    expect((await pending).message).toMatch(/job stopping/);
+    expect(Date.now() - answered).toBeLessThan(200);
+    expect(emulator.counters().resultCalls - before).toBe(1);
+  });
+
   it('takes a 4xx carrying the request’s id as fal’s word that the job failed only when a second read says it too', async () => {
     const provider = providerFor();
     const requestId = await finished();

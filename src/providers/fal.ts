@@ -1,4 +1,5 @@
 import { ApiError, createFalClient, ValidationError, type FalClient } from '@fal-ai/client';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { withDeadline } from './deadline.ts';
@@ -255,7 +256,10 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
         if (!isProviderError(error) || !error.requestOver) throw error;
         // fal's answer for the request itself ends the attempt only when a second read, a moment
         // later, says the same: a passing fault must never cost a second paid submit.
-        await new Promise((r) => setTimeout(r, 250));
+        // The job stopping ends the wait at once, with the job's reason, as it ends a read.
+        await sleep(250, undefined, options.signal ? { signal: options.signal } : {}).catch(() => {
+          throw options.signal!.reason;
+        });
         data = await readResult(requestId, options.signal, failed).catch((again: unknown) => {
           throw isProviderError(again) && sameAnswer(error, again) ? again : demote(again);
         });
