@@ -53,6 +53,29 @@ const failure = (promise: Promise<unknown>) =>
     (error: unknown) => error as ProviderError,
   );
 
+/** `read` after fal closed the kept-alive connection it reuses: its answer, sent twice, once reset. */
+async function afterReusedReset<T>(on: 'status' | 'result', read: () => Promise<T>): Promise<T> {
+  await read();
+  const before = emulator.counters();
+  emulator.inject({ on, resetReused: true, times: 1 });
+  const answer = await read();
+  const after = emulator.counters();
+  const calls = on === 'status' ? 'statusCalls' : 'resultCalls';
+  expect(after.connectionsReset - before.connectionsReset).toBe(1);
+  expect(after[calls] - before[calls]).toBe(2);
+  return answer;
+}
+
+/** `read` fails with FAL_NETWORK once FAL_CALL_TIMEOUT_MS (400 ms here) has passed, and not long after. */
+async function givesUpInTime(read: () => Promise<unknown>) {
+  const started = Date.now();
+  const error = await failure(read());
+  expect(error).toMatchObject({ code: 'FAL_NETWORK', options: { retryable: true } });
+  expect(error.message).toMatch(/in time/);
+  expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+  expect(Date.now() - started).toBeLessThan(3_000);
+}
+
 describe('a status poll', () => {
   it('reads IN_PROGRESS and then COMPLETED, one call to fal each', async () => {
     const provider = providerFor();
@@ -111,13 +134,7 @@ describe('a status poll', () => {
   it('sends a poll again, once, on a new connection when fal closed the kept-alive one as it was reused', async () => {
     const provider = providerFor();
     const requestId = await submitted();
-    await provider.status(requestId);
-    const before = emulator.counters();
-    emulator.inject({ on: 'status', resetReused: true, times: 1 });
-    expect(await provider.status(requestId)).toMatchObject({ state: expect.stringMatching(/IN_PROGRESS|COMPLETED/) });
-    const after = emulator.counters();
-    expect(after.connectionsReset - before.connectionsReset).toBe(1);
-    expect(after.statusCalls - before.statusCalls).toBe(2);
+    expect(await afterReusedReset('status', () => provider.status(requestId))).toMatchObject({ state: expect.stringMatching(/IN_PROGRESS|COMPLETED/) });
   });
 
   it.each([
@@ -126,12 +143,7 @@ describe('a status poll', () => {
   ] as const)('gives up on %s after FAL_CALL_TIMEOUT_MS, with FAL_NETWORK', async (_what, fault) => {
     const requestId = await submitted();
     emulator.inject(fault);
-    const started = Date.now();
-    const error = await failure(providerFor().status(requestId));
-    expect(error).toMatchObject({ code: 'FAL_NETWORK', options: { retryable: true } });
-    expect(error.message).toMatch(/in time/);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
-    expect(Date.now() - started).toBeLessThan(3_000);
+    await givesUpInTime(() => providerFor().status(requestId));
   });
 
   it('stops at once when its job stops, and leaves nothing on the job’s signal', async () => {
@@ -256,13 +268,7 @@ describe('a result read', () => {
   it('sends a read again, once, when fal closed the kept-alive connection as it was reused', async () => {
     const provider = providerFor();
     const requestId = await finished();
-    await provider.result(requestId);
-    const before = emulator.counters();
-    emulator.inject({ on: 'result', resetReused: true, times: 1 });
-    expect((await provider.result(requestId)).videoUrl).toMatch(/\.mp4$/);
-    const after = emulator.counters();
-    expect(after.connectionsReset - before.connectionsReset).toBe(1);
-    expect(after.resultCalls - before.resultCalls).toBe(2);
+    expect((await afterReusedReset('result', () => provider.result(requestId))).videoUrl).toMatch(/\.mp4$/);
   });
 
   it.each([
@@ -271,12 +277,7 @@ describe('a result read', () => {
   ] as const)('gives up on %s after FAL_CALL_TIMEOUT_MS, with FAL_NETWORK', async (_what, fault) => {
     const requestId = await finished();
     emulator.inject(fault);
-    const started = Date.now();
-    const error = await failure(providerFor().result(requestId));
-    expect(error).toMatchObject({ code: 'FAL_NETWORK', options: { retryable: true } });
-    expect(error.message).toMatch(/in time/);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
-    expect(Date.now() - started).toBeLessThan(3_000);
+    await givesUpInTime(() => providerFor().result(requestId));
   });
 });
 
