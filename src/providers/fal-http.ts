@@ -12,9 +12,9 @@ import { ProviderError } from './provider.ts';
  * between major GCs with 1,000 requests polled. What a call builds here dies with it. A result
  * read (one per request) goes this way too: a third of a fetch's CPU through the client
  * (bench/fal-reads.ts), which counts when a burst of videos finishes at once on a busy worker,
- * and a 429's Retry-After reaches the caller. (Submits
- * keep the client's fetch: sending them this way too did not lower a worker's peak RSS, 199-200
- * against 200 MB with 1,000 submitted at once, and a submit is the one call that must go out once.)
+ * and a 429's Retry-After reaches the caller. (Submits keep the client's fetch: sending them this
+ * way too did not lower a worker's peak RSS, 199-200 against 200 MB with 1,000 submitted at once,
+ * and a submit is the one call that must go out once.)
  */
 
 const QUEUE_ORIGIN = 'https://queue.fal.run';
