@@ -5,10 +5,13 @@
  * `npx tsx bench/media.ts [size=640x360] [tools=auto|system|npm]`
  */
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/logger.ts';
 import { combineClips } from '../src/media/combine.ts';
+import { createMediaService } from '../src/media/service.ts';
 import { mediaTools, runFfmpeg } from '../src/media/ffmpeg.ts';
 import { renderPoster } from '../src/media/poster.ts';
 import { renderPreview } from '../src/media/preview.ts';
@@ -62,6 +65,33 @@ try {
     for (let i = 0; i < 100; i++) await renderPoster({ video, output: path.join(dir, `poster-${i % 4}.jpg`), tools });
   });
   console.log(`100 posters one at a time: ${(posters.ms / 100).toFixed(1)} ms each, ffmpeg CPU ${((childrenCpuMs() - cpuBefore) / 100).toFixed(1)} ms each`);
+
+  // The same, as a worker stores them: through the media service, next to their video in local
+  // storage. What a poster costs the worker's own thread (ffmpeg runs in the helper process).
+  const config = loadConfig({ ...process.env, STORAGE_DRIVER: 'local', MEDIA_DIR: path.join(dir, 'media'), LOG_LEVEL: 'warn', LOG_PRETTY: 'false' });
+  const media = createMediaService(config, createLogger(config));
+  try {
+    const store = await media.storage();
+    for (let i = 0; i < 20; i++) {
+      const stored = store.path!(`transitions/t${i}/r1.mp4`);
+      await mkdir(path.dirname(stored), { recursive: true });
+      await copyFile(video, stored);
+    }
+    const cpuAt = process.cpuUsage();
+    const stored = await timed(async () => {
+      for (let i = 0; i < 200; i++) {
+        const key = `transitions/t${i % 20}/r1.mp4`;
+        await media.poster(key, `transitions/t${i % 20}/r1-poster.jpg`, store.path!(key));
+      }
+    });
+    const cpu = process.cpuUsage(cpuAt);
+    console.log(
+      `200 posters stored by the media service (local storage): ${(stored.ms / 200).toFixed(1)} ms each, ` +
+        `this process's CPU ${((cpu.user + cpu.system) / 1000 / 200).toFixed(2)} ms each (user ${(cpu.user / 1000 / 200).toFixed(2)}, system ${(cpu.system / 1000 / 200).toFixed(2)})`,
+    );
+  } finally {
+    media.close();
+  }
 
   const sequential = await timed(async () => {
     for (let i = 0; i < 6; i++) await render();

@@ -1,7 +1,8 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeAtomically } from '../src/media/encode.ts';
 import { mediaTools, probe, runFfmpeg, runTool, type MediaTools } from '../src/media/ffmpeg.ts';
 
 // SEGUE_MEDIA_TOOLS=npm runs the suite on the npm ffmpeg 4.1 even where a system ffmpeg exists.
@@ -96,5 +97,32 @@ describe('probe', () => {
     const file = path.join(dir, 'notes.txt');
     await writeFile(file, 'not a video');
     await expect(probe(file, { tools })).rejects.toMatchObject({ code: 'MEDIA_PROBE_FAILED' });
+  });
+});
+
+describe('writeAtomically', () => {
+  it('puts only the finished file in place, and leaves nothing when the render fails', async () => {
+    const folder = path.join(dir, 'atomic', 'new-folder');
+    const output = path.join(folder, 'poster.jpg');
+    const seen: string[] = [];
+    await writeAtomically(output, async (partial) => {
+      await writeFile(partial, 'frame');
+      seen.push(...(await readdir(folder)));
+    });
+    // Written aside (the folder made for it), then renamed: a reader never sees half a file.
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatch(/^poster\.jpg\.[0-9a-f]{12}\.part$/);
+    expect(await readdir(folder)).toEqual(['poster.jpg']);
+    expect(await readFile(output, 'utf8')).toBe('frame');
+
+    const failing = path.join(folder, 'failed.jpg');
+    await expect(
+      writeAtomically(failing, async (partial) => {
+        await writeFile(partial, 'half a fr');
+        throw new Error('ffmpeg died');
+      }),
+    ).rejects.toThrow('ffmpeg died');
+    // The old file is untouched, and nothing of the failed one is left.
+    expect(await readdir(folder)).toEqual(['poster.jpg']);
   });
 });

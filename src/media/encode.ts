@@ -60,8 +60,9 @@ export async function writeAtomically<T>(output: string, render: (partial: strin
     const result = await render(partial);
     await rename(partial, target);
     return result;
-  } finally {
+  } catch (error) {
     await rm(partial, { force: true });
+    throw error;
   }
 }
 

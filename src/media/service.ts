@@ -154,12 +154,19 @@ export function createMediaService(config: Config, logger: Logger): MediaService
       return removed;
     },
     async poster(videoKey, posterKey, localVideo) {
+      const store = await service.storage();
+      if (store.path) {
+        // Straight into place, beside its video (written aside and renamed, as downloads are): no
+        // work directory and no copy, which cost the worker more CPU than the rest of a poster.
+        await renderPoster({ video: localVideo ?? store.path(videoKey), output: store.path(posterKey), tools: await service.frameTools() });
+        return { key: posterKey, url: store.url(posterKey) };
+      }
       const work = await service.workdir('poster');
       try {
         const video = localVideo ?? (await service.localCopy(videoKey, work.dir));
         const output = join(work.dir, 'poster.jpg');
         await renderPoster({ video, output, tools: await service.frameTools() });
-        const stored = await (await service.storage()).put(posterKey, output, 'image/jpeg');
+        const stored = await store.put(posterKey, output, 'image/jpeg');
         return { key: posterKey, url: stored.url };
       } finally {
         await work.done();
