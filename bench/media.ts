@@ -66,8 +66,9 @@ try {
   });
   console.log(`100 posters one at a time: ${(posters.ms / 100).toFixed(1)} ms each, ffmpeg CPU ${((childrenCpuMs() - cpuBefore) / 100).toFixed(1)} ms each`);
 
-  // The same, as a worker stores them: through the media service, next to their video in local
-  // storage. What a poster costs the worker's own thread (ffmpeg runs in the helper process).
+  // As a worker stores them: through the media service (with its frame tools, the static ffmpeg
+  // first, so its time may differ from the line above), next to their video in local storage.
+  // What a poster costs the worker's own process (ffmpeg runs from the helper process).
   const config = loadConfig({ ...process.env, STORAGE_DRIVER: 'local', MEDIA_DIR: path.join(dir, 'media'), LOG_LEVEL: 'warn', LOG_PRETTY: 'false' });
   const media = createMediaService(config, createLogger(config));
   try {

@@ -1,8 +1,11 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/logger.ts';
 import { writeAtomically } from '../src/media/encode.ts';
+import { createMediaService } from '../src/media/service.ts';
 import { mediaTools, probe, runFfmpeg, runTool, type MediaTools } from '../src/media/ffmpeg.ts';
 
 // SEGUE_MEDIA_TOOLS=npm runs the suite on the npm ffmpeg 4.1 even where a system ffmpeg exists.
@@ -124,5 +127,37 @@ describe('writeAtomically', () => {
     ).rejects.toThrow('ffmpeg died');
     // The old file is untouched, and nothing of the failed one is left.
     expect(await readdir(folder)).toEqual(['poster.jpg']);
+  });
+});
+
+describe('MediaService.poster on local storage', () => {
+  it('renders the poster straight into place beside its video: no work directory, no copy, nothing else left', async () => {
+    const root = path.join(dir, 'poster-storage');
+    const config = loadConfig({ ...process.env, STORAGE_DRIVER: 'local', MEDIA_DIR: root, PUBLIC_URL: 'http://localhost:4000', LOG_LEVEL: 'warn', LOG_PRETTY: 'false' });
+    const media = createMediaService(config, createLogger(config));
+    const tmp = process.env.TMPDIR;
+    try {
+      const store = await media.storage();
+      const video = store.path!('transitions/t1/r1-a1.mp4');
+      await mkdir(path.dirname(video), { recursive: true });
+      await copyFile(path.resolve('tools/fal-emulator/fixtures/5s.mp4'), video);
+      const poster = await media.poster('transitions/t1/r1-a1.mp4', 'transitions/t1/r1-poster.jpg');
+      expect(poster).toEqual({ key: 'transitions/t1/r1-poster.jpg', url: 'http://localhost:4000/media/transitions/t1/r1-poster.jpg' });
+      expect(poster.url).toBe(store.url('transitions/t1/r1-poster.jpg'));
+      expect((await readFile(store.path!('transitions/t1/r1-poster.jpg'))).subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
+      expect((await readdir(path.dirname(video))).sort()).toEqual(['r1-a1.mp4', 'r1-poster.jpg']);
+
+      // Again with a temporary directory that cannot be used (the tools' helper process already
+      // runs): a poster that made a work directory there would fail.
+      const blocked = path.join(dir, 'not-a-directory');
+      await writeFile(blocked, '');
+      process.env.TMPDIR = blocked;
+      await media.poster('transitions/t1/r1-a1.mp4', 'transitions/t1/r2-poster.jpg');
+      expect((await readdir(path.dirname(video))).sort()).toEqual(['r1-a1.mp4', 'r1-poster.jpg', 'r2-poster.jpg']);
+    } finally {
+      if (tmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmp;
+      media.close();
+    }
   });
 });

@@ -82,6 +82,20 @@ describe('local storage', () => {
     expect(await readdir(root)).toEqual(['clip.mp4']);
   });
 
+  it('lists and removes stored objects only: the partial files of writes under way are not objects', async () => {
+    const root = path.join(dir, 'listing');
+    const storage = createLocalStorage({ root, publicBaseUrl: 'http://localhost:4000/media' });
+    await storage.put('transitions/a/r1-a1.mp4', video, 'video/mp4');
+    await storage.put('transitions/a/r1-poster.jpg', video, 'image/jpeg');
+    // A put's copy, and a download's or a render's file, each written beside its target before the rename.
+    for (const partial of ['r1-a1.mp4.0a1b2c3d4e5f.tmp', 'r2-a1.mp4.0a1b2c3d4e5f.part', 'r1-poster.jpg.0a1b2c3d4e5f.part']) {
+      await writeFile(path.join(root, 'transitions/a', partial), 'partial');
+    }
+    expect(await storage.list('transitions/a/')).toEqual(['transitions/a/r1-a1.mp4', 'transitions/a/r1-poster.jpg']);
+    expect(await storage.removePrefix('transitions/a/')).toBe(2);
+    expect(await storage.list('transitions/a/')).toEqual([]);
+  });
+
   it('refuses keys that could leave the root or hide files', async () => {
     const storage = createLocalStorage({ root: path.join(dir, 'keys'), publicBaseUrl: 'http://localhost:4000/media' });
     for (const key of ['../escape.mp4', 'a/../../b.mp4', '/etc/passwd', 'a//b.mp4', '.hidden', 'a\\b.mp4', '', 'a/b/']) {

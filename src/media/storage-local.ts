@@ -72,7 +72,9 @@ export function createLocalStorage(options: LocalStorageOptions): LocalStorage {
         throw error;
       });
       return entries
-        .filter((entry) => entry.isFile() && !entry.name.endsWith('.tmp'))
+        // Not the partial files of writes under way (a put's .tmp; a download's or a render's .part,
+        // written beside their target and renamed into place): they are not stored objects yet.
+        .filter((entry) => entry.isFile() && !entry.name.endsWith('.tmp') && !entry.name.endsWith('.part'))
         .map((entry) => prefix + path.relative(folder, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'))
         .sort();
     },
