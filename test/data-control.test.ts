@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeId, idOf } from '../src/graphql/ids.ts';
 import { createS3Storage } from '../src/media/storage-s3.ts';
+import { storePoster } from '../src/worker/posters.ts';
 import { codes, createTestAccount, gql, type TestAccount } from './helpers/app.ts';
 import { CreateApiKey, DeleteTransitions, ViewerSpend } from './helpers/credential-operations.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
@@ -89,6 +90,22 @@ describe('deleteTransitions', () => {
     } finally {
       p.emulator.configure({ latencyMs: 100 });
     }
+  });
+
+  it('a poster that lands after its transition was deleted goes too: nothing is left behind the deletion', { timeout: 60_000 }, async () => {
+    const account = await createTestAccount(p.app.segue);
+    const { ids: [id] } = await completedBatch(account, 1);
+    const row = await db().transition.findUniqueOrThrow({ where: { id: idOf('Transition', id!) } });
+    // The video as a worker holds it while the poster renders (a download of its own).
+    const held = path.join(await mkdtemp(path.join(tmpdir(), 'segue-held-')), 'video.mp4');
+    await copyFile((await storage()).path!(row.videoKey!), held);
+    await gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [id!] } });
+    expect(await filesOf(id!)).toEqual([]);
+
+    // The render that was under way during the deletion finishes now, into the folder it removed.
+    expect(await storePoster(p.app.segue, { ...row, posterKey: null, posterUrl: null }, held)).toBeNull();
+    expect(await filesOf(id!)).toEqual([]);
+    await rm(path.dirname(held), { recursive: true, force: true });
   });
 
   it("another account's ids are NOT_FOUND, an empty list is BAD_USER_INPUT, and neither deletes anything", async () => {

@@ -1,3 +1,4 @@
+import { transitionFolder } from '../domain/deletion.ts';
 import { changeTransition } from '../domain/state-machine.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
@@ -8,8 +9,15 @@ import { LocalLine } from './local-line.ts';
 
 /** The first frame of a completed transition's video, as its posterUrl (from `localVideo` when given). */
 export async function storePoster(segue: Segue, row: Transition, localVideo?: string) {
-  const stored = await segue.media.poster(row.videoKey!, `transitions/${row.id}/r${row.run}-poster.jpg`, localVideo);
-  return changeTransition(segue, { id: row.id, run: row.run }, S.COMPLETED, { posterUrl: stored.url, posterKey: stored.key }, { from: [S.COMPLETED], noPosterYet: true });
+  const folder = transitionFolder(row.id);
+  const stored = await segue.media.poster(row.videoKey!, `${folder}r${row.run}-poster.jpg`, localVideo);
+  const changed = await changeTransition(segue, { id: row.id, run: row.run }, S.COMPLETED, { posterUrl: stored.url, posterKey: stored.key }, { from: [S.COMPLETED], noPosterYet: true });
+  // A COMPLETED transition can be deleted while its poster renders: the deletion removed its
+  // files before the poster landed, so the poster goes too, rather than stay behind it (served).
+  if (!changed && !(await segue.db.transition.findUnique({ where: { id: row.id }, select: { id: true } }))) {
+    await segue.media.removeFolders([folder]);
+  }
+  return changed;
 }
 
 interface PosterWork {
