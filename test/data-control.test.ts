@@ -96,16 +96,31 @@ describe('deleteTransitions', () => {
     const account = await createTestAccount(p.app.segue);
     const { ids: [id] } = await completedBatch(account, 1);
     const row = await db().transition.findUniqueOrThrow({ where: { id: idOf('Transition', id!) } });
+    const files = await filesOf(id!);
     // The video as a worker holds it while the poster renders (a download of its own).
     const held = path.join(await mkdtemp(path.join(tmpdir(), 'segue-held-')), 'video.mp4');
-    await copyFile((await storage()).path!(row.videoKey!), held);
-    await gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [id!] } });
-    expect(await filesOf(id!)).toEqual([]);
+    try {
+      await copyFile((await storage()).path!(row.videoKey!), held);
+      // A second render of a poster already recorded changes nothing, and keeps every file.
+      expect(await storePoster(p.app.segue, { ...row, posterKey: null, posterUrl: null }, held)).toBeNull();
+      expect(await filesOf(id!)).toEqual(files);
 
-    // The render that was under way during the deletion finishes now, into the folder it removed.
-    expect(await storePoster(p.app.segue, { ...row, posterKey: null, posterUrl: null }, held)).toBeNull();
-    expect(await filesOf(id!)).toEqual([]);
-    await rm(path.dirname(held), { recursive: true, force: true });
+      await gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [id!] } });
+      expect(await filesOf(id!)).toEqual([]);
+      // The render that was under way during the deletion finishes now, into the folder it removed.
+      expect(await storePoster(p.app.segue, { ...row, posterKey: null, posterUrl: null }, held)).toBeNull();
+      expect(await filesOf(id!)).toEqual([]);
+
+      // A poster whose recording failed goes to the media queue, whose job removes it too.
+      const stray = (await storage()).path!(row.posterKey!);
+      await mkdir(path.dirname(stray), { recursive: true });
+      await copyFile(held, stray);
+      expect(await filesOf(id!)).toEqual([row.posterKey]);
+      await p.app.segue.mediaJobs.add({ kind: 'poster', transitionId: row.id, run: row.run });
+      await until(async () => (await filesOf(id!)).length === 0, { what: 'the media job removing the stray poster' });
+    } finally {
+      await rm(path.dirname(held), { recursive: true, force: true });
+    }
   });
 
   it("another account's ids are NOT_FOUND, an empty list is BAD_USER_INPUT, and neither deletes anything", async () => {

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { changeGeneratedTransition } from '../domain/combine.ts';
+import { transitionFolder } from '../domain/deletion.ts';
 import { loadTransition } from '../domain/state-machine.ts';
 import { storePoster } from './posters.ts';
 import { GeneratedTransitionStatus as G, TransitionStatus as S } from '../generated/prisma/enums.ts';
@@ -20,7 +21,12 @@ export function mediaProcessor(segue: Segue) {
 /** A poster the worker that stored the video could not make (see Posters). */
 async function poster(segue: Segue, transitionId: string, run: number) {
   const row = await loadTransition(segue, transitionId);
-  if (!row || row.run !== run || row.status !== S.COMPLETED || !row.videoKey || row.posterKey) return 'nothing to do';
+  if (!row) {
+    // Deleted: a poster rendered meanwhile, whose recording failed (see storePoster), goes too.
+    await segue.media.removeFolders([transitionFolder(transitionId)]);
+    return 'nothing to do';
+  }
+  if (row.run !== run || row.status !== S.COMPLETED || !row.videoKey || row.posterKey) return 'nothing to do';
   await storePoster(segue, row);
   return 'poster';
 }
