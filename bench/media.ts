@@ -74,9 +74,9 @@ try {
   try {
     const store = await media.storage();
     for (let i = 0; i < 20; i++) {
-      const stored = store.path!(`transitions/t${i}/r1.mp4`);
-      await mkdir(path.dirname(stored), { recursive: true });
-      await copyFile(video, stored);
+      const file = store.path!(`transitions/t${i}/r1.mp4`);
+      await mkdir(path.dirname(file), { recursive: true });
+      await copyFile(video, file);
     }
     const cpuAt = process.cpuUsage();
     const stored = await timed(async () => {

@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { changeGeneratedTransition } from '../domain/combine.ts';
-import { transitionFolder } from '../domain/deletion.ts';
 import { loadTransition } from '../domain/state-machine.ts';
-import { storePoster } from './posters.ts';
+import { removeFilesOfDeleted, storePoster } from './posters.ts';
 import { GeneratedTransitionStatus as G, TransitionStatus as S } from '../generated/prisma/enums.ts';
 import { isMediaError } from '../media/errors.ts';
 import { combineClips } from '../media/combine.ts';
@@ -23,7 +22,7 @@ async function poster(segue: Segue, transitionId: string, run: number) {
   const row = await loadTransition(segue, transitionId);
   if (!row) {
     // Deleted: a poster rendered meanwhile, whose recording failed (see storePoster), goes too.
-    await segue.media.removeFolders([transitionFolder(transitionId)]);
+    await removeFilesOfDeleted(segue, transitionId);
     return 'nothing to do';
   }
   if (row.run !== run || row.status !== S.COMPLETED || !row.videoKey || row.posterKey) return 'nothing to do';

@@ -15,9 +15,14 @@ export async function storePoster(segue: Segue, row: Transition, localVideo?: st
   // A COMPLETED transition can be deleted while its poster renders: the deletion removed its
   // files before the poster landed, so the poster goes too, rather than stay behind it (served).
   if (!changed && !(await segue.db.transition.findUnique({ where: { id: row.id }, select: { id: true } }))) {
-    await segue.media.removeFolders([folder]);
+    await removeFilesOfDeleted(segue, row.id);
   }
   return changed;
+}
+
+/** A deleted transition keeps no files: whatever landed in its folder after the deletion goes. */
+export function removeFilesOfDeleted(segue: Segue, transitionId: string) {
+  return segue.media.removeFolders([transitionFolder(transitionId)]);
 }
 
 interface PosterWork {
