@@ -277,6 +277,52 @@ describe('the submit claim', () => {
     expect(order).toEqual(['priority 2', 'priority 9']);
   });
 
+  it('a claim refused for the cap locks no row: it neither waits for a row lock held elsewhere nor holds one', async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(2) });
+    const [first, second] = transitions;
+    expect(await claimSubmit(segue, first!, { ...options(1), submissionId: uuidv7() })).not.toBeNull();
+    // Someone else holds the second row (a cancel or an edit in progress) while every slot is
+    // taken: the claim is refused for the cap at once, not after the row-lock wait (or a 55P03).
+    const other = await holdTransaction(segue.config.databaseUrl);
+    try {
+      await other.query(`SELECT 1 FROM "Transition" WHERE "id" = $1::uuid FOR UPDATE`, [second!.id]);
+      const startedAt = Date.now();
+      const [outcome] = await claimSubmits(segue, [{ ref: second!, submissionId: uuidv7() }], options(1));
+      expect(outcome).toMatchObject({ reason: 'cap' });
+      expect(Date.now() - startedAt).toBeLessThan(500);
+    } finally {
+      await other.end();
+    }
+    expect(await segue.db.falRequest.count({ where: { transitionId: second!.id } })).toBe(0);
+  });
+
+  it('a row canceled while its claim is being written is not claimed, and leaves no slot or reservation behind', async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(2) });
+    const [canceled, kept] = transitions;
+    // The cancel holds its row, not yet committed: the claim reads it QUEUED, then waits for it.
+    const cancel = await holdTransaction(segue.config.databaseUrl);
+    let claiming: Promise<unknown[]> | undefined;
+    try {
+      await cancel.query(`UPDATE "Transition" SET "status" = 'CANCELED', "version" = "version" + 1 WHERE "id" = $1::uuid`, [canceled!.id]);
+      claiming = claimSubmits(segue, [canceled!, kept!].map((ref) => ({ ref, submissionId: uuidv7() })), options(10));
+      await cancel.blocks(claiming, 'the claim to wait for the cancel');
+      await cancel.commit();
+      const [first, second] = await claiming;
+      expect(first).toBeNull();
+      expect(second).toMatchObject({ id: kept!.id, status: 'SUBMITTED', attempts: 1 });
+    } finally {
+      await cancel.end();
+      await claiming?.catch(() => undefined);
+    }
+    expect(await segue.db.transition.findUniqueOrThrow({ where: { id: canceled!.id } })).toMatchObject({ status: 'CANCELED', attempts: 0 });
+    expect(await segue.db.falRequest.count({ where: { transitionId: canceled!.id } })).toBe(0);
+    expect(await segue.db.falRequest.count({ where: { transitionId: kept!.id, state: 'SUBMITTING', attempt: 1 } })).toBe(1);
+  });
+
   it('one claim that breaks its batch (a ledger row that already exists) fails alone: the others of the batch are claimed', async () => {
     await endAll();
     const account = await createTestAccount(segue);

@@ -87,16 +87,18 @@ const CLAIM_FIELDS = ['status', 'attempts', 'version', 'submittedAt', 'updatedAt
 const costOf = (pricePerSecond: number | null, seconds: number) =>
   pricePerSecond === null ? 0 : Math.round(pricePerSecond * seconds * 10_000) / 10_000;
 
-type Locked = { id: string; durationSeconds: number; accountId: string; budget: string | null };
+type Candidate = { id: string; durationSeconds: number; accountId: string; budget: string | null };
 
 /**
  * Claims, in the order given, each request whose row is QUEUED in its run, if and only if: no
  * earlier request of that transition may still run at fal, a budgeted account can pay for it
  * (spent + in flight + uncertain + the claims before it here), and fewer than `cap` submissions
  * are in flight. One transaction: the slot lock first (every reservation, slot and budget alike,
- * is made under it, so budgets need no lock of their own), then the rows locked in id order with
- * the slots, earlier requests and budget commitments read once for the whole batch, then the
- * claims written. Returns one outcome per request.
+ * is made under it, so budgets need no lock of their own), then one read of the rows, the slots,
+ * earlier requests and budget commitments for the whole batch, then the claims written. Only the
+ * rows claimed are locked (in id order, by the write): a claim refused for the cap, as most of a
+ * round of staged jobs are, writes nothing and waits for no one's row lock. Returns one outcome
+ * per request.
  */
 export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequest[], policy: ClaimPolicy): Promise<ClaimOutcome[]> {
   const outcomes: ClaimOutcome[] = requests.map(() => null);
@@ -108,35 +110,33 @@ export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequ
 
   // The slot lock first, with BEGIN in one round trip: every claim of every process takes it, so
   // every reservation (slot and budget) is made under it, and the next statement's snapshot,
-  // taken after it, sees every claim that committed before this one. Then one statement locks the
-  // rows (in id order) and reads what the rules need; one more writes the claims.
+  // taken after it, sees every claim that committed before this one. Then one statement reads
+  // what the rules need; one more locks the rows it claims and writes the claims.
   const claimed = await deps.sql.transaction(async (tx) => {
-    const locked = await tx.query<Locked & { run: number; inFlight: number; previousOpen: boolean; committed: string | null }>(
-      `WITH locked AS MATERIALIZED (
-         SELECT t."id", t."run", t."durationSeconds", t."accountId", a."budgetUsd" AS budget
+    const queued = await tx.query<Candidate & { inFlight: number; previousOpen: boolean; committed: string | null }>(
+      `WITH queued AS MATERIALIZED (
+         SELECT t."id", t."durationSeconds", t."accountId", a."budgetUsd" AS budget
          FROM "Transition" t
          JOIN unnest($1::uuid[], $2::int[]) AS r("id", "run") ON r."id" = t."id" AND r."run" = t."run"
          JOIN "Account" a ON a."id" = t."accountId"
          WHERE t."status" = 'QUEUED'
-         ORDER BY t."id" FOR UPDATE OF t
        ), committed AS (
          SELECT f."accountId", sum(f."costUsd") AS committed FROM "FalRequest" f
-         WHERE f."accountId" IN (SELECT "accountId" FROM locked WHERE budget IS NOT NULL) AND f."state" <> 'REFUSED'
+         WHERE f."accountId" IN (SELECT "accountId" FROM queued WHERE budget IS NOT NULL) AND f."state" <> 'REFUSED'
          GROUP BY f."accountId"
        )
-       SELECT l.*, (SELECT count(*)::int FROM "FalRequest" f WHERE ${HOLDS_SLOT}) AS "inFlight",
-              EXISTS (SELECT 1 FROM "FalRequest" f WHERE f."transitionId" = l."id" AND ${HOLDS_SLOT}) AS "previousOpen",
+       SELECT q.*, (SELECT count(*)::int FROM "FalRequest" f WHERE ${HOLDS_SLOT}) AS "inFlight",
+              EXISTS (SELECT 1 FROM "FalRequest" f WHERE f."transitionId" = q."id" AND ${HOLDS_SLOT}) AS "previousOpen",
               coalesce(c.committed, 0) AS committed
-       FROM locked l LEFT JOIN committed c ON c."accountId" = l."accountId"
-       ORDER BY l."id"`,
+       FROM queued q LEFT JOIN committed c ON c."accountId" = q."accountId"`,
       [asked.map((i) => requests[i]!.ref.id), asked.map((i) => requests[i]!.ref.run), policy.submitAnswerMs],
     );
-    const rows = new Map(locked.map((r) => [r.id, r]));
+    const rows = new Map(queued.map((r) => [r.id, r]));
     const candidates = asked.filter((i) => rows.has(requests[i]!.ref.id));
     if (candidates.length === 0) return [];
-    const committed = new Map(locked.filter((r) => r.budget !== null).map((r) => [r.accountId, Number(r.committed)]));
-    const previousOpen = new Set(locked.filter((r) => r.previousOpen).map((r) => r.id));
-    let inFlight = locked[0]!.inFlight;
+    const committed = new Map(queued.filter((r) => r.budget !== null).map((r) => [r.accountId, Number(r.committed)]));
+    const previousOpen = new Set(queued.filter((r) => r.previousOpen).map((r) => r.id));
+    let inFlight = queued[0]!.inFlight;
     const take: Array<{ index: number; cost: number }> = [];
     for (const i of candidates) {
       const row = rows.get(requests[i]!.ref.id)!;
@@ -151,21 +151,31 @@ export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequ
       take.push({ index: i, cost });
     }
     if (take.length === 0) return [];
+    // The rows are locked here, in id order, and claimed only if still QUEUED in their run (a
+    // cancel or a retry may have moved one since the read: it is then left as it is, and nothing
+    // of its claim is written). The ledger rows are written from the rows claimed, so a slot and
+    // a reservation exist exactly when a claim does.
     return tx.query<Transition>(
       `WITH r AS (
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[]) AS r("transitionId", "submissionId", "cost")
+         SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::numeric[]) AS r("transitionId", "run", "submissionId", "cost")
+       ), locked AS MATERIALIZED (
+         SELECT t."id" FROM "Transition" t JOIN r ON r."transitionId" = t."id" AND r."run" = t."run"
+         WHERE t."status" = 'QUEUED'
+         ORDER BY t."id" FOR UPDATE OF t
+       ), claimed AS (
+         UPDATE "Transition" t SET "status" = 'SUBMITTED', "attempts" = t."attempts" + 1, "version" = t."version" + 1,
+           "submittedAt" = ${CLOCK_NOW}, "updatedAt" = ${CLOCK_NOW}, "falRequestId" = NULL, "queuePosition" = NULL, "startedAt" = NULL
+         FROM locked l WHERE t."id" = l."id"
+         RETURNING t.*
        ), ledger AS (
          INSERT INTO "FalRequest" ("id", "accountId", "transitionId", "run", "attempt", "model", "costUsd", "state", "createdAt")
-         SELECT r."submissionId", t."accountId", t."id", t."run", t."attempts" + 1, $4, r."cost", 'SUBMITTING', ${CLOCK_NOW}
-         FROM r JOIN "Transition" t ON t."id" = r."transitionId"
-         RETURNING "transitionId"
+         SELECT r."submissionId", c."accountId", c."id", c."run", c."attempts", $5, r."cost", 'SUBMITTING', ${CLOCK_NOW}
+         FROM claimed c JOIN r ON r."transitionId" = c."id"
        )
-       UPDATE "Transition" t SET "status" = 'SUBMITTED', "attempts" = t."attempts" + 1, "version" = t."version" + 1,
-         "submittedAt" = ${CLOCK_NOW}, "updatedAt" = ${CLOCK_NOW}, "falRequestId" = NULL, "queuePosition" = NULL, "startedAt" = NULL
-       FROM ledger l WHERE t."id" = l."transitionId"
-       RETURNING t.*`,
+       SELECT * FROM claimed`,
       [
         take.map((t) => requests[t.index]!.ref.id),
+        take.map((t) => requests[t.index]!.ref.run),
         take.map((t) => requests[t.index]!.submissionId),
         take.map((t) => t.cost),
         policy.model,
@@ -186,7 +196,7 @@ export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequ
 
 /** Why this row cannot be claimed now, in the order the rules apply; null when it can. */
 function decide(
-  row: Locked,
+  row: Candidate,
   policy: ClaimPolicy,
   previousOpen: ReadonlySet<string>,
   committed: ReadonlyMap<string, number>,
