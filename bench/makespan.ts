@@ -51,6 +51,10 @@ if (process.env.BENCH_DETAIL) {
     const done = round.map((r) => (r.completedAt ?? 0) - t0);
     console.log(`  round ${k / concurrency}: submits ${Math.min(...sub)}..${Math.max(...sub)} ms, completions ${Math.min(...done)}..${Math.max(...done)} ms`);
   }
+  // fal's own share: how much later than L after its submit the emulator (in this process, beside
+  // the API) ended each request. Lateness here is the bench's load, not the pipeline's.
+  const late = percentiles(reqs.filter((r) => r.completedAt).map((r) => r.completedAt! - r.submittedAt - latencyMs));
+  console.log(`  emulator's own lateness (completion - submit - L): p50 ${late.p50} ms, p90 ${late.p90} ms, max ${late.max} ms`);
   // A freed slot's next submit: the i-th completion of a round against the i-th submit after it.
   const done = reqs.map((r) => r.completedAt ?? Infinity).sort((a, b) => a - b);
   const submits = reqs.map((r) => r.submittedAt).sort((a, b) => a - b).slice(concurrency);
