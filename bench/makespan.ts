@@ -59,7 +59,8 @@ if (process.env.BENCH_DETAIL) {
   const done = reqs.map((r) => r.completedAt ?? Infinity).sort((a, b) => a - b);
   const submits = reqs.map((r) => r.submittedAt).sort((a, b) => a - b).slice(concurrency);
   const handOver = percentiles(submits.map((s, i) => s - done[i]!));
-  console.log(`  fal done -> next submit in that slot: p50 ${handOver.p50} ms, p90 ${handOver.p90} ms, max ${handOver.max} ms`);
+  // One round (N <= C) hands no slot over: only the steps it has are printed.
+  if (submits.length > 0) console.log(`  fal done -> next submit in that slot: p50 ${handOver.p50} ms, p90 ${handOver.p90} ms, max ${handOver.max} ms`);
   // The same hand-over in steps, from the ledger's clock (PostgreSQL's): when Segue noted fal was
   // done with a request, and when the next claim took the slot.
   const ledger = await pipeline.segue.db.falRequest.findMany({
@@ -74,6 +75,7 @@ if (process.env.BENCH_DETAIL) {
     ['next claim -> its submit at fal', submits.map((s, i) => s - claimed[i]!)],
   ] as const;
   for (const [what, values] of steps) {
+    if (values.length === 0) continue;
     const q = percentiles([...values]);
     // Round by round (the i-th freed slot belongs to round floor(i / C) + 1): a warm-up shows here.
     const byRound: string[] = [];
