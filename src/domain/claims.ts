@@ -92,7 +92,7 @@ type Candidate = { id: string; durationSeconds: number; accountId: string; budge
 /**
  * Claims, in the order given, each request whose row is QUEUED in its run, if and only if: no
  * earlier request of that transition may still run at fal, a budgeted account can pay for it
- * (spent + in flight + uncertain + the claims before it here), and fewer than `cap` submissions
+ * (spent + in flight + uncertain + the claims written before it here), and fewer than `cap` submissions
  * are in flight. One transaction: the slot lock first (every reservation, slot and budget alike,
  * is made under it, so budgets need no lock of their own), then one read of the rows, the slots,
  * earlier requests and budget commitments for the whole batch, then the claims written. Only the
@@ -113,85 +113,118 @@ export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequ
   // taken after it, sees every claim that committed before this one. Then one statement reads
   // what the rules need; one more locks the rows it claims and writes the claims.
   const claimed = await deps.sql.transaction(async (tx) => {
-    const queued = await tx.query<Candidate & { inFlight: number; previousOpen: boolean; committed: string | null }>(
-      `WITH queued AS MATERIALIZED (
-         SELECT t."id", t."durationSeconds", t."accountId", a."budgetUsd" AS budget
-         FROM "Transition" t
-         JOIN unnest($1::uuid[], $2::int[]) AS r("id", "run") ON r."id" = t."id" AND r."run" = t."run"
-         JOIN "Account" a ON a."id" = t."accountId"
-         WHERE t."status" = 'QUEUED'
-       ), committed AS (
-         SELECT f."accountId", sum(f."costUsd") AS committed FROM "FalRequest" f
-         WHERE f."accountId" IN (SELECT "accountId" FROM queued WHERE budget IS NOT NULL) AND f."state" <> 'REFUSED'
-         GROUP BY f."accountId"
-       )
-       SELECT q.*, (SELECT count(*)::int FROM "FalRequest" f WHERE ${HOLDS_SLOT}) AS "inFlight",
-              EXISTS (SELECT 1 FROM "FalRequest" f WHERE f."transitionId" = q."id" AND ${HOLDS_SLOT}) AS "previousOpen",
-              coalesce(c.committed, 0) AS committed
-       FROM queued q LEFT JOIN committed c ON c."accountId" = q."accountId"`,
-      [asked.map((i) => requests[i]!.ref.id), asked.map((i) => requests[i]!.ref.run), policy.submitAnswerMs],
-    );
-    const rows = new Map(queued.map((r) => [r.id, r]));
-    const candidates = asked.filter((i) => rows.has(requests[i]!.ref.id));
-    if (candidates.length === 0) return [];
-    const committed = new Map(queued.filter((r) => r.budget !== null).map((r) => [r.accountId, Number(r.committed)]));
-    const previousOpen = new Set(queued.filter((r) => r.previousOpen).map((r) => r.id));
-    let inFlight = queued[0]!.inFlight;
-    const take: Array<{ index: number; cost: number }> = [];
-    for (const i of candidates) {
-      const row = rows.get(requests[i]!.ref.id)!;
-      const refusal = decide(row, policy, previousOpen, committed, inFlight);
-      if (refusal) {
-        outcomes[i] = refusal;
-        continue;
-      }
-      const cost = costOf(policy.pricePerSecondUsd, row.durationSeconds);
-      if (row.budget !== null) committed.set(row.accountId, (committed.get(row.accountId) ?? 0) + cost);
-      inFlight += 1;
-      take.push({ index: i, cost });
+    const rows: Transition[] = [];
+    let todo = asked;
+    for (;;) {
+      const round = await decideAndWrite(tx, requests, todo, policy, outcomes);
+      rows.push(...round.claimed);
+      if (!round.dropped) return rows;
+      // A row taken in the decision moved before the write (a cancel): the requests decided after
+      // it counted a slot and a reservation that were never made. Those refused for the cap or the
+      // budget are decided again, under the same lock, against what was written.
+      todo = todo.filter((i) => {
+        const outcome = outcomes[i];
+        return outcome instanceof ClaimRefused && (outcome.reason === 'cap' || outcome.reason === 'budget');
+      });
+      if (todo.length === 0) return rows;
+      for (const i of todo) outcomes[i] = null;
     }
-    if (take.length === 0) return [];
-    // The rows are locked here, in id order, and claimed only if still QUEUED in their run (a
-    // cancel or a retry may have moved one since the read: it is then left as it is, and nothing
-    // of its claim is written). The ledger rows are written from the rows claimed, so a slot and
-    // a reservation exist exactly when a claim does.
-    return tx.query<Transition>(
-      `WITH r AS (
-         SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::numeric[]) AS r("transitionId", "run", "submissionId", "cost")
-       ), locked AS MATERIALIZED (
-         SELECT t."id" FROM "Transition" t JOIN r ON r."transitionId" = t."id" AND r."run" = t."run"
-         WHERE t."status" = 'QUEUED'
-         ORDER BY t."id" FOR UPDATE OF t
-       ), claimed AS (
-         UPDATE "Transition" t SET "status" = 'SUBMITTED', "attempts" = t."attempts" + 1, "version" = t."version" + 1,
-           "submittedAt" = ${CLOCK_NOW}, "updatedAt" = ${CLOCK_NOW}, "falRequestId" = NULL, "queuePosition" = NULL, "startedAt" = NULL
-         FROM locked l WHERE t."id" = l."id"
-         RETURNING t.*
-       ), ledger AS (
-         INSERT INTO "FalRequest" ("id", "accountId", "transitionId", "run", "attempt", "model", "costUsd", "state", "createdAt")
-         SELECT r."submissionId", c."accountId", c."id", c."run", c."attempts", $5, r."cost", 'SUBMITTING', ${CLOCK_NOW}
-         FROM claimed c JOIN r ON r."transitionId" = c."id"
-       )
-       SELECT * FROM claimed`,
-      [
-        take.map((t) => requests[t.index]!.ref.id),
-        take.map((t) => requests[t.index]!.ref.run),
-        take.map((t) => requests[t.index]!.submissionId),
-        take.map((t) => t.cost),
-        policy.model,
-      ],
-    );
   }, {
     // READ COMMITTED (PostgreSQL's default) is what makes the next statement's snapshot later than
-    // the lock. Row locks are waited for under the slot lock, briefly: a row another transaction
-    // holds longer fails the claim (55P03), and the job tries again soon, rather than every claim
-    // of every worker waiting behind it.
+    // the lock, and has the write check a row it waited for against the row's newest version. Row
+    // locks are waited for under the slot lock, briefly: a row another transaction holds longer
+    // fails the claim (55P03), and the job tries again soon, rather than every claim of every
+    // worker waiting behind it.
     opening: `SELECT pg_advisory_xact_lock(${SLOTS_LOCK}); SET LOCAL lock_timeout = '${ROW_LOCK_WAIT_MS}ms'`,
   });
   const byId = new Map(claimed.map((row) => [row.id, row]));
   for (const i of asked) outcomes[i] = byId.get(requests[i]!.ref.id) ?? outcomes[i]!;
   if (claimed.length > 0) await announceCommitted(deps, claimed, CLAIM_FIELDS);
   return outcomes;
+}
+
+/**
+ * One decision and its write, inside the claim transaction: reads the rows of `indices` (no row
+ * lock), decides each in order (refusals go into `outcomes`), then locks the rows taken, in id
+ * order, and claims each that is still QUEUED in its run (a cancel or a retry may have moved one
+ * since the read: it is left as it is, nothing of its claim is written, and `dropped` says so).
+ * The ledger rows are written from the rows claimed, so a slot and a reservation exist exactly
+ * when a claim does.
+ */
+async function decideAndWrite(
+  tx: Pick<Sql, 'query'>,
+  requests: readonly ClaimRequest[],
+  indices: readonly number[],
+  policy: ClaimPolicy,
+  outcomes: ClaimOutcome[],
+): Promise<{ claimed: Transition[]; dropped: boolean }> {
+  const queued = await tx.query<Candidate & { inFlight: number; previousOpen: boolean; committed: string | null }>(
+    `WITH queued AS MATERIALIZED (
+       SELECT t."id", t."durationSeconds", t."accountId", a."budgetUsd" AS budget
+       FROM "Transition" t
+       JOIN unnest($1::uuid[], $2::int[]) AS r("id", "run") ON r."id" = t."id" AND r."run" = t."run"
+       JOIN "Account" a ON a."id" = t."accountId"
+       WHERE t."status" = 'QUEUED'
+     ), committed AS (
+       SELECT f."accountId", sum(f."costUsd") AS committed FROM "FalRequest" f
+       WHERE f."accountId" IN (SELECT "accountId" FROM queued WHERE budget IS NOT NULL) AND f."state" <> 'REFUSED'
+       GROUP BY f."accountId"
+     )
+     SELECT q.*, (SELECT count(*)::int FROM "FalRequest" f WHERE ${HOLDS_SLOT}) AS "inFlight",
+            EXISTS (SELECT 1 FROM "FalRequest" f WHERE f."transitionId" = q."id" AND ${HOLDS_SLOT}) AS "previousOpen",
+            coalesce(c.committed, 0) AS committed
+     FROM queued q LEFT JOIN committed c ON c."accountId" = q."accountId"`,
+    [indices.map((i) => requests[i]!.ref.id), indices.map((i) => requests[i]!.ref.run), policy.submitAnswerMs],
+  );
+  const rows = new Map(queued.map((r) => [r.id, r]));
+  const candidates = indices.filter((i) => rows.has(requests[i]!.ref.id));
+  if (candidates.length === 0) return { claimed: [], dropped: false };
+  const committed = new Map(queued.filter((r) => r.budget !== null).map((r) => [r.accountId, Number(r.committed)]));
+  const previousOpen = new Set(queued.filter((r) => r.previousOpen).map((r) => r.id));
+  let inFlight = queued[0]!.inFlight;
+  const take: Array<{ index: number; cost: number }> = [];
+  for (const i of candidates) {
+    const row = rows.get(requests[i]!.ref.id)!;
+    const refusal = decide(row, policy, previousOpen, committed, inFlight);
+    if (refusal) {
+      outcomes[i] = refusal;
+      continue;
+    }
+    const cost = costOf(policy.pricePerSecondUsd, row.durationSeconds);
+    if (row.budget !== null) committed.set(row.accountId, (committed.get(row.accountId) ?? 0) + cost);
+    inFlight += 1;
+    take.push({ index: i, cost });
+  }
+  if (take.length === 0) return { claimed: [], dropped: false };
+  // The status and run are checked again on each row once it is locked (READ COMMITTED checks a
+  // row that changed while we waited for it against its newest version).
+  const claimed = await tx.query<Transition>(
+    `WITH r AS (
+       SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::numeric[]) AS r("transitionId", "run", "submissionId", "cost")
+     ), locked AS MATERIALIZED (
+       SELECT t."id" FROM "Transition" t JOIN r ON r."transitionId" = t."id" AND r."run" = t."run"
+       WHERE t."status" = 'QUEUED'
+       ORDER BY t."id" FOR UPDATE OF t
+     ), claimed AS (
+       UPDATE "Transition" t SET "status" = 'SUBMITTED', "attempts" = t."attempts" + 1, "version" = t."version" + 1,
+         "submittedAt" = ${CLOCK_NOW}, "updatedAt" = ${CLOCK_NOW}, "falRequestId" = NULL, "queuePosition" = NULL, "startedAt" = NULL
+       FROM locked l WHERE t."id" = l."id" AND t."status" = 'QUEUED'
+       RETURNING t.*
+     ), ledger AS (
+       INSERT INTO "FalRequest" ("id", "accountId", "transitionId", "run", "attempt", "model", "costUsd", "state", "createdAt")
+       SELECT r."submissionId", c."accountId", c."id", c."run", c."attempts", $5, r."cost", 'SUBMITTING', ${CLOCK_NOW}
+       FROM claimed c JOIN r ON r."transitionId" = c."id"
+     )
+     SELECT * FROM claimed`,
+    [
+      take.map((t) => requests[t.index]!.ref.id),
+      take.map((t) => requests[t.index]!.ref.run),
+      take.map((t) => requests[t.index]!.submissionId),
+      take.map((t) => t.cost),
+      policy.model,
+    ],
+  );
+  return { claimed, dropped: claimed.length < take.length };
 }
 
 /** Why this row cannot be claimed now, in the order the rules apply; null when it can. */
