@@ -92,13 +92,13 @@ type Candidate = { id: string; durationSeconds: number; accountId: string; budge
 /**
  * Claims, in the order given, each request whose row is QUEUED in its run, if and only if: no
  * earlier request of that transition may still run at fal, a budgeted account can pay for it
- * (spent + in flight + uncertain + the claims written before it here), and fewer than `cap` submissions
- * are in flight. One transaction: the slot lock first (every reservation, slot and budget alike,
- * is made under it, so budgets need no lock of their own), then one read of the rows, the slots,
- * earlier requests and budget commitments for the whole batch, then the claims written. Only the
- * rows claimed are locked (in id order, by the write): a claim refused for the cap, as most of a
- * round of staged jobs are, writes nothing and waits for no one's row lock. Returns one outcome
- * per request.
+ * (spent + in flight + uncertain + the claims taken before it here), and fewer than `cap`
+ * submissions are in flight. One transaction: the slot lock first (every reservation, slot and
+ * budget alike, is made under it, so budgets need no lock of their own), then one read of the
+ * rows, the slots, earlier requests and budget commitments for the whole batch, then the claims
+ * written. Only the rows claimed are locked (in id order, by the write): a claim refused for the
+ * cap, as most of a round of staged jobs are, writes nothing and waits for no one's row lock.
+ * Returns one outcome per request.
  */
 export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequest[], policy: ClaimPolicy): Promise<ClaimOutcome[]> {
   const outcomes: ClaimOutcome[] = requests.map(() => null);
@@ -113,22 +113,23 @@ export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequ
   // taken after it, sees every claim that committed before this one. Then one statement reads
   // what the rules need; one more locks the rows it claims and writes the claims.
   const claimed = await deps.sql.transaction(async (tx) => {
-    const rows: Transition[] = [];
-    let todo = asked;
-    for (;;) {
-      const round = await decideAndWrite(tx, requests, todo, policy, outcomes);
-      rows.push(...round.claimed);
-      if (!round.dropped) return rows;
-      // A row taken in the decision moved before the write (a cancel): the requests decided after
-      // it counted a slot and a reservation that were never made. Those refused for the cap or the
-      // budget are decided again, under the same lock, against what was written.
-      todo = todo.filter((i) => {
+    const { claimed, dropped } = await decideAndWrite(tx, requests, asked, policy, outcomes);
+    // A row taken in the decision moved before the write (a cancel, or a cancel and a retry): the
+    // requests decided after it counted a reservation that was never written. A budget refusal
+    // may be one of those, so it is not final: it waits as a refusal for the cap does, and is
+    // decided again with the next claims (deciding it again here would lock rows out of id order).
+    if (dropped) {
+      for (const i of asked) {
         const outcome = outcomes[i];
-        return outcome instanceof ClaimRefused && (outcome.reason === 'cap' || outcome.reason === 'budget');
-      });
-      if (todo.length === 0) return rows;
-      for (const i of todo) outcomes[i] = null;
+        if (outcome instanceof ClaimRefused && outcome.reason === 'budget') {
+          outcomes[i] = new ClaimRefused('cap', 'A claim decided before this one did not land (its row moved): decided again with the next claims.', {
+            ...outcome.details,
+            redecide: true,
+          });
+        }
+      }
     }
+    return claimed;
   }, {
     // READ COMMITTED (PostgreSQL's default) is what makes the next statement's snapshot later than
     // the lock, and has the write check a row it waited for against the row's newest version. Row
@@ -144,10 +145,11 @@ export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequ
 }
 
 /**
- * One decision and its write, inside the claim transaction: reads the rows of `indices` (no row
+ * The decision and its write, inside the claim transaction: reads the rows of `indices` (no row
  * lock), decides each in order (refusals go into `outcomes`), then locks the rows taken, in id
- * order, and claims each that is still QUEUED in its run (a cancel or a retry may have moved one
- * since the read: it is left as it is, nothing of its claim is written, and `dropped` says so).
+ * order, and claims each that is still QUEUED in its run (a cancel, or a cancel and a retry, may
+ * have moved one since the read: it is left as it is, nothing of its claim is written, and
+ * `dropped` says so).
  * The ledger rows are written from the rows claimed, so a slot and a reservation exist exactly
  * when a claim does.
  */
