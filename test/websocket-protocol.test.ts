@@ -63,4 +63,42 @@ describe('graphql-transport-ws messages', () => {
     expect(one.closed()!.code).toBe(4409);
     two.socket.close();
   });
+
+  it('a socket that sends no connection_init is closed with 4408 once the 3 s wait is over; one that sends it late but in time is acknowledged and stays; no timer is armed per connection', { timeout: 20_000 }, async () => {
+    const open = async () => {
+      const socket = new WebSocket(app.graphqlUrl.replace(/^http/, 'ws'), 'graphql-transport-ws');
+      const messages: Received[] = [];
+      let closed: { code: number; reason: string; at: number } | null = null;
+      socket.on('message', (data) => messages.push(JSON.parse(String(data)) as Received));
+      socket.on('close', (code, reason) => (closed = { code, reason: String(reason), at: Date.now() }));
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+      return { socket, messages, closed: () => closed, openedAt: Date.now() };
+    };
+    // graphql-ws' own wait armed a timer per connection (kept by its closure for as long as the
+    // connection lives): 40 connections here arm none.
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const timersBefore = timers();
+    const idle = await Promise.all(Array.from({ length: 40 }, () => open()));
+    expect(timers() - timersBefore).toBeLessThan(10);
+
+    const late = await open();
+    await new Promise((r) => setTimeout(r, 1_500));
+    late.socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${account.apiKey}` } }));
+    await until(() => late.messages.some((m) => m.type === 'connection_ack'), { what: 'the late connection_ack' });
+
+    await until(() => idle.every((c) => c.closed() !== null), { what: 'the silent sockets closed', timeoutMs: 8_000 });
+    for (const c of idle) {
+      expect(c.closed()!.code).toBe(4408);
+      expect(c.closed()!.reason).toBe('Connection initialisation timeout');
+      // Not before the wait; within a quarter of it (one check) and some slack after.
+      const after = c.closed()!.at - c.openedAt;
+      expect(after).toBeGreaterThanOrEqual(2_900);
+      expect(after).toBeLessThan(3_000 + 750 + 1_000);
+    }
+    // Past its own wait, the socket that did send connection_init is still open.
+    await new Promise((r) => setTimeout(r, Math.max(0, late.openedAt + 4_500 - Date.now())));
+    expect(late.closed()).toBeNull();
+    expect(late.socket.readyState).toBe(WebSocket.OPEN);
+    late.socket.close();
+  });
 });

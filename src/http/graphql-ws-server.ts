@@ -14,6 +14,11 @@ export type SocketExtra = { socket: WebSocket };
  * a connection is one small object whose listeners are shared functions, and one sweep, in
  * slices, pings every socket once per `keepAliveMs` and ends those that did not answer the
  * previous ping (the same bound as use/ws: no pong within `keepAliveMs` of a ping).
+ *
+ * The wait for connection_init is kept here too: a socket that has not sent it within
+ * `initWaitMs` is closed with 4408, as graphql-ws does. graphql-ws' own wait is a timer per
+ * connection that its closure keeps for as long as the connection lives, long after it fired;
+ * here only the connections still waiting are held, in one map, and one check ends the late ones.
  */
 export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E extends SocketExtra>(
   options: ServerOptions<P, E>,
@@ -21,9 +26,14 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   extraOf: (socket: WebSocket) => E,
   log: Logger,
   keepAliveMs = 12_000,
+  initWaitMs = CONNECTION_INIT_WAIT_MS,
 ) {
-  const protocol = makeServer<P, E>(options);
-  const listeners = socketListeners(log, options.jsonMessageReviver);
+  const protocol = makeServer<P, E>({ ...options, connectionInitWaitTimeout: Infinity });
+  // Connections still waiting for their connection_init: one sent, a connection leaves the map at
+  // the next check; closed, at once (the close listener). Checked INIT_CHECKS times per wait, so
+  // a late one is closed within a quarter of the wait after it.
+  const awaitingInit = new Map<Connection, number>();
+  const listeners = socketListeners(log, options.jsonMessageReviver, (connection) => awaitingInit.delete(connection));
   wss.options.handleProtocols = handleProtocols;
   // ws passes on the HTTP server's errors (a failed accept, EMFILE in a reconnect burst); without
   // a listener they would end the process.
@@ -32,6 +42,7 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   wss.on('connection', (socket) => {
     const connection = new Connection(socket, log, connected++ % SWEEP_SLICES);
     connections.set(socket, connection);
+    awaitingInit.set(connection, performance.now() + initWaitMs);
     socket.on('message', listeners.message);
     socket.on('pong', listeners.pong);
     // `on`, not `once`: once wraps each listener in a closure per socket ('close' fires once anyway).
@@ -64,10 +75,23 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
     }
   }, keepAliveMs / SWEEP_SLICES);
   sweep.unref();
+  const initCheck = setInterval(() => {
+    const now = performance.now();
+    for (const [connection, deadline] of awaitingInit) {
+      if (connection.initReceived) awaitingInit.delete(connection);
+      else if (now >= deadline) {
+        awaitingInit.delete(connection);
+        connection.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+      }
+    }
+  }, initWaitMs / INIT_CHECKS);
+  initCheck.unref();
   return {
     /** Closes every socket (clients get 1001 Going Away) and stops accepting new ones. */
     async dispose() {
       clearInterval(sweep);
+      clearInterval(initCheck);
+      awaitingInit.clear();
       for (const socket of wss.clients) socket.close(1001, 'Going away');
       wss.removeAllListeners();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
@@ -81,6 +105,12 @@ type JsonReviver = (this: unknown, key: string, value: unknown) => unknown;
 /** Slices of the keepalive sweep (one tick every `keepAliveMs / SWEEP_SLICES`). */
 const SWEEP_SLICES = 12;
 
+/** How long a new socket may take to send connection_init (graphql-ws' default). */
+export const CONNECTION_INIT_WAIT_MS = 3_000;
+
+/** Checks of the connection_init wait per `initWaitMs`. */
+const INIT_CHECKS = 4;
+
 /** The connection of each socket: a WeakMap, so nothing is added to the socket objects themselves. */
 const connections = new WeakMap<WebSocket, Connection>();
 
@@ -92,6 +122,8 @@ class Connection {
   closed: ((code?: number, reason?: string) => Promise<void>) | null = null;
   /** A ping went out and no pong has come back yet. */
   awaitingPong = false;
+  /** connection_init has come (graphql-ws answers it; this only ends the wait for it). */
+  initReceived = false;
 
   constructor(
     private readonly socket: WebSocket,
@@ -130,7 +162,10 @@ class Connection {
       const parsed: unknown = JSON.parse(text, reviver);
       // Only an object: graphql-ws would parse a string again (a doubly encoded message, which
       // it refuses as text).
-      if (typeof parsed === 'object' && parsed !== null) message = withSharedQuery(parsed);
+      if (typeof parsed === 'object' && parsed !== null) {
+        message = withSharedQuery(parsed);
+        if ((parsed as { type?: unknown }).type === 'connection_init') this.initReceived = true;
+      }
     } catch {
       /* graphql-ws answers it */
     }
@@ -156,7 +191,7 @@ function withSharedQuery(message: object): object {
 }
 
 /** Listeners shared by every socket of a server: `this` is the socket that emitted. */
-function socketListeners(log: Logger, reviver: JsonReviver | undefined) {
+function socketListeners(log: Logger, reviver: JsonReviver | undefined, forget: (connection: Connection) => void) {
   return {
     message(this: WebSocket, data: Buffer | ArrayBuffer | Buffer[]) {
       connections.get(this)?.received(String(data), reviver);
@@ -172,6 +207,7 @@ function socketListeners(log: Logger, reviver: JsonReviver | undefined) {
     close(this: WebSocket, code: number, reason: Buffer) {
       const connection = connections.get(this);
       connections.delete(this);
+      if (connection) forget(connection);
       connection?.closed?.(code, String(reason)).catch((error: unknown) => log.warn({ err: error }, 'ending a closed connection\'s subscriptions failed'));
     },
   };
