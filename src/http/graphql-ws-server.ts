@@ -1,4 +1,4 @@
-import { CloseCode, handleProtocols, makeServer, type ServerOptions } from 'graphql-ws';
+import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, handleProtocols, makeServer, type ServerOptions } from 'graphql-ws';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { SharedTexts } from '../events/shared-texts.ts';
 import type { Logger } from '../logger.ts';
@@ -15,10 +15,12 @@ export type SocketExtra = { socket: WebSocket };
  * slices, pings every socket once per `keepAliveMs` and ends those that did not answer the
  * previous ping (the same bound as use/ws: no pong within `keepAliveMs` of a ping).
  *
- * The wait for connection_init is kept here too: a socket that has not sent it within
- * `initWaitMs` is closed with 4408, as graphql-ws does. graphql-ws' own wait is a timer per
- * connection that its closure keeps for as long as the connection lives, long after it fired;
- * here only the connections still waiting are held, in one map, and one check ends the late ones.
+ * The wait for connection_init (`connectionInitWaitTimeout`, graphql-ws' 3 s by default; 0 or
+ * Infinity: none) is kept here too: a socket that has not sent it by then is closed with 4408, as
+ * graphql-ws does, within a quarter of the wait after it. graphql-ws' own wait is a timer per
+ * connection that its closure keeps for as long as the connection lives, long after it fired
+ * (about 200 B per idle subscriber); here only the connections still waiting are held, in one
+ * map, and one check ends the late ones.
  */
 export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E extends SocketExtra>(
   options: ServerOptions<P, E>,
@@ -26,8 +28,9 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   extraOf: (socket: WebSocket) => E,
   log: Logger,
   keepAliveMs = 12_000,
-  initWaitMs = CONNECTION_INIT_WAIT_MS,
 ) {
+  const initWaitMs = options.connectionInitWaitTimeout ?? CONNECTION_INIT_WAIT_MS;
+  const waitsForInit = initWaitMs > 0 && Number.isFinite(initWaitMs);
   const protocol = makeServer<P, E>({ ...options, connectionInitWaitTimeout: Infinity });
   // Connections still waiting for their connection_init: one sent, a connection leaves the map at
   // the next check; closed, at once (the close listener). Checked INIT_CHECKS times per wait, so
@@ -42,7 +45,8 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   wss.on('connection', (socket) => {
     const connection = new Connection(socket, log, connected++ % SWEEP_SLICES);
     connections.set(socket, connection);
-    awaitingInit.set(connection, performance.now() + initWaitMs);
+    // As graphql-ws: a socket of another subprotocol is closed at once (4406), with no wait.
+    if (waitsForInit && socket.protocol === GRAPHQL_TRANSPORT_WS_PROTOCOL) awaitingInit.set(connection, performance.now() + initWaitMs);
     socket.on('message', listeners.message);
     socket.on('pong', listeners.pong);
     // `on`, not `once`: once wraps each listener in a closure per socket ('close' fires once anyway).
@@ -75,7 +79,7 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
     }
   }, keepAliveMs / SWEEP_SLICES);
   sweep.unref();
-  const initCheck = setInterval(() => {
+  const initCheck = waitsForInit ? setInterval(() => {
     const now = performance.now();
     for (const [connection, deadline] of awaitingInit) {
       if (connection.initReceived) awaitingInit.delete(connection);
@@ -84,9 +88,11 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
         connection.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
       }
     }
-  }, initWaitMs / INIT_CHECKS);
-  initCheck.unref();
+  }, initWaitMs / INIT_CHECKS) : undefined;
+  initCheck?.unref();
   return {
+    /** How many connections wait for their connection_init now. */
+    waitingForInit: () => awaitingInit.size,
     /** Closes every socket (clients get 1001 Going Away) and stops accepting new ones. */
     async dispose() {
       clearInterval(sweep);
@@ -106,7 +112,7 @@ type JsonReviver = (this: unknown, key: string, value: unknown) => unknown;
 const SWEEP_SLICES = 12;
 
 /** How long a new socket may take to send connection_init (graphql-ws' default). */
-export const CONNECTION_INIT_WAIT_MS = 3_000;
+const CONNECTION_INIT_WAIT_MS = 3_000;
 
 /** Checks of the connection_init wait per `initWaitMs`. */
 const INIT_CHECKS = 4;
