@@ -2,8 +2,9 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { serveGraphqlWs } from '../src/http/graphql-ws-server.ts';
+import { openRawSocket } from './helpers/raw-socket.ts';
 import { until } from './helpers/wait.ts';
 
 /**
@@ -28,25 +29,13 @@ async function serve(connectionInitWaitTimeout: number | undefined) {
   return { server, url };
 }
 
-/** A socket by hand; `startedAt` is taken before it connects, so no server deadline starts earlier. */
-async function open(url: string, protocols: string[] = ['graphql-transport-ws']) {
-  const startedAt = performance.now();
-  const socket = new WebSocket(url, protocols);
-  const messages: Array<{ type: string }> = [];
-  let closed: { code: number; reason: string; at: number } | null = null;
-  socket.on('message', (data) => messages.push(JSON.parse(String(data)) as { type: string }));
-  socket.on('close', (code, reason) => (closed = { code, reason: String(reason), at: performance.now() }));
-  await once(socket, 'open');
-  return { socket, messages, startedAt, openedAt: performance.now(), closed: () => closed };
-}
-
 const init = (socket: WebSocket) => socket.send(JSON.stringify({ type: 'connection_init' }));
 
 describe('the wait for connection_init', () => {
   it('closes a silent socket with 4408 once the wait is over, within a quarter of it after; a socket that sends it is acknowledged and stays', async () => {
     const { server, url } = await serve(WAIT_MS);
-    const silent = await open(url);
-    const prompt = await open(url);
+    const silent = await openRawSocket(url);
+    const prompt = await openRawSocket(url);
     init(prompt.socket);
     await until(() => prompt.messages.some((m) => m.type === 'connection_ack'), { what: 'connection_ack' });
 
@@ -66,19 +55,19 @@ describe('the wait for connection_init', () => {
 
   it('forgets a socket as soon as it closes, one without graphql-transport-ws at once (4406), and every one on dispose', async () => {
     const { server, url } = await serve(WAIT_MS);
-    const leaving = await open(url);
+    const leaving = await openRawSocket(url);
     expect(server.waitingForInit()).toBe(1);
     leaving.socket.close();
     await until(() => server.waitingForInit() === 0, { what: 'the closed socket forgotten', timeoutMs: WAIT_MS / 2 });
 
     // No subprotocol at all (the server accepts no other): graphql-ws closes it with 4406.
-    const other = await open(url, []);
+    const other = await openRawSocket(url, []);
     expect(server.waitingForInit()).toBe(0);
     await until(() => other.closed() !== null, { what: 'the other subprotocol closed' });
     expect(other.closed()!.code).toBe(4406);
 
-    await open(url);
-    await open(url);
+    await openRawSocket(url);
+    await openRawSocket(url);
     expect(server.waitingForInit()).toBe(2);
     await server.dispose();
     stop = undefined;
@@ -87,7 +76,7 @@ describe('the wait for connection_init', () => {
 
   it('with no wait (0, as graphql-ws reads it), a silent socket stays open', async () => {
     const { server, url } = await serve(0);
-    const silent = await open(url);
+    const silent = await openRawSocket(url);
     expect(server.waitingForInit()).toBe(0);
     await new Promise((r) => setTimeout(r, 2 * WAIT_MS));
     expect(silent.closed()).toBeNull();

@@ -3,6 +3,7 @@ import WebSocket from 'ws';
 import { createTestAccount, gql, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
 import { transitionInput } from './helpers/fixtures.ts';
 import { CreateTransitions } from './helpers/operations.ts';
+import { openRawSocket } from './helpers/raw-socket.ts';
 import { until } from './helpers/wait.ts';
 
 /**
@@ -19,17 +20,15 @@ afterAll(() => app?.close());
 
 type Received = { id?: string; type: string; payload?: { data?: { transitionUpdated?: { id: string; status: string } } } };
 
+const wsUrl = () => app.graphqlUrl.replace(/^http/, 'ws');
+const init = (socket: WebSocket) => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${account.apiKey}` } }));
+
 /** A graphql-transport-ws connection by hand, acknowledged. */
 async function connect() {
-  const socket = new WebSocket(app.graphqlUrl.replace(/^http/, 'ws'), 'graphql-transport-ws');
-  const messages: Received[] = [];
-  let closed: { code: number; reason: string } | null = null;
-  socket.on('message', (data) => messages.push(JSON.parse(String(data)) as Received));
-  socket.on('close', (code, reason) => (closed = { code, reason: String(reason) }));
-  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-  socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${account.apiKey}` } }));
-  await until(() => messages.some((m) => m.type === 'connection_ack'), { what: 'connection_ack' });
-  return { socket, messages, closed: () => closed };
+  const connection = await openRawSocket<Received>(wsUrl());
+  init(connection.socket);
+  await until(() => connection.messages.some((m) => m.type === 'connection_ack'), { what: 'connection_ack' });
+  return connection;
 }
 
 describe('graphql-transport-ws messages', () => {
@@ -65,17 +64,7 @@ describe('graphql-transport-ws messages', () => {
   });
 
   it('through the API: a socket that sends no connection_init is closed with 4408 once the 3 s wait is over; one that sends it 1.5 s in is acknowledged and stays; no timer is armed per connection', { timeout: 20_000 }, async () => {
-    // The clock starts before the socket connects (no server deadline starts earlier).
-    const open = async () => {
-      const startedAt = performance.now();
-      const socket = new WebSocket(app.graphqlUrl.replace(/^http/, 'ws'), 'graphql-transport-ws');
-      const messages: Received[] = [];
-      let closed: { code: number; reason: string; at: number } | null = null;
-      socket.on('message', (data) => messages.push(JSON.parse(String(data)) as Received));
-      socket.on('close', (code, reason) => (closed = { code, reason: String(reason), at: performance.now() }));
-      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-      return { socket, messages, closed: () => closed, startedAt, openedAt: performance.now() };
-    };
+    const open = () => openRawSocket<Received>(wsUrl());
     // graphql-ws' own wait armed a timer per connection (kept by its closure for as long as the
     // connection lives): 40 connections here arm none.
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
@@ -85,7 +74,7 @@ describe('graphql-transport-ws messages', () => {
 
     const late = await open();
     await new Promise((r) => setTimeout(r, 1_500));
-    late.socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${account.apiKey}` } }));
+    init(late.socket);
     await until(() => late.messages.some((m) => m.type === 'connection_ack'), { what: 'the late connection_ack' });
 
     await until(() => idle.every((c) => c.closed() !== null), { what: 'the silent sockets closed', timeoutMs: 8_000 });
