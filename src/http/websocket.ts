@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authentication } from '../auth/principal.ts';
+import type { Authenticator } from '../auth/authenticate.ts';
 import { serveGraphqlWs } from './graphql-ws-server.ts';
 import { holdUntilFirst, SetupTurns } from './setup-turns.ts';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
@@ -69,7 +70,7 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
       },
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
-        const authentication = await turns.run(() => deps.authenticator.authenticate(ctx.connectionParams?.authorization as string | undefined));
+        const authentication = await authenticateIn(turns, deps.authenticator, takeCredential(ctx));
         if (!authentication.principal || socket.readyState !== socket.OPEN) return false;
         ctx.extra.authentication = authentication;
         const untrack = deps.sessions.track(authentication.principal, () => {
@@ -132,3 +133,25 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
     close: () => disposable.dispose(),
   };
 }
+
+/**
+ * The credential out of a connection's connectionParams (graphql-ws keeps them for the
+ * connection's life): the connection keeps who it is, not the secret, for the hours it may stay
+ * open (nor does a heap dump show it). Every operation's context is built from the
+ * authentication, never from connectionParams again; their other fields stay as sent.
+ */
+function takeCredential(ctx: { connectionParams?: Readonly<Record<string, unknown>> | undefined }): string | undefined {
+  const params = ctx.connectionParams;
+  if (!params || !('authorization' in params)) return undefined;
+  const { authorization, ...rest } = params;
+  (ctx as { connectionParams?: Record<string, unknown> | undefined }).connectionParams = Object.keys(rest).length > 0 ? rest : undefined;
+  return typeof authorization === 'string' ? authorization : undefined;
+}
+
+/**
+ * Authenticates in a setup turn. Its own function, so the credential lives only in this call's
+ * closure: one made inside onConnect would share its scope with the revocation callback, which
+ * lives as long as the connection.
+ */
+const authenticateIn = (turns: SetupTurns, authenticator: Authenticator, credential: string | undefined) =>
+  turns.run(() => authenticator.authenticate(credential));
