@@ -62,7 +62,7 @@ export interface ContextDeps {
   tokens: AccessTokens;
 }
 
-/** Builds the per-operation context from the Authorization value (a header, or WS connectionParams). */
+/** Builds the per-operation context from the Authorization header (HTTP and SSE). */
 export async function createContext(deps: ContextDeps, authorization: string | null | undefined): Promise<Context> {
   return contextOf(deps, await deps.authenticator.authenticate(authorization));
 }

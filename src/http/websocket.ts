@@ -23,7 +23,7 @@ type OperationArgs = ExecutionArgs & {
 /** How long a new subscription may keep its setup turn waiting for its snapshot. */
 const SNAPSHOT_TURN_MS = 2_000;
 
-/** What a connection keeps: its socket and its credential, checked once (not the upgrade request). */
+/** What a connection keeps: its socket and its authentication, checked once (not the upgrade request, nor the key). */
 type Extra = { socket: WebSocket; authentication?: Authentication };
 
 const isStream = (value: unknown): value is AsyncIterableIterator<unknown> =>
@@ -70,7 +70,7 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
       },
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
-        const authentication = await authenticateIn(turns, deps.authenticator, takeCredential(ctx));
+        const authentication = await authenticateInTurn(turns, deps.authenticator, takeCredential(ctx));
         if (!authentication.principal || socket.readyState !== socket.OPEN) return false;
         ctx.extra.authentication = authentication;
         const untrack = deps.sessions.track(authentication.principal, () => {
@@ -99,7 +99,6 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
           ];
         }
         const { schema, execute, contextFactory, parse, validate } = yoga.getEnveloped({
-          connectionParams: ctx.connectionParams,
           authentication,
           params: payload,
         });
@@ -137,21 +136,25 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
 /**
  * The credential out of a connection's connectionParams (graphql-ws keeps them for the
  * connection's life): the connection keeps who it is, not the secret, for the hours it may stay
- * open (nor does a heap dump show it). Every operation's context is built from the
- * authentication, never from connectionParams again; their other fields stay as sent.
+ * open. Every operation's context is built from the authentication, never from connectionParams
+ * again; their other fields stay as sent.
  */
 function takeCredential(ctx: { connectionParams?: Readonly<Record<string, unknown>> | undefined }): string | undefined {
   const params = ctx.connectionParams;
   if (!params || !('authorization' in params)) return undefined;
   const { authorization, ...rest } = params;
-  (ctx as { connectionParams?: Record<string, unknown> | undefined }).connectionParams = Object.keys(rest).length > 0 ? rest : undefined;
+  // Replaced rather than edited (readonly to its handlers): graphql-ws sets it once, just before
+  // onConnect, and reads it nowhere after.
+  const writable = ctx as { connectionParams?: Record<string, unknown> | undefined };
+  writable.connectionParams = Object.keys(rest).length > 0 ? rest : undefined;
   return typeof authorization === 'string' ? authorization : undefined;
 }
 
 /**
- * Authenticates in a setup turn. Its own function, so the credential lives only in this call's
- * closure: one made inside onConnect would share its scope with the revocation callback, which
- * lives as long as the connection.
+ * Authenticates in a setup turn. A function of its own, so the credential lives only in this
+ * call's closure: one made inside onConnect would share its scope with the revocation callback,
+ * which lives as long as the connection.
  */
-const authenticateIn = (turns: SetupTurns, authenticator: Authenticator, credential: string | undefined) =>
-  turns.run(() => authenticator.authenticate(credential));
+function authenticateInTurn(turns: SetupTurns, authenticator: Authenticator, credential: string | undefined) {
+  return turns.run(() => authenticator.authenticate(credential));
+}

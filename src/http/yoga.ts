@@ -20,8 +20,6 @@ import { useStreamingUploads } from '../graphql/uploads.ts';
 export type ServerContext = {
   req?: IncomingMessage;
   res?: ServerResponse;
-  /** Set for operations over WebSocket (graphql-ws). */
-  connectionParams?: Record<string, unknown> | undefined;
   /** Over WebSocket: the connection's credential, checked once when it connected. */
   authentication?: Authentication;
 };
@@ -58,11 +56,9 @@ export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null)
             allowedHeaders: ['authorization', 'content-type', 'accept'],
             credentials: false,
           },
-    // HTTP and SSE carry the credential in the Authorization header; WebSocket in
-    // connectionParams (there is no Fetch request over WebSocket).
-    context: ({ request, connectionParams, authentication }) =>
-      authentication
-        ? contextOf(deps, authentication)
-        : createContext(deps, request?.headers.get('authorization') ?? (connectionParams?.authorization as string | undefined) ?? null),
+    // HTTP and SSE carry the credential in the Authorization header; a WebSocket connection
+    // checked its own when it connected (websocket.ts) and passes the authentication.
+    context: ({ request, authentication }) =>
+      authentication ? contextOf(deps, authentication) : createContext(deps, request?.headers.get('authorization') ?? null),
   });
 }
