@@ -20,7 +20,7 @@ import { useStreamingUploads } from '../graphql/uploads.ts';
 export type ServerContext = {
   req?: IncomingMessage;
   res?: ServerResponse;
-  /** Over WebSocket: the connection's credential, checked once when it connected. */
+  /** Over WebSocket: the connection's authentication, checked once when it connected (not its key). */
   authentication?: Authentication;
 };
 export type Yoga = YogaServerInstance<ServerContext, Context>;
