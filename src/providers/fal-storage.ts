@@ -1,5 +1,5 @@
-import { openAsBlob } from 'node:fs';
 import { createFalClient } from '@fal-ai/client';
+import { blobFrom, File as FileFromDisk } from 'fetch-blob/from.js';
 import type { Config } from '../config.ts';
 
 /**
@@ -28,9 +28,14 @@ export function createFalImageStorage(config: Config): FalImageStorage {
   });
   return {
     async upload(file, contentType, fileName) {
-      // A file-backed Blob: the bytes are read from disk as the PUT sends them.
-      const blob = await openAsBlob(file, { type: contentType });
-      return client.storage.upload(new File([blob], fileName, { type: contentType }));
+      // A file-backed Blob: the bytes are read from disk as the PUT sends them, so an upload holds
+      // a chunk in memory, not the image. Not node's fs.openAsBlob: once one of its Blobs has been
+      // read, Node 20 crashes the process at the next heap snapshot (--heapsnapshot-signal,
+      // --heapsnapshot-near-heap-limit, v8.writeHeapSnapshot), a dangling file-handle reader left
+      // in its cleanup queue. fetch-blob reads with fs.createReadStream.
+      const blob = await blobFrom(file, contentType);
+      // fal's client takes any Blob; fetch (undici) sends one of fetch-blob's by its stream().
+      return client.storage.upload(new FileFromDisk([blob], fileName, { type: contentType }));
     },
   };
 }
