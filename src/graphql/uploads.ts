@@ -70,6 +70,9 @@ async function parseMultipart(request: Request, dir: string, maxFileBytes: numbe
     });
     writes.push(
       pipeline(stream, createWriteStream(path)).then(async () => {
+        // Only a stand-in for the File argument: resolvers read the file at upload.path, never
+        // these bytes. Reading an openAsBlob Blob in-process can make Node 20 crash at the next
+        // heap snapshot (see src/providers/fal-storage.ts).
         const blob = await openAsBlob(path, { type: info.mimeType });
         const file = new File([blob], upload.name, { type: info.mimeType });
         uploads.set(file, upload);

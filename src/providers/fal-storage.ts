@@ -23,19 +23,40 @@ export function createFalImageStorage(config: Config): FalImageStorage {
     // Every call out is bounded: the initiate call and the PUT of the bytes alike.
     fetch: (input, init) => {
       const timeout = AbortSignal.timeout(UPLOAD_TIMEOUT_MS);
-      return globalThis.fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
+      const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+      return globalThis.fetch(input, { ...init, ...streamedBody(init), signal });
     },
   });
   return {
     async upload(file, contentType, fileName) {
       // A file-backed Blob: the bytes are read from disk as the PUT sends them, so an upload holds
-      // a chunk in memory, not the image. Not node's fs.openAsBlob: once one of its Blobs has been
-      // read, Node 20 crashes the process at the next heap snapshot (--heapsnapshot-signal,
-      // --heapsnapshot-near-heap-limit, v8.writeHeapSnapshot), a dangling file-handle reader left
-      // in its cleanup queue. fetch-blob reads with fs.createReadStream.
-      const blob = await blobFrom(file, contentType);
-      // fal's client takes any Blob; fetch (undici) sends one of fetch-blob's by its stream().
-      return client.storage.upload(new FileFromDisk([blob], fileName, { type: contentType }));
+      // a chunk in memory, not the image. Not node's fs.openAsBlob: after one of its Blobs has
+      // been read, Node 20.20 was seen to crash the process (SIGSEGV in
+      // node::fs::FileHandleReadWrap::MemoryInfo) at its next heap snapshot (--heapsnapshot-signal,
+      // --heapsnapshot-near-heap-limit, v8.writeHeapSnapshot). fetch-blob reads with
+      // fs.createReadStream. fal's client reads only its size, name and type, and hands it to fetch
+      // as the PUT's body (see streamedBody).
+      const upload = new FileFromDisk([await blobFrom(file, contentType)], fileName, { type: contentType });
+      fromDisk.add(upload);
+      return client.storage.upload(upload);
     },
   };
+}
+
+/** The files upload() made, so that fetch sends them as streams (streamedBody). */
+const fromDisk = new WeakSet<object>();
+
+/**
+ * A file from disk goes to fetch as its stream, with its length. Node's fetch sends a Blob that is
+ * not its own by its stream() only up to undici 6 (Node 20 and 22); undici 7 (Node 24) would send
+ * the text "[object File]" in its place. The length is set by hand because a stream has none, and
+ * storage PUT URLs refuse a chunked body.
+ */
+function streamedBody(init: RequestInit | undefined): RequestInit {
+  const body = init?.body;
+  if (!body || typeof body !== 'object' || !fromDisk.has(body)) return {};
+  const file = body as unknown as Blob;
+  const headers = new Headers(init!.headers);
+  headers.set('content-length', String(file.size));
+  return { body: file.stream(), headers, duplex: 'half' } as RequestInit;
 }
