@@ -34,29 +34,30 @@ export function createFalImageStorage(config: Config): FalImageStorage {
       // been read, Node 20.20 was seen to crash the process (SIGSEGV in
       // node::fs::FileHandleReadWrap::MemoryInfo) at its next heap snapshot (--heapsnapshot-signal,
       // --heapsnapshot-near-heap-limit, v8.writeHeapSnapshot). fetch-blob reads with
-      // fs.createReadStream. fal's client reads only its size, name and type, and hands it to fetch
-      // as the PUT's body (see streamedBody).
-      const upload = new FileFromDisk([await blobFrom(file, contentType)], fileName, { type: contentType });
-      fromDisk.add(upload);
-      return client.storage.upload(upload);
+      // fs.createReadStream. fal's client reads its size, name and type, and hands it (or, past
+      // 90 MB, its slices) to fetch as the PUT's body (see streamedBody).
+      return client.storage.upload(new FileFromDisk([await blobFrom(file, contentType)], fileName, { type: contentType }));
     },
   };
 }
 
-/** The files upload() made, so that fetch sends them as streams (streamedBody). */
-const fromDisk = new WeakSet<object>();
-
 /**
- * A file from disk goes to fetch as its stream, with its length. Node's fetch sends a Blob that is
- * not its own by its stream() only up to undici 6 (Node 20 and 22); undici 7 (Node 24) would send
- * the text "[object File]" in its place. The length is set by hand because a stream has none, and
- * storage PUT URLs refuse a chunked body.
+ * A Blob that is not Node's own (fetch-blob's, read from disk) goes to fetch as its stream, with
+ * its length. Node's fetch sends such a Blob by its stream() only up to undici 6 (Node 20 and
+ * 22); undici 7 (Node 24) would send the text "[object File]" in its place. The length is set by
+ * hand because a stream has none, and signed PUT URLs may refuse a chunked body (S3 answers 411).
  */
 function streamedBody(init: RequestInit | undefined): RequestInit {
-  const body = init?.body;
-  if (!body || typeof body !== 'object' || !fromDisk.has(body)) return {};
-  const file = body as unknown as Blob;
+  const body = init?.body as unknown;
+  if (!isForeignBlob(body)) return {};
   const headers = new Headers(init!.headers);
-  headers.set('content-length', String(file.size));
-  return { body: file.stream(), headers, duplex: 'half' } as RequestInit;
+  headers.set('content-length', String(body.size));
+  return { body: body.stream(), headers, duplex: 'half' } as RequestInit;
 }
+
+const isForeignBlob = (body: unknown): body is Blob =>
+  typeof body === 'object' &&
+  body !== null &&
+  !(body instanceof Blob) &&
+  typeof (body as Blob).stream === 'function' &&
+  /^(Blob|File)$/.test(String((body as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag]));
