@@ -28,6 +28,36 @@ describe('fal emulator: storage uploads', () => {
     await expect(anonymous.storage.upload(new Blob([new Uint8Array([1, 2, 3])], { type: 'image/png' }))).rejects.toMatchObject({ status: 401 });
   });
 
+  it('answers the PUT of the bytes with an injected error, after reading them or at once, storing nothing; the next upload is stored', async () => {
+    const c = client();
+    const before = fal.counters();
+    fal.inject({ on: 'upload', status: 503 });
+    await expect(c.storage.upload(new File([new Uint8Array(1024)], 'a.png', { type: 'image/png' }))).rejects.toMatchObject({ status: 503 });
+    // Refused up front while 24 MB are on their way: the client has its answer long before it could send them all.
+    fal.inject({ on: 'upload', status: 403, early: true });
+    const started = Date.now();
+    await expect(c.storage.upload(new File([new Uint8Array(24 * 1024 * 1024)], 'b.png', { type: 'image/png' }))).rejects.toMatchObject({ status: 403 });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(fal.counters()).toMatchObject({ uploads: before.uploads, uploadedBytes: before.uploadedBytes, uploadsRefused: before.uploadsRefused + 2 });
+    await c.storage.upload(new File([new Uint8Array(10)], 'c.png', { type: 'image/png' }));
+    expect(fal.counters()).toMatchObject({ uploads: before.uploads + 1, uploadedBytes: before.uploadedBytes + 10 });
+  });
+
+  it('leaves the PUT of the bytes unanswered with a hang fault, until the client gives up', async () => {
+    const hungBefore = fal.counters().hungCalls;
+    fal.inject({ on: 'upload', hang: true });
+    const giveUp = createFalClient({
+      credentials: 'key:secret',
+      proxyUrl: { url: fal.url, when: 'always' },
+      suppressLocalCredentialsWarning: true,
+      fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(500) }),
+    });
+    const started = Date.now();
+    await expect(giveUp.storage.upload(new File([new Uint8Array(1024)], 'a.png', { type: 'image/png' }))).rejects.toMatchObject({ name: 'TimeoutError' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+    expect(fal.counters().hungCalls).toBe(hungBefore + 1);
+  });
+
   it('runs Kling with uploaded images and answers 422 like fal for one too small or missing', async () => {
     const c = client();
     const good = await c.storage.upload(new File([new Uint8Array(await makeImage({ width: 600, height: 400 }))], 'a.png', { type: 'image/png' }));

@@ -27,6 +27,7 @@ export function createCounters(): FalCounters {
     webhooksDelivered: 0,
     uploads: 0,
     uploadedBytes: 0,
+    uploadsRefused: 0,
     connections: 0,
   };
 }

@@ -3,6 +3,7 @@ import type { FalFault } from './types.ts';
 type SubmitFault = Extract<FalFault, { on: 'submit' }>;
 type ReplyFault = Extract<FalFault, { on: 'status' | 'result' | 'cancel' | 'file' }>;
 type JobFault = Extract<FalFault, { on: 'job' }>;
+type UploadFault = Extract<FalFault, { on: 'upload' }>;
 export type StreamFault = Extract<FalFault, { on: 'stream' }>;
 type Armed = { fault: FalFault; left: number };
 
@@ -19,6 +20,8 @@ function canFire(fault: FalFault): boolean {
       return status || f.dropResponse === true || f.cutBody === true || (typeof f.delayMs === 'number' && f.delayMs >= 0);
     case 'file':
       return status;
+    case 'upload':
+      return status || f.hang === true;
     case 'stream':
       return f.cut === true || f.silent === true || f.closeEarly === true || (typeof f.lagMs === 'number' && f.lagMs >= 0);
     default:
@@ -65,6 +68,11 @@ export class FaultBook {
   /** What this status stream meets (cut, silence, an early close), if a fault is armed. */
   takeStream(): StreamFault | undefined {
     return this.take((fault): fault is StreamFault => fault.on === 'stream');
+  }
+
+  /** What the PUT of an upload's bytes meets (an error answer, early or not, or silence), if a fault is armed. */
+  takeUpload(): UploadFault | undefined {
+    return this.take((fault): fault is UploadFault => fault.on === 'upload');
   }
 
   /** The error an accepted job must end in, if a job fault matches its prompt. */

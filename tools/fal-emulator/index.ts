@@ -45,7 +45,7 @@ export async function startFalEmulator(options: FalEmulatorOptions = {}): Promis
     },
   });
   const streams = new StatusStreams(jobs, counters, () => settings.streamKeepAliveMs);
-  const storage = new StorageEmulator(counters, () => url);
+  const storage = new StorageEmulator(counters, faults, () => url);
 
   const controls = {
     counters: () => ({ ...counters, ...jobs.gauges() }),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import sharp from 'sharp';
 import { sendJson } from './http.ts';
+import type { FaultBook } from './faults.ts';
 import type { FalCounters } from './types.ts';
 
 /** Where fal's storage serves uploaded files (PROTOCOL.md §6); the emulator serves them at `/files/...` of its own. */
@@ -28,7 +29,7 @@ export class StorageEmulator {
   private readonly pending = new Map<string, { contentType: string; fileName: string }>();
   private readonly files = new Map<string, StoredFile>();
 
-  constructor(private readonly counters: FalCounters, private readonly baseUrl: () => string) {}
+  constructor(private readonly counters: FalCounters, private readonly faults: FaultBook, private readonly baseUrl: () => string) {}
 
   async initiate(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
     const { content_type: contentType, file_name: fileName } = (body ?? {}) as { content_type?: unknown; file_name?: unknown };
@@ -51,6 +52,24 @@ export class StorageEmulator {
       sendJson(res, 404, { detail: 'Unknown upload' });
       return true;
     }
+    const fault = this.faults.takeUpload();
+    if (fault && 'hang' in fault) {
+      // Nothing read, nothing answered: Node stops reading the socket once the request's buffer
+      // is full, so the sender's bytes back up until it gives up.
+      this.counters.hungCalls++;
+      return true;
+    }
+    if (fault?.early) {
+      // The whole answer, saying the connection will not serve another request (as storage
+      // servers do when they answer before the body), and then nothing: the response is never
+      // ended, since Node would then read (and discard) the rest of the body, and the connection
+      // stays open, reading nothing more, until the client closes it.
+      const text = JSON.stringify({ detail: `Upload refused (${fault.status})` });
+      res.writeHead(fault.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close' });
+      res.write(text);
+      this.counters.uploadsRefused++;
+      return true;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -60,6 +79,11 @@ export class StorageEmulator {
         return true;
       }
       chunks.push(chunk);
+    }
+    if (fault) {
+      this.counters.uploadsRefused++;
+      sendJson(res, fault.status, { detail: `Upload refused (${fault.status})` });
+      return true;
     }
     const bytes = Buffer.concat(chunks);
     const image = await sharp(bytes)

@@ -64,6 +64,8 @@ export interface FalCounters {
   /** Files uploaded to fal's storage (PUTs completed), and their bytes. */
   uploads: number;
   uploadedBytes: number;
+  /** PUTs of an upload's bytes answered with an injected error (`on: 'upload'` faults). */
+  uploadsRefused: number;
   /** TCP connections opened to the emulator (fal's API and its files alike): what clients do not reuse. */
   connections: number;
 }
@@ -119,6 +121,15 @@ export type FalFault = FaultFrequency &
     | { on: 'status' | 'result' | 'cancel'; stallBody: true }
     /** Answer downloads of output files (fal's CDN) with this HTTP status. */
     | { on: 'file'; status: number }
+    /**
+     * Answer the PUT of an upload's bytes (fal's storage, PROTOCOL §6) with this HTTP status and a
+     * JSON {detail} body, storing nothing: once the bytes are in, or (`early`) at once, before
+     * reading any of them, as a storage server refusing a signed URL up front does; an early
+     * answer leaves the connection open and reads nothing more.
+     */
+    | { on: 'upload'; status: number; early?: boolean }
+    /** Never answer the PUT of an upload's bytes, nor read them: the connection stays open and silent. */
+    | { on: 'upload'; hang: true }
     /** A status stream cut off (the connection destroyed) after `afterEvents` events. */
     | { on: 'stream'; cut: true; afterEvents?: number }
     /** A status stream that answers 200 and then never sends a byte (no events, no keep-alive). */
