@@ -105,6 +105,8 @@ const schema = z.object({
   FAL_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(2_000),
   FAL_POLL_MAX_INTERVAL_MS: z.coerce.number().int().min(10).default(15_000),
   FAL_SUBMIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /** Each call of an image's upload to fal's storage: asking for its URL (each of the client's tries), and the PUT of the bytes with its answer. */
+  FAL_UPLOAD_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
   /** Default: enough for one worker to hold FAL_CONCURRENCY requests and the staged jobs beyond them, at least 100. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(10_000).optional(),
   COPY_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(20),
@@ -210,6 +212,7 @@ export type Config = Readonly<{
     pollIntervalMs: number;
     pollMaxIntervalMs: number;
     submitTimeoutMs: number;
+    uploadTimeoutMs: number;
   };
   /** USD per second of video for FAL_MODEL, or null when unknown (costs are then not estimated). */
   pricePerSecondUsd: number | null;
@@ -374,6 +377,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollIntervalMs: c.FAL_POLL_INTERVAL_MS,
       pollMaxIntervalMs: Math.max(c.FAL_POLL_MAX_INTERVAL_MS, c.FAL_POLL_INTERVAL_MS),
       submitTimeoutMs: c.FAL_SUBMIT_TIMEOUT_MS,
+      uploadTimeoutMs: c.FAL_UPLOAD_TIMEOUT_MS,
     },
     provider: c.FAL_KEY?.trim() ? ('fal' as const) : ('preview' as const),
     // The local preview costs nothing.

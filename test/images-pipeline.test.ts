@@ -52,6 +52,27 @@ describe('images fal can reach', () => {
     expect(served.headers.get('content-type')).toBe('image/png');
   });
 
+  it("retries a run whose image fal's storage refused (an error, and a refusal before reading the bytes): it completes, submitted once", async () => {
+    const account = await p.account();
+    const front = (await uploadImage(p.app.graphqlUrl, account.apiKey, await makeImage({ width: 800, height: 600, color: '#226644' }))).data!.uploadImage;
+    const tail = (await uploadImage(p.app.graphqlUrl, account.apiKey, await makeImage({ width: 800, height: 600, color: '#664422' }))).data!.uploadImage;
+    const before = p.emulator.counters();
+    p.emulator.inject({ on: 'upload', status: 503 });
+    p.emulator.inject({ on: 'upload', status: 403, early: true });
+    const text = prompt('storage refused');
+    const created = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, {
+      input: { generate: true, transitions: [{ frontImageId: front.id, tailImageId: tail.id, prompt: text }] },
+    });
+    expect(created.errors).toBeUndefined();
+    const [row] = await p.settled(idOf('Batch', created.data!.createTransitions.batch!.id));
+    expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null });
+    const after = p.emulator.counters();
+    expect(after.uploadsRefused - before.uploadsRefused).toBe(2);
+    expect(after.uploads - before.uploads).toBe(2);
+    expect(requestsFor([text])).toHaveLength(1);
+    expect(after.duplicateInputs).toBe(before.duplicateInputs);
+  });
+
   it('uploads an image used by 10 transitions to fal once', async () => {
     const account = await p.account();
     const front = (await uploadImage(p.app.graphqlUrl, account.apiKey, await makeImage({ width: 640, height: 640 }))).data!.uploadImage;

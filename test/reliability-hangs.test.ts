@@ -5,9 +5,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createAndGenerate } from '../src/domain/generation.ts';
+import { idOf } from '../src/graphql/ids.ts';
 import { COPY_ATTEMPTS } from '../src/queue/copy-queue.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
+import { makeImage } from './helpers/images.ts';
 import { startPipeline } from './helpers/pipeline.ts';
+import { uploadImage } from './helpers/uploads.ts';
 import { until } from './helpers/wait.ts';
 
 /**
@@ -134,6 +137,36 @@ describe('calls that never answer', () => {
     } finally {
       await p.close();
       await storage.close();
+    }
+  });
+
+  it('fal’s storage never answers the PUT of an image: each attempt gives up after FAL_UPLOAD_TIMEOUT_MS, the transition fails IMAGE_PREPARE_FAILED within its bound, nothing sent to fal', { timeout: 60_000 }, async () => {
+    const uploadTimeoutMs = 800;
+    // PUBLIC_URL on 127.0.0.1 (webhooks on): Segue's URLs are not public, so its images go to fal's storage.
+    const p = await startPipeline({
+      webhooks: true,
+      env: { FAL_UPLOAD_TIMEOUT_MS: String(uploadTimeoutMs), FAL_MAX_RETRIES: '1', FAL_RETRY_DELAY_MS: '100' },
+      inlineWorkers: 1,
+    });
+    try {
+      p.emulator.inject({ on: 'upload', hang: true, times: Infinity });
+      const account = await p.account();
+      const [front, tail] = await Promise.all(
+        ['#335577', '#775533'].map(async (color) => (await uploadImage(p.app.graphqlUrl, account.apiKey, await makeImage({ width: 800, height: 600, color }))).data!.uploadImage),
+      );
+      const started = Date.now();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [{ frontImageId: idOf('Image', front!.id), tailImageId: idOf('Image', tail!.id), prompt: 'storage silent' }] });
+      // Two attempts (FAL_MAX_RETRIES = 1), each uploading both images at once.
+      const bound = 2 * uploadTimeoutMs + 5_000;
+      const [row] = await p.settled(batch!.id, bound);
+      expect(Date.now() - started).toBeLessThan(bound);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2 * uploadTimeoutMs);
+      expect(row).toMatchObject({ status: 'FAILED', errorCode: 'IMAGE_PREPARE_FAILED' });
+      expect(row!.errorMessage).toMatch(/timed out/);
+      expect(p.emulator.counters()).toMatchObject({ submitted: 0, uploads: 0 });
+      expect(p.emulator.counters().hungCalls).toBeGreaterThanOrEqual(4);
+    } finally {
+      await p.close();
     }
   });
 

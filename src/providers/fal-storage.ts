@@ -1,6 +1,7 @@
 import { createFalClient } from '@fal-ai/client';
 import { blobFrom, File as FileFromDisk } from 'fetch-blob/from.js';
 import type { Config } from '../config.ts';
+import { withDeadline } from './deadline.ts';
 
 /**
  * fal's storage (`fal.storage.upload`, PROTOCOL.md §6): the client asks fal for an upload URL
@@ -12,20 +13,15 @@ export interface FalImageStorage {
   upload(file: string, contentType: string, fileName: string): Promise<string>;
 }
 
-const UPLOAD_TIMEOUT_MS = 60_000;
-
 export function createFalImageStorage(config: Config): FalImageStorage {
   const { fal } = config;
   const client = createFalClient({
     ...(fal.key ? { credentials: fal.key } : {}),
     ...(fal.proxyUrl ? { proxyUrl: { url: fal.proxyUrl, when: 'always' as const } } : {}),
     suppressLocalCredentialsWarning: true,
-    // Every call out is bounded: the initiate call and the PUT of the bytes alike.
-    fetch: (input, init) => {
-      const timeout = AbortSignal.timeout(UPLOAD_TIMEOUT_MS);
-      const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
-      return globalThis.fetch(input, { ...init, ...streamedBody(init), signal });
-    },
+    // Every call out is bounded (FAL_UPLOAD_TIMEOUT_MS), the reading of its answer included: the
+    // initiate call and the PUT of the bytes alike.
+    fetch: (input, init) => withDeadline(fal.uploadTimeoutMs, init?.signal ?? undefined, (signal) => answered(input, init, signal)),
   });
   return {
     async upload(file, contentType, fileName) {
@@ -39,6 +35,26 @@ export function createFalImageStorage(config: Config): FalImageStorage {
       return client.storage.upload(new FileFromDisk([await blobFrom(file, contentType)], fileName, { type: contentType }));
     },
   };
+}
+
+/** Statuses whose answer has no body (fetch's Response refuses one). */
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+/**
+ * One call, its answer read in full, and then the call is over: a storage server may answer a PUT
+ * before it has read the body (a signed URL refused up front) and keep the connection, reading
+ * nothing more; fetch would go on offering it the unsent bytes, holding the file open, until the
+ * deadline. Ending the call here cancels the body's stream, which closes the file.
+ */
+async function answered(input: string | URL | Request, init: RequestInit | undefined, deadline: AbortSignal): Promise<Response> {
+  const over = new AbortController();
+  try {
+    const response = await globalThis.fetch(input, { ...init, ...streamedBody(init), signal: AbortSignal.any([deadline, over.signal]) });
+    const body = NULL_BODY.has(response.status) ? null : await response.arrayBuffer();
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  } finally {
+    over.abort();
+  }
 }
 
 /**
