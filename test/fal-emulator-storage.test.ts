@@ -33,11 +33,43 @@ describe('fal emulator: storage uploads', () => {
     const before = fal.counters();
     fal.inject({ on: 'upload', status: 503 });
     await expect(c.storage.upload(new File([new Uint8Array(1024)], 'a.png', { type: 'image/png' }))).rejects.toMatchObject({ status: 503 });
-    // Refused up front while 24 MB are on their way: the client has its answer long before it could send them all.
+    // Refused up front: the answer comes while the body has sent one chunk of its four, and the
+    // rest would go only once it has come (a server that waited for the body would never answer).
     fal.inject({ on: 'upload', status: 403, early: true });
-    const started = Date.now();
-    await expect(c.storage.upload(new File([new Uint8Array(24 * 1024 * 1024)], 'b.png', { type: 'image/png' }))).rejects.toMatchObject({ status: 403 });
-    expect(Date.now() - started).toBeLessThan(5_000);
+    let chunksSent = 0;
+    let sentAtAnswer = -1;
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const gated = createFalClient({
+      credentials: 'key:secret',
+      proxyUrl: { url: fal.url, when: 'always' },
+      suppressLocalCredentialsWarning: true,
+      fetch: async (input, init) => {
+        if (init?.method !== 'PUT') return fetch(input, init);
+        const body = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            if (chunksSent > 0) await answered;
+            if (chunksSent === 4) return controller.close();
+            chunksSent += 1;
+            controller.enqueue(new Uint8Array(1024 * 1024));
+          },
+        });
+        const call = new AbortController();
+        const timer = setTimeout(() => call.abort(), 5_000);
+        try {
+          const response = await fetch(input, { ...init, body, duplex: 'half', signal: call.signal } as RequestInit);
+          sentAtAnswer = chunksSent;
+          const text = await response.text();
+          return new Response(text, { status: response.status, headers: response.headers });
+        } finally {
+          clearTimeout(timer);
+          answer();
+          call.abort();
+        }
+      },
+    });
+    await expect(gated.storage.upload(new File([new Uint8Array(4 * 1024 * 1024)], 'b.png', { type: 'image/png' }))).rejects.toMatchObject({ status: 403 });
+    expect(sentAtAnswer).toBe(1);
     expect(fal.counters()).toMatchObject({ uploads: before.uploads, uploadedBytes: before.uploadedBytes, uploadsRefused: before.uploadsRefused + 2 });
     await c.storage.upload(new File([new Uint8Array(10)], 'c.png', { type: 'image/png' }));
     expect(fal.counters()).toMatchObject({ uploads: before.uploads + 1, uploadedBytes: before.uploadedBytes + 10 });

@@ -18,18 +18,15 @@ import { until } from './helpers/wait.ts';
  */
 
 const TIMEOUT_MS = 4_000;
+const SIZE = 24 * 1024 * 1024;
 let fal: FalEmulator;
 let dir: string;
-let file: string;
 let storage: FalImageStorage;
+let files = 0;
 
 beforeAll(async () => {
   fal = await startFalEmulator({ latencyMs: 0, apiKey: 'key:secret' });
   dir = mkdtempSync(join(tmpdir(), 'segue-upload-bounds-'));
-  // 24 MB: more than a loopback connection buffers, so a server that reads nothing leaves most
-  // of the file unsent (and the file open) for as long as the upload waits.
-  file = join(dir, 'front.png');
-  writeFileSync(file, randomBytes(24 * 1024 * 1024));
   storage = createFalImageStorage(
     loadConfig({ ...process.env, FAL_KEY: 'key:secret', FAL_PROXY_URL: fal.url, FAL_UPLOAD_TIMEOUT_MS: String(TIMEOUT_MS) }),
   );
@@ -38,6 +35,17 @@ afterAll(async () => {
   await fal?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+/**
+ * A file of its own for each test (what one test leaves open is not the next one's failure), of
+ * 24 MB: more than a loopback connection buffers, so a server that reads nothing leaves most of it
+ * unsent (and the file open) for as long as the upload waits.
+ */
+function imageFile(): string {
+  const file = join(dir, `image-${++files}.png`);
+  writeFileSync(file, randomBytes(SIZE));
+  return file;
+}
 
 /** Descriptors this process holds open on `path`. */
 const openOn = (path: string) =>
@@ -50,7 +58,7 @@ const openOn = (path: string) =>
   }).length;
 
 /** The file is closed well before FAL_UPLOAD_TIMEOUT_MS would have ended the call. */
-const closedSoon = () => until(() => openOn(file) === 0, { what: 'the file closed', timeoutMs: 1_500 });
+const closedSoon = (file: string) => until(() => openOn(file) === 0, { what: 'the file closed', timeoutMs: 1_500 });
 
 async function timed<T>(work: Promise<T>): Promise<{ ms: number; error: unknown }> {
   const started = Date.now();
@@ -63,42 +71,45 @@ async function timed<T>(work: Promise<T>): Promise<{ ms: number; error: unknown 
 
 describe("an image's upload to fal's storage", () => {
   it('stores the whole file and closes it', async () => {
+    const file = imageFile();
     const before = fal.counters().uploadedBytes;
     const url = await storage.upload(file, 'image/png', 'front.png');
     expect(url).toMatch(/^https:\/\/v3\.fal\.media\/files\/emulator\//);
-    expect(fal.counters().uploadedBytes - before).toBe(24 * 1024 * 1024);
-    await closedSoon();
+    expect(fal.counters().uploadedBytes - before).toBe(SIZE);
+    await closedSoon(file);
   });
 
   it('fails with the answer of a storage server that refuses it up front, at once, and closes the file', async () => {
+    const file = imageFile();
     fal.inject({ on: 'upload', status: 403, early: true });
     const { ms, error } = await timed(storage.upload(file, 'image/png', 'front.png'));
     expect(error).toMatchObject({ status: 403 });
     expect(ms).toBeLessThan(TIMEOUT_MS);
-    await closedSoon();
+    await closedSoon(file);
   });
 
   it('fails with the answer of a storage server that refuses it once read (503), and closes the file', async () => {
+    const file = imageFile();
     fal.inject({ on: 'upload', status: 503 });
     const { error } = await timed(storage.upload(file, 'image/png', 'front.png'));
     expect(error).toMatchObject({ status: 503 });
-    await closedSoon();
+    await closedSoon(file);
   });
 
   it('gives up on a storage server that neither reads nor answers after FAL_UPLOAD_TIMEOUT_MS, a garbage collection meanwhile or not, and closes the file', async () => {
+    const file = imageFile();
     // A collection while the upload waits: a timer only its signal held would be gone with it.
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     fal.inject({ on: 'upload', hang: true });
     const upload = timed(storage.upload(file, 'image/png', 'front.png'));
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(openOn(file)).toBe(1);
+    await until(() => openOn(file) === 1, { what: 'the upload reading the file', timeoutMs: 2_000 });
     gc();
     const { ms, error } = await upload;
     expect(error).toMatchObject({ name: 'TimeoutError' });
     expect(ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
     expect(ms).toBeLessThan(TIMEOUT_MS + 2_000);
-    await closedSoon();
+    await closedSoon(file);
     expect(fal.counters().hungCalls).toBeGreaterThanOrEqual(1);
   });
 });

@@ -38,22 +38,33 @@ export function createFalImageStorage(config: Config): FalImageStorage {
 }
 
 /** Statuses whose answer has no body (fetch's Response refuses one). */
-const NULL_BODY = new Set([101, 204, 205, 304]);
+const NULL_BODY = new Set([204, 205, 304]);
 
 /**
  * One call, its answer read in full, and then the call is over: a storage server may answer a PUT
  * before it has read the body (a signed URL refused up front) and keep the connection, reading
  * nothing more; fetch would go on offering it the unsent bytes, holding the file open, until the
- * deadline. Ending the call here cancels the body's stream, which closes the file.
+ * deadline (and with no deadline left once the call has settled, without end). Ending the call
+ * here cancels the body's stream, which closes the file. A 2xx that came before the whole body
+ * had gone would be cut short here and still count as stored; storage servers answer success
+ * only once they have the bytes.
  */
 async function answered(input: string | URL | Request, init: RequestInit | undefined, deadline: AbortSignal): Promise<Response> {
-  const over = new AbortController();
+  const call = new AbortController();
+  const follow = () => call.abort(deadline.reason);
+  if (deadline.aborted) follow();
+  else deadline.addEventListener('abort', follow, { once: true });
   try {
-    const response = await globalThis.fetch(input, { ...init, ...streamedBody(init), signal: AbortSignal.any([deadline, over.signal]) });
+    const response = await globalThis.fetch(input, { ...init, ...streamedBody(init), signal: call.signal });
     const body = NULL_BODY.has(response.status) ? null : await response.arrayBuffer();
-    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+    // The bytes as read: already decoded, and of their own length.
+    const headers = new Headers(response.headers);
+    headers.delete('content-encoding');
+    headers.delete('content-length');
+    return new Response(body, { status: response.status, statusText: response.statusText, headers });
   } finally {
-    over.abort();
+    deadline.removeEventListener('abort', follow);
+    call.abort();
   }
 }
 

@@ -61,9 +61,9 @@ export class StorageEmulator {
     }
     if (fault?.early) {
       // The whole answer, saying the connection will not serve another request (as storage
-      // servers do when they answer before the body), and then nothing: the response is never
-      // ended, since Node would then read (and discard) the rest of the body, and the connection
-      // stays open, reading nothing more, until the client closes it.
+      // servers do when they answer before the body), and then nothing: the worst such a server
+      // can do. The response is never ended and the connection stays open, reading nothing
+      // more, until the client closes it.
       const text = JSON.stringify({ detail: `Upload refused (${fault.status})` });
       res.writeHead(fault.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close' });
       res.write(text);

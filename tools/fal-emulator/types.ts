@@ -53,7 +53,7 @@ export interface FalCounters {
   streamsCut: number;
   resultCalls: number;
   cancelCalls: number;
-  /** Status, result or cancel calls left unanswered by a `hang` or `stallBody` fault. */
+  /** Status, result or cancel calls, and PUTs of uploads, left unanswered by a `hang` or `stallBody` fault. */
   hungCalls: number;
   /** Kept-alive connections closed unanswered by a `resetReused` fault. */
   connectionsReset: number;
