@@ -23,6 +23,12 @@ process.once('message', async (plan: Plan) => {
   let receipts: Array<[string, number, number]> = [];
   let ready = 0;
   let reconnects = 0;
+  /**
+   * Why connections ended before the run did: by close code (1006: cut without a close frame;
+   * 4408: the server saw no connection_init in time) and by the socket's error (`err:...`).
+   */
+  const closes: Record<string, number> = {};
+  let stopping = false;
   const clients = plan.subscribers.map(({ apiKey, batchId }) => {
     let snapshot = true;
     let seen = 0;
@@ -40,6 +46,16 @@ process.once('message', async (plan: Plan) => {
           if (attempts++ > 0) reconnects++;
           // A new connection starts with a new snapshot.
           if (snapshot) seen = 0;
+        },
+        error: (error) => {
+          if (stopping) return;
+          const key = `err:${String((error as { code?: string; message?: string }).code ?? (error as Error).message ?? error).slice(0, 40)}`;
+          closes[key] = (closes[key] ?? 0) + 1;
+        },
+        closed: (event) => {
+          if (stopping) return;
+          const code = String((event as { code?: number }).code ?? 'error');
+          closes[code] = (closes[code] ?? 0) + 1;
         },
       },
     });
@@ -68,7 +84,7 @@ process.once('message', async (plan: Plan) => {
     return client;
   });
   const flush = setInterval(() => {
-    process.send!({ type: 'connected', connected: ready, reconnects });
+    process.send!({ type: 'connected', connected: ready, reconnects, closes });
     if (receipts.length) {
       process.send!({ type: 'receipts', receipts });
       receipts = [];
@@ -78,6 +94,7 @@ process.once('message', async (plan: Plan) => {
     // Every process's subscribers are ready: the measured run starts.
     if (message.type === 'reset') loopDelay.reset();
     if (message.type !== 'stop') return;
+    stopping = true;
     clearInterval(flush);
     process.send!({ type: 'receipts', receipts, loopDelayMaxMs: loopDelay.max / 1e6 }, () => {
       for (const c of clients) void c.dispose();

@@ -109,7 +109,7 @@ async function heapSpacesOf() {
     .join(', ');
 }
 
-type ClientMessage = { type: string; receipts?: Array<[string, number, number]>; error?: string; connected?: number; reconnects?: number; loopDelayMaxMs?: number };
+type ClientMessage = { type: string; receipts?: Array<[string, number, number]>; error?: string; connected?: number; reconnects?: number; closes?: Record<string, number>; loopDelayMaxMs?: number };
 
 /**
  * Client processes holding `count` subscribers (subscriber i follows batch i % 50), all connecting
@@ -121,6 +121,7 @@ function startClients(count: number, onReceipts: (r: Array<[string, number, numb
   let errors = 0;
   const connected = new Map<number, number>();
   const reconnects = new Map<number, number>();
+  const closes = new Map<number, Record<string, number>>();
   const clients = Array.from({ length: clientProcesses }, () => fork('bench/subscriptions-client.ts', [], { execArgv: ['--import', 'tsx'] }));
   const allReady = new Promise<void>((resolve) => {
     clients.forEach((client, k) => {
@@ -129,6 +130,7 @@ function startClients(count: number, onReceipts: (r: Array<[string, number, numb
         if (m.type === 'connected') {
           connected.set(k, m.connected!);
           reconnects.set(k, m.reconnects!);
+          closes.set(k, m.closes ?? {});
         }
         if (m.type === 'receipts') onReceipts(m.receipts!, k);
         if (m.loopDelayMaxMs !== undefined) loopDelays[k] = m.loopDelayMaxMs;
@@ -144,6 +146,12 @@ function startClients(count: number, onReceipts: (r: Array<[string, number, numb
     allReady,
     connected: () => [...connected.values()].reduce((a, b) => a + b, 0),
     reconnects: () => [...reconnects.values()].reduce((a, b) => a + b, 0),
+    /** Connections that ended before the run did, by close code and socket error, over all client processes: what the reconnects answered. */
+    closes: () => {
+      const all: Record<string, number> = {};
+      for (const byCode of closes.values()) for (const [code, n] of Object.entries(byCode)) all[code] = (all[code] ?? 0) + n;
+      return Object.entries(all).map(([code, n]) => `${code} × ${n}`).join(', ') || 'none';
+    },
     errors: () => errors,
     /** From now on, each client process measures its event-loop delay. */
     startMeasuring: () => clients.forEach((c) => c.send({ type: 'reset' })),
@@ -219,7 +227,7 @@ if (burstCount > 0) {
   const perSubscriber = ((rssConnected - rssIdle) * 1024) / burstCount;
   console.log(`subscriptions burst: ${burstCount} idle WebSocket subscribers connecting at once in ${clientProcesses} client processes`);
   console.log(`  API process: node ${[...api.flags, ...entry].join(' ')} api: ${alive ? 'alive' : 'DIED'}`);
-  console.log(`  subscribed (snapshot received): ${subscribed}/${burstCount} in ${setupSeconds.toFixed(1)} s; reconnects ${clients.reconnects()}; subscriptions failed ${clients.errors()}`);
+  console.log(`  subscribed (snapshot received): ${subscribed}/${burstCount} in ${setupSeconds.toFixed(1)} s; reconnects ${clients.reconnects()} (why: ${clients.closes()}); subscriptions failed ${clients.errors()}`);
   console.log(`  received the next event of their batch: ${deliveries}/${burstCount}`);
   console.log(`  API RSS: ${rssIdle.toFixed(0)} MB idle, ${rssConnected.toFixed(0)} MB with subscribers, ${peak.toFixed(0)} MB peak; growth ${perSubscriber.toFixed(1)} KB per subscriber (goal <= 16 KB: ${alive && subscribed === burstCount && perSubscriber <= 16 ? 'met' : 'NOT met'})`);
   await api.stop();
