@@ -45,7 +45,8 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   let connected = 0;
   wss.on('connection', (socket, request) => {
     // The TCP socket under it (the upgrade's), kept so that messages sent together leave together.
-    const connection = new Connection(socket, request.socket as Socket, log, connected++ % SWEEP_SLICES);
+    // (ws' own `_socket`: the same object, so nothing more is kept; the request itself is not.)
+    const connection = new Connection(socket, request.socket, log, connected++ % SWEEP_SLICES);
     connections.set(socket, connection);
     // As graphql-ws: a socket of another subprotocol is closed at once (4406), with no wait.
     if (waitsForInit && socket.protocol === GRAPHQL_TRANSPORT_WS_PROTOCOL) awaitingInit.set(connection, performance.now() + initWaitMs);
@@ -154,8 +155,10 @@ class Connection {
    * burst's CPU). While little is queued for the client, a send is done as soon as its frame is
    * queued, and the TCP socket stays corked until the current turn's messages are all queued,
    * so they leave in one write. Past QUEUED_MAX, a send waits for its write, as before: a client
-   * that does not read holds up its own subscriptions (which end at SUBSCRIPTION_BUFFER), and its
-   * unsent frames stay bounded.
+   * that does not read holds up its own subscriptions (which end at SUBSCRIPTION_BUFFER), and what
+   * is queued for it stays under QUEUED_MAX plus one frame per subscription. (With
+   * permessage-deflate, which Segue does not turn on, ws would compress later: the order and the
+   * bound would hold, the single write would not.)
    */
   send(data: string): Promise<void> {
     const socket = this.socket;
@@ -169,7 +172,7 @@ class Connection {
       // After the microtasks now queued (graphql-ws' next send is one of them) have run.
       process.nextTick(uncork, this);
     }
-    // A failed write closes the socket ('error', then 'close' ends its subscriptions).
+    // A failed write destroys the TCP socket; ws then closes (1006), and 'close' ends the subscriptions.
     socket.send(data, ignore);
     return SENT;
   }
@@ -216,8 +219,11 @@ class Connection {
   }
 }
 
-/** Bytes queued for a client past which a send waits for its write (see Connection.send). */
-const QUEUED_MAX = 64 * 1024;
+/**
+ * Bytes queued for a client past which a send waits for its write (see Connection.send): more
+ * than most snapshots (20 whole rows are about 14 KB), little beside a connection's other memory.
+ */
+export const QUEUED_MAX = 16 * 1024;
 const SENT = Promise.resolve();
 const ignore = () => undefined;
 const uncork = (connection: Connection) => connection.flush();
