@@ -6,19 +6,24 @@
  * 1. Burst (skipped with burst=0): `burst` idle subscribers connect at once, as browsers do after
  *    an API restart, to an API started with BURST_NODE_OPTIONS (default --max-old-space-size=256).
  *    Reported: how many connected and got their snapshot, how many received the next event of
- *    their batch, and the API's RSS growth per subscriber (goal <= 16 KB).
+ *    their batch, and the API's RSS growth per subscriber (goal <= 16 KB). SQL_DETAIL=1: the
+ *    burst API also counts its round trips (bench/count-roundtrips.ts, under tsx), and the SQL
+ *    statements and Redis commands per subscriber are printed, by kind.
  * 2. Latency: `subscribers` subscribers on a fresh API (API_NODE_OPTIONS); this process commits
  *    state changes at the given rate through the state machine. Reported: latency from commit to
  *    receipt at the client (goal p99 <= 50 ms) and the API process's RSS (goal <= 200 MB).
  */
 import { fork, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createAccount } from '../src/domain/accounts.ts';
 import { createTransitions } from '../src/domain/transitions.ts';
 import { changeTransition } from '../src/domain/state-machine.ts';
 import { encodeId } from '../src/graphql/ids.ts';
 import { createSegue } from '../src/runtime.ts';
+import type { Counts } from './count-roundtrips.ts';
 import { benchConfig, ms, percentiles, segueMetrics } from './lib.ts';
 
 const subscriberCount = Number(process.argv[2] ?? 1000);
@@ -64,9 +69,10 @@ interface Api {
   stop(): Promise<void>;
 }
 
-async function startApi(flags: string[]): Promise<Api> {
-  const api = spawn(process.execPath, [...flags, ...entry, 'api'], {
-    env: { ...process.env, DATABASE_URL: config.databaseUrl, PORT: String(port), HOST: '127.0.0.1', QUEUE_PREFIX: config.queuePrefix, LOG_LEVEL: 'warn', LOG_PRETTY: 'false', SUBSCRIPTIONS_PER_ACCOUNT: '100000' },
+async function startApi(flags: string[], countsDir?: string): Promise<Api> {
+  const counting = countsDir ? ['--import', 'tsx', '--import', './bench/count-roundtrips.ts'] : [];
+  const api = spawn(process.execPath, [...flags, ...counting, ...entry, 'api'], {
+    env: { ...process.env, ...(countsDir ? { BENCH_COUNTS: countsDir } : {}), DATABASE_URL: config.databaseUrl, PORT: String(port), HOST: '127.0.0.1', QUEUE_PREFIX: config.queuePrefix, LOG_LEVEL: 'warn', LOG_PRETTY: 'false', SUBSCRIPTIONS_PER_ACCOUNT: '100000' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let exited = false;
@@ -175,10 +181,27 @@ const touch = (n: number) => {
   return changeTransition(segue, row, 'SUBMITTED', { queuePosition: position++ % 1000 }, { from: ['SUBMITTED'] });
 };
 
+/** What a counting API sent so far (count-roundtrips.ts writes it on SIGUSR2). */
+async function countsOf(api: Api, dir: string): Promise<Counts> {
+  process.kill(api.pid, 'SIGUSR2');
+  await new Promise((r) => setTimeout(r, 500));
+  return JSON.parse(readFileSync(join(dir, `${api.pid}.json`), 'utf8')) as Counts;
+}
+
+const perSubscriberByKind = (after: Record<string, number>, before: Record<string, number>, n: number) =>
+  Object.entries(after)
+    .map(([kind, count]) => [kind, (count - (before[kind] ?? 0)) / n] as const)
+    .filter(([, each]) => each >= 0.01)
+    .sort((a, b) => b[1] - a[1])
+    .map(([kind, each]) => `${each.toFixed(2)} ${kind}`)
+    .join('; ');
+
 if (burstCount > 0) {
-  const api = await startApi(flagsOf(process.env.BURST_NODE_OPTIONS ?? '--max-old-space-size=256'));
+  const countsDir = process.env.SQL_DETAIL ? mkdtempSync(join(tmpdir(), 'segue-counts-')) : undefined;
+  const api = await startApi(flagsOf(process.env.BURST_NODE_OPTIONS ?? '--max-old-space-size=256'), countsDir);
   await new Promise((r) => setTimeout(r, 1000));
   const rssIdle = api.rss();
+  const countsBefore = countsDir ? await countsOf(api, countsDir) : null;
   if (process.env.BENCH_DETAIL) console.log(`  API memory idle: ${await memoryOf()}; heap spaces used/total: ${await heapSpacesOf()}`);
   let peak = rssIdle;
   const peakTimer = setInterval(() => api.alive() && (peak = Math.max(peak, api.rss())), 250);
@@ -204,6 +227,7 @@ if (burstCount > 0) {
     last = c;
   }
   const setupSeconds = (now() - started) / 1000;
+  const countsAfter = countsDir && api.alive() ? await countsOf(api, countsDir) : null;
   // Every client process said all its subscribers have their snapshot; the running count they
   // send every 200 ms may predate the last few.
   const subscribed = allSubscribed ? burstCount : clients.connected();
@@ -230,7 +254,14 @@ if (burstCount > 0) {
   console.log(`  subscribed (snapshot received): ${subscribed}/${burstCount} in ${setupSeconds.toFixed(1)} s; reconnects ${clients.reconnects()} (why: ${clients.closes()}); subscriptions failed ${clients.errors()}`);
   console.log(`  received the next event of their batch: ${deliveries}/${burstCount}`);
   console.log(`  API RSS: ${rssIdle.toFixed(0)} MB idle, ${rssConnected.toFixed(0)} MB with subscribers, ${peak.toFixed(0)} MB peak; growth ${perSubscriber.toFixed(1)} KB per subscriber (goal <= 16 KB: ${alive && subscribed === burstCount && perSubscriber <= 16 ? 'met' : 'NOT met'})`);
+  if (countsBefore && countsAfter) {
+    const n = burstCount;
+    console.log(`  round trips per subscriber, connect → snapshot: ${((countsAfter.statements - countsBefore.statements) / n).toFixed(2)} SQL statements, ${((Object.values(countsAfter.redis).reduce((a, b) => a + b, 0) - Object.values(countsBefore.redis).reduce((a, b) => a + b, 0)) / n).toFixed(2)} Redis commands`);
+    console.log(`    SQL: ${perSubscriberByKind(countsAfter.sql, countsBefore.sql, n)}`);
+    console.log(`    Redis: ${perSubscriberByKind(countsAfter.redis, countsBefore.redis, n) || 'none'}`);
+  }
   await api.stop();
+  if (countsDir) rmSync(countsDir, { recursive: true, force: true });
 }
 
 if (subscriberCount > 0) {
