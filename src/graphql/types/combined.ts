@@ -23,10 +23,10 @@ export const GeneratedTransitionNode = builder.prismaNode('GeneratedTransition',
     durationSeconds: t.exposeFloat('durationSeconds', { nullable: true }),
     audioUrl: t.exposeString('audioUrl', { nullable: true }),
     burnSubtitles: t.exposeBoolean('burnSubtitles'),
+    // The row's own columns (include mode): a live event's row is shown as it is (see TransitionNode).
     error: t.field({
       type: GenerationError,
       nullable: true,
-      select: { errorCode: true, errorMessage: true },
       resolve: (g) => (g.errorCode ? { code: g.errorCode, message: g.errorMessage ?? '' } : null),
     }),
     transitions: t.field({

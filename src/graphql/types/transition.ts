@@ -51,16 +51,18 @@ export const TransitionNode = builder.prismaNode('Transition', {
     status: t.expose('status', { type: TransitionStatusEnum }),
     version: t.exposeInt('version', { description: 'Grows with every change; orders updates of this transition.' }),
     attempts: t.exposeInt('attempts', { description: 'fal attempts in the current generation run.' }),
+    // No `select` on fields made of the row's own columns: the type is in include mode, so every
+    // row has them, and a row a live event carries is shown as it is. With one, the plugin reads
+    // the row again for each such row it did not load itself: a statement per event per
+    // subscriber, and a message whose error is of a later version than its status.
     error: t.field({
       type: GenerationError,
       nullable: true,
-      select: { errorCode: true, errorMessage: true },
       resolve: (t) => (t.errorCode ? { code: t.errorCode, message: t.errorMessage ?? '' } : null),
     }),
     estimatedCost: t.float({
       nullable: true,
       description: "Estimated cost in USD of one generation at the model's published price (null when unknown).",
-      select: { durationSeconds: true },
       resolve: (t, _args, ctx) => estimateUsd(ctx.segue.config.pricePerSecondUsd, t.durationSeconds),
     }),
     estimatedCompletionAt: t.field({
@@ -69,7 +71,6 @@ export const TransitionNode = builder.prismaNode('Transition', {
       description:
         'When this transition should be done, while it is queued or running: from how long generations of its length took ' +
         'lately and the work ahead of it (null once it has ended, or before it is generated).',
-      select: { status: true },
       resolve: (t, _args, ctx) => ctx.segue.completionEstimates.forTransition(t.id, t.status),
     }),
     falRequestId: t.exposeString('falRequestId', { nullable: true }),
