@@ -12,8 +12,12 @@ import { subscribe, wsClient } from './helpers/subscribe.ts';
 import { until } from './helpers/wait.ts';
 
 /**
- * What a subscription reads from the database: each event is shown from the row it carries, with
- * no read, so every field of one message is of one version.
+ * What a subscription reads from the database. Setting one up: after an API restart every
+ * browser sets one up again at once. A batch stream starts from one statement (its transitions
+ * and its end, read together, which is also the check that the batch is the account's); a
+ * transition stream from one. A foreign id is NOT_FOUND and leaves nothing subscribed at Redis.
+ * Then each event is shown from the row it carries, with no read: every field of one message is
+ * of one version.
  */
 const prefix = `sset${process.pid}`;
 let app: TestApp;
@@ -55,6 +59,91 @@ async function batchOf(n: number) {
 const onRows = (sql: string) => /"(Batch|BatchItem|Transition)"/.test(sql);
 
 describe('what a subscription reads', () => {
+  it('a batch stream starts from one statement: every transition in its order, then its changes', async () => {
+    const { account, batch, transitions } = await batchOf(5);
+    const client = wsClient(app.url + '/graphql', account.apiKey);
+    try {
+      // The connection first, so that only the subscription's own statements are counted.
+      const warm = subscribe(client, TransitionUpdated, { id: encodeId('Transition', transitions[0]!.id) }, (d) => d.transitionUpdated);
+      await warm.first;
+      let stream!: ReturnType<typeof subscribe<unknown, unknown, { id: string; status: string; version: number }>>;
+      const sent = await statementsDuring(async () => {
+        stream = subscribe(client, TransitionUpdated, { batchId: encodeId('Batch', batch.id) }, (d) => d.transitionUpdated);
+        await until(() => stream.events.length >= 5, { what: 'the snapshot' });
+      });
+      expect(sent.filter(onRows)).toHaveLength(1);
+      expect(stream.events.map((e) => e.id)).toEqual(transitions.map((t) => encodeId('Transition', t.id)));
+      expect(stream.events.every((e) => e.status === 'QUEUED')).toBe(true);
+
+      await cancelBatch(noQueue(), account.id, batch.id);
+      // Each transition's change, then the stream ends with the batch.
+      await stream.done;
+      expect(stream.errors).toEqual([]);
+      expect(stream.events.slice(5).map((e) => e.status)).toEqual(Array(5).fill('CANCELED'));
+      warm.stop();
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('a batch that has already ended: its rows as they ended, then the stream completes', async () => {
+    const { account, batch, transitions } = await batchOf(3);
+    await cancelBatch(noQueue(), account.id, batch.id);
+    const client = wsClient(app.url + '/graphql', account.apiKey);
+    try {
+      const stream = subscribe(client, TransitionUpdated, { batchId: encodeId('Batch', batch.id) }, (d) => d.transitionUpdated);
+      await stream.done;
+      expect(stream.errors).toEqual([]);
+      expect(stream.events.map((e) => [e.id, e.status])).toEqual(transitions.map((t) => [encodeId('Transition', t.id), 'CANCELED']));
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('a transition stream starts from one statement', async () => {
+    const { account, transitions } = await batchOf(2);
+    const client = wsClient(app.url + '/graphql', account.apiKey);
+    try {
+      const warm = subscribe(client, TransitionUpdated, { id: encodeId('Transition', transitions[1]!.id) }, (d) => d.transitionUpdated);
+      await warm.first;
+      let stream!: ReturnType<typeof subscribe<unknown, unknown, { id: string; status: string }>>;
+      const sent = await statementsDuring(async () => {
+        stream = subscribe(client, TransitionUpdated, { id: encodeId('Transition', transitions[0]!.id) }, (d) => d.transitionUpdated);
+        await stream.first;
+      });
+      expect(sent.filter(onRows)).toHaveLength(1);
+      expect(stream.events[0]).toMatchObject({ id: encodeId('Transition', transitions[0]!.id), status: 'QUEUED' });
+      warm.stop();
+      stream.stop();
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it("another account's batch or transition is NOT_FOUND, and nothing stays subscribed at Redis", async () => {
+    const theirs = await batchOf(2);
+    const mine = await createTestAccount(app.segue);
+    const target = app.segue.config.redis;
+    const admin = new Redis(target.mode === 'single' ? target.url : 'redis://127.0.0.1:6379');
+    const client = wsClient(app.url + '/graphql', mine.apiKey);
+    try {
+      const patterns = async () => ((await admin.call('PUBSUB', 'NUMPAT')) as number);
+      const channel = app.segue.topics.batch(mine.id, theirs.batch.id);
+      const before = await patterns();
+      for (const variables of [{ batchId: encodeId('Batch', theirs.batch.id) }, { id: encodeId('Transition', theirs.transitions[0]!.id) }]) {
+        const stream = subscribe(client, TransitionUpdated, variables, (d) => d.transitionUpdated);
+        await stream.done;
+        expect(codes({ errors: stream.errors })).toEqual(['NOT_FOUND']);
+        expect(stream.events).toEqual([]);
+      }
+      await until(async () => (await patterns()) === before, { what: 'the patterns let go' });
+      expect(await admin.call('PUBSUB', 'NUMSUB', channel)).toEqual([channel, 0]);
+    } finally {
+      await client.dispose();
+      admin.disconnect();
+    }
+  });
+
   it('an event is shown from the row it carries: its error is of its version, and nothing is read for it', async () => {
     const { account, transitions } = await batchOf(1);
     const id = transitions[0]!.id;

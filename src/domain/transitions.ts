@@ -1,8 +1,8 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../config.ts';
-import type { Db } from '../db.ts';
+import type { Db, Sql } from '../db.ts';
 import { reserveWithinBudget } from './costs.ts';
-import type { Prisma } from '../generated/prisma/client.ts';
+import type { Prisma, Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus } from '../generated/prisma/enums.ts';
 import { createBatch, queueInBatch } from './batches.ts';
 import { insertBatchItems, insertTransitions } from './bulk-inserts.ts';
@@ -138,4 +138,31 @@ export async function getBatch(
   const batch = await deps.db.batch.findFirst({ ...query, where: { id, accountId } } as { where: Prisma.BatchWhereInput });
   if (!batch) throw notFound('Batch');
   return batch;
+}
+
+/** A batch's transitions in its order, each as it is now, and whether the batch has ended. */
+export interface BatchSnapshot {
+  rows: Transition[];
+  completedAt: Date | null;
+}
+
+/**
+ * The account's batch as a live stream starts from: its transitions and its end, read in one
+ * statement, so both are of the same moment (a batch seen ended has every row of its end), and
+ * checked to be the account's in the same read. NOT_FOUND when it is not.
+ */
+export async function batchSnapshot(deps: { sql: Sql }, accountId: string, batchId: string): Promise<BatchSnapshot> {
+  const found = await deps.sql.query<Transition & { batchCompletedAt: Date | null }>(
+    `SELECT b."completedAt" AS "batchCompletedAt", t.*
+       FROM "Batch" b
+       LEFT JOIN "BatchItem" i ON i."batchId" = b."id"
+       LEFT JOIN "Transition" t ON t."id" = i."transitionId"
+      WHERE b."id" = $1::uuid AND b."accountId" = $2::uuid
+      ORDER BY i."position"`,
+    [batchId, accountId],
+  );
+  if (found.length === 0) throw notFound('Batch');
+  // An empty batch is its one row with no transition.
+  const rows = found[0]!.id === null ? [] : found.map(({ batchCompletedAt: _, ...row }) => row as Transition);
+  return { rows, completedAt: found[0]!.batchCompletedAt };
 }

@@ -1,5 +1,5 @@
 import { batchCounts, type BatchCounts } from '../domain/batches.ts';
-import { getBatch, getTransition } from '../domain/transitions.ts';
+import { batchSnapshot, getBatch, getTransition } from '../domain/transitions.ts';
 import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import { getGeneratedTransition } from '../domain/combine.ts';
 import { LiveFeed } from './live.ts';
@@ -24,18 +24,29 @@ export async function transitionUpdates(
   scope: { transitionId?: string | null; batchId?: string | null },
 ): Promise<AsyncIterableIterator<Transition>> {
   const { topics } = deps;
-  const transition = scope.transitionId ? await getTransition(deps, accountId, scope.transitionId) : null;
-  const batch = !transition && scope.batchId ? await getBatch(deps, accountId, scope.batchId) : null;
-  const triggers = transition
-    ? [{ trigger: topics.oneTransition(accountId, transition.id), pattern: true }]
-    : batch
+  const { transitionId, batchId } = scope;
+  const triggers = transitionId
+    ? [{ trigger: topics.oneTransition(accountId, transitionId), pattern: true }]
+    : batchId
       ? [
-          { trigger: topics.batchTransitions(accountId, batch.id), pattern: true },
-          { trigger: topics.batch(accountId, batch.id), pattern: false },
+          { trigger: topics.batchTransitions(accountId, batchId), pattern: true },
+          { trigger: topics.batch(accountId, batchId), pattern: false },
         ]
       : [{ trigger: topics.accountTransitions(accountId), pattern: true }];
   const feed = await LiveFeed.subscribe<TransitionChange | BatchProgress>(deps.pubsub, triggers, deps.config.subscriptions.buffer);
-  return new TransitionStream(deps, accountId, feed, transition ? { transitionId: transition.id } : batch ? { batchId: batch.id } : null);
+  // The snapshot is read once the feed listens, and that one read is also the check that the id
+  // is the account's: a foreign or unknown one is a NOT_FOUND now, and its feed is let go.
+  try {
+    if (transitionId) {
+      const transition = await getTransition(deps, accountId, transitionId);
+      return new TransitionStream(deps, accountId, feed, { transitionId }, { transition });
+    }
+    if (batchId) return new TransitionStream(deps, accountId, feed, { batchId }, { batch: await batchSnapshot(deps, accountId, batchId) });
+    return new TransitionStream(deps, accountId, feed, null, null);
+  } catch (error) {
+    feed.close();
+    throw error;
+  }
 }
 
 /** batchProgress: the batch now, then again with fresh counts on every change; ends with the batch. */

@@ -1,5 +1,6 @@
+import { AppError } from '../domain/errors.ts';
 import { loadTransition } from '../domain/state-machine.ts';
-import { getTransition } from '../domain/transitions.ts';
+import { batchSnapshot, type BatchSnapshot } from '../domain/transitions.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import type { Segue } from '../runtime.ts';
 import { EndingStream, finished, type LiveFeed } from './live.ts';
@@ -25,18 +26,19 @@ const rowsOf = (deps: StreamDeps) => {
   return rows;
 };
 
-/** The transitions of a batch in its order, each as it is now. */
-async function batchTransitions(deps: StreamDeps, batchId: string): Promise<Transition[]> {
-  const items = await deps.db.batchItem.findMany({
-    where: { batchId },
-    orderBy: { position: 'asc' },
-    include: { transition: true },
-  });
-  const rows = rowsOf(deps);
-  return items.map((i) => rows.remember(i.transition));
-}
+/** A batch deleted as it ended has nothing left to send: its stream ends. */
+const goneAsEmpty = (error: unknown): BatchSnapshot => {
+  if (error instanceof AppError && error.code === 'NOT_FOUND') return { rows: [], completedAt: null };
+  throw error;
+};
 
 const awaitsPoster = (row: Transition) => row.status === 'COMPLETED' && !row.posterUrl;
+
+/**
+ * What a stream starts from, read after its feed was subscribed: the one transition, or the
+ * batch's transitions and its end; nothing for an account-wide stream.
+ */
+export type StreamStart = { transition: Transition } | { batch: BatchSnapshot } | null;
 
 /** Shared by every stream with nothing queued; never written to (a snapshot replaces it). */
 const NOTHING_QUEUED: Transition[] = [];
@@ -60,7 +62,6 @@ export class TransitionStream extends EndingStream<Transition> {
   private queued: Transition[] = NOTHING_QUEUED;
   /** The stream ends once `queued` is drained. */
   private endAfterQueued = false;
-  private started = false;
   private ended = false;
   /** Once the batch has ended: the transitions still waiting for their poster; none left, it ends. */
   private posters: Set<string> | null = null;
@@ -71,6 +72,7 @@ export class TransitionStream extends EndingStream<Transition> {
     private readonly accountId: string,
     private readonly feed: LiveFeed<TransitionChange | BatchProgress>,
     private readonly scope: { transitionId: string } | { batchId: string } | null,
+    private start: StreamStart,
   ) {
     super();
     this.rows = rowsOf(deps);
@@ -80,13 +82,7 @@ export class TransitionStream extends EndingStream<Transition> {
   // do): one read of the feed at a time.
   next(): Promise<IteratorResult<Transition>> {
     if (this.ended) return Promise.resolve(finished());
-    if (!this.started) {
-      this.started = true;
-      return this.snapshot().then(
-        () => this.guarded(() => this.next()),
-        (error: unknown) => this.fail(error),
-      );
-    }
+    if (this.start) this.begin(this.start);
     while (this.queued.length > 0) {
       const row = this.queued.shift()!;
       // A drained array keeps its room: an idle subscriber holds an empty one instead.
@@ -103,16 +99,16 @@ export class TransitionStream extends EndingStream<Transition> {
   }
 
   /** What a subscriber gets first: the transition, or each of the batch's (and whether it has ended). */
-  private async snapshot() {
-    const { deps, scope } = this;
-    if (scope && 'transitionId' in scope) {
-      this.queued = [this.rows.remember(await getTransition(deps, this.accountId, scope.transitionId))];
-    } else if (scope) {
-      const rows = await batchTransitions(deps, scope.batchId);
-      const batch = await deps.db.batch.findUniqueOrThrow({ where: { id: scope.batchId }, select: { completedAt: true } });
-      this.endAfterQueued = batch.completedAt !== null && this.batchEnded(rows);
-      this.queued = rows;
+  private begin(start: NonNullable<StreamStart>) {
+    // Let go of once sent: an idle subscriber keeps no snapshot.
+    this.start = null;
+    if ('transition' in start) {
+      this.queued = [this.rows.remember(start.transition)];
+      return;
     }
+    const rows = start.batch.rows.map((row) => this.rows.remember(row));
+    this.endAfterQueued = start.batch.completedAt !== null && this.batchEnded(rows);
+    this.queued = rows;
   }
 
   private read(read: IteratorResult<TransitionChange | BatchProgress>): Promise<IteratorResult<Transition>> | IteratorResult<Transition> {
@@ -128,9 +124,10 @@ export class TransitionStream extends EndingStream<Transition> {
     }
     if (message.completedAt && !this.posters && this.scope && 'batchId' in this.scope) {
       // The batch ended: send whatever changes have not come through yet, then the posters.
-      return batchTransitions(this.deps, this.scope.batchId).then(
-        (rows) =>
+      return batchSnapshot(this.deps, this.accountId, this.scope.batchId).catch(goneAsEmpty).then(
+        (batch) =>
           this.guarded(() => {
+            const rows = batch.rows.map((row) => this.rows.remember(row));
             this.endAfterQueued = this.batchEnded(rows);
             this.queued = rows;
             return this.next();
