@@ -1,11 +1,16 @@
 import { createRequire } from 'node:module';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { parse } from 'graphql';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cancelBatch, createAndGenerate } from '../src/domain/generation.ts';
 import type { Transition } from '../src/generated/prisma/client.ts';
-import { encodeId } from '../src/graphql/ids.ts';
-import { codes, createTestAccount, startTestApp, type TestApp } from './helpers/app.ts';
+import { encodeId, idOf } from '../src/graphql/ids.ts';
+import { codes, createTestAccount, gql, startTestApp, type TestApp } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
+import { makeImage } from './helpers/images.ts';
+import { CreateTransitions } from './helpers/operations.ts';
+import { uploadImage } from './helpers/uploads.ts';
 import { TransitionUpdated } from './helpers/operations.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
 import { subscribe, wsClient } from './helpers/subscribe.ts';
@@ -52,6 +57,8 @@ const noQueue = () => ({ ...app.segue, generationJobs: { enqueue: async () => un
 async function batchOf(n: number) {
   const account = await createTestAccount(app.segue);
   const { batch, transitions } = await createAndGenerate(noQueue(), account.id, { transitions: transitionInputs(n) });
+  // The batch's progress goes out now, not while a test counts statements.
+  await app.segue.events.flush();
   return { account, batch: batch!, transitions };
 }
 
@@ -169,5 +176,74 @@ describe('what a subscription reads', () => {
     } finally {
       await client.dispose();
     }
+  });
+
+  it("the console's fields: uploaded frames are signed URLs in the snapshot and in every event, read once per process, not per event", async () => {
+    const account = await createTestAccount(app.segue);
+    const image = async (color: string) => (await uploadImage(app.graphqlUrl, account.apiKey, await makeImage({ width: 640, height: 360, color }))).data!.uploadImage.id;
+    const created = await gql(app.graphqlUrl, account.apiKey, CreateTransitions, {
+      input: { transitions: [{ frontImageId: await image('#aa3300'), tailImageId: await image('#0033aa'), prompt: 'uploaded frames' }] },
+    });
+    expect(created.errors).toBeUndefined();
+    const id = created.data!.createTransitions.transitions[0]!.id;
+    type Frames = { id: string; version: number; frontImageUrl: string; tailImageUrl: string };
+    const Console: TypedDocumentNode<{ transitionUpdated: Frames }, { id: string }> = parse(
+      'subscription ($id: ID) { transitionUpdated(id: $id) { id version frontImageUrl tailImageUrl estimatedCost error { code } } }',
+    );
+    // Two viewers of the same transition, on one connection each.
+    const clients = [wsClient(app.url + '/graphql', account.apiKey), wsClient(app.url + '/graphql', account.apiKey)];
+    try {
+      const viewers = clients.map((client) => subscribe(client, Console, { id }, (d) => d.transitionUpdated));
+      const firsts = await Promise.all(viewers.map((v) => v.first));
+      for (const first of firsts) {
+        for (const url of [first.frontImageUrl, first.tailImageUrl]) {
+          // Signed URLs of this server (its public URL is not known to a test on port 0: the path is).
+          const { pathname, search } = new URL(url);
+          expect(pathname).toMatch(/^\/media\/private\/images\//);
+          expect((await fetch(app.url + pathname + search)).headers.get('content-type')).toMatch(/^image\//);
+        }
+      }
+      const [row] = await app.segue.sql.query<Transition>(`UPDATE "Transition" SET "version" = "version" + 1 WHERE "id" = $1::uuid RETURNING *`, [
+        idOf('Transition', id),
+      ]);
+      const sent = await statementsDuring(async () => {
+        await app.segue.events.transitionsChanged([row!]);
+        await until(() => viewers.every((v) => v.events.length >= 2), { what: 'the event, at both viewers' });
+      });
+      for (const v of viewers) {
+        expect(v.events[1]).toMatchObject({ version: row!.version, frontImageUrl: expect.stringContaining('/media/'), tailImageUrl: expect.stringContaining('/media/') });
+      }
+      expect(sent.filter((sql) => /"(Transition|Image)"/.test(sql) && !/"Batch/.test(sql))).toEqual([]);
+      for (const v of viewers) v.stop();
+    } finally {
+      await Promise.all(clients.map((c) => c.dispose()));
+    }
+  });
+
+  it("a page of transitions reads its uploaded frames' keys in one statement, and a second page none", async () => {
+    const account = await createTestAccount(app.segue);
+    const image = async (color: string) => (await uploadImage(app.graphqlUrl, account.apiKey, await makeImage({ width: 640, height: 360, color }))).data!.uploadImage.id;
+    const colors = ['#110000', '#220000', '#330000', '#440000', '#550000', '#660000'];
+    const ids: string[] = [];
+    for (const color of colors) ids.push(await image(color));
+    // Made without asking for the frames' URLs, so that no key is known yet.
+    const Create: TypedDocumentNode<{ createTransitions: { batch: { id: string } } }, { input: unknown }> = parse(
+      'mutation ($input: CreateTransitionsInput!) { createTransitions(input: $input) { batch { id } } }',
+    );
+    const created = await gql(app.graphqlUrl, account.apiKey, Create, {
+      input: { generate: true, transitions: [0, 2, 4].map((i) => ({ frontImageId: ids[i], tailImageId: ids[i + 1], prompt: `frames ${i}` })) },
+    });
+    expect(created.errors).toBeUndefined();
+    const Page: TypedDocumentNode<{ batch: { transitions: { edges: Array<{ node: { frontImageUrl: string; tailImageUrl: string } }> } } }, { id: string }> =
+      parse('query ($id: ID!) { batch(id: $id) { transitions(first: 10) { edges { node { frontImageUrl tailImageUrl } } } } }');
+    const id = created.data!.createTransitions.batch!.id;
+    const keyReads = (sent: string[]) => sent.filter((sql) => sql.includes('"key"') && sql.includes('"Image"'));
+    let page!: Awaited<ReturnType<typeof gql<{ batch: { transitions: { edges: Array<{ node: { frontImageUrl: string; tailImageUrl: string } }> } } }, { id: string }>>>;
+    const first = await statementsDuring(async () => (page = await gql(app.graphqlUrl, account.apiKey, Page, { id })));
+    const urls = page.data!.batch.transitions.edges.flatMap((e) => [e.node.frontImageUrl, e.node.tailImageUrl]);
+    expect(urls.map((url) => new URL(url).pathname.split('/').pop()!.split('.')[0])).toEqual(ids.map((global) => idOf('Image', global)));
+    expect(keyReads(first)).toHaveLength(1);
+    const second = await statementsDuring(() => gql(app.graphqlUrl, account.apiKey, Page, { id }));
+    expect(keyReads(second)).toEqual([]);
   });
 });

@@ -26,15 +26,15 @@ export const TransitionNode = builder.prismaNode('Transition', {
   // Node lookups bypass root resolvers, so scope them to the caller (and a token's reach) here.
   findUnique: (id, ctx) => ({ id, accountId: ctx.accountId(), ...transitionScopeWhere(ctx.scope) }),
   fields: (t) => ({
+    // The key of an uploaded frame from the process' image keys, not a `select` of the relation:
+    // with one, the Prisma plugin read the row again for each live event.
     frontImageUrl: t.string({
       description: 'The URL given, or a signed URL of the uploaded frontImage.',
-      select: { frontImageUrl: true, frontImage: { select: { key: true } } },
-      resolve: (t, _args, ctx) => t.frontImageUrl ?? imageReadUrl(ctx.segue, t.frontImage!.key!),
+      resolve: (t, _args, ctx) => t.frontImageUrl ?? ctx.segue.imageKeys.of(t.frontImageId!).then((key) => imageReadUrl(ctx.segue, key)),
     }),
     tailImageUrl: t.string({
       description: 'The URL given, or a signed URL of the uploaded tailImage.',
-      select: { tailImageUrl: true, tailImage: { select: { key: true } } },
-      resolve: (t, _args, ctx) => t.tailImageUrl ?? imageReadUrl(ctx.segue, t.tailImage!.key!),
+      resolve: (t, _args, ctx) => t.tailImageUrl ?? ctx.segue.imageKeys.of(t.tailImageId!).then((key) => imageReadUrl(ctx.segue, key)),
     }),
     frontImage: t.relation('frontImage', { type: ImageNode, nullable: true, description: 'The uploaded first frame (null for a URL).' }),
     tailImage: t.relation('tailImage', { type: ImageNode, nullable: true, description: 'The uploaded last frame (null for a URL).' }),
