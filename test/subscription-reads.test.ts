@@ -9,7 +9,7 @@ import { encodeId, idOf } from '../src/graphql/ids.ts';
 import { codes, createTestAccount, gql, startTestApp, type TestApp } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { makeImage } from './helpers/images.ts';
-import { CreateTransitions } from './helpers/operations.ts';
+import { BatchProgress, CreateTransitions } from './helpers/operations.ts';
 import { uploadImage } from './helpers/uploads.ts';
 import { TransitionUpdated } from './helpers/operations.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
@@ -107,6 +107,29 @@ describe('what a subscription reads', () => {
     }
   });
 
+  it('batchProgress starts from one statement: the batch with its counts, of one moment; then each change, and its end', async () => {
+    const { account, batch, transitions } = await batchOf(3);
+    const client = wsClient(app.url + '/graphql', account.apiKey);
+    try {
+      const warm = subscribe(client, TransitionUpdated, { id: encodeId('Transition', transitions[0]!.id) }, (d) => d.transitionUpdated);
+      await warm.first;
+      let progress!: ReturnType<typeof subscribe<unknown, unknown, { status: string; total: number; queued: number; canceled: number; completedAt: unknown }>>;
+      const sent = await statementsDuring(async () => {
+        progress = subscribe(client, BatchProgress, { id: encodeId('Batch', batch.id) }, (d) => d.batchProgress);
+        await progress.first;
+      });
+      expect(sent.filter(onRows)).toHaveLength(1);
+      expect(progress.events[0]).toMatchObject({ status: 'QUEUED', total: 3, queued: 3, canceled: 0, completedAt: null });
+      await cancelBatch(noQueue(), account.id, batch.id);
+      await progress.done;
+      expect(progress.errors).toEqual([]);
+      expect(progress.events.at(-1)).toMatchObject({ status: 'CANCELED', total: 3, queued: 0, canceled: 3, completedAt: expect.any(String) });
+      warm.stop();
+    } finally {
+      await client.dispose();
+    }
+  });
+
   it('a transition stream starts from one statement', async () => {
     const { account, transitions } = await batchOf(2);
     const client = wsClient(app.url + '/graphql', account.apiKey);
@@ -143,6 +166,10 @@ describe('what a subscription reads', () => {
         expect(codes({ errors: stream.errors })).toEqual(['NOT_FOUND']);
         expect(stream.events).toEqual([]);
       }
+      const progress = subscribe(client, BatchProgress, { id: encodeId('Batch', theirs.batch.id) }, (d) => d.batchProgress);
+      await progress.done;
+      expect(codes({ errors: progress.errors })).toEqual(['NOT_FOUND']);
+      expect(progress.events).toEqual([]);
       await until(async () => (await patterns()) === before, { what: 'the patterns let go' });
       expect(await admin.call('PUBSUB', 'NUMSUB', channel)).toEqual([channel, 0]);
     } finally {

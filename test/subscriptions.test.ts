@@ -179,7 +179,7 @@ describe('access', () => {
     }
   });
 
-  it('a row stream ends once however it ends: returned before a read, during its snapshot or while it waits; or failed by a message it cannot use', async () => {
+  it('a row stream ends once however it ends: returned before a read, after its snapshot or while it waits; or failed by a message it cannot use', async () => {
     const account = await p.account();
     const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
     const { segue } = p.app;
@@ -196,10 +196,11 @@ describe('access', () => {
       expect(await unread.stream.return!()).toEqual({ value: undefined, done: true });
       expect(await unread.stream.next()).toEqual({ value: undefined, done: true });
 
+      // Its snapshot was read before the stream existed: returned once it has gone out.
       const snapshotting = await open();
-      const first = snapshotting.stream.next();
+      expect((await snapshotting.stream.next()).done).toBe(false);
       await snapshotting.stream.return!();
-      expect(await first).toEqual({ value: undefined, done: true });
+      expect(await snapshotting.stream.next()).toEqual({ value: undefined, done: true });
 
       const waiting = await open();
       expect((await waiting.stream.next()).done).toBe(false);
@@ -210,13 +211,16 @@ describe('access', () => {
 
       // A view whose rows a message breaks: the read fails, and the stream still lets go of its feed.
       const feed = await LiveFeed.subscribe<BatchProgressMessage>(segue.pubsub, [{ trigger: channel, pattern: false }], 10);
-      const failing = new RowStream(segue, batch!.id, {
-        snapshot: async () => 'snapshot',
-        apply: () => {
-          throw new Error('a message this view cannot use');
+      const failing = new RowStream(
+        {
+          apply: () => {
+            throw new Error('a message this view cannot use');
+          },
+          ended: () => false,
         },
-        ended: () => false,
-      }, feed);
+        feed,
+        'snapshot',
+      );
       let cleanups = 0;
       failing.addCleanup(() => cleanups++);
       expect(await failing.next()).toEqual({ value: 'snapshot', done: false });

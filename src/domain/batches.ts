@@ -1,7 +1,8 @@
-import type { Db } from '../db.ts';
+import type { Db, Sql } from '../db.ts';
 import { TransitionStatus } from '../generated/prisma/enums.ts';
 import { TERMINAL } from './statuses.ts';
-import { Prisma, type Transition } from '../generated/prisma/client.ts';
+import { Prisma, type Batch, type Transition } from '../generated/prisma/client.ts';
+import { notFound } from './errors.ts';
 import { insertBatchItems } from './bulk-inserts.ts';
 import { startRuns } from './state-machine.ts';
 import type { Tx } from './idempotency.ts';
@@ -47,7 +48,8 @@ export function batchStatus(c: BatchCounts): BatchStatus {
  * batch; once the transition starts a run elsewhere, the item keeps the status it ended with
  * (frozen by startRuns). So a status change writes one row, not two.
  */
-const ITEM_STATUS = Prisma.sql`CASE WHEN t."batchId" = i."batchId" THEN t."status" ELSE i."status" END`;
+const ITEM_STATUS_SQL = `CASE WHEN t."batchId" = i."batchId" THEN t."status" ELSE i."status" END`;
+const ITEM_STATUS = Prisma.raw(ITEM_STATUS_SQL);
 
 /** Counts per batch in one grouped query, however many batches and items. */
 export async function batchCounts(db: Db | Tx, batchIds: readonly string[]): Promise<Map<string, BatchCounts>> {
@@ -58,13 +60,39 @@ export async function batchCounts(db: Db | Tx, batchIds: readonly string[]): Pro
     FROM "BatchItem" i JOIN "Transition" t ON t."id" = i."transitionId"
     WHERE i."batchId" = ANY(${[...batchIds]}::uuid[])
     GROUP BY 1, 2`;
-  for (const row of rows) {
-    const c = counts.get(row.batchId)!;
-    c[bucket[row.status]] += row.n;
-    c.total += row.n;
-    c.seconds += row.seconds;
-  }
+  for (const row of rows) count(counts.get(row.batchId)!, row.status, row.n, row.seconds);
   return counts;
+}
+
+function count(c: BatchCounts, status: TransitionStatus, n: number, seconds: number) {
+  c[bucket[status]] += n;
+  c.total += n;
+  c.seconds += seconds;
+}
+
+/**
+ * The account's batch with its counts, as a live stream starts from: one statement, so the row
+ * (its completedAt) and the counts are of one moment, and the check that the batch is the
+ * account's. NOT_FOUND when it is not.
+ */
+export async function batchWithCounts(deps: { sql: Pick<Sql, 'query'> }, accountId: string, batchId: string): Promise<Batch & { counts: BatchCounts }> {
+  const rows = await deps.sql.query<Batch & { itemStatus: TransitionStatus | null; itemCount: number | null; itemSeconds: number | null }>(
+    `SELECT b.*, c."itemStatus", c."itemCount", c."itemSeconds"
+       FROM "Batch" b
+       LEFT JOIN LATERAL (
+         SELECT ${ITEM_STATUS_SQL} AS "itemStatus", count(*)::int AS "itemCount", sum(t."durationSeconds")::int AS "itemSeconds"
+           FROM "BatchItem" i JOIN "Transition" t ON t."id" = i."transitionId"
+          WHERE i."batchId" = b."id"
+          GROUP BY 1
+       ) c ON true
+      WHERE b."id" = $1::uuid AND b."accountId" = $2::uuid`,
+    [batchId, accountId],
+  );
+  if (rows.length === 0) throw notFound('Batch');
+  const counts = emptyCounts();
+  for (const row of rows) if (row.itemStatus !== null) count(counts, row.itemStatus, row.itemCount!, row.itemSeconds!);
+  const { itemStatus: _s, itemCount: _n, itemSeconds: _t, ...batch } = rows[0]!;
+  return { ...batch, counts };
 }
 
 export async function createBatch(tx: Tx, accountId: string, idempotencyKey: string | null) {

@@ -1,5 +1,5 @@
-import { batchCounts, type BatchCounts } from '../domain/batches.ts';
-import { batchSnapshot, getBatch, getTransition } from '../domain/transitions.ts';
+import { batchWithCounts, type BatchCounts } from '../domain/batches.ts';
+import { batchSnapshot, getTransition } from '../domain/transitions.ts';
 import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import { getGeneratedTransition } from '../domain/combine.ts';
 import { LiveFeed } from './live.ts';
@@ -51,20 +51,16 @@ export async function transitionUpdates(
 
 /** batchProgress: the batch now, then again with fresh counts on every change; ends with the batch. */
 export async function batchProgress(deps: StreamDeps, accountId: string, batchId: string): Promise<AsyncIterableIterator<BatchWithCounts>> {
-  const batch = await getBatch(deps, accountId, batchId);
   const feed = await LiveFeed.subscribe<BatchProgress>(
     deps.pubsub,
-    [{ trigger: deps.topics.batch(accountId, batch.id), pattern: false }],
+    [{ trigger: deps.topics.batch(accountId, batchId), pattern: false }],
     deps.config.subscriptions.buffer,
   );
-  return new RowStream(deps, batch.id, BATCH_PROGRESS, feed);
+  // As transitionUpdated: read once the feed listens, the same read checking the id.
+  return startedWith(feed, BATCH_PROGRESS, () => batchWithCounts(deps, accountId, batchId));
 }
 
 const BATCH_PROGRESS: RowView<BatchWithCounts, BatchProgress> = {
-  async snapshot(deps, id) {
-    const now = await deps.db.batch.findUniqueOrThrow({ where: { id } });
-    return { ...now, counts: (await batchCounts(deps.db, [id])).get(id)! };
-  },
   // The batch row's other columns never change; the message brings what does.
   apply: (message, last) => ({ ...last, completedAt: message.completedAt, counts: message.counts }),
   ended: (row) => Boolean(row.completedAt),
@@ -76,18 +72,26 @@ export async function generatedTransitionUpdates(
   accountId: string,
   id: string,
 ): Promise<AsyncIterableIterator<GeneratedTransition>> {
-  await getGeneratedTransition(deps, accountId, id);
   const feed = await LiveFeed.subscribe<CombinedChange>(
     deps.pubsub,
     [{ trigger: deps.topics.generatedTransition(accountId, id), pattern: false }],
     deps.config.subscriptions.buffer,
   );
-  return new RowStream(deps, id, GENERATED_TRANSITION, feed);
+  return startedWith(feed, GENERATED_TRANSITION, () => getGeneratedTransition(deps, accountId, id));
 }
 
 const GENERATED_TRANSITION: RowView<GeneratedTransition, CombinedChange> = {
-  snapshot: (deps, id) => deps.db.generatedTransition.findUniqueOrThrow({ where: { id } }),
   // Versions only go up: an event older than what was sent is dropped.
   apply: ({ generatedTransition: row }, last) => (row.version > last.version ? row : null),
   ended: (row) => row.status === 'COMPLETED' || row.status === 'FAILED',
 };
+
+/** A row stream from its snapshot; when the read fails (a foreign id: NOT_FOUND), its feed is let go. */
+async function startedWith<Row, Message>(feed: LiveFeed<Message>, view: RowView<Row, Message>, read: () => Promise<Row>) {
+  try {
+    return new RowStream(view, feed, await read());
+  } catch (error) {
+    feed.close();
+    throw error;
+  }
+}
