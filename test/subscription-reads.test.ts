@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { parse } from 'graphql';
 import { Redis } from 'ioredis';
@@ -13,6 +12,7 @@ import { BatchProgress, CreateTransitions } from './helpers/operations.ts';
 import { uploadImage } from './helpers/uploads.ts';
 import { TransitionUpdated } from './helpers/operations.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
+import { statementsDuring } from './helpers/statements.ts';
 import { subscribe, wsClient } from './helpers/subscribe.ts';
 import { until } from './helpers/wait.ts';
 
@@ -34,23 +34,6 @@ afterAll(async () => {
   await dropQueueKeys(app.segue.config.redis, prefix);
 });
 
-/** The SQL statements this process sends while `work` runs (node-postgres carries Prisma's and Segue's own). */
-async function statementsDuring(work: () => Promise<unknown>): Promise<string[]> {
-  const pg = createRequire(import.meta.url)('pg') as { Client: { prototype: { query: (...args: unknown[]) => unknown } } };
-  const query = pg.Client.prototype.query;
-  const sent: string[] = [];
-  pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
-    const first = args[0] as string | { text?: string };
-    sent.push((typeof first === 'string' ? first : (first.text ?? '')).replace(/\s+/g, ' '));
-    return query.apply(this, args);
-  };
-  try {
-    await work();
-  } finally {
-    pg.Client.prototype.query = query;
-  }
-  return sent;
-}
 
 const noQueue = () => ({ ...app.segue, generationJobs: { enqueue: async () => undefined, removeWaiting: async () => undefined } as never });
 
