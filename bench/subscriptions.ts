@@ -8,13 +8,14 @@
  *    Reported: how many connected and got their snapshot, how many received the next event of
  *    their batch, and the API's RSS growth per subscriber (goal <= 16 KB). SQL_DETAIL=1: the
  *    burst API also counts its round trips (bench/count-roundtrips.ts, under tsx), and the SQL
- *    statements and Redis commands per subscriber are printed, by kind.
+ *    statements and Redis commands per subscriber are printed, by kind; tsx costs memory per
+ *    subscriber, so take the RSS figures from a run without it.
  * 2. Latency: `subscribers` subscribers on a fresh API (API_NODE_OPTIONS); this process commits
  *    state changes at the given rate through the state machine. Reported: latency from commit to
  *    receipt at the client (goal p99 <= 50 ms) and the API process's RSS (goal <= 200 MB).
  */
 import { fork, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -181,11 +182,17 @@ const touch = (n: number) => {
   return changeTransition(segue, row, 'SUBMITTED', { queuePosition: position++ % 1000 }, { from: ['SUBMITTED'] });
 };
 
-/** What a counting API sent so far (count-roundtrips.ts writes it on SIGUSR2). */
+/** What a counting API sent so far (count-roundtrips.ts writes it on SIGUSR2): waits for a fresh write. */
 async function countsOf(api: Api, dir: string): Promise<Counts> {
+  const file = join(dir, `${api.pid}.json`);
+  const writtenAt = () => (existsSync(file) ? statSync(file).mtimeMs : 0);
+  const before = writtenAt();
   process.kill(api.pid, 'SIGUSR2');
-  await new Promise((r) => setTimeout(r, 500));
-  return JSON.parse(readFileSync(join(dir, `${api.pid}.json`), 'utf8')) as Counts;
+  for (let waited = 0; writtenAt() === before; waited += 50) {
+    if (waited > 10_000) throw new Error('the API did not write its counts');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return JSON.parse(readFileSync(file, 'utf8')) as Counts;
 }
 
 const perSubscriberByKind = (after: Record<string, number>, before: Record<string, number>, n: number) =>

@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImageKeys } from '../src/domain/image-keys.ts';
+import { createSegue, type Segue } from '../src/runtime.ts';
+import { createTestAccount, testConfig } from './helpers/app.ts';
+import { statementsDuring } from './helpers/statements.ts';
+
+/** The storage keys of uploaded images, kept per process and read together (src/domain/image-keys.ts), against PostgreSQL. */
+let segue: Segue;
+beforeAll(() => {
+  segue = createSegue(testConfig());
+});
+afterAll(() => segue?.close());
+
+async function images(keys: Array<string | null>) {
+  const account = await createTestAccount(segue);
+  return Promise.all(
+    keys.map((key) => segue.db.image.create({ data: { accountId: account.id, status: key ? 'READY' : 'PENDING', key } }).then((row) => row.id)),
+  );
+}
+
+const reads = (sent: string[]) => sent.filter((sql) => sql.includes('FROM "Image"'));
+
+describe('image keys', () => {
+  it('asked in one turn: one read; kept after; the least recently used go past the capacity', async () => {
+    const ids = await images(['k/a.png', 'k/b.png', 'k/c.png']);
+    const keys = new ImageKeys(segue, 2);
+    const [a, b, c] = ids as [string, string, string];
+    let got!: string[];
+    const first = await statementsDuring(async () => (got = await Promise.all([a, b, a].map((id) => keys.of(id)))));
+    expect(got).toEqual(['k/a.png', 'k/b.png', 'k/a.png']);
+    expect(reads(first)).toHaveLength(1);
+    const readsFor = async (...wanted: string[]) => reads(await statementsDuring(() => Promise.all(wanted.map((id) => keys.of(id))))).length;
+    expect(await readsFor(a)).toBe(0);
+    // a was used last: c takes b's place.
+    expect(await readsFor(c)).toBe(1);
+    expect(await readsFor(a, c)).toBe(0);
+    expect(await readsFor(b)).toBe(1);
+  });
+
+  it('an image with no stored file fails its callers only; a failed read fails its turn and the next turn reads again', async () => {
+    const [stored, pending] = await images(['k/d.png', null]);
+    const keys = new ImageKeys(segue);
+    const [a, b] = await Promise.allSettled([keys.of(stored!), keys.of(pending!)]);
+    expect(a).toEqual({ status: 'fulfilled', value: 'k/d.png' });
+    expect(b).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/no stored file/) } });
+    // A null key is not kept: once stored, it is found.
+    await segue.db.image.update({ where: { id: pending! }, data: { status: 'READY', key: 'k/e.png' } });
+    expect(await keys.of(pending!)).toBe('k/e.png');
+
+    // Not an id PostgreSQL takes: the statement fails, and with it every caller of its turn.
+    const failed = await Promise.allSettled([keys.of('not-a-uuid'), keys.of('00000000-0000-7000-8000-000000000001')]);
+    expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    const fresh = new ImageKeys(segue);
+    expect(await Promise.all([fresh.of(stored!), keys.of(stored!)])).toEqual(['k/d.png', 'k/d.png']);
+  });
+});
