@@ -53,4 +53,18 @@ describe('image keys', () => {
     const fresh = new ImageKeys(segue);
     expect(await Promise.all([fresh.of(stored!), keys.of(stored!)])).toEqual(['k/d.png', 'k/d.png']);
   });
+
+  it('asked again while its read is under way: waits for that read', async () => {
+    const [id] = await images(['k/f.png']);
+    const keys = new ImageKeys(segue);
+    let got!: string[];
+    const sent = await statementsDuring(async () => {
+      const first = keys.of(id!);
+      // The read has gone out (it starts on the turn's check phase), its answer not yet in.
+      await new Promise((r) => setImmediate(r));
+      got = await Promise.all([first, keys.of(id!)]);
+    });
+    expect(got).toEqual(['k/f.png', 'k/f.png']);
+    expect(reads(sent)).toHaveLength(1);
+  });
 });
