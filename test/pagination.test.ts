@@ -1,3 +1,5 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestAccount, gql, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
@@ -67,5 +69,28 @@ describe('batches connection', () => {
   it('lists the batches of the caller, newest first', async () => {
     const res = await gql(app.graphqlUrl, account.apiKey, ListBatches, { first: 10 });
     expect(res.data!.batches.edges.map((e) => e.node)).toEqual([{ id: batchId, status: 'QUEUED', total: 4 }]);
+  });
+});
+
+describe("a batch's transitions connection", () => {
+  type Page = { batch: { transitions: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges?: Array<{ cursor: string; node?: { id: string; prompt: string } }> } } };
+  const page = (selection: string, after: string | null = null) =>
+    gql(app.graphqlUrl, account.apiKey, parse(`query ($id: ID!, $after: String) { batch(id: $id) { transitions(first: 3, after: $after) { ${selection} } } }`) as TypedDocumentNode<Page, { id: string; after: string | null }>, { id: batchId, after });
+
+  it('answers pageInfo alone, or cursors alone, without its nodes (they were an INTERNAL error)', async () => {
+    const onlyInfo = await page('pageInfo { hasNextPage endCursor }');
+    expect(onlyInfo.errors).toBeUndefined();
+    expect(onlyInfo.data!.batch.transitions.pageInfo.hasNextPage).toBe(true);
+    const onlyCursors = await page('edges { cursor }');
+    expect(onlyCursors.errors).toBeUndefined();
+    expect(onlyCursors.data!.batch.transitions.edges).toHaveLength(3);
+    // The same pages as with their nodes, which still come whole.
+    const withNodes = await page('pageInfo { hasNextPage endCursor } edges { cursor node { id prompt } }');
+    expect(withNodes.data!.batch.transitions.edges!.map((e) => e.cursor)).toEqual(onlyCursors.data!.batch.transitions.edges!.map((e) => e.cursor));
+    expect(withNodes.data!.batch.transitions.pageInfo).toEqual(onlyInfo.data!.batch.transitions.pageInfo);
+    expect(withNodes.data!.batch.transitions.edges!.every((e) => e.node!.prompt.length > 0)).toBe(true);
+    const rest = await page('pageInfo { hasNextPage } edges { node { id } }', onlyInfo.data!.batch.transitions.pageInfo.endCursor);
+    expect(rest.data!.batch.transitions.edges).toHaveLength(1);
+    expect(rest.data!.batch.transitions.pageInfo.hasNextPage).toBe(false);
   });
 });

@@ -3,6 +3,7 @@ import { batchInScope, NO_ROW } from '../../auth/scope.ts';
 import { BATCH_STATUSES, batchStatus } from '../../domain/batches.ts';
 import { estimateUsd } from '../../domain/costs.ts';
 import type { BatchWithCounts } from '../../events/streams.ts';
+import type { Transition } from '../../generated/prisma/client.ts';
 import { builder } from '../builder.ts';
 import type { Context } from '../context.ts';
 import { TransitionNode } from './transition.ts';
@@ -15,8 +16,10 @@ export const BatchStatusEnum = builder.enumType('BatchStatus', {
 const itemsConnection = prismaConnectionHelpers(builder, 'BatchItem', {
   cursor: 'batchId_position',
   query: { orderBy: { position: 'asc' } },
-  select: (nodeSelection) => ({ transition: nodeSelection({}) }),
-  resolveNode: (item) => item.transition,
+  // The id at least: asked only for pageInfo or cursors, the transition's select was empty, which
+  // Prisma refuses (an INTERNAL error). Asked for nodes, the type's include mode loads whole rows.
+  select: (nodeSelection) => ({ transition: nodeSelection({ select: { id: true } }) }),
+  resolveNode: (item) => item.transition as Transition,
 });
 
 export const BatchNode = builder.prismaNode('Batch', {
