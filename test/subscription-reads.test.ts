@@ -48,14 +48,19 @@ async function batchOf(n: number) {
 /** Statements that read or write the rows a stream shows (the credential check is not one of them). */
 const onRows = (sql: string) => /"(Batch|BatchItem|Transition)"/.test(sql);
 
+/** A connection set up (its credential checked, one subscription open), so that only what follows is counted. */
+async function connected(apiKey: string, transitionId: string) {
+  const client = wsClient(app.url + '/graphql', apiKey);
+  const warm = subscribe(client, TransitionUpdated, { id: encodeId('Transition', transitionId) }, (d) => d.transitionUpdated);
+  await warm.first;
+  return { client, warm };
+}
+
 describe('what a subscription reads', () => {
   it('a batch stream starts from one statement: every transition in its order, then its changes', async () => {
     const { account, batch, transitions } = await batchOf(5);
-    const client = wsClient(app.url + '/graphql', account.apiKey);
+    const { client, warm } = await connected(account.apiKey, transitions[0]!.id);
     try {
-      // The connection first, so that only the subscription's own statements are counted.
-      const warm = subscribe(client, TransitionUpdated, { id: encodeId('Transition', transitions[0]!.id) }, (d) => d.transitionUpdated);
-      await warm.first;
       let stream!: ReturnType<typeof subscribe<unknown, unknown, { id: string; status: string; version: number }>>;
       const sent = await statementsDuring(async () => {
         stream = subscribe(client, TransitionUpdated, { batchId: encodeId('Batch', batch.id) }, (d) => d.transitionUpdated);
@@ -92,10 +97,8 @@ describe('what a subscription reads', () => {
 
   it('batchProgress starts from one statement: the batch with its counts, of one moment; then each change, and its end', async () => {
     const { account, batch, transitions } = await batchOf(3);
-    const client = wsClient(app.url + '/graphql', account.apiKey);
+    const { client, warm } = await connected(account.apiKey, transitions[0]!.id);
     try {
-      const warm = subscribe(client, TransitionUpdated, { id: encodeId('Transition', transitions[0]!.id) }, (d) => d.transitionUpdated);
-      await warm.first;
       let progress!: ReturnType<typeof subscribe<unknown, unknown, { status: string; total: number; queued: number; canceled: number; completedAt: unknown }>>;
       const sent = await statementsDuring(async () => {
         progress = subscribe(client, BatchProgress, { id: encodeId('Batch', batch.id) }, (d) => d.batchProgress);
@@ -115,10 +118,8 @@ describe('what a subscription reads', () => {
 
   it('a transition stream starts from one statement', async () => {
     const { account, transitions } = await batchOf(2);
-    const client = wsClient(app.url + '/graphql', account.apiKey);
+    const { client, warm } = await connected(account.apiKey, transitions[1]!.id);
     try {
-      const warm = subscribe(client, TransitionUpdated, { id: encodeId('Transition', transitions[1]!.id) }, (d) => d.transitionUpdated);
-      await warm.first;
       let stream!: ReturnType<typeof subscribe<unknown, unknown, { id: string; status: string }>>;
       const sent = await statementsDuring(async () => {
         stream = subscribe(client, TransitionUpdated, { id: encodeId('Transition', transitions[0]!.id) }, (d) => d.transitionUpdated);
