@@ -6,7 +6,6 @@ import { activeKey } from '../domain/api-keys.ts';
 import { forbidden, notFound } from '../domain/errors.ts';
 import { parseInput } from '../domain/transition-input.ts';
 import type { AccessScope, Authentication, Principal } from './principal.ts';
-import { SharedLookups } from './shared-lookups.ts';
 
 /**
  * Browser tokens: short-lived JWTs (HS256, signed with TOKEN_SECRET through jose) that let a
@@ -67,8 +66,6 @@ export interface AccessTokens {
 
 export function accessTokens(deps: { db: Db; secret: string | null }): AccessTokens {
   const key = deps.secret === null ? null : new TextEncoder().encode(deps.secret);
-  // The browsers of a studio hold tokens of the same few keys: one read of each in flight.
-  const minters = new SharedLookups<Awaited<ReturnType<typeof activeKey>>>();
   return {
     enabled: key !== null,
     isAccessToken(credential) {
@@ -111,7 +108,7 @@ export function accessTokens(deps: { db: Db; secret: string | null }): AccessTok
       let expiresAt = new Date(payload.exp! * 1000);
       // Revoking (or the expiry of) the key that minted a token ends the token too.
       if (keyId) {
-        const minter = await minters.run(keyId, () => activeKey(deps.db, keyId));
+        const minter = await activeKey(deps.db, keyId);
         if ('reason' in minter) return { principal: null, failure: minter.reason };
         if (minter.key.expiresAt && minter.key.expiresAt < expiresAt) expiresAt = minter.key.expiresAt;
       }

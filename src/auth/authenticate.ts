@@ -1,9 +1,8 @@
 import type { Db } from '../db.ts';
-import { findApiKey, hashSecret, KEY_PREFIX } from '../domain/api-keys.ts';
+import { findApiKey, KEY_PREFIX } from '../domain/api-keys.ts';
 import type { AccessTokens } from './access-tokens.ts';
 import type { EndUsers } from './end-users.ts';
 import type { Authentication } from './principal.ts';
-import { SharedLookups } from './shared-lookups.ts';
 
 /**
  * Reads the credential out of an `Authorization: Bearer <credential>` value: the scheme (any
@@ -37,14 +36,12 @@ const refused = (failure: string | null = null): Authentication => ({ principal:
  * user's JWT from the app's identity provider, when one is configured.
  */
 export function createAuthenticator(deps: { db: Db; tokens: AccessTokens | null; endUsers?: EndUsers | null }): Authenticator {
-  // By the key's hash: the map holds no secret, and only while its read is in flight.
-  const keys = new SharedLookups<Awaited<ReturnType<typeof findApiKey>>>();
   return {
     async authenticate(authorization) {
       const credential = bearerToken(authorization);
       if (!credential) return refused();
       if (credential.startsWith(KEY_PREFIX)) {
-        const found = await keys.run(hashSecret(credential), () => findApiKey(deps.db, credential));
+        const found = await findApiKey(deps.db, credential);
         if (!found) return refused();
         if (!found.active) return refused(found.reason);
         const { key } = found;
