@@ -188,11 +188,17 @@ async function countsOf(api: Api, dir: string): Promise<Counts> {
   const writtenAt = () => (existsSync(file) ? statSync(file).mtimeMs : 0);
   const before = writtenAt();
   process.kill(api.pid, 'SIGUSR2');
-  for (let waited = 0; writtenAt() === before; waited += 50) {
+  for (let waited = 0; ; waited += 50) {
     if (waited > 10_000) throw new Error('the API did not write its counts');
     await new Promise((r) => setTimeout(r, 50));
+    if (writtenAt() === before) continue;
+    // Written in place: read once it parses whole.
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as Counts;
+    } catch {
+      continue;
+    }
   }
-  return JSON.parse(readFileSync(file, 'utf8')) as Counts;
 }
 
 const perSubscriberByKind = (after: Record<string, number>, before: Record<string, number>, n: number) =>

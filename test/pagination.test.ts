@@ -73,7 +73,7 @@ describe('batches connection', () => {
 });
 
 describe("a batch's transitions connection", () => {
-  type Page = { batch: { transitions: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges?: Array<{ cursor: string; node?: { id: string; prompt: string } }> } } };
+  type Page = { batch: { transitions: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges?: Array<{ cursor: string; node?: { id: string; prompt: string; status: string; error: null; estimatedCost: number } }> } } };
   const page = (selection: string, after: string | null = null) =>
     gql(app.graphqlUrl, account.apiKey, parse(`query ($id: ID!, $after: String) { batch(id: $id) { transitions(first: 3, after: $after) { ${selection} } } }`) as TypedDocumentNode<Page, { id: string; after: string | null }>, { id: batchId, after });
 
@@ -85,10 +85,11 @@ describe("a batch's transitions connection", () => {
     expect(onlyCursors.errors).toBeUndefined();
     expect(onlyCursors.data!.batch.transitions.edges).toHaveLength(3);
     // The same pages as with their nodes, which still come whole.
-    const withNodes = await page('pageInfo { hasNextPage endCursor } edges { cursor node { id prompt } }');
+    const withNodes = await page('pageInfo { hasNextPage endCursor } edges { cursor node { id prompt status error { code } estimatedCost } }');
     expect(withNodes.data!.batch.transitions.edges!.map((e) => e.cursor)).toEqual(onlyCursors.data!.batch.transitions.edges!.map((e) => e.cursor));
     expect(withNodes.data!.batch.transitions.pageInfo).toEqual(onlyInfo.data!.batch.transitions.pageInfo);
-    expect(withNodes.data!.batch.transitions.edges!.every((e) => e.node!.prompt.length > 0)).toBe(true);
+    // Whole rows: the fields made of the row's own columns have them.
+    for (const { node } of withNodes.data!.batch.transitions.edges!) expect(node).toMatchObject({ prompt: expect.any(String), status: 'QUEUED', error: null, estimatedCost: expect.any(Number) });
     const rest = await page('pageInfo { hasNextPage } edges { node { id } }', onlyInfo.data!.batch.transitions.pageInfo.endCursor);
     expect(rest.data!.batch.transitions.edges).toHaveLength(1);
     expect(rest.data!.batch.transitions.pageInfo.hasNextPage).toBe(false);

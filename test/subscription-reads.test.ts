@@ -8,7 +8,7 @@ import { encodeId, idOf } from '../src/graphql/ids.ts';
 import { codes, createTestAccount, gql, startTestApp, type TestApp } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { makeImage } from './helpers/images.ts';
-import { BatchProgress, CreateTransitions } from './helpers/operations.ts';
+import { BatchProgress, CreateTransitions, GeneratedTransitionUpdated } from './helpers/operations.ts';
 import { uploadImage } from './helpers/uploads.ts';
 import { TransitionUpdated } from './helpers/operations.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
@@ -134,42 +134,42 @@ describe('what a subscription reads', () => {
     }
   });
 
-  it("another account's batch or transition is NOT_FOUND, and nothing stays subscribed at Redis", async () => {
+  it("another account's batch, transition or combined video is NOT_FOUND, and nothing stays subscribed at Redis", async () => {
     const theirs = await batchOf(2);
-    const mine = await createTestAccount(app.segue);
-    const target = app.segue.config.redis;
+    const combined = await app.segue.db.generatedTransition.create({ data: { accountId: theirs.account.id } });
+    // An API of its own: what its subscriber connection holds at Redis is this test's alone.
+    const own = await startTestApp({ QUEUE_PREFIX: `${prefix}own` });
+    const mine = await createTestAccount(own.segue);
+    const target = own.segue.config.redis;
     const admin = new Redis(target.mode === 'single' ? target.url : 'redis://127.0.0.1:6379');
-    const client = wsClient(app.url + '/graphql', mine.apiKey);
+    const client = wsClient(own.url + '/graphql', mine.apiKey);
     try {
-      // What this API's own subscriber connection holds at Redis (others may share the server).
       const held = async () => {
-        const port = (app.segue.pubsub.getSubscriber() as unknown as { stream: { localPort: number } }).stream.localPort;
+        const port = (own.segue.pubsub.getSubscriber() as unknown as { stream: { localPort: number } }).stream.localPort;
         const line = String(await admin.call('CLIENT', 'LIST')).split('\n').find((l) => l.includes(`:${port} `))!;
         return JSON.stringify({ channels: Number(/ sub=(\d+)/.exec(line)![1]), patterns: Number(/ psub=(\d+)/.exec(line)![1]) });
       };
-      // The earlier tests' streams are let go in the background: what it holds for good, once settled.
-      let before = await held();
-      await until(async () => {
-        await new Promise((r) => setTimeout(r, 200));
-        const now = await held();
-        const settled = now === before;
-        before = now;
-        return settled;
-      }, { what: 'the subscriber to settle' });
-      for (const variables of [{ batchId: encodeId('Batch', theirs.batch.id) }, { id: encodeId('Transition', theirs.transitions[0]!.id) }]) {
-        const stream = subscribe(client, TransitionUpdated, variables, (d) => d.transitionUpdated);
+      // The connection set up (its credential checked) by a query: what the API holds for good.
+      const viewer = subscribe(client, parse('{ viewer { id } }') as TypedDocumentNode<{ viewer: { id: string } }, Record<string, never>>, {}, (d) => d.viewer);
+      await viewer.done;
+      const before = await held();
+      const refused = [
+        subscribe(client, TransitionUpdated, { batchId: encodeId('Batch', theirs.batch.id) }, (d) => d.transitionUpdated),
+        subscribe(client, TransitionUpdated, { id: encodeId('Transition', theirs.transitions[0]!.id) }, (d) => d.transitionUpdated),
+        subscribe(client, BatchProgress, { id: encodeId('Batch', theirs.batch.id) }, (d) => d.batchProgress),
+        subscribe(client, GeneratedTransitionUpdated, { id: encodeId('GeneratedTransition', combined.id) }, (d) => d.generatedTransitionUpdated),
+      ];
+      for (const stream of refused) {
         await stream.done;
         expect(codes({ errors: stream.errors })).toEqual(['NOT_FOUND']);
         expect(stream.events).toEqual([]);
       }
-      const progress = subscribe(client, BatchProgress, { id: encodeId('Batch', theirs.batch.id) }, (d) => d.batchProgress);
-      await progress.done;
-      expect(codes({ errors: progress.errors })).toEqual(['NOT_FOUND']);
-      expect(progress.events).toEqual([]);
       await until(async () => (await held()) === before, { what: 'the topics let go' });
     } finally {
       await client.dispose();
       admin.disconnect();
+      await own.close();
+      await dropQueueKeys(own.segue.config.redis, `${prefix}own`);
     }
   });
 
