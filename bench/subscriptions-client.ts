@@ -14,7 +14,12 @@ interface Plan {
 }
 
 const now = () => performance.timeOrigin + performance.now();
-const query = 'subscription($batchId: ID) { transitionUpdated(batchId: $batchId) { id version } }';
+// BENCH_FIELDS=console: what the web console asks for (web/src/api/operations.ts, ConsoleTransition).
+const CONSOLE_FIELDS =
+  'id status version frontImageUrl tailImageUrl prompt negativePrompt transitionType durationSeconds queuePosition attempts ' +
+  'videoUrl posterUrl estimatedCost estimatedCompletionAt error { code message } updatedAt';
+const fields = process.env.BENCH_FIELDS === 'console' ? CONSOLE_FIELDS : 'id version';
+const query = `subscription($batchId: ID) { transitionUpdated(batchId: $batchId) { ${fields} } }`;
 
 process.once('message', async (plan: Plan) => {
   // How long this process's own event loop was held up: a stalled client makes events look late.

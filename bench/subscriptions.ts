@@ -10,6 +10,7 @@
  *    burst API also counts its round trips (bench/count-roundtrips.ts, under tsx), and the SQL
  *    statements and Redis commands per subscriber are printed, by kind; tsx costs memory per
  *    subscriber, so take the RSS figures from a run without it.
+ *    BENCH_FIELDS=console: subscribers ask for what the web console shows, not only `id version`.
  * 2. Latency: `subscribers` subscribers on a fresh API (API_NODE_OPTIONS); this process commits
  *    state changes at the given rate through the state machine. Reported: latency from commit to
  *    receipt at the client (goal p99 <= 50 ms) and the API process's RSS (goal <= 200 MB).
@@ -278,7 +279,8 @@ if (burstCount > 0) {
 }
 
 if (subscriberCount > 0) {
-  const api = await startApi(flagsOf(process.env.API_NODE_OPTIONS ?? ''));
+  const countsDir = process.env.SQL_DETAIL ? mkdtempSync(join(tmpdir(), 'segue-counts-')) : undefined;
+  const api = await startApi(flagsOf(process.env.API_NODE_OPTIONS ?? ''), countsDir);
   const rssIdle = api.rss();
   const received: Array<[string, number, number, number]> = [];
   const clients = startClients(subscriberCount, (r, k) => received.push(...r.map(([id, version, at]) => [id, version, at, k] as [string, number, number, number])));
@@ -293,6 +295,7 @@ if (subscriberCount > 0) {
   clients.startMeasuring();
   const benchLoopDelay = monitorEventLoopDelay({ resolution: SAMPLED_MS });
   benchLoopDelay.enable();
+  const countsBefore = countsDir ? await countsOf(api, countsDir) : null;
 
   // Commit `rate` changes per second, spread evenly; remember when each (id, version) committed.
   const committed = new Map<string, number>();
@@ -316,6 +319,7 @@ if (subscriberCount > 0) {
   await new Promise((r) => setTimeout(r, 1500));
   clearInterval(rssTimer);
   const apiLoopLag = await apiLoopLagMs();
+  const countsAfter = countsDir ? await countsOf(api, countsDir) : null;
   await clients.stop();
 
   const latencies: number[] = [];
@@ -337,14 +341,19 @@ if (subscriberCount > 0) {
   }
   const expected = total * (subscriberCount / BATCHES);
   const p = percentiles(latencies);
-  console.log(`subscriptions: ${subscriberCount} WebSocket subscribers in ${clientProcesses} client processes, ${BATCHES} batches (${subscriberCount / BATCHES} subscribers each)`);
+  console.log(`subscriptions: ${subscriberCount} WebSocket subscribers in ${clientProcesses} client processes, ${BATCHES} batches (${subscriberCount / BATCHES} subscribers each)${process.env.BENCH_FIELDS === 'console' ? ", asking for the console's fields" : ''}`);
   console.log(`  ${total} commits at ${achieved.toFixed(0)}/s for ${seconds} s -> ${received.length} deliveries (expected ${expected}, unmatched ${unmatched})`);
   console.log(`  commit -> client latency: p50 ${ms(p.p50)}  p90 ${ms(p.p90)}  p99 ${ms(p.p99)}  max ${ms(p.max)} (goal p99 <= 50 ms: ${p.p99 <= 50 ? 'met' : 'NOT met'})`);
   console.log(`  over 50 ms: ${lateByClient.reduce((a, b) => a + b, 0)} deliveries; by second committed [${lateBySecond.join(' ')}]; by client process [${lateByClient.join(' ')}]`);
   console.log(`  longest event-loop stall: API ${ms(apiLoopLag)}, this process (commits) ${ms(benchLoopDelay.max / 1e6 - SAMPLED_MS)}, client processes ${clients.loopDelays().map((d) => ms(d - SAMPLED_MS)).join(' ')}`);
   console.log(`  API process: node ${[...api.flags, ...entry].join(' ')} api${process.env.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}` : ''}`);
   console.log(`  API RSS: ${rssIdle.toFixed(0)} MB idle, ${rssConnected.toFixed(0)} MB with subscribers, ${maxRss.toFixed(0)} MB peak (goal <= 200 MB: ${maxRss <= 200 ? 'met' : 'NOT met'})`);
+  if (countsBefore && countsAfter) {
+    const statements = countsAfter.statements - countsBefore.statements;
+    console.log(`  API SQL statements while it delivered: ${statements} (${(statements / Math.max(1, received.length)).toFixed(3)} per delivery): ${perSubscriberByKind(countsAfter.sql, countsBefore.sql, 1) || 'none'}`);
+  }
   await api.stop();
+  if (countsDir) rmSync(countsDir, { recursive: true, force: true });
 }
 await segue.close();
 process.exit(0);
