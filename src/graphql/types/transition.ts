@@ -2,7 +2,7 @@ import { TransitionStatus } from '../../generated/prisma/enums.ts';
 import { transitionScopeWhere } from '../../auth/scope.ts';
 import { estimateUsd } from '../../domain/costs.ts';
 import { builder } from '../builder.ts';
-import { imageReadUrl } from '../../domain/images.ts';
+import { frameUrl } from '../../domain/images.ts';
 import { ImageNode } from './image.ts';
 
 export const TransitionStatusEnum = builder.enumType(TransitionStatus, {
@@ -26,15 +26,15 @@ export const TransitionNode = builder.prismaNode('Transition', {
   // Node lookups bypass root resolvers, so scope them to the caller (and a token's reach) here.
   findUnique: (id, ctx) => ({ id, accountId: ctx.accountId(), ...transitionScopeWhere(ctx.scope) }),
   fields: (t) => ({
-    // The key of an uploaded frame from the process' image keys, not a `select` of the relation:
-    // with one, the Prisma plugin read the row again for each live event.
+    // Not a `select` of the image relation: with one, the Prisma plugin read the row again for
+    // each live event.
     frontImageUrl: t.string({
       description: 'The URL given, or a signed URL of the uploaded frontImage.',
-      resolve: (t, _args, ctx) => t.frontImageUrl ?? ctx.segue.imageKeys.of(t.frontImageId!).then((key) => imageReadUrl(ctx.segue, key)),
+      resolve: (t, _args, ctx) => frameUrl(ctx.segue, t.frontImageUrl, t.frontImageId),
     }),
     tailImageUrl: t.string({
       description: 'The URL given, or a signed URL of the uploaded tailImage.',
-      resolve: (t, _args, ctx) => t.tailImageUrl ?? ctx.segue.imageKeys.of(t.tailImageId!).then((key) => imageReadUrl(ctx.segue, key)),
+      resolve: (t, _args, ctx) => frameUrl(ctx.segue, t.tailImageUrl, t.tailImageId),
     }),
     frontImage: t.relation('frontImage', { type: ImageNode, nullable: true, description: 'The uploaded first frame (null for a URL).' }),
     tailImage: t.relation('tailImage', { type: ImageNode, nullable: true, description: 'The uploaded last frame (null for a URL).' }),
