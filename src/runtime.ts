@@ -84,7 +84,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
       return (pubsub ??= createPubSub(config.redis));
     },
     get events() {
-      return (events ??= new EventPublisher({ db, pubsub: segue.pubsub, topics: names, logger }));
+      return (events ??= new EventPublisher({ db, sql: database.sql, pubsub: segue.pubsub, topics: names, logger }));
     },
     watchBatch: (accountId, batchId, onChange) => batchWatch(segue.pubsub, names)(accountId, batchId, onChange),
     get provider() {

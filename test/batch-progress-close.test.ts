@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeFinishedBatches } from '../src/domain/batches.ts';
 import { recordResult } from '../src/domain/ledger.ts';
-import type { Db } from '../src/db.ts';
+import type { Db, Sql } from '../src/db.ts';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import type { BatchProgress, Message } from '../src/events/messages.ts';
 import { EventPublisher } from '../src/events/publisher.ts';
+import { batchProgress, transitionUpdates } from '../src/events/streams.ts';
 import type { Transition } from '../src/generated/prisma/client.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
 import { createTestAccount, testConfig } from './helpers/app.ts';
@@ -43,33 +44,35 @@ async function batchOf(n: number) {
   return { batch: batch!, transitions, messages, stop: () => segue.pubsub.unsubscribe(id) };
 }
 
-/** The database, counting the raw statements (the counts) and the transactions (the closes) run through it. */
-function counting(onFindMany?: () => Promise<unknown>) {
-  const counted = { raw: 0, closes: 0 };
+/**
+ * The database as a publisher sees it, counting its reads (batches with their counts, through
+ * sql) and its transactions (the closes); `afterFirstRead` runs once, after the first read returned.
+ */
+function counting(afterFirstRead?: () => Promise<unknown>) {
+  const counted = { reads: 0, closes: 0 };
   let first = true;
   const db = new Proxy(segue.db, {
     get(target, key) {
-      if (key === '$queryRaw') return (...args: Parameters<Db['$queryRaw']>) => ((counted.raw += 1), target.$queryRaw(...args));
       if (key === '$transaction') return (...args: [never]) => ((counted.closes += 1), target.$transaction(...args));
-      if (key === 'batch' && onFindMany) {
-        return {
-          findMany: async (args: Parameters<Db['batch']['findMany']>[0]) => {
-            const rows = await target.batch.findMany(args);
-            if (first) {
-              first = false;
-              await onFindMany();
-            }
-            return rows;
-          },
-        };
-      }
       return Reflect.get(target, key);
     },
   });
-  return { db, counted };
+  const sql: Pick<Sql, 'query'> = {
+    query: async <T>(text: string, values: readonly unknown[]) => {
+      counted.reads += 1;
+      const rows = await segue.sql.query<T>(text, values);
+      if (first && afterFirstRead) {
+        first = false;
+        await afterFirstRead();
+      }
+      return rows;
+    },
+  };
+  return { db, sql, counted };
 }
 
-const publisherOn = (db: Db) => new EventPublisher({ db, pubsub: segue.pubsub, topics: segue.topics, logger: segue.logger }, 10);
+const publisherOn = ({ db, sql }: { db: Db; sql: Pick<Sql, 'query'> }) =>
+  new EventPublisher({ db, sql, pubsub: segue.pubsub, topics: segue.topics, logger: segue.logger }, 10);
 
 async function complete(transitions: readonly Transition[]) {
   return segue.sql.query<Transition>(
@@ -81,14 +84,14 @@ async function complete(transitions: readonly Transition[]) {
 describe('batch progress and the closing of a batch', () => {
   it('closes the batch in the flush that sees it end, once; every message carries the completedAt stored', async () => {
     const { batch, transitions, messages, stop } = await batchOf(3);
-    const { db, counted } = counting();
-    const publisher = publisherOn(db);
+    const { db, sql, counted } = counting();
+    const publisher = publisherOn({ db, sql });
     try {
       await publisher.transitionsChanged(transitions);
       await publisher.flush();
       await until(() => messages.length >= 1, { what: 'progress while it runs' });
       expect(messages[0]).toMatchObject({ status: 'QUEUED', completedAt: null });
-      expect(counted).toEqual({ raw: 1, closes: 0 }); // the count; nothing to close
+      expect(counted).toEqual({ reads: 1, closes: 0 }); // the batch with its counts; nothing to close
 
       await publisher.transitionsChanged(await complete(transitions));
       await publisher.flush();
@@ -97,14 +100,14 @@ describe('batch progress and the closing of a batch', () => {
       expect(stored.completedAt).toBeInstanceOf(Date);
       expect(messages[1]).toMatchObject({ status: 'COMPLETED' });
       expect(new Date(messages[1]!.completedAt!)).toEqual(stored.completedAt);
-      expect(counted).toEqual({ raw: 2, closes: 1 }); // the count, and the close
+      expect(counted).toEqual({ reads: 3, closes: 1 }); // the read, the close, and the read after it
 
       // A later change (a poster): progress again, no second close.
       await publisher.transitionsChanged(transitions.slice(0, 1));
       await publisher.flush();
       await until(() => messages.length >= 3, { what: 'progress after the end' });
       expect(new Date(messages[2]!.completedAt!)).toEqual(stored.completedAt);
-      expect(counted).toEqual({ raw: 3, closes: 1 }); // the count only
+      expect(counted).toEqual({ reads: 4, closes: 1 }); // the read only
       expect((await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt).toEqual(stored.completedAt);
     } finally {
       await publisher.close();
@@ -115,10 +118,10 @@ describe('batch progress and the closing of a batch', () => {
   it('says the completedAt stored when another process closed the batch between its read and its close', async () => {
     const { batch, transitions, messages, stop } = await batchOf(2);
     const elsewhere = new Date('2026-01-02T03:04:05.678Z');
-    const { db } = counting(() =>
+    const { db, sql } = counting(() =>
       segue.sql.query(`UPDATE "Batch" SET "completedAt" = $2 WHERE "id" = $1::uuid`, [batch.id, elsewhere]),
     );
-    const publisher = publisherOn(db);
+    const publisher = publisherOn({ db, sql });
     try {
       await publisher.transitionsChanged(await complete(transitions));
       await publisher.flush();
@@ -133,10 +136,10 @@ describe('batch progress and the closing of a batch', () => {
 
   it('sends the progress of a flush that failed (the database away) again a moment later, with its completedAt', async () => {
     const { batch, transitions, messages, stop } = await batchOf(2);
-    const { db } = counting(async () => {
+    const { db, sql } = counting(async () => {
       throw new Error('the database is away');
     });
-    const publisher = publisherOn(db);
+    const publisher = publisherOn({ db, sql });
     try {
       await publisher.transitionsChanged(await complete(transitions));
       await publisher.flush();
@@ -200,5 +203,120 @@ describe('batch progress and the closing of a batch', () => {
       await late?.catch(() => undefined);
     }
     expect((await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt).toBeNull();
+  });
+
+  it('a batchProgress subscriber never goes back to counts read before the ones it has (two processes publishing out of order)', async () => {
+    const { batch, transitions, stop } = await batchOf(2);
+    stop();
+    const [first, second] = transitions as [Transition, Transition];
+    const stream = await batchProgress(segue, batch.accountId, batch.id);
+    // Process A reads the counts after the first change and is then held up (descheduled, a slow
+    // link) before it publishes them; process B reads and publishes the second change meanwhile.
+    let reached!: () => void;
+    let release!: () => void;
+    const readDone = new Promise<void>((resolve) => (reached = resolve));
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { db, sql } = counting(async () => {
+      reached();
+      await held;
+    });
+    const a = publisherOn({ db, sql });
+    const b = publisherOn(segue);
+    const start = (t: Transition) =>
+      segue.sql.query<Transition>(`UPDATE "Transition" SET "status" = 'IN_PROGRESS', "version" = "version" + 1 WHERE "id" = $1::uuid RETURNING *`, [t.id]);
+    try {
+      expect((await stream.next()).value).toMatchObject({ counts: { queued: 2, running: 0 } });
+
+      await a.transitionsChanged(await start(first));
+      const aFlush = a.flush();
+      await readDone;
+      await b.transitionsChanged(await start(second));
+      await b.flush();
+      expect((await stream.next()).value).toMatchObject({ counts: { queued: 0, running: 2 } });
+
+      // A's message, read before B's, reaches Redis after it.
+      release();
+      await aFlush;
+      await b.transitionsChanged(await complete([first]));
+      await b.flush();
+      // The next thing the subscriber gets is the newer change, not A's older counts.
+      expect((await stream.next()).value).toMatchObject({ counts: { queued: 0, running: 1, completed: 1 } });
+    } finally {
+      release();
+      await stream.return?.();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a batchProgress subscriber whose snapshot came between a flush\'s read and its close still gets the end', async () => {
+    const { batch, transitions, stop } = await batchOf(2);
+    stop();
+    let reached!: () => void;
+    let release!: () => void;
+    const readDone = new Promise<void>((resolve) => (reached = resolve));
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { db, sql } = counting(async () => {
+      reached();
+      await held;
+    });
+    const publisher = publisherOn({ db, sql });
+    let stream: Awaited<ReturnType<typeof batchProgress>> | undefined;
+    try {
+      // The flush reads every item ended and the batch still open, then is held up before it closes it.
+      await publisher.transitionsChanged(await complete(transitions));
+      const flushed = publisher.flush();
+      await readDone;
+      // Some other transaction commits (its own xid), so the snapshot below is strictly later.
+      await segue.sql.query('SELECT pg_current_xact_id()', []);
+      // The subscriber's snapshot, read after the flush's: ended items, no completedAt yet.
+      stream = await batchProgress(segue, batch.accountId, batch.id);
+      expect((await stream.next()).value).toMatchObject({ completedAt: null, counts: { completed: 2 } });
+      release();
+      await flushed;
+      const stored = await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
+      // The close's message is not older than that snapshot: it comes through, and the stream ends.
+      const end = await stream.next();
+      expect(end.value).toMatchObject({ completedAt: stored.completedAt, counts: { completed: 2, total: 2 } });
+      expect(await stream.next()).toEqual({ value: undefined, done: true });
+    } finally {
+      release();
+      await stream?.return?.();
+      await publisher.close();
+    }
+  });
+
+  it("a batch's transitionUpdated stream stays open on a late message of an end that a retry has undone", async () => {
+    const { batch, transitions, stop } = await batchOf(1);
+    stop();
+    const publisher = publisherOn(segue);
+    const stream = await transitionUpdates(segue, batch.accountId, { batchId: batch.id });
+    try {
+      expect((await stream.next()).value).toMatchObject({ id: transitions[0]!.id, status: 'QUEUED' });
+      // The end of the batch's run before this one, published by a process that was held up.
+      const late: BatchProgress = {
+        kind: 'batch',
+        batchId: batch.id,
+        accountId: batch.accountId,
+        completedAt: new Date(Date.now() - 60_000),
+        counts: { total: 1, seconds: 5, queued: 0, running: 0, completed: 0, failed: 1, canceled: 0 },
+        status: 'FAILED',
+        readAt: { xmax: 1, running: 0 },
+      };
+      await segue.pubsub.publish(segue.topics.batch(batch.accountId, batch.id), late);
+      const [started] = await segue.sql.query<Transition>(
+        `UPDATE "Transition" SET "status" = 'IN_PROGRESS', "version" = "version" + 1 WHERE "id" = $1::uuid RETURNING *`,
+        [transitions[0]!.id],
+      );
+      await publisher.transitionsChanged([started!]);
+      expect(await stream.next()).toMatchObject({ done: false, value: { id: started!.id, status: 'IN_PROGRESS', version: started!.version } });
+      // And it goes on: the batch runs again.
+      const [done] = await complete(transitions);
+      await publisher.transitionsChanged([done!]);
+      expect(await stream.next()).toMatchObject({ done: false, value: { id: done!.id, status: 'COMPLETED', version: done!.version } });
+    } finally {
+      await stream.return?.();
+      await publisher.close();
+    }
   });
 });

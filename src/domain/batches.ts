@@ -6,6 +6,7 @@ import { notFound } from './errors.ts';
 import { insertBatchItems } from './bulk-inserts.ts';
 import { startRuns } from './state-machine.ts';
 import type { Tx } from './idempotency.ts';
+import { READ_POINT_COLUMNS, readPointOf, type ReadPoint } from './read-points.ts';
 
 export const BATCH_STATUSES = ['QUEUED', 'RUNNING', 'COMPLETED', 'PARTIAL', 'FAILED', 'CANCELED'] as const;
 export type BatchStatus = (typeof BATCH_STATUSES)[number];
@@ -70,14 +71,20 @@ function count(c: BatchCounts, status: TransitionStatus, n: number, seconds: num
   c.seconds += seconds;
 }
 
+/** A batch with its counts, both of one read, and where that read stands (see read-points.ts). */
+export type BatchNow = Batch & { counts: BatchCounts; readAt: ReadPoint };
+
 /**
- * The account's batch with its counts, as a live stream starts from: one statement, so the row
- * (its completedAt) and the counts are of one moment, and the check that the batch is the
- * account's. NOT_FOUND when it is not.
+ * Batches with their counts, as progress messages and live streams start from: one statement, so
+ * a batch's row (its completedAt) and its counts are of one moment, the one `readAt` names. With
+ * an account, only that account's batches (the read is then also the check that they are its).
  */
-export async function batchWithCounts(deps: { sql: Pick<Sql, 'query'> }, accountId: string, batchId: string): Promise<Batch & { counts: BatchCounts }> {
-  const rows = await deps.sql.query<Batch & { itemStatus: TransitionStatus | null; itemCount: number | null; itemSeconds: number | null }>(
-    `SELECT b.*, c."itemStatus", c."itemCount", c."itemSeconds"
+export async function batchesWithCounts(deps: { sql: Pick<Sql, 'query'> }, batchIds: readonly string[], accountId?: string): Promise<BatchNow[]> {
+  if (batchIds.length === 0) return [];
+  const rows = await deps.sql.query<
+    Batch & { itemStatus: TransitionStatus | null; itemCount: number | null; itemSeconds: number | null; readXmax: number; readRunning: number }
+  >(
+    `SELECT b.*, c."itemStatus", c."itemCount", c."itemSeconds", ${READ_POINT_COLUMNS}
        FROM "Batch" b
        LEFT JOIN LATERAL (
          SELECT ${ITEM_STATUS_SQL} AS "itemStatus", count(*)::int AS "itemCount", sum(t."durationSeconds")::int AS "itemSeconds"
@@ -85,15 +92,28 @@ export async function batchWithCounts(deps: { sql: Pick<Sql, 'query'> }, account
           WHERE i."batchId" = b."id"
           GROUP BY 1
        ) c ON true
-      WHERE b."id" = $1::uuid AND b."accountId" = $2::uuid`,
-    [batchId, accountId],
+      WHERE b."id" = ANY($1::uuid[])${accountId === undefined ? '' : ' AND b."accountId" = $2::uuid'}`,
+    accountId === undefined ? [batchIds] : [batchIds, accountId],
   );
-  if (rows.length === 0) throw notFound('Batch');
-  const counts = emptyCounts();
-  for (const row of rows) if (row.itemStatus !== null) count(counts, row.itemStatus, row.itemCount!, row.itemSeconds!);
-  const { itemStatus: _s, itemCount: _n, itemSeconds: _t, ...batch } = rows[0]!;
-  return { ...batch, counts };
+  const batches = new Map<string, BatchNow>();
+  for (const row of rows) {
+    const { itemStatus, itemCount, itemSeconds, readXmax: _x, readRunning: _r, ...batch } = row;
+    let now = batches.get(batch.id);
+    if (!now) batches.set(batch.id, (now = { ...batch, counts: emptyCounts(), readAt: readPointOf(row) }));
+    if (itemStatus !== null) count(now.counts, itemStatus, itemCount!, itemSeconds!);
+  }
+  return [...batches.values()];
 }
+
+/** The account's batch with its counts, as batchProgress starts from; NOT_FOUND when it is not the account's. */
+export async function batchWithCounts(deps: { sql: Pick<Sql, 'query'> }, accountId: string, batchId: string): Promise<BatchNow> {
+  const [batch] = await batchesWithCounts(deps, [batchId], accountId);
+  if (!batch) throw notFound('Batch');
+  return batch;
+}
+
+/** Every item has ended (completed, failed or canceled): the batch is due to close. */
+export const allEnded = (c: BatchCounts) => c.total > 0 && c.completed + c.failed + c.canceled === c.total;
 
 export async function createBatch(tx: Tx, accountId: string, idempotencyKey: string | null) {
   return tx.batch.create({ data: { accountId, idempotencyKey } });

@@ -1,4 +1,5 @@
 import type { BatchCounts, BatchStatus } from '../domain/batches.ts';
+import type { ReadPoint } from '../domain/read-points.ts';
 import type { GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
 
@@ -30,6 +31,11 @@ export interface BatchProgress {
   completedAt: Date | null;
   counts: BatchCounts;
   status: BatchStatus;
+  /**
+   * Where the read of completedAt and counts stands: processes publish in any order, and a
+   * subscriber drops a message read before what it has already sent.
+   */
+  readAt: ReadPoint;
 }
 
 export interface CombinedChange {

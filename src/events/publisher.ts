@@ -1,5 +1,5 @@
-import type { Db } from '../db.ts';
-import { batchCounts, batchStatus, closeFinishedBatches } from '../domain/batches.ts';
+import type { Db, Sql } from '../db.ts';
+import { allEnded, batchesWithCounts, batchStatus, closeFinishedBatches } from '../domain/batches.ts';
 import type { ChangeListener, TransitionField } from '../domain/state-machine.ts';
 import type { GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
@@ -22,7 +22,7 @@ export class EventPublisher implements ChangeListener {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly deps: { db: Db; pubsub: PubSub; topics: Topics; logger: Logger },
+    private readonly deps: { db: Db; sql: Pick<Sql, 'query'>; pubsub: PubSub; topics: Topics; logger: Logger },
     private readonly progressIntervalMs = 100,
   ) {}
 
@@ -70,40 +70,29 @@ export class EventPublisher implements ChangeListener {
       const batches = new Set(this.pendingBatches);
       this.pendingBatches.clear();
       try {
-        const ids = [...batches.keys()];
-        const read = (ids: string[]) =>
-          this.deps.db.batch.findMany({ where: { id: { in: ids } }, select: { id: true, accountId: true, completedAt: true } });
-        // The batches before their counts: a completedAt read first goes with counts that show the
-        // batch ended (a subscriber's batchProgress ends at the first message with one).
-        const rows = await read(ids);
-        const counts = await batchCounts(this.deps.db, ids);
+        // Each batch's completedAt and counts from one read (one moment), which the message names.
+        let now = await batchesWithCounts(this.deps, [...batches]);
         // Closed once: a batch already closed is not closed again at every later change (its
         // posters), only one that has just ended.
-        const ended = rows.filter((b) => {
-          const c = counts.get(b.id)!;
-          return b.completedAt === null && c.total > 0 && c.completed + c.failed + c.canceled === c.total;
-        });
+        const ended = now.filter((b) => b.completedAt === null && allEnded(b.counts));
         if (ended.length > 0) {
-          const closed = new Map((await closeFinishedBatches(this.deps.db, ended.map((b) => b.id))).map((b) => [b.id, b.completedAt]));
-          for (const b of ended) b.completedAt = closed.get(b.id) ?? null;
-          // Not closed by this statement: another process closed it first, or an item reopened.
-          // Read again: the message says what the database holds.
-          const missed = ended.filter((b) => !closed.has(b.id));
-          if (missed.length > 0) {
-            const again = new Map((await read(missed.map((b) => b.id))).map((b) => [b.id, b.completedAt]));
-            for (const b of missed) b.completedAt = again.get(b.id) ?? null;
-          }
+          await closeFinishedBatches(this.deps.db, ended.map((b) => b.id));
+          // Read again, after the close: closed by this flush or by another process, or reopened
+          // by a retry meanwhile, the message says what the database holds, in a read later than
+          // any that saw the batch open (a subscriber's snapshot drops messages older than itself).
+          const after = new Map((await batchesWithCounts(this.deps, ended.map((b) => b.id))).map((b) => [b.id, b]));
+          now = now.map((b) => after.get(b.id) ?? b);
         }
         await Promise.all(
-          rows.map((batch) => {
-            const c = counts.get(batch.id)!;
+          now.map((batch) => {
             const message: BatchProgress = {
               kind: 'batch',
               batchId: batch.id,
               accountId: batch.accountId,
               completedAt: batch.completedAt,
-              counts: c,
-              status: batchStatus(c),
+              counts: batch.counts,
+              status: batchStatus(batch.counts),
+              readAt: batch.readAt,
             };
             return this.deps.pubsub.publish(this.deps.topics.batch(batch.accountId, batch.id), message);
           }),

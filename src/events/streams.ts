@@ -1,4 +1,5 @@
 import { batchWithCounts, type BatchCounts } from '../domain/batches.ts';
+import { compareReads, type ReadPoint } from '../domain/read-points.ts';
 import { batchSnapshot, getTransition } from '../domain/transitions.ts';
 import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import { getGeneratedTransition } from '../domain/combine.ts';
@@ -7,8 +8,8 @@ import { RowStream, type RowView } from './row-stream.ts';
 import type { BatchProgress, CombinedChange, TransitionChange } from './messages.ts';
 import { TransitionStream, type StreamDeps } from './transition-stream.ts';
 
-/** A batch as the API shows it, with the counts an event brought (no query per subscriber). */
-export type BatchWithCounts = Batch & { counts?: BatchCounts };
+/** A batch as the API shows it, with the counts an event brought (no query per subscriber) and where they were read. */
+export type BatchWithCounts = Batch & { counts?: BatchCounts; readAt?: ReadPoint };
 
 /**
  * transitionUpdated: one transition, the transitions of a batch, or all of an account's.
@@ -61,8 +62,13 @@ export async function batchProgress(deps: StreamDeps, accountId: string, batchId
 }
 
 const BATCH_PROGRESS: RowView<BatchWithCounts, BatchProgress> = {
-  // The batch row's other columns never change; the message brings what does.
-  apply: (message, last) => ({ ...last, completedAt: message.completedAt, counts: message.counts }),
+  // The batch row's other columns never change; the message brings what does. Processes publish
+  // in any order: a message read before what was sent last would move the counts back, and is
+  // dropped. (One without a read point, from a process not yet updated, is taken as it comes.)
+  apply: (message, last) =>
+    message.readAt && last.readAt && compareReads(message.readAt, last.readAt) < 0
+      ? null
+      : { ...last, completedAt: message.completedAt, counts: message.counts, readAt: message.readAt },
   ended: (row) => Boolean(row.completedAt),
 };
 

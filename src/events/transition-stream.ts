@@ -128,7 +128,9 @@ export class TransitionStream extends EndingStream<Transition> {
         (batch) =>
           this.guarded(() => {
             const rows = batch.rows.map((row) => this.rows.remember(row));
-            this.endAfterQueued = this.batchEnded(rows);
+            // Ended as the read says: a late message of an end that a retry has undone since
+            // (processes publish in any order) leaves the stream open. Gone (no rows): ended.
+            this.endAfterQueued = (batch.completedAt !== null || rows.length === 0) && this.batchEnded(rows);
             this.queued = rows;
             return this.next();
           }),
