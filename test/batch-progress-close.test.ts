@@ -12,6 +12,7 @@ import { createTestAccount, testConfig } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { holdTransaction } from './helpers/held-transaction.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
+import { Reconciler } from '../src/queue/reconciler.ts';
 import { until } from './helpers/wait.ts';
 
 /**
@@ -73,6 +74,13 @@ function counting(afterFirstRead?: () => Promise<unknown>) {
 
 const publisherOn = ({ db, sql }: { db: Db; sql: Pick<Sql, 'query'> }) =>
   new EventPublisher({ db, sql, pubsub: segue.pubsub, topics: segue.topics, logger: segue.logger }, 10);
+
+/** `promise`, or a failure saying what did not come within `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not come within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 async function complete(transitions: readonly Transition[]) {
   return segue.sql.query<Transition>(
@@ -276,7 +284,7 @@ describe('batch progress and the closing of a batch', () => {
       await flushed;
       const stored = await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
       // The close's message is not older than that snapshot: it comes through, and the stream ends.
-      const end = await stream.next();
+      const end = await within(stream.next(), 5_000, 'the end of the batch');
       expect(end.value).toMatchObject({ completedAt: stored.completedAt, counts: { completed: 2, total: 2 } });
       expect(await stream.next()).toEqual({ value: undefined, done: true });
     } finally {
@@ -301,7 +309,7 @@ describe('batch progress and the closing of a batch', () => {
         completedAt: new Date(Date.now() - 60_000),
         counts: { total: 1, seconds: 5, queued: 0, running: 0, completed: 0, failed: 1, canceled: 0 },
         status: 'FAILED',
-        readAt: { xmax: 1, running: 0 },
+        readAt: { since: 0, xmax: 1, running: 0 },
       };
       await segue.pubsub.publish(segue.topics.batch(batch.accountId, batch.id), late);
       const [started] = await segue.sql.query<Transition>(
@@ -314,6 +322,56 @@ describe('batch progress and the closing of a batch', () => {
       const [done] = await complete(transitions);
       await publisher.transitionsChanged([done!]);
       expect(await stream.next()).toMatchObject({ done: false, value: { id: done!.id, status: 'COMPLETED', version: done!.version } });
+    } finally {
+      await stream.return?.();
+      await publisher.close();
+    }
+  });
+
+  it('a batch the reconciler closes (the process that saw it end died first) sends its end to batchProgress subscribers', async () => {
+    const { batch, transitions, stop } = await batchOf(2);
+    stop();
+    // Every item ended, and no process flushed the batch's progress.
+    await complete(transitions);
+    const stream = await batchProgress(segue, batch.accountId, batch.id);
+    try {
+      expect((await stream.next()).value).toMatchObject({ completedAt: null, counts: { completed: 2, total: 2 } });
+      const report = await new Reconciler(segue).run();
+      expect(report.batchesClosed).toBeGreaterThanOrEqual(1);
+      const stored = await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
+      expect(stored.completedAt).toBeInstanceOf(Date);
+      expect((await within(stream.next(), 5_000, 'the end of the batch')).value).toMatchObject({ completedAt: stored.completedAt });
+      expect(await stream.next()).toEqual({ value: undefined, done: true });
+    } finally {
+      await stream.return?.();
+    }
+  });
+
+  it('batchProgress takes a message without a read point (a process not yet updated) and still drops an older one after it', async () => {
+    const { batch, transitions, stop } = await batchOf(2);
+    stop();
+    const stream = await batchProgress(segue, batch.accountId, batch.id);
+    const publisher = publisherOn(segue);
+    const topic = segue.topics.batch(batch.accountId, batch.id);
+    const progress = (counts: Partial<BatchProgress['counts']>, readAt?: BatchProgress['readAt']): BatchProgress => ({
+      kind: 'batch',
+      batchId: batch.id,
+      accountId: batch.accountId,
+      completedAt: null,
+      counts: { total: 2, seconds: 10, queued: 0, running: 0, completed: 0, failed: 0, canceled: 0, ...counts },
+      status: 'RUNNING',
+      ...(readAt ? { readAt } : {}),
+    });
+    try {
+      const first = (await stream.next()).value as { readAt: BatchProgress['readAt'] };
+      expect(first).toMatchObject({ counts: { queued: 2 } });
+      await segue.pubsub.publish(topic, progress({ queued: 1, running: 1 }));
+      expect((await stream.next()).value).toMatchObject({ counts: { queued: 1, running: 1 } });
+      // Read before the snapshot: dropped, though the message before it had no point.
+      await segue.pubsub.publish(topic, progress({ queued: 2 }, { ...first.readAt!, xmax: first.readAt!.xmax - 1 }));
+      await publisher.transitionsChanged(await complete(transitions.slice(0, 1)));
+      await publisher.flush();
+      expect((await within(stream.next(), 5_000, 'the next progress')).value).toMatchObject({ counts: { queued: 1, completed: 1 } });
     } finally {
       await stream.return?.();
       await publisher.close();

@@ -78,14 +78,16 @@ export type BatchNow = Batch & { counts: BatchCounts; readAt: ReadPoint };
  * Batches with their counts, as progress messages and live streams start from: one statement, so
  * a batch's row (its completedAt) and its counts are of one moment, the one `readAt` names. With
  * an account, only that account's batches (the read is then also the check that they are its).
+ * Through the pool, not in a transaction that has written (see read-points.ts).
  */
 export async function batchesWithCounts(deps: { sql: Pick<Sql, 'query'> }, batchIds: readonly string[], accountId?: string): Promise<BatchNow[]> {
   if (batchIds.length === 0) return [];
   const rows = await deps.sql.query<
-    Batch & { itemStatus: TransitionStatus | null; itemCount: number | null; itemSeconds: number | null; readXmax: number; readRunning: number }
+    Batch & { itemStatus: TransitionStatus | null; itemCount: number | null; itemSeconds: number | null; readSince: number; readXmax: number; readRunning: number }
   >(
-    `SELECT b.*, c."itemStatus", c."itemCount", c."itemSeconds", ${READ_POINT_COLUMNS}
+    `SELECT b.*, c."itemStatus", c."itemCount", c."itemSeconds", p.*
        FROM "Batch" b
+       CROSS JOIN (SELECT ${READ_POINT_COLUMNS}) p
        LEFT JOIN LATERAL (
          SELECT ${ITEM_STATUS_SQL} AS "itemStatus", count(*)::int AS "itemCount", sum(t."durationSeconds")::int AS "itemSeconds"
            FROM "BatchItem" i JOIN "Transition" t ON t."id" = i."transitionId"
@@ -97,7 +99,7 @@ export async function batchesWithCounts(deps: { sql: Pick<Sql, 'query'> }, batch
   );
   const batches = new Map<string, BatchNow>();
   for (const row of rows) {
-    const { itemStatus, itemCount, itemSeconds, readXmax: _x, readRunning: _r, ...batch } = row;
+    const { itemStatus, itemCount, itemSeconds, readSince: _s, readXmax: _x, readRunning: _r, ...batch } = row;
     let now = batches.get(batch.id);
     if (!now) batches.set(batch.id, (now = { ...batch, counts: emptyCounts(), readAt: readPointOf(row) }));
     if (itemStatus !== null) count(now.counts, itemStatus, itemCount!, itemSeconds!);

@@ -33,9 +33,10 @@ export interface BatchProgress {
   status: BatchStatus;
   /**
    * Where the read of completedAt and counts stands: processes publish in any order, and a
-   * subscriber drops a message read before what it has already sent.
+   * subscriber drops a message read before what it has already sent. (Absent from a process not
+   * yet updated.)
    */
-  readAt: ReadPoint;
+  readAt?: ReadPoint;
 }
 
 export interface CombinedChange {

@@ -40,6 +40,12 @@ export class EventPublisher implements ChangeListener {
     this.schedule();
   }
 
+  /** Batches changed with no transition change to bring them (closed by the reconciler): their progress goes out with the next flush. */
+  batchesChanged(batchIds: readonly string[]) {
+    for (const id of batchIds) this.pendingBatches.add(id);
+    this.schedule();
+  }
+
   async generatedTransitionChanged(row: GeneratedTransition) {
     try {
       const message: CombinedChange = { kind: 'combined', generatedTransition: row };

@@ -1,5 +1,5 @@
 import { batchWithCounts, type BatchCounts } from '../domain/batches.ts';
-import { compareReads, type ReadPoint } from '../domain/read-points.ts';
+import { readBefore, type ReadPoint } from '../domain/read-points.ts';
 import { batchSnapshot, getTransition } from '../domain/transitions.ts';
 import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import { getGeneratedTransition } from '../domain/combine.ts';
@@ -66,9 +66,9 @@ const BATCH_PROGRESS: RowView<BatchWithCounts, BatchProgress> = {
   // in any order: a message read before what was sent last would move the counts back, and is
   // dropped. (One without a read point, from a process not yet updated, is taken as it comes.)
   apply: (message, last) =>
-    message.readAt && last.readAt && compareReads(message.readAt, last.readAt) < 0
+    message.readAt && last.readAt && readBefore(message.readAt, last.readAt)
       ? null
-      : { ...last, completedAt: message.completedAt, counts: message.counts, readAt: message.readAt },
+      : { ...last, completedAt: message.completedAt, counts: message.counts, readAt: message.readAt ?? last.readAt },
   ended: (row) => Boolean(row.completedAt),
 };
 

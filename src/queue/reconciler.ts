@@ -134,7 +134,11 @@ export class Reconciler {
       cursor = { queuedAt: last.queuedAt, id: last.id };
       if (rows.length < PAGE) break;
     }
-    report.batchesClosed = (await closeFinishedBatches(db, 'all-open')).length;
+    const closed = await closeFinishedBatches(db, 'all-open');
+    report.batchesClosed = closed.length;
+    // Closed here because the process that saw them end did not (it died first): their
+    // subscribers wait for the end, which goes out with the publisher's next flush.
+    this.segue.events.batchesChanged(closed.map((b) => b.id));
     report.mediaRequeued = await this.media();
     report.submissionsExpired = await expireStaleSubmissions(this.segue.sql, submitAnswerMs(config.fal));
     report.orphansEnded = await this.orphans();
