@@ -75,6 +75,19 @@ function counting(afterFirstRead?: () => Promise<unknown>) {
 const publisherOn = ({ db, sql }: { db: Db; sql: Pick<Sql, 'query'> }) =>
   new EventPublisher({ db, sql, pubsub: segue.pubsub, topics: segue.topics, logger: segue.logger }, 10);
 
+/** A publisher's database that holds its first read's answer until `release()`; `readDone` once it has it. */
+function heldAfterFirstRead() {
+  let reached!: () => void;
+  let release!: () => void;
+  const readDone = new Promise<void>((resolve) => (reached = resolve));
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const { db, sql } = counting(async () => {
+    reached();
+    await held;
+  });
+  return { db, sql, readDone, release };
+}
+
 /** `promise`, or a failure saying what did not come within `ms`. */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -220,15 +233,8 @@ describe('batch progress and the closing of a batch', () => {
     const stream = await batchProgress(segue, batch.accountId, batch.id);
     // Process A reads the counts after the first change and is then held up (descheduled, a slow
     // link) before it publishes them; process B reads and publishes the second change meanwhile.
-    let reached!: () => void;
-    let release!: () => void;
-    const readDone = new Promise<void>((resolve) => (reached = resolve));
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const { db, sql } = counting(async () => {
-      reached();
-      await held;
-    });
-    const a = publisherOn({ db, sql });
+    const { readDone, release, ...held } = heldAfterFirstRead();
+    const a = publisherOn(held);
     const b = publisherOn(segue);
     const start = (t: Transition) =>
       segue.sql.query<Transition>(`UPDATE "Transition" SET "status" = 'IN_PROGRESS', "version" = "version" + 1 WHERE "id" = $1::uuid RETURNING *`, [t.id]);
@@ -260,15 +266,8 @@ describe('batch progress and the closing of a batch', () => {
   it('a batchProgress subscriber whose snapshot came between a flush\'s read and its close still gets the end', async () => {
     const { batch, transitions, stop } = await batchOf(2);
     stop();
-    let reached!: () => void;
-    let release!: () => void;
-    const readDone = new Promise<void>((resolve) => (reached = resolve));
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const { db, sql } = counting(async () => {
-      reached();
-      await held;
-    });
-    const publisher = publisherOn({ db, sql });
+    const { readDone, release, ...held } = heldAfterFirstRead();
+    const publisher = publisherOn(held);
     let stream: Awaited<ReturnType<typeof batchProgress>> | undefined;
     try {
       // The flush reads every item ended and the batch still open, then is held up before it closes it.
