@@ -12,7 +12,11 @@ export type Db = PrismaClient;
  * planned once per connection, and no ORM layer in between. Elsewhere, use Prisma.
  */
 export interface Sql {
-  query<T>(text: string, values: readonly unknown[]): Promise<T[]>;
+  /**
+   * One statement. `onSend` is called once a connection is at hand, just before the statement is
+   * written to it: what the statement reads is of a moment after that call (see SharedReads).
+   */
+  query<T>(text: string, values: readonly unknown[], options?: QueryOptions): Promise<T[]>;
   /**
    * Runs `work` in one transaction on one connection: committed when it resolves, rolled back
    * when it throws. For the few steps that must see each other's locks (the submit claim).
@@ -26,6 +30,10 @@ export interface Sql {
    * process each), and an idle spell does not close them again.
    */
   warm(connections: number): Promise<void>;
+}
+
+export interface QueryOptions {
+  onSend?: () => void;
 }
 
 // Prisma stores DateTime as UTC in "timestamp without time zone"; pg would read it as local time.
@@ -94,9 +102,24 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
   return {
     prisma,
     sql: {
-      async query<T>(text: string, values: readonly unknown[]) {
-        const result = await pool.query(prepared(text, values));
-        return result.rows as T[];
+      async query<T>(text: string, values: readonly unknown[], options?: QueryOptions) {
+        if (!options?.onSend) return (await pool.query(prepared(text, values))).rows as T[];
+        // As pool.query does it, with the moment between the wait for a connection and the send.
+        const client = await pool.connect();
+        const onError = () => undefined;
+        client.on('error', onError);
+        let failed: Error | undefined;
+        try {
+          options.onSend();
+          return (await client.query(prepared(text, values))).rows as T[];
+        } catch (error) {
+          failed = error instanceof Error ? error : new Error(String(error));
+          throw error;
+        } finally {
+          client.off('error', onError);
+          // As pool.query: a connection whose statement failed is not reused.
+          client.release(failed);
+        }
       },
       async warm(connections) {
         const count = Math.min(connections, pool.options.max);

@@ -3,6 +3,7 @@ import { parse } from 'graphql';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cancelBatch, createAndGenerate } from '../src/domain/generation.ts';
+import { transitionUpdates } from '../src/events/streams.ts';
 import type { Transition } from '../src/generated/prisma/client.ts';
 import { encodeId, idOf } from '../src/graphql/ids.ts';
 import { codes, createTestAccount, gql, startTestApp, type TestApp } from './helpers/app.ts';
@@ -113,6 +114,29 @@ describe('what a subscription reads', () => {
       warm.stop();
     } finally {
       await client.dispose();
+    }
+  });
+
+  it('when a batch ends, its streams in this process read it again in one statement, not one each', async () => {
+    const { account, batch } = await batchOf(3);
+    const streams = await Promise.all([1, 2, 3, 4, 5].map(() => transitionUpdates(app.segue, account.id, { batchId: batch.id })));
+    try {
+      for (const stream of streams) for (let i = 0; i < 3; i++) expect((await stream.next()).value).toMatchObject({ status: 'QUEUED' });
+      const statusesUntilEnd = async (stream: AsyncIterator<Transition>) => {
+        const statuses: string[] = [];
+        for (let next = await stream.next(); !next.done; next = await stream.next()) statuses.push(next.value.status);
+        return statuses;
+      };
+      let seen: string[][] = [];
+      const sent = await statementsDuring(async () => {
+        await cancelBatch(noQueue(), account.id, batch.id);
+        seen = await Promise.all(streams.map(statusesUntilEnd));
+      });
+      expect(seen).toEqual(Array(5).fill(['CANCELED', 'CANCELED', 'CANCELED']));
+      // The end reaches the five streams in one turn: they share one read of the batch.
+      expect(sent.filter((s) => s.includes('AS "batchCompletedAt"'))).toHaveLength(1);
+    } finally {
+      await Promise.all(streams.map((stream) => stream.return?.()));
     }
   });
 

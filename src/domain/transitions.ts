@@ -151,7 +151,7 @@ export interface BatchSnapshot {
  * statement, so both are of the same moment (a batch seen ended has every row of its end), and
  * checked to be the account's in the same read. NOT_FOUND when it is not.
  */
-export async function batchSnapshot(deps: { sql: Sql }, accountId: string, batchId: string): Promise<BatchSnapshot> {
+export async function batchSnapshot(deps: { sql: Pick<Sql, 'query'> }, accountId: string, batchId: string): Promise<BatchSnapshot> {
   const found = await deps.sql.query<Transition & { batchCompletedAt: Date | null }>(
     `SELECT b."completedAt" AS "batchCompletedAt", t.*
        FROM "Batch" b

@@ -1,10 +1,11 @@
-import { batchWithCounts, type BatchCounts } from '../domain/batches.ts';
+import type { BatchCounts } from '../domain/batches.ts';
 import { readBefore, type ReadPoint } from '../domain/read-points.ts';
-import { batchSnapshot, getTransition } from '../domain/transitions.ts';
+import { getTransition } from '../domain/transitions.ts';
 import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import { getGeneratedTransition } from '../domain/combine.ts';
 import { LiveFeed } from './live.ts';
 import { RowStream, type RowView } from './row-stream.ts';
+import { sharedBatchSnapshot, sharedBatchWithCounts } from './snapshots.ts';
 import type { BatchProgress, CombinedChange, TransitionChange } from './messages.ts';
 import { TransitionStream, type StreamDeps } from './transition-stream.ts';
 
@@ -42,7 +43,7 @@ export async function transitionUpdates(
       const transition = await getTransition(deps, accountId, transitionId);
       return new TransitionStream(deps, accountId, feed, { transitionId }, { transition });
     }
-    if (batchId) return new TransitionStream(deps, accountId, feed, { batchId }, { batch: await batchSnapshot(deps, accountId, batchId) });
+    if (batchId) return new TransitionStream(deps, accountId, feed, { batchId }, { batch: await sharedBatchSnapshot(deps, accountId, batchId) });
     return new TransitionStream(deps, accountId, feed, null, null);
   } catch (error) {
     feed.close();
@@ -58,7 +59,7 @@ export async function batchProgress(deps: StreamDeps, accountId: string, batchId
     deps.config.subscriptions.buffer,
   );
   // As transitionUpdated: read once the feed listens, the same read checking the id.
-  return startedWith(feed, BATCH_PROGRESS, () => batchWithCounts(deps, accountId, batchId));
+  return startedWith(feed, BATCH_PROGRESS, () => sharedBatchWithCounts(deps, accountId, batchId));
 }
 
 const BATCH_PROGRESS: RowView<BatchWithCounts, BatchProgress> = {

@@ -1,12 +1,13 @@
 import { AppError } from '../domain/errors.ts';
 import { loadTransition } from '../domain/state-machine.ts';
-import { batchSnapshot, type BatchSnapshot } from '../domain/transitions.ts';
+import type { BatchSnapshot } from '../domain/transitions.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import type { Segue } from '../runtime.ts';
 import { EndingStream, finished, type LiveFeed } from './live.ts';
 import type { BatchProgress, TransitionChange } from './messages.ts';
 import { TransitionRows } from './rows.ts';
 import { SentVersions } from './sent-versions.ts';
+import { sharedBatchSnapshot } from './snapshots.ts';
 
 export type StreamDeps = Pick<Segue, 'db' | 'sql' | 'pubsub' | 'topics' | 'config' | 'generationJobs' | 'events' | 'logger'>;
 
@@ -124,7 +125,7 @@ export class TransitionStream extends EndingStream<Transition> {
     }
     if (message.completedAt && !this.posters && this.scope && 'batchId' in this.scope) {
       // The batch ended: send whatever changes have not come through yet, then the posters.
-      return batchSnapshot(this.deps, this.accountId, this.scope.batchId).catch(goneAsEmpty).then(
+      return sharedBatchSnapshot(this.deps, this.accountId, this.scope.batchId).catch(goneAsEmpty).then(
         (batch) =>
           this.guarded(() => {
             const rows = batch.rows.map((row) => this.rows.remember(row));

@@ -1,0 +1,35 @@
+import type { QueryOptions, Sql } from '../db.ts';
+
+/**
+ * Reads that the subscribers of one thing share: one statement for all who ask for it before it
+ * is sent to PostgreSQL. A subscriber may only take a read whose snapshot is of a moment after its
+ * own feed listened (or it could miss a change in between), and each asks only once its feed
+ * listens: so a read can be joined until it is sent, and not after. Whoever asks later gets a read
+ * of its own, which those asking with it share in turn.
+ *
+ * What it saves: when a batch ends, each of its streams reads the batch again, all in the turn
+ * that brought them the end (one statement, not one per viewer); after an API restart a batch's
+ * viewers set up again together and wait together for a connection.
+ *
+ * The value read is shared as it is: whoever takes it must not change it.
+ */
+export class SharedReads<T> {
+  private readonly joinable = new Map<string, Promise<T>>();
+
+  constructor(private readonly sql: Pick<Sql, 'query'>) {}
+
+  /** `read` runs its statement on the `sql` it is given; `key` names what it reads (and for whom). */
+  read(key: string, read: (sql: Pick<Sql, 'query'>) => Promise<T>): Promise<T> {
+    const open = this.joinable.get(key);
+    if (open) return open;
+    const close = () => {
+      if (this.joinable.get(key) === result) this.joinable.delete(key);
+    };
+    const sending: QueryOptions = { onSend: close };
+    const result = read({ query: (text, values) => this.sql.query(text, values, sending) });
+    this.joinable.set(key, result);
+    // Failed before it was sent (no connection): later askers try again.
+    result.then(close, close);
+    return result;
+  }
+}
