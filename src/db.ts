@@ -106,11 +106,16 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
         if (!options?.onSend) return (await pool.query(prepared(text, values))).rows as T[];
         // As pool.query does it, with the moment between the wait for a connection and the send.
         const client = await pool.connect();
+        try {
+          options.onSend();
+        } catch (error) {
+          client.release();
+          throw error;
+        }
         const onError = () => undefined;
         client.on('error', onError);
         let failed: Error | undefined;
         try {
-          options.onSend();
           return (await client.query(prepared(text, values))).rows as T[];
         } catch (error) {
           failed = error instanceof Error ? error : new Error(String(error));

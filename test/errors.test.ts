@@ -26,6 +26,11 @@ describe('unexpected failures', () => {
     expect(text).not.toMatch(/ECONNREFUSED|prisma|postgres|SELECT|\.ts:\d+|at .*\(/i);
   });
 
+  it("every pool connection busy past its wait (pg-pool's timeout) is UNAVAILABLE, not INTERNAL", () => {
+    const busy = new GraphQLError('boom', { originalError: new Error('timeout exceeded when trying to connect') });
+    expect((maskError(busy) as GraphQLError).extensions.code).toBe('UNAVAILABLE');
+  });
+
   it('anything else is INTERNAL, with a generic message', () => {
     const bug = new GraphQLError('boom', { originalError: new TypeError("Cannot read properties of undefined (reading 'x') at SELECT * FROM secret") });
     const masked = maskError(bug) as GraphQLError;

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRequire } from 'node:module';
+import { createDatabase } from '../src/db.ts';
 import { SharedReads } from '../src/events/shared-reads.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
 import { testConfig } from './helpers/app.ts';
@@ -34,7 +36,7 @@ describe('shared reads', () => {
     expect(new Set(answers).size).toBe(1);
   });
 
-  it('whoever asks once the read was sent gets a read of its own, of a later moment', async () => {
+  it('whoever asks once the read was sent gets a read of its own', async () => {
     let sentNow: (() => void) | undefined;
     // The pool as SharedReads sees it, telling the test when a statement goes out.
     const reads = new SharedReads<string>({
@@ -72,5 +74,69 @@ describe('shared reads', () => {
     await expect(joined).rejects.toThrow(/nowhere/);
     // The next asker reads again.
     expect(await reads.read('acc-3/batch', probe)).toMatch(/:/);
+  });
+
+  it('those who ask while the read waits for a connection join it', async () => {
+    const database = createDatabase(segue.config.databaseUrl, { max: 1 });
+    let free!: () => void;
+    const busy = new Promise<void>((resolve) => (free = resolve));
+    // The pool's one connection, busy until the test frees it.
+    const holding = database.sql.transaction(() => busy);
+    try {
+      const reads = new SharedReads<string>(database.sql);
+      let answers: string[] = [];
+      const sent = await statementsDuring(async () => {
+        const first = reads.read('batch-c', probe);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const second = reads.read('batch-c', probe);
+        free();
+        answers = await Promise.all([first, second]);
+      });
+      expect(probes(sent)).toBe(1);
+      expect(answers[0]).toBe(answers[1]);
+    } finally {
+      free();
+      await holding;
+      await database.close();
+    }
+  });
+
+  it('onSend comes before the statement is written to the connection', async () => {
+    const pg = createRequire(import.meta.url)('pg') as { Client: { prototype: { query: (...args: unknown[]) => unknown } } };
+    const query = pg.Client.prototype.query;
+    const order: string[] = [];
+    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
+      const first = args[0] as string | { text?: string };
+      if ((typeof first === 'string' ? first : (first.text ?? '')).includes(MARK)) order.push('written');
+      return query.apply(this, args);
+    };
+    try {
+      await probe({ query: (text, values) => segue.sql.query(text, values, { onSend: () => order.push('onSend') }) });
+    } finally {
+      pg.Client.prototype.query = query;
+    }
+    expect(order).toEqual(['onSend', 'written']);
+  });
+
+  it('a read that fails before it is sent (no connection) is not kept: the next asker reads again', async () => {
+    const reads = new SharedReads<string>(segue.sql);
+    const failing = reads.read('batch-d', async () => {
+      throw new Error('timeout exceeded when trying to connect');
+    });
+    const joined = reads.read('batch-d', probe);
+    await expect(failing).rejects.toThrow(/timeout exceeded/);
+    await expect(joined).rejects.toThrow(/timeout exceeded/);
+    expect(await reads.read('batch-d', probe)).toMatch(/:/);
+  });
+
+  it('over a pool that does not say when it sends, reads stop being shared', async () => {
+    const reads = new SharedReads<string>({ query: (text, values) => segue.sql.query(text, values) });
+    await reads.read('batch-e', probe);
+    let answers: string[] = [];
+    const sent = await statementsDuring(async () => {
+      answers = await Promise.all([reads.read('batch-e', probe), reads.read('batch-e', probe)]);
+    });
+    expect(probes(sent)).toBe(2);
+    expect(answers[0]).not.toBe(answers[1]);
   });
 });

@@ -15,6 +15,8 @@ import type { QueryOptions, Sql } from '../db.ts';
  */
 export class SharedReads<T> {
   private readonly joinable = new Map<string, Promise<T>>();
+  /** Off for good once a read settled without onSend (a pool, or a wrapper, that drops it). */
+  private sharing = true;
 
   constructor(private readonly sql: Pick<Sql, 'query'>) {}
 
@@ -22,14 +24,23 @@ export class SharedReads<T> {
   read(key: string, read: (sql: Pick<Sql, 'query'>) => Promise<T>): Promise<T> {
     const open = this.joinable.get(key);
     if (open) return open;
-    const close = () => {
-      if (this.joinable.get(key) === result) this.joinable.delete(key);
+    let result: Promise<T> | undefined;
+    let sent = false;
+    const forget = () => {
+      if (result && this.joinable.get(key) === result) this.joinable.delete(key);
     };
-    const sending: QueryOptions = { onSend: close };
-    const result = read({ query: (text, values) => this.sql.query(text, values, sending) });
-    this.joinable.set(key, result);
-    // Failed before it was sent (no connection): later askers try again.
-    result.then(close, close);
+    const onSend = () => {
+      sent = true;
+      forget();
+    };
+    result = read({ query: (text, values) => this.sql.query(text, values, { onSend }) });
+    // Read with no word of its send: whoever joined it may have a snapshot from before its feed
+    // listened. Nothing is shared from then on. (Failed before it was sent: the next asker reads.)
+    result.then(() => {
+      if (!sent) this.sharing = false;
+      forget();
+    }, forget);
+    if (this.sharing) this.joinable.set(key, result);
     return result;
   }
 }
