@@ -100,6 +100,17 @@ async function startApi(flags: string[], countsDir?: string): Promise<Api> {
   };
 }
 
+/** A counter of the kernel's network statistics (/proc/net/netstat), machine-wide; NaN where there is none. */
+function kernelCounter(group: string, name: string): number {
+  try {
+    const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+    const at = lines.findIndex((line) => line.startsWith(`${group}:`));
+    return Number(lines[at + 1]!.split(/\s+/)[lines[at]!.split(/\s+/).indexOf(name)]);
+  } catch {
+    return NaN;
+  }
+}
+
 /** The API's heap and off-heap figures (MB), read from its Prometheus metrics. */
 async function memoryOf() {
   const value = await segueMetrics(`http://127.0.0.1:${port}/metrics`);
@@ -220,6 +231,7 @@ if (burstCount > 0) {
   let peak = rssIdle;
   const peakTimer = setInterval(() => api.alive() && (peak = Math.max(peak, api.rss())), 250);
   let deliveries = 0;
+  const overflowsBefore = kernelCounter('TcpExt', 'ListenOverflows');
   const started = now();
   // Browsers reconnect (graphql-ws' retries): a connection the kernel resets when the accept
   // queue overflows (net.core.somaxconn) comes back; how many did is printed.
@@ -267,6 +279,8 @@ if (burstCount > 0) {
   console.log(`  API process: node ${[...api.flags, ...entry].join(' ')} api: ${alive ? 'alive' : 'DIED'}`);
   console.log(`  subscribed (snapshot received): ${subscribed}/${burstCount} in ${setupSeconds.toFixed(1)} s; reconnects ${clients.reconnects()} (why: ${clients.closes()}); subscriptions failed ${clients.errors()}`);
   console.log(`  received the next event of their batch: ${deliveries}/${burstCount}`);
+  const overflows = kernelCounter('TcpExt', 'ListenOverflows') - overflowsBefore;
+  console.log(`  kernel: net.core.somaxconn ${readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim()}; connections dropped over a full accept queue during the burst (ListenOverflows, machine-wide) ${overflows}`);
   console.log(`  API RSS: ${rssIdle.toFixed(0)} MB idle, ${rssConnected.toFixed(0)} MB with subscribers, ${peak.toFixed(0)} MB peak; growth ${perSubscriber.toFixed(1)} KB per subscriber (goal <= 16 KB: ${alive && subscribed === burstCount && perSubscriber <= 16 ? 'met' : 'NOT met'})`);
   if (countsBefore && countsAfter) {
     const n = burstCount;

@@ -79,13 +79,25 @@ async function main() {
     }
   }
   if (role === 'all' || role === 'api') {
-    const { startApiServer } = await import('./http/server.ts');
+    const { acceptQueueLimit, startApiServer } = await import('./http/server.ts');
     const api = await startApiServer(segue);
     stops.push(api.close);
     if (stopping) await api.close();
-    else log.info({ url: `${api.url}/graphql` }, `Segue API listening: GraphiQL at ${api.url}/graphql`);
+    else {
+      const acceptQueue = acceptQueueLimit();
+      log.info({ url: `${api.url}/graphql`, acceptQueue }, `Segue API listening: GraphiQL at ${api.url}/graphql`);
+      if (acceptQueue !== null && acceptQueue < BURST_ACCEPT_QUEUE) {
+        log.warn(
+          { acceptQueue },
+          `net.core.somaxconn is ${acceptQueue}: when more browsers than that reconnect at once (after a restart), the kernel resets some of their handshakes and they retry. Set it to ${BURST_ACCEPT_QUEUE} or more (docker-compose.yml does).`,
+        );
+      }
+    }
   }
 }
+
+/** The accept queue under which a reconnect burst of 10,000 browsers sees resets (README, Live progress). */
+const BURST_ACCEPT_QUEUE = 16_384;
 
 main().catch((error) => {
   console.error(error instanceof Error ? error.message : error);

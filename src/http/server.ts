@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { accessTokens } from '../auth/access-tokens.ts';
 import { createAuthenticator } from '../auth/authenticate.ts';
@@ -25,6 +26,18 @@ export interface ApiServer {
   server: Server;
   url: string;
   close(): Promise<void>;
+}
+
+/** Asked of listen(); the kernel gives min(this, net.core.somaxconn). */
+const LISTEN_BACKLOG = 65_535;
+
+/** The accept queue this machine gives a listener (net.core.somaxconn), or null where it cannot be read (not Linux). */
+export function acceptQueueLimit(): number | null {
+  try {
+    return Math.min(LISTEN_BACKLOG, Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim()));
+  } catch {
+    return null;
+  }
 }
 
 const SAMPLES_DIR = fileURLToPath(new URL('../../assets/samples/', import.meta.url));
@@ -157,9 +170,12 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   await segue.db.$connect();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    // A deep accept queue (the kernel caps it at net.core.somaxconn): after a restart, thousands
-    // of browsers reconnect at once, and connections beyond a full queue are reset.
-    server.listen({ port, host, backlog: 8192 }, () => resolve());
+    // As deep an accept queue as the kernel allows (it caps this at net.core.somaxconn). Node
+    // takes one connection off it per turn of its event loop (libuv 1.45+), and in a reconnect
+    // burst each turn also serves the connections already taken: 10,000 browsers reconnecting
+    // after a restart wait in it for tens of seconds, and the kernel resets handshakes left over
+    // a full queue (bench/subscriptions.ts: 547-980 of 10,000 reset at somaxconn 4096, none at 16384).
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
   const websocket = attachWebSocket(server, yoga, contextDeps);
   const address = server.address() as AddressInfo;
