@@ -280,7 +280,8 @@ if (burstCount > 0) {
   console.log(`  subscribed (snapshot received): ${subscribed}/${burstCount} in ${setupSeconds.toFixed(1)} s; reconnects ${clients.reconnects()} (why: ${clients.closes()}); subscriptions failed ${clients.errors()}`);
   console.log(`  received the next event of their batch: ${deliveries}/${burstCount}`);
   const overflows = kernelCounter('TcpExt', 'ListenOverflows') - overflowsBefore;
-  console.log(`  kernel: net.core.somaxconn ${readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim()}; connections dropped over a full accept queue during the burst (ListenOverflows, machine-wide) ${overflows}`);
+  const somaxconn = existsSync('/proc/sys/net/core/somaxconn') ? readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim() : 'unknown';
+  console.log(`  kernel: net.core.somaxconn ${somaxconn}; connections dropped over a full accept queue during the burst (ListenOverflows, machine-wide) ${overflows}`);
   console.log(`  API RSS: ${rssIdle.toFixed(0)} MB idle, ${rssConnected.toFixed(0)} MB with subscribers, ${peak.toFixed(0)} MB peak; growth ${perSubscriber.toFixed(1)} KB per subscriber (goal <= 16 KB: ${alive && subscribed === burstCount && perSubscriber <= 16 ? 'met' : 'NOT met'})`);
   if (countsBefore && countsAfter) {
     const n = burstCount;

@@ -87,9 +87,10 @@ async function main() {
       const acceptQueue = acceptQueueLimit();
       log.info({ url: `${api.url}/graphql`, acceptQueue }, `Segue API listening: GraphiQL at ${api.url}/graphql`);
       if (acceptQueue !== null && acceptQueue < BURST_ACCEPT_QUEUE) {
-        log.warn(
+        // Advice, not a fault: a stock Linux machine (4096) starts here.
+        log.info(
           { acceptQueue },
-          `net.core.somaxconn is ${acceptQueue}: when more browsers than that reconnect at once (after a restart), the kernel resets some of their handshakes and they retry. Set it to ${BURST_ACCEPT_QUEUE} or more (docker-compose.yml does).`,
+          `net.core.somaxconn is ${acceptQueue}: when more browsers than that reconnect to this API at once (after a restart), the kernel drops some of their handshakes and they retry or reconnect. ${BURST_ACCEPT_QUEUE} or more avoids it (README, Live progress).`,
         );
       }
     }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -38,11 +38,10 @@ describe('npm start', () => {
     });
     try {
       await child.waitFor(/GraphiQL at http:\/\/localhost:\d+\/graphql/, 80_000);
-      // It says the accept queue the kernel gives it, and warns when a reconnect burst would overflow it.
-      const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
-      expect(child.output()).toMatch(new RegExp(`"acceptQueue":${Math.min(somaxconn, 65_535)}[,}]`));
-      if (somaxconn < 16_384) await child.waitFor(new RegExp(`net.core.somaxconn is ${somaxconn}: when more browsers`), 5_000);
-      else expect(child.output()).not.toMatch(/net.core.somaxconn is/);
+      // It says the accept queue the kernel gives it, with advice when a reconnect burst would overflow it.
+      const somaxconn = existsSync('/proc/sys/net/core/somaxconn') ? Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim()) : null;
+      expect(child.output()).toMatch(new RegExp(`"acceptQueue":${somaxconn === null ? 'null' : Math.min(somaxconn, 65_535)}[,}]`));
+      if (somaxconn !== null && somaxconn < 16_384) await child.waitFor(new RegExp(`net\\.core\\.somaxconn is ${somaxconn}: when more browsers`), 5_000);
       const page = await fetch(`http://127.0.0.1:${port}/graphql`, { headers: { accept: 'text/html' } });
       expect(page.status).toBe(200);
       expect(page.headers.get('content-type')).toMatch(/text\/html/);

@@ -82,12 +82,14 @@ describe('shared reads', () => {
     const busy = new Promise<void>((resolve) => (free = resolve));
     // The pool's one connection, busy until the test frees it.
     const holding = database.sql.transaction(() => busy);
+    let sends = 0;
     try {
-      const reads = new SharedReads<string>(database.sql);
+      const reads = new SharedReads<string>({ query: (text, values, options) => database.sql.query(text, values, { onSend: () => (sends++, options?.onSend?.()) }) });
       let answers: string[] = [];
       const sent = await statementsDuring(async () => {
         const first = reads.read('batch-c', probe);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await Promise.resolve();
+        expect(sends).toBe(0); // still waiting for the connection
         const second = reads.read('batch-c', probe);
         free();
         answers = await Promise.all([first, second]);
@@ -97,6 +99,43 @@ describe('shared reads', () => {
     } finally {
       free();
       await holding;
+      await database.close();
+    }
+  });
+
+  it('a read that fails before it is sent (no connection within the wait) fails its joiners, and the next asker reads again', async () => {
+    const database = createDatabase(segue.config.databaseUrl, { max: 1, connectTimeoutMs: 200 });
+    let free!: () => void;
+    const busy = new Promise<void>((resolve) => (free = resolve));
+    const holding = database.sql.transaction(() => busy);
+    try {
+      const reads = new SharedReads<string>(database.sql);
+      const first = reads.read('batch-d', probe);
+      const joined = reads.read('batch-d', probe);
+      await expect(first).rejects.toThrow(/timeout exceeded when trying to connect/);
+      await expect(joined).rejects.toThrow(/timeout exceeded when trying to connect/);
+      free();
+      await holding;
+      expect(await reads.read('batch-d', probe)).toMatch(/:/);
+    } finally {
+      free();
+      await holding;
+      await database.close();
+    }
+  });
+
+  it('an onSend that throws gives the connection back: the next statement gets it', async () => {
+    const database = createDatabase(segue.config.databaseUrl, { max: 1, connectTimeoutMs: 1_000 });
+    try {
+      await expect(
+        database.sql.query('SELECT 1', [], {
+          onSend: () => {
+            throw new Error('the caller failed');
+          },
+        }),
+      ).rejects.toThrow('the caller failed');
+      expect(await database.sql.query<{ one: number }>('SELECT 1 AS one', [])).toEqual([{ one: 1 }]);
+    } finally {
       await database.close();
     }
   });
@@ -116,17 +155,6 @@ describe('shared reads', () => {
       pg.Client.prototype.query = query;
     }
     expect(order).toEqual(['onSend', 'written']);
-  });
-
-  it('a read that fails before it is sent (no connection) is not kept: the next asker reads again', async () => {
-    const reads = new SharedReads<string>(segue.sql);
-    const failing = reads.read('batch-d', async () => {
-      throw new Error('timeout exceeded when trying to connect');
-    });
-    const joined = reads.read('batch-d', probe);
-    await expect(failing).rejects.toThrow(/timeout exceeded/);
-    await expect(joined).rejects.toThrow(/timeout exceeded/);
-    expect(await reads.read('batch-d', probe)).toMatch(/:/);
   });
 
   it('over a pool that does not say when it sends, reads stop being shared', async () => {

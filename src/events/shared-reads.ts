@@ -15,16 +15,17 @@ import type { QueryOptions, Sql } from '../db.ts';
  */
 export class SharedReads<T> {
   private readonly joinable = new Map<string, Promise<T>>();
-  /** Off for good once a read settled without onSend (a pool, or a wrapper, that drops it). */
+  /** Off for good once a read went to the pool and settled without onSend (a pool, or a wrapper, that drops it). */
   private sharing = true;
 
   constructor(private readonly sql: Pick<Sql, 'query'>) {}
 
   /** `read` runs its statement on the `sql` it is given; `key` names what it reads (and for whom). */
   read(key: string, read: (sql: Pick<Sql, 'query'>) => Promise<T>): Promise<T> {
-    const open = this.joinable.get(key);
+    const open = this.sharing ? this.joinable.get(key) : undefined;
     if (open) return open;
     let result: Promise<T> | undefined;
+    let queried = false;
     let sent = false;
     const forget = () => {
       if (result && this.joinable.get(key) === result) this.joinable.delete(key);
@@ -33,14 +34,23 @@ export class SharedReads<T> {
       sent = true;
       forget();
     };
-    result = read({ query: (text, values) => this.sql.query(text, values, { onSend }) });
+    result = read({
+      query: (text, values) => {
+        queried = true;
+        return this.sql.query(text, values, { onSend });
+      },
+    });
     // Read with no word of its send: whoever joined it may have a snapshot from before its feed
     // listened. Nothing is shared from then on. (Failed before it was sent: the next asker reads.)
     result.then(() => {
-      if (!sent) this.sharing = false;
+      if (queried && !sent) {
+        this.sharing = false;
+        this.joinable.clear();
+      }
       forget();
     }, forget);
-    if (this.sharing) this.joinable.set(key, result);
+    // Sent already (a pool that says so at once): nothing to join.
+    if (this.sharing && !sent) this.joinable.set(key, result);
     return result;
   }
 }

@@ -31,7 +31,7 @@ export interface ApiServer {
 /** Asked of listen(); the kernel gives min(this, net.core.somaxconn). */
 const LISTEN_BACKLOG = 65_535;
 
-/** The accept queue this machine gives a listener (net.core.somaxconn), or null where it cannot be read (not Linux). */
+/** The accept queue this machine gives a listener (net.core.somaxconn), or null where it cannot be read (not Linux; a rootless container hides it). */
 export function acceptQueueLimit(): number | null {
   try {
     return Math.min(LISTEN_BACKLOG, Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim()));
@@ -172,9 +172,10 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     server.once('error', reject);
     // As deep an accept queue as the kernel allows (it caps this at net.core.somaxconn). Node
     // takes one connection off it per turn of its event loop (libuv 1.45+), and in a reconnect
-    // burst each turn also serves the connections already taken: 10,000 browsers reconnecting
-    // after a restart wait in it for tens of seconds, and the kernel resets handshakes left over
-    // a full queue (bench/subscriptions.ts: 547-980 of 10,000 reset at somaxconn 4096, none at 16384).
+    // burst each turn also serves the connections already taken: with 10,000 browsers
+    // reconnecting after a restart it stayed full for about 10 s, and the kernel drops handshakes
+    // over a full queue, some of which end reset (bench/subscriptions.ts: 547-980 of 10,000
+    // reconnected at somaxconn 4096, none at 16384).
     server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
   const websocket = attachWebSocket(server, yoga, contextDeps);
