@@ -25,6 +25,23 @@ const probe = (sql: { query: Segue['sql']['query'] }) =>
   sql.query<{ answer: string }>(`SELECT '${MARK}' AS mark, pg_backend_pid()::text || ':' || random()::text AS answer`, []).then((rows) => rows[0]!.answer);
 const probes = (sent: string[]) => sent.filter((s) => s.includes(MARK)).length;
 
+/** A pool of one connection, held by a transaction until `free()`; `end()` frees it and closes the pool. */
+function busyPool(options: { connectTimeoutMs?: number } = {}) {
+  const database = createDatabase(segue.config.databaseUrl, { max: 1, ...options });
+  let free!: () => void;
+  const busy = new Promise<void>((resolve) => (free = resolve));
+  const holding = database.sql.transaction(() => busy);
+  return {
+    sql: database.sql,
+    free: () => free(),
+    async end() {
+      free();
+      await holding;
+      await database.close();
+    },
+  };
+}
+
 describe('shared reads', () => {
   it('those who ask in the same turn share one statement', async () => {
     const reads = new SharedReads<string>(segue.sql);
@@ -77,50 +94,38 @@ describe('shared reads', () => {
   });
 
   it('those who ask while the read waits for a connection join it', async () => {
-    const database = createDatabase(segue.config.databaseUrl, { max: 1 });
-    let free!: () => void;
-    const busy = new Promise<void>((resolve) => (free = resolve));
-    // The pool's one connection, busy until the test frees it.
-    const holding = database.sql.transaction(() => busy);
+    const pool = busyPool();
     let sends = 0;
     try {
-      const reads = new SharedReads<string>({ query: (text, values, options) => database.sql.query(text, values, { onSend: () => (sends++, options?.onSend?.()) }) });
+      const reads = new SharedReads<string>({ query: (text, values, options) => pool.sql.query(text, values, { onSend: () => (sends++, options?.onSend?.()) }) });
       let answers: string[] = [];
       const sent = await statementsDuring(async () => {
         const first = reads.read('batch-c', probe);
         await Promise.resolve();
         expect(sends).toBe(0); // still waiting for the connection
         const second = reads.read('batch-c', probe);
-        free();
+        pool.free();
         answers = await Promise.all([first, second]);
       });
       expect(probes(sent)).toBe(1);
       expect(answers[0]).toBe(answers[1]);
     } finally {
-      free();
-      await holding;
-      await database.close();
+      await pool.end();
     }
   });
 
   it('a read that fails before it is sent (no connection within the wait) fails its joiners, and the next asker reads again', async () => {
-    const database = createDatabase(segue.config.databaseUrl, { max: 1, connectTimeoutMs: 200 });
-    let free!: () => void;
-    const busy = new Promise<void>((resolve) => (free = resolve));
-    const holding = database.sql.transaction(() => busy);
+    const pool = busyPool({ connectTimeoutMs: 200 });
     try {
-      const reads = new SharedReads<string>(database.sql);
+      const reads = new SharedReads<string>(pool.sql);
       const first = reads.read('batch-d', probe);
       const joined = reads.read('batch-d', probe);
       await expect(first).rejects.toThrow(/timeout exceeded when trying to connect/);
       await expect(joined).rejects.toThrow(/timeout exceeded when trying to connect/);
-      free();
-      await holding;
+      pool.free();
       expect(await reads.read('batch-d', probe)).toMatch(/:/);
     } finally {
-      free();
-      await holding;
-      await database.close();
+      await pool.end();
     }
   });
 
