@@ -100,7 +100,7 @@ async function startApi(flags: string[], countsDir?: string): Promise<Api> {
   };
 }
 
-/** A counter of the kernel's network statistics (/proc/net/netstat), machine-wide; NaN where there is none. */
+/** A counter of the kernel's network statistics (/proc/net/netstat) for this network namespace, every listener in it; NaN where there is none. */
 function kernelCounter(group: string, name: string): number {
   try {
     const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
@@ -281,7 +281,7 @@ if (burstCount > 0) {
   console.log(`  received the next event of their batch: ${deliveries}/${burstCount}`);
   const overflows = kernelCounter('TcpExt', 'ListenOverflows') - overflowsBefore;
   const somaxconn = existsSync('/proc/sys/net/core/somaxconn') ? readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim() : 'unknown';
-  console.log(`  kernel: net.core.somaxconn ${somaxconn}; connections dropped over a full accept queue during the burst (ListenOverflows, machine-wide) ${overflows}`);
+  console.log(`  kernel: net.core.somaxconn ${somaxconn}; connections dropped over a full accept queue during the burst (ListenOverflows, this network namespace) ${overflows}`);
   console.log(`  API RSS: ${rssIdle.toFixed(0)} MB idle, ${rssConnected.toFixed(0)} MB with subscribers, ${peak.toFixed(0)} MB peak; growth ${perSubscriber.toFixed(1)} KB per subscriber (goal <= 16 KB: ${alive && subscribed === burstCount && perSubscriber <= 16 ? 'met' : 'NOT met'})`);
   if (countsBefore && countsAfter) {
     const n = burstCount;

@@ -121,7 +121,7 @@ describe('batch progress and the closing of a batch', () => {
       expect(stored.completedAt).toBeInstanceOf(Date);
       expect(messages[1]).toMatchObject({ status: 'COMPLETED' });
       expect(new Date(messages[1]!.completedAt!)).toEqual(stored.completedAt);
-      expect(counted).toEqual({ reads: 3, closes: 1 }); // the read, the close, and the read after it
+      expect(counted).toEqual({ reads: 3, closes: 1 }); // two flushes' reads and the read after the close; the close
 
       // A later change (a poster): progress again, no second close.
       await publisher.transitionsChanged(transitions.slice(0, 1));
@@ -375,5 +375,40 @@ describe('batch progress and the closing of a batch', () => {
       await stream.return?.();
       await publisher.close();
     }
+  });
+
+  it('says nothing of a batch deleted between its read and its close (no message from before the close)', async () => {
+    const { batch, transitions, messages, stop } = await batchOf(2);
+    const { db, sql } = counting(() => segue.sql.query(`DELETE FROM "Batch" WHERE "id" = $1::uuid`, [batch.id]));
+    const publisher = publisherOn({ db, sql });
+    try {
+      await publisher.transitionsChanged(await complete(transitions));
+      await publisher.flush();
+      // A later change of another batch goes out: by then this flush's messages, if any, would have.
+      const other = await batchOf(1);
+      await publisher.transitionsChanged(other.transitions);
+      await publisher.flush();
+      await until(() => other.messages.length >= 1, { what: 'the other batch\'s progress' });
+      other.stop();
+      expect(messages).toEqual([]);
+    } finally {
+      await publisher.close();
+      stop();
+    }
+  });
+
+  it('a closed publisher does not retry a failed flush (its pool and Redis are gone)', async () => {
+    const { transitions, stop } = await batchOf(1);
+    stop();
+    const { db, sql, counted } = counting(async () => {
+      throw new Error('the database is away');
+    });
+    const publisher = publisherOn({ db, sql });
+    await publisher.transitionsChanged(transitions);
+    await publisher.close();
+    expect(counted.reads).toBe(1);
+    // The retry would come after RETRY_MS (1 s).
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(counted.reads).toBe(1);
   });
 });

@@ -25,12 +25,19 @@ const probe = (sql: { query: Segue['sql']['query'] }) =>
   sql.query<{ answer: string }>(`SELECT '${MARK}' AS mark, pg_backend_pid()::text || ':' || random()::text AS answer`, []).then((rows) => rows[0]!.answer);
 const probes = (sent: string[]) => sent.filter((s) => s.includes(MARK)).length;
 
-/** A pool of one connection, held by a transaction until `free()`; `end()` frees it and closes the pool. */
-function busyPool(options: { connectTimeoutMs?: number } = {}) {
+/** A pool of one connection, held by a transaction until `free()` (resolved once it holds it); `end()` frees it and closes the pool. */
+async function busyPool(options: { connectTimeoutMs?: number } = {}) {
   const database = createDatabase(segue.config.databaseUrl, { max: 1, ...options });
   let free!: () => void;
+  let holds!: () => void;
   const busy = new Promise<void>((resolve) => (free = resolve));
-  const holding = database.sql.transaction(() => busy);
+  const held = new Promise<void>((resolve) => (holds = resolve));
+  const holding = database.sql.transaction(async () => {
+    holds();
+    await busy;
+  });
+  // Its own connection came within the wait: only the reads below meet the timeout.
+  await Promise.race([held, holding]);
   return {
     sql: database.sql,
     free: () => free(),
@@ -94,7 +101,7 @@ describe('shared reads', () => {
   });
 
   it('those who ask while the read waits for a connection join it', async () => {
-    const pool = busyPool();
+    const pool = await busyPool();
     let sends = 0;
     try {
       const reads = new SharedReads<string>({ query: (text, values, options) => pool.sql.query(text, values, { onSend: () => (sends++, options?.onSend?.()) }) });
@@ -115,7 +122,7 @@ describe('shared reads', () => {
   });
 
   it('a read that fails before it is sent (no connection within the wait) fails its joiners, and the next asker reads again', async () => {
-    const pool = busyPool({ connectTimeoutMs: 200 });
+    const pool = await busyPool({ connectTimeoutMs: 1_000 });
     try {
       const reads = new SharedReads<string>(pool.sql);
       const first = reads.read('batch-d', probe);

@@ -12,14 +12,16 @@ const RETRY_MS = 1_000;
 
 /**
  * Turns committed changes into messages: one per transition change (its ids, status, version and
- * the columns it wrote), and batch progress per batch, coalesced to one count query per batch per
- * `progressIntervalMs` (a 1,000-item batch would otherwise count its items 3,000 times). The same
- * coalesced pass closes batches whose items have all ended (completedAt).
+ * the columns it wrote), and batch progress per batch, coalesced to one statement for every batch
+ * changed in `progressIntervalMs` (a 1,000-item batch would otherwise count its items 3,000
+ * times). The same coalesced pass closes batches whose items have all ended (completedAt), and
+ * reads those again after their close.
  */
 export class EventPublisher implements ChangeListener {
   private readonly pendingBatches = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
+  private closed = false;
 
   constructor(
     private readonly deps: { db: Db; sql: Pick<Sql, 'query'>; pubsub: PubSub; topics: Topics; logger: Logger },
@@ -61,7 +63,8 @@ export class EventPublisher implements ChangeListener {
   }
 
   private schedule(delayMs = this.progressIntervalMs) {
-    if (this.timer || this.pendingBatches.size === 0) return;
+    // Closed: its last flush has run; a retry would meet a closed pool and Redis, every second.
+    if (this.closed || this.timer || this.pendingBatches.size === 0) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.flush();
@@ -87,7 +90,9 @@ export class EventPublisher implements ChangeListener {
           // by a retry meanwhile, the message says what the database holds, in a read later than
           // any that saw the batch open (a subscriber's snapshot drops messages older than itself).
           const after = new Map((await batchesWithCounts(this.deps, ended.map((b) => b.id))).map((b) => [b.id, b]));
-          now = now.map((b) => after.get(b.id) ?? b);
+          // Gone between the reads (deleted): nothing to say of it.
+          const endedIds = new Set(ended.map((b) => b.id));
+          now = now.flatMap((b) => (endedIds.has(b.id) ? (after.has(b.id) ? [after.get(b.id)!] : []) : [b]));
         }
         await Promise.all(
           now.map((batch) => {
@@ -114,6 +119,7 @@ export class EventPublisher implements ChangeListener {
   }
 
   async close() {
+    this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.flush();

@@ -130,7 +130,8 @@ export class TransitionStream extends EndingStream<Transition> {
           this.guarded(() => {
             const rows = batch.rows.map((row) => this.rows.remember(row));
             // Ended as the read says: a late message of an end that a retry has undone since
-            // (processes publish in any order) leaves the stream open. Gone (no rows): ended.
+            // (processes publish in any order) leaves the stream open. No rows (deleted, or left with
+            // no items): ended.
             this.endAfterQueued = (batch.completedAt !== null || rows.length === 0) && this.batchEnded(rows);
             this.queued = rows;
             return this.next();

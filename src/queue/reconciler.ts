@@ -136,9 +136,13 @@ export class Reconciler {
     }
     const closed = await closeFinishedBatches(db, 'all-open');
     report.batchesClosed = closed.length;
-    // Closed here because the process that saw them end did not (it died first): their
-    // subscribers wait for the end, which goes out with the publisher's next flush.
-    this.segue.events.batchesChanged(closed.map((b) => b.id));
+    if (closed.length > 0) {
+      // Closed here because the process that saw them end did not (it died before its close):
+      // their subscribers wait for the end, sent now. (One that died after its close but before
+      // publishing leaves its subscribers to their next change.)
+      this.segue.events.batchesChanged(closed.map((b) => b.id));
+      await this.segue.events.flush();
+    }
     report.mediaRequeued = await this.media();
     report.submissionsExpired = await expireStaleSubmissions(this.segue.sql, submitAnswerMs(config.fal));
     report.orphansEnded = await this.orphans();
