@@ -1,5 +1,5 @@
-import type { BatchCounts } from '../domain/batches.ts';
-import { readBefore, type ReadPoint } from '../domain/read-points.ts';
+import type { BatchNow } from '../domain/batches.ts';
+import { readBefore } from '../domain/read-points.ts';
 import { getTransition } from '../domain/transitions.ts';
 import type { Batch, GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import { getGeneratedTransition } from '../domain/combine.ts';
@@ -10,7 +10,7 @@ import type { BatchProgress, CombinedChange, TransitionChange } from './messages
 import { TransitionStream, type StreamDeps } from './transition-stream.ts';
 
 /** A batch as the API shows it, with the counts an event brought (no query per subscriber) and where they were read. */
-export type BatchWithCounts = Batch & { counts?: BatchCounts; readAt?: ReadPoint };
+export type BatchWithCounts = Batch & Partial<Pick<BatchNow, 'counts' | 'readAt'>>;
 
 /**
  * transitionUpdated: one transition, the transitions of a batch, or all of an account's.
