@@ -52,17 +52,13 @@ export function batchStatus(c: BatchCounts): BatchStatus {
 const ITEM_STATUS_SQL = `CASE WHEN t."batchId" = i."batchId" THEN t."status" ELSE i."status" END`;
 const ITEM_STATUS = Prisma.raw(ITEM_STATUS_SQL);
 
-/** Counts per batch in one grouped query, however many batches and items. */
-export async function batchCounts(db: Db | Tx, batchIds: readonly string[]): Promise<Map<string, BatchCounts>> {
-  const counts = new Map(batchIds.map((id) => [id, emptyCounts()]));
-  if (batchIds.length === 0) return counts;
-  const rows = await db.$queryRaw<Array<{ batchId: string; status: TransitionStatus; n: number; seconds: number }>>`
-    SELECT i."batchId", ${ITEM_STATUS} AS "status", count(*)::int AS n, sum(t."durationSeconds")::int AS seconds
-    FROM "BatchItem" i JOIN "Transition" t ON t."id" = i."transitionId"
-    WHERE i."batchId" = ANY(${[...batchIds]}::uuid[])
-    GROUP BY 1, 2`;
-  for (const row of rows) count(counts.get(row.batchId)!, row.status, row.n, row.seconds);
-  return counts;
+/**
+ * Counts per batch, for queries (a batch gone has none): the same one statement as
+ * batchesWithCounts, however many batches and items.
+ */
+export async function batchCounts(deps: { sql: Pick<Sql, 'query'> }, batchIds: readonly string[]): Promise<Map<string, BatchCounts>> {
+  const found = new Map((await batchesWithCounts(deps, batchIds)).map((b) => [b.id, b.counts]));
+  return new Map(batchIds.map((id) => [id, found.get(id) ?? emptyCounts()]));
 }
 
 function count(c: BatchCounts, status: TransitionStatus, n: number, seconds: number) {

@@ -46,7 +46,7 @@ class Loaders {
   get batchCounts(): DataLoader<string, BatchCounts> {
     return (this.counts ??= new DataLoader(
       async (ids: readonly string[]) => {
-        const found = await batchCounts(this.segue.db, ids);
+        const found = await batchCounts(this.segue, ids);
         return ids.map((id) => found.get(id)!);
       },
       { cache: false },
