@@ -4,6 +4,7 @@ import { GeneratedTransitionStatus as G, type TransitionStatus } from '../genera
 import type { Logger } from '../logger.ts';
 import type { KeyRevocations } from './api-keys.ts';
 import { conflict, notFound, pathsOf } from './errors.ts';
+import type { Deletion, DeletionListener } from './ports.ts';
 import { OPEN } from './statuses.ts';
 import { LIMITS, parseInput } from './transition-input.ts';
 
@@ -24,6 +25,8 @@ export interface DeletionDeps {
   db: Db;
   media: StoredFiles;
   logger: Logger;
+  /** Tells the live streams (absent: no one is told, as in a CLI without an event bus). */
+  events?: DeletionListener;
 }
 
 const deleteTransitionsInput = z.object({
@@ -48,15 +51,17 @@ async function removeFiles(deps: DeletionDeps, folders: string[], context: Recor
  * with their stored videos and posters, all or nothing. A queued or running one, or one a combined
  * video is being rendered from, is a CONFLICT and nothing changes. What fal billed stays in the
  * spend ledger (its rows lose their transition), combined videos already made keep their file,
- * batches left empty go, and so do idempotency records that would replay deleted rows.
+ * batches left empty go, and so do idempotency records that would replay deleted rows. After the
+ * commit, the live streams are told: a deleted transition's or batch's streams end, and the
+ * batches that lost items send their new counts.
  */
 export async function deleteTransitions(deps: DeletionDeps, accountId: string, raw: unknown): Promise<{ deletedIds: string[]; files: number }> {
   const { ids } = parseInput(deleteTransitionsInput, raw);
   const unique = [...new Set(ids)];
-  await deps.db.$transaction(async (tx) => {
+  const deletion = await deps.db.$transaction(async (tx): Promise<Deletion> => {
     // Locked (in id order, as claims lock them), so no generateBatch or retry can start one of them while they go.
-    const rows = await tx.$queryRaw<Array<{ id: string; status: TransitionStatus }>>`
-      SELECT "id", "status" FROM "Transition"
+    const rows = await tx.$queryRaw<Array<{ id: string; status: TransitionStatus; batchId: string | null }>>`
+      SELECT "id", "status", "batchId" FROM "Transition"
       WHERE "id" = ANY(${unique}::uuid[]) AND "accountId" = ${accountId}::uuid
       ORDER BY "id" FOR UPDATE`;
     if (rows.length !== unique.length) {
@@ -85,10 +90,24 @@ export async function deleteTransitions(deps: DeletionDeps, accountId: string, r
     await tx.$executeRaw`
       DELETE FROM "IdempotencyKey" WHERE "accountId" = ${accountId}::uuid AND "transitionIds" && ${unique}::uuid[]`;
     await tx.transition.deleteMany({ where: { id: { in: unique }, accountId } });
-    if (batches.length > 0) {
-      await tx.batch.deleteMany({ where: { id: { in: batches.map((b) => b.batchId) }, items: { none: {} } } });
-    }
+    const batchIds = batches.map((b) => b.batchId);
+    const emptied =
+      batchIds.length === 0
+        ? []
+        : await tx.$queryRaw<Array<{ id: string }>>`
+            DELETE FROM "Batch" b WHERE b."id" = ANY(${batchIds}::uuid[])
+              AND NOT EXISTS (SELECT 1 FROM "BatchItem" i WHERE i."batchId" = b."id")
+            RETURNING b."id"`;
+    const deletedBatchIds = new Set(emptied.map((b) => b.id));
+    return {
+      accountId,
+      transitions: rows.map(({ id, batchId }) => ({ id, batchId })),
+      changedBatchIds: batchIds.filter((id) => !deletedBatchIds.has(id)),
+      deletedBatchIds: [...deletedBatchIds],
+    };
   });
+  // Committed: a stream that is not told (Redis away) ends at its client's next reconnect, whose snapshot finds nothing.
+  await deps.events?.deleted(deletion).catch((err: unknown) => deps.logger.warn({ err, accountId }, 'could not tell the live streams of a deletion'));
   const files = await removeFiles(deps, unique.map(transitionFolder), { accountId });
   return { deletedIds: unique, files };
 }

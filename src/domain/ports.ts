@@ -23,6 +23,25 @@ export interface CombineJobs {
   add(job: { kind: 'combine'; generatedTransitionId: string }): Promise<unknown>;
 }
 
+/** What deleteTransitions removed, for the live streams. */
+export interface Deletion {
+  accountId: string;
+  /** Each deleted transition with the batch its topic is under (its current one). */
+  transitions: ReadonlyArray<{ id: string; batchId: string | null }>;
+  /** Batches that lost items and remain (their counts changed). */
+  changedBatchIds: readonly string[];
+  /** Batches left with no items, deleted with them. */
+  deletedBatchIds: readonly string[];
+}
+
+/**
+ * The event bus, as deletion uses it: the streams of a deleted transition or batch end (no change
+ * will ever come to them), and a remaining batch's viewers get its new counts.
+ */
+export interface DeletionListener {
+  deleted(deletion: Deletion): Promise<void>;
+}
+
 /** Calls `onChange` whenever a batch of the account changes; resolves with a function that stops it. */
 export type WatchBatch = (accountId: string, batchId: string, onChange: () => void) => Promise<() => void>;
 

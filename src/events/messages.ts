@@ -44,7 +44,21 @@ export interface CombinedChange {
   generatedTransition: GeneratedTransition;
 }
 
-export type Message = TransitionChange | BatchProgress | CombinedChange;
+/** A transition deleted (deleteTransitions), on its own topic: its streams have nothing more to send. */
+export interface TransitionDeleted {
+  kind: 'transition-deleted';
+  id: string;
+  accountId: string;
+}
+
+/** A batch deleted with its last items, on its topic: its streams end. */
+export interface BatchDeleted {
+  kind: 'batch-deleted';
+  batchId: string;
+  accountId: string;
+}
+
+export type Message = TransitionChange | BatchProgress | CombinedChange | TransitionDeleted | BatchDeleted;
 
 const dateFieldsOf = (model: 'Transition' | 'GeneratedTransition') =>
   new Set(

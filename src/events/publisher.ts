@@ -1,9 +1,10 @@
 import type { Db, Sql } from '../db.ts';
 import { allEnded, batchesWithCounts, batchStatus, closeFinishedBatches } from '../domain/batches.ts';
+import type { Deletion, DeletionListener } from '../domain/ports.ts';
 import type { ChangeListener, TransitionField } from '../domain/state-machine.ts';
 import type { GeneratedTransition, Transition } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
-import { transitionChange, type BatchProgress, type CombinedChange } from './messages.ts';
+import { transitionChange, type BatchDeleted, type BatchProgress, type CombinedChange, type TransitionDeleted } from './messages.ts';
 import type { PubSub } from './pubsub.ts';
 import type { Topics } from './topics.ts';
 
@@ -17,7 +18,7 @@ const RETRY_MS = 1_000;
  * times). The same coalesced pass closes batches whose items have all ended (completedAt), and
  * reads those again after their close.
  */
-export class EventPublisher implements ChangeListener {
+export class EventPublisher implements ChangeListener, DeletionListener {
   private readonly pendingBatches = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
@@ -46,6 +47,26 @@ export class EventPublisher implements ChangeListener {
   batchesChanged(batchIds: readonly string[]) {
     for (const id of batchIds) this.pendingBatches.add(id);
     this.schedule();
+  }
+
+  /**
+   * Rows deleted: a message on each deleted transition's topic and each deleted batch's (their
+   * streams end), and fresh counts for the batches that lost items, with the next flush. Throws
+   * when Redis refuses (the caller logs it; the deletion stands).
+   */
+  async deleted({ accountId, transitions, changedBatchIds, deletedBatchIds }: Deletion) {
+    const { pubsub, topics } = this.deps;
+    this.batchesChanged(changedBatchIds);
+    await Promise.all([
+      ...transitions.map(({ id, batchId }) => {
+        const message: TransitionDeleted = { kind: 'transition-deleted', id, accountId };
+        return pubsub.publish(topics.transition(accountId, batchId, id), message);
+      }),
+      ...deletedBatchIds.map((batchId) => {
+        const message: BatchDeleted = { kind: 'batch-deleted', batchId, accountId };
+        return pubsub.publish(topics.batch(accountId, batchId), message);
+      }),
+    ]);
   }
 
   async generatedTransitionChanged(row: GeneratedTransition) {

@@ -6,6 +6,8 @@ export interface RowView<Row, Message> {
   apply(message: Message, last: Row): Row | null;
   /** After this row, the stream ends. */
   ended(row: Row): boolean;
+  /** The row is gone (deleted): the stream ends with nothing more sent. */
+  gone?(message: Message): boolean;
 }
 
 /**
@@ -49,7 +51,7 @@ export class RowStream<Row, Message> extends EndingStream<Row> {
 
   /** A message, or the feed's end: a row to send, or the next message when it brings nothing new. */
   private read(result: IteratorResult<Message>): IteratorResult<Row> | Promise<IteratorResult<Row>> {
-    if (result.done || this.over) return this.end();
+    if (result.done || this.over || this.view.gone?.(result.value)) return this.end();
     const row = this.view.apply(result.value, this.last!);
     return row === null ? this.next() : this.send(row);
   }

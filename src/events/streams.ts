@@ -6,7 +6,7 @@ import { getGeneratedTransition } from '../domain/combine.ts';
 import { LiveFeed } from './live.ts';
 import { RowStream, type RowView } from './row-stream.ts';
 import { sharedBatchSnapshot, sharedBatchWithCounts } from './snapshots.ts';
-import type { BatchProgress, CombinedChange, TransitionChange } from './messages.ts';
+import type { BatchDeleted, BatchProgress, CombinedChange, TransitionChange, TransitionDeleted } from './messages.ts';
 import { TransitionStream, type StreamDeps } from './transition-stream.ts';
 
 /** A batch as the API shows it, with the counts an event brought (no query per subscriber) and where they were read. */
@@ -35,7 +35,7 @@ export async function transitionUpdates(
           { trigger: topics.batch(accountId, batchId), pattern: false },
         ]
       : [{ trigger: topics.accountTransitions(accountId), pattern: true }];
-  const feed = await LiveFeed.subscribe<TransitionChange | BatchProgress>(deps.pubsub, triggers, deps.config.subscriptions.buffer);
+  const feed = await LiveFeed.subscribe<TransitionChange | TransitionDeleted | BatchProgress | BatchDeleted>(deps.pubsub, triggers, deps.config.subscriptions.buffer);
   // The snapshot is read once the feed listens, and that one read is also the check that the id
   // is the account's: a foreign or unknown one is a NOT_FOUND now, and its feed is let go.
   try {
@@ -51,9 +51,9 @@ export async function transitionUpdates(
   }
 }
 
-/** batchProgress: the batch now, then again with fresh counts on every change; ends with the batch. */
+/** batchProgress: the batch now, then again with fresh counts on every change; ends with the batch, or when it is deleted. */
 export async function batchProgress(deps: StreamDeps, accountId: string, batchId: string): Promise<AsyncIterableIterator<BatchWithCounts>> {
-  const feed = await LiveFeed.subscribe<BatchProgress>(
+  const feed = await LiveFeed.subscribe<BatchProgress | BatchDeleted>(
     deps.pubsub,
     [{ trigger: deps.topics.batch(accountId, batchId), pattern: false }],
     deps.config.subscriptions.buffer,
@@ -62,15 +62,17 @@ export async function batchProgress(deps: StreamDeps, accountId: string, batchId
   return startedWith(feed, BATCH_PROGRESS, () => sharedBatchWithCounts(deps, accountId, batchId));
 }
 
-const BATCH_PROGRESS: RowView<BatchWithCounts, BatchProgress> = {
+const BATCH_PROGRESS: RowView<BatchWithCounts, BatchProgress | BatchDeleted> = {
   // The batch row's other columns never change; the message brings what does. Processes publish
   // in any order: a message read before what was sent last would move the counts back, and is
   // dropped. (One without a read point, from a process not yet updated, is taken as it comes.)
   apply: (message, last) =>
-    message.readAt && last.readAt && readBefore(message.readAt, last.readAt)
+    message.kind !== 'batch' || (message.readAt && last.readAt && readBefore(message.readAt, last.readAt))
       ? null
       : { ...last, completedAt: message.completedAt, counts: message.counts, readAt: message.readAt ?? last.readAt },
   ended: (row) => Boolean(row.completedAt),
+  // Deleted with its last items (deleteTransitions): no progress will ever come.
+  gone: (message) => message.kind === 'batch-deleted',
 };
 
 /** generatedTransitionUpdated: the combined video now, then each change; ends when it has ended. */

@@ -4,7 +4,7 @@ import type { BatchSnapshot } from '../domain/transitions.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import type { Segue } from '../runtime.ts';
 import { EndingStream, finished, type LiveFeed } from './live.ts';
-import type { BatchProgress, TransitionChange } from './messages.ts';
+import type { BatchDeleted, BatchProgress, TransitionChange, TransitionDeleted } from './messages.ts';
 import { TransitionRows } from './rows.ts';
 import { SentVersions } from './sent-versions.ts';
 import { sharedBatchSnapshot } from './snapshots.ts';
@@ -71,7 +71,7 @@ export class TransitionStream extends EndingStream<Transition> {
   constructor(
     private readonly deps: StreamDeps,
     private readonly accountId: string,
-    private readonly feed: LiveFeed<TransitionChange | BatchProgress>,
+    private readonly feed: LiveFeed<TransitionChange | TransitionDeleted | BatchProgress | BatchDeleted>,
     private readonly scope: { transitionId: string } | { batchId: string } | null,
     private start: StreamStart,
   ) {
@@ -112,9 +112,14 @@ export class TransitionStream extends EndingStream<Transition> {
     this.queued = rows;
   }
 
-  private read(read: IteratorResult<TransitionChange | BatchProgress>): Promise<IteratorResult<Transition>> | IteratorResult<Transition> {
+  private read(
+    read: IteratorResult<TransitionChange | TransitionDeleted | BatchProgress | BatchDeleted>,
+  ): Promise<IteratorResult<Transition>> | IteratorResult<Transition> {
     if (read.done || this.ended) return this.end();
     const message = read.value;
+    if (message.kind === 'transition-deleted') return this.deleted(message.id);
+    // The batch went with its last items: nothing of it will ever change again.
+    if (message.kind === 'batch-deleted') return this.scope && 'batchId' in this.scope ? this.end() : this.next();
     if (message.kind === 'transition') {
       // Already sent this version (or a newer one): nothing to resolve.
       if (this.sent.get(message.id) >= message.version) return this.next();
@@ -151,6 +156,16 @@ export class TransitionStream extends EndingStream<Transition> {
       if (this.posters.size === 0) this.endAfterQueued = true;
     }
     return send ? { value: row, done: false } : this.next();
+  }
+
+  /**
+   * A transition was deleted: a stream of that one transition ends (nothing of it will ever change
+   * again); an ended batch's stream no longer waits for its poster.
+   */
+  private deleted(id: string): Promise<IteratorResult<Transition>> | IteratorResult<Transition> {
+    if (this.scope && 'transitionId' in this.scope) return this.scope.transitionId === id ? this.end() : this.next();
+    if (this.posters?.delete(id) && this.posters.size === 0) this.endAfterQueued = true;
+    return this.next();
   }
 
   /** The batch has ended: it waits for the posters still to come, for POSTER_GRACE_MS at most. Says whether none is left. */

@@ -17,7 +17,7 @@ builder.subscriptionFields((t) => ({
     description:
       'One transition (id), every transition of a batch (batchId), or every transition of your account (neither). ' +
       'A transition or batch stream starts with the current state, then sends each change; versions only go up. ' +
-      'A batch stream completes when the batch ends.',
+      'A batch stream completes when the batch ends; the stream of a transition or batch that is deleted completes with no further event.',
     args: {
       id: t.arg.id({ required: false }),
       batchId: t.arg.id({ required: false }),
@@ -44,7 +44,9 @@ builder.subscriptionFields((t) => ({
   }),
   batchProgress: t.field({
     type: BatchNode,
-    description: 'The batch now, then again with fresh counts on every change; completes when the batch ends.',
+    description:
+      'The batch now, then again with fresh counts on every change (items deleted included); completes when the batch ends, ' +
+      'or with no further event when it is deleted with its last items.',
     args: { id: t.arg.id({ required: true }) },
     subscribe: async (_root, args, ctx) => {
       const accountId = ctx.accountId();

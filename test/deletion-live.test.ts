@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { idOf } from '../src/graphql/ids.ts';
+import { createTestAccount, gql } from './helpers/app.ts';
+import { DeleteTransitions } from './helpers/credential-operations.ts';
+import { transitionInputs } from './helpers/fixtures.ts';
+import { BatchProgress, CancelTransition, CreateTransitions, TransitionUpdated } from './helpers/operations.ts';
+import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { sseClient, subscribe, wsClient, type Subscription } from './helpers/subscribe.ts';
+import { until } from './helpers/wait.ts';
+
+// No worker: queued transitions stay queued, so a batch stays open for as long as a test needs it.
+let p: Pipeline;
+beforeAll(async () => {
+  p = await startPipeline({ emulator: { latencyMs: 100 } });
+});
+afterAll(() => p?.close());
+
+const url = () => p.app.graphqlUrl;
+
+/** A stream the server completes within `ms`; a stream left open fails the test here, not at its timeout. */
+const ends = (sub: Subscription<unknown>, what: string, ms = 10_000) =>
+  Promise.race([sub.done, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what} did not end`)), ms).unref())]);
+
+/** One client of each transport, so every stream is checked over WebSocket and SSE. */
+function clients(apiKey: string) {
+  const ws = wsClient(url(), apiKey);
+  const sse = sseClient(url(), apiKey);
+  return { transports: [['WebSocket', ws], ['SSE', sse]] as const, close: () => Promise.all([ws.dispose(), sse.dispose()]) };
+}
+
+describe('deleteTransitions, as the live streams see it', () => {
+  it("a deleted transition's streams end, and its batch's viewers get the batch's new counts, over WebSocket and SSE", { timeout: 60_000 }, async () => {
+    const account = await createTestAccount(p.app.segue);
+    const created = (await gql(url(), account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(3), generate: true } })).data!
+      .createTransitions;
+    const [gone, stays, other] = created.transitions.map((t) => t.id);
+    const batchId = created.batch!.id;
+    await gql(url(), account.apiKey, CancelTransition, { id: gone! });
+    const { transports, close } = clients(account.apiKey);
+    try {
+      const streams = transports.map(([name, client]) => ({
+        name,
+        one: subscribe(client, TransitionUpdated, { id: gone! }, (d) => d.transitionUpdated),
+        neighbour: subscribe(client, TransitionUpdated, { id: stays! }, (d) => d.transitionUpdated),
+        batch: subscribe(client, TransitionUpdated, { batchId }, (d) => d.transitionUpdated),
+        progress: subscribe(client, BatchProgress, { id: batchId }, (d) => d.batchProgress),
+      }));
+      for (const s of streams) {
+        expect((await s.one.first).status).toBe('CANCELED');
+        await until(() => s.batch.events.length === 3, { what: `${s.name}: the batch stream's snapshot` });
+        await until(() => s.progress.events.at(-1)?.canceled === 1, { what: `${s.name}: the canceled one counted` });
+        await s.neighbour.first;
+      }
+
+      await gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [gone!] } });
+
+      for (const s of streams) {
+        await ends(s.one, `${s.name}: the deleted transition's stream`);
+        expect(s.one.errors).toEqual([]);
+        // The batch lost an item: its viewers see the count a query gives, and it stays open.
+        const counted = await until(() => s.progress.events.find((e) => e.total === 2), { what: `${s.name}: the batch's new counts` });
+        expect(counted).toMatchObject({ total: 2, queued: 2, canceled: 0, completedAt: null });
+      }
+      // Nothing else ended: another transition's stream, the batch's streams.
+      await new Promise((r) => setTimeout(r, 300));
+      for (const s of streams) {
+        for (const sub of [s.neighbour, s.batch, s.progress]) expect(await Promise.race([sub.done.then(() => 'ended'), 'open'])).toBe('open');
+      }
+
+      // The batch then ends as usual: the last progress counts the two left.
+      await gql(url(), account.apiKey, CancelTransition, { id: stays! });
+      await gql(url(), account.apiKey, CancelTransition, { id: other! });
+      for (const s of streams) {
+        await ends(s.progress, `${s.name}: batchProgress`);
+        expect(s.progress.events.at(-1)).toMatchObject({ total: 2, canceled: 2, status: 'CANCELED' });
+      }
+    } finally {
+      await close();
+    }
+  });
+
+  it('a batch deleted with its last items ends its batchProgress and transitionUpdated streams, with no event after the snapshot', { timeout: 60_000 }, async () => {
+    const account = await createTestAccount(p.app.segue);
+    const created = (await gql(url(), account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(2), generate: true } })).data!
+      .createTransitions;
+    const ids = created.transitions.map((t) => t.id);
+    const batchId = created.batch!.id;
+    // Every item ended with the batch still open: as a batch is when the process that would close it
+    // died (the reconciler closes it later; none runs here). Written directly: no one is told.
+    await p.app.segue.db.transition.updateMany({ where: { id: { in: ids.map((id) => idOf('Transition', id)) } }, data: { status: 'CANCELED' } });
+    const { transports, close } = clients(account.apiKey);
+    try {
+      const streams = transports.map(([name, client]) => ({
+        name,
+        batch: subscribe(client, TransitionUpdated, { batchId }, (d) => d.transitionUpdated),
+        progress: subscribe(client, BatchProgress, { id: batchId }, (d) => d.batchProgress),
+      }));
+      for (const s of streams) {
+        expect(await s.progress.first).toMatchObject({ total: 2, canceled: 2, completedAt: null });
+        await until(() => s.batch.events.length === 2, { what: `${s.name}: the batch stream's snapshot` });
+      }
+
+      await gql(url(), account.apiKey, DeleteTransitions, { input: { ids } });
+      expect(await p.app.segue.db.batch.count({ where: { id: idOf('Batch', batchId) } })).toBe(0);
+
+      for (const s of streams) {
+        await ends(s.progress, `${s.name}: batchProgress of the deleted batch`);
+        await ends(s.batch, `${s.name}: transitionUpdated of the deleted batch`);
+        expect([s.progress.events.length, s.batch.events.length, s.progress.errors, s.batch.errors]).toEqual([1, 2, [], []]);
+      }
+    } finally {
+      await close();
+    }
+  });
+
+  it("an ended batch's transitionUpdated stream no longer waits for the poster of a transition deleted meanwhile", { timeout: 60_000 }, async () => {
+    const account = await createTestAccount(p.app.segue);
+    const created = (await gql(url(), account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(2), generate: true } })).data!
+      .createTransitions;
+    const [awaiting, done] = created.transitions.map((t) => idOf('Transition', t.id));
+    const batchId = created.batch!.id;
+    // Both COMPLETED, the batch closed, one poster still to come: the stream would wait for it (POSTER_GRACE_MS, 30 s).
+    const { db } = p.app.segue;
+    await db.transition.update({ where: { id: awaiting! }, data: { status: 'COMPLETED', completedAt: new Date() } });
+    await db.transition.update({ where: { id: done! }, data: { status: 'COMPLETED', completedAt: new Date(), posterUrl: 'http://127.0.0.1/poster.jpg' } });
+    await db.batch.update({ where: { id: idOf('Batch', batchId) }, data: { completedAt: new Date() } });
+    const { transports, close } = clients(account.apiKey);
+    try {
+      const streams = transports.map(([name, client]) => ({ name, batch: subscribe(client, TransitionUpdated, { batchId }, (d) => d.transitionUpdated) }));
+      for (const s of streams) await until(() => s.batch.events.length === 2, { what: `${s.name}: the batch stream's snapshot` });
+      await new Promise((r) => setTimeout(r, 300));
+      for (const s of streams) expect(await Promise.race([s.batch.done.then(() => 'ended'), 'open'])).toBe('open');
+
+      await gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [created.transitions[0]!.id] } });
+      for (const s of streams) {
+        await ends(s.batch, `${s.name}: the ended batch's stream`);
+        expect(s.batch.errors).toEqual([]);
+      }
+    } finally {
+      await close();
+    }
+  });
+});
