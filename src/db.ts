@@ -46,7 +46,20 @@ const parsers: pg.CustomTypesConfig = {
 export interface Database {
   prisma: Db;
   sql: Sql;
+  /** The pool now, for /metrics: a leaked connection or a pool too small shows as busy and waiting. */
+  poolStats(): PoolStats;
   close(): Promise<void>;
+}
+
+export interface PoolStats {
+  /** DATABASE_POOL_SIZE. */
+  max: number;
+  /** Connections running a statement or a transaction. */
+  busy: number;
+  /** Connections open and free. */
+  idle: number;
+  /** Statements and transactions waiting for a connection. */
+  waiting: number;
 }
 
 export interface DatabaseOptions {
@@ -164,6 +177,7 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
         }
       },
     },
+    poolStats: () => ({ max: pool.options.max, busy: pool.totalCount - pool.idleCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     async close() {
       await prisma.$disconnect();
       await pool.end();

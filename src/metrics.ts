@@ -1,9 +1,45 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics, Gauge } from 'prom-client';
+import type { PoolStats } from './db.ts';
 
-/** Prometheus metrics of one process (GET /metrics). One registry per runtime, so tests can run several. */
-export function createMetrics() {
+/**
+ * Prometheus metrics of one process (GET /metrics). One registry per runtime, so tests can run
+ * several. `pool`: the PostgreSQL pool's figures, read when scraped.
+ */
+export function createMetrics(sources: { pool?: () => PoolStats } = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'segue_' });
+  const { pool } = sources;
+  if (pool) {
+    // Exhaustion shows as UNAVAILABLE errors (pg's connect timeout); these say whether the pool
+    // is too small for the load or a connection is never given back (busy at max, idle at none).
+    new Gauge({
+      name: 'segue_db_pool_connections',
+      help: "This process's PostgreSQL connections: busy (running a statement or transaction) or idle",
+      labelNames: ['state'] as const,
+      registers: [registry],
+      collect() {
+        const now = pool();
+        this.set({ state: 'busy' }, now.busy);
+        this.set({ state: 'idle' }, now.idle);
+      },
+    });
+    new Gauge({
+      name: 'segue_db_pool_waiting',
+      help: 'Statements and transactions of this process waiting for a PostgreSQL connection',
+      registers: [registry],
+      collect() {
+        this.set(pool().waiting);
+      },
+    });
+    new Gauge({
+      name: 'segue_db_pool_max',
+      help: 'DATABASE_POOL_SIZE: the most PostgreSQL connections this process opens',
+      registers: [registry],
+      collect() {
+        this.set(pool().max);
+      },
+    });
+  }
   return {
     registry,
     falRequests: new Counter({

@@ -55,7 +55,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
     statementTimeoutMs: config.database.statementTimeoutMs,
   });
   const db = database.prisma;
-  const metrics = createMetrics();
+  const metrics = createMetrics({ pool: database.poolStats });
   const names = topics(config.queuePrefix);
 
   let producer: RedisClient | undefined;

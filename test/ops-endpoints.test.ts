@@ -68,6 +68,35 @@ describe('/health, /ready and /metrics', () => {
     expect(after).toMatch(/segue_subscriptions_open \d/);
     expect(after).toMatch(/segue_process_resident_memory_bytes/);
   });
+
+  it("/metrics shows the PostgreSQL pool: busy and idle connections, what waits for one, and DATABASE_POOL_SIZE", { timeout: 30_000 }, async () => {
+    const app = await startTestApp({ DATABASE_POOL_SIZE: '2' });
+    const scrape = async () => {
+      const text = await (await fetch(`${app.url}/metrics`)).text();
+      return {
+        busy: sample(text, 'segue_db_pool_connections', 'state="busy"', true),
+        idle: sample(text, 'segue_db_pool_connections', 'state="idle"', true),
+        waiting: sample(text, 'segue_db_pool_waiting', '', true),
+        max: sample(text, 'segue_db_pool_max', '', true),
+      };
+    };
+    try {
+      await app.segue.sql.query('SELECT 1', []);
+      expect(await scrape()).toMatchObject({ busy: 0, waiting: 0, max: 2 });
+      // Both connections held by slow statements, and one more statement behind them.
+      const held = Array.from({ length: 3 }, () => app.segue.sql.query('SELECT pg_sleep(3)', []));
+      const full = await until(async () => {
+        const now = await scrape();
+        return now.busy === 2 && now;
+      }, { what: 'both connections busy' });
+      expect(full).toMatchObject({ busy: 2, idle: 0, max: 2 });
+      expect(full.waiting).toBeGreaterThanOrEqual(1);
+      await Promise.all(held);
+      await until(async () => (await scrape()).waiting === 0 && (await scrape()).busy === 0, { what: 'the pool free again' });
+    } finally {
+      await app.close();
+    }
+  });
 });
 
 describe('queueStats', () => {
