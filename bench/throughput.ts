@@ -71,6 +71,22 @@ const posterSeconds = (performance.now() - postersStarted) / 1000;
 const api = minus(countsHere(), apiBefore);
 api.statements -= polls;
 const c = pipeline.emulator.counters();
+// Where the rate is set: per second of the run, requests submitted to fal, ended by fal, and
+// transitions COMPLETED (a stage whose count per second is the lowest is the one to look at).
+const timeline: string[] = [];
+if (process.env.BENCH_DETAIL) {
+  const reqs = pipeline.emulator.requests();
+  const done = await pipeline.segue.db.transition.findMany({ where: { accountId: account.id }, select: { createdAt: true, completedAt: true } });
+  const t0 = Math.min(...done.map((r) => r.createdAt.getTime()));
+  const bins = (times: number[]) => {
+    const counts: number[] = [];
+    for (const t of times) counts[Math.floor((t - t0) / 1000)] = (counts[Math.floor((t - t0) / 1000)] ?? 0) + 1;
+    return Array.from(counts, (v) => v ?? 0).join(' ');
+  };
+  timeline.push(`  per second since the first create: submitted [${bins(reqs.map((r) => r.submittedAt))}]`);
+  timeline.push(`    ended by fal [${bins(reqs.flatMap((r) => (r.completedAt ? [r.completedAt] : [])))}]`);
+  timeline.push(`    COMPLETED [${bins(done.flatMap((r) => (r.completedAt ? [r.completedAt.getTime()] : [])))}]`);
+}
 await pipeline.close();
 const workersRun = minus(workerCounts(), workersBefore);
 const all = add(add({ statements: 0, sql: {}, redis: {} }, api), workersRun);
@@ -97,5 +113,6 @@ if (process.env.SQL_DETAIL) {
 }
 console.log(`  posters: the last one ${posterSeconds.toFixed(1)} s after the last COMPLETED`);
 console.log(`  CPU during the run: ${cpu}`);
+for (const line of timeline) console.log(line);
 console.log(`  emulator: submitted ${c.submitted}, duplicates ${c.duplicateInputs}, status calls ${c.statusCalls}, result calls ${c.resultCalls}, webhooks ${c.webhooksDelivered}, connections opened ${c.connections}, status streams ${c.streamsOpened} (cut ${c.streamsCut})`);
 process.exit(0);
