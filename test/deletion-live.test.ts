@@ -1,10 +1,15 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventPublisher } from '../src/events/publisher.ts';
+import { closePubSub, createPubSub } from '../src/events/pubsub.ts';
 import { idOf } from '../src/graphql/ids.ts';
 import { createTestAccount, gql } from './helpers/app.ts';
 import { DeleteTransitions } from './helpers/credential-operations.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { BatchProgress, CancelTransition, CreateTransitions, TransitionUpdated } from './helpers/operations.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { freePort } from './helpers/process.ts';
+import { startPrivateRedis } from './helpers/services.ts';
 import { sseClient, subscribe, wsClient, type Subscription } from './helpers/subscribe.ts';
 import { until } from './helpers/wait.ts';
 
@@ -20,6 +25,10 @@ const url = () => p.app.graphqlUrl;
 /** A stream the server completes within `ms`; a stream left open fails the test here, not at its timeout. */
 const ends = (sub: Subscription<unknown>, what: string, ms = 10_000) =>
   Promise.race([sub.done, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what} did not end`)), ms).unref())]);
+
+/** Whether the server has completed a stream: read after this turn's messages, so a completion already in is seen. */
+const state = (sub: Subscription<unknown>) =>
+  Promise.race([sub.done.then(() => 'ended', () => 'failed'), new Promise((resolve) => setTimeout(resolve, 0, 'open'))]);
 
 /** One client of each transport, so every stream is checked over WebSocket and SSE. */
 function clients(apiKey: string) {
@@ -56,23 +65,24 @@ describe('deleteTransitions, as the live streams see it', () => {
 
       for (const s of streams) {
         await ends(s.one, `${s.name}: the deleted transition's stream`);
-        expect(s.one.errors).toEqual([]);
+        expect([s.one.events.length, s.one.errors]).toEqual([1, []]);
         // The batch lost an item: its viewers see the count a query gives, and it stays open.
         const counted = await until(() => s.progress.events.find((e) => e.total === 2), { what: `${s.name}: the batch's new counts` });
         expect(counted).toMatchObject({ total: 2, queued: 2, canceled: 0, completedAt: null });
-      }
-      // Nothing else ended: another transition's stream, the batch's streams.
-      await new Promise((r) => setTimeout(r, 300));
-      for (const s of streams) {
-        for (const sub of [s.neighbour, s.batch, s.progress]) expect(await Promise.race([sub.done.then(() => 'ended'), 'open'])).toBe('open');
+        for (const sub of [s.neighbour, s.batch, s.progress]) expect(await state(sub)).toBe('open');
       }
 
-      // The batch then ends as usual: the last progress counts the two left.
+      // The streams that stayed open still carry the changes after it, and the batch ends as usual.
       await gql(url(), account.apiKey, CancelTransition, { id: stays! });
+      for (const s of streams) {
+        await until(() => s.neighbour.events.some((e) => e.status === 'CANCELED'), { what: `${s.name}: the other transition's change` });
+        await until(() => s.batch.events.some((e) => e.id === stays && e.status === 'CANCELED'), { what: `${s.name}: the batch stream's change` });
+      }
       await gql(url(), account.apiKey, CancelTransition, { id: other! });
       for (const s of streams) {
         await ends(s.progress, `${s.name}: batchProgress`);
         expect(s.progress.events.at(-1)).toMatchObject({ total: 2, canceled: 2, status: 'CANCELED' });
+        expect(await state(s.neighbour)).toBe('open');
       }
     } finally {
       await close();
@@ -85,6 +95,8 @@ describe('deleteTransitions, as the live streams see it', () => {
       .createTransitions;
     const ids = created.transitions.map((t) => t.id);
     const batchId = created.batch!.id;
+    // The API's progress of the create goes out first: a flush after the write below would close the batch.
+    await p.app.segue.events.flush();
     // Every item ended with the batch still open: as a batch is when the process that would close it
     // died (the reconciler closes it later; none runs here). Written directly: no one is told.
     await p.app.segue.db.transition.updateMany({ where: { id: { in: ids.map((id) => idOf('Transition', id)) } }, data: { status: 'CANCELED' } });
@@ -98,6 +110,7 @@ describe('deleteTransitions, as the live streams see it', () => {
       for (const s of streams) {
         expect(await s.progress.first).toMatchObject({ total: 2, canceled: 2, completedAt: null });
         await until(() => s.batch.events.length === 2, { what: `${s.name}: the batch stream's snapshot` });
+        for (const sub of [s.batch, s.progress]) expect(await state(sub)).toBe('open');
       }
 
       await gql(url(), account.apiKey, DeleteTransitions, { input: { ids } });
@@ -129,7 +142,7 @@ describe('deleteTransitions, as the live streams see it', () => {
       const streams = transports.map(([name, client]) => ({ name, batch: subscribe(client, TransitionUpdated, { batchId }, (d) => d.transitionUpdated) }));
       for (const s of streams) await until(() => s.batch.events.length === 2, { what: `${s.name}: the batch stream's snapshot` });
       await new Promise((r) => setTimeout(r, 300));
-      for (const s of streams) expect(await Promise.race([s.batch.done.then(() => 'ended'), 'open'])).toBe('open');
+      for (const s of streams) expect(await state(s.batch)).toBe('open');
 
       await gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [created.transitions[0]!.id] } });
       for (const s of streams) {
@@ -138,6 +151,48 @@ describe('deleteTransitions, as the live streams see it', () => {
       }
     } finally {
       await close();
+    }
+  });
+
+  it('two deletions that each take one of a batch\'s last transitions, at once, delete the batch', { timeout: 60_000 }, async () => {
+    for (let round = 0; round < 5; round++) {
+      const account = await createTestAccount(p.app.segue);
+      const created = (await gql(url(), account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(2), generate: true } })).data!
+        .createTransitions;
+      const ids = created.transitions.map((t) => t.id);
+      for (const id of ids) await gql(url(), account.apiKey, CancelTransition, { id });
+      const answers = await Promise.all(ids.map((id) => gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [id] } })));
+      expect(answers.map((a) => a.errors)).toEqual([undefined, undefined]);
+      expect(await p.app.segue.db.batch.count({ where: { id: idOf('Batch', created.batch!.id) } })).toBe(0);
+    }
+  });
+
+  it('deletion messages Redis refused go again once it is back: no later change would end their streams', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    let redis = await startPrivateRedis(port);
+    const pubsub = createPubSub(redis.url);
+    const { db, sql, topics, logger } = p.app.segue;
+    const publisher = new EventPublisher({ db, sql, pubsub, topics, logger }, 10);
+    const accountId = '00000000-0000-7000-8000-000000000001';
+    const transitionId = '00000000-0000-7000-8000-000000000002';
+    const listener = new Redis(redis.url, { maxRetriesPerRequest: null });
+    // Its reconnects while the server is away are expected.
+    listener.on('error', () => undefined);
+    try {
+      await redis.stop();
+      // Redis is away: the publish fails (after the publisher connection's own retries), and waits.
+      await publisher.deleted({ accountId, transitions: [{ id: transitionId, batchId: null }], changedBatchIds: [], deletedBatchIds: [] });
+      redis = await startPrivateRedis(port);
+      const heard: string[] = [];
+      listener.on('message', (_channel: string, message: string) => heard.push(message));
+      await until(async () => ((await listener.subscribe(topics.transition(accountId, null, transitionId))) as number) > 0, { what: 'the listener subscribed again' });
+      const message = JSON.parse(await until(() => heard[0], { what: 'the deletion, published again' }));
+      expect(message).toEqual({ kind: 'transition-deleted', id: transitionId, accountId });
+    } finally {
+      listener.disconnect();
+      await publisher.close();
+      await closePubSub(pubsub).catch(() => undefined);
+      await redis.stop();
     }
   });
 });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Db } from '../db.ts';
-import { GeneratedTransitionStatus as G, type TransitionStatus } from '../generated/prisma/enums.ts';
+import type { Transition } from '../generated/prisma/client.ts';
+import { GeneratedTransitionStatus as G } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
 import type { KeyRevocations } from './api-keys.ts';
 import { conflict, notFound, pathsOf } from './errors.ts';
@@ -25,8 +26,6 @@ export interface DeletionDeps {
   db: Db;
   media: StoredFiles;
   logger: Logger;
-  /** Tells the live streams (absent: no one is told, as in a CLI without an event bus). */
-  events?: DeletionListener;
 }
 
 const deleteTransitionsInput = z.object({
@@ -55,12 +54,12 @@ async function removeFiles(deps: DeletionDeps, folders: string[], context: Recor
  * commit, the live streams are told: a deleted transition's or batch's streams end, and the
  * batches that lost items send their new counts.
  */
-export async function deleteTransitions(deps: DeletionDeps, accountId: string, raw: unknown): Promise<{ deletedIds: string[]; files: number }> {
+export async function deleteTransitions(deps: DeletionDeps & { events: DeletionListener }, accountId: string, raw: unknown): Promise<{ deletedIds: string[]; files: number }> {
   const { ids } = parseInput(deleteTransitionsInput, raw);
   const unique = [...new Set(ids)];
   const deletion = await deps.db.$transaction(async (tx): Promise<Deletion> => {
     // Locked (in id order, as claims lock them), so no generateBatch or retry can start one of them while they go.
-    const rows = await tx.$queryRaw<Array<{ id: string; status: TransitionStatus; batchId: string | null }>>`
+    const rows = await tx.$queryRaw<Array<Pick<Transition, 'id' | 'status' | 'batchId'>>>`
       SELECT "id", "status", "batchId" FROM "Transition"
       WHERE "id" = ANY(${unique}::uuid[]) AND "accountId" = ${accountId}::uuid
       ORDER BY "id" FOR UPDATE`;
@@ -86,11 +85,15 @@ export async function deleteTransitions(deps: DeletionDeps, accountId: string, r
       });
     }
     const batches = await tx.batchItem.findMany({ where: { transitionId: { in: unique } }, select: { batchId: true }, distinct: ['batchId'] });
+    const batchIds = batches.map((b) => b.batchId);
+    // Their batches locked too: two deletions that each take one of a batch's last items would
+    // otherwise each still see the other's, and neither would delete the batch they empty. The
+    // second now waits, and its delete below sees the first's committed.
+    if (batchIds.length > 0) await tx.$queryRaw`SELECT "id" FROM "Batch" WHERE "id" = ANY(${batchIds}::uuid[]) ORDER BY "id" FOR UPDATE`;
     await tx.generatedTransitionItem.deleteMany({ where: { transitionId: { in: unique } } });
     await tx.$executeRaw`
       DELETE FROM "IdempotencyKey" WHERE "accountId" = ${accountId}::uuid AND "transitionIds" && ${unique}::uuid[]`;
     await tx.transition.deleteMany({ where: { id: { in: unique }, accountId } });
-    const batchIds = batches.map((b) => b.batchId);
     const emptied =
       batchIds.length === 0
         ? []
@@ -106,8 +109,9 @@ export async function deleteTransitions(deps: DeletionDeps, accountId: string, r
       deletedBatchIds: [...deletedBatchIds],
     };
   });
-  // Committed: a stream that is not told (Redis away) ends at its client's next reconnect, whose snapshot finds nothing.
-  await deps.events?.deleted(deletion).catch((err: unknown) => deps.logger.warn({ err, accountId }, 'could not tell the live streams of a deletion'));
+  // Committed: the publisher tries again while Redis is away (a subscriber that resubscribes
+  // meanwhile gets NOT_FOUND); the deletion stands either way.
+  await deps.events.deleted(deletion).catch((err: unknown) => deps.logger.warn({ err, accountId }, 'could not tell the live streams of a deletion'));
   const files = await removeFiles(deps, unique.map(transitionFolder), { accountId });
   return { deletedIds: unique, files };
 }

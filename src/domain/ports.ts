@@ -1,3 +1,5 @@
+import type { Transition } from '../generated/prisma/client.ts';
+
 /**
  * What the domain needs from the queues and the event bus, declared here so the rules never import
  * them: src/queue and src/events implement these, src/runtime.ts wires them in.
@@ -27,7 +29,7 @@ export interface CombineJobs {
 export interface Deletion {
   accountId: string;
   /** Each deleted transition with the batch its topic is under (its current one). */
-  transitions: ReadonlyArray<{ id: string; batchId: string | null }>;
+  transitions: ReadonlyArray<Pick<Transition, 'id' | 'batchId'>>;
   /** Batches that lost items and remain (their counts changed). */
   changedBatchIds: readonly string[];
   /** Batches left with no items, deleted with them. */

@@ -60,6 +60,12 @@ export interface BatchDeleted {
 
 export type Message = TransitionChange | BatchProgress | CombinedChange | TransitionDeleted | BatchDeleted;
 
+/** What a transitionUpdated feed hears: its transitions' topics, and for a batch, the batch's topic. */
+export type TransitionFeedMessage = TransitionChange | TransitionDeleted | BatchProgress | BatchDeleted;
+
+/** What a batch's topic carries. */
+export type BatchFeedMessage = BatchProgress | BatchDeleted;
+
 const dateFieldsOf = (model: 'Transition' | 'GeneratedTransition') =>
   new Set(
     getDatamodel()

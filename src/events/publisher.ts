@@ -20,6 +20,8 @@ const RETRY_MS = 1_000;
  */
 export class EventPublisher implements ChangeListener, DeletionListener {
   private readonly pendingBatches = new Set<string>();
+  /** Deletion messages Redis refused: sent again with the next flush (no later change would end their streams). */
+  private pendingDeletions: Array<{ topic: string; message: TransitionDeleted | BatchDeleted }> = [];
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
   private closed = false;
@@ -51,22 +53,32 @@ export class EventPublisher implements ChangeListener, DeletionListener {
 
   /**
    * Rows deleted: a message on each deleted transition's topic and each deleted batch's (their
-   * streams end), and fresh counts for the batches that lost items, with the next flush. Throws
-   * when Redis refuses (the caller logs it; the deletion stands).
+   * streams end), and fresh counts for the batches that lost items, with the next flush. What
+   * Redis refuses goes again with the flushes after (one PUBLISH per row deleted, as a change).
    */
   async deleted({ accountId, transitions, changedBatchIds, deletedBatchIds }: Deletion) {
-    const { pubsub, topics } = this.deps;
+    const { topics } = this.deps;
     this.batchesChanged(changedBatchIds);
-    await Promise.all([
-      ...transitions.map(({ id, batchId }) => {
-        const message: TransitionDeleted = { kind: 'transition-deleted', id, accountId };
-        return pubsub.publish(topics.transition(accountId, batchId, id), message);
-      }),
-      ...deletedBatchIds.map((batchId) => {
-        const message: BatchDeleted = { kind: 'batch-deleted', batchId, accountId };
-        return pubsub.publish(topics.batch(accountId, batchId), message);
-      }),
+    await this.publishDeletions([
+      ...transitions.map(({ id, batchId }) => ({
+        topic: topics.transition(accountId, batchId, id),
+        message: { kind: 'transition-deleted', id, accountId } satisfies TransitionDeleted,
+      })),
+      ...deletedBatchIds.map((batchId) => ({
+        topic: topics.batch(accountId, batchId),
+        message: { kind: 'batch-deleted', batchId, accountId } satisfies BatchDeleted,
+      })),
     ]);
+  }
+
+  /** Publishes each; those Redis refuses wait for the next flush. */
+  private async publishDeletions(messages: EventPublisher['pendingDeletions']) {
+    const results = await Promise.allSettled(messages.map(({ topic, message }) => this.deps.pubsub.publish(topic, message)));
+    const refused = messages.filter((_, i) => results[i]!.status === 'rejected');
+    if (refused.length === 0) return;
+    this.deps.logger.warn({ err: (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason, refused: refused.length }, 'could not publish deletions; trying again');
+    this.pendingDeletions.push(...refused);
+    this.schedule(RETRY_MS);
   }
 
   async generatedTransitionChanged(row: GeneratedTransition) {
@@ -85,7 +97,7 @@ export class EventPublisher implements ChangeListener, DeletionListener {
 
   private schedule(delayMs = this.progressIntervalMs) {
     // Closed: its last flush has run; a retry would meet a closed pool and Redis, every second.
-    if (this.closed || this.timer || this.pendingBatches.size === 0) return;
+    if (this.closed || this.timer || (this.pendingBatches.size === 0 && this.pendingDeletions.length === 0)) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.flush();
@@ -96,6 +108,7 @@ export class EventPublisher implements ChangeListener, DeletionListener {
   /** Publishes progress for every batch changed since the last flush. */
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
+      if (this.pendingDeletions.length > 0) await this.publishDeletions(this.pendingDeletions.splice(0));
       if (this.pendingBatches.size === 0) return;
       const batches = new Set(this.pendingBatches);
       this.pendingBatches.clear();

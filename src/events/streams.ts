@@ -6,7 +6,7 @@ import { getGeneratedTransition } from '../domain/combine.ts';
 import { LiveFeed } from './live.ts';
 import { RowStream, type RowView } from './row-stream.ts';
 import { sharedBatchSnapshot, sharedBatchWithCounts } from './snapshots.ts';
-import type { BatchDeleted, BatchProgress, CombinedChange, TransitionChange, TransitionDeleted } from './messages.ts';
+import type { BatchFeedMessage, CombinedChange, TransitionFeedMessage } from './messages.ts';
 import { TransitionStream, type StreamDeps } from './transition-stream.ts';
 
 /** A batch as the API shows it, with the counts an event brought (no query per subscriber) and where they were read. */
@@ -35,7 +35,7 @@ export async function transitionUpdates(
           { trigger: topics.batch(accountId, batchId), pattern: false },
         ]
       : [{ trigger: topics.accountTransitions(accountId), pattern: true }];
-  const feed = await LiveFeed.subscribe<TransitionChange | TransitionDeleted | BatchProgress | BatchDeleted>(deps.pubsub, triggers, deps.config.subscriptions.buffer);
+  const feed = await LiveFeed.subscribe<TransitionFeedMessage>(deps.pubsub, triggers, deps.config.subscriptions.buffer);
   // The snapshot is read once the feed listens, and that one read is also the check that the id
   // is the account's: a foreign or unknown one is a NOT_FOUND now, and its feed is let go.
   try {
@@ -53,7 +53,7 @@ export async function transitionUpdates(
 
 /** batchProgress: the batch now, then again with fresh counts on every change; ends with the batch, or when it is deleted. */
 export async function batchProgress(deps: StreamDeps, accountId: string, batchId: string): Promise<AsyncIterableIterator<BatchWithCounts>> {
-  const feed = await LiveFeed.subscribe<BatchProgress | BatchDeleted>(
+  const feed = await LiveFeed.subscribe<BatchFeedMessage>(
     deps.pubsub,
     [{ trigger: deps.topics.batch(accountId, batchId), pattern: false }],
     deps.config.subscriptions.buffer,
@@ -62,10 +62,11 @@ export async function batchProgress(deps: StreamDeps, accountId: string, batchId
   return startedWith(feed, BATCH_PROGRESS, () => sharedBatchWithCounts(deps, accountId, batchId));
 }
 
-const BATCH_PROGRESS: RowView<BatchWithCounts, BatchProgress | BatchDeleted> = {
+const BATCH_PROGRESS: RowView<BatchWithCounts, BatchFeedMessage> = {
   // The batch row's other columns never change; the message brings what does. Processes publish
   // in any order: a message read before what was sent last would move the counts back, and is
   // dropped. (One without a read point, from a process not yet updated, is taken as it comes.)
+  // A batch-deleted message never gets here (`gone` ends the stream first): its test only narrows.
   apply: (message, last) =>
     message.kind !== 'batch' || (message.readAt && last.readAt && readBefore(message.readAt, last.readAt))
       ? null

@@ -4,7 +4,7 @@ import type { BatchSnapshot } from '../domain/transitions.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import type { Segue } from '../runtime.ts';
 import { EndingStream, finished, type LiveFeed } from './live.ts';
-import type { BatchDeleted, BatchProgress, TransitionChange, TransitionDeleted } from './messages.ts';
+import type { TransitionFeedMessage } from './messages.ts';
 import { TransitionRows } from './rows.ts';
 import { SentVersions } from './sent-versions.ts';
 import { sharedBatchSnapshot } from './snapshots.ts';
@@ -71,7 +71,7 @@ export class TransitionStream extends EndingStream<Transition> {
   constructor(
     private readonly deps: StreamDeps,
     private readonly accountId: string,
-    private readonly feed: LiveFeed<TransitionChange | TransitionDeleted | BatchProgress | BatchDeleted>,
+    private readonly feed: LiveFeed<TransitionFeedMessage>,
     private readonly scope: { transitionId: string } | { batchId: string } | null,
     private start: StreamStart,
   ) {
@@ -112,9 +112,7 @@ export class TransitionStream extends EndingStream<Transition> {
     this.queued = rows;
   }
 
-  private read(
-    read: IteratorResult<TransitionChange | TransitionDeleted | BatchProgress | BatchDeleted>,
-  ): Promise<IteratorResult<Transition>> | IteratorResult<Transition> {
+  private read(read: IteratorResult<TransitionFeedMessage>): Promise<IteratorResult<Transition>> | IteratorResult<Transition> {
     if (read.done || this.ended) return this.end();
     const message = read.value;
     if (message.kind === 'transition-deleted') return this.deleted(message.id);
