@@ -7,7 +7,9 @@ import { encodeId } from '../src/graphql/ids.ts';
 import { transitionInput, transitionInputs } from './helpers/fixtures.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { run } from './helpers/process.ts';
-import type { TestAccount } from './helpers/app.ts';
+import { gql, type TestAccount } from './helpers/app.ts';
+import { DeleteTransitions } from './helpers/credential-operations.ts';
+import { CancelTransition } from './helpers/operations.ts';
 import { until } from './helpers/wait.ts';
 
 let p: Pipeline;
@@ -65,6 +67,25 @@ describe('CLI against a running API', () => {
     expect(summary.batch.status).toBe('PARTIAL');
     expect(summary.batch.transitions!.map((t) => t.status).sort()).toEqual(['COMPLETED', 'FAILED']);
     expect(summary.batch.transitions!.find((t) => t.status === 'FAILED')!.error!.code).toBe('FAL_JOB_ERROR');
+  });
+
+  it('batches watch <id> counts against the total of each event: transitions deleted meanwhile leave it smaller', { timeout: 60_000 }, async () => {
+    p.emulator.configure({ latencyMs: 30_000 }); // the batch stays open until the test cancels it
+    try {
+      const { batch, transitions } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(3) });
+      const [gone, ...rest] = transitions.map((t) => encodeId('Transition', t.id));
+      await gql(p.app.graphqlUrl, account.apiKey, CancelTransition, { id: gone! });
+      const watch = run('npm', ['run', 'cli', '--', 'batches', 'watch', encodeId('Batch', batch!.id)], { SEGUE_API_URL: p.app.url, SEGUE_API_KEY: account.apiKey });
+      await watch.waitFor(/1\/3 ended: 0 completed, 0 failed, 1 canceled/);
+      await gql(p.app.graphqlUrl, account.apiKey, DeleteTransitions, { input: { ids: [gone!] } });
+      await watch.waitFor(/0\/2 ended: 0 completed, 0 failed, 0 canceled/);
+      for (const id of rest) await gql(p.app.graphqlUrl, account.apiKey, CancelTransition, { id });
+      expect((await watch.exited).code).toBe(2);
+      expect(watch.stdout()).toMatch(/2\/2 ended: 0 completed, 0 failed, 2 canceled/);
+      expect(watch.stdout()).toMatch(/Batch \S+ CANCELED: 0 completed, 0 failed, 2 canceled of 2\./);
+    } finally {
+      p.emulator.configure({ latencyMs: 300 });
+    }
   });
 
   it('transitions retry <id> and transitions cancel <id>; a wrong state is a CONFLICT with exit 1', { timeout: 60_000 }, async () => {

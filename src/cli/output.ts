@@ -32,14 +32,18 @@ export function progress(out: Output, total: number) {
     );
     bar.start(total, 0, { completed: 0, failed: 0, running: 0, queued: total });
     return {
-      update: (ended: number, payload: Record<string, number>) => bar.update(ended, payload),
+      // The total of each event: transitions deleted from the batch meanwhile leave it smaller.
+      update: (ended: number, now: number, payload: Record<string, number>) => {
+        if (now !== bar.getTotal()) bar.setTotal(now);
+        bar.update(ended, payload);
+      },
       stop: () => bar.stop(),
     };
   }
   let last = '';
   return {
-    update: (ended: number, payload: Record<string, number>) => {
-      const text = `${ended}/${total} ended: ${payload.completed} completed, ${payload.failed} failed, ${payload.canceled ?? 0} canceled, ${payload.running} running, ${payload.queued} queued`;
+    update: (ended: number, now: number, payload: Record<string, number>) => {
+      const text = `${ended}/${now} ended: ${payload.completed} completed, ${payload.failed} failed, ${payload.canceled ?? 0} canceled, ${payload.running} running, ${payload.queued} queued`;
       if (text !== last) out.line(text);
       last = text;
     },

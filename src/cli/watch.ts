@@ -12,7 +12,7 @@ export async function watchBatch(client: ApiClient, out: Output, batchId: string
   const bar = progress(out, initial.batch.total);
   await client.subscribe(CliBatchProgress, { id: batchId }, ({ batchProgress: b }) => {
     if (out.json) process.stdout.write(`${JSON.stringify({ event: 'progress', batch: b })}\n`);
-    else bar.update(b.completed + b.failed + b.canceled, { completed: b.completed, failed: b.failed, canceled: b.canceled, running: b.running, queued: b.queued });
+    else bar.update(b.completed + b.failed + b.canceled, b.total, { completed: b.completed, failed: b.failed, canceled: b.canceled, running: b.running, queued: b.queued });
   });
   bar.stop();
   const { batch } = await client.request(CliBatch, { id: batchId });
