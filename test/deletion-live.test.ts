@@ -30,6 +30,14 @@ const ends = (sub: Subscription<unknown>, what: string, ms = 10_000) =>
 const state = (sub: Subscription<unknown>) =>
   Promise.race([sub.done.then(() => 'ended', () => 'failed'), new Promise((resolve) => setTimeout(resolve, 0, 'open'))]);
 
+/** A new account with a batch of `n`, generated (queued: no worker runs here). */
+async function queuedBatch(n: number) {
+  const account = await createTestAccount(p.app.segue);
+  const created = (await gql(url(), account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(n), generate: true } })).data!
+    .createTransitions;
+  return { account, ids: created.transitions.map((t) => t.id), batchId: created.batch!.id };
+}
+
 /** One client of each transport, so every stream is checked over WebSocket and SSE. */
 function clients(apiKey: string) {
   const ws = wsClient(url(), apiKey);
@@ -39,11 +47,8 @@ function clients(apiKey: string) {
 
 describe('deleteTransitions, as the live streams see it', () => {
   it("a deleted transition's streams end, and its batch's viewers get the batch's new counts, over WebSocket and SSE", { timeout: 60_000 }, async () => {
-    const account = await createTestAccount(p.app.segue);
-    const created = (await gql(url(), account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(3), generate: true } })).data!
-      .createTransitions;
-    const [gone, stays, other] = created.transitions.map((t) => t.id);
-    const batchId = created.batch!.id;
+    const { account, ids, batchId } = await queuedBatch(3);
+    const [gone, stays, other] = ids;
     await gql(url(), account.apiKey, CancelTransition, { id: gone! });
     const { transports, close } = clients(account.apiKey);
     try {
@@ -90,11 +95,7 @@ describe('deleteTransitions, as the live streams see it', () => {
   });
 
   it('a batch deleted with its last items ends its batchProgress and transitionUpdated streams, with no event after the snapshot', { timeout: 60_000 }, async () => {
-    const account = await createTestAccount(p.app.segue);
-    const created = (await gql(url(), account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(2), generate: true } })).data!
-      .createTransitions;
-    const ids = created.transitions.map((t) => t.id);
-    const batchId = created.batch!.id;
+    const { account, ids, batchId } = await queuedBatch(2);
     // The API's progress of the create goes out first: a flush after the write below would close the batch.
     await p.app.segue.events.flush();
     // Every item ended with the batch still open: as a batch is when the process that would close it
@@ -127,11 +128,8 @@ describe('deleteTransitions, as the live streams see it', () => {
   });
 
   it("an ended batch's transitionUpdated stream no longer waits for the poster of a transition deleted meanwhile", { timeout: 60_000 }, async () => {
-    const account = await createTestAccount(p.app.segue);
-    const created = (await gql(url(), account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(2), generate: true } })).data!
-      .createTransitions;
-    const [awaiting, done] = created.transitions.map((t) => idOf('Transition', t.id));
-    const batchId = created.batch!.id;
+    const { account, ids, batchId } = await queuedBatch(2);
+    const [awaiting, done] = ids.map((id) => idOf('Transition', id));
     // Both COMPLETED, the batch closed, one poster still to come: the stream would wait for it (POSTER_GRACE_MS, 30 s).
     const { db } = p.app.segue;
     await db.transition.update({ where: { id: awaiting! }, data: { status: 'COMPLETED', completedAt: new Date() } });
@@ -144,7 +142,7 @@ describe('deleteTransitions, as the live streams see it', () => {
       await new Promise((r) => setTimeout(r, 300));
       for (const s of streams) expect(await state(s.batch)).toBe('open');
 
-      await gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [created.transitions[0]!.id] } });
+      await gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [ids[0]!] } });
       for (const s of streams) {
         await ends(s.batch, `${s.name}: the ended batch's stream`);
         expect(s.batch.errors).toEqual([]);
@@ -156,14 +154,11 @@ describe('deleteTransitions, as the live streams see it', () => {
 
   it('two deletions that each take one of a batch\'s last transitions, at once, delete the batch', { timeout: 60_000 }, async () => {
     for (let round = 0; round < 5; round++) {
-      const account = await createTestAccount(p.app.segue);
-      const created = (await gql(url(), account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(2), generate: true } })).data!
-        .createTransitions;
-      const ids = created.transitions.map((t) => t.id);
+      const { account, ids, batchId } = await queuedBatch(2);
       for (const id of ids) await gql(url(), account.apiKey, CancelTransition, { id });
       const answers = await Promise.all(ids.map((id) => gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [id] } })));
       expect(answers.map((a) => a.errors)).toEqual([undefined, undefined]);
-      expect(await p.app.segue.db.batch.count({ where: { id: idOf('Batch', created.batch!.id) } })).toBe(0);
+      expect(await p.app.segue.db.batch.count({ where: { id: idOf('Batch', batchId) } })).toBe(0);
     }
   });
 
