@@ -28,6 +28,7 @@ const FEED_LABEL: Record<FeedState, string> = {
   live: 'Live',
   ended: 'Ended',
   interrupted: 'Updates stopped',
+  deleted: 'Deleted',
 };
 
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
@@ -48,14 +49,16 @@ export function BatchView({ api, batchId, onBatch, onCombined, readOnly = false 
     if (batch) onBatch(batch);
   }, [batch, onBatch]);
 
-  if (live.loadError) {
+  if (live.loadError || live.feed === 'deleted') {
     return (
       <section aria-labelledby="batch-title">
         <h2 id="batch-title" tabIndex={-1}>
           Batch
         </h2>
         <p className="form-error" role="alert">
-          {live.loadError.code === 'NOT_FOUND'
+          {!live.loadError
+            ? 'This batch was deleted while you watched it: its transitions were deleted.'
+            : live.loadError.code === 'NOT_FOUND'
             ? 'There is no such batch in this account.'
             : live.loadError.code === 'UNAUTHENTICATED' && readOnly
               ? 'This link has expired or was withdrawn. Ask for a new one.'

@@ -11,6 +11,8 @@ export interface LiveBatch {
 export type LiveBatchAction =
   | { type: 'reset' }
   | { type: 'loaded'; batch: ConsoleBatchFragment; transitions: ConsoleTransitionFragment[] }
+  /** Read again because transitions were deleted: only those the batch still holds stay. */
+  | { type: 'reloaded'; batch: ConsoleBatchFragment; transitions: ConsoleTransitionFragment[] }
   | { type: 'transition'; transition: ConsoleTransitionFragment }
   | { type: 'batch'; batch: ConsoleBatchFragment };
 
@@ -40,6 +42,12 @@ export function liveBatchReducer(state: LiveBatch, action: LiveBatchAction): Liv
       // Keep the given order even when a subscription event came first.
       const given = action.transitions.map((t) => t.id);
       return { ...loaded, order: [...given, ...loaded.order.filter((id) => !given.includes(id))] };
+    }
+    case 'reloaded': {
+      const kept = new Set(action.transitions.map((t) => t.id));
+      const known = Object.fromEntries(Object.entries(state.transitions).filter(([id]) => kept.has(id)));
+      const merged = action.transitions.reduce<LiveBatch>((s, t) => withTransition(s, t), { batch: action.batch, order: [], transitions: known });
+      return { ...merged, order: action.transitions.map((t) => t.id) };
     }
     case 'transition':
       return withTransition(state, action.transition);

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useReducer, useState } from 'react';
+import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 import type { Api } from '../api/client';
 import { asApiError, type ApiError } from '../api/errors';
 import { ConsoleBatchProgress, ConsoleTransitionUpdated } from '../api/operations';
@@ -7,9 +7,10 @@ import { emptyLiveBatch, liveBatchReducer } from './live-state';
 
 /**
  * connecting: subscribed, nothing heard yet; live: events arriving; ended: the server completed
- * both streams (it does when the batch ends); interrupted: an error stopped them.
+ * both streams (it does when the batch ends); interrupted: an error stopped them; deleted: the
+ * batch was deleted (its transitions deleted through the API) while shown.
  */
-export type FeedState = 'connecting' | 'live' | 'ended' | 'interrupted';
+export type FeedState = 'connecting' | 'live' | 'ended' | 'interrupted' | 'deleted';
 
 /** A subscriber that fell behind is ended with LIMIT_EXCEEDED; subscribing again starts with a snapshot. */
 const RESUBSCRIBE_AFTER_MS = 1_000;
@@ -26,6 +27,9 @@ export function useLiveBatch(api: Api, batchId: string) {
   const [feedError, setFeedError] = useState<ApiError | null>(null);
   const [epoch, setEpoch] = useState(0);
   const loaded = state.batch?.id === batchId;
+  // Read by the stream handlers, which outlive the render that made them.
+  const shown = useRef({ rows: 0, ended: false });
+  shown.current = { rows: state.order.length, ended: Boolean(state.batch?.completedAt) };
 
   useEffect(() => {
     let current = true;
@@ -51,9 +55,21 @@ export function useLiveBatch(api: Api, batchId: string) {
     setFeed('connecting');
     setFeedError(null);
     const heard = () => setFeed('live');
+    // Transitions were deleted (through the API): the batch is read again, and gone, it says so.
+    const reload = () =>
+      loadBatch(api, batchId).then(
+        ({ batch, transitions }) => dispatch({ type: 'reloaded', batch, transitions }),
+        (error: unknown) => {
+          const apiError = asApiError(error);
+          if (apiError.code === 'NOT_FOUND') setFeed('deleted');
+        },
+      );
     const completed = () => {
       open -= 1;
-      if (open === 0) setFeed('ended');
+      if (open > 0) return;
+      // Streams complete when their batch ends, or with no end when it is deleted.
+      if (shown.current.ended) setFeed('ended');
+      else void reload();
     };
     const failed = (error: ApiError) => {
       stopAll();
@@ -74,6 +90,7 @@ export function useLiveBatch(api: Api, batchId: string) {
         next: ({ batchProgress }) => {
           heard();
           dispatch({ type: 'batch', batch: batchProgress });
+          if (batchProgress.total < shown.current.rows) void reload();
         },
         error: failed,
         complete: completed,
