@@ -58,18 +58,22 @@ export function useLiveBatch(api: Api, batchId: string) {
     // Transitions were deleted (through the API): the batch is read again, and gone, it says so.
     const reload = () =>
       loadBatch(api, batchId).then(
-        ({ batch, transitions }) => dispatch({ type: 'reloaded', batch, transitions }),
+        ({ batch, transitions }) => {
+          dispatch({ type: 'reloaded', batch, transitions });
+          return true;
+        },
         (error: unknown) => {
-          const apiError = asApiError(error);
-          if (apiError.code === 'NOT_FOUND') setFeed('deleted');
+          if (asApiError(error).code === 'NOT_FOUND') setFeed('deleted');
+          return false;
         },
       );
     const completed = () => {
       open -= 1;
       if (open > 0) return;
-      // Streams complete when their batch ends, or with no end when it is deleted.
+      // Streams complete when their batch ends, or with no end when it is deleted: without the
+      // end in hand, the batch is read again to tell which.
       if (shown.current.ended) setFeed('ended');
-      else void reload();
+      else void reload().then((found) => found && setFeed('ended'));
     };
     const failed = (error: ApiError) => {
       stopAll();
@@ -90,6 +94,8 @@ export function useLiveBatch(api: Api, batchId: string) {
         next: ({ batchProgress }) => {
           heard();
           dispatch({ type: 'batch', batch: batchProgress });
+          // Known now, not at the next render: the completion may come before it.
+          shown.current = { ...shown.current, ended: Boolean(batchProgress.completedAt) };
           if (batchProgress.total < shown.current.rows) void reload();
         },
         error: failed,
