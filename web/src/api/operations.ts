@@ -74,6 +74,20 @@ export const ConsoleBatchDetail = graphql(`
   }
 `);
 
+/**
+ * Which transitions a batch holds now, ids only: read again after transitions were deleted from
+ * it. One page (a batch holds at most 100): a page after a cursor whose item was just deleted
+ * could come back empty and hide the rest.
+ */
+export const ConsoleBatchItemIds = graphql(`
+  query ConsoleBatchItemIds($id: ID!) {
+    batch(id: $id) {
+      id
+      transitions(first: 100) { edges { node { id } } }
+    }
+  }
+`);
+
 export const ConsoleRecentBatches = graphql(`
   query ConsoleRecentBatches($after: String) {
     batches(first: 10, after: $after) {

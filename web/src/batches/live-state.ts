@@ -6,17 +6,19 @@ export interface LiveBatch {
   /** Transition ids in the order they were given. */
   order: string[];
   transitions: Record<string, ConsoleTransitionFragment>;
+  /** Transitions deleted while shown: an event of theirs still on its way does not bring them back (ids are never reused). */
+  gone: ReadonlySet<string>;
 }
 
 export type LiveBatchAction =
   | { type: 'reset' }
   | { type: 'loaded'; batch: ConsoleBatchFragment; transitions: ConsoleTransitionFragment[] }
-  /** Read again because transitions were deleted: only those the batch still holds stay. */
-  | { type: 'reloaded'; batch: ConsoleBatchFragment; transitions: ConsoleTransitionFragment[] }
+  /** The batch's transitions as read again after deletions: only those stay. */
+  | { type: 'kept'; ids: string[] }
   | { type: 'transition'; transition: ConsoleTransitionFragment }
   | { type: 'batch'; batch: ConsoleBatchFragment };
 
-export const emptyLiveBatch: LiveBatch = { batch: null, order: [], transitions: {} };
+export const emptyLiveBatch: LiveBatch = { batch: null, order: [], transitions: {}, gone: new Set() };
 
 /**
  * Updates reach us from the query, each subscription's snapshot, its changes and our own
@@ -24,6 +26,7 @@ export const emptyLiveBatch: LiveBatch = { batch: null, order: [], transitions: 
  * newer version replaces what we have.
  */
 function withTransition(state: LiveBatch, transition: ConsoleTransitionFragment): LiveBatch {
+  if (state.gone.has(transition.id)) return state;
   const known = state.transitions[transition.id];
   if (known && known.version >= transition.version) return state;
   return {
@@ -43,11 +46,14 @@ export function liveBatchReducer(state: LiveBatch, action: LiveBatchAction): Liv
       const given = action.transitions.map((t) => t.id);
       return { ...loaded, order: [...given, ...loaded.order.filter((id) => !given.includes(id))] };
     }
-    case 'reloaded': {
-      const kept = new Set(action.transitions.map((t) => t.id));
-      const known = Object.fromEntries(Object.entries(state.transitions).filter(([id]) => kept.has(id)));
-      const merged = action.transitions.reduce<LiveBatch>((s, t) => withTransition(s, t), { batch: action.batch, order: [], transitions: known });
-      return { ...merged, order: action.transitions.map((t) => t.id) };
+    case 'kept': {
+      // The rows keep what the streams brought (newer than any query); only the deleted go.
+      const kept = new Set(action.ids);
+      const dropped = state.order.filter((id) => !kept.has(id));
+      if (dropped.length === 0) return state;
+      const transitions = { ...state.transitions };
+      for (const id of dropped) delete transitions[id];
+      return { ...state, order: state.order.filter((id) => kept.has(id)), transitions, gone: new Set([...state.gone, ...dropped]) };
     }
     case 'transition':
       return withTransition(state, action.transition);

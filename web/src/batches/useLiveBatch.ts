@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 import type { Api } from '../api/client';
 import { asApiError, type ApiError } from '../api/errors';
-import { ConsoleBatchProgress, ConsoleTransitionUpdated } from '../api/operations';
+import { ConsoleBatchItemIds, ConsoleBatchProgress, ConsoleTransitionUpdated } from '../api/operations';
 import { loadBatch } from './load-batch';
 import { emptyLiveBatch, liveBatchReducer } from './live-state';
 
@@ -55,25 +55,33 @@ export function useLiveBatch(api: Api, batchId: string) {
     setFeed('connecting');
     setFeedError(null);
     const heard = () => setFeed('live');
-    // Transitions were deleted (through the API): the batch is read again, and gone, it says so.
-    const reload = () =>
-      loadBatch(api, batchId).then(
-        ({ batch, transitions }) => {
-          dispatch({ type: 'reloaded', batch, transitions });
-          return true;
-        },
-        (error: unknown) => {
-          if (asApiError(error).code === 'NOT_FOUND') setFeed('deleted');
-          return false;
-        },
-      );
+    // Transitions were deleted (through the API): which the batch still holds is read again.
+    // One read at a time, each applied in turn, so an older answer never lands after a newer one;
+    // triggers while one runs make one more, after it.
+    let reads: Promise<'found' | 'deleted' | 'failed'> = Promise.resolve('found');
+    let queued = false;
+    const reload = () => {
+      if (queued) return reads;
+      queued = true;
+      reads = reads.then(async () => {
+        queued = false;
+        try {
+          const { batch } = await api.request(ConsoleBatchItemIds, { id: batchId });
+          dispatch({ type: 'kept', ids: batch.transitions.edges.map((e) => e.node.id) });
+          return 'found';
+        } catch (error) {
+          return asApiError(error).code === 'NOT_FOUND' ? 'deleted' : 'failed';
+        }
+      });
+      return reads;
+    };
     const completed = () => {
       open -= 1;
       if (open > 0) return;
       // Streams complete when their batch ends, or with no end when it is deleted: without the
-      // end in hand, the batch is read again to tell which.
+      // end in hand, the batch is read to tell which.
       if (shown.current.ended) setFeed('ended');
-      else void reload().then((found) => found && setFeed('ended'));
+      else void reload().then((read) => setFeed(read === 'deleted' ? 'deleted' : 'ended'));
     };
     const failed = (error: ApiError) => {
       stopAll();
