@@ -1,4 +1,4 @@
-import type { ConsoleBatchFragment, ConsoleTransitionFragment } from '../../../src/generated/gql/graphql';
+import type { ConsoleBatchFragment, ConsoleTransitionFragment } from '../../../src/generated/gql/graphql.ts';
 
 /** A batch as the console knows it: the query's answer, then every newer update. */
 export interface LiveBatch {
