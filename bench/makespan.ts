@@ -65,7 +65,7 @@ if (process.env.BENCH_DETAIL) {
   // done with a request, and when the next claim took the slot.
   const ledger = await pipeline.segue.db.falRequest.findMany({
     where: { requestId: { in: reqs.map((r) => r.requestId) } },
-    select: { createdAt: true, endedAt: true },
+    select: { requestId: true, createdAt: true, endedAt: true },
   });
   const ended = ledger.map((l) => l.endedAt?.getTime() ?? Infinity).sort((a, b) => a - b);
   const claimed = ledger.map((l) => l.createdAt.getTime()).sort((a, b) => a - b).slice(concurrency);
@@ -93,15 +93,12 @@ if (process.env.BENCH_DETAIL) {
   console.log(`  fal done -> COMPLETED (webhook, wake-up, copy): p50 ${p.p50} ms, p90 ${p.p90} ms, max ${p.max} ms`);
   // The same per request, in two steps (fal's done -> the ledger's end -> COMPLETED), and over
   // time: a lag that is the same for the first and the last says a wait, one that grows a backlog.
-  const ledgerEnd = new Map((await pipeline.segue.db.falRequest.findMany({
-    where: { requestId: { in: reqs.map((r) => r.requestId) } },
-    select: { requestId: true, endedAt: true },
-  })).map((l) => [l.requestId, l.endedAt?.getTime()]));
+  const ledgerEnd = new Map(ledger.map((l) => [l.requestId, l.endedAt?.getTime()]));
   const tracked = reqs.filter((r) => r.completedAt && doneAt.has(r.requestId) && ledgerEnd.get(r.requestId)).sort((a, b) => a.completedAt! - b.completedAt!);
   const toLedger = percentiles(tracked.map((r) => ledgerEnd.get(r.requestId)! - r.completedAt!));
   const toCompleted = percentiles(tracked.map((r) => doneAt.get(r.requestId)! - ledgerEnd.get(r.requestId)!));
   console.log(`    per request: fal done -> ledger ended p50 ${toLedger.p50} ms, p90 ${toLedger.p90} ms; ledger ended -> COMPLETED p50 ${toCompleted.p50} ms, p90 ${toCompleted.p90} ms`);
-  const tenths = [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1].map((f) => tracked[Math.min(tracked.length - 1, Math.floor(f * tracked.length))]!);
-  console.log(`    lag by place in fal's completion order (0 .. 100 %): ${tenths.map((r) => `${ledgerEnd.get(r.requestId)! - r.completedAt!}+${doneAt.get(r.requestId)! - ledgerEnd.get(r.requestId)!}`).join(', ')} ms`);
+  const places = [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1].flatMap((f) => tracked[Math.min(tracked.length - 1, Math.floor(f * tracked.length))] ?? []);
+  console.log(`    lag by place in fal's completion order (0, 10, 25, 50, 75, 90, 100 %), to the ledger's end + to COMPLETED: ${places.map((r) => `${ledgerEnd.get(r.requestId)! - r.completedAt!}+${doneAt.get(r.requestId)! - ledgerEnd.get(r.requestId)!}`).join(', ')} ms`);
 }
 await pipeline.close();

@@ -77,7 +77,7 @@ const timeline: string[] = [];
 if (process.env.BENCH_DETAIL) {
   const reqs = pipeline.emulator.requests();
   const done = await pipeline.segue.db.transition.findMany({ where: { accountId: account.id }, select: { createdAt: true, completedAt: true } });
-  const t0 = Math.min(...done.map((r) => r.createdAt.getTime()));
+  const t0 = done.reduce((first, r) => Math.min(first, r.createdAt.getTime()), Infinity);
   const bins = (times: number[]) => {
     const counts: number[] = [];
     for (const t of times) counts[Math.floor((t - t0) / 1000)] = (counts[Math.floor((t - t0) / 1000)] ?? 0) + 1;

@@ -92,7 +92,10 @@ describe('/health, /ready and /metrics', () => {
       expect(full).toMatchObject({ busy: 2, idle: 0, max: 2 });
       expect(full.waiting).toBeGreaterThanOrEqual(1);
       await Promise.all(held);
-      await until(async () => (await scrape()).waiting === 0 && (await scrape()).busy === 0, { what: 'the pool free again' });
+      await until(async () => {
+        const now = await scrape();
+        return now.waiting === 0 && now.busy === 0;
+      }, { what: 'the pool free again' });
     } finally {
       await app.close();
     }

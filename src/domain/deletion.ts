@@ -109,8 +109,8 @@ export async function deleteTransitions(deps: DeletionDeps & { events: DeletionL
       deletedBatchIds: [...deletedBatchIds],
     };
   });
-  // Committed: the publisher tries again while Redis is away (a subscriber that resubscribes
-  // meanwhile gets NOT_FOUND); the deletion stands either way.
+  // Committed: the deletion stands whatever the event bus says (its listener tries again while
+  // Redis is away, and a subscriber that resubscribes meanwhile gets NOT_FOUND).
   await deps.events.deleted(deletion).catch((err: unknown) => deps.logger.warn({ err, accountId }, 'could not tell the live streams of a deletion'));
   const files = await removeFiles(deps, unique.map(transitionFolder), { accountId });
   return { deletedIds: unique, files };

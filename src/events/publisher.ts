@@ -76,7 +76,10 @@ export class EventPublisher implements ChangeListener, DeletionListener {
     const results = await Promise.allSettled(messages.map(({ topic, message }) => this.deps.pubsub.publish(topic, message)));
     const refused = messages.filter((_, i) => results[i]!.status === 'rejected');
     if (refused.length === 0) return;
-    this.deps.logger.warn({ err: (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason, refused: refused.length }, 'could not publish deletions; trying again');
+    const err = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason;
+    // Closed (the process is going): its streams' clients learn of it when they resubscribe (NOT_FOUND).
+    if (this.closed) return this.deps.logger.warn({ err, refused: refused.length }, 'could not publish deletions while closing');
+    this.deps.logger.warn({ err, refused: refused.length }, 'could not publish deletions; trying again');
     this.pendingDeletions.push(...refused);
     this.schedule(RETRY_MS);
   }
@@ -108,7 +111,8 @@ export class EventPublisher implements ChangeListener, DeletionListener {
   /** Publishes progress for every batch changed since the last flush. */
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
-      if (this.pendingDeletions.length > 0) await this.publishDeletions(this.pendingDeletions.splice(0));
+      // Never rejects (each message settles on its own), so the chain of flushes goes on.
+      if (this.pendingDeletions.length > 0) await this.publishDeletions(this.pendingDeletions.splice(0)).catch(() => undefined);
       if (this.pendingBatches.size === 0) return;
       const batches = new Set(this.pendingBatches);
       this.pendingBatches.clear();
