@@ -6,7 +6,7 @@ import { idOf } from '../src/graphql/ids.ts';
 import { createTestAccount, gql } from './helpers/app.ts';
 import { DeleteTransitions } from './helpers/credential-operations.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
-import { BatchProgress, CancelTransition, CreateTransitions, TransitionUpdated } from './helpers/operations.ts';
+import { BatchProgress, CancelTransition, CreateTransitions, GenerateBatch, TransitionUpdated } from './helpers/operations.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { freePort } from './helpers/process.ts';
 import { startPrivateRedis } from './helpers/services.ts';
@@ -159,6 +159,20 @@ describe('deleteTransitions, as the live streams see it', () => {
       const answers = await Promise.all(ids.map((id) => gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [id] } })));
       expect(answers.map((a) => a.errors)).toEqual([undefined, undefined]);
       expect(await p.app.segue.db.batch.count({ where: { id: idOf('Batch', batchId) } })).toBe(0);
+    }
+  });
+
+  it('a transition deleted while it is generated again: one of them wins, the other is told why, and neither deadlocks', { timeout: 60_000 }, async () => {
+    for (let round = 0; round < 10; round++) {
+      const { account, ids } = await queuedBatch(2);
+      for (const id of ids) await gql(url(), account.apiKey, CancelTransition, { id });
+      const [generated, deleted] = await Promise.all([
+        gql(url(), account.apiKey, GenerateBatch, { input: { transitionIds: ids } }),
+        gql(url(), account.apiKey, DeleteTransitions, { input: { ids: [ids[0]!] } }),
+      ]);
+      const codes = [generated, deleted].map((r) => r.errors?.[0]?.extensions?.code ?? 'ok');
+      // Generated first, the deletion meets a queued transition; deleted first, the batch meets a missing one.
+      expect([['ok', 'CONFLICT'], ['NOT_FOUND', 'ok'], ['CONFLICT', 'ok']]).toContainEqual(codes);
     }
   });
 

@@ -209,6 +209,11 @@ export async function startRuns(
   batchId: string,
   onlyFrom: readonly TransitionStatus[] = RUN_STARTABLE,
 ): Promise<Transition[]> {
+  // The transitions first, in id order, as claims and deletions lock them: the item update below
+  // would otherwise lock a batch item before its transition, and meet a deletion holding the
+  // transition and waiting for that item (its cascade): a deadlock, one of the two an INTERNAL.
+  await tx.$queryRaw`
+    SELECT "id" FROM "Transition" WHERE "id" = ANY(${[...ids]}::uuid[]) AND "accountId" = ${accountId}::uuid ORDER BY "id" FOR UPDATE`;
   // A run leaving a batch freezes its outcome in that batch's item first.
   await tx.$executeRaw`
     UPDATE "BatchItem" i SET "status" = t."status" FROM "Transition" t
