@@ -1,7 +1,7 @@
 import type { Config } from './config.ts';
 import { createDatabase, type Db, type Sql } from './db.ts';
 import { CompletionEstimates } from './domain/eta.ts';
-import { ImageKeys } from './domain/image-keys.ts';
+import { StoredImages } from './domain/stored-images.ts';
 import { batchWatch } from './events/batch-watch.ts';
 import type { WatchBatch } from './domain/ports.ts';
 import { closePubSub, createPubSub, type PubSub } from './events/pubsub.ts';
@@ -39,8 +39,8 @@ export interface Segue {
   readonly media: MediaService;
   /** When open transitions and batches should be done (estimated at most once a second). */
   readonly completionEstimates: CompletionEstimates;
-  /** Storage keys of uploaded images, kept (they never change) and read together. */
-  readonly imageKeys: ImageKeys;
+  /** Uploaded images as stored (they never change once stored), kept and read together. */
+  readonly storedImages: StoredImages;
   readonly mediaJobs: MediaQueue;
   /** Copies of finished videos into storage. */
   readonly copyJobs: CopyQueue;
@@ -66,7 +66,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
   let mediaJobs: MediaQueue | undefined;
   let copyJobs: CopyQueue | undefined;
   let completionEstimates: CompletionEstimates | undefined;
-  let imageKeys: ImageKeys | undefined;
+  let storedImages: StoredImages | undefined;
   const media = createMediaService(config, logger);
 
   const segue: Segue = {
@@ -94,8 +94,8 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
     get completionEstimates() {
       return (completionEstimates ??= new CompletionEstimates({ sql: database.sql, slots: config.fal.concurrency }));
     },
-    get imageKeys() {
-      return (imageKeys ??= new ImageKeys({ sql: database.sql }));
+    get storedImages() {
+      return (storedImages ??= new StoredImages({ sql: database.sql }));
     },
     get mediaJobs() {
       producer ??= createRedis(config.redis, 'producer');

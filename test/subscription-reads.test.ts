@@ -266,6 +266,45 @@ describe('what a subscription reads', () => {
     }
   });
 
+  it('frontImage and tailImage in a subscription: the same image in the snapshot and in every event, read once per process, not per event', async () => {
+    const account = await createTestAccount(app.segue);
+    const image = async (color: string) => (await uploadImage(app.graphqlUrl, account.apiKey, await makeImage({ width: 640, height: 360, color }))).data!.uploadImage.id;
+    const [front, tail] = [await image('#aa3300'), await image('#0033aa')];
+    const created = await gql(app.graphqlUrl, account.apiKey, CreateTransitions, {
+      input: { transitions: [{ frontImageId: front, tailImageId: tail, prompt: 'image relations' }] },
+    });
+    expect(created.errors).toBeUndefined();
+    const id = created.data!.createTransitions.transitions[0]!.id;
+    type Frame = { id: string; url: string; width: number; height: number; contentType: string; bytes: number; createdAt: string };
+    type Frames = { id: string; version: number; frontImage: Frame | null; tailImage: Frame | null };
+    const Relations: TypedDocumentNode<{ transitionUpdated: Frames }, { id: string }> = parse(
+      'subscription ($id: ID) { transitionUpdated(id: $id) { id version frontImage { id url width height contentType bytes createdAt } tailImage { id url width } } }',
+    );
+    const clients = [wsClient(app.url + '/graphql', account.apiKey), wsClient(app.url + '/graphql', account.apiKey)];
+    try {
+      const viewers = clients.map((client) => subscribe(client, Relations, { id }, (d) => d.transitionUpdated));
+      const firsts = await Promise.all(viewers.map((v) => v.first));
+      for (const first of firsts) {
+        expect(first.frontImage).toMatchObject({ id: front, width: 640, height: 360, contentType: 'image/png', url: expect.stringContaining('/media/private/images/') });
+        expect(first.frontImage!.bytes).toBeGreaterThan(0);
+        expect(first.tailImage).toMatchObject({ id: tail, width: 640 });
+      }
+      const [row] = await app.segue.sql.query<Transition>(`UPDATE "Transition" SET "version" = "version" + 1 WHERE "id" = $1::uuid RETURNING *`, [
+        idOf('Transition', id),
+      ]);
+      const sent = await statementsDuring(async () => {
+        await app.segue.events.transitionsChanged([row!]);
+        await until(() => viewers.every((v) => v.events.length >= 2), { what: 'the event, at both viewers' });
+      });
+      // The event shows the very same images as the snapshot (a stored image never changes).
+      for (const v of viewers) expect(v.events[1]).toEqual({ ...v.events[0], version: row!.version });
+      expect(sent.filter((sql) => /"(Transition|Image)"/.test(sql) && !/"Batch/.test(sql))).toEqual([]);
+      for (const v of viewers) v.stop();
+    } finally {
+      await Promise.all(clients.map((c) => c.dispose()));
+    }
+  });
+
   it("a page of transitions reads its uploaded frames' keys in one statement, and a second page none", async () => {
     const account = await createTestAccount(app.segue);
     const image = async (color: string) => (await uploadImage(app.graphqlUrl, account.apiKey, await makeImage({ width: 640, height: 360, color }))).data!.uploadImage.id;

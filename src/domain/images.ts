@@ -9,7 +9,7 @@ import { ACCEPTED_CONTENT_TYPES, inspectImage, normalizeImage, type ImageViolati
 import type { MediaService } from '../media/service.ts';
 import { roundedExpiry, signResource } from '../media/signed-urls.ts';
 import { AppError, notFound } from './errors.ts';
-import type { ImageKeys } from './image-keys.ts';
+import type { StoredImages } from './stored-images.ts';
 import { parseInput } from './transition-input.ts';
 
 /**
@@ -97,10 +97,10 @@ export async function getImage(deps: Pick<ImageDeps, 'db'>, accountId: string, i
 
 /**
  * A transition's frame as a URL: the URL it was given, or a signed URL of its uploaded image,
- * whose storage key comes from the process' image keys (no read per row or per live event).
+ * whose storage key comes from the process' stored images (no read per row or per live event).
  */
-export function frameUrl(deps: Pick<ImageDeps, 'media'> & { imageKeys: ImageKeys }, given: string | null, imageId: string | null): string | Promise<string> {
-  return given ?? deps.imageKeys.of(imageId!).then((key) => imageReadUrl(deps, key));
+export function frameUrl(deps: Pick<ImageDeps, 'media'> & { storedImages: StoredImages }, given: string | null, imageId: string | null): string | Promise<string> {
+  return given ?? deps.storedImages.of(imageId!).then((image) => imageReadUrl(deps, image.key));
 }
 
 /** A signed URL that reads the stored file for at least an hour (the same URL within the hour). */

@@ -23,15 +23,17 @@ export const ImageNode = builder.prismaNode('Image', {
   findUnique: (id, ctx) => ({ id, accountId: ctx.accountId(), status: ImageStatus.READY, sourceUrl: null }),
   description: "An image of the caller's account, stored privately: JPEG or PNG, orientation applied, metadata removed.",
   fields: (t) => ({
+    // Only columns a stored image never changes (StoredImage), and no `select`: an image a
+    // transition shows comes from the process' stored images, and a `select` would have the
+    // Prisma plugin read it again (the type is in include mode: rows it loads have every column).
     url: t.string({
       description: 'A signed URL that reads the image for at least an hour (the same URL within the hour).',
-      select: { key: true },
       resolve: (image, _args, ctx) => imageReadUrl(ctx.segue, image.key!),
     }),
-    width: t.int({ select: { width: true }, resolve: (image) => image.width ?? 0 }),
-    height: t.int({ select: { height: true }, resolve: (image) => image.height ?? 0 }),
-    contentType: t.string({ description: 'image/jpeg or image/png.', select: { contentType: true }, resolve: (image) => image.contentType ?? '' }),
-    bytes: t.int({ description: 'Size of the stored file.', select: { bytes: true }, resolve: (image) => image.bytes ?? 0 }),
+    width: t.int({ resolve: (image) => image.width ?? 0 }),
+    height: t.int({ resolve: (image) => image.height ?? 0 }),
+    contentType: t.string({ description: 'image/jpeg or image/png.', resolve: (image) => image.contentType ?? '' }),
+    bytes: t.int({ description: 'Size of the stored file.', resolve: (image) => image.bytes ?? 0 }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });

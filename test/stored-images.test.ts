@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImageKeys } from '../src/domain/image-keys.ts';
+import { StoredImages } from '../src/domain/stored-images.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
 import { createTestAccount, testConfig } from './helpers/app.ts';
 import { statementsDuring } from './helpers/statements.ts';
 
-/** The storage keys of uploaded images, kept per process and read together (src/domain/image-keys.ts), against PostgreSQL. */
+/** Uploaded images as stored, kept per process and read together (src/domain/stored-images.ts), against PostgreSQL. */
 let segue: Segue;
 beforeAll(() => {
   segue = createSegue(testConfig());
@@ -20,13 +20,13 @@ async function images(keys: Array<string | null>) {
 
 const reads = (sent: string[]) => sent.filter((sql) => sql.includes('FROM "Image"'));
 
-describe('image keys', () => {
+describe('stored images', () => {
   it('asked in one turn: one read; kept after; the least recently used go past the capacity', async () => {
     const ids = await images(['k/a.png', 'k/b.png', 'k/c.png']);
-    const keys = new ImageKeys(segue, 2);
+    const keys = new StoredImages(segue, 2);
     const [a, b, c] = ids as [string, string, string];
     let got!: string[];
-    const first = await statementsDuring(async () => (got = await Promise.all([a, b, a].map((id) => keys.of(id)))));
+    const first = await statementsDuring(async () => (got = await Promise.all([a, b, a].map((id) => keys.of(id).then((image) => image.key)))));
     expect(got).toEqual(['k/a.png', 'k/b.png', 'k/a.png']);
     expect(reads(first)).toHaveLength(1);
     const readsFor = async (...wanted: string[]) => reads(await statementsDuring(() => Promise.all(wanted.map((id) => keys.of(id))))).length;
@@ -39,13 +39,13 @@ describe('image keys', () => {
 
   it('an image with no stored file fails its callers only; a failed read fails its turn and the next turn reads again', async () => {
     const [stored, pending] = await images(['k/d.png', null]);
-    const keys = new ImageKeys(segue);
+    const keys = new StoredImages(segue);
     const [a, b] = await Promise.allSettled([keys.of(stored!), keys.of(pending!)]);
-    expect(a).toEqual({ status: 'fulfilled', value: 'k/d.png' });
+    expect(a).toMatchObject({ status: 'fulfilled', value: { id: stored, key: 'k/d.png', status: 'READY' } });
     expect(b).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/no stored file/) } });
     // A null key is not kept: once stored, it is found.
     await segue.db.image.update({ where: { id: pending! }, data: { status: 'READY', key: 'k/e.png' } });
-    expect(await keys.of(pending!)).toBe('k/e.png');
+    expect((await keys.of(pending!)).key).toBe('k/e.png');
 
     // Not an id PostgreSQL takes: the statement fails, and with it every caller of its turn.
     const [other] = await images(['k/g.png']);
@@ -53,20 +53,20 @@ describe('image keys', () => {
     expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     // Nothing of it is left waiting: the next turn reads the same id again, and finds it.
     let again!: string;
-    const sent = await statementsDuring(async () => (again = await keys.of(other!)));
+    const sent = await statementsDuring(async () => (again = (await keys.of(other!)).key));
     expect(again).toBe('k/g.png');
     expect(reads(sent)).toHaveLength(1);
   });
 
   it('asked again while its read is under way: waits for that read', async () => {
     const [id] = await images(['k/f.png']);
-    const keys = new ImageKeys(segue);
+    const keys = new StoredImages(segue);
     let got!: string[];
     const sent = await statementsDuring(async () => {
       const first = keys.of(id!);
       // The read has gone out (it starts on the turn's check phase), its answer not yet in.
       await new Promise((r) => setImmediate(r));
-      got = await Promise.all([first, keys.of(id!)]);
+      got = (await Promise.all([first, keys.of(id!)])).map((image) => image.key);
     });
     expect(got).toEqual(['k/f.png', 'k/f.png']);
     expect(reads(sent)).toHaveLength(1);
