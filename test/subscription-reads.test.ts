@@ -57,6 +57,42 @@ async function connected(apiKey: string, transitionId: string) {
   return { client, warm };
 }
 
+/** A transition of a new account made from two uploaded frames. */
+async function uploadedFrames(prompt: string) {
+  const account = await createTestAccount(app.segue);
+  const image = async (color: string) => (await uploadImage(app.graphqlUrl, account.apiKey, await makeImage({ width: 640, height: 360, color }))).data!.uploadImage.id;
+  const [front, tail] = [await image('#aa3300'), await image('#0033aa')];
+  const created = await gql(app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: [{ frontImageId: front, tailImageId: tail, prompt }] } });
+  expect(created.errors).toBeUndefined();
+  return { account, id: created.data!.createTransitions.transitions[0]!.id, front, tail };
+}
+
+/**
+ * Two viewers of one transition (one connection each) get its snapshot (checked by `first`),
+ * then one change: what each received, the change's version, and the statements sent for it.
+ */
+async function oneEventToTwoViewers<T extends { version: number }>(
+  account: { apiKey: string },
+  document: TypedDocumentNode<{ transitionUpdated: T }, { id: string }>,
+  id: string,
+  first: (snapshot: T) => unknown,
+) {
+  const clients = [wsClient(app.url + '/graphql', account.apiKey), wsClient(app.url + '/graphql', account.apiKey)];
+  try {
+    const subscribed = clients.map((client) => subscribe(client, document, { id }, (d) => d.transitionUpdated));
+    for (const snapshot of await Promise.all(subscribed.map((v) => v.first))) await first(snapshot);
+    const [row] = await app.segue.sql.query<Transition>(`UPDATE "Transition" SET "version" = "version" + 1 WHERE "id" = $1::uuid RETURNING *`, [idOf('Transition', id)]);
+    const sent = await statementsDuring(async () => {
+      await app.segue.events.transitionsChanged([row!]);
+      await until(() => subscribed.every((v) => v.events.length >= 2), { what: 'the event, at both viewers' });
+    });
+    for (const v of subscribed) v.stop();
+    return { viewers: subscribed.map((v) => v.events), version: row!.version, sent };
+  } finally {
+    await Promise.all(clients.map((c) => c.dispose()));
+  }
+}
+
 describe('what a subscription reads', () => {
   it('a batch stream starts from one statement: every transition in its order, then its changes', async () => {
     const { account, batch, transitions } = await batchOf(5);
@@ -225,84 +261,40 @@ describe('what a subscription reads', () => {
   });
 
   it("the console's fields: uploaded frames are signed URLs in the snapshot and in every event, read once per process, not per event", async () => {
-    const account = await createTestAccount(app.segue);
-    const image = async (color: string) => (await uploadImage(app.graphqlUrl, account.apiKey, await makeImage({ width: 640, height: 360, color }))).data!.uploadImage.id;
-    const created = await gql(app.graphqlUrl, account.apiKey, CreateTransitions, {
-      input: { transitions: [{ frontImageId: await image('#aa3300'), tailImageId: await image('#0033aa'), prompt: 'uploaded frames' }] },
-    });
-    expect(created.errors).toBeUndefined();
-    const id = created.data!.createTransitions.transitions[0]!.id;
+    const { account, id } = await uploadedFrames('uploaded frames');
     type Frames = { id: string; version: number; frontImageUrl: string; tailImageUrl: string };
     const Console: TypedDocumentNode<{ transitionUpdated: Frames }, { id: string }> = parse(
       'subscription ($id: ID) { transitionUpdated(id: $id) { id version frontImageUrl tailImageUrl estimatedCost error { code } } }',
     );
-    // Two viewers of the same transition, on one connection each.
-    const clients = [wsClient(app.url + '/graphql', account.apiKey), wsClient(app.url + '/graphql', account.apiKey)];
-    try {
-      const viewers = clients.map((client) => subscribe(client, Console, { id }, (d) => d.transitionUpdated));
-      const firsts = await Promise.all(viewers.map((v) => v.first));
-      for (const first of firsts) {
-        for (const url of [first.frontImageUrl, first.tailImageUrl]) {
-          // Signed URLs of this server (its public URL is not known to a test on port 0: the path is).
-          const { pathname, search } = new URL(url);
-          expect(pathname).toMatch(/^\/media\/private\/images\//);
-          expect((await fetch(app.url + pathname + search)).headers.get('content-type')).toMatch(/^image\//);
-        }
+    const { viewers, version, sent } = await oneEventToTwoViewers(account, Console, id, async (first) => {
+      for (const url of [first.frontImageUrl, first.tailImageUrl]) {
+        // Signed URLs of this server (its public URL is not known to a test on port 0: the path is).
+        const { pathname, search } = new URL(url);
+        expect(pathname).toMatch(/^\/media\/private\/images\//);
+        expect((await fetch(app.url + pathname + search)).headers.get('content-type')).toMatch(/^image\//);
       }
-      const [row] = await app.segue.sql.query<Transition>(`UPDATE "Transition" SET "version" = "version" + 1 WHERE "id" = $1::uuid RETURNING *`, [
-        idOf('Transition', id),
-      ]);
-      const sent = await statementsDuring(async () => {
-        await app.segue.events.transitionsChanged([row!]);
-        await until(() => viewers.every((v) => v.events.length >= 2), { what: 'the event, at both viewers' });
-      });
-      for (const v of viewers) {
-        expect(v.events[1]).toMatchObject({ version: row!.version, frontImageUrl: expect.stringContaining('/media/'), tailImageUrl: expect.stringContaining('/media/') });
-      }
-      expect(sent.filter((sql) => /"(Transition|Image)"/.test(sql) && !/"Batch/.test(sql))).toEqual([]);
-      for (const v of viewers) v.stop();
-    } finally {
-      await Promise.all(clients.map((c) => c.dispose()));
+    });
+    for (const events of viewers) {
+      expect(events[1]).toMatchObject({ version, frontImageUrl: expect.stringContaining('/media/'), tailImageUrl: expect.stringContaining('/media/') });
     }
+    expect(sent.filter((sql) => /"(Transition|Image)"/.test(sql) && !/"Batch/.test(sql))).toEqual([]);
   });
 
   it('frontImage and tailImage in a subscription: the same image in the snapshot and in every event, read once per process, not per event', async () => {
-    const account = await createTestAccount(app.segue);
-    const image = async (color: string) => (await uploadImage(app.graphqlUrl, account.apiKey, await makeImage({ width: 640, height: 360, color }))).data!.uploadImage.id;
-    const [front, tail] = [await image('#aa3300'), await image('#0033aa')];
-    const created = await gql(app.graphqlUrl, account.apiKey, CreateTransitions, {
-      input: { transitions: [{ frontImageId: front, tailImageId: tail, prompt: 'image relations' }] },
-    });
-    expect(created.errors).toBeUndefined();
-    const id = created.data!.createTransitions.transitions[0]!.id;
+    const { account, id, front, tail } = await uploadedFrames('image relations');
     type Frame = { id: string; url: string; width: number; height: number; contentType: string; bytes: number; createdAt: string };
     type Frames = { id: string; version: number; frontImage: Frame | null; tailImage: Frame | null };
     const Relations: TypedDocumentNode<{ transitionUpdated: Frames }, { id: string }> = parse(
       'subscription ($id: ID) { transitionUpdated(id: $id) { id version frontImage { id url width height contentType bytes createdAt } tailImage { id url width } } }',
     );
-    const clients = [wsClient(app.url + '/graphql', account.apiKey), wsClient(app.url + '/graphql', account.apiKey)];
-    try {
-      const viewers = clients.map((client) => subscribe(client, Relations, { id }, (d) => d.transitionUpdated));
-      const firsts = await Promise.all(viewers.map((v) => v.first));
-      for (const first of firsts) {
-        expect(first.frontImage).toMatchObject({ id: front, width: 640, height: 360, contentType: 'image/png', url: expect.stringContaining('/media/private/images/') });
-        expect(first.frontImage!.bytes).toBeGreaterThan(0);
-        expect(first.tailImage).toMatchObject({ id: tail, width: 640 });
-      }
-      const [row] = await app.segue.sql.query<Transition>(`UPDATE "Transition" SET "version" = "version" + 1 WHERE "id" = $1::uuid RETURNING *`, [
-        idOf('Transition', id),
-      ]);
-      const sent = await statementsDuring(async () => {
-        await app.segue.events.transitionsChanged([row!]);
-        await until(() => viewers.every((v) => v.events.length >= 2), { what: 'the event, at both viewers' });
-      });
-      // The event shows the very same images as the snapshot (a stored image never changes).
-      for (const v of viewers) expect(v.events[1]).toEqual({ ...v.events[0], version: row!.version });
-      expect(sent.filter((sql) => /"(Transition|Image)"/.test(sql) && !/"Batch/.test(sql))).toEqual([]);
-      for (const v of viewers) v.stop();
-    } finally {
-      await Promise.all(clients.map((c) => c.dispose()));
-    }
+    const { viewers, version, sent } = await oneEventToTwoViewers(account, Relations, id, (first) => {
+      expect(first.frontImage).toMatchObject({ id: front, width: 640, height: 360, contentType: 'image/png', url: expect.stringContaining('/media/private/images/') });
+      expect(first.frontImage!.bytes).toBeGreaterThan(0);
+      expect(first.tailImage).toMatchObject({ id: tail, width: 640 });
+    });
+    // The event shows the very same images as the snapshot (a stored image never changes).
+    for (const events of viewers) expect(events[1]).toEqual({ ...events[0], version });
+    expect(sent.filter((sql) => /"(Transition|Image)"/.test(sql) && !/"Batch/.test(sql))).toEqual([]);
   });
 
   it("a page of transitions reads its uploaded frames' keys in one statement, and a second page none", async () => {
