@@ -42,7 +42,7 @@ describe('stored images', () => {
     const keys = new StoredImages(segue);
     const [a, b] = await Promise.allSettled([keys.of(stored!), keys.of(pending!)]);
     expect(a).toMatchObject({ status: 'fulfilled', value: { id: stored, key: 'k/d.png', status: 'READY' } });
-    expect(b).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/no stored file/) } });
+    expect(b).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/not a stored upload/) } });
     // A null key is not kept: once stored, it is found.
     await segue.db.image.update({ where: { id: pending! }, data: { status: 'READY', key: 'k/e.png' } });
     expect((await keys.of(pending!)).key).toBe('k/e.png');
@@ -56,6 +56,18 @@ describe('stored images', () => {
     const sent = await statementsDuring(async () => (again = (await keys.of(other!)).key));
     expect(again).toBe('k/g.png');
     expect(reads(sent)).toHaveLength(1);
+  });
+
+  it('only stored uploads are kept: a pending upload with a key and a URL image are refused, every time', async () => {
+    const account = await createTestAccount(segue);
+    const pending = await segue.db.image.create({ data: { accountId: account.id, status: 'PENDING', key: 'k/h.png' } });
+    // A URL image is checked again in place: its file and facts change, so it is never kept.
+    const checked = await segue.db.image.create({ data: { accountId: account.id, status: 'READY', key: 'k/i.png', sourceUrl: 'https://example.com/i.png' } });
+    const keys = new StoredImages(segue);
+    for (let round = 0; round < 2; round++) {
+      const answers = await Promise.allSettled([keys.of(pending.id), keys.of(checked.id)]);
+      expect(answers.map((a) => a.status)).toEqual(['rejected', 'rejected']);
+    }
   });
 
   it('asked again while its read is under way: waits for that read', async () => {

@@ -292,8 +292,12 @@ describe('what a subscription reads', () => {
       expect(first.frontImage!.bytes).toBeGreaterThan(0);
       expect(first.tailImage).toMatchObject({ id: tail, width: 640 });
     });
-    // The event shows the very same images as the snapshot (a stored image never changes).
+    // The event shows the very same images as the snapshot (a stored image never changes), and
+    // as a query of the image itself, which reads it through Prisma.
     for (const events of viewers) expect(events[1]).toEqual({ ...events[0], version });
+    const Queried: TypedDocumentNode<{ image: Frame }, { id: string }> = parse('query ($id: ID!) { image(id: $id) { id url width height contentType bytes createdAt } }');
+    const queried = await gql(app.graphqlUrl, account.apiKey, Queried, { id: front });
+    expect(viewers[0]![1]!.frontImage).toEqual(queried.data!.image);
     expect(sent.filter((sql) => /"(Transition|Image)"/.test(sql) && !/"Batch/.test(sql))).toEqual([]);
   });
 

@@ -1,12 +1,26 @@
 import type { Sql } from '../db.ts';
-import type { Image } from '../generated/prisma/client.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
 
 /**
  * What never changes of an uploaded image once it is stored: what a transition's frames
- * (frontImageUrl, tailImageUrl) and its image nodes (frontImage, tailImage) show. The rest of the
- * row (fal's copy, leases) does change, and is not kept here.
+ * (frontImageUrl, tailImageUrl) and image nodes (the Image type selects exactly these) show. The
+ * rest of the row (fal's copy, leases) does change, and is neither kept here nor shown.
  */
-export type StoredImage = Pick<Image, 'id' | 'accountId' | 'status' | 'key' | 'contentType' | 'width' | 'height' | 'bytes' | 'createdAt'> & { key: string };
+export const STORED_IMAGE_COLUMNS = {
+  id: true,
+  accountId: true,
+  status: true,
+  key: true,
+  contentType: true,
+  width: true,
+  height: true,
+  bytes: true,
+  createdAt: true,
+} as const satisfies Prisma.ImageSelect;
+
+export type StoredImage = Prisma.ImageGetPayload<{ select: typeof STORED_IMAGE_COLUMNS }> & { key: string };
+
+const COLUMNS = Object.keys(STORED_IMAGE_COLUMNS).map((column) => `"${column}"`).join(', ');
 
 type Pending = { promise: Promise<StoredImage>; resolve: (image: StoredImage) => void; reject: (error: unknown) => void };
 
@@ -57,8 +71,10 @@ export class StoredImages {
     let found: Map<string, StoredImage> | null = null;
     let failure: unknown = null;
     try {
+      // Uploads only: a URL image is checked again in place (its file and facts replaced), and
+      // no transition points at one.
       const rows = await this.deps.sql.query<Omit<StoredImage, 'key'> & { key: string | null }>(
-        `SELECT "id", "accountId", "status", "key", "contentType", "width", "height", "bytes", "createdAt" FROM "Image" WHERE "id" = ANY($1::uuid[])`,
+        `SELECT ${COLUMNS} FROM "Image" WHERE "id" = ANY($1::uuid[]) AND "sourceUrl" IS NULL`,
         [ids],
       );
       found = new Map();
@@ -75,8 +91,8 @@ export class StoredImages {
         this.put(image);
         asked.resolve(image);
       } else {
-        // A transition's images are stored before it can be made: a missing key is a broken row.
-        asked.reject(failure ?? new Error(`Image ${id} has no stored file.`));
+        // A transition's images are stored uploads before it can be made: anything else is a broken row.
+        asked.reject(failure ?? new Error(`Image ${id} is not a stored upload.`));
       }
     }
   }

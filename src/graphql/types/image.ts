@@ -1,6 +1,7 @@
 import { completeImageUpload, createImageUpload, getImage, imageReadUrl, storeImageFile } from '../../domain/images.ts';
 import { imageRuleError } from '../../domain/images.ts';
 import { badInput } from '../../domain/errors.ts';
+import { STORED_IMAGE_COLUMNS } from '../../domain/stored-images.ts';
 import { ImageStatus } from '../../generated/prisma/enums.ts';
 import { builder } from '../builder.ts';
 import { encodeId, idOf } from '../ids.ts';
@@ -22,10 +23,12 @@ export const ImageNode = builder.prismaNode('Image', {
   // Only the caller's finished uploads are nodes (URL images checked before a run are records, not uploads).
   findUnique: (id, ctx) => ({ id, accountId: ctx.accountId(), status: ImageStatus.READY, sourceUrl: null }),
   description: "An image of the caller's account, stored privately: JPEG or PNG, orientation applied, metadata removed.",
+  // Exactly what a stored image never changes: an image a transition shows comes from the
+  // process' stored images (no read per live event), and a field cannot read anything else.
+  select: STORED_IMAGE_COLUMNS,
   fields: (t) => ({
-    // Only columns a stored image never changes (StoredImage), and no `select`: an image a
-    // transition shows comes from the process' stored images, and a `select` would have the
-    // Prisma plugin read it again (the type is in include mode: rows it loads have every column).
+    // No field-level `select`, and no t.expose (which adds one under a type-level select): either
+    // would have the Prisma plugin read the image again for a row it did not load itself.
     url: t.string({
       description: 'A signed URL that reads the image for at least an hour (the same URL within the hour).',
       resolve: (image, _args, ctx) => imageReadUrl(ctx.segue, image.key!),
@@ -34,7 +37,7 @@ export const ImageNode = builder.prismaNode('Image', {
     height: t.int({ resolve: (image) => image.height ?? 0 }),
     contentType: t.string({ description: 'image/jpeg or image/png.', resolve: (image) => image.contentType ?? '' }),
     bytes: t.int({ description: 'Size of the stored file.', resolve: (image) => image.bytes ?? 0 }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdAt: t.field({ type: 'DateTime', resolve: (image) => image.createdAt }),
   }),
 });
 

@@ -1,4 +1,3 @@
-import type { Image } from '../../generated/prisma/client.ts';
 import { TransitionStatus } from '../../generated/prisma/enums.ts';
 import { transitionScopeWhere } from '../../auth/scope.ts';
 import { estimateUsd } from '../../domain/costs.ts';
@@ -38,19 +37,19 @@ export const TransitionNode = builder.prismaNode('Transition', {
       resolve: (t, _args, ctx) => frameUrl(ctx.segue, t.tailImageUrl, t.tailImageId),
     }),
     // Not relations either: the Prisma plugin read the transition and then each image again for
-    // every live event shown. A stored image never changes: the process keeps it (an image node
-    // shows only what StoredImage holds, see image.ts).
+    // every live event shown. A stored image never changes: the process keeps it (the Image type
+    // selects only what StoredImage holds, see image.ts).
     frontImage: t.field({
       type: ImageNode,
       nullable: true,
       description: 'The uploaded first frame (null for a URL).',
-      resolve: (t, _args, ctx) => (t.frontImageId ? (ctx.segue.storedImages.of(t.frontImageId) as Promise<Image>) : null),
+      resolve: (t, _args, ctx) => (t.frontImageId ? ctx.segue.storedImages.of(t.frontImageId) : null),
     }),
     tailImage: t.field({
       type: ImageNode,
       nullable: true,
       description: 'The uploaded last frame (null for a URL).',
-      resolve: (t, _args, ctx) => (t.tailImageId ? (ctx.segue.storedImages.of(t.tailImageId) as Promise<Image>) : null),
+      resolve: (t, _args, ctx) => (t.tailImageId ? ctx.segue.storedImages.of(t.tailImageId) : null),
     }),
     prompt: t.exposeString('prompt'),
     negativePrompt: t.exposeString('negativePrompt', { nullable: true }),
