@@ -8,7 +8,7 @@ import { DeleteTransitions } from './helpers/credential-operations.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { BatchProgress, CancelTransition, CreateTransitions, GenerateBatch, TransitionUpdated } from './helpers/operations.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
-import { freePort } from './helpers/process.ts';
+import { freePort, run } from './helpers/process.ts';
 import { startPrivateRedis } from './helpers/services.ts';
 import { sseClient, subscribe, wsClient, type Subscription } from './helpers/subscribe.ts';
 import { until } from './helpers/wait.ts';
@@ -125,6 +125,18 @@ describe('deleteTransitions, as the live streams see it', () => {
     } finally {
       await close();
     }
+  });
+
+  it('the CLI watching a batch deleted with its transitions says so, and exits 1', { timeout: 60_000 }, async () => {
+    const { account, ids, batchId } = await queuedBatch(2);
+    await p.app.segue.events.flush();
+    // Ended, with the batch still open (its closer died): the state in which a batch can go while watched.
+    await p.app.segue.db.transition.updateMany({ where: { id: { in: ids.map((id) => idOf('Transition', id)) } }, data: { status: 'CANCELED' } });
+    const watch = run('npm', ['run', 'cli', '--', 'batches', 'watch', batchId], { SEGUE_API_URL: p.app.url, SEGUE_API_KEY: account.apiKey });
+    await watch.waitFor(/2\/2 ended: 0 completed, 0 failed, 2 canceled/);
+    await gql(url(), account.apiKey, DeleteTransitions, { input: { ids } });
+    expect((await watch.exited).code).toBe(1);
+    expect(watch.output()).toContain(`NOT_FOUND: Batch ${batchId} was deleted while it was watched.`);
   });
 
   it("an ended batch's transitionUpdated stream no longer waits for the poster of a transition deleted meanwhile", { timeout: 60_000 }, async () => {

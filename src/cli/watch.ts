@@ -1,4 +1,4 @@
-import type { ApiClient } from './api-client.ts';
+import { ApiError, type ApiClient } from './api-client.ts';
 import { CliBatch, CliBatchProgress } from './operations.ts';
 import { progress, type Output } from './output.ts';
 
@@ -15,7 +15,11 @@ export async function watchBatch(client: ApiClient, out: Output, batchId: string
     else bar.update(b.completed + b.failed + b.canceled, b.total, { completed: b.completed, failed: b.failed, canceled: b.canceled, running: b.running, queued: b.queued });
   });
   bar.stop();
-  const { batch } = await client.request(CliBatch, { id: batchId });
+  const { batch } = await client.request(CliBatch, { id: batchId }).catch((error: unknown) => {
+    // The stream also completes when the batch is deleted (its transitions deleted meanwhile).
+    if (error instanceof ApiError && error.code === 'NOT_FOUND') throw new ApiError(`Batch ${batchId} was deleted while it was watched.`, 'NOT_FOUND');
+    throw error;
+  });
   const transitions = batch.transitions.edges.map((e) => e.node);
   out.result({ event: 'summary', batch: { ...batch, transitions } }, () =>
     [
