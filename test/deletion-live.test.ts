@@ -38,6 +38,20 @@ async function queuedBatch(n: number) {
   return { account, ids: created.transitions.map((t) => t.id), batchId: created.batch!.id };
 }
 
+/**
+ * A queued batch whose transitions have all ended while it stays open: as a batch is when the
+ * process that would close it died (the reconciler closes it later; none runs here), the one
+ * state in which a batch can be deleted while its streams are open.
+ */
+async function endedButOpenBatch(n: number) {
+  const batch = await queuedBatch(n);
+  // The API's progress of the create goes out first: a flush after the write below would close the batch.
+  await p.app.segue.events.flush();
+  // Written directly: no one is told.
+  await p.app.segue.db.transition.updateMany({ where: { id: { in: batch.ids.map((id) => idOf('Transition', id)) } }, data: { status: 'CANCELED' } });
+  return batch;
+}
+
 /** One client of each transport, so every stream is checked over WebSocket and SSE. */
 function clients(apiKey: string) {
   const ws = wsClient(url(), apiKey);
@@ -95,12 +109,7 @@ describe('deleteTransitions, as the live streams see it', () => {
   });
 
   it('a batch deleted with its last items ends its batchProgress and transitionUpdated streams, with no event after the snapshot', { timeout: 60_000 }, async () => {
-    const { account, ids, batchId } = await queuedBatch(2);
-    // The API's progress of the create goes out first: a flush after the write below would close the batch.
-    await p.app.segue.events.flush();
-    // Every item ended with the batch still open: as a batch is when the process that would close it
-    // died (the reconciler closes it later; none runs here). Written directly: no one is told.
-    await p.app.segue.db.transition.updateMany({ where: { id: { in: ids.map((id) => idOf('Transition', id)) } }, data: { status: 'CANCELED' } });
+    const { account, ids, batchId } = await endedButOpenBatch(2);
     const { transports, close } = clients(account.apiKey);
     try {
       const streams = transports.map(([name, client]) => ({
@@ -128,10 +137,7 @@ describe('deleteTransitions, as the live streams see it', () => {
   });
 
   it('the CLI watching a batch deleted with its transitions says so, and exits 1', { timeout: 60_000 }, async () => {
-    const { account, ids, batchId } = await queuedBatch(2);
-    await p.app.segue.events.flush();
-    // Ended, with the batch still open (its closer died): the state in which a batch can go while watched.
-    await p.app.segue.db.transition.updateMany({ where: { id: { in: ids.map((id) => idOf('Transition', id)) } }, data: { status: 'CANCELED' } });
+    const { account, ids, batchId } = await endedButOpenBatch(2);
     const watch = run('npm', ['run', 'cli', '--', 'batches', 'watch', batchId], { SEGUE_API_URL: p.app.url, SEGUE_API_KEY: account.apiKey });
     await watch.waitFor(/2\/2 ended: 0 completed, 0 failed, 2 canceled/);
     await gql(url(), account.apiKey, DeleteTransitions, { input: { ids } });
