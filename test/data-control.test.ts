@@ -10,10 +10,12 @@ import { storePoster } from '../src/worker/posters.ts';
 import { codes, createTestAccount, gql, type TestAccount } from './helpers/app.ts';
 import { CreateApiKey, DeleteTransitions, ViewerSpend } from './helpers/credential-operations.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
-import { CancelTransition, CombineTransitions, CreateTransitions, GetTransition, TransitionUpdated, Viewer } from './helpers/operations.ts';
+import { makeImage } from './helpers/images.ts';
+import { CancelTransition, CombineTransitions, CreateImageUpload, CreateTransitions, GetTransition, TransitionUpdated, Viewer } from './helpers/operations.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { run } from './helpers/process.ts';
 import { subscribe, wsClient } from './helpers/subscribe.ts';
+import { uploadImage } from './helpers/uploads.ts';
 import { until } from './helpers/wait.ts';
 
 let p: Pipeline;
@@ -171,6 +173,17 @@ describe('npm run cli -- accounts delete', () => {
     const accountId = encodeId('Account', account.id);
     const { ids } = await completedBatch(account, 2);
     const extraKey = (await gql(url(), account.apiKey, CreateApiKey, { input: { name: 'second' } })).data!.createApiKey.secret;
+    // An uploaded image, and a direct upload sent but never completed: files of the account too.
+    const png = await makeImage({ width: 640, height: 360 });
+    const uploaded = (await uploadImage(url(), account.apiKey, png)).data!.uploadImage.id;
+    const offered = (await gql(url(), account.apiKey, CreateImageUpload, { input: { contentType: 'image/png', bytes: png.length } })).data!.createImageUpload;
+    const sent = await fetch(offered.uploadUrl, { method: 'PUT', headers: Object.fromEntries(offered.headers.map((h) => [h.name, h.value])), body: new Uint8Array(png) });
+    expect(sent.ok).toBe(true);
+    const imageFiles = async () => [...(await (await storage()).list(`private/images/${account.id}/`)), ...(await (await storage()).list(`private/uploads/${account.id}/`))];
+    // The uploaded image, the upload never completed, and the checked URL images of the batch.
+    const before = await imageFiles();
+    expect(before).toContainEqual(expect.stringContaining(`private/images/${account.id}/${idOf('Image', uploaded)}.`));
+    expect(before).toContainEqual(`private/uploads/${account.id}/${idOf('Image', offered.imageId)}`);
     // fal stops the canceled job at once here (Kling would finish it first, and the CLI would wait).
     p.emulator.configure({ latencyMs: 60_000, cancelRunning: 'stop' });
     let closedWith = 0;
@@ -190,7 +203,7 @@ describe('npm run cli -- accounts delete', () => {
       expect((await real.exited).code).toBe(0);
       const summary = JSON.parse(real.stdout()) as Record<string, number>;
       expect(summary).toMatchObject({ transitions: 3, batches: 2, combined: 0, keys: 2, canceled: 1 });
-      expect(summary.files).toBeGreaterThanOrEqual(4);
+      expect(summary.files).toBeGreaterThanOrEqual(6);
 
       const tables = await Promise.all([
         db().account.count({ where: { id: account.id } }),
@@ -202,6 +215,7 @@ describe('npm run cli -- accounts delete', () => {
       ]);
       expect(tables).toEqual([0, 0, 0, 0, 0, 0]);
       for (const id of ids) expect(await filesOf(id)).toEqual([]);
+      expect(await imageFiles()).toEqual([]);
       expect(codes(await gql(url(), account.apiKey, Viewer))).toEqual(['UNAUTHENTICATED']);
       await until(() => closedWith !== 0, { timeoutMs: 5_000, what: 'the WebSocket to close' });
       expect(closedWith).toBe(4403);

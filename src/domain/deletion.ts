@@ -5,6 +5,7 @@ import { GeneratedTransitionStatus as G } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
 import type { KeyRevocations } from './api-keys.ts';
 import { conflict, notFound, pathsOf } from './errors.ts';
+import { imageFolder, uploadFolder } from './images.ts';
 import type { Deletion, DeletionListener } from './ports.ts';
 import { OPEN } from './statuses.ts';
 import { LIMITS, parseInput } from './transition-input.ts';
@@ -126,7 +127,7 @@ export interface AccountDeletion {
 
 /**
  * Deletes an account with every row it owns (transitions, batches, combined videos, keys, ledger)
- * and its files. Its keys are announced revoked first, so every API instance closes their
+ * and its files (videos, posters, images, uploads). Its keys are announced revoked first, so every API instance closes their
  * connections at once. Queued or running work must be canceled before: CONFLICT otherwise.
  */
 export async function deleteAccount(
@@ -159,6 +160,16 @@ export async function deleteAccount(
     return { transitions, combined, keys, batches };
   });
   await deps.revocations.revoked(owned.keys.map((k) => k.id));
-  const files = await removeFiles(deps, [...owned.transitions.map((t) => transitionFolder(t.id)), ...owned.combined.map((c) => combinedFolder(c.id))], { accountId });
+  const files = await removeFiles(
+    deps,
+    [
+      ...owned.transitions.map((t) => transitionFolder(t.id)),
+      ...owned.combined.map((c) => combinedFolder(c.id)),
+      // Its images, checked URL images too, and uploads never completed.
+      imageFolder(accountId),
+      uploadFolder(accountId),
+    ],
+    { accountId },
+  );
   return { transitions: owned.transitions.length, batches: owned.batches, combined: owned.combined.length, keys: owned.keys.length, files };
 }

@@ -31,8 +31,11 @@ export const READ_URL_TTL_SECONDS = 3600;
 /** The path of the local driver's direct uploads on the API. */
 export const LOCAL_UPLOAD_PATH = '/uploads/images/';
 
-export const imageKey = (accountId: string, imageId: string, extension: string) => `private/images/${accountId}/${imageId}.${extension}`;
-const uploadKey = (accountId: string, imageId: string) => `private/uploads/${accountId}/${imageId}`;
+/** Where an account's images are stored, and where its direct uploads land before they are checked: one folder each per account, so its deletion removes them. */
+export const imageFolder = (accountId: string) => `private/images/${accountId}/`;
+export const uploadFolder = (accountId: string) => `private/uploads/${accountId}/`;
+export const imageKey = (accountId: string, imageId: string, extension: string) => `${imageFolder(accountId)}${imageId}.${extension}`;
+const uploadKey = (accountId: string, imageId: string) => `${uploadFolder(accountId)}${imageId}`;
 
 /** A broken rule: BAD_USER_INPUT whose `extensions.reason` names it. */
 export const imageRuleError = (violation: { reason: string; message: string }, fields: string[] = ['file']) =>
