@@ -1,4 +1,4 @@
-import type { QueryOptions, Sql } from '../db.ts';
+import type { Sql } from '../db.ts';
 
 /**
  * Reads that the subscribers of one thing share: one statement for all who ask for it before it

@@ -1,6 +1,6 @@
 import { markEnded, noteCancelRequested, recordResult } from '../domain/ledger.ts';
 import type { Transition } from '../generated/prisma/client.ts';
-import { TransitionStatus as S, type TransitionStatus } from '../generated/prisma/enums.ts';
+import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
 import { isProviderError, type ProviderError, type ProviderErrorCode, type RequestState } from '../providers/provider.ts';
 import { attemptFailed, finalFailure } from './attempts.ts';
