@@ -1,5 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codes, createTestAccount, gql, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
+import { redisRateLimiter } from '../src/http/rate-limit.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { CreateTransitions, Viewer } from './helpers/operations.ts';
 
@@ -33,11 +35,32 @@ describe('hardening', () => {
     }
     const limited = await gql(app.graphqlUrl, other.apiKey, CreateTransitions, { input: { transitions: transitionInputs(1) } });
     expect(codes(limited)).toEqual(['RATE_LIMITED']);
-    expect(limited.errors![0]!.extensions!.retryAfter).toBeGreaterThan(0);
+    // The window runs from the burst's first mutation, under a second ago, not to the end of
+    // the wall-clock minute (which could be 1 s away, and let 3 more through at once).
+    expect(limited.errors![0]!.extensions!.retryAfter).toBeGreaterThanOrEqual(58);
+    expect(limited.errors![0]!.extensions!.retryAfter).toBeLessThanOrEqual(60);
     expect(await app.segue.db.transition.count({ where: { accountId: other.id } })).toBe(3);
     // Queries are not limited, and other accounts are not affected.
     expect((await gql(app.graphqlUrl, other.apiKey, Viewer)).errors).toBeUndefined();
     expect((await gql(app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(1) } })).errors).toBeUndefined();
+  });
+
+  it('slides its window: a slot frees when the oldest mutation leaves it, whatever the clock minute', async () => {
+    const limiter = redisRateLimiter(() => app.segue.generationJobs, app.segue.config.queuePrefix, 3, app.segue.logger, 2_000)!;
+    const accountId = `slide-${Date.now()}`;
+    const started = Date.now();
+    expect(await limiter.take(accountId)).toBe(0);
+    await sleep(1_000);
+    expect(await limiter.take(accountId)).toBe(0);
+    expect(await limiter.take(accountId)).toBe(0);
+    // Refused until the first leaves the window; a refusal takes no slot.
+    const wait = await limiter.take(accountId);
+    expect(wait).toBe(1);
+    expect(await limiter.take(accountId)).toBe(1);
+    await sleep(started + 2_100 - Date.now());
+    // One slot back (the first's), not the whole window: the two later ones still count.
+    expect(await limiter.take(accountId)).toBe(0);
+    expect(await limiter.take(accountId)).toBeGreaterThan(0);
   });
 
   it('refuses deep, alias-heavy and oversized requests', async () => {
