@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeId } from '../src/graphql/ids.ts';
 import { codes, createTestAccount, gql, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
 import { makeImage } from './helpers/images.ts';
 import { CompleteImageUpload, CreateImageUpload } from './helpers/operations.ts';
@@ -90,6 +92,39 @@ describe.each([
     expect((await sharp(Buffer.from(await stored.arrayBuffer())).metadata()).width).toBe(900);
     // Completing again returns the same image.
     expect((await complete(upload.imageId)).data?.completeImageUpload.id).toBe(upload.imageId);
+  });
+
+  it('completes once when called several times at once: every call gets the one stored image', async () => {
+    const png = await makeImage({ width: 1200, height: 800 });
+    const upload = (await offer('image/png', png.length)).data!.createImageUpload;
+    expect((await put(upload, png)).ok).toBe(true);
+    const calls = await Promise.all(Array.from({ length: 8 }, () => complete(upload.imageId)));
+    for (const call of calls) {
+      expect(call.errors).toBeUndefined();
+      expect(call.data!.completeImageUpload).toMatchObject({ id: upload.imageId, width: 1200, height: 800 });
+    }
+    const row = await app.segue.db.image.findUniqueOrThrow({ where: { id: decodeId(upload.imageId).id } });
+    expect(row).toMatchObject({ status: 'READY', uploadKey: null, leaseUntil: null });
+    expect(new Set(calls.map((c) => c.data!.completeImageUpload.bytes))).toEqual(new Set([row.bytes]));
+  });
+
+  it('waits while another call holds the upload, then takes it over when that call lets go', async () => {
+    const png = await makeImage({ width: 900, height: 600 });
+    const upload = (await offer('image/png', png.length)).data!.createImageUpload;
+    expect((await put(upload, png)).ok).toBe(true);
+    const id = decodeId(upload.imageId).id;
+    // Another call is checking it (its lease stands)…
+    await app.segue.db.image.update({ where: { id }, data: { leaseUntil: new Date(Date.now() + 60_000) } });
+    let settled = false;
+    const call = complete(upload.imageId).finally(() => (settled = true));
+    await sleep(700);
+    expect(settled).toBe(false);
+    expect(await app.segue.db.image.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'PENDING' });
+    // …and dies: its lease is let go (or runs out), and the waiting call checks the upload.
+    await app.segue.db.image.update({ where: { id }, data: { leaseUntil: new Date(Date.now() - 1) } });
+    const completed = await call;
+    expect(completed.errors).toBeUndefined();
+    expect(completed.data!.completeImageUpload).toMatchObject({ id: upload.imageId, width: 900, height: 600 });
   });
 
   it('refuses at completion a PUT whose size differs from the declared one, and keeps nothing', async () => {

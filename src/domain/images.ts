@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
@@ -166,45 +167,81 @@ export async function pendingUpload(deps: Pick<ImageDeps, 'db'>, id: string) {
   return image;
 }
 
+/** How long one completeImageUpload call holds an upload (its check takes seconds), and how long another call waits for it. */
+const COMPLETE_LEASE_MS = 60_000;
+const COMPLETE_WAIT_MS = 20_000;
+const COMPLETE_POLL_MS = 100;
+
 /**
  * Checks what a direct upload brought: the size and type declared, then the rules. A mismatch or
  * a broken rule removes the upload and the pending image: nothing is stored. Completing an image
  * that is already READY returns it.
+ *
+ * One call checks an upload at a time (a lease on the row): a client retrying a slow call waits
+ * for the first and gets its image, instead of checking the same file again and racing it (the
+ * later one found the upload removed, or wrote its row over the first's).
  */
 export async function completeImageUpload(deps: ImageDeps, accountId: string, id: string): Promise<Image> {
-  const image = await getImage(deps, accountId, id);
-  if (image.status === ImageStatus.READY && !image.sourceUrl) return image;
-  if (image.status !== ImageStatus.PENDING || !image.uploadKey) throw notFound('Image');
-  const storage = await deps.media.storage();
-  const uploaded = await storage.head(image.uploadKey);
-  if (!uploaded) {
-    throw new AppError('BAD_USER_INPUT', 'Nothing was uploaded yet: PUT the file to uploadUrl first.', { reason: 'UPLOAD_MISSING', fields: ['id'] });
+  const waitUntil = Date.now() + COMPLETE_WAIT_MS;
+  for (;;) {
+    const image = await getImage(deps, accountId, id);
+    if (image.status === ImageStatus.READY && !image.sourceUrl) return image;
+    if (image.status !== ImageStatus.PENDING || !image.uploadKey) throw notFound('Image');
+    const now = new Date();
+    const lease = new Date(now.getTime() + COMPLETE_LEASE_MS);
+    // A lease run out is a call that died: taken over.
+    const { count } = await deps.db.image.updateMany({
+      where: { id, status: ImageStatus.PENDING, uploadKey: image.uploadKey, OR: [{ leaseUntil: null }, { leaseUntil: { lt: now } }] },
+      data: { leaseUntil: lease },
+    });
+    if (count === 1) return checkUpload(deps, accountId, image as Image & { uploadKey: string }, lease);
+    if (Date.now() > waitUntil) throw new AppError('CONFLICT', 'Another call is still completing this upload; ask again in a moment.');
+    await sleep(COMPLETE_POLL_MS);
   }
+}
+
+/** completeImageUpload's check, under `lease`; every way out lets the lease go or ends the row. */
+async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { uploadKey: string }, lease: Date): Promise<Image> {
+  const { id, uploadKey } = image;
+  const ours = { id, leaseUntil: lease };
+  const storage = await deps.media.storage();
   const discard = async (error: AppError): Promise<never> => {
-    await storage.remove(image.uploadKey!);
-    await deps.db.image.delete({ where: { id } });
+    await storage.remove(uploadKey);
+    await deps.db.image.deleteMany({ where: ours });
     throw error;
   };
-  if (uploaded.size !== image.declaredBytes) {
-    return discard(mismatch(`The upload is ${uploaded.size} bytes, not the ${image.declaredBytes} declared.`));
-  }
-  if (uploaded.contentType !== null && uploaded.contentType.toLowerCase() !== image.declaredContentType) {
-    return discard(mismatch(`The upload was sent as ${uploaded.contentType}, not the ${image.declaredContentType} declared.`));
-  }
   const work = await deps.media.workdir('complete');
   try {
-    const file = await deps.media.localCopy(image.uploadKey, work.dir);
+    const uploaded = await storage.head(uploadKey);
+    if (!uploaded) {
+      throw new AppError('BAD_USER_INPUT', 'Nothing was uploaded yet: PUT the file to uploadUrl first.', { reason: 'UPLOAD_MISSING', fields: ['id'] });
+    }
+    if (uploaded.size !== image.declaredBytes) {
+      return await discard(mismatch(`The upload is ${uploaded.size} bytes, not the ${image.declaredBytes} declared.`));
+    }
+    if (uploaded.contentType !== null && uploaded.contentType.toLowerCase() !== image.declaredContentType) {
+      return await discard(mismatch(`The upload was sent as ${uploaded.contentType}, not the ${image.declaredContentType} declared.`));
+    }
+    const file = await deps.media.localCopy(uploadKey, work.dir);
     const inspected = await inspectImage(file, deps.config.images.maxBytes);
     if (inspected.ok && ACCEPTED_CONTENT_TYPES[image.declaredContentType!] !== inspected.facts.format) {
       return await discard(mismatch(`The upload is ${inspected.facts.format.toUpperCase()}, not the ${image.declaredContentType} declared.`));
     }
     const checked = inspected.ok ? await checkAndStore(deps, accountId, file, id) : inspected;
     if (!checked.ok) return await discard(imageRuleError(checked.violation, ['id']));
-    await storage.remove(image.uploadKey);
-    return await deps.db.image.update({
-      where: { id },
-      data: { status: ImageStatus.READY, ...checked.stored, uploadKey: null, uploadExpiresAt: null },
+    // The row first, the upload's removal after: a call that reads the row meanwhile finds it
+    // READY, never PENDING with its upload gone.
+    const [ready] = await deps.db.image.updateManyAndReturn({
+      where: ours,
+      data: { status: ImageStatus.READY, ...checked.stored, uploadKey: null, uploadExpiresAt: null, leaseUntil: null },
     });
+    // No row: this call outlived its lease and another took the upload over; its verdict stands.
+    if (!ready) return await completeImageUpload(deps, accountId, id);
+    await storage.remove(uploadKey);
+    return ready;
+  } catch (error) {
+    await deps.db.image.updateMany({ where: ours, data: { leaseUntil: null } }).catch(() => undefined);
+    throw error;
   } finally {
     await work.done();
   }
