@@ -346,6 +346,25 @@ describe('batch progress and the closing of a batch', () => {
     }
   });
 
+  it('a batch whose closer died between its close and its message gets its end from the reconciler', async () => {
+    const { batch, transitions, stop } = await batchOf(2);
+    stop();
+    await complete(transitions);
+    const stream = await batchProgress(segue, batch.accountId, batch.id);
+    try {
+      expect((await stream.next()).value).toMatchObject({ completedAt: null, counts: { completed: 2, total: 2 } });
+      // A process closes the batch and dies before its flush: the commit, and no message.
+      const [closed] = await closeFinishedBatches(segue.db, [batch.id]);
+      expect(closed).toMatchObject({ id: batch.id });
+      const report = await new Reconciler(segue).run();
+      expect(report.batchesAnnounced).toBeGreaterThanOrEqual(1);
+      expect((await within(stream.next(), 5_000, 'the end of the batch')).value).toMatchObject({ completedAt: closed!.completedAt });
+      expect(await stream.next()).toEqual({ value: undefined, done: true });
+    } finally {
+      await stream.return?.();
+    }
+  });
+
   it('batchProgress takes a message without a read point (a process not yet updated) and still drops an older one after it', async () => {
     const { batch, transitions, stop } = await batchOf(2);
     stop();

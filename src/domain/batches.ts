@@ -136,7 +136,16 @@ export async function queueInBatch(
   return rows.sort((a, b) => position.get(a.id)! - position.get(b.id)!);
 }
 
-/** Batches one reconciler pass closes at most. */
+/**
+ * Batches closed at `since` or later, newest first (at most SWEEP_LIMIT): their ends are
+ * announced again, for a closer that died between its commit and its message.
+ */
+export async function batchesClosedSince(db: Db, since: Date): Promise<string[]> {
+  const rows = await db.batch.findMany({ where: { completedAt: { gte: since } }, select: { id: true }, orderBy: { completedAt: 'desc' }, take: SWEEP_LIMIT });
+  return rows.map((b) => b.id);
+}
+
+/** Batches one reconciler pass closes (or announces again) at most. */
 const SWEEP_LIMIT = 1_000;
 
 /**
