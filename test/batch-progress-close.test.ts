@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeFinishedBatches } from '../src/domain/batches.ts';
+import { closeFinishedBatches, unsentBatchEnds } from '../src/domain/batches.ts';
 import { recordResult } from '../src/domain/ledger.ts';
 import type { Db, Sql } from '../src/db.ts';
 import { createAndGenerate } from '../src/domain/generation.ts';
@@ -121,14 +121,15 @@ describe('batch progress and the closing of a batch', () => {
       expect(stored.completedAt).toBeInstanceOf(Date);
       expect(messages[1]).toMatchObject({ status: 'COMPLETED' });
       expect(new Date(messages[1]!.completedAt!)).toEqual(stored.completedAt);
-      expect(counted).toEqual({ reads: 3, closes: 1 }); // two flushes' reads and the read after the close; the close
+      expect(counted).toEqual({ reads: 4, closes: 1 }); // two flushes' reads, the read after the close and the end recorded sent; the close
+      expect(stored.announcedEnd).toEqual(stored.completedAt);
 
       // A later change (a poster): progress again, no second close.
       await publisher.transitionsChanged(transitions.slice(0, 1));
       await publisher.flush();
       await until(() => messages.length >= 3, { what: 'progress after the end' });
       expect(new Date(messages[2]!.completedAt!)).toEqual(stored.completedAt);
-      expect(counted).toEqual({ reads: 4, closes: 1 }); // the read only
+      expect(counted).toEqual({ reads: 5, closes: 1 }); // the read only (the end was recorded sent)
       expect((await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).completedAt).toEqual(stored.completedAt);
     } finally {
       await publisher.close();
@@ -327,7 +328,10 @@ describe('batch progress and the closing of a batch', () => {
     }
   });
 
-  it('a batch the reconciler closes (the process that saw it end died first) sends its end to batchProgress subscribers', async () => {
+  it.each([
+    ['nobody closed it (the process that saw it end died first)', false],
+    ['its closer died between its close and its message', true],
+  ])('the reconciler sends the end of a batch to batchProgress subscribers when %s', async (_case, closedBefore) => {
     const { batch, transitions, stop } = await batchOf(2);
     stop();
     // Every item ended, and no process flushed the batch's progress.
@@ -335,33 +339,47 @@ describe('batch progress and the closing of a batch', () => {
     const stream = await batchProgress(segue, batch.accountId, batch.id);
     try {
       expect((await stream.next()).value).toMatchObject({ completedAt: null, counts: { completed: 2, total: 2 } });
+      if (closedBefore) {
+        // A process closes the batch and dies before its flush: the commit, and no message. A
+        // minute ago: a younger end is still its closer's to send.
+        expect(await closeFinishedBatches(segue.db, [batch.id])).toMatchObject([{ id: batch.id }]);
+        await segue.sql.query(`UPDATE "Batch" SET "completedAt" = "completedAt" - interval '1 minute' WHERE "id" = $1::uuid`, [batch.id]);
+      }
       const report = await new Reconciler(segue).run();
-      expect(report.batchesClosed).toBeGreaterThanOrEqual(1);
+      expect(closedBefore ? report.batchEndsSent : report.batchesClosed).toBeGreaterThanOrEqual(1);
       const stored = await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
       expect(stored.completedAt).toBeInstanceOf(Date);
       expect((await within(stream.next(), 5_000, 'the end of the batch')).value).toMatchObject({ completedAt: stored.completedAt });
       expect(await stream.next()).toEqual({ value: undefined, done: true });
+      // Recorded as sent: the next pass does not send it again.
+      expect(stored.announcedEnd).toEqual(stored.completedAt);
+      const again = await new Reconciler(segue).run();
+      expect(again).toMatchObject({ batchesClosed: 0, batchEndsSent: 0 });
     } finally {
       await stream.return?.();
     }
   });
 
-  it('a batch whose closer died between its close and its message gets its end from the reconciler', async () => {
-    const { batch, transitions, stop } = await batchOf(2);
+  it('a batch closed again after a retry has its new end sent, though its first end was', async () => {
+    const { batch, transitions, stop } = await batchOf(1);
     stop();
-    await complete(transitions);
-    const stream = await batchProgress(segue, batch.accountId, batch.id);
+    const [done] = await complete(transitions);
+    const publisher = publisherOn(segue);
     try {
-      expect((await stream.next()).value).toMatchObject({ completedAt: null, counts: { completed: 2, total: 2 } });
-      // A process closes the batch and dies before its flush: the commit, and no message.
-      const [closed] = await closeFinishedBatches(segue.db, [batch.id]);
-      expect(closed).toMatchObject({ id: batch.id });
-      const report = await new Reconciler(segue).run();
-      expect(report.batchesAnnounced).toBeGreaterThanOrEqual(1);
-      expect((await within(stream.next(), 5_000, 'the end of the batch')).value).toMatchObject({ completedAt: closed!.completedAt });
-      expect(await stream.next()).toEqual({ value: undefined, done: true });
+      await publisher.transitionsChanged([done!]);
+      await publisher.flush();
+      const first = await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
+      expect(first.completedAt).toBeInstanceOf(Date);
+      expect(first.announcedEnd).toEqual(first.completedAt);
+      // Reopened, then closed again by a process that dies before its message.
+      await segue.db.batch.update({ where: { id: batch.id }, data: { completedAt: new Date(Date.now() - 60_000) } });
+      expect(await unsentBatchEnds(segue, 10_000)).toContain(batch.id);
+      await new Reconciler(segue).run();
+      const after = await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
+      expect(after.announcedEnd).toEqual(after.completedAt);
+      expect(await unsentBatchEnds(segue, 10_000)).not.toContain(batch.id);
     } finally {
-      await stream.return?.();
+      await publisher.close();
     }
   });
 

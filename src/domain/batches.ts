@@ -137,15 +137,38 @@ export async function queueInBatch(
 }
 
 /**
- * Batches closed at `since` or later, newest first (at most SWEEP_LIMIT): their ends are
- * announced again, for a closer that died between its commit and its message.
+ * Closed batches whose end no batchProgress message has carried (announcedEnd differs from
+ * completedAt): their closer died between its commit and its message, and their streams wait for
+ * an end no later change would send. Only those closed over `settleMs` ago (younger ones are their
+ * closer's to send), oldest first, at most SWEEP_LIMIT; the index holds only these rows.
  */
-export async function batchesClosedSince(db: Db, since: Date): Promise<string[]> {
-  const rows = await db.batch.findMany({ where: { completedAt: { gte: since } }, select: { id: true }, orderBy: { completedAt: 'desc' }, take: SWEEP_LIMIT });
+export async function unsentBatchEnds(deps: { sql: Pick<Sql, 'query'> }, settleMs: number): Promise<string[]> {
+  const rows = await deps.sql.query<{ id: string }>(
+    `SELECT "id" FROM "Batch"
+      WHERE "completedAt" IS NOT NULL AND "announcedEnd" IS DISTINCT FROM "completedAt"
+        AND "completedAt" < (now() AT TIME ZONE 'UTC') - $1::int * interval '1 millisecond'
+      ORDER BY "completedAt" LIMIT $2::int`,
+    [settleMs, SWEEP_LIMIT],
+  );
   return rows.map((b) => b.id);
 }
 
-/** Batches one reconciler pass closes (or announces again) at most. */
+/**
+ * Records that a message carried these batches' ends, each with the completedAt it carried (a
+ * batch reopened and closed again since then keeps its newer end unsent). One statement.
+ */
+export async function markBatchEndsSent(deps: { sql: Pick<Sql, 'query'> }, ends: ReadonlyArray<{ id: string; completedAt: Date }>) {
+  if (ends.length === 0) return;
+  await deps.sql.query(
+    `UPDATE "Batch" b SET "announcedEnd" = b."completedAt"
+       FROM unnest($1::uuid[], $2::timestamptz[]) AS sent("id", "at")
+      WHERE b."id" = sent."id" AND b."completedAt" = (sent."at" AT TIME ZONE 'UTC')
+        AND b."announcedEnd" IS DISTINCT FROM b."completedAt"`,
+    [ends.map((e) => e.id), ends.map((e) => e.completedAt.toISOString())],
+  );
+}
+
+/** Batches one reconciler pass closes (or sends the end of) at most. */
 const SWEEP_LIMIT = 1_000;
 
 /**

@@ -1,5 +1,5 @@
 import type { Db, Sql } from '../db.ts';
-import { allEnded, batchesWithCounts, batchStatus, closeFinishedBatches } from '../domain/batches.ts';
+import { allEnded, batchesWithCounts, batchStatus, closeFinishedBatches, markBatchEndsSent, type BatchNow } from '../domain/batches.ts';
 import type { Deletion, DeletionListener } from '../domain/ports.ts';
 import type { ChangeListener, TransitionField } from '../domain/state-machine.ts';
 import type { GeneratedTransition, Transition } from '../generated/prisma/client.ts';
@@ -146,6 +146,10 @@ export class EventPublisher implements ChangeListener, DeletionListener {
             return this.deps.pubsub.publish(this.deps.topics.batch(batch.accountId, batch.id), message);
           }),
         );
+        // Ends carried for the first time: recorded, so that the reconciler does not send them
+        // (it sends those a closer that died never did). Not recorded, they are only sent again.
+        const firstEnds = now.filter((b): b is BatchNow & { completedAt: Date } => b.completedAt !== null && b.announcedEnd?.getTime() !== b.completedAt.getTime());
+        await markBatchEndsSent(this.deps, firstEnds).catch((err: unknown) => this.deps.logger.warn({ err }, 'could not record batch ends as sent'));
       } catch (err) {
         this.deps.logger.warn({ err }, 'could not publish batch progress; trying again');
         // Their last progress (a completedAt) may be the one lost: they go again, a moment later.

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import { batchesClosedSince, closeFinishedBatches } from '../domain/batches.ts';
+import { closeFinishedBatches, unsentBatchEnds } from '../domain/batches.ts';
 import { sweepIdempotencyKeys } from '../domain/idempotency.ts';
 import { submitAnswerMs } from '../domain/claims.ts';
 import { abandonStaleRequests, expireStaleSubmissions, orphanRequests } from '../domain/ledger.ts';
@@ -18,16 +18,16 @@ const ORPHANS_PER_PASS = 100;
 const ORPHANS_AT_ONCE = 10;
 /** After this long, a request fal never said ended stops holding a slot. */
 const STALE_REQUEST_MS = 24 * 3_600_000;
-/** Clock skew between the workers and PostgreSQL (completedAt is the database's clock) that the announcing window allows for. */
-const ANNOUNCE_MARGIN_MS = 5_000;
+/** How long a batch's end is its closer's to send (a flush follows its close within moments). */
+const UNSENT_END_SETTLE_MS = 10_000;
 
 export interface ReconcileReport {
   checked: number;
   requeued: number;
   replacedFinished: number;
   batchesClosed: number;
-  /** Ends sent again: the batches closed since two passes ago, and those this pass closed. */
-  batchesAnnounced: number;
+  /** Batch ends sent: those this pass closed, and those whose closer died before its message. */
+  batchEndsSent: number;
   mediaRequeued: number;
   /** Requests no run follows any more that fal has now ended. */
   orphansEnded: number;
@@ -94,7 +94,7 @@ export class Reconciler {
       requeued: 0,
       replacedFinished: 0,
       batchesClosed: 0,
-      batchesAnnounced: 0,
+      batchEndsSent: 0,
       mediaRequeued: 0,
       orphansEnded: 0,
       submissionsExpired: 0,
@@ -139,25 +139,22 @@ export class Reconciler {
       cursor = { queuedAt: last.queuedAt, id: last.id };
       if (rows.length < PAGE) break;
     }
-    // Read before the sweep: a batch the sweep closes is announced either way.
-    const since = new Date(Date.now() - 2 * config.worker.reconcileIntervalMs - ANNOUNCE_MARGIN_MS);
     const closed = await closeFinishedBatches(db, 'all-open');
     report.batchesClosed = closed.length;
-    // Closed here, because the process that saw them end died before its close; or closed in the
-    // last two passes' time, where the closer may have died between its commit and its message.
-    // Their subscribers wait for an end no later change would send: it goes now (again, for most:
-    // a stream that has its end is already gone, one that opens later reads it in its snapshot).
-    const announced = new Set([...closed.map((b) => b.id), ...(await batchesClosedSince(db, since))]);
-    report.batchesAnnounced = announced.size;
-    if (announced.size > 0) {
-      this.segue.events.batchesChanged([...announced]);
+    // Ends no message carried: closed here (the process that saw them end died before its close),
+    // or closed by a process that died between its commit and its message. Their subscribers
+    // wait for an end no later change would send: it goes now, and the flush records it sent.
+    const unsent = new Set([...closed.map((b) => b.id), ...(await unsentBatchEnds(this.segue, UNSENT_END_SETTLE_MS))]);
+    report.batchEndsSent = unsent.size;
+    if (unsent.size > 0) {
+      this.segue.events.batchesChanged([...unsent]);
       await this.segue.events.flush();
     }
     report.mediaRequeued = await this.media();
     report.submissionsExpired = await expireStaleSubmissions(this.segue.sql, submitAnswerMs(config.fal));
     report.orphansEnded = await this.orphans();
     report.idempotencyKeysDeleted = await sweepIdempotencyKeys(db, config.http.idempotencyTtlMs);
-    if (report.requeued || report.batchesClosed || report.mediaRequeued || report.orphansEnded || report.submissionsExpired) {
+    if (report.requeued || report.batchesClosed || report.batchEndsSent || report.mediaRequeued || report.orphansEnded || report.submissionsExpired) {
       logger.info(report, 'reconciled jobs with the database');
     }
     return report;
