@@ -120,6 +120,8 @@ describe.each([
     await sleep(700);
     expect(settled).toBe(false);
     expect(await app.segue.db.image.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'PENDING' });
+    // The file under check is not replaced (the local driver's upload URL; S3 takes any PUT).
+    if (setup === local) expect((await put(upload, png)).status).toBe(409);
     // …and dies: its lease is let go (or runs out), and the waiting call checks the upload.
     await app.segue.db.image.update({ where: { id }, data: { leaseUntil: new Date(Date.now() - 1) } });
     const completed = await call;

@@ -171,6 +171,7 @@ export async function pendingUpload(deps: Pick<ImageDeps, 'db'>, id: string) {
 const COMPLETE_LEASE_MS = 60_000;
 const COMPLETE_WAIT_MS = 20_000;
 const COMPLETE_POLL_MS = 100;
+const COMPLETE_POLL_MAX_MS = 1_000;
 
 /**
  * Checks what a direct upload brought: the size and type declared, then the rules. A mismatch or
@@ -183,20 +184,25 @@ const COMPLETE_POLL_MS = 100;
  */
 export async function completeImageUpload(deps: ImageDeps, accountId: string, id: string): Promise<Image> {
   const waitUntil = Date.now() + COMPLETE_WAIT_MS;
-  for (;;) {
+  for (let pause = COMPLETE_POLL_MS; ; pause = Math.min(pause * 2, COMPLETE_POLL_MAX_MS)) {
     const image = await getImage(deps, accountId, id);
     if (image.status === ImageStatus.READY && !image.sourceUrl) return image;
+    // Gone while this call waited: the call it waited for refused the upload (its verdict went to
+    // that call), or the image was deleted.
     if (image.status !== ImageStatus.PENDING || !image.uploadKey) throw notFound('Image');
     const now = new Date();
-    const lease = new Date(now.getTime() + COMPLETE_LEASE_MS);
-    // A lease run out is a call that died: taken over.
-    const { count } = await deps.db.image.updateMany({
-      where: { id, status: ImageStatus.PENDING, uploadKey: image.uploadKey, OR: [{ leaseUntil: null }, { leaseUntil: { lt: now } }] },
-      data: { leaseUntil: lease },
-    });
-    if (count === 1) return checkUpload(deps, accountId, image as Image & { uploadKey: string }, lease);
-    if (Date.now() > waitUntil) throw new AppError('CONFLICT', 'Another call is still completing this upload; ask again in a moment.');
-    await sleep(COMPLETE_POLL_MS);
+    // A lease run out is a call that died: taken over. One still running is waited for, and not
+    // asked for again until it has run out.
+    if (!image.leaseUntil || image.leaseUntil < now) {
+      const lease = new Date(now.getTime() + COMPLETE_LEASE_MS);
+      const { count } = await deps.db.image.updateMany({
+        where: { id, status: ImageStatus.PENDING, uploadKey: image.uploadKey, OR: [{ leaseUntil: null }, { leaseUntil: { lt: now } }] },
+        data: { leaseUntil: lease },
+      });
+      if (count === 1) return checkUpload(deps, accountId, image as Image & { uploadKey: string }, lease);
+    }
+    if (Date.now() + pause > waitUntil) throw new AppError('CONFLICT', 'Another call is still completing this upload; ask again in a moment.');
+    await sleep(pause);
   }
 }
 
@@ -205,9 +211,10 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
   const { id, uploadKey } = image;
   const ours = { id, leaseUntil: lease };
   const storage = await deps.media.storage();
+  // The row first, under this call's lease only: a call that outlived its lease must not remove
+  // the upload that another is now checking.
   const discard = async (error: AppError): Promise<never> => {
-    await storage.remove(uploadKey);
-    await deps.db.image.deleteMany({ where: ours });
+    if ((await deps.db.image.deleteMany({ where: ours })).count === 1) await storage.remove(uploadKey);
     throw error;
   };
   const work = await deps.media.workdir('complete');
@@ -237,7 +244,9 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
     });
     // No row: this call outlived its lease and another took the upload over; its verdict stands.
     if (!ready) return await completeImageUpload(deps, accountId, id);
-    await storage.remove(uploadKey);
+    // The image is READY whatever happens now: an upload left behind goes with its account's
+    // deletion (uploadFolder), and this call still answers with the image.
+    await storage.remove(uploadKey).catch(() => undefined);
     return ready;
   } catch (error) {
     await deps.db.image.updateMany({ where: ours, data: { leaseUntil: null } }).catch(() => undefined);

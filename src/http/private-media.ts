@@ -38,8 +38,8 @@ export function privateMediaGuard(secret: string) {
 /**
  * Direct uploads for the local driver: `PUT /uploads/images/<imageId>?expires=&signature=`, the
  * signed URL createImageUpload gave. The body streams to disk, capped at the declared size (and
- * IMAGE_MAX_BYTES); a Content-Type other than the declared one is refused. completeImageUpload
- * then checks what arrived.
+ * IMAGE_MAX_BYTES); a Content-Type other than the declared one is refused, and so is a PUT while
+ * completeImageUpload checks the file (409). completeImageUpload then checks what arrived.
  */
 export function localUploadHandler(segue: Segue, storage: LocalStorage) {
   return async (req: IncomingMessage, res: ServerResponse, path: string) => {
@@ -55,6 +55,8 @@ export function localUploadHandler(segue: Segue, storage: LocalStorage) {
     if (check !== 'ok') return json(res, 403, { error: check === 'expired' ? 'This upload URL has expired.' : 'Invalid upload URL.' });
     const image = await pendingUpload(segue, id);
     if (!image) return json(res, 404, { error: 'No pending upload.' });
+    // completeImageUpload is checking the file: it is not replaced under that check.
+    if (image.leaseUntil && image.leaseUntil > new Date()) return json(res, 409, { error: 'This upload is being completed; it can no longer be replaced.' });
     const cors = { 'access-control-allow-origin': '*' };
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     if (type !== image.declaredContentType) {
