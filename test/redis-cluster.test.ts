@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisRateLimiter } from '../src/http/rate-limit.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { redactedConfig } from '../src/logger.ts';
 import { createRedis } from '../src/redis.ts';
@@ -233,5 +234,14 @@ describe('configuration for a Redis Cluster', () => {
     const mixed = refused({ REDIS_CLUSTER_NODES: 'redis://:secret1@a:7000,redis://:secret2@b:7000' });
     expect(mixed).toMatch(/different credentials/);
     expect(mixed).not.toMatch(/secret/);
+  });
+
+  it('limits mutations on the cluster too (the rate limiter\'s script runs there; it lets calls through only when Redis fails)', async () => {
+    const limiter = redisRateLimiter(() => segue!.generationJobs, segue!.config.queuePrefix, 2, segue!.logger)!;
+    const accountId = `cluster-${Date.now()}`;
+    expect([await limiter.take(accountId), await limiter.take(accountId)]).toEqual([0, 0]);
+    const wait = await limiter.take(accountId);
+    expect(wait).toBeGreaterThanOrEqual(59);
+    expect(wait).toBeLessThanOrEqual(60);
   });
 });

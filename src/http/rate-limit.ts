@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { GenerationQueue } from '../queue/generation-queue.ts';
 import type { RedisClient } from '../redis.ts';
 import type { Logger } from '../logger.ts';
@@ -32,6 +32,8 @@ type LimiterRedis = RedisClient & { segueRateTake(key: string, member: string, w
  * fixed window let twice the limit through around a minute's turn, and told a client refused at
  * 0:59 to come back in 1 s.
  *
+ * Redis holds up to `perWindow` short entries per account active in the last window.
+ *
  * If Redis does not answer, mutations are let through (and logged): PostgreSQL still guards the
  * data, and refusing all writes during a Redis outage would be worse than a few extra ones.
  */
@@ -45,13 +47,13 @@ export function redisRateLimiter(
   if (perWindow <= 0) return null;
   return {
     async take(accountId: string) {
-      // The prefix's hash tag keeps the key beside the queue's on a Redis Cluster.
+      // One key per script call: any slot of a Redis Cluster will do.
       const key = `${prefix}:ratelimit:mutations:${accountId}`;
       try {
         const queue = jobs();
         await queue.ready(1_000);
         if (!('segueRateTake' in queue.redis)) queue.redis.defineCommand('segueRateTake', { numberOfKeys: 1, lua: TAKE });
-        const waitMs = Number(await (queue.redis as LimiterRedis).segueRateTake(key, randomUUID(), windowMs, perWindow));
+        const waitMs = Number(await (queue.redis as LimiterRedis).segueRateTake(key, randomBytes(8).toString('base64url'), windowMs, perWindow));
         return waitMs > 0 ? Math.ceil(waitMs / 1000) : 0;
       } catch (err) {
         logger.warn({ err }, 'rate limiter unavailable; letting the mutation through');
