@@ -98,7 +98,13 @@ describe.each([
     const png = await makeImage({ width: 1200, height: 800 });
     const upload = (await offer('image/png', png.length)).data!.createImageUpload;
     expect((await put(upload, png)).ok).toBe(true);
-    const calls = await Promise.all(Array.from({ length: 8 }, () => complete(upload.imageId)));
+    // Counts the checks: one work directory each.
+    const media = app.segue.media;
+    const workdir = media.workdir.bind(media);
+    let checks = 0;
+    media.workdir = (name) => ((checks += name === 'complete' ? 1 : 0), workdir(name));
+    const calls = await Promise.all(Array.from({ length: 8 }, () => complete(upload.imageId))).finally(() => (media.workdir = workdir));
+    expect(checks).toBe(1);
     for (const call of calls) {
       expect(call.errors).toBeUndefined();
       expect(call.data!.completeImageUpload).toMatchObject({ id: upload.imageId, width: 1200, height: 800 });
