@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import sharp, { type Metadata } from 'sharp';
+import type { Metadata, Sharp, SharpOptions } from 'sharp';
 
 /**
  * The one set of image rules, for uploads (checked at once) and URL images (checked before any
@@ -8,9 +8,18 @@ import sharp, { type Metadata } from 'sharp';
  * 300 px, aspect ratio between 1:2.5 and 2.5:1. Everything is read by sharp (libvips), never by
  * hand-parsed headers.
  */
-// libvips keeps recent operations (decoded pixels included) in a cache, up to 50 MB by default;
-// every image here is processed once, so the cache would only hold memory.
-sharp.cache(false);
+/**
+ * sharp, loaded at the first image: libvips adds about 28 MB to a process's RSS, and a worker
+ * that only follows fal requests (or an API that only serves queries) never reads an image.
+ */
+let loaded: Promise<(input: string, options?: SharpOptions) => Sharp> | undefined;
+const sharp = (input: string, options?: SharpOptions) =>
+  (loaded ??= import('sharp').then(({ default: load }) => {
+    // libvips keeps recent operations (decoded pixels included) in a cache, up to 50 MB by
+    // default; every image here is processed once, so the cache would only hold memory.
+    load.cache(false);
+    return load;
+  })).then((load) => load(input, options));
 
 export const IMAGE_RULES = {
   minSide: 300,
@@ -50,7 +59,7 @@ export async function inspectImage(file: string, maxBytes: number): Promise<Insp
   }
   let metadata: Metadata;
   try {
-    metadata = await sharp(file, { limitInputPixels: IMAGE_RULES.maxPixels }).metadata();
+    metadata = await (await sharp(file, { limitInputPixels: IMAGE_RULES.maxPixels })).metadata();
   } catch {
     return { ok: false, violation: { reason: 'IMAGE_UNREADABLE', message: 'The file is not an image that can be read.' } };
   }
@@ -109,13 +118,12 @@ export interface NormalizedImage {
  * libvips streams from file to file, so a large image is never held whole in memory twice.
  */
 export async function normalizeImage(input: string, output: string, facts: ImageFacts, maxBytes: number): Promise<NormalizedImage> {
-  const alpha = facts.format === 'webp' ? (await sharp(input).metadata()).hasAlpha === true : false;
+  const alpha = facts.format === 'webp' ? (await (await sharp(input)).metadata()).hasAlpha === true : false;
   const asPng = facts.format === 'png' || (facts.format === 'webp' && alpha);
-  const write = (png: boolean) =>
-    (png
-      ? sharp(input, { limitInputPixels: IMAGE_RULES.maxPixels }).rotate().png({ compressionLevel: 6 })
-      : sharp(input, { limitInputPixels: IMAGE_RULES.maxPixels }).rotate().flatten({ background: '#ffffff' }).jpeg({ quality: 92, mozjpeg: true })
-    ).toFile(output);
+  const write = async (png: boolean) => {
+    const image = (await sharp(input, { limitInputPixels: IMAGE_RULES.maxPixels })).rotate();
+    return (png ? image.png({ compressionLevel: 6 }) : image.flatten({ background: '#ffffff' }).jpeg({ quality: 92, mozjpeg: true })).toFile(output);
+  };
   let info = await write(asPng);
   let png = asPng;
   // Re-encoding can make a file larger than the original (a photo saved as PNG): JPEG fits.
