@@ -23,8 +23,8 @@ const seedStarted = performance.now();
 const [{ id: accountId }] = (await admin.query<{ id: string }>(`INSERT INTO "Account" ("id", "name") VALUES (gen_random_uuid(), 'bench') RETURNING "id"`)).rows as [{ id: string }];
 const perBatch = 100;
 await admin.query(
-  `INSERT INTO "Batch" ("id", "accountId", "createdAt", "completedAt", "announcedEnd")
-   SELECT gen_random_uuid(), $1, now() - interval '2 days', now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, $2)`,
+  `INSERT INTO "Batch" ("id", "accountId", "createdAt", "completedAt")
+   SELECT gen_random_uuid(), $1, now() - interval '2 days', now() - interval '1 day' FROM generate_series(1, $2)`,
   [accountId, Math.ceil(finished / perBatch)],
 );
 await admin.query(

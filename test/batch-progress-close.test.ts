@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeFinishedBatches, unsentBatchEnds } from '../src/domain/batches.ts';
+import { closeFinishedBatches, markBatchEndsSent, unsentBatchEnds } from '../src/domain/batches.ts';
 import { recordResult } from '../src/domain/ledger.ts';
 import type { Db, Sql } from '../src/db.ts';
 import { createAndGenerate } from '../src/domain/generation.ts';
@@ -122,7 +122,7 @@ describe('batch progress and the closing of a batch', () => {
       expect(messages[1]).toMatchObject({ status: 'COMPLETED' });
       expect(new Date(messages[1]!.completedAt!)).toEqual(stored.completedAt);
       expect(counted).toEqual({ reads: 4, closes: 1 }); // two flushes' reads, the read after the close and the end recorded sent; the close
-      expect(stored.announcedEnd).toEqual(stored.completedAt);
+      expect(stored.endSent).toBe(true);
 
       // A later change (a poster): progress again, no second close.
       await publisher.transitionsChanged(transitions.slice(0, 1));
@@ -352,35 +352,51 @@ describe('batch progress and the closing of a batch', () => {
       expect((await within(stream.next(), 5_000, 'the end of the batch')).value).toMatchObject({ completedAt: stored.completedAt });
       expect(await stream.next()).toEqual({ value: undefined, done: true });
       // Recorded as sent: the next pass does not send it again.
-      expect(stored.announcedEnd).toEqual(stored.completedAt);
-      const again = await new Reconciler(segue).run();
-      expect(again).toMatchObject({ batchesClosed: 0, batchEndsSent: 0 });
+      expect(stored.endSent).toBe(true);
+      await new Reconciler(segue).run();
+      expect(await unsentBatchEnds(segue, 0)).not.toContain(batch.id);
     } finally {
       await stream.return?.();
     }
   });
 
-  it('a batch closed again after a retry has its new end sent, though its first end was', async () => {
+  it('a mark records the end it was read with: a batch reopened and closed again keeps its new end unsent, and the reconciler sends it', async () => {
+    const { batch, transitions, stop } = await batchOf(1);
+    stop();
+    await complete(transitions);
+    const [first] = await closeFinishedBatches(segue.db, [batch.id]);
+    // Reopened by a retry, and closed again by a process that dies before its message…
+    await segue.db.batch.update({ where: { id: batch.id }, data: { completedAt: null } });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const [second] = await closeFinishedBatches(segue.db, [batch.id]);
+    expect(second!.completedAt.getTime()).toBeGreaterThan(first!.completedAt.getTime());
+    // …while a flush that read the first end records it sent: that leaves the second unsent.
+    await markBatchEndsSent(segue, [first!]);
+    expect(await unsentBatchEnds(segue, 0)).toContain(batch.id);
+    await segue.sql.query(`UPDATE "Batch" SET "completedAt" = "completedAt" - interval '1 minute' WHERE "id" = $1::uuid`, [batch.id]);
+    await new Reconciler(segue).run();
+    expect((await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } })).endSent).toBe(true);
+    expect(await unsentBatchEnds(segue, 0)).not.toContain(batch.id);
+  });
+
+  it('records no end sent when its message failed, and leaves an end under 10 s old to its closer', async () => {
     const { batch, transitions, stop } = await batchOf(1);
     stop();
     const [done] = await complete(transitions);
-    const publisher = publisherOn(segue);
-    try {
-      await publisher.transitionsChanged([done!]);
-      await publisher.flush();
-      const first = await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
-      expect(first.completedAt).toBeInstanceOf(Date);
-      expect(first.announcedEnd).toEqual(first.completedAt);
-      // Reopened, then closed again by a process that dies before its message.
-      await segue.db.batch.update({ where: { id: batch.id }, data: { completedAt: new Date(Date.now() - 60_000) } });
-      expect(await unsentBatchEnds(segue, 10_000)).toContain(batch.id);
-      await new Reconciler(segue).run();
-      const after = await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
-      expect(after.announcedEnd).toEqual(after.completedAt);
-      expect(await unsentBatchEnds(segue, 10_000)).not.toContain(batch.id);
-    } finally {
-      await publisher.close();
-    }
+    // A flush whose messages Redis refuses: the batch closes, its end is not recorded sent.
+    const refusing = new Proxy(segue.pubsub, {
+      get: (target, key) => (key === 'publish' ? () => Promise.reject(new Error('Redis is away')) : Reflect.get(target, key)),
+    });
+    const publisher = new EventPublisher({ db: segue.db, sql: segue.sql, pubsub: refusing, topics: segue.topics, logger: segue.logger }, 10);
+    await publisher.transitionsChanged([done!]).catch(() => undefined);
+    await publisher.flush();
+    await publisher.close();
+    const stored = await segue.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
+    expect(stored.completedAt).toBeInstanceOf(Date);
+    expect(stored.endSent).toBe(false);
+    // Just closed: still its closer's to send (it retries while it lives), not the reconciler's.
+    expect(await unsentBatchEnds(segue, 10_000)).not.toContain(batch.id);
+    expect(await unsentBatchEnds(segue, 0)).toContain(batch.id);
   });
 
   it('batchProgress takes a message without a read point (a process not yet updated) and still drops an older one after it', async () => {

@@ -137,15 +137,14 @@ export async function queueInBatch(
 }
 
 /**
- * Closed batches whose end no batchProgress message has carried (announcedEnd differs from
- * completedAt): their closer died between its commit and its message, and their streams wait for
+ * Closed batches whose end no batchProgress message has carried (endSent false): their closer died between its commit and its message, and their streams wait for
  * an end no later change would send. Only those closed over `settleMs` ago (younger ones are their
  * closer's to send), oldest first, at most SWEEP_LIMIT; the index holds only these rows.
  */
 export async function unsentBatchEnds(deps: { sql: Pick<Sql, 'query'> }, settleMs: number): Promise<string[]> {
   const rows = await deps.sql.query<{ id: string }>(
     `SELECT "id" FROM "Batch"
-      WHERE "completedAt" IS NOT NULL AND "announcedEnd" IS DISTINCT FROM "completedAt"
+      WHERE "completedAt" IS NOT NULL AND NOT "endSent"
         AND "completedAt" < (now() AT TIME ZONE 'UTC') - $1::int * interval '1 millisecond'
       ORDER BY "completedAt" LIMIT $2::int`,
     [settleMs, SWEEP_LIMIT],
@@ -160,10 +159,10 @@ export async function unsentBatchEnds(deps: { sql: Pick<Sql, 'query'> }, settleM
 export async function markBatchEndsSent(deps: { sql: Pick<Sql, 'query'> }, ends: ReadonlyArray<{ id: string; completedAt: Date }>) {
   if (ends.length === 0) return;
   await deps.sql.query(
-    `UPDATE "Batch" b SET "announcedEnd" = b."completedAt"
+    `UPDATE "Batch" b SET "endSent" = true
        FROM unnest($1::uuid[], $2::timestamptz[]) AS sent("id", "at")
       WHERE b."id" = sent."id" AND b."completedAt" = (sent."at" AT TIME ZONE 'UTC')
-        AND b."announcedEnd" IS DISTINCT FROM b."completedAt"`,
+        AND NOT b."endSent"`,
     [ends.map((e) => e.id), ends.map((e) => e.completedAt.toISOString())],
   );
 }
@@ -204,7 +203,7 @@ export async function closeFinishedBatches(db: Db, batchIds: readonly string[] |
       SELECT b."id" FROM "Batch" b WHERE ${ended} ${which} ORDER BY b."id" ${lock}`;
     if (candidates.length === 0) return [];
     return tx.$queryRaw<Array<{ id: string; completedAt: Date }>>`
-      UPDATE "Batch" b SET "completedAt" = (now() AT TIME ZONE 'UTC')
+      UPDATE "Batch" b SET "completedAt" = (now() AT TIME ZONE 'UTC'), "endSent" = false
       WHERE ${ended} AND b."id" = ANY(${candidates.map((b) => b.id)}::uuid[])
       RETURNING b."id", b."completedAt"`;
   });

@@ -148,7 +148,7 @@ export class EventPublisher implements ChangeListener, DeletionListener {
         );
         // Ends carried for the first time: recorded, so that the reconciler does not send them
         // (it sends those a closer that died never did). Not recorded, they are only sent again.
-        const firstEnds = now.filter((b): b is BatchNow & { completedAt: Date } => b.completedAt !== null && b.announcedEnd?.getTime() !== b.completedAt.getTime());
+        const firstEnds = now.filter((b): b is BatchNow & { completedAt: Date } => b.completedAt !== null && !b.endSent);
         await markBatchEndsSent(this.deps, firstEnds).catch((err: unknown) => this.deps.logger.warn({ err }, 'could not record batch ends as sent'));
       } catch (err) {
         this.deps.logger.warn({ err }, 'could not publish batch progress; trying again');
