@@ -127,7 +127,11 @@ describe.each([
     expect(settled).toBe(false);
     expect(await app.segue.db.image.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'PENDING' });
     // The file under check is not replaced (the local driver's upload URL; S3 takes any PUT).
-    if (setup === local) expect((await put(upload, png)).status).toBe(409);
+    if (setup === local) {
+      const refused = await put(upload, png);
+      expect(refused.status).toBe(409);
+      expect(refused.headers.get('access-control-allow-origin')).toBe('*');
+    }
     // …and dies: its lease is let go (or runs out), and the waiting call checks the upload.
     await app.segue.db.image.update({ where: { id }, data: { leaseUntil: new Date(Date.now() - 1) } });
     const completed = await call;

@@ -214,7 +214,8 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
   // The row first, under this call's lease only: a call that outlived its lease must not remove
   // the upload that another is now checking.
   const discard = async (error: AppError): Promise<never> => {
-    if ((await deps.db.image.deleteMany({ where: ours })).count === 1) await storage.remove(uploadKey);
+    // A removal that fails leaves a file its account's deletion takes: the refusal still answers.
+    if ((await deps.db.image.deleteMany({ where: ours })).count === 1) await storage.remove(uploadKey).catch(() => undefined);
     throw error;
   };
   const work = await deps.media.workdir('complete');

@@ -56,8 +56,13 @@ export function localUploadHandler(segue: Segue, storage: LocalStorage) {
     const image = await pendingUpload(segue, id);
     if (!image) return json(res, 404, { error: 'No pending upload.' });
     // completeImageUpload is checking the file: it is not replaced under that check.
-    if (image.leaseUntil && image.leaseUntil > new Date()) return json(res, 409, { error: 'This upload is being completed; it can no longer be replaced.' });
     const cors = { 'access-control-allow-origin': '*' };
+    if (image.leaseUntil && image.leaseUntil > new Date()) {
+      res.setHeader('connection', 'close');
+      return void res
+        .writeHead(409, { 'content-type': 'application/json', ...cors })
+        .end(JSON.stringify({ error: 'completeImageUpload is checking this upload; try again in a moment.' }));
+    }
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     if (type !== image.declaredContentType) {
       res.setHeader('connection', 'close');
