@@ -8,18 +8,29 @@ import type { Metadata, Sharp, SharpOptions } from 'sharp';
  * 300 px, aspect ratio between 1:2.5 and 2.5:1. Everything is read by sharp (libvips), never by
  * hand-parsed headers.
  */
+let loaded: Promise<(input: string, options?: SharpOptions) => Sharp> | undefined;
+
 /**
  * sharp, loaded at the first image: libvips adds about 28 MB to a process's RSS, and a worker
- * that only follows fal requests (or an API that only serves queries) never reads an image.
+ * that only follows fal requests (or an API that only serves queries) never reads an image. A
+ * failure to load it is the server's, never the image's: it is thrown (not read as an unreadable
+ * image) and tried again at the next image.
  */
-let loaded: Promise<(input: string, options?: SharpOptions) => Sharp> | undefined;
-const sharp = (input: string, options?: SharpOptions) =>
-  (loaded ??= import('sharp').then(({ default: load }) => {
-    // libvips keeps recent operations (decoded pixels included) in a cache, up to 50 MB by
-    // default; every image here is processed once, so the cache would only hold memory.
-    load.cache(false);
-    return load;
-  })).then((load) => load(input, options));
+function loadSharp() {
+  loaded ??= import('sharp').then(
+    ({ default: load }) => {
+      // libvips keeps recent operations (decoded pixels included) in a cache, up to 50 MB by
+      // default; every image here is processed once, so the cache would only hold memory.
+      load.cache(false);
+      return load;
+    },
+    (error: unknown) => {
+      loaded = undefined;
+      throw error;
+    },
+  );
+  return loaded;
+}
 
 export const IMAGE_RULES = {
   minSide: 300,
@@ -57,9 +68,10 @@ export async function inspectImage(file: string, maxBytes: number): Promise<Insp
   if (bytes > maxBytes) {
     return { ok: false, violation: { reason: 'IMAGE_TOO_LARGE', message: `The image is ${MB(bytes)}; at most ${MB(maxBytes)} is accepted.` } };
   }
+  const sharp = await loadSharp();
   let metadata: Metadata;
   try {
-    metadata = await (await sharp(file, { limitInputPixels: IMAGE_RULES.maxPixels })).metadata();
+    metadata = await sharp(file, { limitInputPixels: IMAGE_RULES.maxPixels }).metadata();
   } catch {
     return { ok: false, violation: { reason: 'IMAGE_UNREADABLE', message: 'The file is not an image that can be read.' } };
   }
@@ -118,12 +130,14 @@ export interface NormalizedImage {
  * libvips streams from file to file, so a large image is never held whole in memory twice.
  */
 export async function normalizeImage(input: string, output: string, facts: ImageFacts, maxBytes: number): Promise<NormalizedImage> {
-  const alpha = facts.format === 'webp' ? (await (await sharp(input)).metadata()).hasAlpha === true : false;
+  const sharp = await loadSharp();
+  const alpha = facts.format === 'webp' ? (await sharp(input).metadata()).hasAlpha === true : false;
   const asPng = facts.format === 'png' || (facts.format === 'webp' && alpha);
-  const write = async (png: boolean) => {
-    const image = (await sharp(input, { limitInputPixels: IMAGE_RULES.maxPixels })).rotate();
-    return (png ? image.png({ compressionLevel: 6 }) : image.flatten({ background: '#ffffff' }).jpeg({ quality: 92, mozjpeg: true })).toFile(output);
-  };
+  const write = (png: boolean) =>
+    (png
+      ? sharp(input, { limitInputPixels: IMAGE_RULES.maxPixels }).rotate().png({ compressionLevel: 6 })
+      : sharp(input, { limitInputPixels: IMAGE_RULES.maxPixels }).rotate().flatten({ background: '#ffffff' }).jpeg({ quality: 92, mozjpeg: true })
+    ).toFile(output);
   let info = await write(asPng);
   let png = asPng;
   // Re-encoding can make a file larger than the original (a photo saved as PNG): JPEG fits.
