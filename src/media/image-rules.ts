@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import type { Metadata, Sharp, SharpOptions } from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 
 /**
  * The one set of image rules, for uploads (checked at once) and URL images (checked before any
@@ -8,29 +8,9 @@ import type { Metadata, Sharp, SharpOptions } from 'sharp';
  * 300 px, aspect ratio between 1:2.5 and 2.5:1. Everything is read by sharp (libvips), never by
  * hand-parsed headers.
  */
-let loaded: Promise<(input: string, options?: SharpOptions) => Sharp> | undefined;
-
-/**
- * sharp, loaded at the first image: libvips adds about 28 MB to a process's RSS, and a worker
- * that only follows fal requests (or an API that only serves queries) never reads an image. A
- * failure to load it is the server's, never the image's: it is thrown (not read as an unreadable
- * image) and tried again at the next image.
- */
-function loadSharp() {
-  loaded ??= import('sharp').then(
-    ({ default: load }) => {
-      // libvips keeps recent operations (decoded pixels included) in a cache, up to 50 MB by
-      // default; every image here is processed once, so the cache would only hold memory.
-      load.cache(false);
-      return load;
-    },
-    (error: unknown) => {
-      loaded = undefined;
-      throw error;
-    },
-  );
-  return loaded;
-}
+// libvips keeps recent operations (decoded pixels included) in a cache, up to 50 MB by default;
+// every image here is processed once, so the cache would only hold memory.
+sharp.cache(false);
 
 export const IMAGE_RULES = {
   minSide: 300,
@@ -68,7 +48,6 @@ export async function inspectImage(file: string, maxBytes: number): Promise<Insp
   if (bytes > maxBytes) {
     return { ok: false, violation: { reason: 'IMAGE_TOO_LARGE', message: `The image is ${MB(bytes)}; at most ${MB(maxBytes)} is accepted.` } };
   }
-  const sharp = await loadSharp();
   let metadata: Metadata;
   try {
     metadata = await sharp(file, { limitInputPixels: IMAGE_RULES.maxPixels }).metadata();
@@ -130,7 +109,6 @@ export interface NormalizedImage {
  * libvips streams from file to file, so a large image is never held whole in memory twice.
  */
 export async function normalizeImage(input: string, output: string, facts: ImageFacts, maxBytes: number): Promise<NormalizedImage> {
-  const sharp = await loadSharp();
   const alpha = facts.format === 'webp' ? (await sharp(input).metadata()).hasAlpha === true : false;
   const asPng = facts.format === 'png' || (facts.format === 'webp' && alpha);
   const write = (png: boolean) =>
