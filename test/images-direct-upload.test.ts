@@ -148,6 +148,28 @@ describe.each([
     expect(completed.errors![0]!.extensions).toMatchObject({ reason: 'UPLOAD_MISMATCH' });
     expect(completed.errors![0]!.message).toMatch(/not the \d+ declared/);
     expect(await app.segue.db.image.count({ where: { accountId: account.id, status: 'PENDING' } })).toBe(0);
+    // Asked again (a client retrying after a timeout): the same verdict, not NOT_FOUND; and the
+    // upload URL takes nothing more.
+    const again = await complete(upload.imageId);
+    expect(again.errors![0]).toMatchObject({ message: completed.errors![0]!.message, extensions: { code: 'BAD_USER_INPUT', reason: 'UPLOAD_MISMATCH' } });
+    if (setup === local) expect((await put(upload, png)).status).toBe(404);
+  });
+
+  it('a call waiting for another answers its refusal', async () => {
+    const png = await makeImage({ width: 900, height: 600 });
+    const upload = (await offer('image/png', png.length)).data!.createImageUpload;
+    expect((await put(upload, png)).ok).toBe(true);
+    const id = decodeId(upload.imageId).id;
+    await app.segue.db.image.update({ where: { id }, data: { leaseUntil: new Date(Date.now() + 60_000) } });
+    const call = complete(upload.imageId);
+    await sleep(300);
+    // The call holding the lease refuses the upload, as checkUpload records it.
+    await app.segue.db.image.update({
+      where: { id },
+      data: { status: 'FAILED', uploadKey: null, leaseUntil: null, errorCode: 'IMAGE_TOO_SMALL', errorMessage: 'The image is 200×200 px; each side must be at least 300 px.' },
+    });
+    const answered = await call;
+    expect(answered.errors![0]).toMatchObject({ message: 'The image is 200×200 px; each side must be at least 300 px.', extensions: { code: 'BAD_USER_INPUT', reason: 'IMAGE_TOO_SMALL' } });
   });
 
   it('refuses at completion a PUT whose type differs from the declared one (JPEG bytes declared PNG)', async () => {

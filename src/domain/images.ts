@@ -175,8 +175,9 @@ const COMPLETE_POLL_MAX_MS = 1_000;
 
 /**
  * Checks what a direct upload brought: the size and type declared, then the rules. A mismatch or
- * a broken rule removes the upload and the pending image: nothing is stored. Completing an image
- * that is already READY returns it.
+ * a broken rule removes the upload, and the image ends FAILED with that verdict: nothing is
+ * stored, and completing it again answers the same refusal. Completing an image that is already
+ * READY returns it.
  *
  * One call checks an upload at a time (a lease on the row): a client retrying a slow call waits
  * for the first and gets its image, instead of checking the same file again and racing it (the
@@ -187,8 +188,8 @@ export async function completeImageUpload(deps: ImageDeps, accountId: string, id
   for (let pause = COMPLETE_POLL_MS; ; pause = Math.min(pause * 2, COMPLETE_POLL_MAX_MS)) {
     const image = await getImage(deps, accountId, id);
     if (image.status === ImageStatus.READY && !image.sourceUrl) return image;
-    // Gone while this call waited: the call it waited for refused the upload (its verdict went to
-    // that call), or the image was deleted.
+    // Refused, by this client's earlier call or the one this call waited for: the same verdict.
+    if (image.status === ImageStatus.FAILED && !image.sourceUrl && image.errorCode) throw refusal(image.errorCode, image.errorMessage);
     if (image.status !== ImageStatus.PENDING || !image.uploadKey) throw notFound('Image');
     const now = new Date();
     // A lease run out is a call that died: taken over. One still running is waited for, and not
@@ -212,10 +213,23 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
   const ours = { id, leaseUntil: lease };
   const storage = await deps.media.storage();
   // The row first, under this call's lease only: a call that outlived its lease must not remove
-  // the upload that another is now checking.
+  // the upload that another is now checking. The row keeps the verdict (FAILED, no file), so a
+  // retried or waiting call answers it too.
   const discard = async (error: AppError): Promise<never> => {
+    const { count } = await deps.db.image.updateMany({
+      where: ours,
+      data: {
+        status: ImageStatus.FAILED,
+        uploadKey: null,
+        uploadExpiresAt: null,
+        leaseUntil: null,
+        checkedAt: new Date(),
+        errorCode: String(error.details.reason),
+        errorMessage: error.message,
+      },
+    });
     // A removal that fails leaves a file its account's deletion takes: the refusal still answers.
-    if ((await deps.db.image.deleteMany({ where: ours })).count === 1) await storage.remove(uploadKey).catch(() => undefined);
+    if (count === 1) await storage.remove(uploadKey).catch(() => undefined);
     throw error;
   };
   const work = await deps.media.workdir('complete');
@@ -257,4 +271,7 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
   }
 }
 
-const mismatch = (message: string) => new AppError('BAD_USER_INPUT', message, { reason: 'UPLOAD_MISMATCH', fields: ['id'] });
+const mismatch = (message: string) => refusal('UPLOAD_MISMATCH', message);
+/** A refused upload's verdict, as completeImageUpload answers it (every time). */
+const refusal = (reason: string, message: string | null) =>
+  new AppError('BAD_USER_INPUT', message ?? 'The upload was refused.', { reason, fields: ['id'] });
