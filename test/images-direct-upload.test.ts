@@ -74,6 +74,16 @@ describe.each([
 
   const complete = (id: string) => gql(app.graphqlUrl, account.apiKey, CompleteImageUpload, { id });
 
+  /** An upload PUT and pending, whose check another call holds (its lease stands). */
+  const heldUpload = async () => {
+    const png = await makeImage({ width: 900, height: 600 });
+    const upload = (await offer('image/png', png.length)).data!.createImageUpload;
+    expect((await put(upload, png)).ok).toBe(true);
+    const id = decodeId(upload.imageId).id;
+    await app.segue.db.image.update({ where: { id }, data: { leaseUntil: new Date(Date.now() + 60_000) } });
+    return { png, upload, id };
+  };
+
   it('createImageUpload, then a PUT, then completeImageUpload stores the checked image', async () => {
     const png = await makeImage({ width: 900, height: 600 });
     const offered = await offer('image/png', png.length);
@@ -115,12 +125,8 @@ describe.each([
   });
 
   it('waits while another call holds the upload, then takes it over when that call lets go', async () => {
-    const png = await makeImage({ width: 900, height: 600 });
-    const upload = (await offer('image/png', png.length)).data!.createImageUpload;
-    expect((await put(upload, png)).ok).toBe(true);
-    const id = decodeId(upload.imageId).id;
-    // Another call is checking it (its lease stands)…
-    await app.segue.db.image.update({ where: { id }, data: { leaseUntil: new Date(Date.now() + 60_000) } });
+    // Another call is checking it…
+    const { png, upload, id } = await heldUpload();
     let settled = false;
     const call = complete(upload.imageId).finally(() => (settled = true));
     await sleep(700);
@@ -156,11 +162,7 @@ describe.each([
   });
 
   it('a call waiting for another answers its refusal', async () => {
-    const png = await makeImage({ width: 900, height: 600 });
-    const upload = (await offer('image/png', png.length)).data!.createImageUpload;
-    expect((await put(upload, png)).ok).toBe(true);
-    const id = decodeId(upload.imageId).id;
-    await app.segue.db.image.update({ where: { id }, data: { leaseUntil: new Date(Date.now() + 60_000) } });
+    const { upload, id } = await heldUpload();
     const call = complete(upload.imageId);
     await sleep(300);
     // The call holding the lease refuses the upload, as checkUpload records it.
