@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uploadFolder } from '../src/domain/images.ts';
 import { decodeId } from '../src/graphql/ids.ts';
 import { codes, createTestAccount, gql, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
 import { makeImage } from './helpers/images.ts';
@@ -145,7 +146,7 @@ describe.each([
     expect(completed.data!.completeImageUpload).toMatchObject({ id: upload.imageId, width: 900, height: 600 });
   });
 
-  it('refuses at completion a PUT whose size differs from the declared one, and keeps nothing', async () => {
+  it('refuses at completion a PUT whose size differs from the declared one, and keeps no file', async () => {
     const png = await makeImage({ width: 900, height: 600 });
     const upload = (await offer('image/png', png.length + 100)).data!.createImageUpload;
     expect((await put(upload, png)).ok).toBe(true);
@@ -154,6 +155,9 @@ describe.each([
     expect(completed.errors![0]!.extensions).toMatchObject({ reason: 'UPLOAD_MISMATCH' });
     expect(completed.errors![0]!.message).toMatch(/not the \d+ declared/);
     expect(await app.segue.db.image.count({ where: { accountId: account.id, status: 'PENDING' } })).toBe(0);
+    const id = decodeId(upload.imageId).id;
+    expect(await app.segue.db.image.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'FAILED', key: null, uploadKey: null, errorCode: 'UPLOAD_MISMATCH' });
+    expect(await (await app.segue.media.storage()).head(`${uploadFolder(account.id)}${id}`)).toBeNull();
     // Asked again (a client retrying after a timeout): the same verdict, not NOT_FOUND; and the
     // upload URL takes nothing more.
     const again = await complete(upload.imageId);
@@ -163,8 +167,10 @@ describe.each([
 
   it('a call waiting for another answers its refusal', async () => {
     const { upload, id } = await heldUpload();
-    const call = complete(upload.imageId);
+    let settled = false;
+    const call = complete(upload.imageId).finally(() => (settled = true));
     await sleep(300);
+    expect(settled).toBe(false);
     // The call holding the lease refuses the upload, as checkUpload records it.
     await app.segue.db.image.update({
       where: { id },
@@ -190,6 +196,8 @@ describe.each([
     expect((await put(upload, small)).ok).toBe(true);
     const completed = await complete(upload.imageId);
     expect(completed.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'IMAGE_TOO_SMALL' });
+    // The verdict is kept: asked again, the same refusal.
+    expect((await complete(upload.imageId)).errors![0]).toMatchObject({ message: completed.errors![0]!.message, extensions: { reason: 'IMAGE_TOO_SMALL' } });
   });
 
   it('refuses to offer an upload of a type or size the rules exclude', async () => {

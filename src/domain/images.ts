@@ -6,7 +6,7 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import type { Image } from '../generated/prisma/client.ts';
 import { ImageStatus } from '../generated/prisma/enums.ts';
-import { ACCEPTED_CONTENT_TYPES, inspectImage, normalizeImage, type ImageViolation } from '../media/image-rules.ts';
+import { ACCEPTED_CONTENT_TYPES, inspectImage, normalizeImage, type ImageRuleReason, type ImageViolation } from '../media/image-rules.ts';
 import type { MediaService } from '../media/service.ts';
 import { roundedExpiry, signResource } from '../media/signed-urls.ts';
 import { AppError, notFound } from './errors.ts';
@@ -189,7 +189,9 @@ export async function completeImageUpload(deps: ImageDeps, accountId: string, id
     const image = await getImage(deps, accountId, id);
     if (image.status === ImageStatus.READY && !image.sourceUrl) return image;
     // Refused, by this client's earlier call or the one this call waited for: the same verdict.
-    if (image.status === ImageStatus.FAILED && !image.sourceUrl && image.errorCode) throw refusal(image.errorCode, image.errorMessage);
+    if (image.status === ImageStatus.FAILED && !image.sourceUrl && image.errorCode) {
+      throw refusal(image.errorCode, image.errorMessage);
+    }
     if (image.status !== ImageStatus.PENDING || !image.uploadKey) throw notFound('Image');
     const now = new Date();
     // A lease run out is a call that died: taken over. One still running is waited for, and not
@@ -215,7 +217,7 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
   // The row first, under this call's lease only: a call that outlived its lease must not remove
   // the upload that another is now checking. The row keeps the verdict (FAILED, no file), so a
   // retried or waiting call answers it too.
-  const discard = async (error: AppError): Promise<never> => {
+  const discard = async (reason: ImageRuleReason | 'UPLOAD_MISMATCH', message: string): Promise<never> => {
     const { count } = await deps.db.image.updateMany({
       where: ours,
       data: {
@@ -224,13 +226,13 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
         uploadExpiresAt: null,
         leaseUntil: null,
         checkedAt: new Date(),
-        errorCode: String(error.details.reason),
-        errorMessage: error.message,
+        errorCode: reason,
+        errorMessage: message,
       },
     });
     // A removal that fails leaves a file its account's deletion takes: the refusal still answers.
     if (count === 1) await storage.remove(uploadKey).catch(() => undefined);
-    throw error;
+    throw refusal(reason, message);
   };
   const work = await deps.media.workdir('complete');
   try {
@@ -239,18 +241,18 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
       throw new AppError('BAD_USER_INPUT', 'Nothing was uploaded yet: PUT the file to uploadUrl first.', { reason: 'UPLOAD_MISSING', fields: ['id'] });
     }
     if (uploaded.size !== image.declaredBytes) {
-      return await discard(mismatch(`The upload is ${uploaded.size} bytes, not the ${image.declaredBytes} declared.`));
+      return await discard('UPLOAD_MISMATCH', `The upload is ${uploaded.size} bytes, not the ${image.declaredBytes} declared.`);
     }
     if (uploaded.contentType !== null && uploaded.contentType.toLowerCase() !== image.declaredContentType) {
-      return await discard(mismatch(`The upload was sent as ${uploaded.contentType}, not the ${image.declaredContentType} declared.`));
+      return await discard('UPLOAD_MISMATCH', `The upload was sent as ${uploaded.contentType}, not the ${image.declaredContentType} declared.`);
     }
     const file = await deps.media.localCopy(uploadKey, work.dir);
     const inspected = await inspectImage(file, deps.config.images.maxBytes);
     if (inspected.ok && ACCEPTED_CONTENT_TYPES[image.declaredContentType!] !== inspected.facts.format) {
-      return await discard(mismatch(`The upload is ${inspected.facts.format.toUpperCase()}, not the ${image.declaredContentType} declared.`));
+      return await discard('UPLOAD_MISMATCH', `The upload is ${inspected.facts.format.toUpperCase()}, not the ${image.declaredContentType} declared.`);
     }
     const checked = inspected.ok ? await checkAndStore(deps, accountId, file, id) : inspected;
-    if (!checked.ok) return await discard(imageRuleError(checked.violation, ['id']));
+    if (!checked.ok) return await discard(checked.violation.reason, checked.violation.message);
     // The row first, the upload's removal after: a call that reads the row meanwhile finds it
     // READY, never PENDING with its upload gone.
     const [ready] = await deps.db.image.updateManyAndReturn({
@@ -271,7 +273,6 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
   }
 }
 
-const mismatch = (message: string) => refusal('UPLOAD_MISMATCH', message);
 /** A refused upload's verdict, as completeImageUpload answers it (every time). */
 const refusal = (reason: string, message: string | null) =>
   new AppError('BAD_USER_INPUT', message ?? 'The upload was refused.', { reason, fields: ['id'] });
