@@ -137,9 +137,10 @@ export async function queueInBatch(
 }
 
 /**
- * Closed batches whose end no batchProgress message has carried (endSent false): their closer died between its commit and its message, and their streams wait for
- * an end no later change would send. Only those closed over `settleMs` ago (younger ones are their
- * closer's to send), oldest first, at most SWEEP_LIMIT; the index holds only these rows.
+ * Closed batches whose end no batchProgress message has carried (endSent false): their closer
+ * died between its commit and its message, and their streams wait for an end no later change
+ * would send. Only those closed over `settleMs` ago (younger ones are their closer's to send),
+ * oldest first, at most SWEEP_LIMIT; the index holds only these rows.
  */
 export async function unsentBatchEnds(deps: { sql: Pick<Sql, 'query'> }, settleMs: number): Promise<string[]> {
   const rows = await deps.sql.query<{ id: string }>(

@@ -26,7 +26,10 @@ export interface ReconcileReport {
   requeued: number;
   replacedFinished: number;
   batchesClosed: number;
-  /** Batch ends this pass gave the publisher to send (those it closed, and those whose closer died before its message); a failed send is recorded unsent, and goes again. */
+  /**
+   * Batch ends this pass gave the publisher to send: those it closed, and those whose closer died
+   * before its message. A send that fails stays recorded unsent, and goes again.
+   */
   batchEndsSent: number;
   mediaRequeued: number;
   /** Requests no run follows any more that fal has now ended. */
