@@ -274,5 +274,4 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
 }
 
 /** A refused upload's verdict, as completeImageUpload answers it (every time). */
-const refusal = (reason: string, message: string | null) =>
-  new AppError('BAD_USER_INPUT', message ?? 'The upload was refused.', { reason, fields: ['id'] });
+const refusal = (reason: string, message: string | null) => imageRuleError({ reason, message: message ?? 'The upload was refused.' }, ['id']);
