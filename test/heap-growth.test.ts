@@ -1,7 +1,19 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { HEAP_GROWING_PERCENT, heapGrowthFlags } from '../src/heap-growth.ts';
+import { HEAP_GROWING_PERCENT, NEW_SPACE_CAP_BYTES, capsNewSpace, heapGrowthFlags } from '../src/heap-growth.ts';
 import { ROOT } from './helpers/process.ts';
+
+/** Runs `script` (an ES module) in a child node process and returns what its last line printed. */
+function child<T>(script: string, { nodeOptions = '', flags = [] as string[] } = {}): T {
+  const out = execFileSync(process.execPath, [...flags, '--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: nodeOptions },
+    encoding: 'utf8',
+    // A child that hangs fails the test rather than block it (its timeout is checked only after).
+    timeout: 40_000,
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as T;
+}
 
 /**
  * A child process that keeps about 40 MB live and churns garbage that lives long enough to be
@@ -9,7 +21,8 @@ import { ROOT } from './helpers/process.ts';
  * `load`, it imports heap-growth.ts first, as main.ts does.
  */
 function churn(load: boolean, { nodeOptions = '', flags = [] as string[], rounds = 3_000_000 } = {}) {
-  const script = `
+  return child<{ appliedHeapFlags: string[] | null; maxMb: number }>(
+    `
     import v8 from 'node:v8';
     ${load ? `const { appliedHeapFlags } = await import('./src/heap-growth.ts');` : 'const appliedHeapFlags = null;'}
     const live = Array.from({ length: 300_000 }, (_, i) => ({ i, s: 'live' + i }));
@@ -19,15 +32,33 @@ function churn(load: boolean, { nodeOptions = '', flags = [] as string[], rounds
       ring[r % 50_000] = { r, s: 'g' + r };
       if (r % 10_000 === 0) max = Math.max(max, v8.getHeapStatistics().total_heap_size);
     }
-    console.log(JSON.stringify({ appliedHeapFlags, maxMb: max / 2 ** 20, live: live.length }));`;
-  const out = execFileSync(process.execPath, [...flags, '--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: nodeOptions },
-    encoding: 'utf8',
-    // A child that hangs fails the test rather than block it (its timeout is checked only after).
-    timeout: 40_000,
-  });
-  return JSON.parse(out.trim().split('\n').pop()!) as { appliedHeapFlags: string[] | null; maxMb: number };
+    console.log(JSON.stringify({ appliedHeapFlags, maxMb: max / 2 ** 20, live: live.length }));`,
+    { nodeOptions, flags },
+  );
+}
+
+/**
+ * A child process whose allocations survive several scavenges, with turns of the event loop
+ * between them (as a burst of in-flight requests does), and prints the largest young generation
+ * V8 gave it. With `load`, it imports heap-growth.ts first, as main.ts does.
+ */
+function youngGeneration(load: boolean, { nodeOptions = '', flags = [] as string[] } = {}) {
+  return child<{ cappedNewSpace: boolean | null; maxMb: number }>(
+    `
+    import v8 from 'node:v8';
+    ${load ? `const { cappedNewSpace } = await import('./src/heap-growth.ts');` : 'const cappedNewSpace = null;'}
+    const newSpace = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space').space_size;
+    const kept = [];
+    let max = 0;
+    for (let round = 0; round < 300; round++) {
+      kept.push(Array.from({ length: 20_000 }, (_, i) => ({ i, s: 'x' + i })));
+      if (kept.length > 20) kept.shift();
+      max = Math.max(max, newSpace());
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    console.log(JSON.stringify({ cappedNewSpace, maxMb: max / 2 ** 20 }));`,
+    { nodeOptions, flags },
+  );
 }
 
 describe('heap growth of a process started without heap flags', () => {
@@ -66,5 +97,33 @@ describe('heap growth of a process started without heap flags', () => {
       if (capped.maxMb < bare.maxMb * 0.8) held += 1;
     }
     expect(held, pairs.join('; ')).toBe(2);
+  });
+});
+
+describe('young generation of a process started without semi-space flags', () => {
+  const capMb = NEW_SPACE_CAP_BYTES / 2 ** 20;
+
+  it('is capped unless the operator sized it', () => {
+    expect(capsNewSpace([], undefined)).toBe(true);
+    expect(capsNewSpace(['--import', 'tsx'], '--max-old-space-size=256')).toBe(true);
+    expect(capsNewSpace([], '--max-semi-space-size=2 --max-old-space-size=256')).toBe(false);
+    expect(capsNewSpace(['--max_semi_space_size=8'], undefined)).toBe(false);
+    expect(capsNewSpace(['--min-semi-space-size=4'], undefined)).toBe(false);
+    expect(capsNewSpace([], '--semi-space-growth-factor=4')).toBe(false);
+  });
+
+  it('grows to the cap and no further (V8 alone doubles it to its maximum), and an operator’s size stands', { timeout: 120_000 }, () => {
+    // Measured here: 32 MB (V8's maximum, 16 MB semi-spaces) without, 8 with.
+    const bare = youngGeneration(false);
+    const capped = youngGeneration(true);
+    expect(capped.cappedNewSpace).toBe(true);
+    expect(bare.maxMb).toBeGreaterThan(2 * capMb);
+    // At most one doubling past the cap (a growth between two checks), and not held at the size
+    // start-up left it: the growth stopped while modules load is allowed again after.
+    expect(capped.maxMb).toBeLessThanOrEqual(2 * capMb);
+    expect(capped.maxMb).toBeGreaterThanOrEqual(capMb);
+    const operator = youngGeneration(true, { flags: ['--max-semi-space-size=16'] });
+    expect(operator.cappedNewSpace).toBe(false);
+    expect(operator.maxMb).toBeGreaterThan(2 * capMb);
   });
 });
