@@ -6,8 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ABANDONED_UPLOAD_GRACE_MS } from '../src/domain/abandoned-uploads.ts';
 import { uploadFolder } from '../src/domain/images.ts';
 import { decodeId } from '../src/graphql/ids.ts';
+import { Reconciler } from '../src/queue/reconciler.ts';
 import { codes, createTestAccount, gql, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
 import { makeImage } from './helpers/images.ts';
 import { CompleteImageUpload, CreateImageUpload } from './helpers/operations.ts';
@@ -211,6 +213,50 @@ describe.each([
     await put(upload, png);
     const other = await createTestAccount(app.segue);
     expect(codes(await gql(app.graphqlUrl, other.apiKey, CompleteImageUpload, { id: upload.imageId }))).toEqual(['NOT_FOUND']);
+  });
+
+  it('deletes an upload never completed, its file and its row, an hour after its URL expired', async () => {
+    const owner = await createTestAccount(app.segue);
+    const png = await makeImage({ width: 900, height: 600 });
+    const storage = await app.segue.media.storage();
+    const fileOf = (id: string) => storage.head(`${uploadFolder(owner.id)}${id}`);
+    const offered = async (putIt = true) => {
+      const upload = (await gql(app.graphqlUrl, owner.apiKey, CreateImageUpload, { input: { contentType: 'image/png', bytes: png.length } })).data!.createImageUpload;
+      if (putIt) expect((await put(upload, png)).ok).toBe(true);
+      return { upload, id: decodeId(upload.imageId).id };
+    };
+    const abandoned = await offered();
+    const neverPut = await offered(false);
+    // Expired, but a PUT begun in time may have just ended: its client can still complete it.
+    const late = await offered();
+    // Abandoned, but a completeImageUpload call holds it now.
+    const held = await offered();
+    const completed = await offered();
+    expect((await gql(app.graphqlUrl, owner.apiKey, CompleteImageUpload, { id: completed.upload.imageId })).errors).toBeUndefined();
+    const ago = (ms: number) => new Date(Date.now() - ms);
+    await app.segue.db.image.updateMany({
+      where: { id: { in: [abandoned.id, neverPut.id, held.id] } },
+      data: { uploadExpiresAt: ago(ABANDONED_UPLOAD_GRACE_MS + 60_000) },
+    });
+    await app.segue.db.image.update({ where: { id: late.id }, data: { uploadExpiresAt: ago(ABANDONED_UPLOAD_GRACE_MS - 60_000) } });
+    await app.segue.db.image.update({ where: { id: held.id }, data: { leaseUntil: new Date(Date.now() + 60_000) } });
+    await new Reconciler(app.segue).run();
+
+    const left = await app.segue.db.image.findMany({ where: { accountId: owner.id }, select: { id: true, status: true } });
+    expect(new Map(left.map((image) => [image.id, image.status]))).toEqual(
+      new Map([
+        [late.id, 'PENDING'],
+        [held.id, 'PENDING'],
+        [completed.id, 'READY'],
+      ]),
+    );
+    expect(await fileOf(abandoned.id)).toBeNull();
+    expect(await fileOf(late.id)).not.toBeNull();
+    expect(await fileOf(held.id)).not.toBeNull();
+    // Completing a swept upload: it is gone. The late one still completes.
+    expect(codes(await gql(app.graphqlUrl, owner.apiKey, CompleteImageUpload, { id: abandoned.upload.imageId }))).toEqual(['NOT_FOUND']);
+    const lateCompleted = await gql(app.graphqlUrl, owner.apiKey, CompleteImageUpload, { id: late.upload.imageId });
+    expect(lateCompleted.data?.completeImageUpload).toMatchObject({ id: late.upload.imageId, width: 900, height: 600 });
   });
 });
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { closeFinishedBatches, unsentBatchEnds } from '../domain/batches.ts';
+import { sweepAbandonedUploads } from '../domain/abandoned-uploads.ts';
 import { sweepIdempotencyKeys } from '../domain/idempotency.ts';
 import { submitAnswerMs } from '../domain/claims.ts';
 import { abandonStaleRequests, expireStaleSubmissions, orphanRequests } from '../domain/ledger.ts';
@@ -37,6 +38,8 @@ export interface ReconcileReport {
   /** Submits whose answer can no longer come: now UNCERTAIN (they hold no slot). */
   submissionsExpired: number;
   idempotencyKeysDeleted: number;
+  /** Direct uploads never completed, deleted an hour after their URL expired (file and row). */
+  uploadsSwept: number;
 }
 
 /**
@@ -102,6 +105,7 @@ export class Reconciler {
       orphansEnded: 0,
       submissionsExpired: 0,
       idempotencyKeysDeleted: 0,
+      uploadsSwept: 0,
     };
     const redis = jobs.redis;
     let cursor: { queuedAt: Date | null; id: string } | null = null;
@@ -157,7 +161,8 @@ export class Reconciler {
     report.submissionsExpired = await expireStaleSubmissions(this.segue.sql, submitAnswerMs(config.fal));
     report.orphansEnded = await this.orphans();
     report.idempotencyKeysDeleted = await sweepIdempotencyKeys(db, config.http.idempotencyTtlMs);
-    if (report.requeued || report.batchesClosed || report.batchEndsSent || report.mediaRequeued || report.orphansEnded || report.submissionsExpired) {
+    report.uploadsSwept = await sweepAbandonedUploads(this.segue);
+    if (report.requeued || report.batchesClosed || report.batchEndsSent || report.mediaRequeued || report.orphansEnded || report.submissionsExpired || report.uploadsSwept) {
       logger.info(report, 'reconciled jobs with the database');
     }
     return report;
