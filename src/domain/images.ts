@@ -222,15 +222,14 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
       where: ours,
       data: {
         status: ImageStatus.FAILED,
-        uploadKey: null,
-        uploadExpiresAt: null,
         leaseUntil: null,
         checkedAt: new Date(),
         errorCode: reason,
         errorMessage: message,
       },
     });
-    // A removal that fails leaves a file its account's deletion takes: the refusal still answers.
+    // A removal that fails, or a file a presigned S3 PUT puts back, is the sweep's
+    // (expired-uploads.ts: the row keeps uploadKey until then): the refusal still answers.
     if (count === 1) await storage.remove(uploadKey).catch(() => undefined);
     throw refusal(reason, message);
   };
@@ -257,12 +256,12 @@ async function checkUpload(deps: ImageDeps, accountId: string, image: Image & { 
     // READY, never PENDING with its upload gone.
     const [ready] = await deps.db.image.updateManyAndReturn({
       where: ours,
-      data: { status: ImageStatus.READY, ...checked.stored, uploadKey: null, uploadExpiresAt: null, leaseUntil: null },
+      data: { status: ImageStatus.READY, ...checked.stored, leaseUntil: null },
     });
     // No row: this call outlived its lease and another took the upload over; its verdict stands.
     if (!ready) return await completeImageUpload(deps, accountId, id);
-    // The image is READY whatever happens now: an upload left behind goes with its account's
-    // deletion (uploadFolder), and this call still answers with the image.
+    // The image is READY whatever happens now: an upload left behind (or put back by a presigned
+    // S3 PUT) is the sweep's, and this call still answers with the image.
     await storage.remove(uploadKey).catch(() => undefined);
     return ready;
   } catch (error) {

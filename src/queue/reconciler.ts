@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { closeFinishedBatches, unsentBatchEnds } from '../domain/batches.ts';
-import { sweepAbandonedUploads } from '../domain/abandoned-uploads.ts';
+import { sweepExpiredUploads } from '../domain/expired-uploads.ts';
 import { sweepIdempotencyKeys } from '../domain/idempotency.ts';
 import { submitAnswerMs } from '../domain/claims.ts';
 import { abandonStaleRequests, expireStaleSubmissions, orphanRequests } from '../domain/ledger.ts';
@@ -38,7 +38,10 @@ export interface ReconcileReport {
   /** Submits whose answer can no longer come: now UNCERTAIN (they hold no slot). */
   submissionsExpired: number;
   idempotencyKeysDeleted: number;
-  /** Direct uploads never completed, deleted an hour after their URL expired (file and row). */
+  /**
+   * Direct uploads an hour past their URL's expiry whose upload place this pass cleared: deleted
+   * if never completed, else only their upload place forgotten (its file removed either way).
+   */
   uploadsSwept: number;
 }
 
@@ -161,7 +164,7 @@ export class Reconciler {
     report.submissionsExpired = await expireStaleSubmissions(this.segue.sql, submitAnswerMs(config.fal));
     report.orphansEnded = await this.orphans();
     report.idempotencyKeysDeleted = await sweepIdempotencyKeys(db, config.http.idempotencyTtlMs);
-    report.uploadsSwept = await sweepAbandonedUploads(this.segue);
+    report.uploadsSwept = await sweepExpiredUploads(this.segue);
     if (report.requeued || report.batchesClosed || report.batchEndsSent || report.mediaRequeued || report.orphansEnded || report.submissionsExpired || report.uploadsSwept) {
       logger.info(report, 'reconciled jobs with the database');
     }
