@@ -41,7 +41,8 @@ export function heapGrowthFlags(execArgv: readonly string[], nodeOptions: string
  */
 export const NEW_SPACE_CAP_BYTES = 8 * 2 ** 20;
 
-const SEMI_SPACE_FLAGS = /--((max|min)[-_]semi[-_]space[-_]size|semi[-_]space[-_]growth[-_]factor)\b/;
+// --max-heap-size sizes the young generation too. Node takes only the first in NODE_OPTIONS.
+const SEMI_SPACE_FLAGS = /--((max|min)[-_]semi[-_]space[-_]size|semi[-_]space[-_]growth[-_]factor|max[-_]heap[-_]size)\b/;
 
 /** Whether this process caps its young generation itself: not when the operator sized it. */
 export function capsNewSpace(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
@@ -51,12 +52,13 @@ export function capsNewSpace(execArgv: readonly string[], nodeOptions: string | 
 const newSpaceBytes = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0;
 
 /**
- * Keeps the young generation at or under `capBytes`, as `--max-semi-space-size` would. Its growth
- * is stopped at once, since start-up evaluates every module in one synchronous stretch in which
- * V8 would double it to its maximum unwatched. Once that stretch is over, it is checked after each
- * collection (V8 grows it only in one): allowed to grow while under the cap, stopped at it, and
- * allowed again after V8 shrank it in a quiet time, so the next burst has its room. A growth
- * between two checks can go one doubling past.
+ * Keeps the young generation at or about `capBytes`, as `--max-semi-space-size` would. Its growth
+ * is stopped at once, through the synchronous stretch that evaluates the process's static imports
+ * (V8 would double it there unwatched). From the next turn of the event loop it is checked after
+ * each collection (V8 grows it only in one): allowed to grow while under the cap, stopped at it,
+ * and allowed again after V8 shrank it in a quiet time, so the next burst has its room. The checks
+ * come on a later turn than their collection, so a long synchronous stretch (a role's modules,
+ * imported after that first turn) can grow it past the cap until V8 shrinks it again.
  */
 export function capNewSpace(capBytes = NEW_SPACE_CAP_BYTES): void {
   let growing = false;
