@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ABANDONED_UPLOAD_GRACE_MS } from '../src/domain/expired-uploads.ts';
+import { UPLOAD_SWEEP_GRACE_MS, sweepExpiredUploads } from '../src/domain/expired-uploads.ts';
 import { uploadFolder } from '../src/domain/images.ts';
 import { decodeId } from '../src/graphql/ids.ts';
 import { Reconciler } from '../src/queue/reconciler.ts';
@@ -232,8 +232,9 @@ describe.each([
     const neverPut = await offered(null);
     // Expired, but a PUT begun in time may have just ended: its client can still complete it.
     const late = await offered();
-    // Abandoned, but a completeImageUpload call holds it now.
+    // Abandoned, but a completeImageUpload call holds it now; and one whose holder died.
     const held = await offered();
+    const heldOnce = await offered();
     const completed = await offered();
     expect((await completeIt(completed.upload.imageId)).errors).toBeUndefined();
     const refused = await offered(small);
@@ -248,11 +249,12 @@ describe.each([
     }
     const ago = (ms: number) => new Date(Date.now() - ms);
     await app.segue.db.image.updateMany({
-      where: { id: { in: [abandoned.id, neverPut.id, held.id, completed.id, refused.id] } },
-      data: { uploadExpiresAt: ago(ABANDONED_UPLOAD_GRACE_MS + 60_000) },
+      where: { id: { in: [abandoned.id, neverPut.id, held.id, heldOnce.id, completed.id, refused.id] } },
+      data: { uploadExpiresAt: ago(UPLOAD_SWEEP_GRACE_MS + 60_000) },
     });
-    await app.segue.db.image.update({ where: { id: late.id }, data: { uploadExpiresAt: ago(ABANDONED_UPLOAD_GRACE_MS - 60_000) } });
+    await app.segue.db.image.update({ where: { id: late.id }, data: { uploadExpiresAt: ago(UPLOAD_SWEEP_GRACE_MS - 60_000) } });
     await app.segue.db.image.update({ where: { id: held.id }, data: { leaseUntil: new Date(Date.now() + 60_000) } });
+    await app.segue.db.image.update({ where: { id: heldOnce.id }, data: { leaseUntil: ago(1_000) } });
     await new Reconciler(app.segue).run();
 
     const left = await app.segue.db.image.findMany({ where: { accountId: owner.id }, select: { id: true, status: true, uploadKey: true, uploadExpiresAt: true } });
@@ -267,7 +269,7 @@ describe.each([
     for (const row of left.filter((image) => image.id === completed.id || image.id === refused.id)) {
       expect(row).toMatchObject({ uploadKey: null, uploadExpiresAt: null });
     }
-    for (const { id } of [abandoned, completed, refused]) expect(await fileOf(id)).toBeNull();
+    for (const { id } of [abandoned, heldOnce, completed, refused]) expect(await fileOf(id)).toBeNull();
     expect(await fileOf(late.id)).not.toBeNull();
     expect(await fileOf(held.id)).not.toBeNull();
     // A swept upload is gone; the late one still completes; the refused one keeps its verdict.
@@ -275,6 +277,36 @@ describe.each([
     expect((await completeIt(late.upload.imageId)).data?.completeImageUpload).toMatchObject({ id: late.upload.imageId, width: 900, height: 600 });
     expect((await completeIt(refused.upload.imageId)).errors![0]!.extensions).toMatchObject({ reason: 'IMAGE_TOO_SMALL' });
     expect((await completeIt(completed.upload.imageId)).data?.completeImageUpload.id).toBe(completed.upload.imageId);
+  });
+
+  it('keeps an expired upload whose file could not be removed for a later pass, without holding the others back', async () => {
+    const owner = await createTestAccount(app.segue);
+    const png = await makeImage({ width: 900, height: 600 });
+    const offered = async () => {
+      const upload = (await gql(app.graphqlUrl, owner.apiKey, CreateImageUpload, { input: { contentType: 'image/png', bytes: png.length } })).data!.createImageUpload;
+      expect((await put(upload, png)).ok).toBe(true);
+      return decodeId(upload.imageId).id;
+    };
+    const [stuck, other] = [await offered(), await offered()];
+    await app.segue.db.image.updateMany({ where: { id: { in: [stuck, other] } }, data: { uploadExpiresAt: new Date(Date.now() - UPLOAD_SWEEP_GRACE_MS - 60_000) } });
+    const storage = await app.segue.media.storage();
+    const remove = storage.remove.bind(storage);
+    storage.remove = async (key) => (key.endsWith(stuck) ? Promise.reject(new Error('storage refused')) : remove(key));
+    try {
+      await sweepExpiredUploads(app.segue);
+    } finally {
+      storage.remove = remove;
+    }
+    const stuckRow = await app.segue.db.image.findUniqueOrThrow({ where: { id: stuck } });
+    expect(stuckRow.status).toBe('PENDING');
+    // Held by the sweep for a while: the passes meanwhile take other rows first.
+    expect(stuckRow.leaseUntil!.getTime()).toBeGreaterThan(Date.now());
+    expect(await app.segue.db.image.findUnique({ where: { id: other } })).toBeNull();
+    // Once that hold ran out, a pass removes it.
+    await app.segue.db.image.update({ where: { id: stuck }, data: { leaseUntil: new Date(Date.now() - 1_000) } });
+    await sweepExpiredUploads(app.segue);
+    expect(await app.segue.db.image.findUnique({ where: { id: stuck } })).toBeNull();
+    expect(await storage.head(`${uploadFolder(owner.id)}${stuck}`)).toBeNull();
   });
 });
 
