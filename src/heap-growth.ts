@@ -41,7 +41,7 @@ export function heapGrowthFlags(execArgv: readonly string[], nodeOptions: string
  */
 export const NEW_SPACE_CAP_BYTES = 8 * 2 ** 20;
 
-// --max-heap-size sizes the young generation too. Node takes only the first in NODE_OPTIONS.
+// --max-heap-size sizes the young generation too. Of these, NODE_OPTIONS accepts only --max-semi-space-size.
 const SEMI_SPACE_FLAGS = /--((max|min)[-_]semi[-_]space[-_]size|semi[-_]space[-_]growth[-_]factor|max[-_]heap[-_]size)\b/;
 
 /** Whether this process caps its young generation itself: not when the operator sized it. */

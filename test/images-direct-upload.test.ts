@@ -279,34 +279,58 @@ describe.each([
     expect((await completeIt(completed.upload.imageId)).data?.completeImageUpload.id).toBe(completed.upload.imageId);
   });
 
-  it('keeps an expired upload whose file could not be removed for a later pass, without holding the others back', async () => {
+  it('tries a file it could not remove again later, behind the others, and holds no row meanwhile', async () => {
     const owner = await createTestAccount(app.segue);
     const png = await makeImage({ width: 900, height: 600 });
     const offered = async () => {
       const upload = (await gql(app.graphqlUrl, owner.apiKey, CreateImageUpload, { input: { contentType: 'image/png', bytes: png.length } })).data!.createImageUpload;
       expect((await put(upload, png)).ok).toBe(true);
-      return decodeId(upload.imageId).id;
+      return { upload, id: decodeId(upload.imageId).id };
     };
-    const [stuck, other] = [await offered(), await offered()];
-    await app.segue.db.image.updateMany({ where: { id: { in: [stuck, other] } }, data: { uploadExpiresAt: new Date(Date.now() - UPLOAD_SWEEP_GRACE_MS - 60_000) } });
+    const expire = (ids: string[]) =>
+      app.segue.db.image.updateMany({ where: { id: { in: ids } }, data: { uploadExpiresAt: new Date(Date.now() - UPLOAD_SWEEP_GRACE_MS - 60_000) } });
+    // One never completed and one completed, whose files storage refuses to remove.
+    const stuck = await offered();
+    const ready = await offered();
+    expect((await gql(app.graphqlUrl, owner.apiKey, CompleteImageUpload, { id: ready.upload.imageId })).errors).toBeUndefined();
+    const other = await offered();
+    await expire([stuck.id, ready.id, other.id]);
     const storage = await app.segue.media.storage();
     const remove = storage.remove.bind(storage);
-    storage.remove = async (key) => (key.endsWith(stuck) ? Promise.reject(new Error('storage refused')) : remove(key));
+    const refusedKeys: string[] = [];
+    storage.remove = async (key) => {
+      if (key.endsWith(stuck.id) || key.endsWith(ready.id)) {
+        refusedKeys.push(key);
+        throw new Error('storage refused');
+      }
+      return remove(key);
+    };
     try {
       await sweepExpiredUploads(app.segue);
+      // The next pass takes what expired since, not the same two again.
+      const later = await offered();
+      await expire([later.id]);
+      await sweepExpiredUploads(app.segue);
+      expect(await app.segue.db.image.findUnique({ where: { id: later.id } })).toBeNull();
     } finally {
       storage.remove = remove;
     }
-    const stuckRow = await app.segue.db.image.findUniqueOrThrow({ where: { id: stuck } });
-    expect(stuckRow.status).toBe('PENDING');
-    // Held by the sweep for a while: the passes meanwhile take other rows first.
-    expect(stuckRow.leaseUntil!.getTime()).toBeGreaterThan(Date.now());
-    expect(await app.segue.db.image.findUnique({ where: { id: other } })).toBeNull();
-    // Once that hold ran out, a pass removes it.
-    await app.segue.db.image.update({ where: { id: stuck }, data: { leaseUntil: new Date(Date.now() - 1_000) } });
+    expect(refusedKeys).toHaveLength(2);
+    expect(await app.segue.db.image.findUnique({ where: { id: other.id } })).toBeNull();
+    // Neither row is held: a completion can take the pending one, and the READY image's upload
+    // to fal's storage (the same lease column) is not stood in the way of.
+    const kept = await app.segue.db.image.findMany({ where: { id: { in: [stuck.id, ready.id] } } });
+    expect(kept.map((row) => [row.status, row.leaseUntil]).sort()).toEqual([
+      ['PENDING', null],
+      ['READY', null],
+    ]);
+    for (const row of kept) expect(row.uploadKey).not.toBeNull();
+    // Once their turn came again, a pass removes them.
+    await expire([stuck.id, ready.id]);
     await sweepExpiredUploads(app.segue);
-    expect(await app.segue.db.image.findUnique({ where: { id: stuck } })).toBeNull();
-    expect(await storage.head(`${uploadFolder(owner.id)}${stuck}`)).toBeNull();
+    expect(await app.segue.db.image.findUnique({ where: { id: stuck.id } })).toBeNull();
+    expect(await app.segue.db.image.findUniqueOrThrow({ where: { id: ready.id } })).toMatchObject({ status: 'READY', uploadKey: null, uploadExpiresAt: null });
+    expect(await storage.head(`${uploadFolder(owner.id)}${stuck.id}`)).toBeNull();
   });
 });
 
