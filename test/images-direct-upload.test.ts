@@ -77,6 +77,13 @@ describe.each([
 
   const complete = (id: string) => gql(app.graphqlUrl, account.apiKey, CompleteImageUpload, { id });
 
+  /** An upload offered to `owner` for a PNG of `body`'s size, and `body` PUT (none when null). */
+  const offeredTo = async (owner: TestAccount, body: Buffer | null, size = body?.length ?? 0) => {
+    const upload = (await gql(app.graphqlUrl, owner.apiKey, CreateImageUpload, { input: { contentType: 'image/png', bytes: size } })).data!.createImageUpload;
+    if (body) expect((await put(upload, body)).ok).toBe(true);
+    return { upload, id: decodeId(upload.imageId).id };
+  };
+
   /** An upload PUT and pending, whose check another call holds (its lease stands). */
   const heldUpload = async () => {
     const png = await makeImage({ width: 900, height: 600 });
@@ -222,12 +229,7 @@ describe.each([
     const storage = await app.segue.media.storage();
     const fileOf = (id: string) => storage.head(`${uploadFolder(owner.id)}${id}`);
     const completeIt = (imageId: string) => gql(app.graphqlUrl, owner.apiKey, CompleteImageUpload, { id: imageId });
-    const offered = async (body: Buffer | null = png) => {
-      const upload = (await gql(app.graphqlUrl, owner.apiKey, CreateImageUpload, { input: { contentType: 'image/png', bytes: (body ?? png).length } })).data!
-        .createImageUpload;
-      if (body) expect((await put(upload, body)).ok).toBe(true);
-      return { upload, id: decodeId(upload.imageId).id };
-    };
+    const offered = (body: Buffer | null = png) => offeredTo(owner, body, (body ?? png).length);
     const abandoned = await offered();
     const neverPut = await offered(null);
     // Expired, but a PUT begun in time may have just ended: its client can still complete it.
@@ -282,11 +284,7 @@ describe.each([
   it('tries a file it could not remove again later, behind the others, and holds no row meanwhile', async () => {
     const owner = await createTestAccount(app.segue);
     const png = await makeImage({ width: 900, height: 600 });
-    const offered = async () => {
-      const upload = (await gql(app.graphqlUrl, owner.apiKey, CreateImageUpload, { input: { contentType: 'image/png', bytes: png.length } })).data!.createImageUpload;
-      expect((await put(upload, png)).ok).toBe(true);
-      return { upload, id: decodeId(upload.imageId).id };
-    };
+    const offered = () => offeredTo(owner, png);
     const expire = (ids: string[]) =>
       app.segue.db.image.updateMany({ where: { id: { in: ids } }, data: { uploadExpiresAt: new Date(Date.now() - UPLOAD_SWEEP_GRACE_MS - 60_000) } });
     // One never completed and one completed, whose files storage refuses to remove.
