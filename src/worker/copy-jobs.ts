@@ -121,8 +121,11 @@ export class Copier {
       limit,
       maxWaiting: 10_000,
       keyOf: ({ row }) => copyJobId({ transitionId: row.id, run: row.run }),
-      run: ({ row, log }) =>
-        this.copy(row, log).catch((err: unknown) => log.error({ err }, 'copy failed unexpectedly; the reconciler will queue it')),
+      // One copy per run (the default batch): each is its own download.
+      run: async ([work]) => {
+        const { row, log } = work!;
+        await this.copy(row, log).catch((err: unknown) => log.error({ err }, 'copy failed unexpectedly; the reconciler will queue it'));
+      },
       handOff: ({ row, log }) =>
         this.segue.copyJobs
           .add({ transitionId: row.id, run: row.run })

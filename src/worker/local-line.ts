@@ -1,16 +1,23 @@
 /**
- * Work a worker process does itself as soon as it can (no queue round trip), `limit` at once,
- * with a waiting line of `maxWaiting` behind. What cannot wait here (the line is full, the
+ * Work a worker process does itself as soon as it can (no queue round trip), `limit` runs at
+ * once, with a waiting line of `maxWaiting` behind. What cannot wait here (the line is full, the
  * process is closing) is handed off (to a BullMQ queue, where any worker takes it); on close,
  * what still waits and what still runs after the grace is handed off too. Items are keyed: an
  * item already here is not taken twice.
  */
 export interface LocalLineOptions<Item> {
+  /** Runs at once. */
   limit: number;
   maxWaiting: number;
+  /**
+   * Items one run takes (default 1): a run that starts takes its item and up to `batch - 1` of
+   * those waiting, oldest first. An idle line still starts each item at once, alone; only a
+   * backlog goes in batches, where one run costs less than as many runs of one.
+   */
+  batch?: number;
   keyOf(item: Item): string;
-  /** Does the work; never throws (a failure is the runner's to route, e.g. to `handOff`). */
-  run(item: Item): Promise<void>;
+  /** Does the work of one run; never throws (a failure is the runner's to route, e.g. to `handOff`). */
+  run(items: Item[]): Promise<void>;
   handOff(item: Item): Promise<void>;
   /** An item about to wait: what it keeps while waiting (e.g. without a temporary file). */
   beforeWaiting?(item: Item): Promise<Item>;
@@ -19,6 +26,7 @@ export interface LocalLineOptions<Item> {
 export class LocalLine<Item> {
   private readonly running = new Map<string, { promise: Promise<void>; item: Item }>();
   private readonly waiting = new Map<string, Item>();
+  private runs = 0;
   private closing = false;
 
   constructor(private readonly options: LocalLineOptions<Item>) {}
@@ -29,7 +37,7 @@ export class LocalLine<Item> {
     const key = keyOf(item);
     if (this.running.has(key) || this.waiting.has(key)) return;
     if (this.closing || limit === 0) return this.options.handOff(item);
-    if (this.running.size < limit) return this.start(key, item);
+    if (this.runs < limit) return this.start([[key, item]]);
     if (this.waiting.size >= maxWaiting) return this.options.handOff(item);
     this.waiting.set(key, this.options.beforeWaiting ? await this.options.beforeWaiting(item) : item);
   }
@@ -38,17 +46,30 @@ export class LocalLine<Item> {
     return this.running.size + this.waiting.size;
   }
 
-  private start(key: string, item: Item) {
-    const promise = this.options.run(item).finally(() => {
-      this.running.delete(key);
-      if (this.closing) return;
-      const next = this.waiting.entries().next();
-      if (!next.done) {
-        this.waiting.delete(next.value[0]);
-        this.start(next.value[0], next.value[1]);
-      }
-    }).catch(() => undefined); // run() routes its own failures; nothing here may end the process
-    this.running.set(key, { promise, item });
+  /** The next run's items from the waiting line, oldest first. */
+  private takeWaiting(): Array<[string, Item]> {
+    const taken: Array<[string, Item]> = [];
+    for (const entry of this.waiting) {
+      if (taken.length >= (this.options.batch ?? 1)) break;
+      taken.push(entry);
+    }
+    for (const [key] of taken) this.waiting.delete(key);
+    return taken;
+  }
+
+  private start(entries: Array<[string, Item]>) {
+    this.runs += 1;
+    const promise = this.options
+      .run(entries.map(([, item]) => item))
+      .finally(() => {
+        this.runs -= 1;
+        for (const [key] of entries) this.running.delete(key);
+        if (this.closing) return;
+        const next = this.takeWaiting();
+        if (next.length > 0) this.start(next);
+      })
+      .catch(() => undefined); // run() routes its own failures; nothing here may end the process
+    for (const [key, item] of entries) this.running.set(key, { promise, item });
   }
 
   /** Takes nothing more; hands off what waits, and what still runs after `graceMs` (it may finish too). */

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { LocalLine } from '../src/worker/local-line.ts';
+
+/** A line whose runs end when the test says so; what each run took, and what was handed off. */
+function line(options: { limit: number; batch?: number; maxWaiting?: number }) {
+  const runs: string[][] = [];
+  const ends: Array<() => void> = [];
+  const handedOff: string[] = [];
+  const l = new LocalLine<string>({
+    limit: options.limit,
+    maxWaiting: options.maxWaiting ?? 100,
+    ...(options.batch ? { batch: options.batch } : {}),
+    keyOf: (item) => item,
+    run: (items) => {
+      runs.push(items);
+      return new Promise<void>((resolve) => ends.push(resolve));
+    },
+    handOff: async (item) => void handedOff.push(item),
+  });
+  /** Ends the oldest run still going, and lets the line start what comes next. */
+  const endRun = async () => {
+    ends.shift()!();
+    await new Promise((r) => setImmediate(r));
+  };
+  return { l, runs, handedOff, endRun, running: () => ends.length };
+}
+
+describe('LocalLine', () => {
+  it('starts an item at once while a run is free, and a backlog in batches, oldest first', async () => {
+    const { l, runs, endRun, running } = line({ limit: 2, batch: 3 });
+    await l.offer('a');
+    await l.offer('b');
+    for (const item of ['c', 'd', 'e', 'f', 'g', 'c']) await l.offer(item);
+    // Two runs at once, each of one item; the rest waits (c only once).
+    expect(runs).toEqual([['a'], ['b']]);
+    expect(l.size).toBe(7);
+    await endRun();
+    expect(runs.at(-1)).toEqual(['c', 'd', 'e']);
+    expect(running()).toBe(2);
+    await endRun();
+    expect(runs.at(-1)).toEqual(['f', 'g']);
+    await endRun();
+    await endRun();
+    expect(running()).toBe(0);
+    expect(l.size).toBe(0);
+    // Idle again: the next item runs alone, at once.
+    await l.offer('h');
+    expect(runs.at(-1)).toEqual(['h']);
+  });
+
+  it('runs one item at a time without a batch, and hands off past the line and on close', async () => {
+    const { l, runs, handedOff, endRun } = line({ limit: 1, maxWaiting: 2 });
+    for (const item of ['a', 'b', 'c', 'd']) await l.offer(item);
+    expect(handedOff).toEqual(['d']);
+    await endRun();
+    expect(runs).toEqual([['a'], ['b']]);
+    const closed = l.close(10);
+    await closed;
+    // c waited and b was still running after the grace: both go to the queue.
+    expect(handedOff.sort()).toEqual(['b', 'c', 'd']);
+  });
+});
