@@ -13,7 +13,7 @@ import { createLogger } from '../src/logger.ts';
 import { combineClips } from '../src/media/combine.ts';
 import { createMediaService } from '../src/media/service.ts';
 import { mediaTools, runFfmpeg } from '../src/media/ffmpeg.ts';
-import { renderPoster } from '../src/media/poster.ts';
+import { POSTERS_PER_RUN, renderPoster, renderPosters } from '../src/media/poster.ts';
 import { renderPreview } from '../src/media/preview.ts';
 
 const [width, height] = (process.argv[2] ?? '640x360').split('x').map(Number) as [number, number];
@@ -65,6 +65,14 @@ try {
     for (let i = 0; i < 100; i++) await renderPoster({ video, output: path.join(dir, `poster-${i % 4}.jpg`), tools });
   });
   console.log(`100 posters one at a time: ${(posters.ms / 100).toFixed(1)} ms each, ffmpeg CPU ${((childrenCpuMs() - cpuBefore) / 100).toFixed(1)} ms each`);
+  // As the worker renders a backlog: POSTERS_PER_RUN videos to an ffmpeg run.
+  const cpuBatched = childrenCpuMs();
+  const batched = await timed(async () => {
+    for (let i = 0; i < 100; i += POSTERS_PER_RUN) {
+      await renderPosters(Array.from({ length: POSTERS_PER_RUN }, (_, k) => ({ video, output: path.join(dir, `batched-${k}.jpg`) })), { tools });
+    }
+  });
+  console.log(`100 posters in runs of ${POSTERS_PER_RUN}: ${(batched.ms / 100).toFixed(1)} ms each, ffmpeg CPU ${((childrenCpuMs() - cpuBatched) / 100).toFixed(1)} ms each`);
 
   // As a worker stores them: through the media service (with its frame tools, the static ffmpeg
   // first, so its time may differ from the line above), next to their video in local storage.

@@ -208,3 +208,38 @@ describe('S3-compatible storage (s3rver started by the test)', () => {
     }
   });
 });
+
+describe('posters of a burst of videos', () => {
+  it('are rendered several to an ffmpeg run, each recorded on its own transition', { timeout: 90_000 }, async () => {
+    const p = await startPipeline({ emulator: { latencyMs: 300 }, env: { FAL_CONCURRENCY: '10', MEDIA_CONCURRENCY: '1' } });
+    try {
+      const { segue } = await p.startInlineWorker();
+      // The worker's media service, noting how many posters each call renders (it calls through).
+      const sizes: number[] = [];
+      const posters = segue.media.posters.bind(segue.media);
+      segue.media.posters = (items) => {
+        sizes.push(items.length);
+        return posters(items);
+      };
+      const account = await p.account();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: Array.from({ length: 9 }, () => transitionInput()) });
+      await p.settled(batch!.id);
+      const rows = await until(async () => {
+        const rows = await p.app.segue.db.transition.findMany({ where: { batchId: batch!.id } });
+        return rows.every((r) => r.posterUrl) ? rows : null;
+      }, { what: 'every poster' });
+      for (const row of rows) {
+        expect(row.posterUrl).toMatch(new RegExp(`/media/transitions/${row.id}/r1-poster\\.jpg$`));
+        const poster = await fetch(row.posterUrl!);
+        expect(poster.headers.get('content-type')).toBe('image/jpeg');
+        expect(Buffer.from(await poster.arrayBuffer()).subarray(0, 2).toString('hex')).toBe('ffd8');
+      }
+      // One at a time, the first alone: the videos stored meanwhile waited, and went together.
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(9);
+      expect(sizes[0]).toBe(1);
+      expect(Math.max(...sizes)).toBeGreaterThan(1);
+    } finally {
+      await p.close();
+    }
+  });
+});

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MediaError } from '../src/media/errors.ts';
-import { mediaTools, probe, runFfmpeg, type MediaTools } from '../src/media/ffmpeg.ts';
-import { renderPoster } from '../src/media/poster.ts';
+import { mediaTools, probe, runFfmpeg, runTool, type MediaTools } from '../src/media/ffmpeg.ts';
+import { POSTERS_PER_RUN, renderPoster, renderPosters } from '../src/media/poster.ts';
 import { renderPreview } from '../src/media/preview.ts';
 
 // SEGUE_MEDIA_TOOLS=npm runs the suite on the npm ffmpeg 4.1 even where a system ffmpeg exists.
@@ -156,5 +156,75 @@ describe('renderPoster', () => {
     const small = path.join(dir, 'poster-small.jpg');
     await renderPoster({ video, output: small, width: 160, tools });
     expect(await probe(small, { tools })).toMatchObject({ width: 160, height: 90 });
+  });
+});
+
+describe('renderPosters', () => {
+  /** The tools, with every run they start noted (its arguments). */
+  const counted = () => {
+    const runs: string[][] = [];
+    const run: NonNullable<MediaTools['run']> = (binary, args, options) => {
+      runs.push([...args]);
+      return (tools.run ?? runTool)(binary, args, options);
+    };
+    return { runs, tools: { ...tools, run } };
+  };
+
+  it('renders several posters in one ffmpeg run, each the first frame of its own video', async () => {
+    // Two videos whose first frames differ (front -> tail, tail -> front), so a poster that went
+    // to another video's output shows.
+    const fromFront = path.join(dir, 'batch-front.mp4');
+    const fromTail = path.join(dir, 'batch-tail.mp4');
+    await renderPreview({ frontImage: front, tailImage: tail, durationSeconds: 1, output: fromFront, width: W, height: H, tools });
+    await renderPreview({ frontImage: tail, tailImage: front, durationSeconds: 1, output: fromTail, width: W, height: H, tools });
+    const videos = [fromTail, fromFront, fromTail, fromFront, fromFront];
+    const { runs, tools: countedTools } = counted();
+    const outcomes = await renderPosters(
+      videos.map((video, i) => ({ video, output: path.join(dir, 'batch', `p${i}.jpg`) })),
+      { tools: countedTools },
+    );
+    // Five posters: one full run and one of the rest.
+    expect(POSTERS_PER_RUN).toBe(4);
+    expect(runs.map((args) => args.filter((a) => a === '-i').length)).toEqual([4, 1]);
+    for (const [i, video] of videos.entries()) {
+      const output = path.join(dir, 'batch', `p${i}.jpg`);
+      expect(outcomes[i]).toEqual({ output });
+      const thumb = await imageThumb(output);
+      expect(difference(thumb, video === fromFront ? frontThumb : tailThumb)).toBeLessThan(6);
+      // The same poster as a run of its own makes.
+      const alone = path.join(dir, 'batch', `alone-${i}.jpg`);
+      await renderPoster({ video, output: alone, tools });
+      expect(difference(thumb, await imageThumb(alone))).toBeLessThan(1);
+    }
+    expect((await readdir(path.join(dir, 'batch'))).filter((f) => f.endsWith('.part'))).toEqual([]);
+  });
+
+  it('gives a bad video its own error and still renders the others', async () => {
+    const good = path.join(dir, 'batch-good.mp4');
+    await renderPreview({ frontImage: front, tailImage: tail, durationSeconds: 1, output: good, width: W, height: H, tools });
+    const broken = path.join(dir, 'batch-broken.mp4');
+    await writeFile(broken, 'not a video');
+    const missing = path.join(dir, 'batch-missing.mp4');
+    const out = (name: string) => path.join(dir, 'bad-batch', `${name}.jpg`);
+    const { runs, tools: countedTools } = counted();
+    const outcomes = await renderPosters(
+      [
+        { video: good, output: out('good-1') },
+        { video: broken, output: out('broken') },
+        { video: missing, output: out('missing') },
+        { video: good, output: out('good-2') },
+      ],
+      { tools: countedTools },
+    );
+    expect(outcomes[0]).toEqual({ output: out('good-1') });
+    expect(outcomes[1]).toBeInstanceOf(MediaError);
+    expect(outcomes[1]).toMatchObject({ code: 'MEDIA_TOOL_FAILED' });
+    expect(outcomes[2]).toMatchObject({ code: 'MEDIA_INVALID_INPUT' });
+    expect(outcomes[3]).toEqual({ output: out('good-2') });
+    expect(difference(await imageThumb(out('good-2')), frontThumb)).toBeLessThan(6);
+    // The missing file never reached ffmpeg; the run of three failed on the broken one, and each
+    // was then rendered alone.
+    expect(runs.map((args) => args.filter((a) => a === '-i').length)).toEqual([3, 1, 1, 1]);
+    expect((await readdir(path.join(dir, 'bad-batch'))).sort()).toEqual(['good-1.jpg', 'good-2.jpg']);
   });
 });

@@ -55,7 +55,7 @@ export const h264Args = (fps: number) => [
 export async function writeAtomically<T>(output: string, render: (partial: string) => Promise<T>): Promise<T> {
   const target = path.resolve(output);
   await mkdir(path.dirname(target), { recursive: true });
-  const partial = `${target}.${randomBytes(6).toString('hex')}.part`;
+  const partial = partialPathOf(target);
   try {
     const result = await render(partial);
     await rename(partial, target);
@@ -65,6 +65,9 @@ export async function writeAtomically<T>(output: string, render: (partial: strin
     throw error;
   }
 }
+
+/** Where a render of `target` is written before it is renamed into place. */
+export const partialPathOf = (target: string) => `${target}.${randomBytes(6).toString('hex')}.part`;
 
 export async function assertReadableFile(file: string, what: string) {
   try {

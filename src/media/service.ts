@@ -8,7 +8,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { MediaError } from './errors.ts';
 import { mediaTools, type MediaTools } from './ffmpeg.ts';
-import { renderPoster } from './poster.ts';
+import { renderPosters } from './poster.ts';
 import { ToolProcess } from './tool-process.ts';
 import { downloadToFile, type FetchPolicy } from './safe-fetch.ts';
 import { createMediaStorage, type MediaStorage } from './storage.ts';
@@ -42,6 +42,11 @@ export interface MediaService {
   localCopy(key: string, dir: string): Promise<string>;
   /** The first frame of a stored video, stored next to it as JPEG (from `localVideo` when it is at hand). */
   poster(videoKey: string, posterKey: string, localVideo?: string): Promise<{ key: string; url: string }>;
+  /**
+   * Posters of several stored videos, several to an ffmpeg run (see POSTERS_PER_RUN): each with
+   * its own outcome, the stored poster or the error that kept it from being stored.
+   */
+  posters(items: readonly PosterItem[]): Promise<Array<{ key: string; url: string } | Error>>;
   /** Removes everything stored under these folder prefixes (deleted rows' files); returns the count. */
   removeFolders(prefixes: readonly string[]): Promise<number>;
 }
@@ -52,6 +57,13 @@ export interface LocalFile {
   /** A download of its own (removed by `release()`), not the stored file. */
   temporary: boolean;
   release(): Promise<void>;
+}
+
+export interface PosterItem {
+  videoKey: string;
+  posterKey: string;
+  /** A local file of the video, when one is at hand (no download then). */
+  localVideo?: string | undefined;
 }
 
 export interface StoredCopy {
@@ -154,20 +166,43 @@ export function createMediaService(config: Config, logger: Logger): MediaService
       return removed;
     },
     async poster(videoKey, posterKey, localVideo) {
+      const [stored] = await service.posters([{ videoKey, posterKey, localVideo }]);
+      if (stored instanceof Error) throw stored;
+      return stored!;
+    },
+    async posters(items) {
       const store = await service.storage();
+      const tools = await service.frameTools();
       if (store.path) {
         // Straight into place, beside its video (written aside and renamed, as downloads are): no
         // work directory and no copy, which cost the worker more CPU than the rest of a poster.
-        await renderPoster({ video: localVideo ?? store.path(videoKey), output: store.path(posterKey), tools: await service.frameTools() });
-        return { key: posterKey, url: store.url(posterKey) };
+        const rendered = await renderPosters(
+          items.map((item) => ({ video: item.localVideo ?? store.path!(item.videoKey), output: store.path!(item.posterKey) })),
+          { tools },
+        );
+        return rendered.map((outcome, k) => (outcome instanceof Error ? outcome : { key: items[k]!.posterKey, url: store.url(items[k]!.posterKey) }));
       }
       const work = await service.workdir('poster');
       try {
-        const video = localVideo ?? (await service.localCopy(videoKey, work.dir));
-        const output = join(work.dir, 'poster.jpg');
-        await renderPoster({ video, output, tools: await service.frameTools() });
-        const stored = await store.put(posterKey, output, 'image/jpeg');
-        return { key: posterKey, url: stored.url };
+        const outcomes: Array<{ key: string; url: string } | Error> = new Array(items.length);
+        const videos = await Promise.all(
+          items.map((item) => (item.localVideo ? Promise.resolve(item.localVideo) : service.localCopy(item.videoKey, work.dir)).catch((error: unknown) => error as Error)),
+        );
+        const ready = items.flatMap((_, k) => (videos[k] instanceof Error ? [] : [k]));
+        for (const k of items.keys()) if (videos[k] instanceof Error) outcomes[k] = videos[k];
+        const rendered = await renderPosters(
+          ready.map((k) => ({ video: videos[k] as string, output: join(work.dir, `poster-${k}.jpg`) })),
+          { tools },
+        );
+        await Promise.all(
+          ready.map(async (k, j) => {
+            const outcome = rendered[j]!;
+            if (outcome instanceof Error) return void (outcomes[k] = outcome);
+            const stored = await store.put(items[k]!.posterKey, outcome.output, 'image/jpeg').catch((error: unknown) => error as Error);
+            outcomes[k] = stored instanceof Error ? stored : { key: items[k]!.posterKey, url: stored.url };
+          }),
+        );
+        return outcomes;
       } finally {
         await work.done();
       }

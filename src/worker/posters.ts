@@ -6,11 +6,18 @@ import type { Logger } from '../logger.ts';
 import type { LocalFile } from '../media/service.ts';
 import type { Segue } from '../runtime.ts';
 import { LocalLine } from './local-line.ts';
+import { POSTERS_PER_RUN } from '../media/poster.ts';
+
+/** Where a transition's poster is stored: beside its video, one per run. */
+const posterKeyOf = (row: Transition) => `${transitionFolder(row.id)}r${row.run}-poster.jpg`;
 
 /** The first frame of a completed transition's video, as its posterUrl (from `localVideo` when given). */
 export async function storePoster(segue: Segue, row: Transition, localVideo?: string) {
-  const folder = transitionFolder(row.id);
-  const stored = await segue.media.poster(row.videoKey!, `${folder}r${row.run}-poster.jpg`, localVideo);
+  return recordPoster(segue, row, await segue.media.poster(row.videoKey!, posterKeyOf(row), localVideo));
+}
+
+/** A poster stored for `row`: its posterUrl, unless the row moved on. */
+async function recordPoster(segue: Segue, row: Transition, stored: { key: string; url: string }) {
   const changed = await changeTransition(segue, { id: row.id, run: row.run }, S.COMPLETED, { posterUrl: stored.url, posterKey: stored.key }, { from: [S.COMPLETED], noPosterYet: true });
   // A COMPLETED transition can be deleted while its poster renders: the deletion removed its
   // files before the poster landed, so the poster goes too, rather than stay behind it (served).
@@ -33,9 +40,10 @@ interface PosterWork {
 
 /**
  * Posters of the videos this process has just stored, made here from the file still at hand (no
- * second download, no queue round trip), MEDIA_CONCURRENCY at once. A burst waits in line here
- * (rows only: a temporary download is let go while it waits, and read back from storage when
- * its turn comes). Past the line, after a failed render and on shutdown, the poster goes to the
+ * second download, no queue round trip), MEDIA_CONCURRENCY runs at once. A burst waits in line
+ * here (rows only: a temporary download is let go while it waits, and read back from storage
+ * when its turn comes) and is rendered several to an ffmpeg run, which costs less than as many
+ * runs of one. Past the line, after a failed render and on shutdown, the poster goes to the
  * media queue; the reconciler queues any a dead process left behind.
  */
 export class Posters {
@@ -48,8 +56,9 @@ export class Posters {
     this.line = new LocalLine<PosterWork>({
       limit,
       maxWaiting: 10_000,
+      batch: POSTERS_PER_RUN,
       keyOf: (work) => `${work.row.id}:${work.row.run}`,
-      run: (work) => this.render(work),
+      run: (works) => this.render(works),
       handOff: async (work) => {
         await work.local?.release();
         await this.queue(work);
@@ -71,14 +80,25 @@ export class Posters {
     return this.line.close(graceMs);
   }
 
-  private async render(work: PosterWork) {
+  private async render(works: PosterWork[]) {
     try {
-      await storePoster(this.segue, work.row, work.local?.file);
-    } catch (err) {
-      work.log.warn({ err }, 'poster failed here; the media queue tries again');
-      await this.queue(work);
+      const stored = await this.segue.media
+        .posters(works.map(({ row, local }) => ({ videoKey: row.videoKey!, posterKey: posterKeyOf(row), localVideo: local?.file })))
+        .catch((error: unknown) => works.map(() => error as Error));
+      await Promise.all(
+        works.map(async (work, k) => {
+          try {
+            const poster = stored[k]!;
+            if (poster instanceof Error) throw poster;
+            await recordPoster(this.segue, work.row, poster);
+          } catch (err) {
+            work.log.warn({ err }, 'poster failed here; the media queue tries again');
+            await this.queue(work);
+          }
+        }),
+      );
     } finally {
-      await work.local?.release();
+      await Promise.all(works.map((work) => work.local?.release()));
     }
   }
 
