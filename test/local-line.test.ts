@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LocalLine } from '../src/worker/local-line.ts';
 
 /** A line whose runs end when the test says so; what each run took, and what was handed off. */
-function line(options: { limit: number; batch?: number; maxWaiting?: number }) {
+function line(options: { limit: number; batch?: number; maxWaiting?: number; beforeWaiting?: (item: string) => Promise<string> }) {
   const runs: string[][] = [];
   const ends: Array<() => void> = [];
   const handedOff: string[] = [];
@@ -10,6 +10,7 @@ function line(options: { limit: number; batch?: number; maxWaiting?: number }) {
     limit: options.limit,
     maxWaiting: options.maxWaiting ?? 100,
     ...(options.batch ? { batch: options.batch } : {}),
+    ...(options.beforeWaiting ? { beforeWaiting: options.beforeWaiting } : {}),
     keyOf: (item) => item,
     run: (items) => {
       runs.push(items);
@@ -58,5 +59,54 @@ describe('LocalLine', () => {
     await closed;
     // c waited and b was still running after the grace: both go to the queue.
     expect(handedOff.sort()).toEqual(['b', 'c', 'd']);
+  });
+
+  it('counts runs, not items, against its limit', async () => {
+    const { l, runs, endRun, running } = line({ limit: 2, batch: 3 });
+    await l.offer('a');
+    await l.offer('b');
+    for (const item of ['c', 'd', 'e']) await l.offer(item);
+    await endRun();
+    // One run of three items and one of one: a second run is still free for nothing more.
+    expect(runs.at(-1)).toEqual(['c', 'd', 'e']);
+    await endRun();
+    expect(running()).toBe(1);
+    await l.offer('f');
+    expect(runs.at(-1)).toEqual(['f']);
+    expect(running()).toBe(2);
+  });
+
+  it('hands off every item of a batch still running after the grace on close', async () => {
+    const { l, runs, handedOff, endRun } = line({ limit: 1, batch: 3 });
+    for (const item of ['a', 'b', 'c', 'd', 'e']) await l.offer(item);
+    await endRun();
+    expect(runs.at(-1)).toEqual(['b', 'c', 'd']);
+    await l.close(10);
+    expect(handedOff.sort()).toEqual(['b', 'c', 'd', 'e']);
+  });
+
+  it('places again an item readied for waiting while the line moved on', async () => {
+    let ready: (() => void) | null = null;
+    const { l, runs, handedOff, endRun } = line({
+      limit: 1,
+      beforeWaiting: (item) => new Promise<string>((resolve) => (ready = () => resolve(item))),
+    });
+    await l.offer('a');
+    const b = l.offer('b');
+    // Offered again while it is being readied: taken once.
+    await l.offer('b');
+    // The only run ends while b is readied: b starts when it is ready, rather than wait for
+    // another offer.
+    await endRun();
+    ready!();
+    await b;
+    expect(runs).toEqual([['a'], ['b']]);
+    // Readied while the line closes: handed off, not left waiting.
+    const c = l.offer('c');
+    const closed = l.close(10);
+    ready!();
+    await c;
+    await closed;
+    expect(handedOff.sort()).toEqual(['b', 'c']);
   });
 });

@@ -26,20 +26,46 @@ export interface LocalLineOptions<Item> {
 export class LocalLine<Item> {
   private readonly running = new Map<string, { promise: Promise<void>; item: Item }>();
   private readonly waiting = new Map<string, Item>();
+  /** Items readied for the line (`beforeWaiting`) that are not in it yet. */
+  private readonly arriving = new Set<string>();
   private runs = 0;
   private closing = false;
+  private readonly batch: number;
 
-  constructor(private readonly options: LocalLineOptions<Item>) {}
+  constructor(private readonly options: LocalLineOptions<Item>) {
+    this.batch = Math.max(1, Math.floor(options.batch ?? 1));
+  }
 
   /** Takes an item: runs it now, lets it wait, or hands it off. */
   async offer(item: Item): Promise<void> {
-    const { limit, maxWaiting, keyOf } = this.options;
-    const key = keyOf(item);
-    if (this.running.has(key) || this.waiting.has(key)) return;
+    const key = this.options.keyOf(item);
+    if (this.running.has(key) || this.waiting.has(key) || this.arriving.has(key)) return;
+    const placed = this.place(key, item);
+    if (placed !== 'wait') return placed;
+    if (!this.options.beforeWaiting) return void this.waiting.set(key, item);
+    this.arriving.add(key);
+    let readied: Item;
+    try {
+      readied = await this.options.beforeWaiting(item);
+    } finally {
+      this.arriving.delete(key);
+    }
+    // The line may have moved meanwhile (its runs ended, it closed): the item is placed again.
+    const again = this.place(key, readied);
+    if (again !== 'wait') return again;
+    this.waiting.set(key, readied);
+  }
+
+  /** Starts the item's run or hands it off (the promise to await), or says it is to wait. */
+  private place(key: string, item: Item): Promise<void> | 'wait' {
+    const { limit, maxWaiting } = this.options;
     if (this.closing || limit === 0) return this.options.handOff(item);
-    if (this.runs < limit) return this.start([[key, item]]);
+    if (this.runs < limit) {
+      this.start([[key, item]]);
+      return Promise.resolve();
+    }
     if (this.waiting.size >= maxWaiting) return this.options.handOff(item);
-    this.waiting.set(key, this.options.beforeWaiting ? await this.options.beforeWaiting(item) : item);
+    return 'wait';
   }
 
   get size() {
@@ -50,7 +76,7 @@ export class LocalLine<Item> {
   private takeWaiting(): Array<[string, Item]> {
     const taken: Array<[string, Item]> = [];
     for (const entry of this.waiting) {
-      if (taken.length >= (this.options.batch ?? 1)) break;
+      if (taken.length >= this.batch) break;
       taken.push(entry);
     }
     for (const [key] of taken) this.waiting.delete(key);
@@ -58,9 +84,14 @@ export class LocalLine<Item> {
   }
 
   private start(entries: Array<[string, Item]>) {
+    let ran: Promise<void>;
+    try {
+      ran = this.options.run(entries.map(([, item]) => item));
+    } catch (error) {
+      ran = Promise.reject(error);
+    }
     this.runs += 1;
-    const promise = this.options
-      .run(entries.map(([, item]) => item))
+    const promise = ran
       .finally(() => {
         this.runs -= 1;
         for (const [key] of entries) this.running.delete(key);
