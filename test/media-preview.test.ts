@@ -227,4 +227,34 @@ describe('renderPosters', () => {
     expect(runs.map((args) => args.filter((a) => a === '-i').length)).toEqual([3, 1, 1, 1]);
     expect((await readdir(path.join(dir, 'bad-batch'))).sort()).toEqual(['good-1.jpg', 'good-2.jpg']);
   });
+
+  it('takes the first frame shown, also where a video starts between key frames', async () => {
+    const source = path.join(dir, 'trim-source.mp4');
+    await renderPreview({ frontImage: front, tailImage: tail, durationSeconds: 2, output: source, width: W, height: H, tools });
+    // Cut without re-encoding half way through: the file keeps the frames from its key frame
+    // on, and an edit list says to show them from 1 s.
+    const trimmed = path.join(dir, 'trimmed.mp4');
+    await runFfmpeg(['-ss', '1', '-i', source, '-c', 'copy', trimmed], { tools });
+    const outcomes = await renderPosters([{ video: trimmed, output: path.join(dir, 'trimmed.jpg') }, { video: source, output: path.join(dir, 'untrimmed.jpg') }], { tools });
+    expect(outcomes).toEqual([{ output: path.join(dir, 'trimmed.jpg') }, { output: path.join(dir, 'untrimmed.jpg') }]);
+    // The frame at 1 s of the source, as ffmpeg decodes it there.
+    const { stdout } = await runFfmpeg(['-i', source, '-ss', '1', '-frames:v', '1', '-vf', `scale=${TW}:${TH}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { tools, captureStdout: true });
+    const poster = await imageThumb(path.join(dir, 'trimmed.jpg'));
+    expect(difference(poster, stdout)).toBeLessThan(6);
+    // ...which is not the source's first frame.
+    expect(difference(poster, frontThumb)).toBeGreaterThan(10);
+  });
+
+  it('gives every poster of a run that timed out the timeout, without running each again', async () => {
+    const video = path.join(dir, 'timeout-source.mp4');
+    await renderPreview({ frontImage: front, tailImage: tail, durationSeconds: 1, output: video, width: W, height: H, tools });
+    const { runs, tools: countedTools } = counted();
+    const outcomes = await renderPosters(
+      [0, 1, 2].map((i) => ({ video, output: path.join(dir, 'timeout', `p${i}.jpg`) })),
+      { tools: countedTools, timeoutMs: 1 },
+    );
+    expect(outcomes.map((o) => (o as MediaError).code)).toEqual(['MEDIA_TIMEOUT', 'MEDIA_TIMEOUT', 'MEDIA_TIMEOUT']);
+    expect(runs).toHaveLength(1);
+    expect(await readdir(path.join(dir, 'timeout'))).toEqual([]);
+  });
 });

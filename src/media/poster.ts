@@ -25,11 +25,14 @@ export interface PosterSettings {
 
 export interface PosterOptions extends PosterJob, PosterSettings {}
 
+type Outcome = { output: string } | MediaError;
+
 /**
  * Posters one ffmpeg run renders at most. A run's start costs more than a small video's frame
- * (the static ffmpeg on 2 cores, the emulator's 160x90 fixture: 23 ms of CPU for one poster
- * alone, 10.8 ms each in runs of 4, 9.4 in runs of 8; a 1080p video: 127, 117 and 114 ms). Each
- * input holds its own decoder, so a run of 4 1080p videos peaks near 120 MB, of 8 near 230.
+ * (bench/media.ts, the static ffmpeg on 2 cores, the emulator's 160x90 fixture: 22.2 ms of
+ * ffmpeg CPU for a poster alone, 12.9 ms each in runs of 4; a 1080p test video: 127 ms alone,
+ * about 117 in runs of 4). Each input holds its own decoder, so a run of 4 1080p videos peaks
+ * near 120 MB (one alone: 40 MB; a run of 8: 230 MB).
  */
 export const POSTERS_PER_RUN = 4;
 
@@ -42,45 +45,49 @@ export async function renderPoster(options: PosterOptions): Promise<{ output: st
 
 /**
  * The first frame of each video as a JPEG, up to POSTERS_PER_RUN in one ffmpeg run. Each poster
- * has its own outcome: its output, or the MediaError that kept it from being written. A run
- * that fails is tried again poster by poster, so one bad video costs the others nothing.
+ * has its own outcome, at its job's index: its output, or the MediaError that kept it from being
+ * written. A run that fails is tried again poster by poster, so a bad video fails alone; a run
+ * that timed out or was aborted is not (each poster would wait out the timeout again): all its
+ * posters get that error, and the caller tries them again on its own terms.
  */
-export async function renderPosters(jobs: readonly PosterJob[], settings: PosterSettings = {}): Promise<Array<{ output: string } | MediaError>> {
+export async function renderPosters(jobs: readonly PosterJob[], settings: PosterSettings = {}): Promise<Outcome[]> {
   const quality = settings.quality ?? 3;
   if (!Number.isInteger(quality) || quality < 2 || quality > 31) {
     throw new MediaError('MEDIA_INVALID_INPUT', `quality must be an integer from 2 to 31, not ${quality}.`);
   }
-  const outcomes: Array<{ output: string } | MediaError> = new Array(jobs.length);
-  const readable: number[] = [];
+  const outcomes: Outcome[] = new Array(jobs.length);
+  const ready: number[] = [];
   await Promise.all(
     jobs.map(async (job, i) => {
       try {
         await assertReadableFile(job.video, 'video');
-        readable.push(i);
+        await mkdir(path.dirname(path.resolve(job.output)), { recursive: true });
+        ready.push(i);
       } catch (error) {
         outcomes[i] = asMediaError(error);
       }
     }),
   );
-  readable.sort((a, b) => a - b);
-  for (let k = 0; k < readable.length; k += POSTERS_PER_RUN) {
-    const run = readable.slice(k, k + POSTERS_PER_RUN);
+  ready.sort((a, b) => a - b);
+  for (let k = 0; k < ready.length; k += POSTERS_PER_RUN) {
+    const run = ready.slice(k, k + POSTERS_PER_RUN);
     const results = await renderRun(run.map((i) => jobs[i]!), { ...settings, quality });
     run.forEach((i, j) => (outcomes[i] = results[j]!));
   }
   return outcomes;
 }
 
-async function renderRun(jobs: readonly PosterJob[], settings: PosterSettings & { quality: number }): Promise<Array<{ output: string } | MediaError>> {
+/** Failures that another run would only repeat at the same cost: not tried poster by poster. */
+const ENDS_THE_RUN = new Set(['MEDIA_ABORTED', 'MEDIA_TIMEOUT', 'MEDIA_TOOL_NOT_FOUND']);
+
+async function renderRun(jobs: readonly PosterJob[], settings: PosterSettings & { quality: number }): Promise<Outcome[]> {
   const filters = [
     ...(settings.width ? [`scale=${Math.round(settings.width)}:-2`] : []),
     // Full-range YUV: ffmpeg 4.1's MJPEG encoder refuses limited-range yuv420p without -strict.
     'format=yuvj420p',
   ].join(',');
   // Written aside and renamed into place, so a reader never sees half a poster.
-  const targets = jobs.map((job) => path.resolve(job.output));
-  const partials = targets.map(partialPathOf);
-  await Promise.all([...new Set(targets.map((t) => path.dirname(t)))].map((dir) => mkdir(dir, { recursive: true })));
+  const partials = jobs.map((job) => partialPathOf(path.resolve(job.output)));
   try {
     await runFfmpeg(
       [
@@ -88,9 +95,7 @@ async function renderRun(jobs: readonly PosterJob[], settings: PosterSettings & 
         // default (frame threads per core) only adds thread start-up, about a third of a poster's
         // CPU (bench/media.ts on 2 cores: 9.8-11.8 -> 6.4-8.0 ms of ffmpeg CPU per poster).
         '-filter_threads', '1',
-        // Key frames only: a video's first frame is one, and the decoder then skips the frames
-        // it would otherwise decode before showing it (B-frames): a 1080p poster 127 -> 92 ms.
-        ...jobs.flatMap((job) => ['-threads', '1', '-skip_frame', 'nokey', '-i', job.video]),
+        ...jobs.flatMap((job) => ['-threads', '1', '-i', job.video]),
         ...partials.flatMap((partial, k) => [
           '-map', `${k}:v:0`, '-frames:v', '1', '-vf', filters, '-q:v', String(settings.quality), '-threads', '1', '-f', 'image2', '-c:v', 'mjpeg', partial,
         ]),
@@ -100,23 +105,26 @@ async function renderRun(jobs: readonly PosterJob[], settings: PosterSettings & 
   } catch (error) {
     await Promise.all(partials.map((partial) => rm(partial, { force: true })));
     const failure = asMediaError(error);
-    // Alone, each poster gets its own verdict; an aborted run is over for all of them.
-    if (jobs.length === 1 || failure.code === 'MEDIA_ABORTED') return jobs.map(() => failure);
-    const alone: Array<{ output: string } | MediaError> = [];
+    if (jobs.length === 1 || ENDS_THE_RUN.has(failure.code)) return jobs.map(() => failure);
+    const alone: Outcome[] = [];
     for (const job of jobs) alone.push(...(await renderRun([job], settings)));
     return alone;
   }
-  return Promise.all(
-    targets.map(async (target, k) => {
-      const written = await stat(partials[k]!).then((s) => s.size > 0, () => false);
-      if (!written) {
-        await rm(partials[k]!, { force: true });
-        return new MediaError('MEDIA_TOOL_FAILED', `ffmpeg found no frame to make a poster of in ${jobs[k]!.video}.`, { retryable: false });
-      }
-      await rename(partials[k]!, target);
-      return { output: target };
-    }),
-  );
+  return Promise.all(jobs.map((job, k) => putInPlace(partials[k]!, job)));
+}
+
+/** A run's poster, renamed into place; or why it is not there (and no partial file left behind). */
+async function putInPlace(partial: string, job: PosterJob): Promise<Outcome> {
+  try {
+    if (!(await stat(partial).then((s) => s.size > 0, () => false))) {
+      throw new MediaError('MEDIA_TOOL_FAILED', `ffmpeg found no frame to make a poster of in ${job.video}.`);
+    }
+    await rename(partial, path.resolve(job.output));
+    return { output: job.output };
+  } catch (error) {
+    await rm(partial, { force: true });
+    return asMediaError(error);
+  }
 }
 
 const asMediaError = (error: unknown): MediaError =>

@@ -197,7 +197,10 @@ export function createMediaService(config: Config, logger: Logger): MediaService
         await Promise.all(
           ready.map(async (k, j) => {
             const outcome = rendered[j]!;
-            if (outcome instanceof Error) return void (outcomes[k] = outcome);
+            if (outcome instanceof Error) {
+              outcomes[k] = outcome;
+              return;
+            }
             const stored = await store.put(items[k]!.posterKey, outcome.output, 'image/jpeg').catch((error: unknown) => error as Error);
             outcomes[k] = stored instanceof Error ? stored : { key: items[k]!.posterKey, url: stored.url };
           }),

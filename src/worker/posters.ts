@@ -3,10 +3,10 @@ import { changeTransition } from '../domain/state-machine.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
+import { POSTERS_PER_RUN } from '../media/poster.ts';
 import type { LocalFile } from '../media/service.ts';
 import type { Segue } from '../runtime.ts';
 import { LocalLine } from './local-line.ts';
-import { POSTERS_PER_RUN } from '../media/poster.ts';
 
 /** Where a transition's poster is stored: beside its video, one per run. */
 const posterKeyOf = (row: Transition) => `${transitionFolder(row.id)}r${row.run}-poster.jpg`;
