@@ -109,4 +109,13 @@ describe('LocalLine', () => {
     await closed;
     expect(handedOff.sort()).toEqual(['b', 'c']);
   });
+
+  it('hands off an item that could not be readied to wait', async () => {
+    const { l, runs, handedOff } = line({ limit: 1, beforeWaiting: async () => Promise.reject(new Error('cannot let go of its file')) });
+    await l.offer('a');
+    await l.offer('b');
+    expect(runs).toEqual([['a']]);
+    expect(handedOff).toEqual(['b']);
+    expect(l.size).toBe(1);
+  });
 });

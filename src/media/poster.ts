@@ -29,8 +29,8 @@ type Outcome = { output: string } | MediaError;
 
 /**
  * Posters one ffmpeg run renders at most. A run's start costs more than a small video's frame
- * (bench/media.ts, the static ffmpeg on 2 cores, the emulator's 160x90 fixture: 22.2 ms of
- * ffmpeg CPU for a poster alone, 12.9 ms each in runs of 4; a 1080p test video: 127 ms alone,
+ * (bench/media.ts, the static ffmpeg on 2 cores, the emulator's 160x90 fixture: 21.4 ms of
+ * ffmpeg CPU for a poster alone, 9.9 ms each in runs of 4; a 1080p test video: 127 ms alone,
  * about 117 in runs of 4). Each input holds its own decoder, so a run of 4 1080p videos peaks
  * near 120 MB (one alone: 40 MB; a run of 8: 230 MB).
  */

@@ -47,6 +47,9 @@ export class LocalLine<Item> {
     let readied: Item;
     try {
       readied = await this.options.beforeWaiting(item);
+    } catch {
+      // It could not be readied to wait here: the queue takes it as it is.
+      return this.options.handOff(item);
     } finally {
       this.arriving.delete(key);
     }
