@@ -209,9 +209,23 @@ describe('S3-compatible storage (s3rver started by the test)', () => {
   });
 });
 
-describe('posters of a burst of videos', () => {
+describe.each(['local', 's3'] as const)('posters of a burst of videos (%s storage)', (driver) => {
   it('are rendered several to an ffmpeg run, each recorded on its own transition', { timeout: 90_000 }, async () => {
-    const p = await startPipeline({ emulator: { latencyMs: 300 }, env: { FAL_CONCURRENCY: '10', MEDIA_CONCURRENCY: '1' } });
+    // On S3 a poster waiting in line lets go of its download, and its run reads the video back.
+    const S3rver = createRequire(import.meta.url)('s3rver') as new (o: Record<string, unknown>) => { run(): Promise<AddressInfo>; close(): Promise<void> };
+    const directory = mkdtempSync(join(tmpdir(), 'segue-s3-'));
+    const s3 = driver === 's3' ? new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory, configureBuckets: [{ name: 'segue-media' }] }) : null;
+    const storageEnv = s3
+      ? {
+          STORAGE_DRIVER: 's3',
+          S3_BUCKET: 'segue-media',
+          S3_ENDPOINT: `http://127.0.0.1:${(await s3.run()).port}`,
+          S3_ACCESS_KEY_ID: 'S3RVER',
+          S3_SECRET_ACCESS_KEY: 'S3RVER',
+          S3_FORCE_PATH_STYLE: 'true',
+        }
+      : {};
+    const p = await startPipeline({ emulator: { latencyMs: 300 }, env: { FAL_CONCURRENCY: '10', MEDIA_CONCURRENCY: '1', ...storageEnv } });
     try {
       const { segue } = await p.startInlineWorker();
       // The worker's media service, noting how many posters each call renders (it calls through).
@@ -229,7 +243,8 @@ describe('posters of a burst of videos', () => {
         return rows.every((r) => r.posterUrl) ? rows : null;
       }, { what: 'every poster' });
       for (const row of rows) {
-        expect(row.posterUrl).toMatch(new RegExp(`/media/transitions/${row.id}/r1-poster\\.jpg$`));
+        expect(row.posterUrl).toMatch(new RegExp(`/transitions/${row.id}/r1-poster\\.jpg$`));
+        expect(row.posterKey).toBe(`transitions/${row.id}/r1-poster.jpg`);
         const poster = await fetch(row.posterUrl!);
         expect(poster.headers.get('content-type')).toBe('image/jpeg');
         expect(Buffer.from(await poster.arrayBuffer()).subarray(0, 2).toString('hex')).toBe('ffd8');
@@ -240,6 +255,8 @@ describe('posters of a burst of videos', () => {
       expect(Math.max(...sizes)).toBeGreaterThan(1);
     } finally {
       await p.close();
+      await s3?.close();
+      rmSync(directory, { recursive: true, force: true });
     }
   });
 });
