@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { codes, gql } from './helpers/app.ts';
 import { transitionInput } from './helpers/fixtures.ts';
 import { CombineTransitions, GeneratedTransitionUpdated, GetGeneratedTransition } from './helpers/operations.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { startS3rver } from './helpers/s3rver.ts';
 import { subscribe, wsClient } from './helpers/subscribe.ts';
 import { until } from './helpers/wait.ts';
 
@@ -166,20 +166,11 @@ describe('without a fal key: the local preview provider', () => {
 
 describe('S3-compatible storage (s3rver started by the test)', () => {
   it('stores the finished video in the bucket and exposes its URL; its poster is made from the download, with no media job', { timeout: 90_000 }, async () => {
-    const S3rver = createRequire(import.meta.url)('s3rver') as new (o: Record<string, unknown>) => { run(): Promise<AddressInfo>; close(): Promise<void> };
-    const directory = mkdtempSync(join(tmpdir(), 'segue-s3-'));
-    const s3 = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory, configureBuckets: [{ name: 'segue-media' }] });
-    const { port } = await s3.run();
+    const s3 = await startS3rver();
+    const { port } = s3;
     const p = await startPipeline({
       emulator: { latencyMs: 100 },
-      env: {
-        STORAGE_DRIVER: 's3',
-        S3_BUCKET: 'segue-media',
-        S3_ENDPOINT: `http://127.0.0.1:${port}`,
-        S3_ACCESS_KEY_ID: 'S3RVER',
-        S3_SECRET_ACCESS_KEY: 'S3RVER',
-        S3_FORCE_PATH_STYLE: 'true',
-      },
+      env: s3.env,
       inlineWorkers: 1,
     });
     try {
@@ -204,7 +195,6 @@ describe('S3-compatible storage (s3rver started by the test)', () => {
     } finally {
       await p.close();
       await s3.close();
-      rmSync(directory, { recursive: true, force: true });
     }
   });
 });
@@ -212,19 +202,8 @@ describe('S3-compatible storage (s3rver started by the test)', () => {
 describe.each(['local', 's3'] as const)('posters of a burst of videos (%s storage)', (driver) => {
   it('are rendered several to an ffmpeg run, each recorded on its own transition', { timeout: 90_000 }, async () => {
     // On S3 a poster waiting in line lets go of its download, and its run reads the video back.
-    const S3rver = createRequire(import.meta.url)('s3rver') as new (o: Record<string, unknown>) => { run(): Promise<AddressInfo>; close(): Promise<void> };
-    const directory = mkdtempSync(join(tmpdir(), 'segue-s3-'));
-    const s3 = driver === 's3' ? new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory, configureBuckets: [{ name: 'segue-media' }] }) : null;
-    const storageEnv = s3
-      ? {
-          STORAGE_DRIVER: 's3',
-          S3_BUCKET: 'segue-media',
-          S3_ENDPOINT: `http://127.0.0.1:${(await s3.run()).port}`,
-          S3_ACCESS_KEY_ID: 'S3RVER',
-          S3_SECRET_ACCESS_KEY: 'S3RVER',
-          S3_FORCE_PATH_STYLE: 'true',
-        }
-      : {};
+    const s3 = driver === 's3' ? await startS3rver() : null;
+    const storageEnv = s3?.env ?? {};
     const p = await startPipeline({ emulator: { latencyMs: 300 }, env: { FAL_CONCURRENCY: '10', MEDIA_CONCURRENCY: '1', ...storageEnv } });
     try {
       const { segue } = await p.startInlineWorker();
@@ -256,7 +235,6 @@ describe.each(['local', 's3'] as const)('posters of a burst of videos (%s storag
     } finally {
       await p.close();
       await s3?.close();
-      rmSync(directory, { recursive: true, force: true });
     }
   });
 });
