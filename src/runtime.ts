@@ -27,6 +27,8 @@ export interface Segue {
   readonly db: Db;
   /** Plain SQL on the same pool, for the state machine's hot path. */
   readonly sql: Sql;
+  /** Plain SQL on a connection of its own, for a serial caller that must not wait behind the pool (see Database.lane). */
+  lane(name: string): Sql;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly topics: Topics;
@@ -73,6 +75,7 @@ export function createSegue(config: Config, options: { logger?: Logger; provider
     config,
     db,
     sql: database.sql,
+    lane: (name) => database.lane(name),
     logger,
     metrics,
     topics: names,

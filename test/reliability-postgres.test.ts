@@ -93,11 +93,12 @@ describe('PostgreSQL failing around a submit', () => {
     await admin.connect();
     let killed = 0;
     try {
-      // What a PostgreSQL restart or failover does to every open connection, every 150 ms for 4 s.
+      // What a PostgreSQL restart or failover does to every open connection (the claims' own
+      // included), every 150 ms for 4 s.
       for (const until = Date.now() + 4_000; Date.now() < until; ) {
         const { rowCount } = await admin.query(
           `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-           WHERE datname = current_database() AND application_name = 'segue' AND pid <> pg_backend_pid()`,
+           WHERE datname = current_database() AND application_name LIKE 'segue%' AND pid <> pg_backend_pid()`,
         );
         killed += rowCount ?? 0;
         await new Promise((r) => setTimeout(r, 150));

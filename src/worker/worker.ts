@@ -41,8 +41,15 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   const wakeups = new Wakeups(subscriber, segue.topics);
   const posters = new Posters(segue, config.media.concurrency);
   const copier = new Copier(segue, posters, config.worker.copyConcurrency);
-  // A staged job waits this long for a slot, then parks (and another job is staged).
-  const claims = new ClaimBatcher(segue, claimPolicy(config), { slotWaitMs: STAGED_SLOT_WAIT_MS });
+  // A staged job waits this long for a slot, then parks (and another job is staged). The claims
+  // run one transaction at a time, on a connection of their own: a freed slot's next claim does
+  // not queue behind the statements of the requests that just finished.
+  const claimsSql = segue.lane('claims');
+  const claims = new ClaimBatcher(
+    { db: segue.db, sql: claimsSql, get events() { return segue.events; } },
+    claimPolicy(config),
+    { slotWaitMs: STAGED_SLOT_WAIT_MS },
+  );
   await wakeups.start();
   await segue.generationJobs.setFalConcurrency(config.fal.concurrency);
   // The storage driver loads on first use: load it now, so the first finished video is stored as
@@ -51,7 +58,7 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   // The connections a burst of submits needs, open before the first job: opening ten at once
   // costs the first jobs of a batch about 150 ms on a small machine.
   if (config.worker.concurrency > 0) {
-    await segue.sql.warm(config.fal.concurrency).catch((err) => log.warn({ err }, 'database connections not opened at start'));
+    await Promise.all([segue.sql.warm(config.fal.concurrency), claimsSql.warm(1)]).catch((err) => log.warn({ err }, 'database connections not opened at start'));
   }
 
   // The fair share's clock moves when a job claims its slot (submit.ts), not when it starts: a
