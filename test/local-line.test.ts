@@ -110,6 +110,26 @@ describe('LocalLine', () => {
     expect(handedOff.sort()).toEqual(['b', 'c']);
   });
 
+  it('waits on close for an item still being readied, and hands it off before close resolves', async () => {
+    let ready: (() => void) | null = null;
+    const { l, runs, handedOff, endRun } = line({
+      limit: 1,
+      beforeWaiting: (item) => new Promise<string>((resolve) => (ready = () => resolve(item))),
+    });
+    await l.offer('a');
+    void l.offer('b');
+    // Nothing runs or waits while b is readied: close has only b to wait for.
+    await endRun();
+    let closed = false;
+    const closing = l.close(10).then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toBe(false);
+    ready!();
+    await closing;
+    expect(handedOff).toEqual(['b']);
+    expect(runs).toEqual([['a']]);
+  });
+
   it('hands off an item that could not be readied to wait', async () => {
     const { l, runs, handedOff } = line({ limit: 1, beforeWaiting: async () => Promise.reject(new Error('cannot let go of its file')) });
     await l.offer('a');

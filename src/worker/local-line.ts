@@ -26,8 +26,8 @@ export interface LocalLineOptions<Item> {
 export class LocalLine<Item> {
   private readonly running = new Map<string, { promise: Promise<void>; item: Item }>();
   private readonly waiting = new Map<string, Item>();
-  /** Items readied for the line (`beforeWaiting`) that are not in it yet. */
-  private readonly arriving = new Set<string>();
+  /** Items readied for the line (`beforeWaiting`) that are not in it yet: until each is placed (or handed off). */
+  private readonly arriving = new Map<string, Promise<void>>();
   private runs = 0;
   private closing = false;
   private readonly batch: number;
@@ -42,18 +42,26 @@ export class LocalLine<Item> {
     if (this.running.has(key) || this.waiting.has(key) || this.arriving.has(key)) return;
     const placed = this.place(key, item);
     if (placed !== 'wait') return placed;
-    if (!this.options.beforeWaiting) return void this.waiting.set(key, item);
-    this.arriving.add(key);
-    let readied: Item;
+    const { beforeWaiting } = this.options;
+    if (!beforeWaiting) return void this.waiting.set(key, item);
+    const arrival = this.arrive(key, item, beforeWaiting);
+    this.arriving.set(key, arrival);
     try {
-      readied = await this.options.beforeWaiting(item);
-    } catch {
-      // It could not be readied to wait here: the queue takes it as it is.
-      return this.options.handOff(item);
+      return await arrival;
     } finally {
       this.arriving.delete(key);
     }
-    // The line may have moved meanwhile (its runs ended, it closed): the item is placed again.
+  }
+
+  /** Readies an item to wait, then places it again: the line may have moved meanwhile (its runs ended, it closed). */
+  private async arrive(key: string, item: Item, beforeWaiting: (item: Item) => Promise<Item>): Promise<void> {
+    let readied: Item;
+    try {
+      readied = await beforeWaiting(item);
+    } catch {
+      // It could not be readied to wait here: the queue takes it as it is.
+      return this.options.handOff(item);
+    }
     const again = this.place(key, readied);
     if (again !== 'wait') return again;
     this.waiting.set(key, readied);
@@ -106,12 +114,19 @@ export class LocalLine<Item> {
     for (const [key, item] of entries) this.running.set(key, { promise, item });
   }
 
-  /** Takes nothing more; hands off what waits, and what still runs after `graceMs` (it may finish too). */
+  /**
+   * Takes nothing more; hands off what waits, what is still being readied to wait (once it is:
+   * its hand-off lands before the caller closes what hand-offs need), and what still runs after
+   * `graceMs` (it may finish too).
+   */
   async close(graceMs = 2_000): Promise<void> {
     this.closing = true;
     const waiting = [...this.waiting.values()];
     this.waiting.clear();
-    await Promise.all(waiting.map((item) => this.options.handOff(item)));
+    await Promise.all([
+      ...waiting.map((item) => this.options.handOff(item)),
+      ...[...this.arriving.values()].map((arrival) => arrival.catch(() => undefined)),
+    ]);
     if (this.running.size === 0) return;
     const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([Promise.allSettled([...this.running.values()].map((r) => r.promise)), timer]);
