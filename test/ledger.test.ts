@@ -186,6 +186,32 @@ describe('the submit claim', () => {
     expect(second.map((o) => (o instanceof ClaimRefused ? o.reason : o ? 'claimed' : 'moved'))).toEqual(['claimed', 'budget']);
   });
 
+  it("a claim does not wait for its event's publish: a listener that never answers, or fails, holds up no submit", async () => {
+    await endAll();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createAndGenerate(segue, account.id, { transitions: transitionInputs(2) });
+    const told: string[][] = [];
+    const never = {
+      transitionsChanged(rows: readonly { id: string }[]) {
+        told.push(rows.map((r) => r.id));
+        return new Promise<void>(() => undefined);
+      },
+    };
+    const failing = {
+      transitionsChanged(rows: readonly { id: string }[]) {
+        told.push(rows.map((r) => r.id));
+        return Promise.reject(new Error('Redis away'));
+      },
+    };
+    for (const [t, events] of [[transitions[0]!, never], [transitions[1]!, failing]] as const) {
+      const claim = claimSubmit({ db: segue.db, sql: segue.sql, events }, t, { ...options(10), submissionId: uuidv7() });
+      const outcome = await Promise.race([claim, new Promise((resolve) => setTimeout(() => resolve('waited'), 2_000))]);
+      expect(outcome).toMatchObject({ id: t.id, status: 'SUBMITTED' });
+    }
+    // Each listener was told of its claim (SUBMITTED), once.
+    expect(told).toEqual([[transitions[0]!.id], [transitions[1]!.id]]);
+  });
+
   it('a process sends the claims of a burst together: 60 claims, a cap of 10, exactly 10 slots taken, in fewer transactions than claims', async () => {
     await endAll();
     const account = await createTestAccount(segue);
