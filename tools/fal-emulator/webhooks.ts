@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from './jobs.ts';
 import type { ModelAnswer } from './model.ts';
@@ -13,12 +14,21 @@ const FORGED_PAYLOAD = {
 };
 
 /**
+ * One signal stands for every delivery in flight (each adds its listener while it posts or waits
+ * to retry): a thousand at once is a burst, not a leak, and Node's warning past 10 would say so.
+ */
+const unlimited = (controller: AbortController) => {
+  setMaxListeners(0, controller.signal);
+  return controller;
+};
+
+/**
  * Completion webhooks as fal sends them (PROTOCOL §7): signed JSON POSTs, retried on non-2xx and
  * network errors. Deliveries run in the background; reset() and close() abort them so a stale
  * delivery cannot bump the counters of a fresh run.
  */
 export class WebhookSender {
-  private aborter = new AbortController();
+  private aborter = unlimited(new AbortController());
   private pending = new Set<Promise<void>>();
 
   constructor(
@@ -43,7 +53,7 @@ export class WebhookSender {
   /** Stops every delivery in progress (used by reset). */
   abortAll(): void {
     this.aborter.abort();
-    this.aborter = new AbortController();
+    this.aborter = unlimited(new AbortController());
   }
 
   async close(): Promise<void> {
