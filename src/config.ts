@@ -109,12 +109,7 @@ const schema = z.object({
   FAL_UPLOAD_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
   /** Default: enough for one worker to hold FAL_CONCURRENCY requests and the staged jobs beyond them, at least 100. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(10_000).optional(),
-  /**
-   * Copies are downloads and disk writes, waiting on the network far more than on the CPU: a
-   * round of requests that fal ends together is copied at once rather than 20 at a time
-   * (bench/makespan.ts 1000 20000 1000: 1.39-1.46x ideal against 1.44-1.53x with 20, three pairs).
-   */
-  COPY_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(100),
+  COPY_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(20),
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).default(30_000),
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(30_000),
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
