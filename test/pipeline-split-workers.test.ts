@@ -1,6 +1,4 @@
-import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { mediaJobId } from '../src/queue/media-queue.ts';
 import { idOf } from '../src/graphql/ids.ts';
 import { gql } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
@@ -30,38 +28,6 @@ describe('worker processes for one kind of work', () => {
         { what: 'the media-only worker to make the posters' },
       );
       expect(split.emulator.counters().submitted).toBe(3);
-    } finally {
-      await split.close();
-    }
-  });
-
-  it('a poster job whose video ffmpeg cannot read fails at its first attempt, not after three', { timeout: 60_000 }, async () => {
-    const split = await startPipeline({ emulator: { latencyMs: 50 }, inlineWorkers: 0 });
-    try {
-      const { segue } = await split.startInlineWorker({ MEDIA_CONCURRENCY: '0' });
-      const account = await split.account();
-      const res = await gql(split.app.graphqlUrl, account.apiKey, CreateTransitions, {
-        input: { transitions: transitionInputs(2), generate: true },
-      });
-      const rows = await split.settled(idOf('Batch', res.data!.createTransitions.batch!.id));
-      expect(rows.map((r) => r.status)).toEqual(['COMPLETED', 'COMPLETED']);
-      // The first stored video is damaged before any media worker runs: its poster can never be made.
-      const [broken, good] = rows;
-      await writeFile((await segue.media.storage()).path!(broken!.videoKey!), 'not a video');
-      await split.startInlineWorker({ WORKER_CONCURRENCY: '0' });
-      const job = await until(
-        async () => {
-          const found = await segue.mediaJobs.queue.getJob(mediaJobId({ kind: 'poster', transitionId: broken!.id, run: broken!.run }));
-          return found && (await found.isFailed()) ? found : null;
-        },
-        { what: 'the broken video’s poster job to fail' },
-      );
-      expect(job.attemptsMade).toBe(1);
-      expect(job.failedReason).toMatch(/^MEDIA_TOOL_FAILED: /);
-      await until(async () => (await segue.db.transition.findUnique({ where: { id: good!.id } }))?.posterUrl ?? null, {
-        what: 'the good video’s poster',
-      });
-      expect((await segue.db.transition.findUnique({ where: { id: broken!.id } }))?.posterUrl).toBeNull();
     } finally {
       await split.close();
     }

@@ -87,9 +87,7 @@ export function runTool(binary: string, args: readonly string[], options: RunOpt
       if (failure) return reject(new MediaError(failure.code, failure.message, { ...failure, stderr: tail }));
       if (code !== 0) {
         const why = lastLines(stderr) || (killedBy ? `killed by ${killedBy}` : 'no output');
-        // Killed by a signal Segue did not send (the kernel's OOM killer, an operator): the
-        // same run may well succeed later. An exit code is the tool's own verdict on its input.
-        return reject(new MediaError('MEDIA_TOOL_FAILED', `${name} exited with ${code ?? killedBy}: ${why}`, { stderr: tail, retryable: code === null }));
+        return reject(new MediaError('MEDIA_TOOL_FAILED', `${name} exited with ${code ?? killedBy}: ${why}`, { stderr: tail }));
       }
       resolve({ stdout: Buffer.concat(chunks), stderr, durationMs: performance.now() - started });
     });

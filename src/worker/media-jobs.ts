@@ -26,15 +26,7 @@ async function poster(segue: Segue, transitionId: string, run: number) {
     return 'nothing to do';
   }
   if (row.run !== run || row.status !== S.COMPLETED || !row.videoKey || row.posterKey) return 'nothing to do';
-  try {
-    await storePoster(segue, row);
-  } catch (error) {
-    // A video ffmpeg cannot read, or one gone from storage, fails the same way every time: no
-    // more attempts (each one a download and an ffmpeg run). A timeout, a killed ffmpeg or a
-    // storage outage is worth BullMQ's next attempt.
-    if (isMediaError(error) && !error.retryable) throw new UnrecoverableError(`${error.code}: ${error.message}`);
-    throw error;
-  }
+  await storePoster(segue, row);
   return 'poster';
 }
 
