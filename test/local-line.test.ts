@@ -110,7 +110,7 @@ describe('LocalLine', () => {
     expect(handedOff.sort()).toEqual(['b', 'c']);
   });
 
-  it('waits on close for an item still being readied, and hands it off before close resolves', async () => {
+  it('waits on close, within the grace, for an item still being readied, and hands it off before close resolves', async () => {
     let ready: (() => void) | null = null;
     const { l, runs, handedOff, endRun } = line({
       limit: 1,
@@ -121,13 +121,24 @@ describe('LocalLine', () => {
     // Nothing runs or waits while b is readied: close has only b to wait for.
     await endRun();
     let closed = false;
-    const closing = l.close(10).then(() => (closed = true));
+    const closing = l.close(5_000).then(() => (closed = true));
     await new Promise((r) => setTimeout(r, 50));
     expect(closed).toBe(false);
     ready!();
     await closing;
     expect(handedOff).toEqual(['b']);
     expect(runs).toEqual([['a']]);
+  });
+
+  it('does not wait on close past the grace for an item that is never readied', async () => {
+    const { l, handedOff } = line({ limit: 1, beforeWaiting: () => new Promise<string>(() => undefined) });
+    await l.offer('a');
+    void l.offer('b');
+    const started = Date.now();
+    await l.close(100);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    // a still ran after the grace: handed off. b, never readied, holds up nothing.
+    expect(handedOff).toEqual(['a']);
   });
 
   it('hands off an item that could not be readied to wait', async () => {

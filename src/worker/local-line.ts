@@ -115,21 +115,19 @@ export class LocalLine<Item> {
   }
 
   /**
-   * Takes nothing more; hands off what waits, what is still being readied to wait (once it is:
-   * its hand-off lands before the caller closes what hand-offs need), and what still runs after
-   * `graceMs` (it may finish too).
+   * Takes nothing more; hands off what waits, and what still runs after `graceMs` (it may finish
+   * too). An item still being readied to wait is waited for within the same grace: once readied,
+   * it is handed off, so its hand-off lands before the caller closes what hand-offs need.
    */
   async close(graceMs = 2_000): Promise<void> {
     this.closing = true;
     const waiting = [...this.waiting.values()];
     this.waiting.clear();
-    await Promise.all([
-      ...waiting.map((item) => this.options.handOff(item)),
-      ...[...this.arriving.values()].map((arrival) => arrival.catch(() => undefined)),
-    ]);
-    if (this.running.size === 0) return;
+    await Promise.all(waiting.map((item) => this.options.handOff(item)));
+    const arrivals = [...this.arriving.values()].map((arrival) => arrival.catch(() => undefined));
+    if (this.running.size === 0 && arrivals.length === 0) return;
     const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
-    await Promise.race([Promise.allSettled([...this.running.values()].map((r) => r.promise)), timer]);
+    await Promise.race([Promise.allSettled([...[...this.running.values()].map((r) => r.promise), ...arrivals]), timer]);
     await Promise.all([...this.running.values()].map(({ item }) => this.options.handOff(item)));
   }
 }
