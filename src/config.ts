@@ -57,7 +57,7 @@ const schema = z.object({
    */
   NODE_ENV: z.enum(['development', 'production', 'test']).default('production'),
   DATABASE_URL: url(['postgresql:', 'postgres:']).default('postgresql://postgres@127.0.0.1:5432/segue'),
-  /** Connections per process (API and worker each have their own pool). */
+  /** Connections per process (API and worker each have their own pool; a generation worker opens one more, for its claims). */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(10),
   /** How long to wait for a PostgreSQL connection (a new one, or a free one from the pool). */
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),

@@ -7,7 +7,7 @@ import { PrismaClient } from './generated/prisma/client.ts';
 export type Db = PrismaClient;
 
 /**
- * Plain SQL on the same pool as Prisma, for the few statements on the hot path of every
+ * Plain SQL on the same pool as Prisma (or on a lane of its own, see Database.lane), for the few statements on the hot path of every
  * generation (the state machine's single-row changes): named prepared statements, parsed and
  * planned once per connection, and no ORM layer in between. Elsewhere, use Prisma.
  */
@@ -92,7 +92,7 @@ v8.setFlagsFromString('--no-wasm-dynamic-tiering');
 
 /**
  * One pool per process, shared by the Prisma client (driver adapter; Prisma 7 needs no engine) and
- * `sql`. Every wait on PostgreSQL is bounded: getting a connection, a statement, and a transaction
+ * `sql`, and a connection of its own for each lane asked for (a generation worker's claims). Every wait on PostgreSQL is bounded: getting a connection, a statement, and a transaction
  * left idle by a stalled client.
  */
 export function createDatabase(databaseUrl: string, options: DatabaseOptions = {}): Database {

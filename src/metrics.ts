@@ -33,7 +33,7 @@ export function createMetrics(sources: { pool?: () => PoolStats } = {}) {
     });
     new Gauge({
       name: 'segue_db_pool_max',
-      help: 'DATABASE_POOL_SIZE: the most PostgreSQL connections this process opens',
+      help: 'DATABASE_POOL_SIZE: the most PostgreSQL connections this process opens in its shared pool (a generation worker has one more, its claims\' own)',
       registers: [registry],
       collect() {
         this.set(pool().max);

@@ -203,10 +203,13 @@ describe('the submit claim', () => {
         return Promise.reject(new Error('Redis away'));
       },
     };
-    for (const [t, events] of [[transitions[0]!, never], [transitions[1]!, failing]] as const) {
+    for (const [k, [t, events]] of ([[transitions[0]!, never], [transitions[1]!, failing]] as const).entries()) {
       const claim = claimSubmit({ db: segue.db, sql: segue.sql, events }, t, { ...options(10), submissionId: uuidv7() });
       const outcome = await Promise.race([claim, new Promise((resolve) => setTimeout(() => resolve('waited'), 2_000))]);
       expect(outcome).toMatchObject({ id: t.id, status: 'SUBMITTED' });
+      // Told (its PUBLISH issued) before the claim came back: a later change of the row, which
+      // this process publishes after the submit, follows it on the same connection.
+      expect(told[k]).toEqual([t.id]);
     }
     // Each listener was told of its claim (SUBMITTED), once.
     expect(told).toEqual([[transitions[0]!.id], [transitions[1]!.id]]);
