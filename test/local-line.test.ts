@@ -26,6 +26,13 @@ function line(options: { limit: number; batch?: number; maxWaiting?: number; bef
   return { l, runs, handedOff, endRun, running: () => ends.length };
 }
 
+/** A line of one run whose items wait to be readied until `ready()` says so (the latest one offered). */
+function lineReadiedOnCue() {
+  let readyLatest: (() => void) | null = null;
+  const made = line({ limit: 1, beforeWaiting: (item) => new Promise<string>((resolve) => (readyLatest = () => resolve(item))) });
+  return { ...made, ready: () => readyLatest!() };
+}
+
 describe('LocalLine', () => {
   it('starts an item at once while a run is free, and a backlog in batches, oldest first', async () => {
     const { l, runs, endRun, running } = line({ limit: 2, batch: 3 });
@@ -86,11 +93,7 @@ describe('LocalLine', () => {
   });
 
   it('places again an item readied for waiting while the line moved on', async () => {
-    let ready: (() => void) | null = null;
-    const { l, runs, handedOff, endRun } = line({
-      limit: 1,
-      beforeWaiting: (item) => new Promise<string>((resolve) => (ready = () => resolve(item))),
-    });
+    const { l, runs, handedOff, endRun, ready } = lineReadiedOnCue();
     await l.offer('a');
     const b = l.offer('b');
     // Offered again while it is being readied: taken once.
@@ -98,24 +101,20 @@ describe('LocalLine', () => {
     // The only run ends while b is readied: b starts when it is ready, rather than wait for
     // another offer.
     await endRun();
-    ready!();
+    ready();
     await b;
     expect(runs).toEqual([['a'], ['b']]);
     // Readied while the line closes: handed off, not left waiting.
     const c = l.offer('c');
     const closed = l.close(10);
-    ready!();
+    ready();
     await c;
     await closed;
     expect(handedOff.sort()).toEqual(['b', 'c']);
   });
 
   it('waits on close, within the grace, for an item still being readied, and hands it off before close resolves', async () => {
-    let ready: (() => void) | null = null;
-    const { l, runs, handedOff, endRun } = line({
-      limit: 1,
-      beforeWaiting: (item) => new Promise<string>((resolve) => (ready = () => resolve(item))),
-    });
+    const { l, runs, handedOff, endRun, ready } = lineReadiedOnCue();
     await l.offer('a');
     void l.offer('b');
     // Nothing runs or waits while b is readied: close has only b to wait for.
@@ -124,7 +123,7 @@ describe('LocalLine', () => {
     const closing = l.close(5_000).then(() => (closed = true));
     await new Promise((r) => setTimeout(r, 50));
     expect(closed).toBe(false);
-    ready!();
+    ready();
     await closing;
     expect(handedOff).toEqual(['b']);
     expect(runs).toEqual([['a']]);
