@@ -7,9 +7,10 @@ import { PrismaClient } from './generated/prisma/client.ts';
 export type Db = PrismaClient;
 
 /**
- * Plain SQL on the same pool as Prisma (or on a lane of its own, see Database.lane), for the few statements on the hot path of every
- * generation (the state machine's single-row changes): named prepared statements, parsed and
- * planned once per connection, and no ORM layer in between. Elsewhere, use Prisma.
+ * Plain SQL on the same pool as Prisma (or on a lane of its own, see Database.lane), for the few
+ * statements on the hot path of every generation (the state machine's single-row changes): named
+ * prepared statements, parsed and planned once per connection, and no ORM layer in between.
+ * Elsewhere, use Prisma.
  */
 export interface Sql {
   /**
@@ -92,7 +93,8 @@ v8.setFlagsFromString('--no-wasm-dynamic-tiering');
 
 /**
  * One pool per process, shared by the Prisma client (driver adapter; Prisma 7 needs no engine) and
- * `sql`, and a connection of its own for each lane asked for (a generation worker's claims). Every wait on PostgreSQL is bounded: getting a connection, a statement, and a transaction
+ * `sql`, and a connection of its own for each lane asked for (a generation worker's claims). Every
+ * wait on PostgreSQL is bounded: getting a connection, a statement, and a transaction
  * left idle by a stalled client.
  */
 export function createDatabase(databaseUrl: string, options: DatabaseOptions = {}): Database {
@@ -122,12 +124,15 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
   // Statement names, shared by every pool: a name stands for the same text on every connection.
   const names = new Map<string, string>();
   const lanes = new Map<string, { pool: pg.Pool; sql: Sql }>();
+  let closed = false;
   return {
     prisma,
     sql: sqlOn(pool, names),
     lane(name) {
       let lane = lanes.get(name);
       if (!lane) {
+        // A pool made after close() would never be ended.
+        if (closed) throw new Error(`The database is closed: no lane "${name}" can be opened.`);
         const own = newPool(1, name);
         lanes.set(name, (lane = { pool: own, sql: sqlOn(own, names) }));
       }
@@ -135,6 +140,7 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
     },
     poolStats: () => ({ max: pool.options.max, busy: pool.totalCount - pool.idleCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     async close() {
+      closed = true;
       await prisma.$disconnect();
       await Promise.all([pool, ...[...lanes.values()].map((lane) => lane.pool)].map((p) => p.end()));
     },

@@ -121,6 +121,7 @@ describe('LocalLine', () => {
     await endRun();
     let closed = false;
     const closing = l.close(5_000).then(() => (closed = true));
+    // A moment for a close that does not wait to resolve: nothing else can make it resolve now.
     await new Promise((r) => setTimeout(r, 50));
     expect(closed).toBe(false);
     ready();

@@ -141,10 +141,11 @@ export async function claimSubmits(deps: StateDeps, requests: readonly ClaimRequ
   const byId = new Map(claimed.map((row) => [row.id, row]));
   for (const i of asked) outcomes[i] = byId.get(requests[i]!.ref.id) ?? outcomes[i]!;
   // The claimed rows' events go out without holding up their submits: under a round of requests
-  // ending together, Redis's answer took 11 ms (p50) to 40 ms (p90) in bench/makespan.ts. Their
-  // order holds: this process publishes these rows' later changes on the same connection, after
-  // these (and subscribers keep the newest version whatever the order between processes). The
-  // listener logs what it could not publish.
+  // ending together, Redis's answer took 11 ms (p50) to 40 ms (p90) in bench/makespan.ts. The
+  // PUBLISH is issued before this returns, so on one Redis server this process's later changes
+  // of these rows follow it on the same connection; on a Cluster (a keyless PUBLISH goes to any
+  // node), and between processes, order rests on versions, as it always has: subscribers keep
+  // the newest. The listener logs what it could not publish.
   if (claimed.length > 0) void announceCommitted(deps, claimed, CLAIM_FIELDS).catch(() => undefined);
   return outcomes;
 }

@@ -41,10 +41,10 @@ export async function startWorker(segue: Segue, options: { name?: string } = {})
   const wakeups = new Wakeups(subscriber, segue.topics);
   const posters = new Posters(segue, config.media.concurrency);
   const copier = new Copier(segue, posters, config.worker.copyConcurrency);
-  // A staged job waits this long for a slot, then parks (and another job is staged). The claims
-  // run one transaction at a time, on a connection of their own: a freed slot's next claim does
-  // not queue behind the statements of the requests that just finished.
+  // The claims run one transaction at a time, on a connection of their own: a freed slot's next
+  // claim does not queue behind the statements of the requests that just finished.
   const claimsSql = segue.lane('claims');
+  // A staged job waits STAGED_SLOT_WAIT_MS for a slot, then parks (and another job is staged).
   const claims = new ClaimBatcher(
     { db: segue.db, sql: claimsSql, get events() { return segue.events; } },
     claimPolicy(config),
