@@ -94,8 +94,8 @@ v8.setFlagsFromString('--no-wasm-dynamic-tiering');
 /**
  * One pool per process, shared by the Prisma client (driver adapter; Prisma 7 needs no engine) and
  * `sql`, and a connection of its own for each lane asked for (a generation worker's claims). Every
- * wait on PostgreSQL is bounded: getting a connection, a statement, and a transaction
- * left idle by a stalled client.
+ * wait on PostgreSQL is bounded: getting a connection, a statement, and a transaction left idle
+ * by a stalled client.
  */
 export function createDatabase(databaseUrl: string, options: DatabaseOptions = {}): Database {
   const statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
