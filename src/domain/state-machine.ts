@@ -1,3 +1,4 @@
+import DataLoader from 'dataloader';
 import type { Db, Sql } from '../db.ts';
 import { Prisma, type Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
@@ -147,10 +148,34 @@ export async function changeTransition(
   return row;
 }
 
-/** The row as the state machine writes it (plain SQL: read on every step of every generation). */
-export async function loadTransition(deps: Pick<StateDeps, 'sql'>, id: string): Promise<Transition | null> {
-  const [row] = await deps.sql.query<Transition>(`SELECT * FROM "Transition" WHERE "id" = $1::uuid`, [id]);
+/**
+ * The row as the state machine writes it (plain SQL: read on every step of every generation).
+ * The reads asked for in one turn of the event loop go out as one statement: a worker starting a
+ * round of 100 jobs reads their 100 rows in one round trip, not 100 queued for the pool's
+ * connections. Nothing is kept: each read is of a moment after it was asked for, as before.
+ */
+export function loadTransition(deps: Pick<StateDeps, 'sql'>, id: string): Promise<Transition | null> {
+  // An id not in the form PostgreSQL returns (ours all are) is read alone, as PostgreSQL reads it.
+  if (!CANONICAL_UUID.test(id)) return readTransition(deps.sql, id);
+  let reader = readers.get(deps.sql);
+  if (!reader) readers.set(deps.sql, (reader = new DataLoader((ids) => readTransitions(deps.sql, ids), { cache: false, maxBatchSize: 1_000 })));
+  return reader.load(id);
+}
+
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** One batching reader per pool (or transaction) the reads go to. */
+const readers = new WeakMap<object, DataLoader<string, Transition | null>>();
+
+async function readTransition(sql: Pick<Sql, 'query'>, id: string): Promise<Transition | null> {
+  const [row] = await sql.query<Transition>(`SELECT * FROM "Transition" WHERE "id" = $1::uuid`, [id]);
   return row ?? null;
+}
+
+async function readTransitions(sql: Pick<Sql, 'query'>, ids: readonly string[]): Promise<Array<Transition | null>> {
+  if (ids.length === 1) return [await readTransition(sql, ids[0]!)];
+  const rows = await sql.query<Transition>(`SELECT * FROM "Transition" WHERE "id" = ANY($1::uuid[])`, [ids]);
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return ids.map((id) => byId.get(id) ?? null);
 }
 
 async function announce(deps: StateDeps, rows: readonly Transition[], fields?: readonly TransitionField[]) {
