@@ -7,6 +7,19 @@ import { createLogger } from '../src/logger.ts';
 import { writeAtomically } from '../src/media/encode.ts';
 import { createMediaService } from '../src/media/service.ts';
 import { mediaTools, probe, runFfmpeg, runTool, type MediaTools } from '../src/media/ffmpeg.ts';
+import { until } from './helpers/wait.ts';
+
+/** The pid of the process whose command line holds `marker`, once it catches SIGTERM (its handlers are set: it runs). */
+async function pidRunning(marker: string): Promise<number | null> {
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.includes(marker)) continue;
+    const caught = /SigCgt:\s*([0-9a-f]+)/.exec(await readFile(`/proc/${entry}/status`, 'utf8').catch(() => ''))?.[1];
+    return caught && (BigInt(`0x${caught}`) >> 14n) & 1n ? Number(entry) : null;
+  }
+  return null;
+}
 
 // SEGUE_MEDIA_TOOLS=npm runs the suite on the npm ffmpeg 4.1 even where a system ffmpeg exists.
 const prefer = (process.env.SEGUE_MEDIA_TOOLS ?? 'auto') as 'auto' | 'system' | 'npm';
@@ -76,6 +89,18 @@ describe('runTool / runFfmpeg', () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 200);
     await expect(runFfmpeg(endless, { tools, signal: controller.signal })).rejects.toMatchObject({ code: 'MEDIA_ABORTED' });
+  });
+
+  it('a run stopped by a signal Segue did not send (a service manager, the OOM killer) fails retryable: another attempt may pass', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
+      const marker = `segue-stopped-${signal}-${process.pid}-${Date.now()}`;
+      const run = runFfmpeg(['-f', 'lavfi', '-i', 'testsrc2=s=64x64', '-metadata', `comment=${marker}`, '-f', 'null', '-'], { tools }).catch((e: unknown) => e);
+      const pid = await until(() => pidRunning(marker), { what: `ffmpeg ${marker}` });
+      process.kill(pid, signal);
+      const error = await run;
+      expect(error, signal).toMatchObject({ name: 'MediaError', code: 'MEDIA_TOOL_FAILED', retryable: true });
+      expect((error as Error).message).toMatch(signal === 'SIGKILL' ? /SIGKILL/ : /255: stopped by a signal/);
+    }
   });
 
   it('reports a binary that cannot be started as MEDIA_TOOL_NOT_FOUND', async () => {

@@ -86,8 +86,12 @@ export function runTool(binary: string, args: readonly string[], options: RunOpt
       const tail = lastLines(stderr, 20) || undefined;
       if (failure) return reject(new MediaError(failure.code, failure.message, { ...failure, stderr: tail }));
       if (code !== 0) {
-        const why = lastLines(stderr) || (killedBy ? `killed by ${killedBy}` : 'no output');
-        return reject(new MediaError('MEDIA_TOOL_FAILED', `${name} exited with ${code ?? killedBy}: ${why}`, { stderr: tail }));
+        // Stopped by a signal Segue did not send (a service manager stopping every process of the
+        // machine, the OOM killer): not the input's fault, so another attempt may pass. ffmpeg
+        // catches SIGINT and SIGTERM and exits 255 for them, its only use of that code.
+        const stopped = killedBy !== null || (code === 255 && name.startsWith('ffmpeg'));
+        const why = lastLines(stderr) || (killedBy ? `killed by ${killedBy}` : stopped ? 'stopped by a signal' : 'no output');
+        return reject(new MediaError('MEDIA_TOOL_FAILED', `${name} exited with ${code ?? killedBy}: ${why}`, { stderr: tail, retryable: stopped }));
       }
       resolve({ stdout: Buffer.concat(chunks), stderr, durationMs: performance.now() - started });
     });
