@@ -219,7 +219,7 @@ export class Reconciler {
       sql.query<{ id: string; run: number }>(
         `SELECT "id", "run" FROM "Transition"
          WHERE "status" = 'COMPLETED' AND "posterKey" IS NULL AND "videoKey" IS NOT NULL AND "completedAt" < $1
-         ORDER BY "completedAt" LIMIT ${PAGE}`,
+         ORDER BY "completedAt" DESC LIMIT ${PAGE}`,
         [new Date(Date.now() - 60_000).toISOString()],
       ),
     ]);
@@ -229,7 +229,9 @@ export class Reconciler {
     ];
     let added = 0;
     // A failed copy or combine whose row is still open failed to record its end: run it again. A
-    // failed poster stays failed (its row is complete; the dashboard can retry it).
+    // failed poster stays failed (its row is complete; the dashboard can retry it), and its row
+    // stays without a poster: the newest rows are looked at first, so the ones that failed for
+    // good sink below the page as videos complete, and never hide a lost job behind them.
     for (const data of copies.map((c) => ({ transitionId: c.id, run: c.run }))) {
       if (await ensureJob(copyJobs.queue, copyJobId(data), () => copyJobs.add(data), true)) added += 1;
     }
