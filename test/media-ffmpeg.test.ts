@@ -91,15 +91,18 @@ describe('runTool / runFfmpeg', () => {
     await expect(runFfmpeg(endless, { tools, signal: controller.signal })).rejects.toMatchObject({ code: 'MEDIA_ABORTED' });
   });
 
-  it('a run stopped by a signal Segue did not send (a service manager, the OOM killer) fails retryable: another attempt may pass', async () => {
-    for (const signal of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
+  it('a run stopped by a signal Segue did not send (a service manager, the OOM killer) fails retryable: another attempt may pass; a crash does not', async () => {
+    for (const [signal, retryable] of [['SIGTERM', true], ['SIGINT', true], ['SIGKILL', true], ['SIGSEGV', false]] as const) {
       const marker = `segue-stopped-${signal}-${process.pid}-${Date.now()}`;
-      const run = runFfmpeg(['-f', 'lavfi', '-i', 'testsrc2=s=64x64', '-metadata', `comment=${marker}`, '-f', 'null', '-'], { tools }).catch((e: unknown) => e);
+      // Bounded, should the signal never come: no ffmpeg outlives the test. In the test's own
+      // directory: where a crash's core file would go, were core files on.
+      const source = 'testsrc2=s=64x64:d=600';
+      const run = runFfmpeg(['-re', '-f', 'lavfi', '-i', source, '-metadata', `comment=${marker}`, '-f', 'null', '-'], { tools, timeoutMs: 30_000, cwd: dir }).catch((e: unknown) => e);
       const pid = await until(() => pidRunning(marker), { what: `ffmpeg ${marker}` });
       process.kill(pid, signal);
       const error = await run;
-      expect(error, signal).toMatchObject({ name: 'MediaError', code: 'MEDIA_TOOL_FAILED', retryable: true });
-      expect((error as Error).message).toMatch(signal === 'SIGKILL' ? /SIGKILL/ : /255: stopped by a signal/);
+      expect(error, signal).toMatchObject({ name: 'MediaError', code: 'MEDIA_TOOL_FAILED', retryable });
+      expect((error as Error).message).toMatch(signal === 'SIGTERM' || signal === 'SIGINT' ? /255: stopped by a signal/ : new RegExp(signal));
     }
   });
 

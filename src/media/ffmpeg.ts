@@ -28,6 +28,9 @@ export interface RunResult {
   durationMs: number;
 }
 
+/** Signals that stop a process from outside (a service manager, the OOM killer, a CPU limit), not ones it raises by crashing. */
+const STOP_SIGNALS: ReadonlySet<NodeJS.Signals> = new Set(['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGXCPU']);
+
 // Enough to show why ffmpeg failed without holding a chatty encode's whole log.
 const STDERR_KEEP = 16 * 1024;
 
@@ -87,9 +90,11 @@ export function runTool(binary: string, args: readonly string[], options: RunOpt
       if (failure) return reject(new MediaError(failure.code, failure.message, { ...failure, stderr: tail }));
       if (code !== 0) {
         // Stopped by a signal Segue did not send (a service manager stopping every process of the
-        // machine, the OOM killer): not the input's fault, so another attempt may pass. ffmpeg
-        // catches SIGINT and SIGTERM and exits 255 for them, its only use of that code.
-        const stopped = killedBy !== null || (code === 255 && name.startsWith('ffmpeg'));
+        // machine, the OOM killer): not the input's fault, so another attempt may pass. A crash
+        // (SIGSEGV, SIGABRT on a bad clip) is not a stop. ffmpeg catches SIGINT and SIGTERM and
+        // exits 255 for them, saying nothing at -loglevel error; since 6.1 a real error may also
+        // exit 255 (AVERROR(EPERM)'s low byte), but it says why on stderr.
+        const stopped = (killedBy !== null && STOP_SIGNALS.has(killedBy)) || (code === 255 && name.startsWith('ffmpeg') && !stderr.trim());
         const why = lastLines(stderr) || (killedBy ? `killed by ${killedBy}` : stopped ? 'stopped by a signal' : 'no output');
         return reject(new MediaError('MEDIA_TOOL_FAILED', `${name} exited with ${code ?? killedBy}: ${why}`, { stderr: tail, retryable: stopped }));
       }
