@@ -163,7 +163,11 @@ export function loadTransition(deps: Pick<StateDeps, 'sql'>, id: string): Promis
 }
 
 const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-/** One batching reader per pool (or transaction) the reads go to. */
+/**
+ * One batching reader per pool. Not for a transaction: its reads must go out in the order its
+ * statements are written, so they use its own query, unbatched. A row read once for several
+ * callers is the same object for each: nobody changes it.
+ */
 const readers = new WeakMap<object, DataLoader<string, Transition | null>>();
 
 async function readTransition(sql: Pick<Sql, 'query'>, id: string): Promise<Transition | null> {

@@ -231,7 +231,7 @@ export class Reconciler {
     // A failed copy or combine whose row is still open failed to record its end: run it again. A
     // failed poster stays failed (its row is complete; the dashboard can retry it), and its row
     // stays without a poster: the newest rows are looked at first, so the ones that failed for
-    // good sink below the page as videos complete, and never hide a lost job behind them.
+    // good sink below the page as videos complete, and no longer hide the newer lost jobs.
     for (const data of copies.map((c) => ({ transitionId: c.id, run: c.run }))) {
       if (await ensureJob(copyJobs.queue, copyJobId(data), () => copyJobs.add(data), true)) added += 1;
     }
