@@ -1,32 +1,57 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTransitions } from '../src/domain/transitions.ts';
+import { notePosterFailed, postersDueAgain } from '../src/domain/poster-failures.ts';
+import { createTransitions, generateBatch } from '../src/domain/transitions.ts';
+import { mediaTools, runFfmpeg } from '../src/media/ffmpeg.ts';
 import { MEDIA_QUEUE, mediaJobId } from '../src/queue/media-queue.ts';
 import { Reconciler } from '../src/queue/reconciler.ts';
 import { createRedis } from '../src/redis.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
+import { mediaProcessor } from '../src/worker/media-jobs.ts';
 import { createTestAccount, testConfig } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
 /**
- * The reconciler gives a stored video whose poster job was lost (a Redis wipe, a worker that died
- * between the video and its poster) a poster job, a minute after it completed. Posters that
- * failed for good stay failed, and must not keep it from the ones it is there for.
+ * Posters and the reconciler. It gives a stored video whose poster job was lost (a Redis wipe, a
+ * worker that died between the video and its poster) a poster job, a minute after it completed.
+ * A poster whose job fails its last attempt is noted on its row: the sweep for lost jobs passes
+ * it by, and it is tried again once a day for a while.
  */
 let segue: Segue;
+let dir: string;
 const prefix = `recposters${randomBytes(3).toString('hex')}`;
-beforeAll(() => {
-  segue = createSegue(testConfig({ QUEUE_PREFIX: prefix }));
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'segue-reconciler-posters-'));
+  segue = createSegue(testConfig({ QUEUE_PREFIX: prefix, MEDIA_DIR: dir }));
 });
 afterAll(async () => {
   await segue.close();
   await dropQueueKeys(segue.config.redis, prefix);
+  await rm(dir, { recursive: true, force: true });
 });
 
-/** `n` transitions COMPLETED `agoMs` ago with a stored video and no poster. */
+const rowOf = (id: string) => segue.db.transition.findUniqueOrThrow({ where: { id } });
+const posterJob = (id: string) => ({ kind: 'poster' as const, transitionId: id, run: 1 });
+
+/** Segue's media job processor on the test's queue (posters, combined videos). */
+function mediaWorker() {
+  const connection = createRedis(segue.config.redis, 'worker');
+  const worker = new Worker(MEDIA_QUEUE, mediaProcessor(segue), { connection, prefix: segue.config.queuePrefix, concurrency: 1 });
+  return {
+    async close() {
+      await worker.close();
+      connection.disconnect();
+    },
+  };
+}
+
+/** `n` transitions COMPLETED `agoMs` ago with a video (stored or not, see storeVideo) and no poster. */
 async function completedWithoutPoster(n: number, agoMs: number) {
   const account = await createTestAccount(segue);
   const ids: string[] = [];
@@ -36,28 +61,102 @@ async function completedWithoutPoster(n: number, agoMs: number) {
   }
   await segue.sql.query(
     `UPDATE "Transition" SET "status" = 'COMPLETED', "run" = 1, "videoKey" = 'videos/' || "id" || '.mp4',
-       "completedAt" = (now() AT TIME ZONE 'UTC') - $2::int * interval '1 millisecond'
+       "completedAt" = (now() AT TIME ZONE 'UTC') - $2::bigint * interval '1 millisecond'
      WHERE "id" = ANY($1::uuid[])`,
     [ids, agoMs],
   );
   return ids;
 }
 
+/** Puts a one-second video where the row's videoKey says (the storage outage is over). */
+async function storeVideo(id: string) {
+  const video = path.join(dir, `${id}-clip.mp4`);
+  await runFfmpeg(['-f', 'lavfi', '-i', 'testsrc2=s=64x64:d=1', '-pix_fmt', 'yuv420p', video], { tools: await mediaTools() });
+  await (await segue.media.storage()).put(`videos/${id}.mp4`, video, 'video/mp4');
+}
+
 describe('reconciler: posters', () => {
-  it('finds a lost poster job behind a thousand posters that failed for good', { timeout: 120_000 }, async () => {
-    // A thousand older videos whose posters failed every attempt (their jobs are kept, failed).
+  it('a poster that fails its last attempt is noted on its row, left alone, and tried again a day later', { timeout: 60_000 }, async () => {
+    const [id] = await completedWithoutPoster(1, 120_000);
+    const data = posterJob(id!);
+    const queue = segue.mediaJobs.queue;
+    // Its video is not in storage: each render fails. Two attempts, the second 300 ms after the first.
+    await queue.add('poster', data, { jobId: mediaJobId(data), attempts: 2, backoff: { type: 'fixed', delay: 300 } });
+    const media = mediaWorker();
+    try {
+      await until(async () => (await queue.getJob(mediaJobId(data)))?.attemptsMade === 1, { what: 'the first attempt failed' });
+      expect((await rowOf(id!)).posterFailedAt).toBeNull();
+      await until(async () => (await queue.getJob(mediaJobId(data)))?.isFailed(), { what: 'the last attempt failed' });
+      const { posterFailedAt } = await rowOf(id!);
+      expect(posterFailedAt).toBeInstanceOf(Date);
+      // Left alone: the failed job stays as it is, and so does the note.
+      await new Reconciler(segue).run();
+      expect(await (await queue.getJob(mediaJobId(data)))!.isFailed()).toBe(true);
+      expect((await rowOf(id!)).posterFailedAt).toEqual(posterFailedAt);
+
+      // A day later, with the video in storage, the reconciler queues it again, and it is made.
+      await segue.sql.query(`UPDATE "Transition" SET "posterFailedAt" = "posterFailedAt" - interval '25 hours' WHERE "id" = $1::uuid`, [id]);
+      await storeVideo(id!);
+      expect((await new Reconciler(segue).run()).mediaRequeued).toBeGreaterThanOrEqual(1);
+      const row = await until(async () => {
+        const now = await rowOf(id!);
+        return now.posterKey ? now : null;
+      }, { what: 'the poster made on the next try' });
+      expect(row).toMatchObject({ status: 'COMPLETED', posterFailedAt: null, posterUrl: expect.any(String) });
+    } finally {
+      await media.close();
+    }
+  });
+
+  it('a poster made by a retry from the dashboard clears the note', { timeout: 60_000 }, async () => {
+    const [id] = await completedWithoutPoster(1, 120_000);
+    const data = posterJob(id!);
+    const queue = segue.mediaJobs.queue;
+    await queue.add('poster', data, { jobId: mediaJobId(data), attempts: 1 });
+    const media = mediaWorker();
+    try {
+      await until(async () => (await rowOf(id!)).posterFailedAt, { what: 'the failure noted' });
+      await storeVideo(id!);
+      await (await queue.getJob(mediaJobId(data)))!.retry('failed');
+      const row = await until(async () => {
+        const now = await rowOf(id!);
+        return now.posterKey ? now : null;
+      }, { what: 'the poster made by the retry' });
+      expect(row.posterFailedAt).toBeNull();
+    } finally {
+      await media.close();
+    }
+  });
+
+  it('a failed poster is tried again for 30 days after its video completed; a new run starts without the note', async () => {
+    const [recent] = await completedWithoutPoster(1, 2 * 86_400_000);
+    const [old] = await completedWithoutPoster(1, 31 * 86_400_000);
+    for (const id of [recent!, old!]) {
+      expect(await notePosterFailed(segue.sql, { id, run: 1 }, new Date(Date.now() - 25 * 3_600_000))).toBe(true);
+    }
+    const due = (await postersDueAgain(segue.sql, 1_000)).map((d) => d.id);
+    expect(due).toContain(recent);
+    expect(due).not.toContain(old);
+
+    const { accountId } = await rowOf(recent!);
+    await generateBatch(segue, accountId, { transitionIds: [recent] });
+    expect(await rowOf(recent!)).toMatchObject({ status: 'QUEUED', run: 2, posterFailedAt: null });
+  });
+
+  it('notes a thousand posters that failed for good with no note, and finds the lost poster job beside them', { timeout: 120_000 }, async () => {
+    // A thousand older videos whose posters failed every attempt (their jobs are kept, failed),
+    // with no note on their rows: the failure did not come from Segue's media worker (here, a
+    // bare BullMQ worker), as when a job fails over stalls without running.
     const failedForGood = await completedWithoutPoster(1_000, 3_600_000);
     const queue = segue.mediaJobs.queue;
-    await queue.addBulk(failedForGood.map((id) => {
-      const data = { kind: 'poster' as const, transitionId: id, run: 1 };
-      return { name: 'poster', data, opts: { jobId: mediaJobId(data), attempts: 1 } };
-    }));
+    const failedBefore = await queue.getFailedCount();
+    await queue.addBulk(failedForGood.map((id) => ({ name: 'poster', data: posterJob(id), opts: { jobId: mediaJobId(posterJob(id)), attempts: 1 } })));
     const connection = createRedis(segue.config.redis, 'worker');
     const failing = new Worker(MEDIA_QUEUE, async () => {
       throw new UnrecoverableError('the video cannot be decoded');
     }, { connection, prefix: segue.config.queuePrefix, concurrency: 50 });
     try {
-      await until(async () => (await queue.getFailedCount()) === 1_000, { timeoutMs: 60_000, what: 'the thousand posters failed' });
+      await until(async () => (await queue.getFailedCount()) === failedBefore + 1_000, { timeoutMs: 60_000, what: 'the thousand posters failed' });
     } finally {
       await failing.close();
       connection.disconnect();
@@ -67,9 +166,11 @@ describe('reconciler: posters', () => {
 
     const report = await new Reconciler(segue).run();
     expect(report.mediaRequeued).toBeGreaterThanOrEqual(1);
-    const job = await queue.getJob(mediaJobId({ kind: 'poster', transitionId: lost!, run: 1 }));
-    expect(job?.data).toEqual({ kind: 'poster', transitionId: lost, run: 1 });
-    // The failed ones stay failed: not run again by the reconciler.
-    expect(await queue.getFailedCount()).toBe(1_000);
+    expect((await queue.getJob(mediaJobId(posterJob(lost!))))?.data).toEqual(posterJob(lost!));
+    // The failed ones stay failed, now noted (a page of 1,000 a pass: with the lost one, the last
+    // is noted by the next pass), and later passes go past them.
+    await new Reconciler(segue).run();
+    expect(await segue.db.transition.count({ where: { id: { in: failedForGood }, posterFailedAt: { not: null } } })).toBe(1_000);
+    expect(await (await queue.getJob(mediaJobId(posterJob(failedForGood[0]!))))!.isFailed()).toBe(true);
   });
 });

@@ -38,6 +38,7 @@ export interface ChangeData {
   videoKey?: string | null;
   posterUrl?: string | null;
   posterKey?: string | null;
+  posterFailedAt?: Date | null;
   submittedAt?: Date | null;
   startedAt?: Date | null | 'now-if-null';
   completedAt?: Date | null;
@@ -83,6 +84,7 @@ const COLUMNS: Record<keyof ChangeData, string> = {
   videoKey: 'videoKey',
   posterUrl: 'posterUrl',
   posterKey: 'posterKey',
+  posterFailedAt: 'posterFailedAt',
   submittedAt: 'submittedAt',
   startedAt: 'startedAt',
   completedAt: 'completedAt',
@@ -253,7 +255,7 @@ export async function startRuns(
     UPDATE "Transition" SET "status" = 'QUEUED', "run" = "run" + 1, "version" = "version" + 1,
       "batchId" = ${batchId}::uuid, "attempts" = 0, "errorCode" = NULL, "errorMessage" = NULL,
       "falRequestId" = NULL, "queuePosition" = NULL, "videoUrl" = NULL, "falVideoUrl" = NULL,
-      "videoKey" = NULL, "posterUrl" = NULL, "posterKey" = NULL, "queuedAt" = ${UTC_SQL},
+      "videoKey" = NULL, "posterUrl" = NULL, "posterKey" = NULL, "posterFailedAt" = NULL, "queuedAt" = ${UTC_SQL},
       "submittedAt" = NULL, "startedAt" = NULL, "completedAt" = NULL, "updatedAt" = ${UTC_SQL}
     WHERE "id" = ANY(${[...ids]}::uuid[]) AND "accountId" = ${accountId}::uuid
       AND "status" = ANY(${[...onlyFrom]}::"TransitionStatus"[])
@@ -283,7 +285,7 @@ export async function awaitingLateVideo(tx: Prisma.TransactionClient | Db, ids: 
 /** The columns startRuns writes. */
 export const RUN_START_FIELDS: readonly TransitionField[] = [
   'status', 'run', 'version', 'batchId', 'attempts', 'errorCode', 'errorMessage', 'falRequestId', 'queuePosition', 'videoUrl',
-  'falVideoUrl', 'videoKey', 'posterUrl', 'posterKey', 'queuedAt', 'submittedAt', 'startedAt', 'completedAt', 'updatedAt',
+  'falVideoUrl', 'videoKey', 'posterUrl', 'posterKey', 'posterFailedAt', 'queuedAt', 'submittedAt', 'startedAt', 'completedAt', 'updatedAt',
 ];
 
 /** Announces rows changed inside a transaction that has now committed; `fields` as for ChangeListener. */

@@ -9,11 +9,14 @@ import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import { OPEN } from '../domain/statuses.ts';
 import type { Segue } from '../runtime.ts';
 import { releaseRequest } from '../domain/fal-requests.ts';
+import { clearPosterFailure, notePosterFailed, postersDueAgain } from '../domain/poster-failures.ts';
 import { generationJobId, type Enqueueable } from './generation-queue.ts';
 import { mediaJobId } from './media-queue.ts';
 import { copyGraceMs, copyJobId } from './copy-queue.ts';
 
 const PAGE = 1_000;
+/** Posters failed for good tried again per pass: each is a few ffmpeg runs on a media worker. */
+const FAILED_POSTERS_PER_PASS = 100;
 /** Orphan requests looked at per pass: each costs a status call (and a cancel the first time). */
 const ORPHANS_PER_PASS = 100;
 const ORPHANS_AT_ONCE = 10;
@@ -197,14 +200,14 @@ export class Reconciler {
   }
 
   /**
-   * Results left without a copy (their worker died), combined videos still to render, and posters still to
-   * make (a minute after completion).
+   * Results left without a copy (their worker died), combined videos still to render, posters still to
+   * make (a minute after completion), and posters that failed for good a day ago.
    */
   private async media(): Promise<number> {
     const { mediaJobs, copyJobs } = this.segue;
     const { sql } = this.segue;
     // Plain SQL with the partial indexes' own conditions as literals, so the planner always uses them.
-    const [copies, combined, posters] = await Promise.all([
+    const [copies, combined, posters, failedPosters] = await Promise.all([
       // Results whose copier died: no change for longer than a copy can take.
       sql.query<{ id: string; run: number }>(
         `SELECT "id", "run" FROM "Transition"
@@ -218,10 +221,11 @@ export class Reconciler {
       ),
       sql.query<{ id: string; run: number }>(
         `SELECT "id", "run" FROM "Transition"
-         WHERE "status" = 'COMPLETED' AND "posterKey" IS NULL AND "videoKey" IS NOT NULL AND "completedAt" < $1
+         WHERE "status" = 'COMPLETED' AND "posterKey" IS NULL AND "videoKey" IS NOT NULL AND "completedAt" < $1 AND "posterFailedAt" IS NULL
          ORDER BY "completedAt" DESC LIMIT ${PAGE}`,
         [new Date(Date.now() - 60_000).toISOString()],
       ),
+      postersDueAgain(sql, FAILED_POSTERS_PER_PASS),
     ]);
     const jobs = [
       ...combined.map((c) => ({ kind: 'combine' as const, generatedTransitionId: c.id })),
@@ -229,24 +233,41 @@ export class Reconciler {
     ];
     let added = 0;
     // A failed copy or combine whose row is still open failed to record its end: run it again. A
-    // failed poster stays failed (its row is complete; the dashboard can retry it), and its row
-    // stays without a poster: the newest rows are looked at first, so the ones that failed for
-    // good sink below the page as videos complete, and no longer hide the newer lost jobs.
+    // poster job that failed its last attempt notes that on its row, which leaves the sweep above
+    // and is tried again a day later, below. One whose note never came (its job failed without
+    // running, over stalls; PostgreSQL refused the note) is noted here, from its failed job.
     for (const data of copies.map((c) => ({ transitionId: c.id, run: c.run }))) {
       if (await ensureJob(copyJobs.queue, copyJobId(data), () => copyJobs.add(data), true)) added += 1;
     }
     for (const data of jobs) {
-      if (await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), data.kind === 'combine')) added += 1;
+      const failed = await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), data.kind === 'combine');
+      if (failed === true) added += 1;
+      else if (failed && data.kind === 'poster') await notePosterFailed(sql, { id: data.transitionId, run: data.run }, failed.at);
+    }
+    // Posters that failed for good a day ago: their failed job is replaced, then the row waits
+    // for its poster as a new video does (should the note not clear, the job is there already
+    // and the next pass clears it).
+    for (const noted of failedPosters) {
+      const data = { kind: 'poster' as const, transitionId: noted.id, run: noted.run };
+      if ((await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), true)) === true) added += 1;
+      await clearPosterFailure(sql, noted);
     }
     return added;
   }
 }
 
-/** Adds a job unless one with its id exists; a failed one is replaced when `replaceFailed`. */
-async function ensureJob(queue: Queue, jobId: string, add: () => Promise<unknown>, replaceFailed: boolean): Promise<boolean> {
+/**
+ * Adds a job unless one with its id exists; a failed one is replaced when `replaceFailed`. True
+ * when it added one; a failed job left in place says when it failed; false otherwise.
+ */
+async function ensureJob(queue: Queue, jobId: string, add: () => Promise<unknown>, replaceFailed: boolean): Promise<boolean | { at: Date }> {
   const existing = await queue.getJob(jobId);
-  if (existing && (!replaceFailed || !(await existing.isFailed()))) return false;
-  if (existing) await existing.remove().catch(() => undefined);
+  if (existing) {
+    const failed = await existing.isFailed();
+    if (!failed) return false;
+    if (!replaceFailed) return { at: new Date(existing.finishedOn ?? Date.now()) };
+    await existing.remove().catch(() => undefined);
+  }
   await add();
   return true;
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { changeGeneratedTransition } from '../domain/combine.ts';
+import { notePosterFailed } from '../domain/poster-failures.ts';
 import { loadTransition } from '../domain/state-machine.ts';
 import { removeFilesOfDeleted, storePoster } from './posters.ts';
 import { GeneratedTransitionStatus as G, TransitionStatus as S } from '../generated/prisma/enums.ts';
@@ -12,13 +13,18 @@ import type { Segue } from '../runtime.ts';
 /** The media queue's jobs: posters of stored videos, and combined videos. The row decides. */
 export function mediaProcessor(segue: Segue) {
   return async (job: Job<MediaJobData>) => {
-    if (job.data.kind === 'poster') return poster(segue, job.data.transitionId, job.data.run);
+    if (job.data.kind === 'poster') return poster(segue, job as Job<Extract<MediaJobData, { kind: 'poster' }>>);
     return combine(segue, job as Job<Extract<MediaJobData, { kind: 'combine' }>>);
   };
 }
 
-/** A poster the worker that stored the video could not make (see Posters). */
-async function poster(segue: Segue, transitionId: string, run: number) {
+/**
+ * A poster the worker that stored the video could not make (see Posters). One that fails its
+ * last attempt is noted on its row and logged; the reconciler tries it again daily for a while
+ * (domain/poster-failures.ts).
+ */
+async function poster(segue: Segue, job: Job<Extract<MediaJobData, { kind: 'poster' }>>) {
+  const { transitionId, run } = job.data;
   const row = await loadTransition(segue, transitionId);
   if (!row) {
     // Deleted: a poster rendered meanwhile, whose recording failed (see storePoster), goes too.
@@ -26,7 +32,19 @@ async function poster(segue: Segue, transitionId: string, run: number) {
     return 'nothing to do';
   }
   if (row.run !== run || row.status !== S.COMPLETED || !row.videoKey || row.posterKey) return 'nothing to do';
-  await storePoster(segue, row);
+  try {
+    await storePoster(segue, row);
+  } catch (error) {
+    if (error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
+      // Should the note fail, the reconciler notes it from the failed job.
+      const noted = await notePosterFailed(segue.sql, row).catch((noteError: unknown) => noteError);
+      segue.logger.warn(
+        { err: error, transitionId, run, jobId: job.id, ...(noted instanceof Error ? { noteError: noted.message } : {}) },
+        noted === true ? 'poster failed its last attempt; the reconciler tries it again in a day' : 'poster failed its last attempt',
+      );
+    }
+    throw error;
+  }
   return 'poster';
 }
 

@@ -16,9 +16,9 @@ export async function storePoster(segue: Segue, row: Transition, localVideo?: st
   return recordPoster(segue, row, await segue.media.poster(row.videoKey!, posterKeyOf(row), localVideo));
 }
 
-/** A poster stored for `row`: its posterUrl, unless the row moved on. */
+/** A poster stored for `row`: its posterUrl, unless the row moved on. It clears a failure noted before (a retry from the dashboard). */
 async function recordPoster(segue: Segue, row: Transition, stored: { key: string; url: string }) {
-  const changed = await changeTransition(segue, { id: row.id, run: row.run }, S.COMPLETED, { posterUrl: stored.url, posterKey: stored.key }, { from: [S.COMPLETED], noPosterYet: true });
+  const changed = await changeTransition(segue, { id: row.id, run: row.run }, S.COMPLETED, { posterUrl: stored.url, posterKey: stored.key, posterFailedAt: null }, { from: [S.COMPLETED], noPosterYet: true });
   // A COMPLETED transition can be deleted while its poster renders: the deletion removed its
   // files before the poster landed, so the poster goes too, rather than stay behind it (served).
   if (!changed && !(await segue.db.transition.findUnique({ where: { id: row.id }, select: { id: true } }))) {
