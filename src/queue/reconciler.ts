@@ -240,9 +240,9 @@ export class Reconciler {
       if (await ensureJob(copyJobs.queue, copyJobId(data), () => copyJobs.add(data), true)) added += 1;
     }
     for (const data of jobs) {
-      const failed = await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), data.kind === 'combine');
-      if (failed === true) added += 1;
-      else if (failed && data.kind === 'poster') await notePosterFailed(sql, { id: data.transitionId, run: data.run }, failed.at);
+      const ensured = await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), data.kind === 'combine');
+      if (ensured === true) added += 1;
+      else if (ensured && data.kind === 'poster') await notePosterFailed(sql, { id: data.transitionId, run: data.run }, ensured.failedAt);
     }
     // Posters that failed for good a day ago: their failed job is replaced, then the row waits
     // for its poster as a new video does (should the note not clear, the job is there already
@@ -258,14 +258,14 @@ export class Reconciler {
 
 /**
  * Adds a job unless one with its id exists; a failed one is replaced when `replaceFailed`. True
- * when it added one; a failed job left in place says when it failed; false otherwise.
+ * when it added one; for a failed job left in place, when it failed; false otherwise.
  */
-async function ensureJob(queue: Queue, jobId: string, add: () => Promise<unknown>, replaceFailed: boolean): Promise<boolean | { at: Date }> {
+async function ensureJob(queue: Queue, jobId: string, add: () => Promise<unknown>, replaceFailed: boolean): Promise<boolean | { failedAt: Date }> {
   const existing = await queue.getJob(jobId);
   if (existing) {
     const failed = await existing.isFailed();
     if (!failed) return false;
-    if (!replaceFailed) return { at: new Date(existing.finishedOn ?? Date.now()) };
+    if (!replaceFailed) return { failedAt: new Date(existing.finishedOn ?? Date.now()) };
     await existing.remove().catch(() => undefined);
   }
   await add();
