@@ -24,13 +24,20 @@ const UTC_NOW = `(now() AT TIME ZONE 'UTC')`;
  * when the row has moved on (another run, a poster made, deleted) or was noted already.
  */
 export async function notePosterFailed(sql: Pick<Sql, 'query'>, ref: Run, at?: Date): Promise<boolean> {
+  return (await notePostersFailed(sql, [{ ...ref, at }])).length > 0;
+}
+
+/** notePosterFailed for many runs in one statement; the ids noted. */
+export async function notePostersFailed(sql: Pick<Sql, 'query'>, failures: ReadonlyArray<Run & { at?: Date | undefined }>): Promise<string[]> {
+  if (failures.length === 0) return [];
   const rows = await sql.query<{ id: string }>(
-    `UPDATE "Transition" SET "posterFailedAt" = coalesce($3::timestamp, ${UTC_NOW})
-     WHERE "id" = $1::uuid AND "run" = $2 AND "status" = 'COMPLETED' AND "posterKey" IS NULL AND "posterFailedAt" IS NULL
-     RETURNING "id"`,
-    [ref.id, ref.run, at ? at.toISOString() : null],
+    `UPDATE "Transition" t SET "posterFailedAt" = coalesce(f."at", ${UTC_NOW})
+     FROM unnest($1::uuid[], $2::int[], $3::timestamp[]) AS f("id", "run", "at")
+     WHERE t."id" = f."id" AND t."run" = f."run" AND t."status" = 'COMPLETED' AND t."posterKey" IS NULL AND t."posterFailedAt" IS NULL
+     RETURNING t."id"`,
+    [failures.map((f) => f.id), failures.map((f) => f.run), failures.map((f) => (f.at ? f.at.toISOString() : null))],
   );
-  return rows.length > 0;
+  return rows.map((row) => row.id);
 }
 
 export type NotedFailure = Run & { posterFailedAt: Date };
@@ -50,13 +57,15 @@ export function postersDueAgain(sql: Pick<Sql, 'query'>, limit: number, retryMs 
 }
 
 /**
- * The poster of this run has its job again: it waits for a poster as a new video does. Only the
- * note that was read: one the new job's own last failure wrote meanwhile stays.
+ * These runs' posters have their jobs again: each waits for its poster as a new video does. Only
+ * the note that was read: one a new job's own last failure wrote meanwhile stays.
  */
-export async function clearPosterFailure(sql: Pick<Sql, 'query'>, noted: NotedFailure): Promise<void> {
-  await sql.query(`UPDATE "Transition" SET "posterFailedAt" = NULL WHERE "id" = $1::uuid AND "run" = $2 AND "posterFailedAt" = $3::timestamp`, [
-    noted.id,
-    noted.run,
-    noted.posterFailedAt.toISOString(),
-  ]);
+export async function clearPosterFailures(sql: Pick<Sql, 'query'>, noted: readonly NotedFailure[]): Promise<void> {
+  if (noted.length === 0) return;
+  await sql.query(
+    `UPDATE "Transition" t SET "posterFailedAt" = NULL
+     FROM unnest($1::uuid[], $2::int[], $3::timestamp[]) AS n("id", "run", "at")
+     WHERE t."id" = n."id" AND t."run" = n."run" AND t."posterFailedAt" = n."at"`,
+    [noted.map((n) => n.id), noted.map((n) => n.run), noted.map((n) => n.posterFailedAt.toISOString())],
+  );
 }

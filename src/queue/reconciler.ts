@@ -9,7 +9,7 @@ import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import { OPEN } from '../domain/statuses.ts';
 import type { Segue } from '../runtime.ts';
 import { releaseRequest } from '../domain/fal-requests.ts';
-import { clearPosterFailure, notePosterFailed, postersDueAgain } from '../domain/poster-failures.ts';
+import { clearPosterFailures, notePostersFailed, postersDueAgain } from '../domain/poster-failures.ts';
 import { generationJobId, type Enqueueable } from './generation-queue.ts';
 import { mediaJobId } from './media-queue.ts';
 import { copyGraceMs, copyJobId } from './copy-queue.ts';
@@ -239,19 +239,21 @@ export class Reconciler {
     for (const data of copies.map((c) => ({ transitionId: c.id, run: c.run }))) {
       if (await ensureJob(copyJobs.queue, copyJobId(data), () => copyJobs.add(data), true)) added += 1;
     }
+    const unnoted: Array<{ id: string; run: number; at: Date }> = [];
     for (const data of jobs) {
       const ensured = await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), data.kind === 'combine');
       if (ensured === true) added += 1;
-      else if (ensured && data.kind === 'poster') await notePosterFailed(sql, { id: data.transitionId, run: data.run }, ensured.failedAt);
+      else if (ensured && data.kind === 'poster') unnoted.push({ id: data.transitionId, run: data.run, at: ensured.failedAt });
     }
-    // Posters that failed for good a day ago: their failed job is replaced, then the row waits
-    // for its poster as a new video does (should the note not clear, the job is there already
-    // and the next pass clears it).
+    await notePostersFailed(sql, unnoted);
+    // Posters that failed for good a day ago: their failed jobs are replaced, then the rows wait
+    // for their posters as new videos do (should the notes not clear, the jobs are there already
+    // and the next pass clears them).
     for (const noted of failedPosters) {
       const data = { kind: 'poster' as const, transitionId: noted.id, run: noted.run };
       if ((await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), true)) === true) added += 1;
-      await clearPosterFailure(sql, noted);
     }
+    await clearPosterFailures(sql, failedPosters);
     return added;
   }
 }
