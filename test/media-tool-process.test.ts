@@ -127,6 +127,30 @@ describe('the priority of media runs', () => {
     }
     expect(() => testConfig({ MEDIA_NICE: '20' })).toThrow(/MEDIA_NICE/);
   });
+
+  // Linux's autogroup scheduling shares the CPU between sessions first; the helper leads its own.
+  it.skipIf(!existsSync('/proc/self/autogroup'))(
+    "puts the helper's session, where every run goes, at MEDIA_NICE too (never below this process's), so that the runs together give way",
+    async () => {
+      const autogroup = (text: string) => {
+        const [, group, nice] = /^(\S+) nice (-?\d+)/.exec(text)!;
+        return { group, nice: Number(nice) };
+      };
+      const own = autogroup(readFileSync('/proc/self/autogroup', 'utf8'));
+      for (const [env, nice] of [[{}, 10], [{ MEDIA_NICE: '3' }, 3], [{ MEDIA_NICE: '0' }, 0]] as const) {
+        const config = testConfig(env);
+        const media = createMediaService(config, createLogger(config));
+        try {
+          const { run } = await media.tools();
+          const ofRun = autogroup((await run!('/bin/cat', ['/proc/self/autogroup'], { captureStdout: true })).stdout.toString());
+          expect(ofRun.group, JSON.stringify(env)).not.toBe(own.group);
+          expect(ofRun.nice, JSON.stringify(env)).toBe(Math.max(own.nice, nice));
+        } finally {
+          media.close();
+        }
+      }
+    },
+  );
 });
 
 /** The pid a run wrote into `file`, once it has. */

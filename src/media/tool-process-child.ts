@@ -3,6 +3,7 @@
  * answers with the result or the MediaError. It ends when its parent does (the IPC channel
  * closes), stopping whatever still runs.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { isMediaError } from './errors.ts';
 import { runTool } from './ffmpeg.ts';
 import type { ToolAnswer, ToolRequest } from './tool-process.ts';
@@ -12,11 +13,44 @@ const answer = (message: ToolAnswer) => {
   if (process.connected) process.send!(message);
 };
 
+/** The niceness of a process's autogroup (Linux), or null where there is none to read. */
+const groupNice = (pid: number | 'self'): number | null => {
+  try {
+    const nice = /nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'))?.[1];
+    return nice === undefined ? null : Number(nice);
+  } catch {
+    return null;
+  }
+};
+
+/**
+ * This helper leads a session of its own (it is forked detached), and on Linux with autogroup
+ * scheduling (on by default in Debian's and Ubuntu's kernels, for processes outside a cgroup with
+ * a CPU controller) a session is a scheduling group: the CPU is shared between groups first, and a
+ * niceness weighs only within its group. The runs' own niceness alone would leave them, together,
+ * an equal share beside the worker's whole group, at any MEDIA_NICE. So the group takes the runs'
+ * niceness, never below the worker's group's: only ever lowered, which needs no privilege.
+ */
+let groupNiceSet = -Infinity;
+function lowerGroupPriority(nice: number) {
+  if (nice <= groupNiceSet) return;
+  groupNiceSet = nice;
+  const now = groupNice('self');
+  if (now === null) return;
+  const wanted = Math.max(nice, groupNice(process.ppid) ?? 0);
+  try {
+    if (now < wanted) writeFileSync('/proc/self/autogroup', String(wanted));
+  } catch {
+    /* refused: the runs keep their own niceness only */
+  }
+}
+
 process.on('message', (request: ToolRequest) => {
   if ('cancel' in request) {
     running.get(request.cancel)?.abort();
     return;
   }
+  lowerGroupPriority(request.options.nice ?? 0);
   const controller = new AbortController();
   running.set(request.run, controller);
   runTool(request.binary, request.args, { ...request.options, signal: controller.signal })
