@@ -3,7 +3,7 @@
  * as the machine has cores (the stand-in for the API, the workers' tracking and PostgreSQL), timed
  * alone, then while MEDIA_CONCURRENCY ffmpeg runs go on through the media service at MEDIA_NICE 0
  * and at the default 10. At 10 the work should take about as long as alone.
- * `npx tsx bench/media-priority.ts [rounds=3]`
+ * `npx tsx bench/media-priority.ts [rounds=5]`
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -11,7 +11,7 @@ import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { createMediaService } from '../src/media/service.ts';
 
-const rounds = Number(process.argv[2] ?? 3);
+const rounds = Number(process.argv[2] ?? 5);
 const threads = availableParallelism();
 
 // One thread's share of the work: hashing, about a second of CPU on this machine.
@@ -39,14 +39,22 @@ async function withMedia(nice: number | null, concurrency: number): Promise<numb
   const tools = await media.tools();
   const controller = new AbortController();
   const endless = ['-hide_banner', '-nostdin', '-f', 'lavfi', '-i', 'testsrc2=s=1280x720', '-threads', '1', '-f', 'null', '-'];
-  const runs = Array.from({ length: concurrency }, () => tools.run!(tools.ffmpeg, endless, { signal: controller.signal }).catch(() => undefined));
-  // The encodes are under way before the clock starts.
-  await new Promise((r) => setTimeout(r, 500));
+  // An encode that ends before the work does (it could not start, it failed) would leave the work
+  // alone and read as a priority that works: the bench fails instead.
+  const runs = Array.from({ length: concurrency }, () =>
+    tools.run!(tools.ffmpeg, endless, { signal: controller.signal }).then(
+      () => Promise.reject(new Error('an ffmpeg encode ended before the work did')),
+      (error: unknown) => (controller.signal.aborted ? undefined : Promise.reject(error)),
+    ),
+  );
   try {
-    return await timeWork();
+    // Until they are aborted the encodes settle only by failing, which ends either race.
+    // The encodes are under way before the clock starts.
+    await Promise.race([new Promise((r) => setTimeout(r, 500)), ...runs]);
+    return (await Promise.race([timeWork(), ...runs])) as number;
   } finally {
     controller.abort();
-    await Promise.all(runs);
+    await Promise.allSettled(runs);
     media.close();
   }
 }
@@ -60,9 +68,11 @@ for (let round = 0; round < rounds; round++) {
   for (const [name, nice] of settings) (times[name] ??= []).push(await withMedia(nice, concurrency));
 }
 console.log(`media priority: work on ${threads} threads beside ${concurrency} ffmpeg encodes (MEDIA_CONCURRENCY), ${rounds} rounds`);
-const alone = Math.min(...times.alone!);
+// Each round against its own time alone: the machine's speed may drift between rounds.
+const median = (t: number[]) => [...t].sort((a, b) => a - b)[Math.floor(t.length / 2)]!;
 for (const [name] of settings) {
   const t = times[name]!;
-  console.log(`  ${name.padEnd(14)} ${t.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(', ')}  (best ${(Math.min(...t) / alone).toFixed(2)}× alone)`);
+  const ratios = t.map((ms, i) => ms / times.alone![i]!);
+  console.log(`  ${name.padEnd(14)} ${t.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(', ')}  (median ${median(ratios).toFixed(2)}× alone, round by round)`);
 }
 process.exit(0);

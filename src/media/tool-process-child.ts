@@ -30,18 +30,21 @@ const groupNice = (pid: number | 'self'): number | null => {
  * niceness weighs only within its group. The runs' own niceness alone would leave them, together,
  * an equal share beside the worker's whole group, at any MEDIA_NICE. So the group takes the runs'
  * niceness, never below the worker's group's: only ever lowered, which needs no privilege.
+ * (Where a cgroup with a CPU controller holds the worker, as under Docker or a systemd unit with
+ * CPU accounting, there are no autogroups to weigh, and the write changes nothing.)
  */
 let groupNiceSet = -Infinity;
 function lowerGroupPriority(nice: number) {
   if (nice <= groupNiceSet) return;
-  groupNiceSet = nice;
   const now = groupNice('self');
-  if (now === null) return;
   const wanted = Math.max(nice, groupNice(process.ppid) ?? 0);
   try {
-    if (now < wanted) writeFileSync('/proc/self/autogroup', String(wanted));
-  } catch {
-    /* refused: the runs keep their own niceness only */
+    if (now !== null && now < wanted) writeFileSync('/proc/self/autogroup', String(wanted));
+    groupNiceSet = nice;
+  } catch (error) {
+    // Linux takes one such write per 100 ms machine-wide from an unprivileged process (EAGAIN):
+    // the next run tries again. Any other refusal is for good: the runs keep their own niceness.
+    if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') groupNiceSet = nice;
   }
 }
 
