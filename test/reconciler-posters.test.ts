@@ -174,3 +174,34 @@ describe('reconciler: posters', () => {
     expect(await (await queue.getJob(mediaJobId(posterJob(failedForGood[0]!))))!.isFailed()).toBe(true);
   });
 });
+
+describe('reconciler: a sweep that fails', () => {
+  it('is named in the report, and the sweeps after it still run: a submit whose answer can no longer come is made UNCERTAIN', async () => {
+    const [id] = await completedWithoutPoster(1, 120_000);
+    // A poster job Redis holds that cannot be read (its data is not JSON, as a hash some other
+    // program wrote): the media sweep throws on it.
+    const queue = segue.mediaJobs.queue;
+    const key = queue.toKey(mediaJobId(posterJob(id!)));
+    const client = segue.mediaJobs.redis;
+    await segue.mediaJobs.ready();
+    await client.hset(key, { name: 'poster', data: '{not json', opts: '{}', timestamp: String(Date.now()) });
+    // A submit of a day ago that never had its answer: the submissions sweep, after media's.
+    const { accountId } = await rowOf(id!);
+    const [submission] = await segue.sql.query<{ id: string }>(
+      `INSERT INTO "FalRequest" ("accountId", "transitionId", "run", "attempt", "model", "costUsd", "state", "createdAt")
+       VALUES ($1::uuid, $2::uuid, 7, 1, 'fal-ai/kling-video/v2.1/pro/image-to-video', 0.49, 'SUBMITTING', (now() AT TIME ZONE 'UTC') - interval '1 day')
+       RETURNING "id"`,
+      [accountId, id],
+    );
+    try {
+      const report = await new Reconciler(segue).run();
+      expect(report.failedSweeps).toEqual(['media']);
+      expect(report.submissionsExpired).toBeGreaterThanOrEqual(1);
+      expect((await segue.db.falRequest.findUniqueOrThrow({ where: { id: submission!.id } })).state).toBe('UNCERTAIN');
+    } finally {
+      await client.del(key);
+    }
+    // Once the job can be read, the sweep passes again.
+    expect((await new Reconciler(segue).run()).failedSweeps).toEqual([]);
+  });
+});

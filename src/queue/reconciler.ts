@@ -46,6 +46,8 @@ export interface ReconcileReport {
    * if never completed, else only their upload place forgotten (its file removed either way).
    */
   uploadsSwept: number;
+  /** Sweeps of this pass that failed (logged); the others ran all the same. */
+  failedSweeps: string[];
 }
 
 /**
@@ -97,10 +99,13 @@ export class Reconciler {
     }
   }
 
+  /**
+   * One pass. Each sweep runs on its own: one that fails (PostgreSQL or Redis refusing a
+   * statement, a job Redis holds that cannot be read) is logged and named in the report, and the
+   * others still run, above all those that follow fal's requests and free their slots.
+   */
   async run(): Promise<ReconcileReport> {
-    const { db, generationJobs: jobs, config, logger } = this.segue;
-    // A wipe also loses the global cap; putting it back is idempotent.
-    await jobs.setFalConcurrency(config.fal.concurrency);
+    const { config, logger } = this.segue;
     const report: ReconcileReport = {
       checked: 0,
       requeued: 0,
@@ -112,7 +117,44 @@ export class Reconciler {
       submissionsExpired: 0,
       idempotencyKeysDeleted: 0,
       uploadsSwept: 0,
+      failedSweeps: [],
     };
+    const sweep = async (name: string, work: () => Promise<unknown>) => {
+      try {
+        await work();
+      } catch (err) {
+        report.failedSweeps.push(name);
+        logger.warn({ err, sweep: name }, 'a reconcile sweep failed; the others go on');
+      }
+    };
+    // A wipe also loses the global cap; putting it back is idempotent.
+    await sweep('cap', () => this.segue.generationJobs.setFalConcurrency(config.fal.concurrency));
+    await sweep('jobs', () => this.requeue(report));
+    await sweep('batches', () => this.batches(report));
+    await sweep('media', async () => {
+      report.mediaRequeued = await this.media();
+    });
+    await sweep('submissions', async () => {
+      report.submissionsExpired = await expireStaleSubmissions(this.segue.sql, submitAnswerMs(config.fal));
+    });
+    await sweep('orphans', async () => {
+      report.orphansEnded = await this.orphans();
+    });
+    await sweep('idempotency keys', async () => {
+      report.idempotencyKeysDeleted = await sweepIdempotencyKeys(this.segue.db, config.http.idempotencyTtlMs);
+    });
+    await sweep('uploads', async () => {
+      report.uploadsSwept = await sweepExpiredUploads(this.segue);
+    });
+    if (report.requeued || report.batchesClosed || report.batchEndsSent || report.mediaRequeued || report.orphansEnded || report.submissionsExpired || report.uploadsSwept) {
+      logger.info(report, 'reconciled jobs with the database');
+    }
+    return report;
+  }
+
+  /** Every unfinished row without a live job gets one (those holding a fal request first). */
+  private async requeue(report: ReconcileReport) {
+    const { db, generationJobs: jobs } = this.segue;
     const redis = jobs.redis;
     let cursor: { queuedAt: Date | null; id: string } | null = null;
     for (;;) {
@@ -152,7 +194,11 @@ export class Reconciler {
       cursor = { queuedAt: last.queuedAt, id: last.id };
       if (rows.length < PAGE) break;
     }
-    const closed = await closeFinishedBatches(db, 'all-open');
+  }
+
+  /** Batches whose last item ended, and batch ends no message carried. */
+  private async batches(report: ReconcileReport) {
+    const closed = await closeFinishedBatches(this.segue.db, 'all-open');
     report.batchesClosed = closed.length;
     // Ends no message carried: closed here (the process that saw them end died before its close),
     // or closed by a process that died between its commit and its message. Their subscribers
@@ -163,15 +209,6 @@ export class Reconciler {
       this.segue.events.batchesChanged([...unsent]);
       await this.segue.events.flush();
     }
-    report.mediaRequeued = await this.media();
-    report.submissionsExpired = await expireStaleSubmissions(this.segue.sql, submitAnswerMs(config.fal));
-    report.orphansEnded = await this.orphans();
-    report.idempotencyKeysDeleted = await sweepIdempotencyKeys(db, config.http.idempotencyTtlMs);
-    report.uploadsSwept = await sweepExpiredUploads(this.segue);
-    if (report.requeued || report.batchesClosed || report.batchEndsSent || report.mediaRequeued || report.orphansEnded || report.submissionsExpired || report.uploadsSwept) {
-      logger.info(report, 'reconciled jobs with the database');
-    }
-    return report;
   }
 
   /**
