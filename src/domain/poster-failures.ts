@@ -57,8 +57,9 @@ export function postersDueAgain(sql: Pick<Sql, 'query'>, limit: number, retryMs 
 }
 
 /**
- * These runs' posters have their jobs again: each waits for its poster as a new video does. Only
- * the note that was read: one a new job's own last failure wrote meanwhile stays.
+ * These runs' posters are about to have their jobs again (the reconciler adds them after the
+ * clear): each waits for its poster as a new video does. Only the note that was read is cleared:
+ * a note is written only where none is, so the note of a new job that fails at once stays.
  */
 export async function clearPosterFailures(sql: Pick<Sql, 'query'>, noted: readonly NotedFailure[]): Promise<void> {
   if (noted.length === 0) return;

@@ -283,14 +283,16 @@ export class Reconciler {
       else if (ensured && data.kind === 'poster') unnoted.push({ id: data.transitionId, run: data.run, at: ensured.failedAt });
     }
     await notePostersFailed(sql, unnoted);
-    // Posters that failed for good a day ago: their failed jobs are replaced, then the rows wait
-    // for their posters as new videos do (should the notes not clear, the jobs are there already
-    // and the next pass clears them).
+    // Posters that failed for good a day ago: their notes are cleared, then their failed jobs
+    // replaced, and the rows wait for their posters as new videos do. Cleared first, so that the
+    // note of a new job that fails at once is its own and stays (a note is only written where
+    // none is). Should the jobs not be added, the next pass finds the rows' failed jobs unnoted:
+    // it notes them from those jobs, already a day old, and the pass after retries them.
+    await clearPosterFailures(sql, failedPosters);
     for (const noted of failedPosters) {
       const data = { kind: 'poster' as const, transitionId: noted.id, run: noted.run };
       if ((await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), true)) === true) added += 1;
     }
-    await clearPosterFailures(sql, failedPosters);
     return added;
   }
 }
