@@ -178,8 +178,10 @@ describe('reconciler: posters', () => {
 describe('reconciler: a sweep that fails', () => {
   it('is named in the report, and the sweeps after it still run: a submit whose answer can no longer come is made UNCERTAIN', async () => {
     const [id] = await completedWithoutPoster(1, 120_000);
+    // Older, so swept after it: a video whose poster job was lost.
+    const [lost] = await completedWithoutPoster(1, 180_000);
     // A poster job Redis holds that cannot be read (its data is not JSON, as a hash some other
-    // program wrote): the media sweep throws on it.
+    // program wrote): the media sweep fails on it, once it has done the other rows.
     const queue = segue.mediaJobs.queue;
     const key = queue.toKey(mediaJobId(posterJob(id!)));
     const client = segue.mediaJobs.redis;
@@ -196,6 +198,8 @@ describe('reconciler: a sweep that fails', () => {
     try {
       const report = await new Reconciler(segue).run();
       expect(report.failedSweeps).toEqual(['media']);
+      expect((await queue.getJob(mediaJobId(posterJob(lost!))))?.data).toEqual(posterJob(lost!));
+      expect(report.mediaRequeued).toBeGreaterThanOrEqual(1);
       expect(report.submissionsExpired).toBeGreaterThanOrEqual(1);
       expect((await segue.db.falRequest.findUniqueOrThrow({ where: { id: submission!.id } })).state).toBe('UNCERTAIN');
     } finally {

@@ -131,9 +131,7 @@ export class Reconciler {
     await sweep('cap', () => this.segue.generationJobs.setFalConcurrency(config.fal.concurrency));
     await sweep('jobs', () => this.requeue(report));
     await sweep('batches', () => this.batches(report));
-    await sweep('media', async () => {
-      report.mediaRequeued = await this.media();
-    });
+    await sweep('media', () => this.media(report));
     await sweep('submissions', async () => {
       report.submissionsExpired = await expireStaleSubmissions(this.segue.sql, submitAnswerMs(config.fal));
     });
@@ -240,7 +238,7 @@ export class Reconciler {
    * Results left without a copy (their worker died), combined videos still to render, posters still to
    * make (a minute after completion), and posters that failed for good a day ago.
    */
-  private async media(): Promise<number> {
+  private async media(report: ReconcileReport): Promise<void> {
     const { mediaJobs, copyJobs } = this.segue;
     const { sql } = this.segue;
     // Plain SQL with the partial indexes' own conditions as literals, so the planner always uses them.
@@ -268,18 +266,26 @@ export class Reconciler {
       ...combined.map((c) => ({ kind: 'combine' as const, generatedTransitionId: c.id })),
       ...posters.map((t) => ({ kind: 'poster' as const, transitionId: t.id, run: t.run })),
     ];
-    let added = 0;
+    // Each job on its own: one Redis cannot give back (a hash some other program wrote) fails
+    // only its row, and the sweep fails once the others are done.
+    const failures: unknown[] = [];
+    const ensure = (queue: Queue, jobId: string, add: () => Promise<unknown>, replaceFailed: boolean) =>
+      ensureJob(queue, jobId, add, replaceFailed).catch((error: unknown) => {
+        failures.push(error);
+        return false;
+      });
+    const added = () => (report.mediaRequeued += 1);
     // A failed copy or combine whose row is still open failed to record its end: run it again. A
     // poster job that failed its last attempt notes that on its row, which leaves the sweep above
     // and is tried again a day later, below. One whose note never came (its job failed without
     // running, over stalls; PostgreSQL refused the note) is noted here, from its failed job.
     for (const data of copies.map((c) => ({ transitionId: c.id, run: c.run }))) {
-      if (await ensureJob(copyJobs.queue, copyJobId(data), () => copyJobs.add(data), true)) added += 1;
+      if (await ensure(copyJobs.queue, copyJobId(data), () => copyJobs.add(data), true)) added();
     }
     const unnoted: Array<{ id: string; run: number; at: Date }> = [];
     for (const data of jobs) {
-      const ensured = await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), data.kind === 'combine');
-      if (ensured === true) added += 1;
+      const ensured = await ensure(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), data.kind === 'combine');
+      if (ensured === true) added();
       else if (ensured && data.kind === 'poster') unnoted.push({ id: data.transitionId, run: data.run, at: ensured.failedAt });
     }
     await notePostersFailed(sql, unnoted);
@@ -291,9 +297,11 @@ export class Reconciler {
     await clearPosterFailures(sql, failedPosters);
     for (const noted of failedPosters) {
       const data = { kind: 'poster' as const, transitionId: noted.id, run: noted.run };
-      if ((await ensureJob(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), true)) === true) added += 1;
+      if ((await ensure(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), true)) === true) added();
     }
-    return added;
+    if (failures.length > 0) {
+      throw new Error(`${failures.length} media job(s) could not be checked; the others were`, { cause: failures[0] });
+    }
   }
 }
 
