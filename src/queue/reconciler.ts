@@ -22,6 +22,9 @@ const ORPHANS_PER_PASS = 100;
 const ORPHANS_AT_ONCE = 10;
 /** After this long, a request fal never said ended stops holding a slot. */
 const STALE_REQUEST_MS = 24 * 3_600_000;
+/** The reconciler's lock is renewed every third of its time-to-live, this many times at most. */
+const LOCK_RENEWALS = 30;
+const RENEW_IF_OURS = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0`;
 /** How long a batch's end is its closer's to send (a flush follows its close within moments). */
 const UNSENT_END_SETTLE_MS = 10_000;
 
@@ -92,9 +95,19 @@ export class Reconciler {
     const token = randomUUID();
     const ttl = Math.max(5_000, config.worker.reconcileIntervalMs);
     if ((await redis.set(lock, token, 'PX', ttl, 'NX')) !== 'OK') return null;
+    // A pass that outlasts the lock (a PostgreSQL that times out sweep after sweep, a long
+    // backlog) keeps it, so that no other worker starts a pass beside it; for a bounded time
+    // only, so a pass that hangs cannot stop every worker's passes.
+    let renewals = 0;
+    const keep = setInterval(() => {
+      if (++renewals > LOCK_RENEWALS) return clearInterval(keep);
+      redis.eval(RENEW_IF_OURS, 1, lock, token, ttl).catch(() => undefined);
+    }, ttl / 3);
+    keep.unref();
     try {
       return await this.run();
     } finally {
+      clearInterval(keep);
       if ((await redis.get(lock)) === token) await redis.del(lock);
     }
   }
