@@ -113,6 +113,12 @@ export function createMetrics(sources: { pool?: () => PoolStats } = {}) {
       help: 'Requests whose status streams kept failing, followed by polling instead',
       registers: [registry],
     }),
+    reconcileSweepFailures: new Counter({
+      name: 'segue_reconcile_sweep_failures_total',
+      help: 'Reconciler sweeps that failed (the pass went on with the others), by sweep',
+      labelNames: ['sweep'] as const,
+      registers: [registry],
+    }),
     tracking: new Gauge({
       name: 'segue_fal_requests_tracked',
       help: 'fal requests this process is tracking now',

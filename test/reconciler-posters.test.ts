@@ -198,6 +198,7 @@ describe('reconciler: a sweep that fails', () => {
     try {
       const report = await new Reconciler(segue).run();
       expect(report.failedSweeps).toEqual(['media']);
+      expect(await segue.metrics.registry.getSingleMetricAsString('segue_reconcile_sweep_failures_total')).toMatch(/\{sweep="media"\} 1$/m);
       expect((await queue.getJob(mediaJobId(posterJob(lost!))))?.data).toEqual(posterJob(lost!));
       expect(report.mediaRequeued).toBeGreaterThanOrEqual(1);
       expect(report.submissionsExpired).toBeGreaterThanOrEqual(1);

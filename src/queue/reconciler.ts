@@ -137,6 +137,7 @@ export class Reconciler {
         await work();
       } catch (err) {
         report.failedSweeps.push(name);
+        this.segue.metrics.reconcileSweepFailures.inc({ sweep: name });
         logger.warn({ err, sweep: name }, 'a reconcile sweep failed; the others go on');
       }
     };
