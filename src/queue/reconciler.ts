@@ -25,6 +25,8 @@ const STALE_REQUEST_MS = 24 * 3_600_000;
 /** The reconciler's lock is renewed every third of its time-to-live, this many times at most. */
 const LOCK_RENEWALS = 30;
 const RENEW_IF_OURS = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0`;
+/** Let go of the lock only while it is this pass's: once it lapsed, it may be another worker's. */
+const RELEASE_IF_OURS = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`;
 /** How long a batch's end is its closer's to send (a flush follows its close within moments). */
 const UNSENT_END_SETTLE_MS = 10_000;
 
@@ -50,8 +52,11 @@ export interface ReconcileReport {
    */
   uploadsSwept: number;
   /** Sweeps of this pass that failed (logged); the others ran all the same. */
-  failedSweeps: string[];
+  failedSweeps: Sweep[];
 }
+
+/** A pass's sweeps, in their order (the names its log, report and metric use). */
+export type Sweep = 'cap' | 'jobs' | 'batches' | 'media' | 'submissions' | 'orphans' | 'idempotency keys' | 'uploads';
 
 /**
  * PostgreSQL is the truth, Redis only a work list: every unfinished transition must have its job.
@@ -108,7 +113,7 @@ export class Reconciler {
       return await this.run();
     } finally {
       clearInterval(keep);
-      if ((await redis.get(lock)) === token) await redis.del(lock);
+      await redis.eval(RELEASE_IF_OURS, 1, lock, token);
     }
   }
 
@@ -132,7 +137,7 @@ export class Reconciler {
       uploadsSwept: 0,
       failedSweeps: [],
     };
-    const sweep = async (name: string, work: () => Promise<unknown>) => {
+    const sweep = async (name: Sweep, work: () => Promise<unknown>) => {
       try {
         await work();
       } catch (err) {
@@ -282,10 +287,10 @@ export class Reconciler {
     ];
     // Each job on its own: one Redis cannot give back (a hash some other program wrote) fails
     // only its row, and the sweep fails once the others are done.
-    const failures: unknown[] = [];
+    const failed = { count: 0, first: undefined as unknown };
     const ensure = (queue: Queue, jobId: string, add: () => Promise<unknown>, replaceFailed: boolean) =>
       ensureJob(queue, jobId, add, replaceFailed).catch((error: unknown) => {
-        failures.push(error);
+        if (failed.count++ === 0) failed.first = error;
         return false;
       });
     const added = () => (report.mediaRequeued += 1);
@@ -313,8 +318,8 @@ export class Reconciler {
       const data = { kind: 'poster' as const, transitionId: noted.id, run: noted.run };
       if ((await ensure(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), true)) === true) added();
     }
-    if (failures.length > 0) {
-      throw new Error(`${failures.length} media job(s) could not be checked; the others were`, { cause: failures[0] });
+    if (failed.count > 0) {
+      throw new Error(`${failed.count} media job(s) could not be checked; the others were`, { cause: failed.first });
     }
   }
 }
