@@ -12,12 +12,18 @@ export type RedisClient = Redis | Cluster;
  */
 export type RedisRole = 'worker' | 'producer' | 'publisher' | 'subscriber' | 'client';
 
+/** How long a command on a producer connection waits for Redis' answer. */
+export const PRODUCER_COMMAND_TIMEOUT_MS = 5_000;
+
 /** Options of one connection (on a cluster: of each node's connection). */
 function roleOptions(role: RedisRole): RedisOptions {
   return {
     connectionName: `segue-${role}`,
     ...(role === 'worker' || role === 'subscriber' ? { maxRetriesPerRequest: null } : {}),
-    ...(role === 'producer' ? { maxRetriesPerRequest: 1 } : {}),
+    // A Redis that keeps its connections but answers nothing (paused, swapping, a partition that
+    // sends no reset) would hold every caller forever: a command gives up after 5 s, and what
+    // waits on it (a request adding jobs, a reconciler pass) goes on as while Redis is down.
+    ...(role === 'producer' ? { maxRetriesPerRequest: 1, commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS } : {}),
     // While Redis is down a publish gives up after 2 s instead of holding the request that made
     // the change (subscribers recover from their snapshot).
     ...(role === 'publisher' ? { commandTimeout: 2_000, maxRetriesPerRequest: 2 } : {}),

@@ -76,4 +76,41 @@ describe('restarts of the real services during a batch', () => {
     expect(later.filter((r) => r.status === 'COMPLETED')).toHaveLength(3);
     expect(p.emulator.counters().duplicateInputs).toBe(0);
   });
+
+  it('Redis hangs (connections open, nothing answered): mutations still land within a bound, every transition completes once it answers again', { timeout: 150_000 }, async () => {
+    const redis = await startPrivateRedis(await freePort());
+    cleanup.push(() => redis.stop());
+    p = await startPipeline({ emulator: { latencyMs: 1500 }, env: { REDIS_URL: redis.url, FAL_CONCURRENCY: '5' }, childWorkers: 1 });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(6) });
+    await until(() => p!.emulator.counters().submitted >= 5, { what: 'the batch under way' });
+    // The API's connections are up (ready), so nothing fails fast: each Redis call must give up by itself.
+    await gql(p.app.graphqlUrl, account.apiKey, Viewer);
+
+    const create = () => gql(p!.app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: transitionInputs(3), generate: true } });
+    redis.pause();
+    const asked = Date.now();
+    let during: Awaited<ReturnType<typeof create>>;
+    try {
+      during = await Promise.race([
+        create(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('createTransitions did not answer in 30 s')), 30_000).unref()),
+      ]);
+    } finally {
+      redis.resume();
+    }
+    const tookMs = Date.now() - asked;
+    expect(during.errors).toBeUndefined();
+    // README: the rate limit's check gives up after 1 s, a publish after 2 s, a job's enqueue after 5 s.
+    expect(tookMs).toBeLessThan(1_000 + 2_000 + 5_000 + 2_000);
+    const duringBatch = Buffer.from(during.data!.createTransitions.batch!.id, 'base64url').toString().split(':')[1]!;
+    // In PostgreSQL, whatever Redis did meanwhile; the reconciler gives them jobs if theirs were lost.
+    expect(await p.app.segue.db.transition.count({ where: { batchId: duringBatch } })).toBe(3);
+
+    const rows = await p.settled(batch!.id, 120_000);
+    expect(rows.filter((r) => r.status === 'COMPLETED')).toHaveLength(6);
+    const later = await p.settled(duringBatch, 120_000);
+    expect(later.filter((r) => r.status === 'COMPLETED')).toHaveLength(3);
+    expect(p.emulator.counters()).toMatchObject({ duplicateInputs: 0, submitted: 9 });
+  });
 });

@@ -3,12 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { Gauge } from 'prom-client';
 import { requestsInFlight } from '../domain/claims.ts';
 import type { Segue } from '../runtime.ts';
+import { within } from './within.ts';
 
 const json = (res: ServerResponse, status: number, body: unknown) =>
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
-
-const within = <T>(promise: Promise<T>, ms: number) =>
-  Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
 
 /**
  * /health: the process is up. /ready: PostgreSQL and Redis answer (an orchestrator's readiness

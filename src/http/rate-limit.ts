@@ -3,6 +3,7 @@ import type { GenerationQueue } from '../queue/generation-queue.ts';
 import type { RedisClient } from '../redis.ts';
 import type { Logger } from '../logger.ts';
 import type { RateLimiter } from '../graphql/hardening.ts';
+import { within } from './within.ts';
 
 /**
  * A sliding window: KEYS[1] holds the account's allowed mutations of the last ARGV[2] ms (score =
@@ -24,6 +25,9 @@ local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
 return math.max(1, oldest + window - now)
 `;
 
+/** How long a mutation waits for the limit's answer before it is let through. */
+export const CHECK_TIMEOUT_MS = 1_000;
+
 type LimiterRedis = RedisClient & { segueRateTake(key: string, member: string, windowMs: number, limit: number): Promise<number> };
 
 /**
@@ -34,8 +38,9 @@ type LimiterRedis = RedisClient & { segueRateTake(key: string, member: string, w
  *
  * Redis holds up to `perWindow` short entries per account active in the last window.
  *
- * If Redis does not answer, mutations are let through (and logged): PostgreSQL still guards the
- * data, and refusing all writes during a Redis outage would be worse than a few extra ones.
+ * If Redis does not answer within `CHECK_TIMEOUT_MS` (down, or up and silent), mutations are let
+ * through (and logged): PostgreSQL still guards the data, and refusing all writes during a Redis
+ * outage would be worse than a few extra ones.
  */
 export function redisRateLimiter(
   jobs: () => GenerationQueue,
@@ -51,9 +56,10 @@ export function redisRateLimiter(
       const key = `${prefix}:ratelimit:mutations:${accountId}`;
       try {
         const queue = jobs();
-        await queue.ready(1_000);
+        await queue.ready(CHECK_TIMEOUT_MS);
         if (!('segueRateTake' in queue.redis)) queue.redis.defineCommand('segueRateTake', { numberOfKeys: 1, lua: TAKE });
-        const waitMs = Number(await (queue.redis as LimiterRedis).segueRateTake(key, randomBytes(8).toString('base64url'), windowMs, perWindow));
+        const taken = (queue.redis as LimiterRedis).segueRateTake(key, randomBytes(8).toString('base64url'), windowMs, perWindow);
+        const waitMs = Number(await within(taken, CHECK_TIMEOUT_MS, "Redis did not answer the rate limit's check"));
         return waitMs > 0 ? Math.ceil(waitMs / 1000) : 0;
       } catch (err) {
         logger.warn({ err }, 'rate limiter unavailable; letting the mutation through');

@@ -68,6 +68,10 @@ export async function startPrivateRedis(port: number) {
       child.kill('SIGKILL');
       await exited;
     },
+    /** Freezes the server (SIGSTOP): connections stay open and commands are taken, none answered. */
+    pause: () => child.kill('SIGSTOP'),
+    /** Lets a paused server go on (SIGCONT): it answers what it was sent meanwhile. */
+    resume: () => child.kill('SIGCONT'),
   };
 }
 
