@@ -180,13 +180,13 @@ describe('reconciler: a sweep that fails', () => {
     const [id] = await completedWithoutPoster(1, 120_000);
     // Older, so swept after it: a video whose poster job was lost.
     const [lost] = await completedWithoutPoster(1, 180_000);
-    // A poster job Redis holds that cannot be read (its data is not JSON, as a hash some other
-    // program wrote): the media sweep fails on it, once it has done the other rows.
+    // A poster job's key Redis holds as something other than a job (a string some other program
+    // wrote): the media sweep fails on it, once it has done the other rows.
     const queue = segue.mediaJobs.queue;
     const key = queue.toKey(mediaJobId(posterJob(id!)));
     const client = segue.mediaJobs.redis;
     await segue.mediaJobs.ready();
-    await client.hset(key, { name: 'poster', data: '{not json', opts: '{}', timestamp: String(Date.now()) });
+    await client.set(key, 'not a job');
     // A submit of a day ago that never had its answer: the submissions sweep, after media's.
     const { accountId } = await rowOf(id!);
     const [submission] = await segue.sql.query<{ id: string }>(
@@ -208,5 +208,24 @@ describe('reconciler: a sweep that fails', () => {
     }
     // Once the job can be read, the sweep passes again.
     expect((await new Reconciler(segue).run()).failedSweeps).toEqual([]);
+  });
+
+  it('while Redis cannot be reached, clears no poster failure it could not retry', async () => {
+    // A poster that failed for good a day ago: due to be tried again, its note cleared and its job replaced.
+    const [id] = await completedWithoutPoster(1, 2 * 86_400_000);
+    const notedAt = new Date(Date.now() - 25 * 3_600_000);
+    expect(await notePosterFailed(segue.sql, { id: id!, run: 1 }, notedAt)).toBe(true);
+    const cut = createSegue(testConfig({ QUEUE_PREFIX: prefix, MEDIA_DIR: dir, REDIS_URL: 'redis://127.0.0.1:1' }));
+    try {
+      const report = await new Reconciler(cut).run();
+      expect(report.failedSweeps).toContain('media');
+      // The note stays: the next pass with Redis back retries the poster.
+      expect((await rowOf(id!)).posterFailedAt).toEqual(notedAt);
+    } finally {
+      await cut.close();
+    }
+    expect((await new Reconciler(segue).run()).mediaRequeued).toBeGreaterThanOrEqual(1);
+    expect((await rowOf(id!)).posterFailedAt).toBeNull();
+    expect((await segue.mediaJobs.queue.getJob(mediaJobId(posterJob(id!))))?.data).toEqual(posterJob(id!));
   });
 });

@@ -13,6 +13,7 @@ import { clearPosterFailures, notePostersFailed, postersDueAgain } from '../doma
 import { generationJobId, type Enqueueable } from './generation-queue.ts';
 import { mediaJobId } from './media-queue.ts';
 import { copyGraceMs, copyJobId } from './copy-queue.ts';
+import type { RedisClient } from '../redis.ts';
 
 const PAGE = 1_000;
 /** Posters failed for good tried again per pass: each is a few ffmpeg runs on a media worker. */
@@ -285,56 +286,82 @@ export class Reconciler {
       ...combined.map((c) => ({ kind: 'combine' as const, generatedTransitionId: c.id })),
       ...posters.map((t) => ({ kind: 'poster' as const, transitionId: t.id, run: t.run })),
     ];
-    // Each job on its own: one Redis cannot give back (a hash some other program wrote) fails
+    // Each job on its own: one Redis cannot give back (a key some other program wrote) fails
     // only its row, and the sweep fails once the others are done.
     const failed = { count: 0, first: undefined as unknown };
-    const ensure = (queue: Queue, jobId: string, add: () => Promise<unknown>, replaceFailed: boolean) =>
-      ensureJob(queue, jobId, add, replaceFailed).catch((error: unknown) => {
+    const ensure = (queue: Queue, jobId: string, state: JobState | Error, add: () => Promise<unknown>, replaceFailed: boolean) =>
+      ensureJob(queue, jobId, state, add, replaceFailed).catch((error: unknown) => {
         if (failed.count++ === 0) failed.first = error;
-        return false;
+        return false as const;
       });
-    const added = () => (report.mediaRequeued += 1);
+    const added = (outcomes: ReadonlyArray<Ensured>) => (report.mediaRequeued += outcomes.filter((o) => o === true).length);
     // A failed copy or combine whose row is still open failed to record its end: run it again. A
     // poster job that failed its last attempt notes that on its row, which leaves the sweep above
     // and is tried again a day later, below. One whose note never came (its job failed without
     // running, over stalls; PostgreSQL refused the note) is noted here, from its failed job.
-    for (const data of copies.map((c) => ({ transitionId: c.id, run: c.run }))) {
-      if (await ensure(copyJobs.queue, copyJobId(data), () => copyJobs.add(data), true)) added();
-    }
-    const unnoted: Array<{ id: string; run: number; at: Date }> = [];
-    for (const data of jobs) {
-      const ensured = await ensure(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), data.kind === 'combine');
-      if (ensured === true) added();
-      else if (ensured && data.kind === 'poster') unnoted.push({ id: data.transitionId, run: data.run, at: ensured.failedAt });
-    }
+    // Each queue's jobs are read in one round trip; a job Redis did not answer for is left as it is.
+    const copyData = copies.map((c) => ({ transitionId: c.id, run: c.run }));
+    const copyStates = await jobStates(copyJobs, copyData.map(copyJobId));
+    added(await Promise.all(copyData.map((data, i) => ensure(copyJobs.queue, copyJobId(data), copyStates[i]!, () => copyJobs.add(data), true))));
+    const mediaStates = await jobStates(mediaJobs, jobs.map(mediaJobId));
+    const outcomes = await Promise.all(
+      jobs.map((data, i) => ensure(mediaJobs.queue, mediaJobId(data), mediaStates[i]!, () => mediaJobs.add(data), data.kind === 'combine')),
+    );
+    added(outcomes);
+    const unnoted = jobs.flatMap((data, i) => {
+      const outcome = outcomes[i]!;
+      return data.kind === 'poster' && typeof outcome === 'object' ? [{ id: data.transitionId, run: data.run, at: outcome.failedAt }] : [];
+    });
     await notePostersFailed(sql, unnoted);
     // Posters that failed for good a day ago: their notes are cleared, then their failed jobs
     // replaced, and the rows wait for their posters as new videos do. Cleared first, so that the
     // note of a new job that fails at once is its own and stays (a note is only written where
-    // none is). Should the jobs not be added, the next pass finds the rows' failed jobs unnoted:
-    // it notes them from those jobs, already a day old, and the pass after retries them.
-    await clearPosterFailures(sql, failedPosters);
-    for (const noted of failedPosters) {
-      const data = { kind: 'poster' as const, transitionId: noted.id, run: noted.run };
-      if ((await ensure(mediaJobs.queue, mediaJobId(data), () => mediaJobs.add(data), true)) === true) added();
-    }
+    // none is); and only those whose jobs Redis has just answered for, so an outage clears
+    // nothing. Should the jobs not be added after all, the next pass finds the rows' failed jobs
+    // unnoted: it notes them from those jobs, already a day old, and the pass after retries them.
+    const retried = failedPosters.map((noted) => ({ kind: 'poster' as const, transitionId: noted.id, run: noted.run }));
+    const retriedStates = await jobStates(mediaJobs, retried.map(mediaJobId));
+    await clearPosterFailures(sql, failedPosters.filter((_, i) => !(retriedStates[i] instanceof Error)));
+    added(await Promise.all(retried.map((data, i) => ensure(mediaJobs.queue, mediaJobId(data), retriedStates[i]!, () => mediaJobs.add(data), true))));
     if (failed.count > 0) {
       throw new Error(`${failed.count} media job(s) could not be checked; the others were`, { cause: failed.first });
     }
   }
 }
 
+/** Whether a job with an id exists in its queue, and if so since when it has failed (null: it has not). */
+type JobState = { exists: false } | { exists: true; failedAt: Date | null };
+/** True when a job was added; for a failed job left in place, when it failed; false otherwise. */
+type Ensured = boolean | { failedAt: Date };
+
 /**
- * Adds a job unless one with its id exists; a failed one is replaced when `replaceFailed`. True
- * when it added one; for a failed job left in place, when it failed; false otherwise.
+ * The state of each job, read in one round trip for all (its hash and its place in the failed
+ * set, as BullMQ's own isFailed reads it), not two per job. An answer Redis refuses (a key some
+ * other program wrote, of another type) is that job's error alone.
  */
-async function ensureJob(queue: Queue, jobId: string, add: () => Promise<unknown>, replaceFailed: boolean): Promise<boolean | { failedAt: Date }> {
-  const existing = await queue.getJob(jobId);
-  if (existing) {
-    const failed = await existing.isFailed();
-    if (!failed) return false;
-    if (!replaceFailed) return { failedAt: new Date(existing.finishedOn ?? Date.now()) };
-    await existing.remove().catch(() => undefined);
+async function jobStates(jobs: { queue: Queue; redis: RedisClient }, jobIds: readonly string[]): Promise<Array<JobState | Error>> {
+  if (jobIds.length === 0) return [];
+  const pipeline = jobs.redis.pipeline();
+  const failedSet = jobs.queue.toKey('failed');
+  for (const id of jobIds) pipeline.hmget(jobs.queue.toKey(id), 'finishedOn', 'data').zscore(failedSet, id);
+  const answers = (await pipeline.exec()) ?? [];
+  return jobIds.map((_, i) => {
+    const [hashError, hash] = answers[2 * i] ?? [new Error('Redis gave no answer for the job')];
+    const [scoreError, score] = answers[2 * i + 1] ?? [new Error('Redis gave no answer for the job')];
+    if (hashError || scoreError) return (hashError ?? scoreError)!;
+    const [finishedOn, data] = hash as Array<string | null>;
+    if (data === null) return { exists: false };
+    return { exists: true, failedAt: score === null ? null : new Date(finishedOn ? Number(finishedOn) : Date.now()) };
+  });
+}
+
+/** Adds a job unless one with its id exists; a failed one is replaced when `replaceFailed`. */
+async function ensureJob(queue: Queue, jobId: string, state: JobState | Error, add: () => Promise<unknown>, replaceFailed: boolean): Promise<Ensured> {
+  if (state instanceof Error) throw state;
+  if (state.exists) {
+    if (!state.failedAt) return false;
+    if (!replaceFailed) return { failedAt: state.failedAt };
+    await queue.remove(jobId).catch(() => 0);
   }
   await add();
   return true;
