@@ -56,10 +56,13 @@ export function redisRateLimiter(
       const key = `${prefix}:ratelimit:mutations:${accountId}`;
       try {
         const queue = jobs();
-        await queue.ready(CHECK_TIMEOUT_MS);
-        if (!('segueRateTake' in queue.redis)) queue.redis.defineCommand('segueRateTake', { numberOfKeys: 1, lua: TAKE });
-        const taken = (queue.redis as LimiterRedis).segueRateTake(key, randomBytes(8).toString('base64url'), windowMs, perWindow);
-        const waitMs = Number(await within(taken, CHECK_TIMEOUT_MS, "Redis did not answer the rate limit's check"));
+        const take = async () => {
+          await queue.ready(CHECK_TIMEOUT_MS);
+          if (!('segueRateTake' in queue.redis)) queue.redis.defineCommand('segueRateTake', { numberOfKeys: 1, lua: TAKE });
+          return (queue.redis as LimiterRedis).segueRateTake(key, randomBytes(8).toString('base64url'), windowMs, perWindow);
+        };
+        // One bound for the whole check: waiting for the connection and the script's answer.
+        const waitMs = Number(await within(take(), CHECK_TIMEOUT_MS, "Redis did not answer the rate limit's check"));
         return waitMs > 0 ? Math.ceil(waitMs / 1000) : 0;
       } catch (err) {
         logger.warn({ err }, 'rate limiter unavailable; letting the mutation through');

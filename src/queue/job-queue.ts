@@ -20,7 +20,10 @@ export abstract class JobQueue<Data> {
     /** The producer connection (fails fast while Redis is away: nothing piles up in memory). */
     readonly redis: RedisClient,
   ) {
-    this.queue = new Queue<Data>(name, { connection: redis, prefix: config.queuePrefix });
+    // No version check (an INFO on first use): its answer is kept for the queue's life, so one
+    // that timed out (the producer's commands give up after 5 s) would fail every later call until
+    // a restart. The workers' own connections still check the version when they start.
+    this.queue = new Queue<Data>(name, { connection: redis, prefix: config.queuePrefix, skipVersionCheck: true });
     // Redis being down surfaces on each call (enqueue, /ready); no need for BullMQ to print it too.
     this.queue.on('error', () => undefined);
   }
