@@ -21,6 +21,8 @@ const FAILED_POSTERS_PER_PASS = 100;
 /** Orphan requests looked at per pass: each costs a status call (and a cancel the first time). */
 const ORPHANS_PER_PASS = 100;
 const ORPHANS_AT_ONCE = 10;
+/** Jobs a pass adds at once: a page of them at a time would stand in front of every other enqueue on the connection. */
+const ADDS_AT_ONCE = 100;
 /** After this long, a request fal never said ended stops holding a slot. */
 const STALE_REQUEST_MS = 24 * 3_600_000;
 /** The reconciler's lock is renewed every third of its time-to-live, this many times at most. */
@@ -195,7 +197,10 @@ export class Reconciler {
       const answers = (await pipeline.exec()) ?? [];
       const missing: typeof rows = [];
       for (const [i, row] of rows.entries()) {
-        const [finishedOn, data] = (answers[i]?.[1] as Array<string | null> | undefined) ?? [null, null];
+        // A job Redis did not answer for (timed out, refused) is left as it is, not taken for lost.
+        const [error, answer] = answers[i] ?? [new Error('no answer')];
+        if (error) continue;
+        const [finishedOn, data] = answer as Array<string | null>;
         if (!data) missing.push(row);
         else if (finishedOn) {
           await jobs.queue.remove(generationJobId(row.id, row.run)).catch(() => 0);
@@ -243,15 +248,9 @@ export class Reconciler {
       log.error({ falRequestId: lost.requestId, transitionId: lost.transitionId }, 'a fal request never ended; it no longer holds a slot');
     }
     const requests = await orphanRequests(sql, ORPHANS_PER_PASS);
-    let ended = 0;
     // A few at a time: each costs a status call (and the first time a cancel).
-    for (let i = 0; i < requests.length; i += ORPHANS_AT_ONCE) {
-      const settled = await Promise.all(
-        requests.slice(i, i + ORPHANS_AT_ONCE).map((r) => releaseRequest(this.segue, r.requestId!, 'SUPERSEDED', log).catch(() => false)),
-      );
-      ended += settled.filter(Boolean).length;
-    }
-    return ended;
+    const settled = await inChunks(requests, ORPHANS_AT_ONCE, (r) => releaseRequest(this.segue, r.requestId!, 'SUPERSEDED', log).catch(() => false));
+    return settled.filter(Boolean).length;
   }
 
   /**
@@ -302,10 +301,10 @@ export class Reconciler {
     // Each queue's jobs are read in one round trip; a job Redis did not answer for is left as it is.
     const copyData = copies.map((c) => ({ transitionId: c.id, run: c.run }));
     const copyStates = await jobStates(copyJobs, copyData.map(copyJobId));
-    added(await Promise.all(copyData.map((data, i) => ensure(copyJobs.queue, copyJobId(data), copyStates[i]!, () => copyJobs.add(data), true))));
+    added(await inChunks(copyData, ADDS_AT_ONCE, (data, i) => ensure(copyJobs.queue, copyJobId(data), copyStates[i]!, () => copyJobs.add(data), true)));
     const mediaStates = await jobStates(mediaJobs, jobs.map(mediaJobId));
-    const outcomes = await Promise.all(
-      jobs.map((data, i) => ensure(mediaJobs.queue, mediaJobId(data), mediaStates[i]!, () => mediaJobs.add(data), data.kind === 'combine')),
+    const outcomes = await inChunks(jobs, ADDS_AT_ONCE, (data, i) =>
+      ensure(mediaJobs.queue, mediaJobId(data), mediaStates[i]!, () => mediaJobs.add(data), data.kind === 'combine'),
     );
     added(outcomes);
     const unnoted = jobs.flatMap((data, i) => {
@@ -322,11 +321,20 @@ export class Reconciler {
     const retried = failedPosters.map((noted) => ({ kind: 'poster' as const, transitionId: noted.id, run: noted.run }));
     const retriedStates = await jobStates(mediaJobs, retried.map(mediaJobId));
     await clearPosterFailures(sql, failedPosters.filter((_, i) => !(retriedStates[i] instanceof Error)));
-    added(await Promise.all(retried.map((data, i) => ensure(mediaJobs.queue, mediaJobId(data), retriedStates[i]!, () => mediaJobs.add(data), true))));
+    added(await inChunks(retried, ADDS_AT_ONCE, (data, i) => ensure(mediaJobs.queue, mediaJobId(data), retriedStates[i]!, () => mediaJobs.add(data), true)));
     if (failed.count > 0) {
       throw new Error(`${failed.count} media job(s) could not be checked; the others were`, { cause: failed.first });
     }
   }
+}
+
+/** `work` on each item, `size` at a time; the results in the items' order. */
+async function inChunks<T, R>(items: readonly T[], size: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  for (let i = 0; i < items.length; i += size) {
+    results.push(...(await Promise.all(items.slice(i, i + size).map((item, j) => work(item, i + j)))));
+  }
+  return results;
 }
 
 /** Whether a job with an id exists in its queue, and if so since when it has failed (null: it has not). */
