@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Gauge } from 'prom-client';
 import { requestsInFlight } from '../domain/claims.ts';
 import type { Segue } from '../runtime.ts';
-import { within } from './within.ts';
+import { within } from '../within.ts';
 
 const json = (res: ServerResponse, status: number, body: unknown) =>
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));

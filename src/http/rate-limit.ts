@@ -3,7 +3,7 @@ import type { GenerationQueue } from '../queue/generation-queue.ts';
 import type { RedisClient } from '../redis.ts';
 import type { Logger } from '../logger.ts';
 import type { RateLimiter } from '../graphql/hardening.ts';
-import { within } from './within.ts';
+import { within } from '../within.ts';
 
 /**
  * A sliding window: KEYS[1] holds the account's allowed mutations of the last ARGV[2] ms (score =
