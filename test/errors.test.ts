@@ -31,6 +31,11 @@ describe('unexpected failures', () => {
     expect((maskError(busy) as GraphQLError).extensions.code).toBe('UNAVAILABLE');
   });
 
+  it('a Redis command that timed out (ioredis: a Redis that keeps its connection and answers nothing) is UNAVAILABLE, not INTERNAL', () => {
+    const silent = new GraphQLError('boom', { originalError: new Error('Command timed out') });
+    expect((maskError(silent) as GraphQLError).extensions.code).toBe('UNAVAILABLE');
+  });
+
   it('anything else is INTERNAL, with a generic message', () => {
     const bug = new GraphQLError('boom', { originalError: new TypeError("Cannot read properties of undefined (reading 'x') at SELECT * FROM secret") });
     const masked = maskError(bug) as GraphQLError;

@@ -103,8 +103,9 @@ export function isOutage(error: unknown): boolean {
   for (let e = error as { code?: unknown; name?: unknown; message?: unknown; cause?: unknown } | null, depth = 0; e && depth < 5; depth++) {
     if (typeof e.code === 'string' && OUTAGE_CODES.has(e.code)) return true;
     const message = typeof e.message === 'string' ? e.message : '';
-    // pg-pool's "timeout exceeded when trying to connect": every connection busy past its wait.
-    if (/Connection terminated|Can't reach database|Connection is closed|Stream isn't writeable|Redis is not reachable|MaxRetriesPerRequest|timeout exceeded when trying to connect/i.test(message)) {
+    // pg-pool's "timeout exceeded when trying to connect": every connection busy past its wait;
+    // ioredis' "Command timed out": a Redis that keeps its connection and answers nothing.
+    if (/Connection terminated|Can't reach database|Connection is closed|Stream isn't writeable|Redis is not reachable|Command timed out|MaxRetriesPerRequest|timeout exceeded when trying to connect/i.test(message)) {
       return true;
     }
     if ((e as { name?: unknown }).name === 'MaxRetriesPerRequestError') return true;
