@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { notePosterFailed, postersDueAgain } from '../src/domain/poster-failures.ts';
 import { createTransitions, generateBatch } from '../src/domain/transitions.ts';
 import { mediaTools, runFfmpeg } from '../src/media/ffmpeg.ts';
+import { generationJobId } from '../src/queue/generation-queue.ts';
 import { MEDIA_QUEUE, mediaJobId } from '../src/queue/media-queue.ts';
 import { Reconciler } from '../src/queue/reconciler.ts';
 import { createRedis } from '../src/redis.ts';
@@ -187,6 +188,12 @@ describe('reconciler: a sweep that fails', () => {
     const client = segue.mediaJobs.redis;
     await segue.mediaJobs.ready();
     await client.set(key, 'not a job');
+    // The same for a queued transition's generation job: the jobs sweep fails on it (it is not
+    // taken for lost), once it has done the rest of its page.
+    const [queued] = await completedWithoutPoster(1, 0);
+    await segue.sql.query(`UPDATE "Transition" SET "status" = 'QUEUED', "videoKey" = NULL, "completedAt" = NULL WHERE "id" = $1::uuid`, [queued]);
+    const generationKey = segue.generationJobs.queue.toKey(generationJobId(queued!, 1));
+    await client.set(generationKey, 'not a job');
     // A submit of a day ago that never had its answer: the submissions sweep, after media's.
     const { accountId } = await rowOf(id!);
     const [submission] = await segue.sql.query<{ id: string }>(
@@ -197,14 +204,17 @@ describe('reconciler: a sweep that fails', () => {
     );
     try {
       const report = await new Reconciler(segue).run();
-      expect(report.failedSweeps).toEqual(['media']);
-      expect(await segue.metrics.registry.getSingleMetricAsString('segue_reconcile_sweep_failures_total')).toMatch(/\{sweep="media"\} 1$/m);
+      expect(report.failedSweeps).toEqual(['jobs', 'media']);
+      const failures = await segue.metrics.registry.getSingleMetricAsString('segue_reconcile_sweep_failures_total');
+      expect(failures).toMatch(/\{sweep="media"\} 1$/m);
+      expect(failures).toMatch(/\{sweep="jobs"\} 1$/m);
+      expect(await client.get(generationKey)).toBe('not a job');
       expect((await queue.getJob(mediaJobId(posterJob(lost!))))?.data).toEqual(posterJob(lost!));
       expect(report.mediaRequeued).toBeGreaterThanOrEqual(1);
       expect(report.submissionsExpired).toBeGreaterThanOrEqual(1);
       expect((await segue.db.falRequest.findUniqueOrThrow({ where: { id: submission!.id } })).state).toBe('UNCERTAIN');
     } finally {
-      await client.del(key);
+      await client.del(key, generationKey);
     }
     // Once the job can be read, the sweep passes again.
     expect((await new Reconciler(segue).run()).failedSweeps).toEqual([]);

@@ -196,10 +196,14 @@ export class Reconciler {
       for (const row of rows) pipeline.hmget(jobs.queue.toKey(generationJobId(row.id, row.run)), 'finishedOn', 'data');
       const answers = (await pipeline.exec()) ?? [];
       const missing: typeof rows = [];
+      const unanswered = { count: 0, first: undefined as unknown };
       for (const [i, row] of rows.entries()) {
         // A job Redis did not answer for (timed out, refused) is left as it is, not taken for lost.
-        const [error, answer] = answers[i] ?? [new Error('no answer')];
-        if (error) continue;
+        const [error, answer] = answers[i] ?? [new Error('Redis gave no answer for the job')];
+        if (error) {
+          if (unanswered.count++ === 0) unanswered.first = error;
+          continue;
+        }
         const [finishedOn, data] = answer as Array<string | null>;
         if (!data) missing.push(row);
         else if (finishedOn) {
@@ -213,6 +217,8 @@ export class Reconciler {
       await jobs.enqueue(inFlight, { urgent: true });
       await jobs.enqueue(waiting);
       report.requeued += missing.length;
+      // The sweep fails (and says so) rather than page on through a Redis that does not answer.
+      if (unanswered.count > 0) throw new Error(`Redis did not answer for ${unanswered.count} job(s); the others were checked`, { cause: unanswered.first });
       const last = rows[rows.length - 1]!;
       cursor = { queuedAt: last.queuedAt, id: last.id };
       if (rows.length < PAGE) break;
