@@ -97,11 +97,12 @@ describe('restarts of the real services during a batch', () => {
     cleanup.push(() => fresh.close());
     await fresh.generationJobs.ready();
     const poster = { kind: 'poster' as const, transitionId: randomUUID(), run: 1 };
-    redis.pause();
-    const firstUse = fresh.mediaJobs.add(poster).then(() => 'added', (error: Error) => error.message);
-    const asked = Date.now();
+    let firstUse: Promise<string>;
     let during: Awaited<ReturnType<typeof create>>;
+    const asked = Date.now();
     try {
+      redis.pause();
+      firstUse = fresh.mediaJobs.add(poster).then(() => 'added', (error: Error) => error.message);
       during = await Promise.race([
         create(),
         new Promise<never>((_, reject) => setTimeout(() => reject(new Error('createTransitions did not answer in 30 s')), 30_000).unref()),
@@ -111,7 +112,8 @@ describe('restarts of the real services during a batch', () => {
     }
     const tookMs = Date.now() - asked;
     expect(during.errors).toBeUndefined();
-    // README: the rate limit's check gives up after 1 s, a publish after 2 s, a job's enqueue after 5 s.
+    // README: the rate limit's check gives up after 1 s, a publish after 2 s, a job's enqueue after
+    // 5 s; with 4 s for a loaded machine (this file's workers run beside it).
     expect(tookMs).toBeLessThan(1_000 + 2_000 + 5_000 + 4_000);
     expect(await firstUse).toMatch(/timed out/i);
     await fresh.mediaJobs.add(poster);
