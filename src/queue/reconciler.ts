@@ -196,12 +196,12 @@ export class Reconciler {
       for (const row of rows) pipeline.hmget(jobs.queue.toKey(generationJobId(row.id, row.run)), 'finishedOn', 'data');
       const answers = (await pipeline.exec()) ?? [];
       const missing: typeof rows = [];
-      const unanswered = { count: 0, first: undefined as unknown };
+      const unanswered = new RowFailures();
       for (const [i, row] of rows.entries()) {
         // A job Redis did not answer for (timed out, refused) is left as it is, not taken for lost.
         const [error, answer] = answers[i] ?? [new Error('Redis gave no answer for the job')];
         if (error) {
-          if (unanswered.count++ === 0) unanswered.first = error;
+          unanswered.note(error);
           continue;
         }
         const [finishedOn, data] = answer as Array<string | null>;
@@ -218,7 +218,7 @@ export class Reconciler {
       await jobs.enqueue(waiting);
       report.requeued += missing.length;
       // The sweep fails (and says so) rather than page on through a Redis that does not answer.
-      if (unanswered.count > 0) throw new Error(`Redis did not answer for ${unanswered.count} job(s); the others were checked`, { cause: unanswered.first });
+      unanswered.throwIfAny('job(s) Redis did not answer for');
       const last = rows[rows.length - 1]!;
       cursor = { queuedAt: last.queuedAt, id: last.id };
       if (rows.length < PAGE) break;
@@ -293,10 +293,10 @@ export class Reconciler {
     ];
     // Each job on its own: one Redis cannot give back (a key some other program wrote) fails
     // only its row, and the sweep fails once the others are done.
-    const failed = { count: 0, first: undefined as unknown };
+    const failed = new RowFailures();
     const ensure = (queue: Queue, jobId: string, state: JobState | Error, add: () => Promise<unknown>, replaceFailed: boolean) =>
       ensureJob(queue, jobId, state, add, replaceFailed).catch((error: unknown) => {
-        if (failed.count++ === 0) failed.first = error;
+        failed.note(error);
         return false as const;
       });
     const added = (outcomes: ReadonlyArray<Ensured>) => (report.mediaRequeued += outcomes.filter((o) => o === true).length);
@@ -328,9 +328,21 @@ export class Reconciler {
     const retriedStates = await jobStates(mediaJobs, retried.map(mediaJobId));
     await clearPosterFailures(sql, failedPosters.filter((_, i) => !(retriedStates[i] instanceof Error)));
     added(await inChunks(retried, ADDS_AT_ONCE, (data, i) => ensure(mediaJobs.queue, mediaJobId(data), retriedStates[i]!, () => mediaJobs.add(data), true)));
-    if (failed.count > 0) {
-      throw new Error(`${failed.count} media job(s) could not be checked; the others were`, { cause: failed.first });
-    }
+    failed.throwIfAny('media job(s) could not be checked');
+  }
+}
+
+/** A sweep's rows that failed: counted, the first kept as the cause of the error the sweep ends with once the others are done. */
+class RowFailures {
+  private count = 0;
+  private first: unknown;
+
+  note(error: unknown) {
+    if (this.count++ === 0) this.first = error;
+  }
+
+  throwIfAny(what: string) {
+    if (this.count > 0) throw new Error(`${this.count} ${what}; the others were checked`, { cause: this.first });
   }
 }
 
