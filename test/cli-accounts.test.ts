@@ -34,14 +34,23 @@ describe('npm run cli -- accounts', () => {
     expect(child.stdout()).toMatch(/cannot show it again/);
   });
 
-  it('list shows accounts without their keys', async () => {
+  it('list shows accounts without their keys, by the id the API and `accounts create` show', async () => {
     const name = `listed-${Date.now()}`;
-    await createTestAccount(app.segue, name);
+    const account = await createTestAccount(app.segue, name);
+    const viewer = await gql(app.graphqlUrl, account.apiKey, Viewer);
     const child = run('npm', ['run', 'cli', '--', 'accounts', 'list', '--json']);
     expect((await child.exited).code).toBe(0);
-    const rows = JSON.parse(child.stdout()) as Array<{ name: string }>;
-    expect(rows.map((r) => r.name)).toContain(name);
+    const rows = JSON.parse(child.stdout()) as Array<{ id: string; name: string }>;
+    expect(rows.find((r) => r.name === name)?.id).toBe(viewer.data!.viewer.id);
     expect(child.stdout()).not.toMatch(/apiKey|sg_/);
+
+    // The text form prints the same id, and the commands that take an account accept it.
+    const text = run('npm', ['run', 'cli', '--', 'accounts', 'list']);
+    expect((await text.exited).code).toBe(0);
+    expect(text.stdout().split('\n').find((line) => line.endsWith(`  ${name}`))).toMatch(new RegExp(`^${viewer.data!.viewer.id}  `));
+    const keys = run('npm', ['run', 'cli', '--', 'accounts', 'keys', 'list', viewer.data!.viewer.id, '--json']);
+    expect((await keys.exited).code).toBe(0);
+    expect(JSON.parse(keys.stdout())).toHaveLength(1);
   });
 
   it('rejects an empty name with a clear message and exit code 1', async () => {

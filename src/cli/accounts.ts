@@ -36,7 +36,8 @@ export function registerAccountCommands(program: Command, withSegue: WithSegue) 
     .option('--json', 'print JSON')
     .action((options: { json?: boolean }) =>
       withSegue(async (segue) => {
-        const rows = await listAccounts(segue.db);
+        // The id every other command prints and the API shows (viewer.id), as `accounts create` does.
+        const rows = (await listAccounts(segue.db)).map((row) => ({ ...row, id: encodeId('Account', row.id) }));
         if (options.json) {
           process.stdout.write(`${JSON.stringify(rows)}\n`);
           return;
