@@ -122,7 +122,11 @@ describe('CLI against a running API', () => {
     // The workers' hosts and processes are for operators: read from Redis, no API key.
     const operator = { SEGUE_API_KEY: '', QUEUE_PREFIX: p.env.QUEUE_PREFIX! };
     const workers = await cli(['workers', '--json'], operator);
-    expect(JSON.parse(workers.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ concurrency: 9, pid: process.pid })]));
+    const online = JSON.parse(workers.stdout) as Array<{ pid: number; concurrency: number; startedAt: string }>;
+    expect(online).toEqual(expect.arrayContaining([expect.objectContaining({ concurrency: 9, pid: process.pid })]));
+    // Redis tells a connection's age in whole seconds: the start is given to the second, not a
+    // millisecond figure made up anew at each call.
+    for (const worker of online) expect(worker.startedAt, worker.startedAt).toMatch(/:\d\d\.000Z$/);
     expect((await cli(['workers'], operator)).stdout).toMatch(/pid \d+\s+concurrency 9/);
   });
 

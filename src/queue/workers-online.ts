@@ -10,7 +10,9 @@ export function workersOf(clients: ReadonlyArray<Record<string, string>>): Worke
     const raw = client.rawname ?? '';
     const name = raw.includes(':w:') ? raw.slice(raw.indexOf(':w:') + 3) : raw;
     const [host, pid, concurrency] = name.split(':');
-    const startedAt = new Date(Date.now() - Number(client.age ?? 0) * 1000);
+    // CLIENT LIST gives the connection's age in whole seconds: so is the start, not a millisecond
+    // figure that would change from one call to the next.
+    const startedAt = new Date((Math.floor(Date.now() / 1000) - Number(client.age ?? 0)) * 1000);
     const known = byName.get(name);
     // A worker holds more than one connection; the oldest tells when it started.
     if (!known || startedAt < known.startedAt) {
