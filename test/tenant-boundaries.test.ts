@@ -84,6 +84,10 @@ describe('tenant boundaries', () => {
     expect(all.accounts).toEqual([expect.objectContaining({ accountId: encodeId('Account', mine.id), queued: 0, running: 2 })]);
     // Nothing left running for the rest of the file.
     await cancelBatch(p.app.segue, mine.id, batchId);
+    // With nothing open, the text says so rather than leaving the busiest accounts out unsaid.
+    const quiet = run('npm', ['run', 'cli', '--', 'queue', 'stats', '--all'], { ...p.env, SEGUE_API_KEY: '' });
+    expect((await quiet.exited).code).toBe(0);
+    expect(quiet.stdout()).toMatch(/^busiest accounts: none \(no transition is queued or running\)$/m);
   });
 
   it('a bare `node dist/main.js api` (no NODE_ENV) refuses images on 127.0.0.1 and other private addresses, creating nothing', { timeout: 60_000 }, async () => {

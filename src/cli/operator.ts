@@ -19,7 +19,7 @@ export async function printOperatorStats(segue: Segue, out: Output) {
       `queue: ${s.queue.waiting} waiting, ${s.queue.active} active, ${s.queue.delayed} delayed, ${s.queue.failed} failed`,
       `transitions (all accounts): ${s.byStatus.map((b) => `${b.count} ${b.status}`).join(', ') || 'none'}`,
       `workers online: ${s.workers.length}`,
-      ...(accounts.length ? ['busiest accounts (queued / running):'] : []),
+      accounts.length ? 'busiest accounts (queued / running):' : 'busiest accounts: none (no transition is queued or running)',
       ...accounts.map((a) => `  ${a.accountId}  ${a.queued} / ${a.running}  ${a.name}`),
     ].join('\n'),
   );
