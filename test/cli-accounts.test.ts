@@ -40,8 +40,8 @@ describe('npm run cli -- accounts', () => {
     const viewer = await gql(app.graphqlUrl, account.apiKey, Viewer);
     const child = run('npm', ['run', 'cli', '--', 'accounts', 'list', '--json']);
     expect((await child.exited).code).toBe(0);
-    const rows = JSON.parse(child.stdout()) as Array<{ id: string; name: string }>;
-    expect(rows.find((r) => r.name === name)?.id).toBe(viewer.data!.viewer.id);
+    const rows = JSON.parse(child.stdout()) as Array<{ id: string; databaseId: string; name: string }>;
+    expect(rows.find((r) => r.name === name)).toMatchObject({ id: viewer.data!.viewer.id, databaseId: account.id });
     expect(child.stdout()).not.toMatch(/apiKey|sg_/);
 
     // The text form prints the same id, and the commands that take an account accept it.

@@ -36,8 +36,9 @@ export function registerAccountCommands(program: Command, withSegue: WithSegue) 
     .option('--json', 'print JSON')
     .action((options: { json?: boolean }) =>
       withSegue(async (segue) => {
-        // The id every other command prints and the API shows (viewer.id), as `accounts create` does.
-        const rows = (await listAccounts(segue.db)).map((row) => ({ ...row, id: encodeId('Account', row.id) }));
+        // By the id every other command prints and the API shows (viewer.id), as `accounts create`
+        // does; --json keeps the database uuid beside it, for SQL and the logs.
+        const rows = (await listAccounts(segue.db)).map((row) => ({ id: encodeId('Account', row.id), databaseId: row.id, name: row.name, createdAt: row.createdAt }));
         if (options.json) {
           process.stdout.write(`${JSON.stringify(rows)}\n`);
           return;
