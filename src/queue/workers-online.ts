@@ -6,13 +6,14 @@ export const workerName = (host: string, pid: number, concurrency: number) => `$
 /** The workers behind a queue's named connections (CLIENT LIST entries: name, age, addr, ...), one per worker. */
 export function workersOf(clients: ReadonlyArray<Record<string, string>>): WorkerInfo[] {
   const byName = new Map<string, WorkerInfo>();
+  // CLIENT LIST gives each connection's age in whole seconds: so is a start (to within a second
+  // of Redis' clock), not a millisecond figure that would change from one call to the next.
+  const now = Math.floor(Date.now() / 1000);
   for (const client of clients) {
     const raw = client.rawname ?? '';
     const name = raw.includes(':w:') ? raw.slice(raw.indexOf(':w:') + 3) : raw;
     const [host, pid, concurrency] = name.split(':');
-    // CLIENT LIST gives the connection's age in whole seconds: so is the start, not a millisecond
-    // figure that would change from one call to the next.
-    const startedAt = new Date((Math.floor(Date.now() / 1000) - Number(client.age ?? 0)) * 1000);
+    const startedAt = new Date((now - Number(client.age ?? 0)) * 1000);
     const known = byName.get(name);
     // A worker holds more than one connection; the oldest tells when it started.
     if (!known || startedAt < known.startedAt) {
