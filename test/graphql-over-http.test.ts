@@ -49,4 +49,32 @@ describe('GraphQL over HTTP (graphql-http audits)', () => {
     expect(notFound.status).toBe(200);
     expect(((await notFound.json()) as { errors: Array<{ extensions: { code: string } }> }).errors[0]!.extensions.code).toBe('NOT_FOUND');
   });
+
+  it('answers as the README says to a client that accepts application/json or anything (curl): 200 for errors of the query itself, 400 or 405 for the rest', async () => {
+    const account = await createTestAccount(app.segue);
+    const auth = { authorization: `Bearer ${account.apiKey}` };
+    // Variables that do not fit their types: graphql-http's own audit of this never uses its variable.
+    const unfit = JSON.stringify({
+      query: 'mutation($input: CreateTransitionsInput!) { createTransitions(input: $input) { batch { id } } }',
+      variables: { input: { transitions: [{ frontImageUrl: 'https://example.com/a.png', tailImageUrl: 'https://example.com/b.png' }] } },
+    });
+    for (const accept of ['application/json', '*/*']) {
+      const cases: Array<[string, Response, number]> = [
+        ['a syntax error', await post(JSON.stringify({ query: '{ viewer ' }), { accept, ...auth }), 200],
+        ['an unknown field', await post(JSON.stringify({ query: '{ nope }' }), { accept, ...auth }), 200],
+        ['invalid JSON', await post('{"query": ', { accept, ...auth }), 400],
+        ['a query that is not a string', await post(JSON.stringify({ query: 7 }), { accept, ...auth }), 400],
+        ['variables that do not fit their types', await post(unfit, { accept, ...auth }), 400],
+        ['a mutation over GET', await fetch(`${app.graphqlUrl}?query=${encodeURIComponent('mutation { deleteTransitions(input: { ids: [] }) { deletedIds } }')}`, { headers: { accept, ...auth } }), 405],
+      ];
+      for (const [what, response, status] of cases) {
+        expect(response.status, `${what} (${accept})`).toBe(status);
+        const body = (await response.json()) as { errors: Array<{ extensions: Record<string, unknown> }> };
+        expect(body.errors.map((e) => e.extensions.code), `${what} (${accept})`).toEqual(['BAD_USER_INPUT']);
+      }
+    }
+    // The same unfit variables under application/graphql-response+json: 400 too, and nothing was created.
+    expect((await post(unfit, auth)).status).toBe(400);
+    expect(await app.segue.db.transition.count({ where: { accountId: account.id } })).toBe(0);
+  });
 });
