@@ -67,6 +67,16 @@ async function main() {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   if (role === 'all' || role === 'worker') {
+    const { storage } = segue.config.media;
+    // The URLs a worker stores are built from its own settings and kept on the rows: a worker
+    // started alone with neither PUBLIC_URL nor MEDIA_PUBLIC_URL would store links to its own
+    // port, where no API serves them (a new user running start:api and start:worker apart).
+    if (role === 'worker' && storage.driver === 'local' && storage.publicBaseUrl === `http://localhost:${segue.config.port}/media`) {
+      log.warn(
+        { mediaUrl: storage.publicBaseUrl },
+        `the videos and posters this worker stores get URLs under ${storage.publicBaseUrl}, this process's own PORT, where a worker serves nothing: set PUBLIC_URL (or MEDIA_PUBLIC_URL) to the API's address, as every worker should`,
+      );
+    }
     const { startWorker } = await import('./worker/worker.ts');
     const worker = await startWorker(segue);
     stops.unshift(worker.close);

@@ -16,6 +16,29 @@ afterAll(async () => {
   await admin.end();
 });
 
+describe('a worker started alone', () => {
+  it("warns when the media URLs it would store point at its own port, and not once it has the API's address", { timeout: 60_000 }, async () => {
+    const started = /generation worker started/;
+    const warning = /set PUBLIC_URL \(or MEDIA_PUBLIC_URL\) to the API's address/;
+    const env = { LOG_LEVEL: 'info', LOG_PRETTY: 'false', PORT: String(await freePort()), QUEUE_PREFIX: `alone${randomBytes(3).toString('hex')}`, FAL_KEY: undefined };
+    const alone = tsx('src/main.ts', ['worker'], { ...env, PUBLIC_URL: undefined, MEDIA_PUBLIC_URL: undefined });
+    try {
+      await alone.waitFor(started, 40_000);
+      expect(alone.output()).toMatch(warning);
+      expect(alone.output()).toMatch(new RegExp(`URLs under http://localhost:${env.PORT}/media`));
+    } finally {
+      await alone.stop('SIGTERM');
+    }
+    const told = tsx('src/main.ts', ['worker'], { ...env, PUBLIC_URL: 'http://127.0.0.1:4999', MEDIA_PUBLIC_URL: undefined });
+    try {
+      await told.waitFor(started, 40_000);
+      expect(told.output()).not.toMatch(warning);
+    } finally {
+      await told.stop('SIGTERM');
+    }
+  });
+});
+
 describe('npm start', () => {
   it('creates and migrates a missing database, serves GraphiQL, and generates a video end to end without fal', { timeout: 120_000 }, async () => {
     const database = `segue_start_${randomBytes(4).toString('hex')}`;
