@@ -222,7 +222,13 @@ export type Config = Readonly<{
     /** Base of absolute media URLs: PUBLIC_URL, or http://localhost:PORT. */
     baseUrl: string;
     storage:
-      | { driver: 'local'; root: string; publicBaseUrl: string }
+      | {
+          driver: 'local';
+          root: string;
+          publicBaseUrl: string;
+          /** Neither MEDIA_PUBLIC_URL nor PUBLIC_URL was given: publicBaseUrl is http://localhost:PORT/media. */
+          defaultPublicBaseUrl: boolean;
+        }
       | {
           driver: 's3';
           bucket: string;
@@ -402,7 +408,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           : {
               driver: 'local' as const,
               root: c.MEDIA_DIR,
-              publicBaseUrl: (c.MEDIA_PUBLIC_URL ?? `${c.PUBLIC_URL ?? `http://localhost:${c.PORT}`}/media`).replace(/\/+$/, ''),
+              // PUBLIC_URL without its trailing slash, as everywhere: `https://x//media` is no URL the API serves.
+              publicBaseUrl: (c.MEDIA_PUBLIC_URL ?? `${(c.PUBLIC_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, '')}/media`).replace(/\/+$/, ''),
+              defaultPublicBaseUrl: c.MEDIA_PUBLIC_URL === undefined && c.PUBLIC_URL === undefined,
             },
       // Development and tests fetch from localhost; anything else (production, NODE_ENV unset)
       // must not reach private networks unless ALLOW_PRIVATE_NETWORK says so.

@@ -68,13 +68,13 @@ async function main() {
 
   if (role === 'all' || role === 'worker') {
     const { storage } = segue.config.media;
-    // The URLs a worker stores are built from its own settings and kept on the rows: a worker
-    // started alone with neither PUBLIC_URL nor MEDIA_PUBLIC_URL would store links to its own
-    // port, where no API serves them (a new user running start:api and start:worker apart).
-    if (role === 'worker' && storage.driver === 'local' && storage.publicBaseUrl === `http://localhost:${segue.config.port}/media`) {
+    // The URLs a worker stores are built from its own settings and kept on the rows. Without
+    // PUBLIC_URL or MEDIA_PUBLIC_URL they name localhost at its own PORT: right only for an API
+    // there with no PUBLIC_URL, seen from that machine (a new user ran the API on another port).
+    if (role === 'worker' && storage.driver === 'local' && storage.defaultPublicBaseUrl) {
       log.warn(
         { mediaUrl: storage.publicBaseUrl },
-        `the videos and posters this worker stores get URLs under ${storage.publicBaseUrl}, this process's own PORT, where a worker serves nothing: set PUBLIC_URL (or MEDIA_PUBLIC_URL) to the API's address, as every worker should`,
+        `this worker has neither PUBLIC_URL nor MEDIA_PUBLIC_URL: the videos and posters it stores get URLs under ${storage.publicBaseUrl}, right only for an API at that address with no PUBLIC_URL, viewed from this machine. Set PUBLIC_URL to the API's address on every worker (or MEDIA_PUBLIC_URL to the API's /media)`,
       );
     }
     const { startWorker } = await import('./worker/worker.ts');

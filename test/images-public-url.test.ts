@@ -21,6 +21,13 @@ describe('whether fal can reach Segue’s own URLs', () => {
     expect(isPublicBaseUrl(url)).toBe(expected);
   });
 
+  it('builds local media URLs from PUBLIC_URL without its trailing slash, and says when neither URL was given', () => {
+    const storage = (env: Record<string, string>) => testConfig(env).media.storage as { publicBaseUrl: string; defaultPublicBaseUrl: boolean };
+    expect(storage({ PUBLIC_URL: 'https://segue.example.com/' })).toMatchObject({ publicBaseUrl: 'https://segue.example.com/media', defaultPublicBaseUrl: false });
+    expect(storage({ PUBLIC_URL: '', MEDIA_PUBLIC_URL: 'https://cdn.example.com/m/' })).toMatchObject({ publicBaseUrl: 'https://cdn.example.com/m', defaultPublicBaseUrl: false });
+    expect(storage({ PUBLIC_URL: '', MEDIA_PUBLIC_URL: '', PORT: '4321' })).toMatchObject({ publicBaseUrl: 'http://localhost:4321/media', defaultPublicBaseUrl: true });
+  });
+
   it('follows PUBLIC_URL (or MEDIA_PUBLIC_URL) for local storage and the endpoint for S3', () => {
     expect(storageIsPublic(testConfig({ PUBLIC_URL: '' }))).toBe(false);
     expect(storageIsPublic(testConfig({ PUBLIC_URL: 'https://segue.example.com' }))).toBe(true);

@@ -17,24 +17,38 @@ afterAll(async () => {
 });
 
 describe('a worker started alone', () => {
-  it("warns when the media URLs it would store point at its own port, and not once it has the API's address", { timeout: 60_000 }, async () => {
+  it('warns when it has neither PUBLIC_URL nor MEDIA_PUBLIC_URL for the media URLs it stores, and not once it has one', { timeout: 90_000 }, async () => {
     const started = /generation worker started/;
-    const warning = /set PUBLIC_URL \(or MEDIA_PUBLIC_URL\) to the API's address/;
-    const env = { LOG_LEVEL: 'info', LOG_PRETTY: 'false', PORT: String(await freePort()), QUEUE_PREFIX: `alone${randomBytes(3).toString('hex')}`, FAL_KEY: undefined };
-    const alone = tsx('src/main.ts', ['worker'], { ...env, PUBLIC_URL: undefined, MEDIA_PUBLIC_URL: undefined });
-    try {
-      await alone.waitFor(started, 40_000);
-      expect(alone.output()).toMatch(warning);
-      expect(alone.output()).toMatch(new RegExp(`URLs under http://localhost:${env.PORT}/media`));
-    } finally {
-      await alone.stop('SIGTERM');
-    }
-    const told = tsx('src/main.ts', ['worker'], { ...env, PUBLIC_URL: 'http://127.0.0.1:4999', MEDIA_PUBLIC_URL: undefined });
-    try {
-      await told.waitFor(started, 40_000);
-      expect(told.output()).not.toMatch(warning);
-    } finally {
-      await told.stop('SIGTERM');
+    const warning = /Set PUBLIC_URL to the API's address on every worker/;
+    const port = String(await freePort());
+    const env = {
+      LOG_LEVEL: 'info',
+      LOG_PRETTY: 'false',
+      PORT: port,
+      QUEUE_PREFIX: `alone${randomBytes(3).toString('hex')}`,
+      FAL_KEY: undefined,
+      STORAGE_DRIVER: 'local',
+      MEDIA_DIR: mkdtempSync(join(tmpdir(), 'segue-alone-')),
+      PUBLIC_URL: undefined,
+      MEDIA_PUBLIC_URL: undefined,
+    };
+    const cases: Array<[string, Record<string, string | undefined>, boolean]> = [
+      ['neither', {}, true],
+      // As docker-compose.yml sets it: the API's address, even on localhost at the same port.
+      ['PUBLIC_URL', { PUBLIC_URL: `http://localhost:${port}/` }, false],
+      ['MEDIA_PUBLIC_URL', { MEDIA_PUBLIC_URL: `http://localhost:${port}/media` }, false],
+    ];
+    for (const [what, extra, warns] of cases) {
+      const child = tsx('src/main.ts', ['worker'], { ...env, ...extra });
+      try {
+        await child.waitFor(started, 40_000);
+        if (warns) {
+          expect(child.output(), what).toMatch(warning);
+          expect(child.output(), what).toMatch(new RegExp(`URLs under http://localhost:${port}/media,`));
+        } else expect(child.output(), what).not.toMatch(warning);
+      } finally {
+        await child.stop('SIGTERM');
+      }
     }
   });
 });
