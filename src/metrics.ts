@@ -103,6 +103,12 @@ export function createMetrics(sources: { pool?: () => PoolStats } = {}) {
       help: 'GraphQL subscriptions open on this API instance',
       registers: [registry],
     }),
+    subscriptionResults: new Counter({
+      name: 'segue_subscription_results_total',
+      help: 'Events sent to WebSocket subscriptions, by whether this one executed the event or shared the result of another subscriber that would get the same',
+      labelNames: ['execution'] as const,
+      registers: [registry],
+    }),
     statusStreams: new Gauge({
       name: 'segue_fal_status_streams_open',
       help: "fal status streams this process holds open now",

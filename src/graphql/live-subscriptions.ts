@@ -2,6 +2,7 @@ import { createSourceEventStream, execute, type ExecutionArgs, type ExecutionRes
 import { authenticationRefusal } from './authentication.ts';
 import type { Context } from './context.ts';
 import { maskError } from './errors.ts';
+import type { SharedExecutions } from './shared-executions.ts';
 
 /**
  * Subscriptions over WebSocket, run by graphql-js itself rather than through Yoga's envelop. An
@@ -12,16 +13,20 @@ import { maskError } from './errors.ts';
  * as Yoga masks them. graphql-js' own subscribe() would add a layer of its own too (an
  * iterator of closures per subscription), so each event is executed here, as it does.
  * Validation and query limits still run in the envelop (src/http/websocket.ts), and a credential
- * that ends closes the connection with every subscription on it.
+ * that ends closes the connection with every subscription on it. Each event is executed once for
+ * all the subscribers of this process that would get the same result (`shared`).
  */
 export async function subscribeLive(
   args: ExecutionArgs & { contextValue: Context },
   log: ErrorLog,
+  shared: SharedExecutions,
 ): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
   const refused = authenticationRefusal(args);
   if (refused) return refused;
   const source = await createSourceEventStream(args);
-  return Symbol.asyncIterator in source ? new LiveResults(source[Symbol.asyncIterator](), args, log) : maskResult(source, log);
+  return Symbol.asyncIterator in source
+    ? new LiveResults(source[Symbol.asyncIterator](), args, log, shared, shared.keyOf(args))
+    : maskResult(source, log);
 }
 
 /** Where masked errors go: yogaLogger's error, which logs a client's mistake at debug only. */
@@ -47,6 +52,9 @@ class LiveResults implements AsyncIterableIterator<ExecutionResult> {
     private readonly source: AsyncIterator<unknown>,
     private readonly args: ExecutionArgs,
     private readonly log: ErrorLog,
+    private readonly shared: SharedExecutions,
+    /** What this subscription's results are shared by (null: never shared). */
+    private readonly key: string | null,
   ) {}
 
   next(): Promise<IteratorResult<ExecutionResult>> {
@@ -55,13 +63,19 @@ class LiveResults implements AsyncIterableIterator<ExecutionResult> {
 
   private async result(event: unknown): Promise<IteratorResult<ExecutionResult>> {
     try {
-      const result = await execute({ ...this.args, rootValue: event });
-      return { done: false, value: result.errors ? maskResult(result, this.log) : result };
+      // Masked once for all who share it (so its errors are logged once), and never changed after.
+      const value = await this.shared.run(event, this.key, () => this.execute(event));
+      return { done: false, value };
     } catch (error) {
       // As graphql-js' subscribe: an event that cannot be executed ends the source too.
       await this.returnIgnoringErrors();
       throw error;
     }
+  }
+
+  private async execute(event: unknown): Promise<ExecutionResult> {
+    const result = await execute({ ...this.args, rootValue: event });
+    return result.errors ? maskResult(result, this.log) : result;
   }
 
   /** Ends the source, keeping the caller's error if ending it fails too. */

@@ -8,6 +8,7 @@ import { holdUntilFirst, SetupTurns } from './setup-turns.ts';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
 import { yogaLogger } from '../graphql/errors.ts';
 import { subscribeLive } from '../graphql/live-subscriptions.ts';
+import { SharedExecutions } from '../graphql/shared-executions.ts';
 import { operationOf } from '../graphql/operation-gate.ts';
 import type { Yoga } from './yoga.ts';
 
@@ -45,6 +46,7 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
   const wss = new WebSocketServer({ server, path: '/graphql' });
   const { perConnection, setupConcurrency, keepAliveMs } = segue.config.subscriptions;
   const turns = new SetupTurns(setupConcurrency);
+  const shared = new SharedExecutions(segue.metrics.subscriptionResults);
   const disposable = serveGraphqlWs<Record<string, unknown> | undefined, Extra>(
     {
       execute: (args) => (args as OperationArgs).rootValue.execute!(args) as never,
@@ -57,7 +59,7 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
           return (async function* () {})() as never;
         }
         try {
-          const result = await subscribeLive(args as OperationArgs, errorLog);
+          const result = await subscribeLive(args as OperationArgs, errorLog, shared);
           // The turn is held through the snapshot read (the first value), bounded: a stream
           // without a snapshot (account-wide) sends nothing until a change.
           if (isStream(result)) return holdUntilFirst(result, end, SNAPSHOT_TURN_MS) as never;
