@@ -42,7 +42,7 @@ async function results() {
 }
 
 describe('results shared between subscribers', () => {
-  it('two API-key viewers of a transition share one execution of each event; a browser token scoped to it gets its own, without the batch', async () => {
+  it('two API-key viewers of a transition share one execution of each event; browser tokens scoped to it and to its batch each get their own', async () => {
     const account = await createTestAccount(app.segue);
     const { batch, transitions } = await createAndGenerate(noQueue(), account.id, { transitions: transitionInputs(2) });
     const transition = transitions[0]!;
@@ -50,31 +50,61 @@ describe('results shared between subscribers', () => {
     const minted = await gql(app.graphqlUrl, account.apiKey, CreateAccessToken, { input: { transitionId: id } });
     expect(minted.errors).toBeUndefined();
     const token = minted.data!.createAccessToken.token;
+    const ofBatch = await gql(app.graphqlUrl, account.apiKey, CreateAccessToken, { input: { batchId: encodeId('Batch', batch!.id) } });
+    expect(ofBatch.errors).toBeUndefined();
 
-    const clients = [wsClient(app.graphqlUrl, account.apiKey), wsClient(app.graphqlUrl, account.apiKey), wsClient(app.graphqlUrl, token)];
+    const credentials = [account.apiKey, account.apiKey, token, ofBatch.data!.createAccessToken.token];
+    const clients = credentials.map((credential) => wsClient(app.graphqlUrl, credential));
     try {
-      const [keyA, keyB, scoped] = clients.map((client) => subscribe(client, Updated, { id }, (d) => d.transitionUpdated));
-      await Promise.all([keyA!.first, keyB!.first, scoped!.first]);
+      const [keyA, keyB, scoped, batchScoped] = clients.map((client) => subscribe(client, Updated, { id }, (d) => d.transitionUpdated));
+      await Promise.all([keyA!.first, keyB!.first, scoped!.first, batchScoped!.first]);
       expect(keyA!.events[0]!.batch).toEqual({ id: encodeId('Batch', batch!.id) });
       expect(scoped!.events[0]!.batch).toBeNull();
+      expect(batchScoped!.events[0]!.batch).toEqual({ id: encodeId('Batch', batch!.id) });
 
       const before = await results();
       const changed = await changeTransition(app.segue, transition, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date() }, { from: ['QUEUED'] });
       expect(changed).not.toBeNull();
-      await until(() => [keyA, keyB, scoped].every((s) => s!.events.length >= 2), { what: 'the change, at all three' });
+      await until(() => [keyA, keyB, scoped, batchScoped].every((s) => s!.events.length >= 2), { what: 'the change, at all four' });
       const after = await results();
 
-      for (const viewer of [keyA, keyB]) expect(viewer!.events[1]).toEqual({ id, version: changed!.version, status: 'SUBMITTED', batch: { id: encodeId('Batch', batch!.id) } });
+      for (const viewer of [keyA, keyB, batchScoped]) expect(viewer!.events[1]).toEqual({ id, version: changed!.version, status: 'SUBMITTED', batch: { id: encodeId('Batch', batch!.id) } });
       expect(scoped!.events[1]).toEqual({ id, version: changed!.version, status: 'SUBMITTED', batch: null });
-      // The two key viewers: one execution and one shared result; the token: one of its own.
-      expect({ executed: after.executed - before.executed, shared: after.shared - before.shared }).toEqual({ executed: 2, shared: 1 });
-      for (const s of [keyA, keyB, scoped]) s!.stop();
+      // The two key viewers: one execution and one shared result; each token: one of its own
+      // (the batch's token sees what the keys see, but it is another viewer: not shared).
+      expect({ executed: after.executed - before.executed, shared: after.shared - before.shared }).toEqual({ executed: 3, shared: 1 });
+      for (const s of [keyA, keyB, scoped, batchScoped]) s!.stop();
     } finally {
       await Promise.all(clients.map((c) => c.dispose()));
     }
   });
 
-  it('viewers of another account, or asking for other fields, never share a result', async () => {
+  it('two viewers of a batch share the execution of each batchProgress event', async () => {
+    const account = await createTestAccount(app.segue);
+    const { batch, transitions } = await createAndGenerate(noQueue(), account.id, { transitions: transitionInputs(3) });
+    await app.segue.events.flush();
+    const Progress: TypedDocumentNode<{ batchProgress: { id: string; total: number; queued: number; running: number } }, { id: string }> = parse(
+      'subscription ($id: ID!) { batchProgress(id: $id) { id total queued running } }',
+    );
+    const clients = [wsClient(app.graphqlUrl, account.apiKey), wsClient(app.graphqlUrl, account.apiKey)];
+    try {
+      const viewers = clients.map((client) => subscribe(client, Progress, { id: encodeId('Batch', batch!.id) }, (d) => d.batchProgress));
+      await Promise.all(viewers.map((v) => v.first));
+      const before = await results();
+      await changeTransition(app.segue, transitions[0]!, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date() }, { from: ['QUEUED'] });
+      await app.segue.events.flush();
+      await until(() => viewers.every((v) => v.events.some((e) => e.running === 1)), { what: 'the new counts, at both' });
+      const after = await results();
+      for (const v of viewers) expect(v.events.at(-1)).toEqual({ id: encodeId('Batch', batch!.id), total: 3, queued: 2, running: 1 });
+      expect(after.shared - before.shared).toBe(after.executed - before.executed);
+      expect(after.shared - before.shared).toBeGreaterThan(0);
+      for (const v of viewers) v.stop();
+    } finally {
+      await Promise.all(clients.map((c) => c.dispose()));
+    }
+  });
+
+  it('a viewer asking for other fields of the same transition, and another account\'s viewer, each execute their own', async () => {
     const accounts = [await createTestAccount(app.segue), await createTestAccount(app.segue)];
     const rows = await Promise.all(accounts.map(async (a) => (await createAndGenerate(noQueue(), a.id, { transitions: transitionInputs(1) })).transitions[0]!));
     const Fewer: TypedDocumentNode<{ transitionUpdated: { id: string; version: number } }, { id: string }> = parse(

@@ -62,15 +62,24 @@ export async function batchProgress(deps: StreamDeps, accountId: string, batchId
   return startedWith(feed, BATCH_PROGRESS, () => sharedBatchWithCounts(deps, accountId, batchId));
 }
 
+/** The row each batch message made, while the message lives (pub/sub decodes a message once for all its listeners). */
+const batchRows = new WeakMap<BatchFeedMessage, BatchWithCounts>();
+
 const BATCH_PROGRESS: RowView<BatchWithCounts, BatchFeedMessage> = {
   // The batch row's other columns never change; the message brings what does. Processes publish
   // in any order: a message read before what was sent last would move the counts back, and is
   // dropped. (One without a read point, from a process not yet updated, is taken as it comes.)
   // A batch-deleted message never gets here (`gone` ends the stream first): its test only narrows.
-  apply: (message, last) =>
-    message.kind !== 'batch' || (message.readAt && last.readAt && readBefore(message.readAt, last.readAt))
-      ? null
-      : { ...last, completedAt: message.completedAt, counts: message.counts, readAt: message.readAt ?? last.readAt },
+  apply: (message, last) => {
+    if (message.kind !== 'batch' || (message.readAt && last.readAt && readBefore(message.readAt, last.readAt))) return null;
+    if (!message.readAt) return { ...last, completedAt: message.completedAt, counts: message.counts, readAt: last.readAt };
+    // With its read point, the row a message makes is the same for every subscriber of the batch
+    // (the columns it does not bring never change; endSent is not shown): one object for all of
+    // this process's, so its execution is shared too (src/graphql/shared-executions.ts).
+    let row = batchRows.get(message);
+    if (!row) batchRows.set(message, (row = { ...last, completedAt: message.completedAt, counts: message.counts, readAt: message.readAt }));
+    return row;
+  },
   ended: (row) => Boolean(row.completedAt),
   // Deleted with its last items (deleteTransitions): no progress will ever come.
   gone: (message) => message.kind === 'batch-deleted',
