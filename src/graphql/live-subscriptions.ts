@@ -25,7 +25,7 @@ export async function subscribeLive(
   if (refused) return refused;
   const source = await createSourceEventStream(args);
   return Symbol.asyncIterator in source
-    ? new LiveResults(source[Symbol.asyncIterator](), args, log, shared, shared.keyOf(args))
+    ? new LiveResults(source[Symbol.asyncIterator](), args, log, shared)
     : maskResult(source, log);
 }
 
@@ -50,12 +50,16 @@ function maskResult(result: ExecutionResult, log: ErrorLog): ExecutionResult {
 class LiveResults implements AsyncIterableIterator<ExecutionResult> {
   constructor(
     private readonly source: AsyncIterator<unknown>,
-    private readonly args: ExecutionArgs,
+    private readonly args: ExecutionArgs & { contextValue: Context },
     private readonly log: ErrorLog,
     private readonly shared: SharedExecutions,
-    /** What this subscription's results are shared by (null: never shared). */
-    private readonly key: string | null,
   ) {}
+
+  /**
+   * What this subscription's results are shared by (null: never shared); made at its first
+   * event (an account-wide stream that never sends holds none), one string for all who share it.
+   */
+  private key: string | null | undefined = undefined;
 
   next(): Promise<IteratorResult<ExecutionResult>> {
     return this.source.next().then((read) => (read.done ? { done: true, value: undefined } : this.result(read.value)));
@@ -64,6 +68,7 @@ class LiveResults implements AsyncIterableIterator<ExecutionResult> {
   private async result(event: unknown): Promise<IteratorResult<ExecutionResult>> {
     try {
       // Masked once for all who share it (so its errors are logged once), and never changed after.
+      if (this.key === undefined) this.key = this.shared.keyOf(this.args);
       const value = await this.shared.run(event, this.key, () => this.execute(event));
       return { done: false, value };
     } catch (error) {

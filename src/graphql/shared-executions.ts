@@ -1,4 +1,5 @@
 import type { DocumentNode, ExecutionResult } from 'graphql';
+import { SharedTexts } from '../events/shared-texts.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Context } from './context.ts';
 
@@ -6,8 +7,10 @@ import type { Context } from './context.ts';
  * One execution of an event for every subscriber of this process that would get the same result.
  * The viewers of one batch (a studio's screens, a team's browsers) subscribe with the same query
  * and variables as the same account, and every change reaches all of them at once, as the same
- * row object (src/events/rows.ts): executing it once per subscriber repeated the same work
- * (resolvers, a batch's counts read) as many times as there were viewers, all in one turn.
+ * object (a transition's row, src/events/rows.ts; a batch's progress, one row per message,
+ * src/events/streams.ts): executing it once per subscriber repeated the same resolvers (and the
+ * reads of relations asked for) as many times as there were viewers, all in one turn. Each
+ * subscriber still has its own stream, message and write.
  *
  * Two subscriptions share a result only when everything execution reads is the same: the event
  * object itself, the parsed document (one object per query text, from Yoga's parser cache; a
@@ -21,6 +24,8 @@ import type { Context } from './context.ts';
  */
 export class SharedExecutions {
   private readonly documents = new WeakMap<DocumentNode, number>();
+  /** Keys, each kept once: the viewers who share results hold one string between them. */
+  private readonly keys = new SharedTexts(20_000, 1_024);
   private nextDocument = 0;
   private joinable = new WeakMap<object, Map<string, Promise<ExecutionResult>>>();
   private clearing = false;
@@ -44,7 +49,7 @@ export class SharedExecutions {
       return null;
     }
     const scope = principal.kind === 'token' ? `${principal.scope.batchId ?? ''}/${principal.scope.transitionId ?? ''}` : '';
-    return `${document}\u0000${args.operationName ?? ''}\u0000${variables}\u0000${principal.kind}\u0000${principal.accountId}\u0000${scope}`;
+    return this.keys.of(`${document}\u0000${args.operationName ?? ''}\u0000${variables}\u0000${principal.kind}\u0000${principal.accountId}\u0000${scope}`);
   }
 
   /** The result of `event` for subscriptions keyed `key`: joined if one is under way this turn, else run by `execute`. */
