@@ -105,7 +105,7 @@ export function createMetrics(sources: { pool?: () => PoolStats } = {}) {
     }),
     subscriptionResults: new Counter({
       name: 'segue_subscription_results_total',
-      help: 'Events sent to WebSocket subscriptions, by whether this one executed the event or shared the result of another subscriber that would get the same',
+      help: 'Results of WebSocket subscriptions (snapshots included), by whether each was executed for its subscription or shared from another one with the same query, variables and viewer',
       labelNames: ['execution'] as const,
       registers: [registry],
     }),
