@@ -176,6 +176,34 @@ describe('reconciler: posters', () => {
   });
 });
 
+describe('reconciler: generation jobs', () => {
+  it('leaves a queued transition with its job alone, gives one whose job was lost a new one, and replaces a finished job left behind', async () => {
+    // Whatever earlier tests left open is settled first: only this test's rows count below.
+    await new Reconciler(segue).run();
+    const account = await createTestAccount(segue);
+    const { transitions } = await createTransitions(segue, account.id, { generate: true, transitions: transitionInputs(3) });
+    const queue = segue.generationJobs.queue;
+    const jobIds = transitions.map((t) => generationJobId(t.id, t.run));
+    for (const id of jobIds) expect(await queue.getJob(id)).toBeDefined();
+
+    // Every job is there (no worker runs here: they wait): nothing to requeue.
+    expect((await new Reconciler(segue).run()).requeued).toBe(0);
+
+    // One job lost (a Redis wipe), one left finished while its row is still open (a crash between
+    // the two): both rows get a waiting job again, the third is left as it is.
+    await queue.remove(jobIds[0]!);
+    const client = segue.generationJobs.redis;
+    await client.hset(queue.toKey(jobIds[1]!), 'finishedOn', String(Date.now()));
+    const report = await new Reconciler(segue).run();
+    expect(report.requeued).toBe(2);
+    for (const id of jobIds) {
+      const job = await queue.getJob(id);
+      expect(job?.data).toMatchObject({ transitionId: transitions[jobIds.indexOf(id)]!.id });
+      expect(job?.finishedOn).toBeUndefined();
+    }
+  });
+});
+
 describe('reconciler: a sweep that fails', () => {
   it('is named in the report, and the sweeps after it still run: a submit whose answer can no longer come is made UNCERTAIN', async () => {
     const [id] = await completedWithoutPoster(1, 120_000);
