@@ -12,26 +12,26 @@ import { StatusFeed } from '../src/worker/status-feed.ts';
 function drivenStreams() {
   const signals: AbortSignal[] = [];
   let next: ((item: RequestState | Error | 'end') => void) | null = null;
-  const open = (signal: AbortSignal): AsyncIterable<RequestState> => {
+  const open = async (signal: AbortSignal, onState: (state: RequestState) => void): Promise<void> => {
     signals.push(signal);
-    return (async function* () {
-      for (;;) {
-        const item = await new Promise<RequestState | Error | 'end'>((resolve) => {
-          next = resolve;
-          if (signal.aborted) resolve(new Error('cut'));
-          signal.addEventListener('abort', () => resolve(new Error('cut')), { once: true });
-        });
-        if (item === 'end') return;
-        if (item instanceof Error) throw item;
-        yield item;
-      }
-    })();
+    for (;;) {
+      const item = await new Promise<RequestState | Error | 'end'>((resolve) => {
+        next = resolve;
+        if (signal.aborted) resolve(new Error('cut'));
+        signal.addEventListener('abort', () => resolve(new Error('cut')), { once: true });
+      });
+      if (item === 'end') return;
+      if (item instanceof Error) throw item;
+      onState(item);
+      // As fal's stream (and readStatusStream): nothing comes after COMPLETED but its end.
+      if (item.state === 'COMPLETED') return;
+    }
   };
   return { open, signals, send: (item: RequestState | Error | 'end') => next?.(item) };
 }
 
 const quietLog = createLogger({ log: { level: 'silent', pretty: false } } as never);
-const newFeed = (open: (signal: AbortSignal) => AsyncIterable<RequestState>) => new StatusFeed(open, { metrics: createMetrics(), log: quietLog }).start();
+const newFeed = (open: (signal: AbortSignal, onState: (state: RequestState) => void) => Promise<void>) => new StatusFeed(open, { metrics: createMetrics(), log: quietLog }).start();
 const turn = () => new Promise((r) => setTimeout(r, 20));
 
 /** A feed whose stream has opened and answered with `first`. */

@@ -271,12 +271,13 @@ export function createFalProvider(config: Config, logger: Logger): VideoProvider
       }
       return { videoUrl, raw: data };
     },
-    statusStream(requestId, options = {}) {
-      return readStatusStream(fal, requestId, {
-        idleMs: fal.streamIdleMs,
-        openMs: fal.callTimeoutMs,
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
+    statusStream(requestId, onState, options = {}) {
+      return readStatusStream(
+        fal,
+        requestId,
+        { idleMs: fal.streamIdleMs, openMs: fal.callTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) },
+        onState,
+      );
     },
     async cancel(requestId, options = {}) {
       try {

@@ -43,11 +43,11 @@ export interface VideoProvider {
   /** Best effort: a request already running may still finish (and be billed). */
   cancel(requestId: string, options?: { signal?: AbortSignal }): Promise<void>;
   /**
-   * One connection to the provider's live status of a request, when it has one: each status as it
-   * changes; returns when the provider closes it (after COMPLETED, or early); throws when it fails
-   * or goes silent. The caller reconnects, and falls back to `status` polling.
+   * One connection to the provider's live status of a request, when it has one: `onState` gets
+   * each status as it changes; resolves when the provider closes it (after COMPLETED, or early);
+   * rejects when it fails or goes silent. The caller reconnects, and falls back to `status` polling.
    */
-  statusStream?(requestId: string, options?: { signal?: AbortSignal }): AsyncIterable<RequestState>;
+  statusStream?(requestId: string, onState: (state: RequestState) => void, options?: { signal?: AbortSignal }): Promise<void>;
   /** The output has been stored: let go of whatever the provider kept for it. */
   forget?(requestId: string): Promise<void>;
   close?(): Promise<void>;

@@ -46,7 +46,8 @@ export class StatusFeed {
   pollingInstead = false;
 
   constructor(
-    private readonly open: (signal: AbortSignal) => AsyncIterable<RequestState>,
+    /** Opens one stream: `onState` gets each status; resolves when it closes, rejects when it fails. */
+    private readonly open: (signal: AbortSignal, onState: (state: RequestState) => void) => Promise<void>,
     private readonly deps: { metrics: Metrics; log: Logger },
   ) {}
 
@@ -94,18 +95,17 @@ export class StatusFeed {
     while (!this.ended) {
       metrics.statusStreams.inc();
       try {
-        for await (const state of this.open(this.stopper.signal)) {
+        let completed = false;
+        await this.open(this.stopper.signal, (state) => {
+          if (completed) return;
           this.streaming = true;
           // Only news proves the stream works: one that opens, repeats what is known and closes
           // again (a proxy cutting it) keeps counting towards polling.
           if (!sameState(state, this.lastSeen)) failures = 0;
           this.push(state);
-          if (state.state === 'COMPLETED') {
-            this.ended = true;
-            return;
-          }
-        }
-        if (this.ended) return;
+          if (state.state === 'COMPLETED') completed = this.ended = true;
+        });
+        if (completed || this.ended) return;
         // fal closes a stream after COMPLETED only: an earlier close is a drop, not the end.
         throw new Error('the status stream closed before COMPLETED');
       } catch (err) {

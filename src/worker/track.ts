@@ -51,7 +51,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
   const { provider } = ctx.segue;
   const feed =
     config.fal.statusMode === 'stream' && provider.statusStream
-      ? new StatusFeed((signal) => provider.statusStream!(requestId, { signal }), { metrics, log }).start()
+      ? new StatusFeed((signal, onState) => provider.statusStream!(requestId, onState, { signal }), { metrics, log }).start()
       : null;
   const polling = () => !feed || feed.pollingInstead;
   // fal has ended the request: its stream, if it has answered, is let bring COMPLETED and close.
