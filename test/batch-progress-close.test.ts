@@ -8,7 +8,7 @@ import { EventPublisher } from '../src/events/publisher.ts';
 import { batchProgress, transitionUpdates } from '../src/events/streams.ts';
 import type { Transition } from '../src/generated/prisma/client.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
-import { createTestAccount, testConfig } from './helpers/app.ts';
+import { createTestAccount, testConfig, withoutJobs } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { holdTransaction } from './helpers/held-transaction.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
@@ -30,7 +30,7 @@ afterAll(async () => {
   await dropQueueKeys(segue.config.redis, prefix);
 });
 
-const noQueue = () => ({ ...segue, generationJobs: { enqueue: async () => undefined, removeWaiting: async () => undefined } as never });
+const noQueue = () => withoutJobs(segue);
 
 /** A batch of `n` queued transitions, and the batch progress messages published for it from now on. */
 async function batchOf(n: number) {

@@ -10,7 +10,7 @@ import type { Transition } from '../src/generated/prisma/client.ts';
 import { closeRedis, createRedis, type RedisClient } from '../src/redis.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
 import { Wakeups, type Watch } from '../src/worker/wakeups.ts';
-import { createTestAccount, testConfig } from './helpers/app.ts';
+import { createTestAccount, testConfig, withoutJobs } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
@@ -37,7 +37,7 @@ afterAll(async () => {
 });
 
 // Generated, but no queue: the tests move the rows themselves, as a worker and a webhook would.
-const noQueue = () => ({ ...segue, generationJobs: { enqueue: async () => undefined, removeWaiting: async () => undefined } as never });
+const noQueue = () => withoutJobs(segue);
 
 /** A QUEUED transition whose changes this test makes itself. */
 async function queuedRow(): Promise<Transition> {

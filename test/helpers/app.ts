@@ -34,6 +34,13 @@ export async function startTestApp(overrides: Overrides = {}, options: { logger?
   };
 }
 
+/**
+ * Segue with no generation queue behind it: transitions are made and changed as the API does,
+ * and no job is queued for them (a test that drives their states itself, with no worker).
+ */
+export const withoutJobs = (segue: Segue) =>
+  ({ ...segue, generationJobs: { enqueue: async () => undefined, removeWaiting: async () => undefined } as never }) as Segue;
+
 export interface TestAccount {
   id: string;
   apiKey: string;
