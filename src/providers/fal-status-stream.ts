@@ -104,9 +104,16 @@ function follow(response: IncomingMessage, signal: AbortSignal, watch: () => voi
       if (error === undefined || completed) resolve();
       else reject(streamFailure(`fal's status stream broke: ${reason(error, signal)}`));
     };
+    // The caller's own failure is its own, not the stream's: passed on as it is.
+    const consumerFailed = (error: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(drain);
+      reject(error);
+    };
     const parser = createParser({
       onEvent(event) {
-        if (completed) return;
+        if (completed || settled) return;
         let state: RequestState | null;
         try {
           state = stateOf(JSON.parse(event.data) as Record<string, unknown>);
@@ -119,9 +126,15 @@ function follow(response: IncomingMessage, signal: AbortSignal, watch: () => voi
           completed = true;
           drain = setTimeout(done, DRAIN_MS);
         }
-        onState(state);
+        try {
+          onState(state);
+        } catch (error) {
+          consumerFailed(error);
+        }
       },
     });
+    // Listened to from here on: a response already gone would never say so.
+    if (response.destroyed) return done(new Error('the stream closed before it was read'));
     // Decoded as UTF-8 across chunk boundaries.
     response.setEncoding('utf8');
     response.on('data', (chunk: string) => {
