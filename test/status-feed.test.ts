@@ -91,4 +91,25 @@ describe('a status feed closed by its tracker', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(dropped.signals).toHaveLength(1);
   });
+
+  it('counts its stream open until the stream has been read to its end after COMPLETED, and the tracker takes COMPLETED at once', async () => {
+    const metrics = createMetrics();
+    const open = metrics.registry.getSingleMetric('segue_fal_status_streams_open')!;
+    const gauge = async () => (await open.get()).values[0]?.value ?? 0;
+    let finish!: () => void;
+    const feed = new StatusFeed(
+      (_signal, onState) => {
+        onState({ state: 'COMPLETED' });
+        // fal's end, still to be read (readStatusStream settles once it is).
+        return new Promise<void>((resolve) => (finish = resolve));
+      },
+      { metrics, log: quietLog },
+    ).start();
+    await turn();
+    expect(feed.take()).toEqual({ state: 'COMPLETED' });
+    expect(await gauge()).toBe(1);
+    finish();
+    await turn();
+    expect(await gauge()).toBe(0);
+  });
 });
