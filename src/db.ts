@@ -113,6 +113,13 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
     const pool = new pg.Pool({ ...poolOptions, max, ...(lane && { application_name: `segue:${lane}` }) });
     // An idle client's connection can drop (server restart); the pool replaces it on next use.
     pool.on('error', () => undefined);
+    // Every connection is listened to for errors from the moment it opens, for as long as it
+    // lives. pg-pool hands a new connection over while it is still parsing the bytes that said it
+    // is ready, and a termination in those same bytes (a connection killed as it opened: a
+    // restart, a failover) would be emitted before anyone who awaited it (this module, Prisma's
+    // adapter) could listen: an uncaught exception, the end of the process. A connection that
+    // failed so is not queryable: the statement that meets it fails, and it is not reused.
+    pool.on('connect', (client) => client.on('error', ignoreError));
     return pool;
   };
   const pool = newPool(poolOptions.max!);
@@ -147,6 +154,8 @@ export function createDatabase(databaseUrl: string, options: DatabaseOptions = {
   };
 }
 
+const ignoreError = () => undefined;
+
 /** Plain SQL on `pool`: named prepared statements (`names` holds their names by text). */
 function sqlOn(pool: pg.Pool, names: Map<string, string>): Sql {
   const prepared = (text: string, values: readonly unknown[]) => {
@@ -165,8 +174,6 @@ function sqlOn(pool: pg.Pool, names: Map<string, string>): Sql {
         client.release();
         throw error;
       }
-      const onError = () => undefined;
-      client.on('error', onError);
       let failed: Error | undefined;
       try {
         return (await client.query(prepared(text, values))).rows as T[];
@@ -174,7 +181,6 @@ function sqlOn(pool: pg.Pool, names: Map<string, string>): Sql {
         failed = error instanceof Error ? error : new Error(String(error));
         throw error;
       } finally {
-        client.off('error', onError);
         // As pool.query: a connection whose statement failed is not reused.
         client.release(failed);
       }
@@ -188,11 +194,10 @@ function sqlOn(pool: pg.Pool, names: Map<string, string>): Sql {
       if (failed) throw failed.reason;
     },
     async transaction<T>(work: (tx: Pick<Sql, 'query'>) => Promise<T>, options: { opening?: string } = {}): Promise<T> {
+      // A connection that dies while checked out (between two statements) says so to the
+      // listener every connection has (see newPool); the statement that meets it fails, and the
+      // connection is not reused.
       const client = await pool.connect();
-      // A connection that dies while checked out (between two statements) says so here; the
-      // statement that meets it fails, and the connection is not reused.
-      const onError = () => undefined;
-      client.on('error', onError);
       let broken: unknown = null;
       try {
         // Several statements in one simple query: one round trip.
@@ -211,7 +216,6 @@ function sqlOn(pool: pg.Pool, names: Map<string, string>): Sql {
         );
         throw error;
       } finally {
-        client.off('error', onError);
         // A connection whose rollback failed is in an unknown state: the pool must not reuse it.
         client.release(broken instanceof Error ? broken : undefined);
       }
