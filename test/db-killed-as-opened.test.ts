@@ -35,8 +35,9 @@ beforeAll(async () => {
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
     client.pipe(upstream);
-    // The server's messages, whole: a type byte and a length. At the first ReadyForQuery ('Z'),
-    // it and the termination leave in one write, and the connection ends.
+    // The server's messages, whole (a type byte and a length), passed on as they come (a login
+    // that asks for a password goes through): the first ReadyForQuery ('Z') and the termination
+    // leave in one write, and the connection ends.
     let pending = Buffer.alloc(0);
     upstream.on('data', (chunk: Buffer) => {
       pending = Buffer.concat([pending, chunk]);
@@ -51,6 +52,8 @@ beforeAll(async () => {
         }
         at = end;
       }
+      client.write(pending.subarray(0, at));
+      pending = pending.subarray(at);
     });
   });
   server.listen(0, '127.0.0.1');
@@ -72,14 +75,17 @@ describe('a connection killed as it opens', () => {
     process.on('uncaughtException', record);
     const database = createDatabase(url, { max: 2, connectTimeoutMs: 5_000 });
     try {
-      // Each path that awaits a connection of its own, then listens to it.
-      await expect(database.sql.query('SELECT 1', [], { onSend: () => undefined })).rejects.toThrow();
-      await expect(database.sql.transaction((tx) => tx.query('SELECT 1', []))).rejects.toThrow();
-      await expect(database.prisma.$transaction(async (tx) => tx.$queryRaw`SELECT 1`)).rejects.toThrow();
-      await expect(database.lane('claims').query('SELECT 1', [], { onSend: () => undefined })).rejects.toThrow();
+      // Each path that awaits a connection of its own, then listens to it: each fails on the
+      // termination (not on a timeout), and no killed connection stays in the pool.
+      const killed = /not queryable|terminating connection|Connection terminated/;
+      await expect(database.sql.query('SELECT 1', [], { onSend: () => undefined })).rejects.toThrow(killed);
+      await expect(database.sql.transaction((tx) => tx.query('SELECT 1', []))).rejects.toThrow(killed);
+      await expect(database.prisma.$transaction(async (tx) => tx.$queryRaw`SELECT 1`)).rejects.toThrow(killed);
+      await expect(database.lane('claims').query('SELECT 1', [], { onSend: () => undefined })).rejects.toThrow(killed);
       // Whatever the killed connections still had to say has been said.
       await new Promise((r) => setTimeout(r, 100));
       expect(uncaught).toEqual([]);
+      expect(database.poolStats()).toMatchObject({ busy: 0, idle: 0 });
     } finally {
       process.off('uncaughtException', record);
       await database.close();
