@@ -30,12 +30,13 @@ export class SharedExecutions {
   private joinable = new WeakMap<object, Map<string, Promise<ExecutionResult>>>();
   private clearing = false;
 
-  /** `results` counts each event sent: executed for it, or shared with another subscriber. */
+  /** `results` counts each result handed to a subscription (snapshots included): executed for it, or shared. */
   constructor(private readonly results?: Metrics['subscriptionResults']) {}
 
   /**
    * What a subscription's results are keyed by, besides the event: computed once per
-   * subscription. Null when its variables cannot be told apart reliably (never shared).
+   * subscription, at its first event. Null without a principal, or when its variables cannot be
+   * printed (never shared).
    */
   keyOf(args: { document: DocumentNode; operationName?: string | null; variableValues?: unknown; contextValue: Pick<Context, 'principal'> }): string | null {
     const principal = args.contextValue.principal;
