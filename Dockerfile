@@ -41,7 +41,9 @@ COPY src/media/fonts ./src/media/fonts
 USER node
 EXPOSE 4000
 VOLUME ["/data/media"]
-HEALTHCHECK --interval=15s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# Healthy when /health answers on PORT (the API, or all-in-one) or on OPS_PORT (a worker alone
+# serves nothing on PORT: docker-compose.yml gives its workers OPS_PORT).
+HEALTHCHECK --interval=15s --timeout=3s CMD node -e "const e=process.env;Promise.any([e.PORT||4000,e.OPS_PORT].filter(Boolean).map(p=>fetch('http://127.0.0.1:'+p+'/health').then(r=>r.ok||Promise.reject()))).then(()=>process.exit(0),()=>process.exit(1))"
 # All-in-one by default: migrate, then API and a worker in one process. docker-compose.yml runs
 # the roles apart (node dist/main.js api | worker).
 CMD ["sh", "-c", "npx prisma migrate deploy && node dist/main.js all"]

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, run, tsx } from './helpers/process.ts';
+import { freePort, ROOT, run, tsx } from './helpers/process.ts';
 import { until } from './helpers/wait.ts';
 
 const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
@@ -15,6 +15,12 @@ afterAll(async () => {
   for (const db of databases) await admin.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
   await admin.end();
 });
+
+/** The Dockerfile's HEALTHCHECK, run as Docker runs it (sh -c, in the container's environment): its exit code. */
+async function imageHealthcheck(env: Record<string, string>) {
+  const line = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('HEALTHCHECK '))!;
+  return (await run('sh', ['-c', line.slice(line.indexOf(' CMD ') + ' CMD '.length)], env).exited).code;
+}
 
 describe('a worker started alone', () => {
   it('warns when it has neither PUBLIC_URL nor MEDIA_PUBLIC_URL for the media URLs it stores, and not once it has one', { timeout: 90_000 }, async () => {
@@ -51,6 +57,34 @@ describe('a worker started alone', () => {
       }
     }
   });
+
+  it("serves /health, /ready and /metrics on OPS_PORT, where the image's HEALTHCHECK finds it", { timeout: 90_000 }, async () => {
+    const [port, opsPort] = [String(await freePort()), String(await freePort())];
+    // As docker-compose.yml runs a worker: OPS_PORT set, nothing listening on PORT.
+    const env = { PORT: port, OPS_PORT: opsPort };
+    const healthcheck = () => imageHealthcheck(env);
+    expect(await healthcheck(), 'nothing listening yet').toBe(1);
+    const child = tsx('src/main.ts', ['worker'], {
+      ...env,
+      LOG_LEVEL: 'info',
+      LOG_PRETTY: 'false',
+      QUEUE_PREFIX: `ops${randomBytes(3).toString('hex')}`,
+      FAL_KEY: undefined,
+      PUBLIC_URL: `http://localhost:${port}/`,
+    });
+    try {
+      await child.waitFor(new RegExp(`worker health and metrics on :${opsPort}`), 40_000);
+      const base = `http://127.0.0.1:${opsPort}`;
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+      const ready = await fetch(`${base}/ready`);
+      expect(ready.status, await ready.clone().text()).toBe(200);
+      expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/^segue_\w+/m);
+      expect(await healthcheck(), 'a worker on OPS_PORT').toBe(0);
+    } finally {
+      await child.stop('SIGTERM');
+    }
+    expect(await healthcheck(), 'the worker stopped').toBe(1);
+  });
 });
 
 describe('npm start', () => {
@@ -85,6 +119,7 @@ describe('npm start', () => {
       expect(await page.text()).toMatch(/graphiql/i);
       const health = await fetch(`http://127.0.0.1:${port}/health`);
       expect(health.status).toBe(200);
+      expect(await imageHealthcheck({ PORT: String(port) }), "the image's HEALTHCHECK").toBe(0);
 
       // The README's first run: an account from the CLI, the sample images, the preview provider.
       const created = run('npm', ['run', 'cli', '--', 'accounts', 'create', 'first run', '--json'], { DATABASE_URL: url.toString() });
