@@ -51,6 +51,14 @@ describe('npm run cli -- accounts', () => {
     const keys = run('npm', ['run', 'cli', '--', 'accounts', 'keys', 'list', viewer.data!.viewer.id, '--json']);
     expect((await keys.exited).code).toBe(0);
     expect(JSON.parse(keys.stdout())).toHaveLength(1);
+    // Its database uuid is accepted too, as SQL clients print it or in capitals as other tools do.
+    const byUuid = run('npm', ['run', 'cli', '--', 'accounts', 'keys', 'list', account.id.toUpperCase(), '--json']);
+    expect((await byUuid.exited).code, byUuid.output()).toBe(0);
+    expect(JSON.parse(byUuid.stdout())).toHaveLength(1);
+    // Something shaped like a uuid that is not one is refused as not an id, not looked up.
+    const bad = run('npm', ['run', 'cli', '--', 'accounts', 'keys', 'list', `${'a'.repeat(35)}-`, '--json']);
+    expect((await bad.exited).code).toBe(1);
+    expect(bad.output()).toMatch(/is not a valid ID/);
   });
 
   it('rejects an empty name with a clear message and exit code 1', async () => {

@@ -6,7 +6,7 @@ import { releaseAccountRequests } from '../domain/fal-requests.ts';
 import { cancelTransition } from '../domain/generation.ts';
 import { OPEN } from '../domain/statuses.ts';
 import { keyRevocations } from '../events/credentials.ts';
-import { encodeId, idOf } from '../graphql/ids.ts';
+import { encodeId, idOf, UUID } from '../graphql/ids.ts';
 import type { WithSegue } from './index.ts';
 
 export function registerAccountCommands(program: Command, withSegue: WithSegue) {
@@ -49,8 +49,11 @@ export function registerAccountCommands(program: Command, withSegue: WithSegue) 
     );
 }
 
-/** Accepts the account's GraphQL id (as printed by `accounts create`) or its database uuid. */
-export const accountUuid = (id: string) => (/^[0-9a-f-]{36}$/.test(id) ? id : idOf('Account', id));
+/**
+ * Accepts the account's GraphQL id (as printed by `accounts create`) or its database uuid, in
+ * either case (as SQL clients and other tools print it); anything else is refused as not an id.
+ */
+export const accountUuid = (id: string) => (UUID.test(id.toLowerCase()) ? id.toLowerCase() : idOf('Account', id));
 
 export function registerBudgetCommand(program: Command, withSegue: WithSegue) {
   program

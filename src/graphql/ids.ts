@@ -1,6 +1,7 @@
 import { badInput, notFound } from '../domain/errors.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A database id as PostgreSQL prints a uuid (lowercase). */
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Global IDs are base64url("Type:uuid"): opaque to clients, cheap to check before any query. */
 export const encodeId = (typename: string, id: string | number | bigint) =>
