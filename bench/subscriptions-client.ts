@@ -1,9 +1,11 @@
 /**
- * One client process of bench/subscriptions.ts: opens WebSocket connections with one
- * transitionUpdated subscription each and reports, for every event, when it arrived.
+ * One client process of bench/subscriptions.ts: opens WebSocket connections (or, with
+ * BENCH_TRANSPORT=sse, server-sent event streams) with one transitionUpdated subscription each
+ * and reports, for every event, when it arrived.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createClient } from 'graphql-ws';
+import { createClient as createSseClient } from 'graphql-sse';
 import WebSocket from 'ws';
 
 interface Plan {
@@ -20,6 +22,20 @@ const CONSOLE_FIELDS =
   'videoUrl posterUrl estimatedCost estimatedCompletionAt error { code message } updatedAt';
 const fields = process.env.BENCH_FIELDS === 'console' ? CONSOLE_FIELDS : 'id version';
 const query = `subscription($batchId: ID) { transitionUpdated(batchId: $batchId) { ${fields} } }`;
+
+/**
+ * graphql-sse's client (each subscription its own event stream over HTTP, as Yoga serves it) with
+ * graphql-ws' options: the same credential, retries and connection events.
+ */
+function sseClient(options: Parameters<typeof createClient>[0]) {
+  const { authorization } = options.connectionParams as { authorization: string };
+  return createSseClient({
+    url: String(options.url).replace(/^ws/, 'http'),
+    headers: { authorization },
+    retryAttempts: options.retryAttempts ?? 0,
+    on: { connecting: () => options.on?.connecting?.(false) },
+  });
+}
 
 process.once('message', async (plan: Plan) => {
   // How long this process's own event loop was held up: a stalled client makes events look late.
@@ -38,7 +54,7 @@ process.once('message', async (plan: Plan) => {
     let snapshot = true;
     let seen = 0;
     let attempts = 0;
-    const client = createClient({
+    const client = (process.env.BENCH_TRANSPORT === 'sse' ? sseClient : createClient)({
       url: plan.url,
       webSocketImpl: WebSocket,
       connectionParams: { authorization: `Bearer ${apiKey}` },

@@ -14,6 +14,8 @@
  * 2. Latency: `subscribers` subscribers on a fresh API (API_NODE_OPTIONS); this process commits
  *    state changes at the given rate through the state machine. Reported: latency from commit to
  *    receipt at the client (goal p99 <= 50 ms) and the API process's RSS (goal <= 200 MB).
+ * BENCH_TRANSPORT=sse: the subscribers use server-sent events (graphql-sse, one stream each)
+ * instead of WebSocket, for both parts.
  */
 import { fork, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -34,6 +36,7 @@ const seconds = Number(process.argv[4] ?? 10);
 const clientProcesses = Number(process.argv[5] ?? 4);
 const burstCount = Number(process.argv[6] ?? 10_000);
 const BATCHES = 50;
+const transport = process.env.BENCH_TRANSPORT === 'sse' ? 'SSE' : 'WebSocket';
 const now = () => performance.timeOrigin + performance.now();
 
 const config = benchConfig({ QUEUE_PREFIX: `subbench${process.pid}` });
@@ -275,7 +278,7 @@ if (burstCount > 0) {
   const alive = api.alive();
   await clients.stop();
   const perSubscriber = ((rssConnected - rssIdle) * 1024) / burstCount;
-  console.log(`subscriptions burst: ${burstCount} idle WebSocket subscribers connecting at once in ${clientProcesses} client processes`);
+  console.log(`subscriptions burst: ${burstCount} idle ${transport} subscribers connecting at once in ${clientProcesses} client processes`);
   console.log(`  API process: node ${[...api.flags, ...entry].join(' ')} api: ${alive ? 'alive' : 'DIED'}`);
   console.log(`  subscribed (snapshot received): ${subscribed}/${burstCount} in ${setupSeconds.toFixed(1)} s; reconnects ${clients.reconnects()} (why: ${clients.closes()}); subscriptions failed ${clients.errors()}`);
   console.log(`  received the next event of their batch: ${deliveries}/${burstCount}`);
@@ -356,7 +359,7 @@ if (subscriberCount > 0) {
   }
   const expected = total * (subscriberCount / BATCHES);
   const p = percentiles(latencies);
-  console.log(`subscriptions: ${subscriberCount} WebSocket subscribers in ${clientProcesses} client processes, ${BATCHES} batches (${subscriberCount / BATCHES} subscribers each)${process.env.BENCH_FIELDS === 'console' ? ", asking for the console's fields" : ''}`);
+  console.log(`subscriptions: ${subscriberCount} ${transport} subscribers in ${clientProcesses} client processes, ${BATCHES} batches (${subscriberCount / BATCHES} subscribers each)${process.env.BENCH_FIELDS === 'console' ? ", asking for the console's fields" : ''}`);
   console.log(`  ${total} commits at ${achieved.toFixed(0)}/s for ${seconds} s -> ${received.length} deliveries (expected ${expected}, unmatched ${unmatched})`);
   console.log(`  commit -> client latency: p50 ${ms(p.p50)}  p90 ${ms(p.p90)}  p99 ${ms(p.p99)}  max ${ms(p.max)} (goal p99 <= 50 ms: ${p.p99 <= 50 ? 'met' : 'NOT met'})`);
   console.log(`  over 50 ms: ${lateByClient.reduce((a, b) => a + b, 0)} deliveries; by second committed [${lateBySecond.join(' ')}]; by client process [${lateByClient.join(' ')}]`);
