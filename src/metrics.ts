@@ -105,7 +105,7 @@ export function createMetrics(sources: { pool?: () => PoolStats } = {}) {
     }),
     subscriptionResults: new Counter({
       name: 'segue_subscription_results_total',
-      help: 'Results of WebSocket subscriptions (snapshots included), by whether each was executed for its subscription or shared from another one with the same query, variables and viewer',
+      help: 'Results of subscriptions over WebSocket and SSE (snapshots included), by whether each was executed for its subscription or shared from another one with the same query, variables and viewer',
       labelNames: ['execution'] as const,
       registers: [registry],
     }),

@@ -16,7 +16,7 @@ import { uploadImage } from './helpers/uploads.ts';
 import { TransitionUpdated } from './helpers/operations.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
 import { statementsDuring } from './helpers/statements.ts';
-import { subscribe, wsClient } from './helpers/subscribe.ts';
+import { sseClient, subscribe, wsClient } from './helpers/subscribe.ts';
 import { until } from './helpers/wait.ts';
 
 /**
@@ -383,6 +383,34 @@ describe('results shared between subscribers', () => {
       for (const s of [keyA, keyB, scoped, batchScoped]) s!.stop();
     } finally {
       await Promise.all(clients.map((c) => c.dispose()));
+    }
+  });
+
+  it('viewers over SSE share too, with each other and with a WebSocket viewer; a browser token over SSE gets its own', async () => {
+    const account = await createTestAccount(app.segue);
+    const { batch, transitions } = await createAndGenerate(noQueue(), account.id, { transitions: transitionInputs(1) });
+    const transition = transitions[0]!;
+    const id = encodeId('Transition', transition.id);
+    const minted = await gql(app.graphqlUrl, account.apiKey, CreateAccessToken, { input: { transitionId: id } });
+    expect(minted.errors).toBeUndefined();
+    const ws = wsClient(app.graphqlUrl, account.apiKey);
+    const sse = [sseClient(app.graphqlUrl, account.apiKey), sseClient(app.graphqlUrl, account.apiKey), sseClient(app.graphqlUrl, minted.data!.createAccessToken.token)];
+    try {
+      const viewers = [ws, ...sse].map((client) => subscribe(client, Updated, { id }, (d) => d.transitionUpdated));
+      await Promise.all(viewers.map((v) => v.first));
+      const before = await results();
+      const changed = await changeTransition(app.segue, transition, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date() }, { from: ['QUEUED'] });
+      await until(() => viewers.every((v) => v.events.length >= 2), { what: 'the change, at all four' });
+      const after = await results();
+      const seen = { id, version: changed!.version, status: 'SUBMITTED' };
+      for (const v of viewers.slice(0, 3)) expect(v.events[1]).toEqual({ ...seen, batch: { id: encodeId('Batch', batch!.id) } });
+      expect(viewers[3]!.events[1]).toEqual({ ...seen, batch: null });
+      // The three key viewers (one over WebSocket, two over SSE): one execution, two shared; the token: its own.
+      expect({ executed: after.executed - before.executed, shared: after.shared - before.shared }).toEqual({ executed: 2, shared: 2 });
+      for (const v of viewers) v.stop();
+    } finally {
+      await ws.dispose();
+      for (const c of sse) c.dispose();
     }
   });
 

@@ -1,4 +1,5 @@
 import { createSourceEventStream, execute, type ExecutionArgs, type ExecutionResult, type GraphQLError } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
 import { authenticationRefusal } from './authentication.ts';
 import type { Context } from './context.ts';
 import { maskError } from './errors.ts';
@@ -14,7 +15,8 @@ import type { SharedExecutions } from './shared-executions.ts';
  * iterator of closures per subscription), so each event is executed here, as it does.
  * Validation and query limits still run in the envelop (src/http/websocket.ts), and a credential
  * that ends closes the connection with every subscription on it. Each event is executed once for
- * all the subscribers of this process that would get the same result (`shared`).
+ * all the subscribers of this process that would get the same result (`shared`), over SSE too
+ * (useLiveSubscriptions, below).
  */
 export async function subscribeLive(
   args: ExecutionArgs & { contextValue: Context },
@@ -27,6 +29,21 @@ export async function subscribeLive(
   return Symbol.asyncIterator in source
     ? new LiveResults(source[Symbol.asyncIterator](), args, log, shared)
     : maskResult(source, log);
+}
+
+/**
+ * Yoga's subscriptions (server-sent events) run through subscribeLive too, so their events are
+ * executed once with the WebSocket subscribers who would get the same result, rather than once
+ * per subscriber by the executor's own subscribe. The envelop's layers stay around them (the
+ * gates before, masking and the credential's lifetime after): they only read a shared result and
+ * replace it with a copy when they change it (masked errors), never change it in place.
+ */
+export function useLiveSubscriptions(log: ErrorLog, shared: SharedExecutions): Plugin<Context> {
+  return {
+    onSubscribe({ setSubscribeFn }) {
+      setSubscribeFn((args) => subscribeLive(args as ExecutionArgs & { contextValue: Context }, log, shared));
+    },
+  };
 }
 
 /** Where masked errors go: yogaLogger's error, which logs a client's mistake at debug only. */

@@ -19,6 +19,7 @@ import { falWebhookHandler } from './webhooks.ts';
 import { localUploadHandler, privateMediaGuard } from './private-media.ts';
 import { LOCAL_UPLOAD_PATH } from '../domain/images.ts';
 import type { LocalStorage } from '../media/storage-local.ts';
+import { SharedExecutions } from '../graphql/shared-executions.ts';
 import { attachWebSocket } from './websocket.ts';
 import { createYogaServer } from './yoga.ts';
 
@@ -83,7 +84,9 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const sessions = new CredentialSessions(segue);
   sessions.start();
   const contextDeps = { segue, authenticator, subscriptions, sessions, tokens };
-  const yoga = createYogaServer(contextDeps, limiter);
+  // One per process: the viewers of one batch share each event's execution, over either transport.
+  const shared = new SharedExecutions(segue.metrics.subscriptionResults);
+  const yoga = createYogaServer(contextDeps, limiter, shared);
   const falWebhook = falWebhookHandler(segue);
   const ops = opsHandlers(segue);
   const admin = adminHandler(segue);
@@ -178,7 +181,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     // reconnected at somaxconn 4096, none at 16384).
     server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
-  const websocket = attachWebSocket(server, yoga, contextDeps);
+  const websocket = attachWebSocket(server, yoga, contextDeps, shared);
   const address = server.address() as AddressInfo;
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   const url = `http://${shownHost}:${address.port}`;

@@ -8,7 +8,7 @@ import { holdUntilFirst, SetupTurns } from './setup-turns.ts';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
 import { yogaLogger } from '../graphql/errors.ts';
 import { subscribeLive } from '../graphql/live-subscriptions.ts';
-import { SharedExecutions } from '../graphql/shared-executions.ts';
+import type { SharedExecutions } from '../graphql/shared-executions.ts';
 import { operationOf } from '../graphql/operation-gate.ts';
 import type { Yoga } from './yoga.ts';
 
@@ -40,13 +40,12 @@ const isStream = (value: unknown): value is AsyncIterableIterator<unknown> =>
  * memory per subscriber). Setting up a connection and each subscription (through its snapshot
  * read) waits for a turn (SUBSCRIPTION_SETUP_CONCURRENCY at once).
  */
-export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps) {
+export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, shared: SharedExecutions) {
   const { segue } = deps;
   const errorLog = yogaLogger(segue.logger.child({ component: 'graphql' }));
   const wss = new WebSocketServer({ server, path: '/graphql' });
   const { perConnection, setupConcurrency, keepAliveMs } = segue.config.subscriptions;
   const turns = new SetupTurns(setupConcurrency);
-  const shared = new SharedExecutions(segue.metrics.subscriptionResults);
   const disposable = serveGraphqlWs<Record<string, unknown> | undefined, Extra>(
     {
       execute: (args) => (args as OperationArgs).rootValue.execute!(args) as never,

@@ -16,6 +16,8 @@ import { maskError, yogaLogger } from '../graphql/errors.ts';
 import { schema } from '../graphql/schema.ts';
 import { graphiqlOptions, renderGraphiQLPage, useGraphiQLPolicy } from './graphiql/page.ts';
 import { useStreamingUploads } from '../graphql/uploads.ts';
+import { useLiveSubscriptions } from '../graphql/live-subscriptions.ts';
+import type { SharedExecutions } from '../graphql/shared-executions.ts';
 
 export type ServerContext = {
   req?: IncomingMessage;
@@ -25,16 +27,17 @@ export type ServerContext = {
 };
 export type Yoga = YogaServerInstance<ServerContext, Context>;
 
-export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null): Yoga {
+export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null, shared: SharedExecutions): Yoga {
   const { segue } = deps;
   const { http } = segue.config;
+  const logging = yogaLogger(segue.logger.child({ component: 'graphql' }));
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
     graphiql: segue.config.graphiql ? graphiqlOptions(segue.config) : false,
     renderGraphiQL: renderGraphiQLPage,
     landingPage: false,
-    logging: yogaLogger(segue.logger.child({ component: 'graphql' })),
+    logging,
     maskedErrors: { maskError: (error) => maskError(error) },
     plugins: [
       useStreamingUploads({ maxFileBytes: segue.config.images.maxBytes }),
@@ -46,6 +49,7 @@ export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null)
       useMutationRateLimit(limiter),
       useOperationMetrics(segue.metrics),
       useGraphiQLPolicy(),
+      useLiveSubscriptions(logging, shared),
     ],
     cors:
       http.corsOrigins === null
