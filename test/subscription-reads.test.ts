@@ -348,15 +348,20 @@ async function results() {
   return { executed: of('executed'), shared: of('shared') };
 }
 
+/** A new account's batch of `count` (not queued), its first transition, and a browser token scoped to that transition. */
+async function viewedTransition(count: number) {
+  const account = await createTestAccount(app.segue);
+  const { batch, transitions } = await createAndGenerate(noQueue(), account.id, { transitions: transitionInputs(count) });
+  const transition = transitions[0]!;
+  const id = encodeId('Transition', transition.id);
+  const minted = await gql(app.graphqlUrl, account.apiKey, CreateAccessToken, { input: { transitionId: id } });
+  expect(minted.errors).toBeUndefined();
+  return { account, batch, transition, id, token: minted.data!.createAccessToken.token };
+}
+
 describe('results shared between subscribers', () => {
   it('two API-key viewers of a transition share one execution of each event; browser tokens scoped to it and to its batch each get their own', async () => {
-    const account = await createTestAccount(app.segue);
-    const { batch, transitions } = await createAndGenerate(noQueue(), account.id, { transitions: transitionInputs(2) });
-    const transition = transitions[0]!;
-    const id = encodeId('Transition', transition.id);
-    const minted = await gql(app.graphqlUrl, account.apiKey, CreateAccessToken, { input: { transitionId: id } });
-    expect(minted.errors).toBeUndefined();
-    const token = minted.data!.createAccessToken.token;
+    const { account, batch, transition, id, token } = await viewedTransition(2);
     const ofBatch = await gql(app.graphqlUrl, account.apiKey, CreateAccessToken, { input: { batchId: encodeId('Batch', batch!.id) } });
     expect(ofBatch.errors).toBeUndefined();
 
@@ -387,14 +392,9 @@ describe('results shared between subscribers', () => {
   });
 
   it('viewers over SSE share too, with each other and with a WebSocket viewer; a browser token over SSE gets its own', async () => {
-    const account = await createTestAccount(app.segue);
-    const { batch, transitions } = await createAndGenerate(noQueue(), account.id, { transitions: transitionInputs(1) });
-    const transition = transitions[0]!;
-    const id = encodeId('Transition', transition.id);
-    const minted = await gql(app.graphqlUrl, account.apiKey, CreateAccessToken, { input: { transitionId: id } });
-    expect(minted.errors).toBeUndefined();
+    const { account, batch, transition, id, token } = await viewedTransition(1);
     const ws = wsClient(app.graphqlUrl, account.apiKey);
-    const sse = [sseClient(app.graphqlUrl, account.apiKey), sseClient(app.graphqlUrl, account.apiKey), sseClient(app.graphqlUrl, minted.data!.createAccessToken.token)];
+    const sse = [sseClient(app.graphqlUrl, account.apiKey), sseClient(app.graphqlUrl, account.apiKey), sseClient(app.graphqlUrl, token)];
     try {
       const viewers = [ws, ...sse].map((client) => subscribe(client, Updated, { id }, (d) => d.transitionUpdated));
       await Promise.all(viewers.map((v) => v.first));
