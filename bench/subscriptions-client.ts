@@ -25,7 +25,9 @@ const query = `subscription($batchId: ID) { transitionUpdated(batchId: $batchId)
 
 /**
  * graphql-sse's client (each subscription its own event stream over HTTP, as Yoga serves it) with
- * graphql-ws' options: the same credential, retries and connection events.
+ * graphql-ws' options: the same credential and retry count. graphql-sse retries network errors
+ * only, with its own backoff, and tells no close code: a stream that ends early is counted by
+ * the sink's error (`err:...`).
  */
 function sseClient(options: Parameters<typeof createClient>[0]) {
   const { authorization } = options.connectionParams as { authorization: string };
@@ -96,6 +98,11 @@ process.once('message', async (plan: Plan) => {
           receipts.push([data!.transitionUpdated.id, data!.transitionUpdated.version, t]);
         },
         error: (error) => {
+          // Over SSE this is the only news of a stream that ended (see sseClient).
+          if (process.env.BENCH_TRANSPORT === 'sse' && !stopping) {
+            const key = `err:${String((error as Error).message ?? error).slice(0, 40)}`;
+            closes[key] = (closes[key] ?? 0) + 1;
+          }
           const e = error as { code?: number; reason?: string; message?: string };
           process.send!({ type: 'error', error: e.code !== undefined ? `closed ${e.code} ${e.reason ?? ''}` : (e.message ?? JSON.stringify(error)) });
         },

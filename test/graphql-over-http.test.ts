@@ -77,4 +77,20 @@ describe('GraphQL over HTTP (graphql-http audits)', () => {
     expect((await post(unfit, auth)).status).toBe(400);
     expect(await app.segue.db.transition.count({ where: { accountId: account.id } })).toBe(0);
   });
+
+  it('answers a subscription over HTTP as a query: 400 for variables that do not fit, 200 for a refused field', async () => {
+    const account = await createTestAccount(app.segue);
+    const auth = { authorization: `Bearer ${account.apiKey}` };
+    const unfit = JSON.stringify({ query: 'subscription($id: ID!) { batchProgress(id: $id) { id } }', variables: {} });
+    for (const accept of ['application/graphql-response+json', 'application/json', 'text/event-stream']) {
+      const response = await post(unfit, { accept, ...auth });
+      expect(response.status, accept).toBe(400);
+      const text = await response.text();
+      expect(text, accept).toMatch(/"code":"BAD_USER_INPUT"/);
+      expect(text, accept).not.toMatch(/"http"/);
+    }
+    const refused = await post(JSON.stringify({ query: 'subscription { transitionUpdated { id } }' }));
+    expect(refused.status).toBe(200);
+    expect(((await refused.json()) as { errors: Array<{ extensions: { code: string } }> }).errors.map((e) => e.extensions.code)).toEqual(['UNAUTHENTICATED']);
+  });
 });

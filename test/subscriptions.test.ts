@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeId } from '../src/graphql/ids.ts';
 import { cancelBatch, createAndGenerate } from '../src/domain/generation.ts';
@@ -233,6 +234,46 @@ describe('access', () => {
     } finally {
       await cancelBatch(segue, account.id, batch!.id);
       redis.disconnect();
+    }
+  });
+
+  it('an SSE client that goes away while its subscription is set up does not keep its place: its stream is ended', async () => {
+    const account = await p.account();
+    const draft = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: [transitionInput()] } });
+    const id = draft.data!.createTransitions.transitions[0]!.id;
+    const body = JSON.stringify({ query: 'subscription($id: ID) { transitionUpdated(id: $id) { id } }', variables: { id } });
+    // Each request is sent whole, and its socket cut as soon as it has left: the API is then
+    // still authenticating it or setting up its stream.
+    await Promise.all(
+      Array.from({ length: 6 }, () =>
+        new Promise<void>((resolve) => {
+          const req = request(p.app.graphqlUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${account.apiKey}` },
+          });
+          req.on('error', () => resolve());
+          req.on('close', () => resolve());
+          req.end(body, () => req.destroy());
+        }),
+      ),
+    );
+    // The account's six places (SUBSCRIPTIONS_PER_ACCOUNT) come free, each as soon as its setup
+    // ends and its stream with it.
+    const sse = sseClient(p.app.graphqlUrl, account.apiKey);
+    try {
+      const six = await until(
+        async () => {
+          const tried = Array.from({ length: 6 }, () => subscribe(sse, TransitionUpdated, { id }, (d) => d.transitionUpdated));
+          await Promise.all(tried.map((s) => Promise.race([s.first, s.done])));
+          if (tried.every((s) => s.errors.length === 0)) return tried;
+          tried.forEach((s) => s.stop());
+          return null;
+        },
+        { what: 'six free places', timeoutMs: 5_000, intervalMs: 200 },
+      );
+      six.forEach((s) => s.stop());
+    } finally {
+      sse.dispose();
     }
   });
 

@@ -1,4 +1,4 @@
-import { createSourceEventStream, execute, type ExecutionArgs, type ExecutionResult, type GraphQLError } from 'graphql';
+import { createSourceEventStream, execute, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { authenticationRefusal } from './authentication.ts';
 import type { Context } from './context.ts';
@@ -6,17 +6,17 @@ import { maskError } from './errors.ts';
 import type { SharedExecutions } from './shared-executions.ts';
 
 /**
- * Subscriptions over WebSocket, run by graphql-js itself rather than through Yoga's envelop. An
- * idle subscriber waits in every layer around its stream, and the envelop's layers (result and
- * error hooks per plugin, the executor's stream flattening, their caches) cost several KB per
+ * Subscriptions, run by graphql-js itself. Over WebSocket they bypass Yoga's envelop: an idle
+ * subscriber waits in every layer around its stream, and the envelop's layers (result and error
+ * hooks per plugin, the executor's stream flattening, their caches) cost several KB per
  * subscriber and time on every event. What they did for a subscription is done here in one
  * layer: the authentication gate before anything runs, and errors masked (the originals logged)
  * as Yoga masks them. graphql-js' own subscribe() would add a layer of its own too (an
  * iterator of closures per subscription), so each event is executed here, as it does.
  * Validation and query limits still run in the envelop (src/http/websocket.ts), and a credential
- * that ends closes the connection with every subscription on it. Each event is executed once for
- * all the subscribers of this process that would get the same result (`shared`), over SSE too
- * (useLiveSubscriptions, below).
+ * that ends closes the WebSocket with every subscription on it. Over SSE, Yoga's envelop
+ * subscribes through here (useLiveSubscriptions, below). Either way, each event is executed once
+ * for all the subscribers of this process that would get the same result (`shared`).
  */
 export async function subscribeLive(
   args: ExecutionArgs & { contextValue: Context },
@@ -38,11 +38,36 @@ export async function subscribeLive(
  * gates before, masking and the credential's lifetime after): they only read a shared result and
  * replace it with a copy when they change it (masked errors), never change it in place.
  */
-export function useLiveSubscriptions(log: ErrorLog, shared: SharedExecutions): Plugin<Context> {
+export function useLiveSubscriptions(log: ErrorLog, shared: SharedExecutions): Plugin<Context & { request?: Request }> {
   return {
     onSubscribe({ setSubscribeFn }) {
-      setSubscribeFn((args) => subscribeLive(args as ExecutionArgs & { contextValue: Context }, log, shared));
+      setSubscribeFn(async (args) => {
+        const result = await subscribeLive(args as ExecutionArgs & { contextValue: Context }, log, shared);
+        if (!(Symbol.asyncIterator in result)) return asHttpRefusal(result);
+        // The client left while the subscription was set up: Yoga drops the response without
+        // ending the stream, which would keep its account's place (SUBSCRIPTIONS_PER_ACCOUNT) and
+        // its Redis topic for as long as the process lives.
+        // Ended now, it is an empty stream for whatever is left to read it.
+        if ((args.contextValue as { request?: Request }).request?.signal.aborted) await result.return?.();
+        return result;
+      });
     },
+  };
+}
+
+/**
+ * A subscription refused before anything ran, for its variables or its operation name (errors
+ * without a path): over HTTP that is the request's own fault, 400 (Yoga's `http` extension sets
+ * the status and is never sent), as for a query or mutation, and as the executor Yoga would
+ * otherwise subscribe with answers. Refusals of fields (credential, scope) keep their 200.
+ */
+function asHttpRefusal(result: ExecutionResult): ExecutionResult {
+  if (result.data !== undefined || !result.errors?.length || result.errors.some((e) => e.path)) return result;
+  return {
+    ...result,
+    errors: result.errors.map(
+      (e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, http: { ...(e.extensions.http as object), status: 400 } } }),
+    ),
   };
 }
 
