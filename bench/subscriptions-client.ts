@@ -26,8 +26,8 @@ const query = `subscription($batchId: ID) { transitionUpdated(batchId: $batchId)
 /**
  * graphql-sse's client (each subscription its own event stream over HTTP, as Yoga serves it) with
  * graphql-ws' options: the same credential and retry count. graphql-sse retries network errors
- * only, with its own backoff, and tells no close code: a stream that ends early is counted by
- * the sink's error (`err:...`).
+ * only, with its own backoff, and tells no close code: a stream that fails is counted by the
+ * sink's error (`err:...`); one the server completes is not counted.
  */
 function sseClient(options: Parameters<typeof createClient>[0]) {
   const { authorization } = options.connectionParams as { authorization: string };
@@ -98,9 +98,9 @@ process.once('message', async (plan: Plan) => {
           receipts.push([data!.transitionUpdated.id, data!.transitionUpdated.version, t]);
         },
         error: (error) => {
-          // Over SSE this is the only news of a stream that ended (see sseClient).
+          // Over SSE this is the only news of a stream that failed (see sseClient).
           if (process.env.BENCH_TRANSPORT === 'sse' && !stopping) {
-            const key = `err:${String((error as Error).message ?? error).slice(0, 40)}`;
+            const key = `err:${(error instanceof Error ? error.message : JSON.stringify(error)).slice(0, 40)}`;
             closes[key] = (closes[key] ?? 0) + 1;
           }
           const e = error as { code?: number; reason?: string; message?: string };

@@ -103,6 +103,11 @@ export function createMetrics(sources: { pool?: () => PoolStats } = {}) {
       help: 'GraphQL subscriptions open on this API instance',
       registers: [registry],
     }),
+    credentialWatches: new Gauge({
+      name: 'segue_credential_watches',
+      help: 'WebSocket connections and subscription streams this API instance holds open on behalf of a credential, each ended when its credential is revoked or expires',
+      registers: [registry],
+    }),
     subscriptionResults: new Counter({
       name: 'segue_subscription_results_total',
       help: 'Results of subscriptions over WebSocket and SSE (snapshots included), by whether each was executed for its subscription or shared from another one with the same query, variables and viewer',

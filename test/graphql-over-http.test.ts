@@ -89,8 +89,13 @@ describe('GraphQL over HTTP (graphql-http audits)', () => {
       expect(text, accept).toMatch(/"code":"BAD_USER_INPUT"/);
       expect(text, accept).not.toMatch(/"http"/);
     }
+    const codes = async (response: Response) => ((await response.json()) as { errors: Array<{ extensions: { code: string } }> }).errors.map((e) => e.extensions.code);
     const refused = await post(JSON.stringify({ query: 'subscription { transitionUpdated { id } }' }));
     expect(refused.status).toBe(200);
-    expect(((await refused.json()) as { errors: Array<{ extensions: { code: string } }> }).errors.map((e) => e.extensions.code)).toEqual(['UNAUTHENTICATED']);
+    expect(await codes(refused)).toEqual(['UNAUTHENTICATED']);
+    // Refused by its resolver (a batch that is not there): an error of the field, 200 as for a query.
+    const missing = await post(JSON.stringify({ query: 'subscription { batchProgress(id: "QmF0Y2g6MDAwMDAwMDAtMDAwMC03MDAwLTgwMDAtMDAwMDAwMDAwMDAw") { id } }' }), auth);
+    expect(missing.status).toBe(200);
+    expect(await codes(missing)).toEqual(['NOT_FOUND']);
   });
 });

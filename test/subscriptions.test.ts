@@ -237,11 +237,13 @@ describe('access', () => {
     }
   });
 
-  it('an SSE client that goes away while its subscription is set up does not keep its place: its stream is ended', async () => {
+  it('an SSE client that goes away while its subscription is set up keeps nothing: its stream is ended, its place and its credential watch let go', async () => {
     const account = await p.account();
     const draft = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: [transitionInput()] } });
     const id = draft.data!.createTransitions.transitions[0]!.id;
     const body = JSON.stringify({ query: 'subscription($id: ID) { transitionUpdated(id: $id) { id } }', variables: { id } });
+    const watches = async () => Number(/^segue_credential_watches (\S+)$/m.exec(await (await fetch(`${p.app.url}/metrics`)).text())![1]);
+    const before = await watches();
     // Each request is sent whole, and its socket cut as soon as it has left: the API is then
     // still authenticating it or setting up its stream.
     await Promise.all(
@@ -275,6 +277,8 @@ describe('access', () => {
     } finally {
       sse.dispose();
     }
+    // Nor is any of them still watched for its key's revocation (which would hold the stream).
+    await until(async () => (await watches()) <= before, { what: 'no credential watch left', timeoutMs: 5_000 });
   });
 
   it('limits subscriptions per connection and per account with LIMIT_EXCEEDED', async () => {

@@ -3,6 +3,7 @@ import { activeKeyIds } from '../domain/api-keys.ts';
 import type { PubSub } from '../events/pubsub.ts';
 import type { Topics } from '../events/topics.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import type { Principal } from './principal.ts';
 
 /** Expiry is checked this often (in memory); streams end at most this late after it. */
@@ -36,7 +37,7 @@ export class CredentialSessions {
   private ticks = 0;
   private checking = false;
 
-  constructor(private readonly deps: { db: Db; pubsub: PubSub; topics: Topics; logger: Logger }) {}
+  constructor(private readonly deps: { db: Db; pubsub: PubSub; topics: Topics; logger: Logger; metrics?: Pick<Metrics, 'credentialWatches'> }) {}
 
   /**
    * Starts listening for notices and the timers. Does not wait for Redis: an API instance starts
@@ -63,7 +64,14 @@ export class CredentialSessions {
   track(principal: Principal, end: () => void): () => void {
     const session: Session = { principal, end };
     this.sessions.add(session);
-    return () => void this.sessions.delete(session);
+    this.counted();
+    return () => {
+      if (this.sessions.delete(session)) this.counted();
+    };
+  }
+
+  private counted() {
+    this.deps.metrics?.credentialWatches.set(this.sessions.size);
   }
 
   get size() {
@@ -74,6 +82,7 @@ export class CredentialSessions {
     for (const session of [...this.sessions]) {
       if (!pick(session)) continue;
       this.sessions.delete(session);
+      this.counted();
       try {
         session.end();
       } catch (err) {

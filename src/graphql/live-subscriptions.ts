@@ -1,5 +1,5 @@
 import { createSourceEventStream, execute, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import { authenticationRefusal } from './authentication.ts';
 import type { Context } from './context.ts';
 import { maskError } from './errors.ts';
@@ -38,28 +38,31 @@ export async function subscribeLive(
  * gates before, masking and the credential's lifetime after): they only read a shared result and
  * replace it with a copy when they change it (masked errors), never change it in place.
  */
-export function useLiveSubscriptions(log: ErrorLog, shared: SharedExecutions): Plugin<Context & { request?: Request }> {
+export function useLiveSubscriptions(log: ErrorLog, shared: SharedExecutions): Plugin<Context> {
   return {
     onSubscribe({ setSubscribeFn }) {
       setSubscribeFn(async (args) => {
         const result = await subscribeLive(args as ExecutionArgs & { contextValue: Context }, log, shared);
-        if (!(Symbol.asyncIterator in result)) return asHttpRefusal(result);
-        // The client left while the subscription was set up: Yoga drops the response without
-        // ending the stream, which would keep its account's place (SUBSCRIPTIONS_PER_ACCOUNT) and
-        // its Redis topic for as long as the process lives.
-        // Ended now, it is an empty stream for whatever is left to read it.
-        if ((args.contextValue as { request?: Request }).request?.signal.aborted) await result.return?.();
-        return result;
+        return Symbol.asyncIterator in result ? result : asHttpRefusal(result);
       });
+    },
+    onResultProcess({ request, result }) {
+      // The client left while its subscription was set up: Yoga would drop the response without
+      // ending the stream, which would keep the account's place (SUBSCRIPTIONS_PER_ACCOUNT), its
+      // Redis topic and its credential's watch for as long as the process lives. Ended here, its
+      // outermost layer (every hook's wrapper) first, so each lets go of what it holds.
+      if (request.signal.aborted && isAsyncIterable(result)) {
+        void Promise.resolve(result[Symbol.asyncIterator]().return?.()).catch(() => undefined);
+      }
     },
   };
 }
 
 /**
- * A subscription refused before anything ran, for its variables or its operation name (errors
- * without a path): over HTTP that is the request's own fault, 400 (Yoga's `http` extension sets
- * the status and is never sent), as for a query or mutation, and as the executor Yoga would
- * otherwise subscribe with answers. Refusals of fields (credential, scope) keep their 200.
+ * A subscription refused before anything ran, for its variables (errors without a path): over
+ * HTTP that is the request's own fault, 400 (Yoga's `http` extension sets the status and is never
+ * sent), as for a query or mutation, and as the executor Yoga would otherwise subscribe with
+ * answers. Refusals of fields (credential, scope, a missing batch) have a path and keep their 200.
  */
 function asHttpRefusal(result: ExecutionResult): ExecutionResult {
   if (result.data !== undefined || !result.errors?.length || result.errors.some((e) => e.path)) return result;
