@@ -100,7 +100,7 @@ process.once('message', async (plan: Plan) => {
         error: (error) => {
           // Over SSE this is the only news of a stream that failed (see sseClient).
           if (process.env.BENCH_TRANSPORT === 'sse' && !stopping) {
-            const key = `err:${(error instanceof Error ? error.message : JSON.stringify(error)).slice(0, 40)}`;
+            const key = `err:${(error instanceof Error ? error.message : String(JSON.stringify(error))).slice(0, 40)}`;
             closes[key] = (closes[key] ?? 0) + 1;
           }
           const e = error as { code?: number; reason?: string; message?: string };

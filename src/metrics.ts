@@ -105,7 +105,7 @@ export function createMetrics(sources: { pool?: () => PoolStats } = {}) {
     }),
     credentialWatches: new Gauge({
       name: 'segue_credential_watches',
-      help: 'WebSocket connections and subscription streams this API instance holds open on behalf of a credential, each ended when its credential is revoked or expires',
+      help: 'WebSocket connections and SSE subscription streams this API instance holds open on behalf of a credential, each ended when its credential is revoked or expires',
       registers: [registry],
     }),
     subscriptionResults: new Counter({

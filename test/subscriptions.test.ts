@@ -237,7 +237,7 @@ describe('access', () => {
     }
   });
 
-  it('an SSE client that goes away while its subscription is set up keeps nothing: its stream is ended, its place and its credential watch let go', async () => {
+  it('a subscription no one will read keeps nothing (its client went away during setup, or it accepts no event stream: 406): its stream is ended, its place and its credential watch let go', async () => {
     const account = await p.account();
     const draft = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: [transitionInput()] } });
     const id = draft.data!.createTransitions.transitions[0]!.id;
@@ -259,6 +259,11 @@ describe('access', () => {
         }),
       ),
     );
+    // Six that wait for their answer, but accept only JSON: Yoga sets each up, then answers 406.
+    for (const accept of ['application/json', 'application/graphql-response+json', 'multipart/mixed', 'application/json', 'application/json', 'application/json']) {
+      const refused = await fetch(p.app.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept, authorization: `Bearer ${account.apiKey}` }, body });
+      expect(refused.status, accept).toBe(406);
+    }
     // The account's six places (SUBSCRIPTIONS_PER_ACCOUNT) come free, each as soon as its setup
     // ends and its stream with it.
     const sse = sseClient(p.app.graphqlUrl, account.apiKey);

@@ -119,6 +119,7 @@ export class CredentialSessions {
     clearInterval(this.timer);
     void this.subscription?.then((id) => id !== null && this.deps.pubsub.unsubscribe(id));
     this.sessions.clear();
+    this.counted();
   }
 }
 

@@ -46,12 +46,14 @@ export function useLiveSubscriptions(log: ErrorLog, shared: SharedExecutions): P
         return Symbol.asyncIterator in result ? result : asHttpRefusal(result);
       });
     },
-    onResultProcess({ request, result }) {
-      // The client left while its subscription was set up: Yoga would drop the response without
-      // ending the stream, which would keep the account's place (SUBSCRIPTIONS_PER_ACCOUNT), its
-      // Redis topic and its credential's watch for as long as the process lives. Ended here, its
-      // outermost layer (every hook's wrapper) first, so each lets go of what it holds.
-      if (request.signal.aborted && isAsyncIterable(result)) {
+    onResultProcess({ request, result, resultProcessor }) {
+      // A stream no one will read: its client left while it was set up (the response is then
+      // dropped by the server adapter), or it asked for a media type a stream cannot be sent as
+      // (Yoga then answers 406, having subscribed already). Left alone, it would keep the
+      // account's place (SUBSCRIPTIONS_PER_ACCOUNT), its Redis topic and its credential's watch
+      // for as long as the process lives. Ended here, its outermost layer (every hook's wrapper)
+      // first, so each lets go of what it holds. (Yoga's own processors are chosen before this.)
+      if (isAsyncIterable(result) && (request.signal.aborted || !resultProcessor)) {
         void Promise.resolve(result[Symbol.asyncIterator]().return?.()).catch(() => undefined);
       }
     },
