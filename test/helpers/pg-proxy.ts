@@ -6,6 +6,10 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  * that instant. It reads just enough of the frontend protocol to find message boundaries and the
  * simple queries a transaction is made of (node-postgres sends BEGIN and COMMIT as simple queries;
  * statements travel in Parse messages, whose text it records for the test to check).
+ *
+ * With `killAsReady`, every connection is killed as it opens instead: the termination PostgreSQL
+ * sends on a restart or pg_terminate_backend (FATAL 57P01) leaves in the same write as the
+ * connection's first ReadyForQuery, and the connection ends.
  */
 export interface PgProxy {
   url: string;
@@ -14,10 +18,19 @@ export interface PgProxy {
   close(): Promise<void>;
 }
 
+/** An ErrorResponse: FATAL 57P01, as PostgreSQL terminates a connection. */
+const TERMINATED = (() => {
+  const fields = Buffer.from('SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0');
+  const head = Buffer.alloc(5);
+  head.write('E', 0);
+  head.writeInt32BE(4 + fields.length, 1);
+  return Buffer.concat([head, fields]);
+})();
+
 const SSL_REQUEST = 80877103;
 const GSS_REQUEST = 80877104;
 
-export async function startPgProxy(target: URL): Promise<PgProxy> {
+export async function startPgProxy(target: URL, options: { killAsReady?: boolean } = {}): Promise<PgProxy> {
   const host = target.hostname;
   const port = Number(target.port || 5432);
   let armed: ((sql: string[]) => void) | null = null;
@@ -46,6 +59,7 @@ export async function startPgProxy(target: URL): Promise<PgProxy> {
     let started = false;
     let transaction: string[] = [];
     let losing: ((sql: string[]) => void) | null = null;
+    let answer = Buffer.alloc(0);
 
     client.on('data', (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
@@ -95,7 +109,23 @@ export async function startPgProxy(target: URL): Promise<PgProxy> {
         done(transaction);
         return;
       }
-      client.write(chunk);
+      if (!options.killAsReady) return void client.write(chunk);
+      // The server's messages, whole (a type byte and a length), passed on as they come (a login
+      // that asks for a password goes through), up to the first ReadyForQuery ('Z').
+      answer = Buffer.concat([answer, chunk]);
+      let at = 0;
+      while (answer.length - at >= 5) {
+        const end = at + 1 + answer.readInt32BE(at + 1);
+        if (answer.length < end) break;
+        if (answer[at] === 0x5a) {
+          client.end(Buffer.concat([answer.subarray(0, end), TERMINATED]));
+          upstream.destroy();
+          return;
+        }
+        at = end;
+      }
+      client.write(answer.subarray(0, at));
+      answer = answer.subarray(at);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
