@@ -4,6 +4,7 @@ import { gql, startTestApp } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { CliQueueStats } from '../src/cli/operations.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { metricsOf, sample } from './helpers/metrics.ts';
 import { until } from './helpers/wait.ts';
 
 // The CLI's own typed operation: the same public API any client uses.
@@ -14,13 +15,6 @@ beforeAll(async () => {
   p = await startPipeline({ emulator: { latencyMs: 200 }, env: { FAL_CONCURRENCY: '3', WORKER_CONCURRENCY: '7' }, apiWorker: true });
 });
 afterAll(() => p?.close());
-
-/** The value of one Prometheus sample, or 0 when it has not appeared yet (unless `required`). */
-function sample(text: string, name: string, labels = '', required = false): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
-  if (!line && required) throw new Error(`no sample ${name}{${labels}} in /metrics`);
-  return line ? Number(line.split(' ').at(-1)) : 0;
-}
 
 describe('/health, /ready and /metrics', () => {
   it('/health answers while the process is up', async () => {
@@ -48,13 +42,13 @@ describe('/health, /ready and /metrics', () => {
   });
 
   it('/metrics changes as a batch runs: finished transitions, fal calls and latency, jobs by state', async () => {
-    const before = await (await fetch(`${p.app.url}/metrics`)).text();
+    const before = await metricsOf(p.app.url);
     expect(before).toMatch(/segue_fal_concurrency 3/);
     const account = await p.account();
     const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(5) });
     await p.settled(batch!.id);
     await gql(p.app.graphqlUrl, account.apiKey, QueueStatsQuery); // one GraphQL query to count
-    const after = await (await fetch(`${p.app.url}/metrics`)).text();
+    const after = await metricsOf(p.app.url);
     const delta = (name: string, labels = '') => sample(after, name, labels) - sample(before, name, labels);
     expect(delta('segue_transitions_finished_total', 'status="COMPLETED"')).toBe(5);
     expect(delta('segue_fal_requests_total', 'operation="submit",outcome="ok"')).toBe(5);
@@ -72,7 +66,7 @@ describe('/health, /ready and /metrics', () => {
   it("/metrics shows the PostgreSQL pool: busy and idle connections, what waits for one, and DATABASE_POOL_SIZE", { timeout: 30_000 }, async () => {
     const app = await startTestApp({ DATABASE_POOL_SIZE: '2' });
     const scrape = async () => {
-      const text = await (await fetch(`${app.url}/metrics`)).text();
+      const text = await metricsOf(app.url);
       return {
         busy: sample(text, 'segue_db_pool_connections', 'state="busy"', true),
         idle: sample(text, 'segue_db_pool_connections', 'state="idle"', true),

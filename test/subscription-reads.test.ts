@@ -15,6 +15,7 @@ import { BatchProgress, CreateTransitions, GeneratedTransitionUpdated } from './
 import { uploadImage } from './helpers/uploads.ts';
 import { TransitionUpdated } from './helpers/operations.ts';
 import { dropQueueKeys } from './helpers/pipeline.ts';
+import { metricsOf, sample } from './helpers/metrics.ts';
 import { statementsDuring } from './helpers/statements.ts';
 import { sseClient, subscribe, wsClient } from './helpers/subscribe.ts';
 import { until } from './helpers/wait.ts';
@@ -343,8 +344,8 @@ const Updated: TypedDocumentNode<{ transitionUpdated: Shown }, { id: string }> =
 
 /** segue_subscription_results_total by execution, from the API's /metrics. */
 async function results() {
-  const text = await (await fetch(`${app.url}/metrics`)).text();
-  const of = (execution: string) => Number(new RegExp(`^segue_subscription_results_total\\{execution="${execution}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  const text = await metricsOf(app.url);
+  const of = (execution: string) => sample(text, 'segue_subscription_results_total', `execution="${execution}"`);
   return { executed: of('executed'), shared: of('shared') };
 }
 

@@ -7,6 +7,7 @@ import { gql } from './helpers/app.ts';
 import { transitionInputs, transitionInput } from './helpers/fixtures.ts';
 import { BatchProgress, CreateTransitions, TransitionUpdated } from './helpers/operations.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
+import { metric } from './helpers/metrics.ts';
 import { sseClient, subscribe, wsClient } from './helpers/subscribe.ts';
 import { until } from './helpers/wait.ts';
 import { EndingStream, LiveFeed } from '../src/events/live.ts';
@@ -242,7 +243,7 @@ describe('access', () => {
     const draft = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: [transitionInput()] } });
     const id = draft.data!.createTransitions.transitions[0]!.id;
     const body = JSON.stringify({ query: 'subscription($id: ID) { transitionUpdated(id: $id) { id } }', variables: { id } });
-    const watches = async () => Number(/^segue_credential_watches (\S+)$/m.exec(await (await fetch(`${p.app.url}/metrics`)).text())![1]);
+    const watches = () => metric(p.app.url, 'segue_credential_watches', '', true);
     const before = await watches();
     // Each request is sent whole, and its socket cut as soon as it has left: the API is then
     // still authenticating it or setting up its stream.

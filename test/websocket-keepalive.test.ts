@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createTestAccount, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
+import { metric } from './helpers/metrics.ts';
 import { until } from './helpers/wait.ts';
 
 /**
@@ -45,10 +46,7 @@ async function connect() {
   };
 }
 
-const openSubscriptions = async () => {
-  const text = await fetch(`${app.url}/metrics`).then((r) => r.text());
-  return Number(/^segue_subscriptions_open (\S+)$/m.exec(text)![1]);
-};
+const openSubscriptions = () => metric(app.url, 'segue_subscriptions_open', '', true);
 
 describe('WebSocket keepalive', () => {
   it('a socket that stops answering pings is closed within two periods and its subscription ends; one that answers stays open', { timeout: 30_000 }, async () => {
