@@ -280,12 +280,12 @@ export type Config = Readonly<{
     /** Events waiting for a slow client before its subscription is ended. */
     buffer: number;
     /**
-     * WebSocket connections and subscriptions set up at once per API process (credential check,
+     * WebSocket connections, subscriptions and SSE requests set up at once per API process (credential check,
      * snapshot read); the rest wait their turn, so a burst of reconnecting browsers cannot
      * exhaust the heap or the database pool.
      */
     setupConcurrency: number;
-    /** How often every WebSocket is pinged; one that did not answer the previous ping is closed. */
+    /** How often every WebSocket is pinged (one that did not answer the previous ping is closed), and every SSE stream sent a comment. */
     keepAliveMs: number;
   };
   images: {

@@ -287,6 +287,55 @@ describe('access', () => {
     await until(async () => (await watches()) <= before, { what: 'no credential watch left', timeoutMs: 5_000 });
   });
 
+  it('over SSE, server-sent events as graphql-sse reads them: a comment first, each result one `event: next`, errors masked; a client that leaves mid-stream lets go of its stream', async () => {
+    const account = await p.account();
+    const draft = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: [transitionInput()] } });
+    const id = draft.data!.createTransitions.transitions[0]!.id;
+    const { segue } = p.app;
+    // The account is new: this is its one transition.
+    const row = await segue.db.transition.findFirstOrThrow({ where: { accountId: account.id } });
+    const open = () => metric(p.app.url, 'segue_subscriptions_open', '', true);
+    const before = await open();
+    const req = request(p.app.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${account.apiKey}` },
+    });
+    const response = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      req.once('response', resolve);
+      req.once('error', reject);
+      req.end(JSON.stringify({ query: 'subscription($id: ID) { transitionUpdated(id: $id) { id status version } }', variables: { id } }));
+    });
+    try {
+      expect(response.statusCode).toBe(200);
+      expect(response.headers['content-type']).toBe('text/event-stream');
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      const frames = () => text.split('\n\n').slice(0, -1);
+      const events = () => frames().filter((f) => f.startsWith('event: next\ndata: ')).map((f) => JSON.parse(f.slice('event: next\ndata: '.length)));
+      // Its snapshot: the transition as it stands.
+      await until(() => events().length === 1, { what: 'the snapshot event' });
+      expect(frames()[0]).toBe(':');
+      expect(events()[0]).toEqual({ data: { transitionUpdated: { id, status: 'DRAFT', version: row.version } } });
+      expect(await open()).toBe(before + 1);
+
+      // A change whose row cannot be shown (its status missing): the event carries the error, masked.
+      await segue.pubsub.publish(segue.topics.transition(account.id, null, row.id), {
+        kind: 'transition', id: row.id, accountId: account.id, batchId: null, run: row.run, status: row.status, version: row.version + 1, full: true,
+        changed: { id: row.id, accountId: account.id, version: row.version + 1 },
+      });
+      await until(() => events().length === 2, { what: 'the event with an error' });
+      expect(events()[1]).toEqual({
+        data: null,
+        errors: [{ message: 'Internal error. It has been logged.', locations: [expect.any(Object)], path: ['transitionUpdated', 'status'], extensions: { code: 'INTERNAL' } }],
+      });
+    } finally {
+      // Leaves without a word: its stream ends, and its place is free again.
+      req.destroy();
+    }
+    await until(async () => (await open()) === before, { what: 'the subscription let go', timeoutMs: 5_000 });
+  });
+
   it('limits subscriptions per connection and per account with LIMIT_EXCEEDED', async () => {
     const account = await p.account();
     const ws = wsClient(p.app.url + '/graphql', account.apiKey);

@@ -4,6 +4,7 @@ import { authenticationRefusal } from './authentication.ts';
 import type { Context } from './context.ts';
 import { maskError } from './errors.ts';
 import type { SharedExecutions } from './shared-executions.ts';
+import { sseResults, type SseOptions } from './sse-results.ts';
 
 /**
  * Subscriptions, run by graphql-js itself. Over WebSocket they bypass Yoga's envelop: an idle
@@ -36,17 +37,21 @@ export async function subscribeLive(
  * executed once with the WebSocket subscribers who would get the same result, rather than once
  * per subscriber by the executor's own subscribe. The envelop's layers stay around them (the
  * gates before, masking and the credential's lifetime after): they only read a shared result and
- * replace it with a copy when they change it (masked errors), never change it in place.
+ * replace it with a copy when they change it (masked errors), never change it in place. Their
+ * events are then written by sseResults (src/graphql/sse-results.ts), once per shared result.
  */
-export function useLiveSubscriptions(log: ErrorLog, shared: SharedExecutions): Plugin<Context> {
+export function useLiveSubscriptions(log: ErrorLog, shared: SharedExecutions, keepAliveMs: number): Plugin<Context> {
+  // Requests that subscribed: their streams are the ones written as server-sent events here.
+  const subscriptions = new WeakSet<Request>();
   return {
-    onSubscribe({ setSubscribeFn }) {
+    onSubscribe({ args, setSubscribeFn }) {
+      if (args.contextValue.request) subscriptions.add(args.contextValue.request);
       setSubscribeFn(async (args) => {
         const result = await subscribeLive(args as ExecutionArgs & { contextValue: Context }, log, shared);
         return Symbol.asyncIterator in result ? result : asHttpRefusal(result);
       });
     },
-    onResultProcess({ request, result, resultProcessor }) {
+    onResultProcess({ request, result, resultProcessor, setResultProcessor, serverContext }) {
       // A stream no one will read: its client left while it was set up (the response is then
       // dropped by the server adapter), or it asked for a media type a stream cannot be sent as
       // (Yoga then answers 406, having subscribed already). Left alone, it would keep the
@@ -55,6 +60,12 @@ export function useLiveSubscriptions(log: ErrorLog, shared: SharedExecutions): P
       // first, so each lets go of what it holds. (Yoga's own processors are chosen before this.)
       if (isAsyncIterable(result) && (request.signal.aborted || !resultProcessor)) {
         void Promise.resolve(result[Symbol.asyncIterator]().return?.()).catch(() => undefined);
+      } else if (isAsyncIterable(result) && subscriptions.has(request)) {
+        // A subscription's stream: Yoga serves those only as server-sent events (its processor was
+        // chosen above), and they are written by sseResults. The request's setup turn (serveInTurn)
+        // ends with its first event.
+        const { res, setUp } = serverContext as { res?: SseOptions['connection']; setUp?: SseOptions['setUp'] };
+        setResultProcessor(sseResults({ keepAliveMs, connection: res, setUp, log }), 'text/event-stream');
       }
     },
   };

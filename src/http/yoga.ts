@@ -24,6 +24,8 @@ export type ServerContext = {
   res?: ServerResponse;
   /** Over WebSocket: the connection's authentication, checked once when it connected (not its key). */
   authentication?: Authentication;
+  /** Over SSE: ends the request's setup turn (see serveInTurn), once its stream's first event is out. */
+  setUp?: () => void;
 };
 export type Yoga = YogaServerInstance<ServerContext, Context>;
 
@@ -49,7 +51,7 @@ export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null,
       useMutationRateLimit(limiter),
       useOperationMetrics(segue.metrics),
       useGraphiQLPolicy(),
-      useLiveSubscriptions(logging, shared),
+      useLiveSubscriptions(logging, shared, segue.config.subscriptions.keepAliveMs),
     ],
     cors:
       http.corsOrigins === null
