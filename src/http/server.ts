@@ -20,6 +20,7 @@ import { localUploadHandler, privateMediaGuard } from './private-media.ts';
 import { LOCAL_UPLOAD_PATH } from '../domain/images.ts';
 import type { LocalStorage } from '../media/storage-local.ts';
 import { SharedExecutions } from '../graphql/shared-executions.ts';
+import { acceptsEventStream, serveInTurn, SetupTurns } from './setup-turns.ts';
 import { attachWebSocket } from './websocket.ts';
 import { createYogaServer } from './yoga.ts';
 
@@ -87,6 +88,8 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   // One per process: the viewers of one batch share each event's execution, over either transport.
   const shared = new SharedExecutions(segue.metrics.subscriptionResults);
   const yoga = createYogaServer(contextDeps, limiter, shared);
+  // Setting up live streams, WebSocket and SSE alike: SUBSCRIPTION_SETUP_CONCURRENCY at once.
+  const turns = new SetupTurns(segue.config.subscriptions.setupConcurrency);
   const falWebhook = falWebhookHandler(segue);
   const ops = opsHandlers(segue);
   const admin = adminHandler(segue);
@@ -127,6 +130,8 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
           return json(res, 413, { errors: [{ message, extensions }] });
         }
       }
+      // A stream over SSE is set up in turn, with the WebSockets' (one line for both per process).
+      if (acceptsEventStream(req)) return serveInTurn(turns, req, res, (setUp) => yoga(req, res, { req, res, setUp }));
       return yoga(req, res, { req, res });
     }
     if (path === WEBHOOK_PATH) return falWebhook(req, res);
@@ -181,7 +186,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     // reconnected at somaxconn 4096, none at 16384).
     server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
-  const websocket = attachWebSocket(server, yoga, contextDeps, shared);
+  const websocket = attachWebSocket(server, yoga, contextDeps, shared, turns);
   const address = server.address() as AddressInfo;
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   const url = `http://${shownHost}:${address.port}`;

@@ -1,3 +1,5 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
 /**
  * Turns for setting up live connections: at most `limit` at once, the rest wait in arrival order,
  * without a deadline. After an API restart every browser reconnects at the same moment; served
@@ -41,6 +43,41 @@ export class SetupTurns {
     return this.waiting.length;
   }
 }
+
+/** How long a new subscription may keep its setup turn waiting for its snapshot. */
+export const SNAPSHOT_TURN_MS = 2_000;
+
+/**
+ * An HTTP request that may open a server-sent event stream (GraphQL over SSE) waits for a setup
+ * turn before anything of it is read, as a WebSocket's connection and subscriptions do: after an
+ * API restart, thousands of browsers reconnect at once, and served together each would hold its
+ * request, context and snapshot read in the heap at the same time (10,000 at once exhausted a
+ * 256 MB heap before one stream was set up). Waiting, a request holds only its socket. The turn
+ * ends when `serve` calls the `setUp` it is given (the stream's first event, its snapshot, went
+ * out), when the response ends or closes, or after SNAPSHOT_TURN_MS, whichever comes first. A
+ * client that left while it waited is not served.
+ */
+export async function serveInTurn(
+  turns: SetupTurns,
+  req: IncomingMessage,
+  res: ServerResponse,
+  serve: (setUp: () => void) => unknown,
+): Promise<void> {
+  const end = await turns.take();
+  if (req.socket.destroyed || res.writableEnded) return end();
+  const timer = setTimeout(end, SNAPSHOT_TURN_MS);
+  timer.unref();
+  const setUp = () => {
+    clearTimeout(timer);
+    end();
+  };
+  res.once('close', setUp);
+  res.once('finish', setUp);
+  await serve(setUp);
+}
+
+/** Whether a request asks for server-sent events (a subscription over SSE, usually). */
+export const acceptsEventStream = (req: IncomingMessage) => (req.headers.accept ?? '').toLowerCase().includes('text/event-stream');
 
 /**
  * A stream that keeps its setup turn until its first value (a subscription's snapshot read), its

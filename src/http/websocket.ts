@@ -4,7 +4,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authentication } from '../auth/principal.ts';
 import type { Authenticator } from '../auth/authenticate.ts';
 import { serveGraphqlWs } from './graphql-ws-server.ts';
-import { holdUntilFirst, SetupTurns } from './setup-turns.ts';
+import { holdUntilFirst, SNAPSHOT_TURN_MS, type SetupTurns } from './setup-turns.ts';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
 import { yogaLogger } from '../graphql/errors.ts';
 import { subscribeLive } from '../graphql/live-subscriptions.ts';
@@ -20,9 +20,6 @@ type OperationArgs = ExecutionArgs & {
   contextValue: Context;
   rootValue: { execute?: (args: ExecutionArgs) => unknown; socket: WebSocket };
 };
-
-/** How long a new subscription may keep its setup turn waiting for its snapshot. */
-const SNAPSHOT_TURN_MS = 2_000;
 
 /** What a connection keeps: its socket and its authentication, checked once (not the upgrade request, nor the key). */
 type Extra = { socket: WebSocket; authentication?: Authentication };
@@ -40,12 +37,11 @@ const isStream = (value: unknown): value is AsyncIterableIterator<unknown> =>
  * memory per subscriber). Setting up a connection and each subscription (through its snapshot
  * read) waits for a turn (SUBSCRIPTION_SETUP_CONCURRENCY at once).
  */
-export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, shared: SharedExecutions) {
+export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, shared: SharedExecutions, turns: SetupTurns) {
   const { segue } = deps;
   const errorLog = yogaLogger(segue.logger.child({ component: 'graphql' }));
   const wss = new WebSocketServer({ server, path: '/graphql' });
-  const { perConnection, setupConcurrency, keepAliveMs } = segue.config.subscriptions;
-  const turns = new SetupTurns(setupConcurrency);
+  const { perConnection, keepAliveMs } = segue.config.subscriptions;
   const disposable = serveGraphqlWs<Record<string, unknown> | undefined, Extra>(
     {
       execute: (args) => (args as OperationArgs).rootValue.execute!(args) as never,
