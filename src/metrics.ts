@@ -103,6 +103,11 @@ export function createMetrics(sources: { pool?: () => PoolStats } = {}) {
       help: 'GraphQL subscriptions open on this API instance',
       registers: [registry],
     }),
+    setupTurnsWaiting: new Gauge({
+      name: 'segue_subscription_setups_waiting',
+      help: 'WebSocket connections, subscriptions and SSE requests waiting for a setup turn (SUBSCRIPTION_SETUP_CONCURRENCY at once): a reconnect burst in line',
+      registers: [registry],
+    }),
     credentialWatches: new Gauge({
       name: 'segue_credential_watches',
       help: 'WebSocket connections and SSE subscription streams this API instance holds open on behalf of a credential, each ended when its credential is revoked or expires',

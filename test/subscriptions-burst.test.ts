@@ -3,12 +3,13 @@ import { createAndGenerate } from '../src/domain/generation.ts';
 import { encodeId } from '../src/graphql/ids.ts';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serveInTurn, SetupTurns } from '../src/http/setup-turns.ts';
+import { prefersEventStream, serveInTurn, SetupTurns } from '../src/http/setup-turns.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { TransitionUpdated } from './helpers/operations.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { sseClient, subscribe, wsClient } from './helpers/subscribe.ts';
 import { until } from './helpers/wait.ts';
+import { metric } from './helpers/metrics.ts';
 
 /**
  * After an API restart every browser reconnects at once. Connections and subscriptions are set
@@ -54,10 +55,12 @@ describe('a burst of subscribers', () => {
     b();
   });
 
-  it('a request for an event stream waits for a setup turn before anything of it is read; one whose client left meanwhile is never served', async () => {
+  it('an event stream request waits for a setup turn once its body is in; one whose client left meanwhile is never served', async () => {
     const turns = new SetupTurns(1);
     const served: string[] = [];
+    const sockets = new Map<string, import('node:net').Socket>();
     const server = createServer((req, res) => {
+      sockets.set(req.url!, req.socket);
       void serveInTurn(turns, req, res, (setUp) => {
         served.push(req.url!);
         res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -67,34 +70,112 @@ describe('a burst of subscribers', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const open = (path: string) => {
-      const req = request(`${url}${path}`, { headers: { accept: 'text/event-stream' } });
+    const open = (path: string, body = '{}', sendBody = true) => {
+      const req = request(`${url}${path}`, { method: 'POST', headers: { accept: 'text/event-stream', 'content-length': Buffer.byteLength(body) } });
       const answered = new Promise<boolean>((resolve) => {
         req.once('response', () => resolve(true));
         req.once('error', () => resolve(false));
       });
-      req.end();
-      return { req, answered };
+      req.flushHeaders();
+      if (sendBody) req.end(body);
+      return { req, answered, send: () => req.end(body) };
     };
     try {
       const held = await turns.take();
+      // A client slow to send its body waits outside the line: it holds no turn, nor a place in it.
+      const slow = open('/slow', '{"query":"subscription { x }"}', false);
       const first = open('/first');
       const leaving = open('/leaving');
-      await until(() => turns.queued === 2, { what: 'both requests waiting for a turn' });
+      await until(() => turns.queued === 2, { what: 'two requests waiting for a turn' });
       expect(served).toEqual([]);
       leaving.req.destroy();
-      await new Promise((r) => setTimeout(r, 50));
+      await until(() => sockets.get('/leaving')?.destroyed, { what: 'the server to see the client leave' });
       held();
       expect(await first.answered).toBe(true);
-      // The one left is skipped and the turn comes back free once the first is set up.
+      // The one that left is skipped, and the turn comes back free once the first is set up.
       const next = await turns.take();
-      next();
       expect(served).toEqual(['/first']);
       expect(turns.queued).toBe(0);
-      first.req.destroy();
+      next();
+      slow.send();
+      expect(await slow.answered).toBe(true);
+      expect(served).toEqual(['/first', '/slow']);
+      for (const r of [first, slow]) r.req.destroy();
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('a stream whose turn comes when the heap is near its limit is refused with 503 and a Retry-After, and gives its turn back', async () => {
+    const turns = new SetupTurns(1);
+    let served = 0;
+    const server = createServer((req, res) => void serveInTurn(turns, req, res, () => served++, { full: () => true }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`, {
+        method: 'POST',
+        headers: { accept: 'text/event-stream', 'content-type': 'application/json' },
+        body: '{"query":"subscription { x }"}',
+      });
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('10');
+      expect((await response.json()).errors[0].extensions).toEqual({ code: 'UNAVAILABLE' });
+      expect(served).toBe(0);
+      const next = await turns.take();
+      next();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('waits in line only for requests that ask for an event stream above all (graphql-sse, EventSource, GraphiQL), not for queries that merely accept one (urql)', () => {
+    expect(prefersEventStream('text/event-stream')).toBe(true);
+    expect(prefersEventStream('Text/Event-Stream; charset=utf-8')).toBe(true);
+    expect(prefersEventStream('text/event-stream, multipart/mixed')).toBe(true);
+    expect(prefersEventStream('application/json;q=0.5, text/event-stream')).toBe(true);
+    expect(prefersEventStream('application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed')).toBe(false);
+    expect(prefersEventStream('text/event-stream;q=0.1, application/json')).toBe(false);
+    expect(prefersEventStream('application/graphql-response+json, application/json, multipart/mixed')).toBe(false);
+    expect(prefersEventStream('*/*')).toBe(false);
+    expect(prefersEventStream(undefined)).toBe(false);
+  });
+
+  it('on the API, an SSE subscription waits for the turn a setup holds, ends its own turn with its snapshot, and a query does not wait', { timeout: 60_000 }, async () => {
+    p = await startPipeline({ env: { SUBSCRIPTION_SETUP_CONCURRENCY: '1', SUBSCRIPTIONS_PER_ACCOUNT: '100' } });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+    const batchId = encodeId('Batch', batch!.id);
+    const waiting = () => metric(p!.app.url, 'segue_subscription_setups_waiting', '', true);
+    const sse = sseClient(p.app.graphqlUrl, account.apiKey);
+    try {
+      // An account-wide stream has no snapshot: it keeps the one turn until SNAPSHOT_TURN_MS.
+      const quiet = subscribe(sse, TransitionUpdated, {}, (d) => d.transitionUpdated);
+      await until(async () => (await metric(p!.app.url, 'segue_subscriptions_open', '', true)) === 1, { what: 'the account-wide stream set up' });
+      const openedAt = Date.now();
+      const viewer = subscribe(sse, TransitionUpdated, { batchId }, (d) => d.transitionUpdated);
+      await until(async () => (await waiting()) === 1, { what: 'the viewer waiting for a turn' });
+      // A query is not in that line.
+      const asked = Date.now();
+      const query = await fetch(p.app.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json, text/event-stream', authorization: `Bearer ${account.apiKey}` },
+        body: JSON.stringify({ query: '{ __typename }' }),
+      });
+      expect(await query.json()).toEqual({ data: { __typename: 'Query' } });
+      expect(Date.now() - asked).toBeLessThan(1_000);
+      await viewer.first;
+      expect(Date.now() - openedAt).toBeGreaterThanOrEqual(1_000);
+      // The viewer's turn ended with its snapshot, not 2 s later: the next one is set up at once.
+      const next = subscribe(sse, TransitionUpdated, { batchId }, (d) => d.transitionUpdated);
+      const nextAt = Date.now();
+      await next.first;
+      expect(Date.now() - nextAt).toBeLessThan(1_500);
+      expect(await waiting()).toBe(0);
+      for (const s of [quiet, viewer, next]) s.stop();
+    } finally {
+      sse.dispose();
     }
   });
 

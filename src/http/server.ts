@@ -20,7 +20,7 @@ import { localUploadHandler, privateMediaGuard } from './private-media.ts';
 import { LOCAL_UPLOAD_PATH } from '../domain/images.ts';
 import type { LocalStorage } from '../media/storage-local.ts';
 import { SharedExecutions } from '../graphql/shared-executions.ts';
-import { acceptsEventStream, serveInTurn, SetupTurns } from './setup-turns.ts';
+import { prefersEventStream, serveInTurn, SetupTurns } from './setup-turns.ts';
 import { attachWebSocket } from './websocket.ts';
 import { createYogaServer } from './yoga.ts';
 
@@ -89,7 +89,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const shared = new SharedExecutions(segue.metrics.subscriptionResults);
   const yoga = createYogaServer(contextDeps, limiter, shared);
   // Setting up live streams, WebSocket and SSE alike: SUBSCRIPTION_SETUP_CONCURRENCY at once.
-  const turns = new SetupTurns(segue.config.subscriptions.setupConcurrency);
+  const turns = new SetupTurns(segue.config.subscriptions.setupConcurrency, segue.metrics.setupTurnsWaiting);
   const falWebhook = falWebhookHandler(segue);
   const ops = opsHandlers(segue);
   const admin = adminHandler(segue);
@@ -131,7 +131,8 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
         }
       }
       // A stream over SSE is set up in turn, with the WebSockets' (one line for both per process).
-      if (acceptsEventStream(req)) return serveInTurn(turns, req, res, (setUp) => yoga(req, res, { req, res, setUp }));
+      const upload = (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data');
+      if (!upload && prefersEventStream(req.headers.accept)) return serveInTurn(turns, req, res, (setUp) => yoga(req, res, { req, res, setUp }));
       return yoga(req, res, { req, res });
     }
     if (path === WEBHOOK_PATH) return falWebhook(req, res);

@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import v8 from 'node:v8';
 
 /**
  * Turns for setting up live connections: at most `limit` at once, the rest wait in arrival order,
@@ -11,20 +13,30 @@ export class SetupTurns {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
 
-  constructor(private readonly limit: number) {}
+  /** `waitingGauge`: told how many wait, whenever that changes (segue_subscription_setups_waiting). */
+  constructor(
+    private readonly limit: number,
+    private readonly waitingGauge?: { set(value: number): void },
+  ) {}
 
   /** Waits for a turn; the returned function ends it (once, however often it is called). */
   async take(): Promise<() => void> {
     if (this.active < this.limit) this.active++;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else
+      await new Promise<void>((resolve) => {
+        this.waiting.push(resolve);
+        this.waitingGauge?.set(this.waiting.length);
+      });
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
       const next = this.waiting.shift();
       // The turn passes straight to the next in line (active stays the same).
-      if (next) next();
-      else this.active--;
+      if (next) {
+        this.waitingGauge?.set(this.waiting.length);
+        next();
+      } else this.active--;
     };
   }
 
@@ -48,27 +60,51 @@ export class SetupTurns {
 export const SNAPSHOT_TURN_MS = 2_000;
 
 /**
- * An HTTP request that may open a server-sent event stream (GraphQL over SSE) waits for a setup
- * turn before anything of it is read, as a WebSocket's connection and subscriptions do: after an
- * API restart, thousands of browsers reconnect at once, and served together each would hold its
- * request, context and snapshot read in the heap at the same time (10,000 at once exhausted a
- * 256 MB heap before one stream was set up). Waiting, a request holds only its socket. The turn
- * ends when `serve` calls the `setUp` it is given (the stream's first event, its snapshot, went
- * out), when the response ends or closes, or after SNAPSHOT_TURN_MS, whichever comes first. A
- * client that left while it waited is not served.
+ * A request for server-sent events (GraphQL over SSE: a subscription, as graphql-sse, EventSource
+ * and GraphiQL ask for one) waits for a setup turn before Yoga reads it, in one line with the
+ * WebSockets' connections and subscriptions: after an API restart, thousands of browsers
+ * reconnect at once, and served together each would hold its request, context and snapshot read
+ * in the heap at the same time (10,000 at once exhausted a 256 MB heap before one stream was set
+ * up). Its body is read first, outside the line (its length is capped already): a client that is
+ * slow to send it keeps no one else waiting. The turn ends when `serve` calls the `setUp` it is
+ * given (the stream's first event, its snapshot, was read), when the response ends or closes, or
+ * after SNAPSHOT_TURN_MS, whichever comes first. A client that left meanwhile is not served; one
+ * whose turn comes when the heap is near its limit is answered 503 with a Retry-After (`full`).
  */
 export async function serveInTurn(
   turns: SetupTurns,
   req: IncomingMessage,
   res: ServerResponse,
   serve: (setUp: () => void) => unknown,
+  { full = heapNearLimit }: { full?: () => boolean } = {},
 ): Promise<void> {
+  // Full already: refused before it takes a place in line.
+  if (full()) return refuseWhenFull(res);
+  if (req.method === 'POST') {
+    try {
+      // Yoga's server adapter takes a body already read from `req.body`: as a stream of its one
+      // chunk (given a Buffer or a string, it would list the keys of every byte first).
+      (req as IncomingMessage & { body?: Readable }).body = Readable.from([await readWhole(req)]);
+    } catch {
+      return; // the client left while sending it
+    }
+  }
   const end = await turns.take();
-  if (req.socket.destroyed || res.writableEnded) return end();
+  if (req.socket.destroyed || res.writableEnded) {
+    // Nobody to answer; counted apart from the answered requests (nginx's 499).
+    res.statusCode = 499;
+    return end();
+  }
+  if (full()) {
+    end();
+    return refuseWhenFull(res);
+  }
   const timer = setTimeout(end, SNAPSHOT_TURN_MS);
   timer.unref();
   const setUp = () => {
     clearTimeout(timer);
+    res.off('close', setUp);
+    res.off('finish', setUp);
     end();
   };
   res.once('close', setUp);
@@ -76,8 +112,52 @@ export async function serveInTurn(
   await serve(setUp);
 }
 
-/** Whether a request asks for server-sent events (a subscription over SSE, usually). */
-export const acceptsEventStream = (req: IncomingMessage) => (req.headers.accept ?? '').toLowerCase().includes('text/event-stream');
+/**
+ * Share of V8's heap limit in use past which no new stream is set up: room for the open ones to go
+ * on, and for the requests still in line (a few KB each) until each is answered. The limit counts
+ * the young generation's reserve too (304 MB with `--max-old-space-size=256`, where the old
+ * generation runs out at about 255 MB): 0.7 of it is about 213 MB.
+ */
+const HEAP_FULL_SHARE = 0.7;
+const RETRY_WHEN_FULL_S = 10;
+
+/**
+ * One more stream would take the heap over its limit, and the process down with every stream it
+ * holds (browsers that then reconnect all at once would do it again): this one is refused, to
+ * come back later, or to another instance.
+ */
+function refuseWhenFull(res: ServerResponse) {
+  res.writeHead(503, { 'content-type': 'application/json', 'retry-after': String(RETRY_WHEN_FULL_S) });
+  res.end(JSON.stringify({ errors: [{ message: 'This API instance has no room for another live stream now; try again shortly.', extensions: { code: 'UNAVAILABLE' } }] }));
+}
+
+/** Whether this process's heap is near its limit (`--max-old-space-size`). */
+export function heapNearLimit(): boolean {
+  const { used_heap_size: used, heap_size_limit: limit } = v8.getHeapStatistics();
+  return used > HEAP_FULL_SHARE * limit;
+}
+
+async function readWhole(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Whether a request asks for server-sent events above anything else: its Accept header's first
+ * type of the highest quality is `text/event-stream`. Clients that list it among others for
+ * every request (urql sends it with its queries, after the JSON types) are not held up by a burst.
+ */
+export function prefersEventStream(accept: string | undefined): boolean {
+  let best = { type: '', q: 0 };
+  for (const part of (accept ?? '').toLowerCase().split(',')) {
+    const [type = '', ...params] = part.split(';').map((p) => p.trim());
+    const qParam = params.find((p) => p.startsWith('q='));
+    const q = qParam === undefined ? 1 : Number(qParam.slice(2));
+    if (type && q > best.q) best = { type, q };
+  }
+  return best.type === 'text/event-stream';
+}
 
 /**
  * A stream that keeps its setup turn until its first value (a subscription's snapshot read), its
