@@ -107,21 +107,40 @@ describe('a burst of subscribers', () => {
     }
   });
 
-  it('a stream whose turn comes when the heap is near its limit is refused with 503 and a Retry-After, and gives its turn back', async () => {
+  it('near the heap limit a stream is refused 503 with a Retry-After a browser on an allowed origin can read, on arrival or when its turn comes, and gives its turn back', async () => {
     const turns = new SetupTurns(1);
     let served = 0;
-    const server = createServer((req, res) => void serveInTurn(turns, req, res, () => served++, { full: () => true }));
+    let full = true;
+    const cors = { 'access-control-allow-origin': 'https://studio.example', 'access-control-expose-headers': 'retry-after' };
+    const server = createServer((req, res) => void serveInTurn(turns, req, res, () => served++, { full: () => full, refusalHeaders: () => cors }));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    try {
-      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`, {
+    const ask = () =>
+      fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`, {
         method: 'POST',
         headers: { accept: 'text/event-stream', 'content-type': 'application/json' },
         body: '{"query":"subscription { x }"}',
       });
+    const refused = async (response: Response) => {
       expect(response.status).toBe(503);
       expect(response.headers.get('retry-after')).toBe('10');
+      expect(response.headers.get('access-control-allow-origin')).toBe(cors['access-control-allow-origin']);
+      expect(response.headers.get('access-control-expose-headers')).toBe('retry-after');
       expect((await response.json()).errors[0].extensions).toEqual({ code: 'UNAVAILABLE' });
+    };
+    try {
+      // Full on arrival: refused before it takes a place in line.
+      await refused(await ask());
+      // Room on arrival, full when its turn comes.
+      full = false;
+      const held = await turns.take();
+      const waiting = ask();
+      await until(() => turns.queued === 1, { what: 'the request in line' });
+      full = true;
+      held();
+      await refused(await waiting);
       expect(served).toBe(0);
+      // Its turn was given back.
+      expect(turns.queued).toBe(0);
       const next = await turns.take();
       next();
     } finally {
@@ -165,6 +184,13 @@ describe('a burst of subscribers', () => {
       });
       expect(await query.json()).toEqual({ data: { __typename: 'Query' } });
       expect(Date.now() - asked).toBeLessThan(1_000);
+      // A request for a stream waits with its body in memory: a large one is refused at once.
+      const large = await fetch(p.app.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${account.apiKey}` },
+        body: JSON.stringify({ query: `subscription { transitionUpdated { id } } # ${'x'.repeat(70 * 1024)}` }),
+      });
+      expect(large.status).toBe(413);
       await viewer.first;
       expect(Date.now() - openedAt).toBeGreaterThanOrEqual(1_000);
       // The viewer's turn ended with its snapshot, not 2 s later: the next one is set up at once.

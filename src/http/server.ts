@@ -42,6 +42,9 @@ export function acceptQueueLimit(): number | null {
   }
 }
 
+/** The largest body of a request for an event stream (it waits for its setup turn in memory). */
+const MAX_STREAM_REQUEST_BYTES = 64 * 1024;
+
 const SAMPLES_DIR = fileURLToPath(new URL('../../assets/samples/', import.meta.url));
 
 const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -90,6 +93,15 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const yoga = createYogaServer(contextDeps, limiter, shared);
   // Setting up live streams, WebSocket and SSE alike: SUBSCRIPTION_SETUP_CONCURRENCY at once.
   const turns = new SetupTurns(segue.config.subscriptions.setupConcurrency, segue.metrics.setupTurnsWaiting);
+  // What Yoga's CORS would add, for answers written here (a browser on another origin must be able
+  // to read a refusal and its Retry-After).
+  const corsHeadersFor = (req: IncomingMessage): Record<string, string> => {
+    const allowed = http.corsOrigins;
+    const origin = req.headers.origin;
+    if (allowed === null || !origin) return {};
+    if (allowed !== '*' && !allowed.includes(origin)) return {};
+    return { 'access-control-allow-origin': allowed === '*' ? '*' : origin, 'access-control-expose-headers': 'retry-after', vary: 'origin' };
+  };
   const falWebhook = falWebhookHandler(segue);
   const ops = opsHandlers(segue);
   const admin = adminHandler(segue);
@@ -118,6 +130,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
       if (req.method === 'POST') {
         const length = Number(req.headers['content-length']);
         if (req.headers['content-length'] === undefined) {
+          res.setHeader('connection', 'close');
           return json(res, 411, { errors: [{ message: 'Content-Length is required.', extensions: { code: 'BAD_USER_INPUT' } }] });
         }
         // Image uploads (GraphQL multipart requests) stream to disk, up to one image plus overhead.
@@ -132,7 +145,14 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
       }
       // A stream over SSE is set up in turn, with the WebSockets' (one line for both per process).
       const upload = (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data');
-      if (!upload && prefersEventStream(req.headers.accept)) return serveInTurn(turns, req, res, (setUp) => yoga(req, res, { req, res, setUp }));
+      if (!upload && prefersEventStream(req.headers.accept)) {
+        // Its body waits in memory for its turn: a subscription is a short document.
+        if (Number(req.headers['content-length'] ?? 0) > MAX_STREAM_REQUEST_BYTES) {
+          res.setHeader('connection', 'close');
+          return json(res, 413, { errors: [{ message: `A subscription request over ${MAX_STREAM_REQUEST_BYTES} bytes.`, extensions: { code: 'BAD_USER_INPUT' } }] });
+        }
+        return serveInTurn(turns, req, res, (setUp) => yoga(req, res, { req, res, setUp }), { refusalHeaders: corsHeadersFor });
+      }
       return yoga(req, res, { req, res });
     }
     if (path === WEBHOOK_PATH) return falWebhook(req, res);
@@ -161,7 +181,8 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const end = segue.metrics.httpDuration.startTimer({ route: routeOf(path), method: req.method ?? 'GET' });
-    res.once('close', () => end({ status: `${Math.floor(res.statusCode / 100)}xx` }));
+    // A client that left before any answer was written is counted apart from the answered.
+    res.once('close', () => end({ status: res.headersSent ? `${Math.floor(res.statusCode / 100)}xx` : 'aborted' }));
     void route(req, res, path).catch((err) => {
       segue.logger.error({ err, path }, 'request failed');
       if (!res.headersSent) json(res, 500, { error: 'internal' });

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import v8 from 'node:v8';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 
 /**
  * Turns for setting up live connections: at most `limit` at once, the rest wait in arrival order,
@@ -68,18 +69,19 @@ export const SNAPSHOT_TURN_MS = 2_000;
  * up). Its body is read first, outside the line (its length is capped already): a client that is
  * slow to send it keeps no one else waiting. The turn ends when `serve` calls the `setUp` it is
  * given (the stream's first event, its snapshot, was read), when the response ends or closes, or
- * after SNAPSHOT_TURN_MS, whichever comes first. A client that left meanwhile is not served; one
- * whose turn comes when the heap is near its limit is answered 503 with a Retry-After (`full`).
+ * after SNAPSHOT_TURN_MS, whichever comes first. A client that left meanwhile is not served. While
+ * the heap is near its limit (`full`), one is answered 503 with a Retry-After, on arrival, once its
+ * body is in, or when its turn comes.
  */
 export async function serveInTurn(
   turns: SetupTurns,
   req: IncomingMessage,
   res: ServerResponse,
   serve: (setUp: () => void) => unknown,
-  { full = heapNearLimit }: { full?: () => boolean } = {},
+  { full = heapNearLimit, refusalHeaders = () => ({}) }: { full?: () => boolean; refusalHeaders?: (req: IncomingMessage) => Record<string, string> } = {},
 ): Promise<void> {
   // Full already: refused before it takes a place in line.
-  if (full()) return refuseWhenFull(res);
+  if (full()) return refuseWhenFull(res, refusalHeaders(req));
   if (req.method === 'POST') {
     try {
       // Yoga's server adapter takes a body already read from `req.body`: as a stream of its one
@@ -89,15 +91,14 @@ export async function serveInTurn(
       return; // the client left while sending it
     }
   }
+  // Read, it may have filled what was left.
+  if (full()) return refuseWhenFull(res, refusalHeaders(req));
   const end = await turns.take();
-  if (req.socket.destroyed || res.writableEnded) {
-    // Nobody to answer; counted apart from the answered requests (nginx's 499).
-    res.statusCode = 499;
-    return end();
-  }
+  // Nobody to answer (counted as aborted, src/http/server.ts).
+  if (req.socket.destroyed || res.writableEnded) return end();
   if (full()) {
     end();
-    return refuseWhenFull(res);
+    return refuseWhenFull(res, refusalHeaders(req));
   }
   const timer = setTimeout(end, SNAPSHOT_TURN_MS);
   timer.unref();
@@ -113,12 +114,12 @@ export async function serveInTurn(
 }
 
 /**
- * Share of V8's heap limit in use past which no new stream is set up: room for the open ones to go
- * on, and for the requests still in line (a few KB each) until each is answered. The limit counts
- * the young generation's reserve too (304 MB with `--max-old-space-size=256`, where the old
- * generation runs out at about 255 MB): 0.7 of it is about 213 MB.
+ * Share of V8's heap limit that live objects may take before no new stream is set up: room for
+ * the open ones to go on, and for the requests still in line until each is answered. The limit
+ * counts the young generation's reserve too (304 MB with `--max-old-space-size=256`, where the
+ * old generation runs out at about 255 MB): 0.65 of it is about 198 MB.
  */
-const HEAP_FULL_SHARE = 0.7;
+const HEAP_FULL_SHARE = 0.65;
 const RETRY_WHEN_FULL_S = 10;
 
 /**
@@ -126,15 +127,32 @@ const RETRY_WHEN_FULL_S = 10;
  * holds (browsers that then reconnect all at once would do it again): this one is refused, to
  * come back later, or to another instance.
  */
-function refuseWhenFull(res: ServerResponse) {
-  res.writeHead(503, { 'content-type': 'application/json', 'retry-after': String(RETRY_WHEN_FULL_S) });
+function refuseWhenFull(res: ServerResponse, headers: Record<string, string>) {
+  res.writeHead(503, { ...headers, 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': String(RETRY_WHEN_FULL_S) });
   res.end(JSON.stringify({ errors: [{ message: 'This API instance has no room for another live stream now; try again shortly.', extensions: { code: 'UNAVAILABLE' } }] }));
 }
 
-/** Whether this process's heap is near its limit (`--max-old-space-size`). */
+/**
+ * Whether this process's heap is near its limit (`--max-old-space-size`), by what the last full
+ * collection left: live objects, not the garbage a collection would clear (which would refuse
+ * streams a healthy process can serve).
+ */
 export function heapNearLimit(): boolean {
-  const { used_heap_size: used, heap_size_limit: limit } = v8.getHeapStatistics();
-  return used > HEAP_FULL_SHARE * limit;
+  watchFullCollections();
+  return liveAfterLastFullGc > HEAP_FULL_SHARE * heapLimit;
+}
+
+const heapLimit = v8.getHeapStatistics().heap_size_limit;
+let liveAfterLastFullGc = 0;
+let watching = false;
+
+function watchFullCollections() {
+  if (watching) return;
+  watching = true;
+  new PerformanceObserver((list) => {
+    const full = list.getEntries().some((entry) => (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR);
+    if (full) liveAfterLastFullGc = v8.getHeapStatistics().used_heap_size;
+  }).observe({ entryTypes: ['gc'] });
 }
 
 async function readWhole(req: IncomingMessage): Promise<Buffer> {
