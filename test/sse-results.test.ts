@@ -1,6 +1,6 @@
 import { GraphQLError, type ExecutionResult } from 'graphql';
 import { createSchema, createYoga, getSSEProcessor } from 'graphql-yoga';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { sseResults, type SseOptions } from '../src/graphql/sse-results.ts';
 
 // Yoga's own fetch API (the ponyfill it answers with on Node), as the processor is given it.
@@ -41,6 +41,9 @@ const WITH_ERRORS: ExecutionResult = {
   extensions: { http: { status: 500 }, traceId: 't1' },
 };
 
+// Keep-alive intervals are counted (none may be left) and driven by the tests.
+beforeEach(() => vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] }));
+
 afterEach(() => {
   vi.restoreAllMocks();
   vi.useRealTimers();
@@ -58,7 +61,6 @@ describe('subscription results as server-sent events', () => {
   });
 
   it('writes a result once for every subscriber it is shared with, and lets go of its timer and its turn at the end', async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     const shared: ExecutionResult = { data: { transitionUpdated: { id: 'VHJhbnNpdGlvbjox', status: 'QUEUED' } } };
     const stringify = vi.spyOn(JSON, 'stringify');
     let setUp = 0;
@@ -71,7 +73,6 @@ describe('subscription results as server-sent events', () => {
   });
 
   it('a stream that fails midway is logged and closes its connection, with no `complete`', async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     let destroyed = 0;
     let setUp = 0;
     const failure = new Error('the source failed');
@@ -84,7 +85,6 @@ describe('subscription results as server-sent events', () => {
   });
 
   it('an idle stream is sent a comment every keepAliveMs; a client that leaves ends the subscription under it, and its turn', async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     let returned = 0;
     let setUp = 0;
     // A subscription with nothing to say: its read waits until the stream is ended.

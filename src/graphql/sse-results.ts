@@ -74,13 +74,18 @@ class SseBody extends Readable {
   private reading = false;
   private readonly ping: NodeJS.Timeout;
   private setUp: (() => void) | undefined;
+  // Only what the stream needs for its life: once called, `setUp` (and the request it holds) goes.
+  private readonly log: SseOptions['log'];
+  private readonly connection: SseOptions['connection'];
 
   constructor(
     private readonly results: AsyncIterator<ExecutionResult>,
-    private readonly options: SseOptions,
+    options: SseOptions,
   ) {
     super();
     this.setUp = options.setUp;
+    this.log = options.log;
+    this.connection = options.connection;
     // First a comment: some browsers show nothing of a response until its body starts.
     this.push(PING);
     // Not while the socket is full (what is queued keeps the connection busy anyway).
@@ -126,8 +131,8 @@ class SseBody extends Readable {
    * error: no `error` event is emitted, which nothing here would listen to.
    */
   private fail(error: unknown) {
-    this.options.log.error(error);
-    this.options.connection?.destroy();
+    this.log.error(error);
+    this.connection?.destroy();
     this.destroy();
   }
 

@@ -126,6 +126,8 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
       return json(res, 404, { error: 'not found' });
     }
     if (path === '/graphql' || path.startsWith('/graphql/')) {
+      // Image uploads (GraphQL multipart requests) stream to disk, up to one image plus overhead.
+      const upload = (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data');
       // Bodies are capped before anything reads them; a body without a length is refused.
       if (req.method === 'POST') {
         const length = Number(req.headers['content-length']);
@@ -133,8 +135,6 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
           res.setHeader('connection', 'close');
           return json(res, 411, { errors: [{ message: 'Content-Length is required.', extensions: { code: 'BAD_USER_INPUT' } }] });
         }
-        // Image uploads (GraphQL multipart requests) stream to disk, up to one image plus overhead.
-        const upload = (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data');
         const cap = upload ? segue.config.images.maxUploadRequestBytes : http.maxBodyBytes;
         if (!Number.isFinite(length) || length > cap) {
           res.setHeader('connection', 'close');
@@ -144,7 +144,6 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
         }
       }
       // A stream over SSE is set up in turn, with the WebSockets' (one line for both per process).
-      const upload = (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data');
       if (!upload && prefersEventStream(req.headers.accept)) {
         // Its body waits in memory for its turn: a subscription is a short document.
         if (Number(req.headers['content-length'] ?? 0) > MAX_STREAM_REQUEST_BYTES) {

@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import v8 from 'node:v8';
-import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { heapNearLimit } from './heap-room.ts';
 
 /**
  * Turns for setting up live connections: at most `limit` at once, the rest wait in arrival order,
@@ -100,13 +99,11 @@ export async function serveInTurn(
     end();
     return refuseWhenFull(res, refusalHeaders(req));
   }
-  const timer = setTimeout(end, SNAPSHOT_TURN_MS);
-  timer.unref();
+  const endTurn = endWithin(end, SNAPSHOT_TURN_MS);
   const setUp = () => {
-    clearTimeout(timer);
     res.off('close', setUp);
     res.off('finish', setUp);
-    end();
+    endTurn();
   };
   res.once('close', setUp);
   res.once('finish', setUp);
@@ -114,45 +111,15 @@ export async function serveInTurn(
 }
 
 /**
- * Share of V8's heap limit that live objects may take before no new stream is set up: room for
- * the open ones to go on, and for the requests still in line until each is answered. The limit
- * counts the young generation's reserve too (304 MB with `--max-old-space-size=256`, where the
- * old generation runs out at about 255 MB): 0.65 of it is about 198 MB.
- */
-const HEAP_FULL_SHARE = 0.65;
-const RETRY_WHEN_FULL_S = 10;
-
-/**
  * One more stream would take the heap over its limit, and the process down with every stream it
  * holds (browsers that then reconnect all at once would do it again): this one is refused, to
  * come back later, or to another instance.
  */
+const RETRY_WHEN_FULL_S = 10;
+
 function refuseWhenFull(res: ServerResponse, headers: Record<string, string>) {
   res.writeHead(503, { ...headers, 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': String(RETRY_WHEN_FULL_S) });
   res.end(JSON.stringify({ errors: [{ message: 'This API instance has no room for another live stream now; try again shortly.', extensions: { code: 'UNAVAILABLE' } }] }));
-}
-
-/**
- * Whether this process's heap is near its limit (`--max-old-space-size`), by what the last full
- * collection left: live objects, not the garbage a collection would clear (which would refuse
- * streams a healthy process can serve).
- */
-export function heapNearLimit(): boolean {
-  watchFullCollections();
-  return liveAfterLastFullGc > HEAP_FULL_SHARE * heapLimit;
-}
-
-const heapLimit = v8.getHeapStatistics().heap_size_limit;
-let liveAfterLastFullGc = 0;
-let watching = false;
-
-function watchFullCollections() {
-  if (watching) return;
-  watching = true;
-  new PerformanceObserver((list) => {
-    const full = list.getEntries().some((entry) => (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR);
-    if (full) liveAfterLastFullGc = v8.getHeapStatistics().used_heap_size;
-  }).observe({ entryTypes: ['gc'] });
 }
 
 async function readWhole(req: IncomingMessage): Promise<Buffer> {
@@ -182,12 +149,17 @@ export function prefersEventStream(accept: string | undefined): boolean {
  * end, or `maxMs`, whichever comes first, then gives it back.
  */
 export function holdUntilFirst<T>(stream: AsyncIterableIterator<T>, end: () => void, maxMs: number): AsyncIterableIterator<T> {
+  return new TurnHoldingStream(stream, endWithin(end, maxMs));
+}
+
+/** `end`, called by `maxMs` at the latest: the returned function calls it sooner. */
+function endWithin(end: () => void, maxMs: number): () => void {
   const timer = setTimeout(end, maxMs);
   timer.unref();
-  return new TurnHoldingStream(stream, () => {
+  return () => {
     clearTimeout(timer);
     end();
-  });
+  };
 }
 
 class TurnHoldingStream<T> implements AsyncIterableIterator<T> {
