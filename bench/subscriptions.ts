@@ -18,7 +18,7 @@
  * instead of WebSocket, for both parts.
  */
 import { fork, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -89,11 +89,21 @@ async function startApi(flags: string[], countsDir?: string): Promise<Api> {
     if (ok) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  api.stdout.resume();
+  // BENCH_API_LOG=<file>: the API's log (warnings and errors) kept there; otherwise dropped.
+  if (process.env.BENCH_API_LOG) api.stdout.pipe(createWriteStream(process.env.BENCH_API_LOG));
+  else api.stdout.resume();
   return {
     pid: api.pid!,
     flags,
-    rss: () => (exited ? NaN : Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${api.pid}/status`, 'utf8'))![1]) / 1024),
+    rss: () => {
+      // NaN once it has exited, or while it is dying (its status then has no VmRSS line, or none at all).
+      if (exited) return NaN;
+      try {
+        return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${api.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+      } catch {
+        return NaN;
+      }
+    },
     alive: () => !exited,
     async stop() {
       if (exited) return;
