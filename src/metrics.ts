@@ -108,6 +108,12 @@ export function createMetrics(sources: { pool?: () => PoolStats } = {}) {
       help: 'WebSocket connections, subscriptions and SSE requests waiting for a setup turn (SUBSCRIPTION_SETUP_CONCURRENCY at once): a reconnect burst in line',
       registers: [registry],
     }),
+    streamsRefused: new Counter({
+      name: 'segue_subscriptions_refused_total',
+      help: 'Live streams refused because this process\'s heap was near its limit, by transport: SSE requests (503) and WebSocket connections (closed 1013 as they opened or when their setup turn came)',
+      labelNames: ['transport'] as const,
+      registers: [registry],
+    }),
     credentialWatches: new Gauge({
       name: 'segue_credential_watches',
       help: 'WebSocket connections and SSE subscription streams this API instance holds open on behalf of a credential, each ended when its credential is revoked or expires',

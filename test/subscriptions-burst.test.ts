@@ -2,6 +2,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import { encodeId } from '../src/graphql/ids.ts';
 import { createServer, request } from 'node:http';
+import { createClient as createWsClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { createTransitions } from '../src/domain/transitions.ts';
+import { changeTransition } from '../src/domain/state-machine.ts';
+import { connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { createTestAccount, startTestApp, withoutJobs, type TestApp } from './helpers/app.ts';
 import type { AddressInfo } from 'node:net';
 import { prefersEventStream, serveInTurn, SetupTurns } from '../src/http/setup-turns.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
@@ -16,9 +23,12 @@ import { metric } from './helpers/metrics.ts';
  * up in turns (SUBSCRIPTION_SETUP_CONCURRENCY at once): the burst waits, none is refused.
  */
 let p: Pipeline | undefined;
+let app: TestApp | undefined;
 afterEach(async () => {
   await p?.close();
   p = undefined;
+  await app?.close();
+  app = undefined;
 });
 
 describe('a burst of subscribers', () => {
@@ -202,6 +212,94 @@ describe('a burst of subscribers', () => {
       for (const s of [quiet, viewer, next]) s.stop();
     } finally {
       sse.dispose();
+    }
+  });
+
+  it('near the heap limit a WebSocket is closed 1013 (Try Again Later) as it opens, or when its turn comes to connect or to set up its first stream; a connection with streams running keeps them; a graphql-ws client comes back by itself once there is room', { timeout: 60_000 }, async () => {
+    let full = true;
+    const turns = new SetupTurns(1);
+    app = await startTestApp({ SUBSCRIPTIONS_PER_ACCOUNT: '100' }, { heapNearLimit: () => full, setupTurns: turns });
+    const { url, graphqlUrl } = app;
+    const account = await createTestAccount(app.segue);
+    const { transitions, batch } = await createTransitions(withoutJobs(app.segue), account.id, { generate: true, transitions: transitionInputs(2) });
+    const batchId = encodeId('Batch', batch!.id);
+    const wsUrl = graphqlUrl.replace(/^http/, 'ws');
+    const refused = (transport: string) => metric(url, 'segue_subscriptions_refused_total', `transport="${transport}"`);
+    const closeOf = (ws: WebSocket) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    const init = JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${account.apiKey}` } });
+
+    // Full on arrival: closed 1013 as it opens, before its connection_init; an SSE request gets 503.
+    const early = new WebSocket(wsUrl, 'graphql-transport-ws');
+    expect(await closeOf(early)).toBe(1013);
+    const sse = await fetch(graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${account.apiKey}` },
+      body: JSON.stringify({ query: 'subscription { transitionUpdated { id } }' }),
+    });
+    expect(sse.status).toBe(503);
+    // A refused socket that sends a malformed frame (unmasked) before it is closed: the API stays up.
+    const port = new URL(url).port;
+    const raw = connect(Number(port), '127.0.0.1');
+    raw.on('error', () => undefined);
+    raw.write(`GET /graphql HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n`);
+    await new Promise((resolve) => raw.once('data', resolve));
+    raw.write(Buffer.from([0x81, 0x00]));
+    await new Promise((resolve) => raw.once('close', resolve));
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    expect(await refused('websocket')).toBe(2);
+    expect(await refused('sse')).toBe(1);
+
+    full = false;
+    const closes: number[] = [];
+    const holder = wsClient(wsUrl, account.apiKey);
+    // Comes back after a refusal (graphql-ws' own retries, as soon as there is room here) and subscribes again.
+    const viewer = createWsClient({
+      url: wsUrl,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${account.apiKey}` },
+      lazy: false,
+      retryAttempts: 5,
+      retryWait: async () => {
+        await until(() => !full, { what: 'room' });
+      },
+      on: { closed: (event) => closes.push((event as { code: number }).code) },
+    });
+    const connected = new Promise<void>((resolve) => viewer.on('connected', () => resolve()));
+    try {
+      await connected;
+      // A stream set up before the heap fills up (account-wide: no snapshot, its turn ends by SNAPSHOT_TURN_MS).
+      const running = subscribe(holder, TransitionUpdated, {}, (d) => d.transitionUpdated);
+      await until(async () => (await metric(url, 'segue_subscriptions_open', '', true)) === 1, { what: 'the running stream set up' });
+      const held = await turns.take();
+      // In line when the heap fills up: a connection, the first stream of a connection, and a
+      // further stream of a connection with one running.
+      const late = new WebSocket(wsUrl, 'graphql-transport-ws');
+      const lateClose = closeOf(late);
+      late.once('open', () => late.send(init));
+      const watched = subscribe(viewer, TransitionUpdated, { batchId }, (d) => d.transitionUpdated);
+      const further = subscribe(holder, TransitionUpdated, { batchId }, (d) => d.transitionUpdated);
+      await until(() => turns.queued === 3, { what: 'three setups waiting for the turn' });
+      full = true;
+      held();
+      expect(await lateClose).toBe(1013);
+      await until(() => closes.includes(1013), { what: 'the viewer closed 1013' });
+      await further.done;
+      expect(further.errors).toEqual([expect.objectContaining({ extensions: { code: 'UNAVAILABLE' } })]);
+      expect(further.events).toEqual([]);
+      expect(watched.events).toEqual([]);
+      // One refusal each, the two before included.
+      expect(await refused('websocket')).toBe(5);
+      full = false;
+      await until(() => watched.events.length === 2, { what: "the viewer's snapshot once it came back" });
+      expect(watched.events.map((e) => e.status)).toEqual(['QUEUED', 'QUEUED']);
+      expect(watched.errors).toEqual([]);
+      // The stream set up before the heap filled up went on throughout: it has the next change.
+      await changeTransition(app.segue, transitions[0]!, 'SUBMITTED', { attempts: 'increment', submittedAt: new Date() }, { from: ['QUEUED'] });
+      await until(() => running.events.some((e) => e.status === 'SUBMITTED') && watched.events.some((e) => e.status === 'SUBMITTED'), { what: 'the change on both streams' });
+      expect(running.errors).toEqual([]);
+      for (const s of [running, watched]) s.stop();
+    } finally {
+      await Promise.all([holder.dispose(), viewer.dispose()]);
     }
   });
 

@@ -71,7 +71,7 @@ async function serve() {
       return writev.apply(this, args);
     };
   });
-  const server = serveGraphqlWs({ schema, onConnect: () => true }, wss, (socket) => ({ socket }), log, 60_000);
+  const server = serveGraphqlWs({ schema, onConnect: () => true }, wss, (socket) => ({ socket }), log, { keepAliveMs: 60_000 });
   stop = () => server.dispose();
   return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, writes, sockets };
 }

@@ -23,7 +23,7 @@ afterEach(async () => {
 async function serve(connectionInitWaitTimeout: number | undefined) {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   await once(wss, 'listening');
-  const server = serveGraphqlWs({ connectionInitWaitTimeout, onConnect: () => true }, wss, (socket) => ({ socket }), log, 60_000);
+  const server = serveGraphqlWs({ connectionInitWaitTimeout, onConnect: () => true }, wss, (socket) => ({ socket }), log, { keepAliveMs: 60_000 });
   stop = () => server.dispose();
   const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
   return { server, url };

@@ -28,7 +28,7 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   wss: WebSocketServer,
   extraOf: (socket: WebSocket) => E,
   log: Logger,
-  keepAliveMs = 12_000,
+  { keepAliveMs = 12_000, refuse = () => false }: { keepAliveMs?: number; refuse?: () => boolean } = {},
 ) {
   const initWaitMs = options.connectionInitWaitTimeout ?? CONNECTION_INIT_WAIT_MS;
   const waitsForInit = initWaitMs > 0 && Number.isFinite(initWaitMs);
@@ -44,6 +44,13 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
   wss.on('error', (error) => log.error({ err: error }, 'WebSocket server error'));
   let connected = 0;
   wss.on('connection', (socket, request) => {
+    // No room for it (`refuse`): closed before anything is kept for it, to come back later. ws
+    // reads on until the client's close frame: a bad frame meanwhile is an 'error', which needs a
+    // listener or it would end the process.
+    if (refuse()) {
+      socket.on('error', ignore);
+      return socket.close(TRY_AGAIN_LATER, 'Try Again Later');
+    }
     // The TCP socket under it (the upgrade's), kept so that messages sent together leave together.
     // (ws' own `_socket`: the same object, so nothing more is kept; the request itself is not.)
     const connection = new Connection(socket, request.socket, log, connected++ % SWEEP_SLICES);
@@ -110,6 +117,12 @@ export function serveGraphqlWs<P extends Record<string, unknown> | undefined, E 
 
 /** graphql-ws' `jsonMessageReviver`, applied where the message is parsed: here. */
 type JsonReviver = (this: unknown, key: string, value: unknown) => unknown;
+
+/**
+ * Close code for a connection refused for want of room (RFC 6455's Try Again Later): graphql-ws
+ * clients reconnect after it, with their backoff, and subscribe again.
+ */
+export const TRY_AGAIN_LATER = 1013;
 
 /** Slices of the keepalive sweep (one tick every `keepAliveMs / SWEEP_SLICES`). */
 const SWEEP_SLICES = 12;

@@ -20,6 +20,7 @@ import { localUploadHandler, privateMediaGuard } from './private-media.ts';
 import { LOCAL_UPLOAD_PATH } from '../domain/images.ts';
 import type { LocalStorage } from '../media/storage-local.ts';
 import { SharedExecutions } from '../graphql/shared-executions.ts';
+import { heapNearLimit } from './heap-room.ts';
 import { prefersEventStream, serveInTurn, SetupTurns } from './setup-turns.ts';
 import { attachWebSocket } from './websocket.ts';
 import { createYogaServer } from './yoga.ts';
@@ -63,12 +64,24 @@ function routeOf(path: string): string {
   return 'console';
 }
 
+export interface ApiServerOptions {
+  port?: number;
+  host?: string;
+  /**
+   * Whether this process's heap is near its limit, so that new live streams are refused (default:
+   * heapNearLimit, from what the last full collection left). Tests pass their own.
+   */
+  heapNearLimit?: () => boolean;
+  /** The line live streams are set up in (default: SUBSCRIPTION_SETUP_CONCURRENCY turns). Tests pass their own, to hold a turn. */
+  setupTurns?: SetupTurns;
+}
+
 /**
  * One node:http server: GraphQL over HTTP, SSE and WebSocket on /graphql (GraphiQL on GET),
  * fal webhooks, health and readiness probes, Prometheus metrics, the queue dashboard, and the web
  * console at /.
  */
-export async function startApiServer(segue: Segue, options: { port?: number; host?: string } = {}): Promise<ApiServer> {
+export async function startApiServer(segue: Segue, options: ApiServerOptions = {}): Promise<ApiServer> {
   const { http } = segue.config;
   const subscriptions = new SubscriptionLimits(segue.config.subscriptions.perAccount, segue.metrics);
   const limiter = redisRateLimiter(() => segue.generationJobs, segue.config.queuePrefix, http.mutationsPerMinute, segue.logger);
@@ -92,7 +105,15 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
   const shared = new SharedExecutions(segue.metrics.subscriptionResults);
   const yoga = createYogaServer(contextDeps, limiter, shared);
   // Setting up live streams, WebSocket and SSE alike: SUBSCRIPTION_SETUP_CONCURRENCY at once.
-  const turns = new SetupTurns(segue.config.subscriptions.setupConcurrency, segue.metrics.setupTurnsWaiting);
+  const turns = options.setupTurns ?? new SetupTurns(segue.config.subscriptions.setupConcurrency, segue.metrics.setupTurnsWaiting);
+  // Whether a new stream must be refused (the heap near its limit), counted by transport when so.
+  const nearLimit = options.heapNearLimit ?? heapNearLimit;
+  const noRoomFor = (transport: 'sse' | 'websocket') => () => {
+    if (!nearLimit()) return false;
+    segue.metrics.streamsRefused.inc({ transport });
+    return true;
+  };
+  const noRoomForSse = noRoomFor('sse');
   // What Yoga's CORS would add, for answers written here (a browser on another origin must be able
   // to read a refusal and its Retry-After).
   const corsHeadersFor = (req: IncomingMessage): Record<string, string> => {
@@ -150,7 +171,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
           res.setHeader('connection', 'close');
           return json(res, 413, { errors: [{ message: `A subscription request over ${MAX_STREAM_REQUEST_BYTES} bytes.`, extensions: { code: 'BAD_USER_INPUT' } }] });
         }
-        return serveInTurn(turns, req, res, (setUp) => yoga(req, res, { req, res, setUp }), { refusalHeaders: corsHeadersFor });
+        return serveInTurn(turns, req, res, (setUp) => yoga(req, res, { req, res, setUp }), { full: noRoomForSse, refusalHeaders: corsHeadersFor });
       }
       return yoga(req, res, { req, res });
     }
@@ -207,7 +228,7 @@ export async function startApiServer(segue: Segue, options: { port?: number; hos
     // reconnected at somaxconn 4096, none at 16384).
     server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
-  const websocket = attachWebSocket(server, yoga, contextDeps, shared, turns);
+  const websocket = attachWebSocket(server, yoga, contextDeps, shared, turns, noRoomFor('websocket'));
   const address = server.address() as AddressInfo;
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   const url = `http://${shownHost}:${address.port}`;

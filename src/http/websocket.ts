@@ -3,7 +3,7 @@ import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authentication } from '../auth/principal.ts';
 import type { Authenticator } from '../auth/authenticate.ts';
-import { serveGraphqlWs } from './graphql-ws-server.ts';
+import { serveGraphqlWs, TRY_AGAIN_LATER } from './graphql-ws-server.ts';
 import { holdUntilFirst, SNAPSHOT_TURN_MS, type SetupTurns } from './setup-turns.ts';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
 import { yogaLogger } from '../graphql/errors.ts';
@@ -18,7 +18,8 @@ const FORBIDDEN = 4403;
 /** Queries and mutations run through Yoga's envelop; subscriptions through subscribeLive. */
 type OperationArgs = ExecutionArgs & {
   contextValue: Context;
-  rootValue: { execute?: (args: ExecutionArgs) => unknown; socket: WebSocket };
+  /** `subscriptions`: graphql-ws' operations of the connection (this one's place already in it). */
+  rootValue: { execute?: (args: ExecutionArgs) => unknown; socket: WebSocket; subscriptions: Readonly<Record<string, unknown>> };
 };
 
 /** What a connection keeps: its socket and its authentication, checked once (not the upgrade request, nor the key). */
@@ -36,8 +37,15 @@ const isStream = (value: unknown): value is AsyncIterableIterator<unknown> =>
  * through it, subscriptions through subscribeLive (the same gate and error masking, far less
  * memory per subscriber). Setting up a connection and each subscription (through its snapshot
  * read) waits for a turn (SUBSCRIPTION_SETUP_CONCURRENCY at once).
+ *
+ * While the heap is near its limit (`full`), a new connection is closed with 1013 (Try Again
+ * Later) as it opens, or when its turn comes to set up the connection or its first subscription,
+ * if the heap filled up while it waited in line. graphql-ws clients reconnect after a 1013, with
+ * their backoff, and subscribe again (a refused handshake, 503, would end their subscriptions with
+ * an error instead). A connection with streams running keeps them: a further subscription is
+ * refused alone, with an UNAVAILABLE error.
  */
-export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, shared: SharedExecutions, turns: SetupTurns) {
+export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, shared: SharedExecutions, turns: SetupTurns, full: () => boolean) {
   const { segue } = deps;
   const errorLog = yogaLogger(segue.logger.child({ component: 'graphql' }));
   const wss = new WebSocketServer({ server, path: '/graphql' });
@@ -48,9 +56,20 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, s
       subscribe: async (args) => {
         const { rootValue } = args as OperationArgs;
         const end = await turns.take();
+        const { socket, subscriptions } = rootValue;
         // Gone while it waited: nothing to set up (graphql-ws drops the operation).
-        if (rootValue.socket.readyState !== rootValue.socket.OPEN) {
+        if (socket.readyState !== socket.OPEN) {
           end();
+          return (async function* () {})() as never;
+        }
+        // The heap filled up while it waited. A connection with no stream set up yet is to come
+        // back later (1013: its client reconnects and subscribes again); one with streams running
+        // keeps them, and this subscription alone is refused. (Operations not yet set up, this
+        // one too, hold null in graphql-ws' record.)
+        if (full()) {
+          end();
+          if (Object.values(subscriptions).some((running) => running !== null)) return { errors: [noRoomError()] } as never;
+          socket.close(TRY_AGAIN_LATER, 'Try Again Later');
           return (async function* () {})() as never;
         }
         try {
@@ -67,8 +86,10 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, s
       },
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
-        const authentication = await authenticateInTurn(turns, deps.authenticator, takeCredential(ctx));
-        if (!authentication.principal || socket.readyState !== socket.OPEN) return false;
+        const authentication = await authenticateInTurn(turns, deps.authenticator, takeCredential(ctx), socket, full);
+        // (Closing already, the socket does not send graphql-ws' 4403 for a false answer.)
+        if (authentication === 'full') socket.close(TRY_AGAIN_LATER, 'Try Again Later');
+        if (!authentication || authentication === 'full' || !authentication.principal || socket.readyState !== socket.OPEN) return false;
         ctx.extra.authentication = authentication;
         const untrack = deps.sessions.track(authentication.principal, () => {
           // Revoked or expired: no further operation runs on this connection and its streams end
@@ -115,14 +136,14 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, s
           variableValues: payload.variables,
           // A subscription keeps its context as long as it lives: only Segue's own.
           contextValue: live ? contextOf(deps, authentication) : await contextFactory(),
-          rootValue: live ? { socket: ctx.extra.socket } : { execute, socket: ctx.extra.socket },
+          rootValue: live ? { socket: ctx.extra.socket, subscriptions: ctx.subscriptions } : { execute, socket: ctx.extra.socket, subscriptions: ctx.subscriptions },
         } as OperationArgs;
       },
     },
     wss,
     (socket) => ({ socket }),
     segue.logger.child({ component: 'websocket' }),
-    keepAliveMs,
+    { keepAliveMs, refuse: full },
   );
   return {
     /** Closes every socket (clients get 1001 Going Away) and stops accepting new ones. */
@@ -148,10 +169,18 @@ function takeCredential(ctx: { connectionParams?: Readonly<Record<string, unknow
 }
 
 /**
- * Authenticates in a setup turn. A function of its own, so the credential lives only in this
+ * Authenticates in a setup turn: null if the client left while it waited, 'full' if the heap is
+ * near its limit when the turn comes. A function of its own, so the credential lives only in this
  * call's closure: one made inside onConnect would share its scope with the revocation callback,
  * which lives as long as the connection.
  */
-function authenticateInTurn(turns: SetupTurns, authenticator: Authenticator, credential: string | undefined) {
-  return turns.run(() => authenticator.authenticate(credential));
+function authenticateInTurn(turns: SetupTurns, authenticator: Authenticator, credential: string | undefined, socket: WebSocket, full: () => boolean) {
+  return turns.run(async () => {
+    if (socket.readyState !== socket.OPEN) return null;
+    if (full()) return 'full' as const;
+    return authenticator.authenticate(credential);
+  });
 }
+
+const noRoomError = () =>
+  new GraphQLError('This API instance has no room for another live stream now; try again shortly.', { extensions: { code: 'UNAVAILABLE' } });

@@ -2,7 +2,7 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createAccount } from '../../src/domain/accounts.ts';
-import { startApiServer } from '../../src/http/server.ts';
+import { startApiServer, type ApiServerOptions } from '../../src/http/server.ts';
 import type { Logger } from '../../src/logger.ts';
 import { createSegue, type Segue } from '../../src/runtime.ts';
 
@@ -20,9 +20,10 @@ export interface TestApp {
 }
 
 /** The real API (Yoga on node:http) on a random port, against the test database. */
-export async function startTestApp(overrides: Overrides = {}, options: { logger?: Logger } = {}): Promise<TestApp> {
-  const segue = createSegue(testConfig(overrides), options);
-  const api = await startApiServer(segue);
+export async function startTestApp(overrides: Overrides = {}, options: { logger?: Logger } & ApiServerOptions = {}): Promise<TestApp> {
+  const { logger, ...serverOptions } = options;
+  const segue = createSegue(testConfig(overrides), logger ? { logger } : {});
+  const api = await startApiServer(segue, serverOptions);
   return {
     segue,
     url: api.url,
