@@ -42,6 +42,25 @@ describe('graphql-transport-ws messages', () => {
     }
   });
 
+  it('a message over MAX_BODY_BYTES closes its connection with 1009 (Message Too Big) before it is read whole; one just under it is answered', async () => {
+    const cap = app.segue.config.http.maxBodyBytes;
+    const under = await connect();
+    const padded = (bytes: number) => {
+      const message = { id: 'q', type: 'subscribe', payload: { query: '{ __typename }', variables: { pad: '' } } };
+      message.payload.variables.pad = 'x'.repeat(bytes - Buffer.byteLength(JSON.stringify(message)));
+      return JSON.stringify(message);
+    };
+    under.socket.send(padded(cap));
+    await until(() => under.messages.some((m) => m.type === 'next' && m.id === 'q'), { what: 'the answer to a message of MAX_BODY_BYTES' });
+    expect(under.closed()).toBeNull();
+    const over = await connect();
+    over.socket.send(padded(cap + 1));
+    await until(() => over.closed() !== null, { what: 'the connection closed' });
+    expect(over.closed()!.code).toBe(1009);
+    expect(over.messages.some((m) => m.id === 'q')).toBe(false);
+    under.socket.close();
+  });
+
   it('subscriptions that send the same query text each get their own results, on one connection and on two', async () => {
     const created = await gql(app.graphqlUrl, account.apiKey, CreateTransitions, { input: { transitions: [transitionInput(), transitionInput()] } });
     const [first, second] = created.data!.createTransitions.transitions.map((t) => t.id);

@@ -48,7 +48,10 @@ const isStream = (value: unknown): value is AsyncIterableIterator<unknown> =>
 export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, shared: SharedExecutions, turns: SetupTurns, full: () => boolean) {
   const { segue } = deps;
   const errorLog = yogaLogger(segue.logger.child({ component: 'graphql' }));
-  const wss = new WebSocketServer({ server, path: '/graphql' });
+  // A message is capped as an HTTP request body is (MAX_BODY_BYTES): ws' own cap is 100 MiB, which
+  // it would buffer whole for any client that sends one. Past it, the connection is closed with
+  // 1009 (Message Too Big).
+  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: segue.config.http.maxBodyBytes });
   const { perConnection, keepAliveMs } = segue.config.subscriptions;
   const disposable = serveGraphqlWs<Record<string, unknown> | undefined, Extra>(
     {
