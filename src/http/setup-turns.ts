@@ -115,7 +115,7 @@ export async function serveInTurn(
  * holds (browsers that then reconnect all at once would do it again): this one is refused, to
  * come back later, or to another instance.
  */
-const RETRY_WHEN_FULL_S = 10;
+export const RETRY_WHEN_FULL_S = 10;
 
 function refuseWhenFull(res: ServerResponse, headers: Record<string, string>) {
   res.writeHead(503, { ...headers, 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': String(RETRY_WHEN_FULL_S) });

@@ -4,7 +4,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authentication } from '../auth/principal.ts';
 import type { Authenticator } from '../auth/authenticate.ts';
 import { serveGraphqlWs, TRY_AGAIN_LATER } from './graphql-ws-server.ts';
-import { holdUntilFirst, SNAPSHOT_TURN_MS, type SetupTurns } from './setup-turns.ts';
+import { holdUntilFirst, RETRY_WHEN_FULL_S, SNAPSHOT_TURN_MS, type SetupTurns } from './setup-turns.ts';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
 import { yogaLogger } from '../graphql/errors.ts';
 import { subscribeLive } from '../graphql/live-subscriptions.ts';
@@ -18,12 +18,16 @@ const FORBIDDEN = 4403;
 /** Queries and mutations run through Yoga's envelop; subscriptions through subscribeLive. */
 type OperationArgs = ExecutionArgs & {
   contextValue: Context;
-  /** `subscriptions`: graphql-ws' operations of the connection (this one's place already in it). */
-  rootValue: { execute?: (args: ExecutionArgs) => unknown; socket: WebSocket; subscriptions: Readonly<Record<string, unknown>> };
+  rootValue: { execute?: (args: ExecutionArgs) => unknown; connection: Extra };
 };
 
-/** What a connection keeps: its socket and its authentication, checked once (not the upgrade request, nor the key). */
-type Extra = { socket: WebSocket; authentication?: Authentication };
+/**
+ * What a connection keeps: its socket and its authentication, checked once (not the upgrade
+ * request, nor the key); graphql-ws' record of its operations (each query, mutation and
+ * subscription from its subscribe message to its last message sent), and how many of its
+ * subscriptions wait for a setup turn.
+ */
+type Extra = { socket: WebSocket; authentication?: Authentication; operations?: Readonly<Record<string, unknown>>; inLine: number };
 
 const isStream = (value: unknown): value is AsyncIterableIterator<unknown> =>
   typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
@@ -39,11 +43,12 @@ const isStream = (value: unknown): value is AsyncIterableIterator<unknown> =>
  * read) waits for a turn (SUBSCRIPTION_SETUP_CONCURRENCY at once).
  *
  * While the heap is near its limit (`full`), a new connection is closed with 1013 (Try Again
- * Later) as it opens, or when its turn comes to set up the connection or its first subscription,
- * if the heap filled up while it waited in line. graphql-ws clients reconnect after a 1013, with
+ * Later) as it opens, or when its turn comes to set up the connection or a subscription, if the
+ * heap filled up while it waited in line. graphql-ws clients reconnect after a 1013, with
  * their backoff, and subscribe again (a refused handshake, 503, would end their subscriptions with
- * an error instead). A connection with streams running keeps them: a further subscription is
- * refused alone, with an UNAVAILABLE error.
+ * an error instead). A connection with anything else under way (a stream running, a query or
+ * mutation not yet answered) keeps it: the subscription is refused alone, with an UNAVAILABLE
+ * error.
  */
 export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, shared: SharedExecutions, turns: SetupTurns, full: () => boolean) {
   const { segue } = deps;
@@ -57,21 +62,25 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, s
     {
       execute: (args) => (args as OperationArgs).rootValue.execute!(args) as never,
       subscribe: async (args) => {
-        const { rootValue } = args as OperationArgs;
+        const { connection } = (args as OperationArgs).rootValue;
+        connection.inLine++;
         const end = await turns.take();
-        const { socket, subscriptions } = rootValue;
+        // Nothing else is under way on the connection: every operation it has is a subscription in line.
+        const onlyInLine = Object.keys(connection.operations ?? {}).length === connection.inLine;
+        connection.inLine--;
+        const { socket } = connection;
         // Gone while it waited: nothing to set up (graphql-ws drops the operation).
         if (socket.readyState !== socket.OPEN) {
           end();
           return (async function* () {})() as never;
         }
-        // The heap filled up while it waited. A connection with no stream set up yet is to come
-        // back later (1013: its client reconnects and subscribes again); one with streams running
-        // keeps them, and this subscription alone is refused. (Operations not yet set up, this
-        // one too, hold null in graphql-ws' record.)
+        // The heap filled up while it waited. A connection with nothing else under way is to come
+        // back later (1013: its client reconnects and subscribes again). One with streams running,
+        // or a query or mutation whose answer is not sent yet, keeps them: this subscription alone
+        // is refused.
         if (full()) {
           end();
-          if (Object.values(subscriptions).some((running) => running !== null)) return { errors: [noRoomError()] } as never;
+          if (!onlyInLine) return { errors: [noRoomError()] } as never;
           socket.close(TRY_AGAIN_LATER, 'Try Again Later');
           return (async function* () {})() as never;
         }
@@ -94,6 +103,7 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, s
         if (authentication === 'full') socket.close(TRY_AGAIN_LATER, 'Try Again Later');
         if (!authentication || authentication === 'full' || !authentication.principal || socket.readyState !== socket.OPEN) return false;
         ctx.extra.authentication = authentication;
+        ctx.extra.operations = ctx.subscriptions;
         const untrack = deps.sessions.track(authentication.principal, () => {
           // Revoked or expired: no further operation runs on this connection and its streams end
           // now, even before the client acknowledges the close.
@@ -139,12 +149,12 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, s
           variableValues: payload.variables,
           // A subscription keeps its context as long as it lives: only Segue's own.
           contextValue: live ? contextOf(deps, authentication) : await contextFactory(),
-          rootValue: live ? { socket: ctx.extra.socket, subscriptions: ctx.subscriptions } : { execute, socket: ctx.extra.socket, subscriptions: ctx.subscriptions },
+          rootValue: live ? { connection: ctx.extra } : { execute, connection: ctx.extra },
         } as OperationArgs;
       },
     },
     wss,
-    (socket) => ({ socket }),
+    (socket) => ({ socket, inLine: 0 }),
     segue.logger.child({ component: 'websocket' }),
     { keepAliveMs, refuse: full },
   );
@@ -186,4 +196,6 @@ function authenticateInTurn(turns: SetupTurns, authenticator: Authenticator, cre
 }
 
 const noRoomError = () =>
-  new GraphQLError('This API instance has no room for another live stream now; try again shortly.', { extensions: { code: 'UNAVAILABLE' } });
+  new GraphQLError('This API instance has no room for another live stream now; try again shortly.', {
+    extensions: { code: 'UNAVAILABLE', retryAfter: RETRY_WHEN_FULL_S },
+  });
