@@ -80,7 +80,9 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, s
         // is refused.
         if (full()) {
           end();
-          if (!onlyInLine) return { errors: [noRoomError()] } as never;
+          // Thrown from the stream, so graphql-ws ends the operation with an error message (its
+          // extensions kept), as it does a refusal in onSubscribe.
+          if (!onlyInLine) return refused(noRoomError()) as never;
           socket.close(TRY_AGAIN_LATER, 'Try Again Later');
           return (async function* () {})() as never;
         }
@@ -193,6 +195,10 @@ function authenticateInTurn(turns: SetupTurns, authenticator: Authenticator, cre
     if (full()) return 'full' as const;
     return authenticator.authenticate(credential);
   });
+}
+
+async function* refused(error: GraphQLError): AsyncGenerator<never> {
+  throw error;
 }
 
 const noRoomError = () =>
