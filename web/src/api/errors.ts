@@ -1,7 +1,7 @@
 /**
  * What went wrong with a call, in the API's own terms: `code` is the GraphQL error's
  * `extensions.code` (UNAUTHENTICATED, NOT_FOUND, BAD_USER_INPUT, CONFLICT, LIMIT_EXCEEDED,
- * INTERNAL; README "Errors"), or NETWORK when the API could not be reached at all.
+ * UNAVAILABLE, INTERNAL; README "Errors"), or NETWORK when the API could not be reached at all.
  */
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -12,6 +12,8 @@ export class ApiError extends Error {
     readonly fields: readonly string[] = [],
     /** For a broken image rule: IMAGE_FORMAT, IMAGE_TOO_LARGE, IMAGE_TOO_SMALL, IMAGE_ASPECT_RATIO, IMAGE_UNREADABLE. */
     readonly reason: string | null = null,
+    /** When the API said when to try again (`extensions.retryAfter`, seconds): in milliseconds. */
+    readonly retryAfterMs: number | null = null,
   ) {
     super(message);
   }
@@ -28,7 +30,20 @@ export function apiErrorFrom(errors: readonly GraphQLErrorLike[]): ApiError {
   const fields = errors.flatMap((e) => (Array.isArray(e.extensions?.fields) ? e.extensions.fields.map(String) : []));
   const message = [...new Set(errors.map((e) => e.message))].join(' ') || 'The request failed.';
   const reason = errors[0]?.extensions?.reason;
-  return new ApiError(code, message, fields, typeof reason === 'string' ? reason : null);
+  const retryAfter = errors[0]?.extensions?.retryAfter;
+  return new ApiError(code, message, fields, typeof reason === 'string' ? reason : null, typeof retryAfter === 'number' ? retryAfter * 1000 : null);
+}
+
+/**
+ * Whether a live stream that ended with this error is worth subscribing again, and after how
+ * long (ms); null if not. LIMIT_EXCEEDED: the subscriber fell behind, and a new one starts from a
+ * snapshot, after a second. UNAVAILABLE: the API had no room for another stream (its heap near
+ * its limit), after the retryAfter it gave.
+ */
+export function resubscribeAfterMs(error: ApiError): number | null {
+  if (error.code === 'LIMIT_EXCEEDED') return 1_000;
+  if (error.code === 'UNAVAILABLE') return error.retryAfterMs ?? 10_000;
+  return null;
 }
 
 export const networkError = (detail?: string) =>

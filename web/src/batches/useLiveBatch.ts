@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 import type { Api } from '../api/client';
-import { asApiError, type ApiError } from '../api/errors';
+import { asApiError, resubscribeAfterMs, type ApiError } from '../api/errors';
 import { ConsoleBatchItemIds, ConsoleBatchProgress, ConsoleTransitionUpdated } from '../api/operations';
 import { loadBatch } from './load-batch';
 import { emptyLiveBatch, liveBatchReducer } from './live-state';
@@ -11,9 +11,6 @@ import { emptyLiveBatch, liveBatchReducer } from './live-state';
  * batch was deleted (its transitions deleted through the API) while shown.
  */
 export type FeedState = 'connecting' | 'live' | 'ended' | 'interrupted' | 'deleted';
-
-/** A subscriber that fell behind is ended with LIMIT_EXCEEDED; subscribing again starts with a snapshot. */
-const RESUBSCRIBE_AFTER_MS = 1_000;
 
 /**
  * One batch, kept current: the batch query, then `transitionUpdated(batchId)` and
@@ -87,7 +84,8 @@ export function useLiveBatch(api: Api, batchId: string) {
       stopAll();
       setFeed('interrupted');
       setFeedError(error);
-      if (error.code === 'LIMIT_EXCEEDED' && timer === undefined) timer = setTimeout(() => setEpoch((n) => n + 1), RESUBSCRIBE_AFTER_MS);
+      const after = resubscribeAfterMs(error);
+      if (after !== null && timer === undefined) timer = setTimeout(() => setEpoch((n) => n + 1), after);
     };
     stops.push(
       api.subscribe(ConsoleTransitionUpdated, { batchId }, {

@@ -1,12 +1,9 @@
 import { useCallback, useEffect, useState } from 'react';
 import type { ConsoleGeneratedTransitionFragment } from '../../../src/generated/gql/graphql';
 import type { Api } from '../api/client';
-import type { ApiError } from '../api/errors';
+import { resubscribeAfterMs, type ApiError } from '../api/errors';
 import { ConsoleGeneratedTransitionUpdated } from '../api/operations';
 import type { FeedState } from '../batches/useLiveBatch';
-
-/** A subscriber that fell behind is ended with LIMIT_EXCEEDED; subscribing again starts with a snapshot. */
-const RESUBSCRIBE_AFTER_MS = 1_000;
 
 /**
  * One combined video, kept current by `generatedTransitionUpdated(id)`: its state now, then every
@@ -32,7 +29,8 @@ export function useLiveCombined(api: Api, initial: ConsoleGeneratedTransitionFra
       error: (error) => {
         setFeed('interrupted');
         setFeedError(error);
-        if (error.code === 'LIMIT_EXCEEDED') timer = setTimeout(() => setEpoch((n) => n + 1), RESUBSCRIBE_AFTER_MS);
+        const after = resubscribeAfterMs(error);
+        if (after !== null) timer = setTimeout(() => setEpoch((n) => n + 1), after);
       },
       complete: () => setFeed('ended'),
     });
