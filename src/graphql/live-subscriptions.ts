@@ -120,7 +120,23 @@ class LiveResults implements AsyncIterableIterator<ExecutionResult> {
   private key: string | null | undefined = undefined;
 
   next(): Promise<IteratorResult<ExecutionResult>> {
-    return this.source.next().then((read) => (read.done ? { done: true, value: undefined } : this.result(read.value)));
+    return this.source.next().then(
+      (read) => (read.done ? { done: true, value: undefined } : this.result(read.value)),
+      (error: unknown) => {
+        throw this.masked(error);
+      },
+    );
+  }
+
+  /**
+   * The source ended with an error (a subscriber that fell behind, a read that failed), as the
+   * client is to see it: masked as a result's errors are (LIMIT_EXCEEDED keeps its code, a
+   * database's own message never leaves), the original logged.
+   */
+  private masked(error: unknown): Error {
+    const shown = maskError(error);
+    if (shown !== error) this.log.error(error);
+    return shown;
   }
 
   private async result(event: unknown): Promise<IteratorResult<ExecutionResult>> {
