@@ -12,6 +12,9 @@ describe('the console after a live stream ends with an error', () => {
     expect(resubscribeAfterMs(full)).toBe(10_000);
     // A database that does not answer says no retryAfter: the same wait.
     expect(resubscribeAfterMs(apiErrorFrom([{ message: 'down', extensions: { code: 'UNAVAILABLE' } }]))).toBe(10_000);
+    // Within reason, whatever the API says.
+    expect(resubscribeAfterMs(apiErrorFrom([{ message: 'now', extensions: { code: 'UNAVAILABLE', retryAfter: 0 } }]))).toBe(1_000);
+    expect(resubscribeAfterMs(apiErrorFrom([{ message: 'later', extensions: { code: 'UNAVAILABLE', retryAfter: 86_400 } }]))).toBe(300_000);
     for (const code of ['FORBIDDEN', 'NOT_FOUND', 'UNAUTHENTICATED', 'INTERNAL']) {
       expect(resubscribeAfterMs(apiErrorFrom([{ message: code, extensions: { code } }]))).toBeNull();
     }

@@ -42,7 +42,8 @@ export function apiErrorFrom(errors: readonly GraphQLErrorLike[]): ApiError {
  */
 export function resubscribeAfterMs(error: ApiError): number | null {
   if (error.code === 'LIMIT_EXCEEDED') return 1_000;
-  if (error.code === 'UNAVAILABLE') return error.retryAfterMs ?? 10_000;
+  // Within reason whatever the answer said: never at once, never past five minutes.
+  if (error.code === 'UNAVAILABLE') return Math.min(Math.max(error.retryAfterMs ?? 10_000, 1_000), 300_000);
   return null;
 }
 

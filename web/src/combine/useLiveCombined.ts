@@ -27,10 +27,12 @@ export function useLiveCombined(api: Api, initial: ConsoleGeneratedTransitionFra
         setCombined((shown) => (update.version > shown.version ? update : shown));
       },
       error: (error) => {
+        // An error ends this subscription here (a complete that follows is not an end to show).
+        stop();
         setFeed('interrupted');
         setFeedError(error);
         const after = resubscribeAfterMs(error);
-        if (after !== null) timer = setTimeout(() => setEpoch((n) => n + 1), after);
+        if (after !== null && timer === undefined) timer = setTimeout(() => setEpoch((n) => n + 1), after);
       },
       complete: () => setFeed('ended'),
     });
