@@ -57,5 +57,7 @@ describe('a live subscription whose source fails', () => {
     expect(seen.extensions).toEqual({ code: 'INTERNAL' });
     expect(seen.message).not.toMatch(/secret|relation/);
     expect(logged).toEqual([failure]);
+    // Every viewer of a shared read gets the same failure: logged once.
+    expect((await failureSeen(failure)).logged).toEqual([]);
   });
 });

@@ -87,6 +87,17 @@ function asHttpRefusal(result: ExecutionResult): ExecutionResult {
   };
 }
 
+/** Source errors logged already: a shared read that fails ends every viewer of it with one error, logged once. */
+const loggedSourceErrors = new WeakSet<object>();
+
+/** Whether this error was logged before (and, from now on, that it has been). */
+function loggedOnce(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  if (loggedSourceErrors.has(error)) return true;
+  loggedSourceErrors.add(error);
+  return false;
+}
+
 /** Where masked errors go: yogaLogger's error, which logs a client's mistake at debug only. */
 type ErrorLog = { error(error: unknown): void };
 
@@ -135,7 +146,7 @@ class LiveResults implements AsyncIterableIterator<ExecutionResult> {
    */
   private masked(error: unknown): Error {
     const shown = maskError(error);
-    if (shown !== error) this.log.error(error);
+    if (shown !== error && !loggedOnce(error)) this.log.error(error);
     return shown;
   }
 
