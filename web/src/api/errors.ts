@@ -38,7 +38,8 @@ export function apiErrorFrom(errors: readonly GraphQLErrorLike[]): ApiError {
  * Whether a live stream that ended with this error is worth subscribing again, and after how
  * long (ms); null if not. LIMIT_EXCEEDED: the subscriber fell behind, and a new one starts from a
  * snapshot, after a second. UNAVAILABLE: the API had no room for another stream (its heap near
- * its limit), after the retryAfter it gave.
+ * its limit), after the retryAfter it gave, or a service it depends on did not answer (no
+ * retryAfter: 10 s); always between 1 s and 5 min.
  */
 export function resubscribeAfterMs(error: ApiError): number | null {
   if (error.code === 'LIMIT_EXCEEDED') return 1_000;

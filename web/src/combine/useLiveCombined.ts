@@ -27,8 +27,7 @@ export function useLiveCombined(api: Api, initial: ConsoleGeneratedTransitionFra
         setCombined((shown) => (update.version > shown.version ? update : shown));
       },
       error: (error) => {
-        // An error ends this subscription here (a complete that follows is not an end to show).
-        stop();
+        // (An event's own error leaves the stream running: the next event shows it live again.)
         setFeed('interrupted');
         setFeedError(error);
         const after = resubscribeAfterMs(error);
