@@ -116,10 +116,12 @@ export async function serveInTurn(
  * come back later, or to another instance.
  */
 export const RETRY_WHEN_FULL_S = 10;
+/** What such a refusal says, over SSE and WebSocket alike (code UNAVAILABLE). */
+export const NO_ROOM_MESSAGE = 'This API instance has no room for another live stream now; try again shortly.';
 
 function refuseWhenFull(res: ServerResponse, headers: Record<string, string>) {
   res.writeHead(503, { ...headers, 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': String(RETRY_WHEN_FULL_S) });
-  res.end(JSON.stringify({ errors: [{ message: 'This API instance has no room for another live stream now; try again shortly.', extensions: { code: 'UNAVAILABLE' } }] }));
+  res.end(JSON.stringify({ errors: [{ message: NO_ROOM_MESSAGE, extensions: { code: 'UNAVAILABLE' } }] }));
 }
 
 async function readWhole(req: IncomingMessage): Promise<Buffer> {

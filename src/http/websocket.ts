@@ -4,7 +4,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authentication } from '../auth/principal.ts';
 import type { Authenticator } from '../auth/authenticate.ts';
 import { serveGraphqlWs, TRY_AGAIN_LATER } from './graphql-ws-server.ts';
-import { holdUntilFirst, RETRY_WHEN_FULL_S, SNAPSHOT_TURN_MS, type SetupTurns } from './setup-turns.ts';
+import { holdUntilFirst, NO_ROOM_MESSAGE, RETRY_WHEN_FULL_S, SNAPSHOT_TURN_MS, type SetupTurns } from './setup-turns.ts';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
 import { yogaLogger } from '../graphql/errors.ts';
 import { subscribeLive } from '../graphql/live-subscriptions.ts';
@@ -72,7 +72,7 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, s
         // Gone while it waited: nothing to set up (graphql-ws drops the operation).
         if (socket.readyState !== socket.OPEN) {
           end();
-          return (async function* () {})() as never;
+          return nothing() as never;
         }
         // The heap filled up while it waited. A connection with nothing else under way is to come
         // back later (1013: its client reconnects and subscribes again). One with streams running,
@@ -84,7 +84,7 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, s
           // extensions kept), as it does a refusal in onSubscribe.
           if (!onlyInLine) return refused(noRoomError()) as never;
           socket.close(TRY_AGAIN_LATER, 'Try Again Later');
-          return (async function* () {})() as never;
+          return nothing() as never;
         }
         try {
           const result = await subscribeLive(args as OperationArgs, errorLog, shared);
@@ -197,11 +197,15 @@ function authenticateInTurn(turns: SetupTurns, authenticator: Authenticator, cre
   });
 }
 
+/** A stream that ends at once: for an operation with nothing to set up. */
+async function* nothing(): AsyncGenerator<never> {}
+
+/** A stream that fails at once with `error`. */
 async function* refused(error: GraphQLError): AsyncGenerator<never> {
   throw error;
 }
 
 const noRoomError = () =>
-  new GraphQLError('This API instance has no room for another live stream now; try again shortly.', {
+  new GraphQLError(NO_ROOM_MESSAGE, {
     extensions: { code: 'UNAVAILABLE', retryAfter: RETRY_WHEN_FULL_S },
   });
