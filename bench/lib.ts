@@ -49,7 +49,7 @@ export function percentiles(samples: number[]) {
 export const ms = (n: number) => `${n.toFixed(1)} ms`;
 
 /**
- * CPU seconds used so far by this bench, its worker processes, PostgreSQL and Redis (Linux /proc),
+ * CPU seconds used so far by this bench, its worker processes, the fal emulator, PostgreSQL and Redis (Linux /proc),
  * to show where the machine's two cores go during a run.
  */
 export async function cpuSnapshot(): Promise<Record<string, number>> {
@@ -63,7 +63,8 @@ export async function cpuSnapshot(): Promise<Record<string, number>> {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       // Own time plus that of children it has waited for (ffmpeg, run from a worker's helper process).
       const seconds = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / ticks;
-      const name = Number(pid) === process.pid ? 'bench (API + emulator)'
+      const name = Number(pid) === process.pid ? (process.env.BENCH_EMULATOR === 'inline' ? 'bench (API + emulator)' : 'bench (API)')
+        : /fal-emulator\/main\.ts/.test(cmd) ? 'fal emulator'
         : /main\.[jt]s worker/.test(cmd) ? 'workers'
         : /tool-process-child/.test(cmd) ? "workers' ffmpeg (posters)"
         : /postgres/.test(cmd) ? 'postgres'

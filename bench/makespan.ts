@@ -32,7 +32,7 @@ const calledAt = Date.now();
 const { seconds, completed, enqueueSeconds } = await generateAndWait(pipeline.segue, account.id, n, 'makespan');
 const cpu = cpuDelta(before, await cpuSnapshot());
 const ideal = (Math.ceil(n / concurrency) * latencyMs) / 1000;
-const c = pipeline.emulator.counters();
+const c = await pipeline.emulator.counters();
 console.log(`makespan: N=${n}, latency ${latencyMs} ms, FAL_CONCURRENCY=${concurrency}, ${workers} worker process${workers === 1 ? '' : 'es'}, webhooks ${pipeline.env.PUBLIC_URL ? 'on' : 'off'}`);
 console.log(`  completed ${completed}/${n} in ${seconds.toFixed(2)} s (enqueue ${enqueueSeconds.toFixed(2)} s); ideal ${ideal.toFixed(2)} s`);
 // The goals: 1.15 with webhooks (lean at scale), 1.2 without them (progress from fal's status streams).
@@ -42,7 +42,7 @@ console.log(`  CPU during the run: ${cpu}`);
 console.log(`  emulator: submitted ${c.submitted}, max in flight ${c.maxInFlight}, duplicates ${c.duplicateInputs}, status calls ${c.statusCalls}, result calls ${c.resultCalls}, connections opened ${c.connections}, status streams ${c.streamsOpened} (cut ${c.streamsCut})`);
 
 if (process.env.BENCH_DETAIL) {
-  const reqs = pipeline.emulator.requests().sort((a, b) => a.submittedAt - b.submittedAt);
+  const reqs = (await pipeline.emulator.requests()).sort((a, b) => a.submittedAt - b.submittedAt);
   const t0 = reqs[0]!.submittedAt;
   console.log(`  first submit ${t0 - calledAt} ms after the createTransitions call`);
   for (let k = 0; k < reqs.length; k += concurrency) {
@@ -51,7 +51,7 @@ if (process.env.BENCH_DETAIL) {
     const done = round.map((r) => (r.completedAt ?? 0) - t0);
     console.log(`  round ${k / concurrency}: submits ${Math.min(...sub)}..${Math.max(...sub)} ms, completions ${Math.min(...done)}..${Math.max(...done)} ms`);
   }
-  // fal's own share: how much later than L after its submit the emulator (in this process, beside
+  // fal's own share: how much later than L after its submit the emulator (beside
   // the API) ended each request. Lateness here is the bench's load, not the pipeline's.
   const late = percentiles(reqs.filter((r) => r.completedAt).map((r) => r.completedAt! - r.submittedAt - latencyMs));
   console.log(`  emulator's own lateness (completion - submit - L): p50 ${late.p50} ms, p90 ${late.p90} ms, max ${late.max} ms`);

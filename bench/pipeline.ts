@@ -4,7 +4,8 @@ import { createAndGenerate } from '../src/domain/generation.ts';
 import { TERMINAL } from '../src/domain/statuses.ts';
 import { startApiServer } from '../src/http/server.ts';
 import { createSegue, type Segue } from '../src/runtime.ts';
-import { startFalEmulator, type FalEmulatorOptions } from '../tools/fal-emulator/index.ts';
+import type { FalEmulatorOptions } from '../tools/fal-emulator/index.ts';
+import { startBenchEmulator } from './emulator-process.ts';
 import { dropQueueKeys } from '../test/helpers/pipeline.ts';
 import { makeImage, startImageServer } from '../test/helpers/images.ts';
 import { benchConfig } from './lib.ts';
@@ -13,9 +14,9 @@ import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** The pipeline for a benchmark: emulator + API (webhooks) in this process, workers as child processes. */
+/** The pipeline for a benchmark: the API (webhooks) in this process; the fal emulator and the workers as child processes. */
 export async function startBenchPipeline(options: { emulator: FalEmulatorOptions; env: Record<string, string>; workers: number }) {
-  const emulator = await startFalEmulator(options.emulator);
+  const emulator = await startBenchEmulator(options.emulator);
   const prefix = `bench${randomBytes(3).toString('hex')}`;
   const env: Record<string, string> = {
     QUEUE_PREFIX: prefix,

@@ -73,20 +73,20 @@ async function measure(mode: Mode) {
     }
     const started = Date.now();
     for (;;) {
-      const c = pipeline.emulator.counters();
+      const c = await pipeline.emulator.counters();
       if (c.inProgress >= inFlight) break;
       if (Date.now() - started > 120_000) throw new Error(`only ${c.inProgress} in progress after 2 minutes`);
       await new Promise((r) => setTimeout(r, 200));
     }
     // Let the polling back off to its steady interval before counting.
     await new Promise((r) => setTimeout(r, 20_000));
-    const before = pipeline.emulator.counters();
+    const before = await pipeline.emulator.counters();
     const until = Date.now() + seconds * 1000;
     while (Date.now() < until) {
       peak = Math.max(peak, rssMb(worker.pid!));
       await new Promise((r) => setTimeout(r, 500));
     }
-    const after = pipeline.emulator.counters();
+    const after = await pipeline.emulator.counters();
     const rss = rssMb(worker.pid!);
     clearInterval(peakTimer);
     const perRequest = ((rss - idleRss) * 1024) / inFlight;

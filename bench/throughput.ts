@@ -70,12 +70,12 @@ while ((await pipeline.segue.db.transition.count({ where: { accountId: account.i
 const posterSeconds = (performance.now() - postersStarted) / 1000;
 const api = minus(countsHere(), apiBefore);
 api.statements -= polls;
-const c = pipeline.emulator.counters();
+const c = await pipeline.emulator.counters();
 // Where the rate is set: per second of the run, requests submitted to fal, ended by fal, and
 // transitions COMPLETED (a stage whose count per second is the lowest is the one to look at).
 const timeline: string[] = [];
 if (process.env.BENCH_DETAIL) {
-  const reqs = pipeline.emulator.requests();
+  const reqs = await pipeline.emulator.requests();
   const done = await pipeline.segue.db.transition.findMany({ where: { accountId: account.id }, select: { createdAt: true, completedAt: true } });
   const t0 = done.reduce((first, r) => Math.min(first, r.createdAt.getTime()), Infinity);
   const bins = (times: number[]) => {
