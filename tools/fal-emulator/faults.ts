@@ -4,6 +4,7 @@ type SubmitFault = Extract<FalFault, { on: 'submit' }>;
 type ReplyFault = Extract<FalFault, { on: 'status' | 'result' | 'cancel' | 'file' }>;
 type JobFault = Extract<FalFault, { on: 'job' }>;
 type UploadFault = Extract<FalFault, { on: 'upload' }>;
+type WebhookFault = Extract<FalFault, { on: 'webhook' }>;
 export type StreamFault = Extract<FalFault, { on: 'stream' }>;
 type Armed = { fault: FalFault; left: number };
 
@@ -22,6 +23,8 @@ function canFire(fault: FalFault): boolean {
       return status;
     case 'upload':
       return status || f.hang === true;
+    case 'webhook':
+      return typeof f.delayMs === 'number' && f.delayMs >= 0;
     case 'stream':
       return f.cut === true || f.silent === true || f.closeEarly === true || (typeof f.lagMs === 'number' && f.lagMs >= 0);
     default:
@@ -73,6 +76,11 @@ export class FaultBook {
   /** What the PUT of an upload's bytes meets (an error answer, early or not, or silence), if a fault is armed. */
   takeUpload(): UploadFault | undefined {
     return this.take((fault): fault is UploadFault => fault.on === 'upload');
+  }
+
+  /** How late this finished job's webhook goes out, if a webhook fault is armed. */
+  takeWebhook(): WebhookFault | undefined {
+    return this.take((fault): fault is WebhookFault => fault.on === 'webhook');
   }
 
   /** The error an accepted job must end in, if a job fault matches its prompt. */

@@ -41,7 +41,7 @@ export async function startFalEmulator(options: FalEmulatorOptions = {}): Promis
   const jobs = new JobQueue(settings, counters, {
     run: (job) => runModel(job.input, job.injectedError, `${url}/files/${job.id}/output.mp4`, fixtures, storage),
     completed: (job) => {
-      if (job.webhookUrl && job.answer) webhooks.deliver(job.id, job.webhookUrl, job.answer);
+      if (job.webhookUrl && job.answer) webhooks.deliver(job.id, job.webhookUrl, job.answer, faults.takeWebhook()?.delayMs ?? 0);
     },
   });
   const streams = new StatusStreams(jobs, counters, () => settings.streamKeepAliveMs);

@@ -138,6 +138,8 @@ export type FalFault = FaultFrequency &
     | { on: 'stream'; closeEarly: true; afterEvents?: number }
     /** A status stream that answers at once and brings each later status `lagMs` late (behind the webhook, which is not). */
     | { on: 'stream'; lagMs: number }
+    /** Send the completion webhooks of the next jobs to finish this late (fal's deliveries can lag its status stream, PROTOCOL §7). */
+    | { on: 'webhook'; delayMs: number }
     /** Accepted jobs (optionally only those whose input.prompt includes the string) end in error. */
     | { on: 'job'; error: 'server' | 'validation'; promptIncludes?: string }
   );

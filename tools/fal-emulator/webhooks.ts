@@ -39,9 +39,9 @@ export class WebhookSender {
     private readonly counters: FalCounters,
   ) {}
 
-  /** Starts delivering the webhook of a job the model has answered. */
-  deliver(requestId: string, url: string, answer: ModelAnswer): void {
-    const delivery = this.deliverWithRetries(requestId, url, answer).finally(() => this.pending.delete(delivery));
+  /** Starts delivering the webhook of a job the model has answered (`delayMs` late: a fault). */
+  deliver(requestId: string, url: string, answer: ModelAnswer, delayMs = 0): void {
+    const delivery = this.deliverWithRetries(requestId, url, answer, delayMs).finally(() => this.pending.delete(delivery));
     this.pending.add(delivery);
   }
 
@@ -63,9 +63,10 @@ export class WebhookSender {
     await Promise.allSettled(this.pending);
   }
 
-  private async deliverWithRetries(requestId: string, url: string, answer: ModelAnswer): Promise<void> {
+  private async deliverWithRetries(requestId: string, url: string, answer: ModelAnswer, lateMs: number): Promise<void> {
     const { signal } = this.aborter;
     const { attempts, delayMs } = this.retry;
+    if (lateMs > 0) await sleep(lateMs, undefined, { signal }).catch(() => undefined);
     for (let attempt = 1; attempt <= attempts && !signal.aborted; attempt++) {
       this.counters.webhookAttempts++;
       const status = await this.post(url, requestId, answer, {}, signal).catch(() => 0);
