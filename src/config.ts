@@ -98,6 +98,11 @@ const schema = z.object({
   FAL_RESULT_TIMEOUT_MS: z.coerce.number().int().min(100).default(10 * 60_000),
   /** Each status, result or cancel call to fal (a cancel's retries by the client included). */
   FAL_CALL_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /**
+   * With webhooks: how long a worker that saw a request finish on fal's status stream waits for
+   * the webhook to bring its result before reading it from fal itself (0: at once).
+   */
+  FAL_WEBHOOK_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   /** How a request's progress is followed: fal's status stream (SSE), or polling. */
   FAL_STATUS_MODE: z.enum(['stream', 'poll']).default('stream'),
   /** A status stream that sends nothing (fal sends a comment every 15 s) for this long is reopened. */
@@ -206,6 +211,8 @@ export type Config = Readonly<{
     cancelGraceMs: number;
     resultTimeoutMs: number;
     callTimeoutMs: number;
+    /** With webhooks, how long a request fal's stream says finished waits for its webhook's result before it is read. */
+    webhookWaitMs: number;
     /** Follow requests on fal's status stream (falling back to polling when streams fail), or poll. */
     statusMode: 'stream' | 'poll';
     streamIdleMs: number;
@@ -378,6 +385,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       cancelGraceMs: c.FAL_CANCEL_GRACE_MS,
       resultTimeoutMs: c.FAL_RESULT_TIMEOUT_MS,
       callTimeoutMs: c.FAL_CALL_TIMEOUT_MS,
+      webhookWaitMs: c.FAL_WEBHOOK_WAIT_MS,
       statusMode: c.FAL_STATUS_MODE,
       streamIdleMs: c.FAL_STREAM_IDLE_MS,
       pollIntervalMs: c.FAL_POLL_INTERVAL_MS,

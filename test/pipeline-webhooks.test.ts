@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import { applyProviderCallback } from '../src/domain/provider-callbacks.ts';
-import { transitionInput } from './helpers/fixtures.ts';
+import { transitionInput, transitionInputs } from './helpers/fixtures.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
@@ -93,6 +93,48 @@ describe('fal webhooks', () => {
       expect(await p.emulator.redeliverWebhook(done.falRequestId!, variant), JSON.stringify(variant)).toBe(401);
     }
     expect((await row(id)).version).toBe(done.version);
+  });
+});
+
+describe('the result of a request fal finished', () => {
+  it('comes with its webhook: the worker, told by the status stream that fal finished, reads none itself', { timeout: 60_000 }, async () => {
+    const account = await p.account();
+    p.emulator.reset();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(6) });
+    const rows = await p.settled(batch!.id, 30_000);
+    expect(rows.every((r) => r.status === 'COMPLETED' && r.attempts === 1)).toBe(true);
+    const c = p.emulator.counters();
+    // Every request was followed on its stream to COMPLETED; reading each result as well was the
+    // same work twice (about every one of them, as the stream is usually first).
+    expect(c).toMatchObject({ submitted: 6, duplicateInputs: 0, resultCalls: 0 });
+    expect(c.streamsOpened).toBeGreaterThanOrEqual(6);
+    const ledger = await p.app.segue.db.falRequest.findMany({ where: { accountId: account.id } });
+    expect(ledger.map((l) => [l.state, l.outcome])).toEqual(Array(6).fill(['ENDED', 'OK']));
+  });
+
+  it('is read from fal when the webhook is late, FAL_WEBHOOK_WAIT_MS (1 s) after the stream said fal finished; the late webhook changes nothing', { timeout: 60_000 }, async () => {
+    const account = await p.account();
+    p.emulator.reset();
+    p.emulator.inject({ on: 'webhook', delayMs: 6_000, times: 3 });
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(3) });
+    const rows = await p.settled(batch!.id, 30_000);
+    expect(rows.every((r) => r.status === 'COMPLETED' && r.attempts === 1)).toBe(true);
+    // Stored before any webhook came, from reads of fal's.
+    expect(p.emulator.counters()).toMatchObject({ submitted: 3, duplicateInputs: 0, resultCalls: 3, webhooksDelivered: 0 });
+    const finished = new Map(p.emulator.requests().map((r) => [r.requestId, r.completedAt!]));
+    for (const row of rows) {
+      const after = row.completedAt!.getTime() - finished.get(row.falRequestId!)!;
+      expect(after, 'the wait for the webhook').toBeGreaterThanOrEqual(950);
+      expect(after, 'not the webhook itself').toBeLessThan(5_000);
+    }
+    const done = await until(async () => {
+      const now = await p.app.segue.db.transition.findMany({ where: { batchId: batch!.id } });
+      return now.every((r) => r.posterUrl) ? now : null;
+    }, { what: 'the posters' });
+    await until(() => p.emulator.counters().webhooksDelivered === 3, { timeoutMs: 15_000, what: 'the late webhooks' });
+    const after = await p.app.segue.db.transition.findMany({ where: { batchId: batch!.id } });
+    expect(after.map((r) => [r.id, r.version]).sort()).toEqual(done.map((r) => [r.id, r.version]).sort());
+    expect(p.emulator.counters()).toMatchObject({ submitted: 3, resultCalls: 3 });
   });
 });
 

@@ -56,6 +56,8 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
   const polling = () => !feed || feed.pollingInstead;
   // fal has ended the request: its stream, if it has answered, is let bring COMPLETED and close.
   let falEnded = false;
+  // fal's stream said it finished the request: its webhook is awaited with the result (see below).
+  let webhookDue: WebhookDue | null = null;
   metrics.tracking.inc();
   try {
     for (;;) {
@@ -93,9 +95,17 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       }
       // What the stream brought since last time: handled like a poll's answer.
       let pushed = feed?.take() ?? null;
+      if (pushed?.state === 'COMPLETED' && !webhookDue && awaitsWebhook(ctx, pushed, cancel)) {
+        webhookDue = { until: Date.now() + config.fal.webhookWaitMs, state: pushed, ended: noteEnded(ctx, requestId, false) };
+        falEnded = true;
+        pushed = null;
+      }
+      // No webhook in time (lost, late, refused by our check): the result is read from fal after all.
+      if (webhookDue && !pushed && !askNow && Date.now() >= webhookDue.until) pushed = webhookDue.state;
       const wakeAt = pushed || askNow
         ? 0
         : Math.min(
+            webhookDue ? webhookDue.until : Infinity,
             polling() ? nextPollAt : Infinity,
             limit && !cancel ? limit.at : Infinity,
             cancel ? cancel.at + config.fal.cancelGraceMs : Infinity,
@@ -163,7 +173,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         interval = firstInterval;
       } else if (state.state === 'COMPLETED') {
         falEnded = true;
-        return finish(ctx, row, state, cancel, log);
+        return finish(ctx, row, state, cancel, log, webhookDue?.ended);
       }
       if (!changed) return afterRunEnded(ctx, requestId, cancel !== null, log, await loadRow(ctx));
       row = changed;
@@ -221,6 +231,8 @@ async function finish(
   state: Extract<RequestState, { state: 'COMPLETED' }>,
   cancel: CancelAsked | null,
   log: Logger,
+  /** The ledger's note that fal ended it, when made already (while a webhook was awaited). */
+  noted?: Promise<unknown>,
 ): Promise<Transition | null | typeof COPYING> {
   const { config, metrics, provider } = ctx.segue;
   const requestId = row.falRequestId!;
@@ -228,12 +240,8 @@ async function finish(
   const failed = state.failed === true;
   const guard = { falRequestId: requestId };
   // fal is done with it: its slot frees now, and from now on a cancel would throw away a paid
-  // video. Noted while the result is read, so it costs no wait.
-  // Once noted, a staged job of this process takes the slot at once.
-  let ended: Promise<unknown> = markEnded(ctx.segue, requestId, failed ? 'ERROR' : null).then(() => ctx.claims.slotFreed());
-  // Awaited below; handled now so a database that fails while the run is aborted (before the
-  // await) cannot end the process with an unhandled rejection.
-  ended.catch(() => undefined);
+  // video. Noted while the result is read, so it costs no wait. A failure is noted as one.
+  let ended = (!failed && noted) || noteEnded(ctx, requestId, failed);
   for (let delay = config.fal.pollIntervalMs; ; delay = Math.min(delay * 2, config.fal.pollMaxIntervalMs)) {
     checkAbort(ctx);
     try {
@@ -306,6 +314,35 @@ async function store(ctx: RunContext, row: Transition | null, log: Logger): Prom
   if (!awaitsCopy(row, ctx.ref.run)) return row;
   await ctx.copier.start(row, log);
   return COPYING;
+}
+
+/**
+ * fal's stream has said a request finished, and fal sends its webhook as it finishes: the API
+ * records the result from it and wakes this run with the row (no query). Until FAL_WEBHOOK_WAIT_MS
+ * has passed, the run waits for that rather than read the result itself, which would cost a call
+ * to fal and a statement per video, the same work twice for every request that ends. A failed
+ * request, and one Segue asked fal to cancel, are read at once: what fal says decides how the run
+ * ends. Without webhooks (no PUBLIC_URL), or with a wait of 0, every result is read at once.
+ */
+interface WebhookDue {
+  until: number;
+  state: Extract<RequestState, { state: 'COMPLETED' }>;
+  /** The ledger's note that fal ended the request, made when the wait began: the slot is free. */
+  ended: Promise<unknown>;
+}
+
+const awaitsWebhook = (ctx: RunContext, state: Extract<RequestState, { state: 'COMPLETED' }>, cancel: CancelAsked | null): boolean =>
+  !!ctx.segue.config.publicUrl && ctx.segue.config.fal.webhookWaitMs > 0 && state.failed !== true && !cancel;
+
+/**
+ * Notes in the ledger that fal ended the request; once noted, a staged job of this process takes
+ * its slot at once. Handled now: it is awaited later or not at all, and a database that fails
+ * meanwhile (while the run is aborted, say) cannot end the process with an unhandled rejection.
+ */
+function noteEnded(ctx: RunContext, requestId: string, failed: boolean): Promise<unknown> {
+  const ended = markEnded(ctx.segue, requestId, failed ? 'ERROR' : null).then(() => ctx.claims.slotFreed());
+  ended.catch(() => undefined);
+  return ended;
 }
 
 /** awaitsCopy as a plain test: a false answer says nothing about the row's type. */
