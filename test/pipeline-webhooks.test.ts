@@ -5,13 +5,17 @@ import { transitionInput, transitionInputs } from './helpers/fixtures.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
+const WEBHOOK_WAIT_MS = 5_000;
+
 let p: Pipeline;
 beforeAll(async () => {
   p = await startPipeline({
     emulator: { latencyMs: 300 },
     webhooks: true,
-    // Polling so slow that only a webhook can finish a transition within these tests.
-    env: { FAL_POLL_INTERVAL_MS: '60000', FAL_POLL_MAX_INTERVAL_MS: '60000' },
+    // Polling so slow that only a webhook can finish a transition within these tests. A wait for
+    // the webhook long enough that no test's webhook misses it on a busy machine, and a retry
+    // that goes out at once, so that what waited shows.
+    env: { FAL_POLL_INTERVAL_MS: '60000', FAL_POLL_MAX_INTERVAL_MS: '60000', FAL_WEBHOOK_WAIT_MS: String(WEBHOOK_WAIT_MS), FAL_RETRY_DELAY_MS: '100' },
     inlineWorkers: 1,
   });
 });
@@ -112,20 +116,26 @@ describe('the result of a request fal finished', () => {
     expect(ledger.map((l) => [l.state, l.outcome])).toEqual(Array(6).fill(['ENDED', 'OK']));
   });
 
-  it('is read from fal when the webhook is late, FAL_WEBHOOK_WAIT_MS (1 s) after the stream said fal finished; the late webhook changes nothing', { timeout: 60_000 }, async () => {
+  it('is read from fal when the webhook is late, FAL_WEBHOOK_WAIT_MS after the stream said fal finished, the slot freed at once; the late webhook changes nothing', { timeout: 60_000 }, async () => {
     const account = await p.account();
     p.emulator.reset();
-    p.emulator.inject({ on: 'webhook', delayMs: 6_000, times: 3 });
+    p.emulator.inject({ on: 'webhook', delayMs: WEBHOOK_WAIT_MS + 4_000, times: 3 });
     const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(3) });
     const rows = await p.settled(batch!.id, 30_000);
     expect(rows.every((r) => r.status === 'COMPLETED' && r.attempts === 1)).toBe(true);
     // Stored before any webhook came, from reads of fal's.
     expect(p.emulator.counters()).toMatchObject({ submitted: 3, duplicateInputs: 0, resultCalls: 3, webhooksDelivered: 0 });
     const finished = new Map(p.emulator.requests().map((r) => [r.requestId, r.completedAt!]));
+    const ledger = new Map((await p.app.segue.db.falRequest.findMany({ where: { accountId: account.id } })).map((l) => [l.requestId, l]));
     for (const row of rows) {
-      const after = row.completedAt!.getTime() - finished.get(row.falRequestId!)!;
-      expect(after, 'the wait for the webhook').toBeGreaterThanOrEqual(950);
-      expect(after, 'not the webhook itself').toBeLessThan(5_000);
+      const falDone = finished.get(row.falRequestId!)!;
+      const stored = row.completedAt!.getTime() - falDone;
+      expect(stored, 'the wait for the webhook').toBeGreaterThanOrEqual(WEBHOOK_WAIT_MS - 50);
+      expect(stored, 'not the webhook itself').toBeLessThan(WEBHOOK_WAIT_MS + 3_000);
+      // The slot was free while the webhook was awaited: the ledger ended as the stream said so.
+      const { endedAt, outcome } = ledger.get(row.falRequestId!)!;
+      expect(outcome).toBe('OK');
+      expect(endedAt!.getTime() - falDone, 'the ledger ended at the start of the wait').toBeLessThan(WEBHOOK_WAIT_MS / 2);
     }
     const done = await until(async () => {
       const now = await p.app.segue.db.transition.findMany({ where: { batchId: batch!.id } });
@@ -135,6 +145,22 @@ describe('the result of a request fal finished', () => {
     const after = await p.app.segue.db.transition.findMany({ where: { batchId: batch!.id } });
     expect(after.map((r) => [r.id, r.version]).sort()).toEqual(done.map((r) => [r.id, r.version]).sort());
     expect(p.emulator.counters()).toMatchObject({ submitted: 3, resultCalls: 3 });
+  });
+
+  it('of a request fal failed is read at once, not after FAL_WEBHOOK_WAIT_MS: its retry goes out before the wait would have ended', { timeout: 60_000 }, async () => {
+    const account = await p.account();
+    p.emulator.reset();
+    const [input] = transitionInputs(1);
+    p.emulator.inject({ on: 'job', error: 'server', times: 1, promptIncludes: input!.prompt });
+    // Its webhook comes late: only the stream tells the worker fal is done.
+    p.emulator.inject({ on: 'webhook', delayMs: WEBHOOK_WAIT_MS + 4_000, times: 1 });
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [input!] });
+    const [row] = await p.settled(batch!.id, 30_000);
+    expect(row).toMatchObject({ status: 'COMPLETED', attempts: 2 });
+    const [failed, retried] = p.emulator.requests().sort((a, b) => a.submittedAt - b.submittedAt);
+    expect(failed).toMatchObject({ outcome: 'error' });
+    const wait = retried!.submittedAt - failed!.completedAt!;
+    expect(wait, `retry ${wait} ms after the failure`).toBeLessThan(WEBHOOK_WAIT_MS - 1_000);
   });
 });
 

@@ -53,11 +53,14 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
     config.fal.statusMode === 'stream' && provider.statusStream
       ? new StatusFeed((signal, onState) => provider.statusStream!(requestId, onState, { signal }), { metrics, log }).start()
       : null;
-  const polling = () => !feed || feed.pollingInstead;
+  // fal's stream said it finished the request: its webhook is awaited with the result (see
+  // WebhookDue), and the ledger's note that fal ended it, made then, is kept for finish().
+  let webhookDue: WebhookDue | null = null;
+  let endNoted: Promise<unknown> | undefined;
+  // Once the stream has brought COMPLETED it is over: whatever must still be asked is polled.
+  const polling = () => !feed || feed.pollingInstead || endNoted !== undefined;
   // fal has ended the request: its stream, if it has answered, is let bring COMPLETED and close.
   let falEnded = false;
-  // fal's stream said it finished the request: its webhook is awaited with the result (see below).
-  let webhookDue: WebhookDue | null = null;
   metrics.tracking.inc();
   try {
     for (;;) {
@@ -70,8 +73,9 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       // A queue-time cancel that fal did not honour (it had just started the job): the run is now
       // measured against its run time instead, and canceled again only if it overruns that.
       if (cancel?.code === 'FAL_QUEUE_TIMEOUT' && row.status === S.IN_PROGRESS) cancel = null;
-      let limit = limitOf(ctx, row);
-      if (unansweredSince !== null && (!limit || unansweredSince + config.fal.timeoutMs < limit.at)) {
+      // While its webhook is awaited, fal has finished the request: no time limit is left to keep.
+      let limit = webhookDue ? null : limitOf(ctx, row);
+      if (!webhookDue && unansweredSince !== null && (!limit || unansweredSince + config.fal.timeoutMs < limit.at)) {
         limit = { at: unansweredSince + config.fal.timeoutMs, code: 'FAL_TIMEOUT' };
       }
       if (!cancel && limit && Date.now() >= limit.at) cancel = await cancelOverrun(ctx, requestId, limit, log);
@@ -95,8 +99,11 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       }
       // What the stream brought since last time: handled like a poll's answer.
       let pushed = feed?.take() ?? null;
-      if (pushed?.state === 'COMPLETED' && !webhookDue && awaitsWebhook(ctx, pushed, cancel)) {
-        webhookDue = { until: Date.now() + config.fal.webhookWaitMs, state: pushed, ended: noteEnded(ctx, requestId, false) };
+      if (pushed?.state === 'COMPLETED' && !endNoted && awaitsWebhook(ctx, pushed, cancel)) {
+        webhookDue = { until: Date.now() + config.fal.webhookWaitMs, state: pushed };
+        endNoted = noteEnded(ctx, requestId, false);
+        // No poll before the wait is over (polling takes over from the stream now).
+        nextPollAt = webhookDue.until;
         falEnded = true;
         pushed = null;
       }
@@ -121,7 +128,11 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         // this run polls or streams (a stream may be slow to say so, or stalled). One of an
         // earlier run's request is not this tracker's news.
         if (typeof woke === 'object' && 'requestEnded' in woke) {
-          if (woke.requestEnded === requestId) askNow = true;
+          if (woke.requestEnded === requestId) {
+            askNow = true;
+            // fal's answer decides now, not the stream's COMPLETED the wait began with.
+            webhookDue = null;
+          }
         } else if (typeof woke === 'object') {
           // The change's own message usually tells the new row; PostgreSQL is read when it cannot.
           const fresh = (woke.changed && ctx.watch.rowAfter(row)) || (await loadRow(ctx));
@@ -131,8 +142,9 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
             return afterRunEnded(ctx, requestId, cancel !== null, log, fresh);
           }
           // A webhook recorded the result, ending the request in the ledger in the same
-          // statement: this process's staged claims may take its slot now.
-          if (fresh.falVideoUrl && !row.falVideoUrl) ctx.claims.slotFreed();
+          // statement: this process's staged claims may take its slot now (unless the note
+          // made when the wait began has let them already).
+          if (fresh.falVideoUrl && !row.falVideoUrl && !endNoted) ctx.claims.slotFreed();
           row = fresh;
         }
         continue;
@@ -173,7 +185,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         interval = firstInterval;
       } else if (state.state === 'COMPLETED') {
         falEnded = true;
-        return finish(ctx, row, state, cancel, log, webhookDue?.ended);
+        return finish(ctx, row, state, cancel, log, endNoted);
       }
       if (!changed) return afterRunEnded(ctx, requestId, cancel !== null, log, await loadRow(ctx));
       row = changed;
@@ -240,8 +252,9 @@ async function finish(
   const failed = state.failed === true;
   const guard = { falRequestId: requestId };
   // fal is done with it: its slot frees now, and from now on a cancel would throw away a paid
-  // video. Noted while the result is read, so it costs no wait. A failure is noted as one.
-  let ended = (!failed && noted) || noteEnded(ctx, requestId, failed);
+  // video. Noted while the result is read, so it costs no wait. A failure is noted as one; a note
+  // that failed while a webhook was awaited is made again (the database may be back).
+  let ended = !failed && noted ? handled(noted.catch(() => noteEnded(ctx, requestId, false))) : noteEnded(ctx, requestId, failed);
   for (let delay = config.fal.pollIntervalMs; ; delay = Math.min(delay * 2, config.fal.pollMaxIntervalMs)) {
     checkAbort(ctx);
     try {
@@ -326,9 +339,8 @@ async function store(ctx: RunContext, row: Transition | null, log: Logger): Prom
  */
 interface WebhookDue {
   until: number;
+  /** What the stream said: the result is read with it when the wait is over. */
   state: Extract<RequestState, { state: 'COMPLETED' }>;
-  /** The ledger's note that fal ended the request, made when the wait began: the slot is free. */
-  ended: Promise<unknown>;
 }
 
 const awaitsWebhook = (ctx: RunContext, state: Extract<RequestState, { state: 'COMPLETED' }>, cancel: CancelAsked | null): boolean =>
@@ -340,9 +352,13 @@ const awaitsWebhook = (ctx: RunContext, state: Extract<RequestState, { state: 'C
  * meanwhile (while the run is aborted, say) cannot end the process with an unhandled rejection.
  */
 function noteEnded(ctx: RunContext, requestId: string, failed: boolean): Promise<unknown> {
-  const ended = markEnded(ctx.segue, requestId, failed ? 'ERROR' : null).then(() => ctx.claims.slotFreed());
-  ended.catch(() => undefined);
-  return ended;
+  return handled(markEnded(ctx.segue, requestId, failed ? 'ERROR' : null).then(() => ctx.claims.slotFreed()));
+}
+
+/** The promise, with its rejection handled now (it is still seen by whoever awaits it). */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
 }
 
 /** awaitsCopy as a plain test: a false answer says nothing about the row's type. */
