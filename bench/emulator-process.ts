@@ -6,6 +6,8 @@
  * BENCH_EMULATOR=inline runs it in the bench's process instead, as before.
  */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { startFalEmulator, type FalEmulatorOptions } from '../tools/fal-emulator/index.ts';
 import type { FalCounters, FalRequestRecord } from '../tools/fal-emulator/types.ts';
 
@@ -32,19 +34,25 @@ export async function startBenchEmulator(options: Pick<FalEmulatorOptions, 'late
     };
   }
   const args = ['--import', 'tsx', 'tools/fal-emulator/main.ts', '--port', '0', ...(options.latencyMs !== undefined ? ['--latency', String(options.latencyMs)] : [])];
+  // Its output after the banner goes to this process's (the emulator writes none today).
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   // A bench that crashes takes its emulator with it.
   const kill = () => child.kill('SIGKILL');
   process.once('exit', kill);
-  let banner = '';
-  for await (const chunk of child.stdout!) {
-    banner += String(chunk);
-    if (banner.includes('\n')) break;
+  const lines = createInterface({ input: child.stdout! });
+  const [banner] = (await Promise.race([
+    once(lines, 'line'),
+    once(child, 'exit').then(() => ['']),
+    new Promise((resolve) => setTimeout(resolve, 30_000, [''])),
+  ])) as string[];
+  lines.close();
+  child.stdout!.pipe(process.stdout);
+  const url = /listening on (\S+)/.exec(banner ?? '')?.[1];
+  const jwksUrl = /FAL_JWKS_URL=(\S+)/.exec(banner ?? '')?.[1];
+  if (!url || !jwksUrl) {
+    kill();
+    throw new Error(`the fal emulator did not start: ${banner || 'no banner within 30 s'}`);
   }
-  const url = /listening on (\S+)/.exec(banner)?.[1];
-  const jwksUrl = /FAL_JWKS_URL=(\S+)/.exec(banner)?.[1];
-  if (!url || !jwksUrl) throw new Error(`the fal emulator did not start: ${banner}`);
-  child.stdout!.resume();
   const control = async <T>(path: string): Promise<T> => {
     const response = await fetch(`${url}/_emulator/${path}`);
     if (!response.ok) throw new Error(`emulator ${path}: ${response.status}`);
@@ -58,10 +66,12 @@ export async function startBenchEmulator(options: Pick<FalEmulatorOptions, 'late
     requests: () => control<FalRequestRecord[]>('requests'),
     async close() {
       process.off('exit', kill);
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
       child.kill('SIGTERM');
+      const stuck = setTimeout(kill, 5_000);
       await exited;
+      clearTimeout(stuck);
     },
   };
 }
