@@ -32,6 +32,7 @@ const unlimited = (controller: AbortController) => {
 export class WebhookSender {
   private aborter = unlimited(new AbortController());
   private pending = new Set<Promise<void>>();
+  private readonly agents = deliveryAgents();
 
   constructor(
     private readonly signer: Signer,
@@ -61,6 +62,8 @@ export class WebhookSender {
   async close(): Promise<void> {
     this.abortAll();
     await Promise.allSettled(this.pending);
+    this.agents.http.destroy();
+    this.agents.https.destroy();
   }
 
   private async deliverWithRetries(requestId: string, url: string, answer: ModelAnswer, lateMs: number): Promise<void> {
@@ -93,19 +96,25 @@ export class WebhookSender {
       headers['x-fal-webhook-signature'] = options.badSignature ? corrupt(signature) : signature;
     }
     const sent = options.tamperBody ? JSON.stringify({ ...JSON.parse(body), status: 'OK', payload: FORGED_PAYLOAD }) : body;
-    return postJson(url, headers, sent, AbortSignal.any([signal, AbortSignal.timeout(ATTEMPT_TIMEOUT_MS)]));
+    return postJson(this.agents, url, headers, sent, AbortSignal.any([signal, AbortSignal.timeout(ATTEMPT_TIMEOUT_MS)]));
   }
 }
 
+/** An idle kept connection closes after this, before the usual 5 s of servers' keep-alive (Node's). */
+const IDLE_CONNECTION_MS = 4_000;
+
 /**
- * Deliveries share kept-alive connections, as fal's senders do. node:http rather than fetch: a
- * burst of a thousand completions is a thousand POSTs at once, and fetch's per-request machinery
+ * Kept-alive connections for deliveries, as fal's senders keep them. node:http rather than fetch:
+ * a burst of a thousand completions is a thousand POSTs at once, and fetch's per-request machinery
  * (web streams, signals) made the emulator, not Segue, the busiest part of a benchmark's run.
  */
-const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+const deliveryAgents = () => ({
+  http: new http.Agent({ keepAlive: true, timeout: IDLE_CONNECTION_MS }),
+  https: new https.Agent({ keepAlive: true, timeout: IDLE_CONNECTION_MS }),
+});
 
 /** POSTs `body` and resolves with the status once the answer is read (so the connection can be reused). */
-function postJson(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<number> {
+function postJson(agents: ReturnType<typeof deliveryAgents>, url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<number> {
   const secure = url.startsWith('https:');
   return new Promise((resolve, reject) => {
     const request = (secure ? https : http).request(
