@@ -57,6 +57,10 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
   // WebhookDue), and the ledger's note that fal ended it, made then, is kept for finish().
   let webhookDue: WebhookDue | null = null;
   let endNoted: Promise<unknown> | undefined;
+  // That note has let this process's staged claims take the slot.
+  let slotLet = false;
+  // fal's webhook said the request failed: its result is read at once, whatever the stream says.
+  let failureNoticed = false;
   // Once the stream has brought COMPLETED it is over: whatever must still be asked is polled.
   const polling = () => !feed || feed.pollingInstead || endNoted !== undefined;
   // fal has ended the request: its stream, if it has answered, is let bring COMPLETED and close.
@@ -78,7 +82,8 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       if (!webhookDue && unansweredSince !== null && (!limit || unansweredSince + config.fal.timeoutMs < limit.at)) {
         limit = { at: unansweredSince + config.fal.timeoutMs, code: 'FAL_TIMEOUT' };
       }
-      if (!cancel && limit && Date.now() >= limit.at) cancel = await cancelOverrun(ctx, requestId, limit, log);
+      // A status is about to be asked (fal's webhook said the request ended): its answer comes first.
+      if (!cancel && limit && !askNow && Date.now() >= limit.at) cancel = await cancelOverrun(ctx, requestId, limit, log);
       if (cancel && Date.now() >= cancel.at + config.fal.cancelGraceMs) {
         // fal neither stopped nor finished it: the run gives up; the ledger keeps the request open
         // and the reconciler follows it to its end (and delivers its video if it comes).
@@ -99,9 +104,9 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
       }
       // What the stream brought since last time: handled like a poll's answer.
       let pushed = feed?.take() ?? null;
-      if (pushed?.state === 'COMPLETED' && !endNoted && awaitsWebhook(ctx, pushed, cancel)) {
+      if (pushed?.state === 'COMPLETED' && !endNoted && !failureNoticed && awaitsWebhook(ctx, pushed, cancel)) {
         webhookDue = { until: Date.now() + config.fal.webhookWaitMs, state: pushed };
-        endNoted = noteEnded(ctx, requestId, false);
+        endNoted = handled(noteEnded(ctx, requestId, false).then(() => void (slotLet = true)));
         // No poll before the wait is over (polling takes over from the stream now).
         nextPollAt = webhookDue.until;
         falEnded = true;
@@ -130,6 +135,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         if (typeof woke === 'object' && 'requestEnded' in woke) {
           if (woke.requestEnded === requestId) {
             askNow = true;
+            failureNoticed = true;
             // fal's answer decides now, not the stream's COMPLETED the wait began with.
             webhookDue = null;
           }
@@ -144,7 +150,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
           // A webhook recorded the result, ending the request in the ledger in the same
           // statement: this process's staged claims may take its slot now (unless the note
           // made when the wait began has let them already).
-          if (fresh.falVideoUrl && !row.falVideoUrl && !endNoted) ctx.claims.slotFreed();
+          if (fresh.falVideoUrl && !row.falVideoUrl && !slotLet) ctx.claims.slotFreed();
           row = fresh;
         }
         continue;
@@ -252,9 +258,12 @@ async function finish(
   const failed = state.failed === true;
   const guard = { falRequestId: requestId };
   // fal is done with it: its slot frees now, and from now on a cancel would throw away a paid
-  // video. Noted while the result is read, so it costs no wait. A failure is noted as one; a note
-  // that failed while a webhook was awaited is made again (the database may be back).
-  let ended = !failed && noted ? handled(noted.catch(() => noteEnded(ctx, requestId, false))) : noteEnded(ctx, requestId, failed);
+  // video. Noted while the result is read, so it costs no wait. Noted while a webhook was awaited:
+  // only a failure's outcome is added (the slot is free already), and a note that failed then is
+  // made again (the database may be back).
+  let ended: Promise<unknown> = !noted
+    ? noteEnded(ctx, requestId, failed)
+    : handled(noted.then(() => (failed ? markEnded(ctx.segue, requestId, 'ERROR') : null), () => noteEnded(ctx, requestId, failed)));
   for (let delay = config.fal.pollIntervalMs; ; delay = Math.min(delay * 2, config.fal.pollMaxIntervalMs)) {
     checkAbort(ctx);
     try {
