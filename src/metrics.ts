@@ -135,6 +135,12 @@ export function createMetrics(sources: { pool?: () => PoolStats } = {}) {
       help: 'Requests whose status streams kept failing, followed by polling instead',
       registers: [registry],
     }),
+    webhookWaits: new Counter({
+      name: 'segue_fal_webhook_waits_total',
+      help: "Finished requests whose result a worker awaited from fal's webhook (FAL_WEBHOOK_WAIT_MS), by how the answer came: with the webhook, or read from fal once the wait had passed (reads that keep counting: webhooks are not reaching the API)",
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     reconcileSweepFailures: new Counter({
       name: 'segue_reconcile_sweep_failures_total',
       help: 'Reconciler sweeps that failed (the pass went on with the others), by sweep',

@@ -23,6 +23,13 @@ afterAll(() => p?.close());
 
 const row = (id: string) => p.app.segue.db.transition.findUniqueOrThrow({ where: { id } });
 
+/** The worker's segue_fal_webhook_waits_total, by outcome. */
+async function webhookWaits() {
+  const { values } = await p.inline[0]!.segue.metrics.webhookWaits.get();
+  const of = (outcome: string) => values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+  return { webhook: of('webhook'), read: of('read') };
+}
+
 async function postWebhook(body: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(`${p.app.url}/webhooks/fal`, {
     method: 'POST',
@@ -104,6 +111,7 @@ describe('the result of a request fal finished', () => {
   it('comes with its webhook: the worker, told by the status stream that fal finished, reads none itself', { timeout: 60_000 }, async () => {
     const account = await p.account();
     p.emulator.reset();
+    const waits = await webhookWaits();
     const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(6) });
     const rows = await p.settled(batch!.id, 30_000);
     expect(rows.every((r) => r.status === 'COMPLETED' && r.attempts === 1)).toBe(true);
@@ -114,17 +122,21 @@ describe('the result of a request fal finished', () => {
     expect(c.streamsOpened).toBeGreaterThanOrEqual(6);
     const ledger = await p.app.segue.db.falRequest.findMany({ where: { accountId: account.id } });
     expect(ledger.map((l) => [l.state, l.outcome])).toEqual(Array(6).fill(['ENDED', 'OK']));
+    expect(await webhookWaits()).toEqual({ webhook: waits.webhook + 6, read: waits.read });
   });
 
   it('is read from fal when the webhook is late, FAL_WEBHOOK_WAIT_MS after the stream said fal finished, the slot freed at once; the late webhook changes nothing', { timeout: 60_000 }, async () => {
     const account = await p.account();
     p.emulator.reset();
     p.emulator.inject({ on: 'webhook', delayMs: WEBHOOK_WAIT_MS + 6_000, times: 3 });
+    const waits = await webhookWaits();
     const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(3) });
     const rows = await p.settled(batch!.id, 30_000);
     expect(rows.every((r) => r.status === 'COMPLETED' && r.attempts === 1)).toBe(true);
     // Stored before any webhook came, from reads of fal's.
     expect(p.emulator.counters()).toMatchObject({ submitted: 3, duplicateInputs: 0, resultCalls: 3, webhooksDelivered: 0 });
+    // What an operator sees when webhooks do not reach the API.
+    expect(await webhookWaits()).toEqual({ webhook: waits.webhook, read: waits.read + 3 });
     const finished = new Map(p.emulator.requests().map((r) => [r.requestId, r.completedAt!]));
     const ledger = new Map((await p.app.segue.db.falRequest.findMany({ where: { accountId: account.id } })).map((l) => [l.requestId, l]));
     for (const row of rows) {

@@ -113,7 +113,10 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         pushed = null;
       }
       // No webhook in time (lost, late, refused by our check): the result is read from fal after all.
-      if (webhookDue && !pushed && !askNow && Date.now() >= webhookDue.until) pushed = webhookDue.state;
+      if (webhookDue && !pushed && !askNow && Date.now() >= webhookDue.until) {
+        metrics.webhookWaits.inc({ outcome: 'read' });
+        pushed = webhookDue.state;
+      }
       const wakeAt = pushed || askNow
         ? 0
         : Math.min(
@@ -134,6 +137,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         // earlier run's request is not this tracker's news.
         if (typeof woke === 'object' && 'requestEnded' in woke) {
           if (woke.requestEnded === requestId) {
+            if (webhookDue) metrics.webhookWaits.inc({ outcome: 'webhook' });
             askNow = true;
             failureNoticed = true;
             // fal's answer decides now, not the stream's COMPLETED the wait began with.
@@ -151,6 +155,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
           // statement: this process's staged claims may take its slot now (unless the note
           // made when the wait began has let them already).
           if (fresh.falVideoUrl && !row.falVideoUrl && !slotLet) ctx.claims.slotFreed();
+          if (webhookDue && fresh.falVideoUrl) metrics.webhookWaits.inc({ outcome: 'webhook' });
           row = fresh;
         }
         continue;
