@@ -1,23 +1,17 @@
-import { markEnded, noteCancelRequested, recordResult } from '../domain/ledger.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import { TransitionStatus as S } from '../generated/prisma/enums.ts';
 import type { Logger } from '../logger.ts';
-import { isProviderError, type ProviderError, type ProviderErrorCode, type RequestState } from '../providers/provider.ts';
+import type { RequestState } from '../providers/provider.ts';
 import { attemptFailed, finalFailure } from './attempts.ts';
-import { awaitsCopy } from './copy-jobs.ts';
 import { followToEnd, releaseRequest } from '../domain/fal-requests.ts';
+import { markEnded } from '../domain/ledger.ts';
 import { isRunning } from '../domain/statuses.ts';
-import { changeRow, checkAbort, loadRow, pause, type RunContext } from './run-context.ts';
+import { cancelOverrun, limitOf, timeoutMessage, type CancelAsked } from './request-limits.ts';
+import { asProviderError, awaitsCopyNow, awaitsWebhook, COPYING, finish, handled, noteEnded, store, type WebhookDue } from './request-result.ts';
+import { changeRow, checkAbort, loadRow, type RunContext } from './run-context.ts';
 import { StatusFeed } from './status-feed.ts';
 
-/** What `track` returns once the result is handed to the copier: this job is done. */
-export const COPYING = Symbol('copying');
-
-/** A cancel Segue asked of fal for this request: when, and the code the run fails with if fal stops it. */
-interface CancelAsked {
-  at: number;
-  code: Extract<ProviderErrorCode, 'FAL_TIMEOUT' | 'FAL_QUEUE_TIMEOUT'>;
-}
+export { COPYING };
 
 /**
  * Follows the run's fal request until it ends: polls its status (backing off, waking early when
@@ -209,108 +203,6 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
   }
 }
 
-/** The limit the request's current phase runs against: its queue wait, or its run time. */
-function limitOf(ctx: RunContext, row: Transition): Omit<CancelAsked, 'at'> & { at: number } | null {
-  const { fal } = ctx.segue.config;
-  if (row.status === S.IN_PROGRESS) {
-    return { at: (row.startedAt ?? row.updatedAt).getTime() + fal.timeoutMs, code: 'FAL_TIMEOUT' };
-  }
-  if (fal.queueTimeoutMs === null) return null;
-  return { at: (row.submittedAt ?? row.updatedAt).getTime() + fal.queueTimeoutMs, code: 'FAL_QUEUE_TIMEOUT' };
-}
-
-const timeoutMessage = (ctx: RunContext, code: CancelAsked['code'], gaveUp = false) => {
-  const { fal } = ctx.segue.config;
-  const what =
-    code === 'FAL_TIMEOUT'
-      ? `still running at fal after ${fal.timeoutMs} ms (FAL_TIMEOUT_MS)`
-      : `still waiting in fal's queue after ${fal.queueTimeoutMs} ms (FAL_QUEUE_TIMEOUT_MS)`;
-  return gaveUp
-    ? `The request was ${what}; it was canceled at fal, which had not ended it ${fal.cancelGraceMs} ms later.`
-    : `The request was ${what} and was canceled at fal.`;
-};
-
-/** Past its limit: cancel at fal (once, noted in the ledger so a restart knows) and keep following. */
-async function cancelOverrun(ctx: RunContext, requestId: string, limit: { code: CancelAsked['code'] }, log: Logger): Promise<CancelAsked> {
-  // A run-time overrun after a queue-time cancel fal did not honour asks again, on its own clock.
-  const noted = await noteCancelRequested(ctx.segue, requestId, limit.code, { replace: limit.code === 'FAL_TIMEOUT' });
-  const at = noted?.cancelRequestedAt?.getTime() ?? Date.now();
-  const code = (noted?.cancelReason as CancelAsked['code'] | null) ?? limit.code;
-  log.warn({ code }, 'request over its time limit; canceling it at fal and following it to its end');
-  await ctx.segue.provider.cancel(requestId, ctx.signal ? { signal: ctx.signal } : {}).catch((err) =>
-    log.warn({ err }, 'cancel at fal failed; following the request anyway'),
-  );
-  return { at, code };
-}
-
-/**
- * fal has finished the request: its slot is free, whatever the result says. Reads the result
- * (a failed read is only the read's: tried again, never a new submit) and either hands the video
- * to the copier, or ends the attempt with fal's own error for the request.
- */
-async function finish(
-  ctx: RunContext,
-  row: Transition,
-  state: Extract<RequestState, { state: 'COMPLETED' }>,
-  cancel: CancelAsked | null,
-  log: Logger,
-  /** The ledger's note that fal ended it, when made already (while a webhook was awaited). */
-  noted?: Promise<unknown>,
-): Promise<Transition | null | typeof COPYING> {
-  const { config, metrics, provider } = ctx.segue;
-  const requestId = row.falRequestId!;
-  const giveUpAt = Date.now() + config.fal.resultTimeoutMs;
-  const failed = state.failed === true;
-  const guard = { falRequestId: requestId };
-  // fal is done with it: its slot frees now, and from now on a cancel would throw away a paid
-  // video. Noted while the result is read, so it costs no wait. Noted while a webhook was awaited:
-  // only a failure's outcome is added (the slot is free already), and a note that failed then is
-  // made again (the database may be back).
-  let ended: Promise<unknown> = !noted
-    ? noteEnded(ctx, requestId, failed)
-    : handled(noted.then(() => (failed ? markEnded(ctx.segue, requestId, 'ERROR') : null), () => noteEnded(ctx, requestId, failed)));
-  for (let delay = config.fal.pollIntervalMs; ; delay = Math.min(delay * 2, config.fal.pollMaxIntervalMs)) {
-    checkAbort(ctx);
-    try {
-      const result = await provider.result(requestId, { failed, ...(ctx.signal ? { signal: ctx.signal } : {}) });
-      await ended;
-      // Where the video is, on the row and in the ledger at once: a crash before it is stored loses nothing.
-      const recorded = await recordResult(ctx.segue, requestId, result.videoUrl);
-      // Recorded first by the webhook: its change, once heard, tells the row with no query.
-      const heard = recorded.row ? null : ctx.watch.rowAfter(row);
-      return store(ctx, recorded.row ?? (heard?.falVideoUrl ? heard : await loadRow(ctx)), log);
-    } catch (error) {
-      await ended;
-      ended = Promise.resolve();
-      const failure = asProviderError(error);
-      if (failure.requestOver) {
-        await markEnded(ctx.segue, requestId, cancel ? 'CANCELED' : 'ERROR');
-        await provider.forget?.(requestId).catch(() => undefined);
-        // fal stopped it after Segue's cancel: the run ends with the limit it overran.
-        if (cancel) return attemptFailed(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code)), log, { guard, attempt: row.attempts });
-        // A result fal no longer has (results are kept about an hour) was paid for: not again by itself.
-        const lost = failure.code === 'FAL_REQUEST_LOST' ? finalFailure('FAL_RESULT_UNAVAILABLE', `fal finished the request but no longer has its result: ${failure.message}`) : failure;
-        return attemptFailed(ctx, lost, log, { guard, attempt: row.attempts });
-      }
-      metrics.falErrors.inc({ code: failure.code });
-      if (Date.now() + delay > giveUpAt) {
-        return attemptFailed(
-          ctx,
-          finalFailure(
-            'FAL_RESULT_UNAVAILABLE',
-            `fal finished the request but its result could not be read for ${config.fal.resultTimeoutMs} ms: ${failure.message}`,
-          ),
-          log,
-          { guard, attempt: row.attempts },
-        );
-      }
-      log.warn({ err: failure }, 'reading the result from fal failed; trying again (no new submit)');
-      // fal's Retry-After is honoured within the bound: a last read at giveUpAt, then the end above.
-      await pause(Math.min(Math.max(delay, failure.options.retryAfterMs ?? 0), Math.max(0, giveUpAt - Date.now())), ctx.signal);
-    }
-  }
-}
-
 /**
  * The run ended elsewhere, or moved on, while its request may still run at fal: follow the
  * request until fal ends it (bounded; the reconciler follows what is left), then say how the
@@ -331,54 +223,3 @@ async function afterRunEnded(
   if (!ended) await followToEnd(ctx.segue, requestId, Date.now() + config.fal.cancelGraceMs, log, ctx.signal);
   return row;
 }
-
-/**
- * The provider has the video: the fal request is over. This worker's Copier stores it and
- * completes the transition, and this job ends, so its FAL_CONCURRENCY slot goes to the next
- * submit now rather than after the download.
- */
-async function store(ctx: RunContext, row: Transition | null, log: Logger): Promise<Transition | null | typeof COPYING> {
-  if (!awaitsCopy(row, ctx.ref.run)) return row;
-  await ctx.copier.start(row, log);
-  return COPYING;
-}
-
-/**
- * fal's stream has said a request finished, and fal sends its webhook as it finishes: the API
- * records the result from it and wakes this run with the row (no query). Until FAL_WEBHOOK_WAIT_MS
- * has passed, the run waits for that rather than read the result itself, which would cost a call
- * to fal and a statement per video, the same work twice for every request that ends. A failed
- * request, and one Segue asked fal to cancel, are read at once: what fal says decides how the run
- * ends. Without webhooks (no PUBLIC_URL), or with a wait of 0, every result is read at once.
- */
-interface WebhookDue {
-  until: number;
-  /** What the stream said: the result is read with it when the wait is over. */
-  state: Extract<RequestState, { state: 'COMPLETED' }>;
-}
-
-const awaitsWebhook = (ctx: RunContext, state: Extract<RequestState, { state: 'COMPLETED' }>, cancel: CancelAsked | null): boolean =>
-  !!ctx.segue.config.publicUrl && ctx.segue.config.fal.webhookWaitMs > 0 && state.failed !== true && !cancel;
-
-/**
- * Notes in the ledger that fal ended the request; once noted, a staged job of this process takes
- * its slot at once. Handled now: it is awaited later or not at all, and a database that fails
- * meanwhile (while the run is aborted, say) cannot end the process with an unhandled rejection.
- */
-function noteEnded(ctx: RunContext, requestId: string, failed: boolean): Promise<unknown> {
-  return handled(markEnded(ctx.segue, requestId, failed ? 'ERROR' : null).then(() => ctx.claims.slotFreed()));
-}
-
-/** The promise, with its rejection handled now (it is still seen by whoever awaits it). */
-function handled<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(() => undefined);
-  return promise;
-}
-
-/** awaitsCopy as a plain test: a false answer says nothing about the row's type. */
-const awaitsCopyNow = (row: Transition | null, run: number): boolean => awaitsCopy(row, run);
-
-const asProviderError = (error: unknown): ProviderError => {
-  if (isProviderError(error)) return error;
-  throw error;
-};
