@@ -12,7 +12,7 @@ import { StorageEmulator } from './storage.ts';
 import type { ConfigPatch, EmulatorSettings, FalEmulator, FalEmulatorOptions } from './types.ts';
 import { WebhookSender } from './webhooks.ts';
 
-const CONFIGURABLE = new Set(['latencyMs', 'latencyJitterMs', 'capacity', 'cancelRunning', 'apiKey', 'streamKeepAliveMs']);
+const CONFIGURABLE = new Set(['latencyMs', 'latencyJitterMs', 'capacity', 'cancelRunning', 'apiKey', 'streamKeepAliveMs', 'statusErrors']);
 
 export type { FalCounters, FalEmulator, FalEmulatorOptions, FalFault, FalRequestRecord, RedeliverOptions } from './types.ts';
 
@@ -29,6 +29,7 @@ export async function startFalEmulator(options: FalEmulatorOptions = {}): Promis
     cancelRunning: options.cancelRunning ?? 'complete',
     webhookRetry: options.webhookRetry ?? { attempts: 3, delayMs: 200 },
     streamKeepAliveMs: options.streamKeepAliveMs ?? 15_000,
+    statusErrors: options.statusErrors ?? true,
   };
   validate(settings);
   const fixtures = await loadFixtures();
@@ -108,6 +109,7 @@ function validate(settings: EmulatorSettings): void {
   if (settings.apiKey !== null && typeof settings.apiKey !== 'string') throw new Error('apiKey must be a string or null');
   if (cancelRunning !== 'complete' && cancelRunning !== 'stop') throw new Error("cancelRunning must be 'complete' or 'stop'");
   if (!(webhookRetry.attempts >= 1) || !(webhookRetry.delayMs >= 0)) throw new Error('webhookRetry needs attempts >= 1 and delayMs >= 0');
+  if (typeof settings.statusErrors !== 'boolean') throw new Error('statusErrors must be true or false');
 }
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {

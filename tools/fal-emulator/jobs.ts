@@ -51,6 +51,11 @@ export class JobQueue {
   private seenInputs = new Set<string>();
   private listeners = new Set<(job: Job) => void>();
 
+  /** Whether a failed job's COMPLETED status says why (FalEmulatorOptions.statusErrors). */
+  get statusErrors(): boolean {
+    return this.settings.statusErrors;
+  }
+
   constructor(
     private readonly settings: EmulatorSettings,
     private readonly counters: FalCounters,

@@ -22,7 +22,7 @@ export function statusBody(jobs: JobQueue, job: Job, withLogs: boolean): Record<
     body.metrics = { inference_time: (job.completedAt - job.startedAt) / 1000 };
   }
   const failure = failureOf(job);
-  if (failure) Object.assign(body, { error: failure.text, error_type: failure.type });
+  if (failure && jobs.statusErrors) Object.assign(body, { error: failure.text, error_type: failure.type });
   return body;
 }
 

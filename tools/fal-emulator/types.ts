@@ -17,13 +17,18 @@ export interface FalEmulatorOptions {
   cancelRunning?: 'complete' | 'stop';
   /** A comment line on every open status stream this often, as fal sends one every 15 s; default 15000. */
   streamKeepAliveMs?: number;
+  /**
+   * A failed request's COMPLETED status carries `error` and `error_type`, as fal's newer responses
+   * do (default true); false answers as older ones, whose status said only COMPLETED (PROTOCOL §3).
+   */
+  statusErrors?: boolean;
   /** Delivery attempts per webhook; default { attempts: 3, delayMs: 200 }. */
   webhookRetry?: { attempts: number; delayMs: number };
 }
 
 export type EmulatorSettings = Required<Omit<FalEmulatorOptions, 'port' | 'host'>>;
 
-export type ConfigPatch = Partial<Pick<FalEmulatorOptions, 'latencyMs' | 'latencyJitterMs' | 'capacity' | 'cancelRunning' | 'apiKey' | 'streamKeepAliveMs'>>;
+export type ConfigPatch = Partial<Pick<FalEmulatorOptions, 'latencyMs' | 'latencyJitterMs' | 'capacity' | 'cancelRunning' | 'apiKey' | 'streamKeepAliveMs' | 'statusErrors'>>;
 
 export interface FalCounters {
   /** Accepted submits (jobs created), including those whose response was dropped. */
