@@ -176,6 +176,29 @@ describe('the result of a request fal finished', () => {
   });
 });
 
+describe('a failure fal reports by webhook while its status says only COMPLETED (fal\'s older status bodies)', () => {
+  it('ends the attempt with fal\'s error at once: the retry goes out within seconds, not after FAL_RESULT_TIMEOUT_MS', { timeout: 60_000 }, async () => {
+    const account = await p.account();
+    p.emulator.reset();
+    p.emulator.configure({ statusErrors: false });
+    try {
+      const [input] = transitionInputs(1);
+      p.emulator.inject({ on: 'job', error: 'server', times: 1, promptIncludes: input!.prompt });
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [input!] });
+      const [row] = await p.settled(batch!.id, 30_000);
+      expect(row).toMatchObject({ status: 'COMPLETED', attempts: 2 });
+      const [failed, retried] = p.emulator.requests().sort((a, b) => a.submittedAt - b.submittedAt);
+      expect(failed).toMatchObject({ outcome: 'error' });
+      const wait = retried!.submittedAt - failed!.completedAt!;
+      expect(wait, `retry ${wait} ms after the failure`).toBeLessThan(WEBHOOK_WAIT_MS - 1_000);
+      // The failed request and its retry (the same input again, after fal's failure): no more.
+      expect(p.emulator.counters()).toMatchObject({ submitted: 2 });
+    } finally {
+      p.emulator.configure({ statusErrors: true });
+    }
+  });
+});
+
 describe('a webhook that comes after the result was recorded', () => {
   it('is answered in one statement and changes nothing (the tracker read the result first, or fal delivers it again); one naming another submission or an unknown request goes the long way', async () => {
     const account = await p.account();

@@ -190,7 +190,9 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         interval = firstInterval;
       } else if (state.state === 'COMPLETED') {
         falEnded = true;
-        return finish(ctx, row, state, cancel, log, endNoted);
+        // fal's webhook said it failed, though this status does not (fal's older status bodies
+        // carry no error): its result is read as a failure's, whose 5xx is the answer, not a fault.
+        return finish(ctx, row, failureNoticed && !state.failed ? { ...state, failed: true } : state, cancel, log, endNoted);
       }
       if (!changed) return afterRunEnded(ctx, requestId, cancel !== null, log, await loadRow(ctx));
       row = changed;
