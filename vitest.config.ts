@@ -31,6 +31,9 @@ export default defineConfig({
     // The JSON report feeds the one-line summary that .ci/run prints last.
     reporters: ['default', ['json', { outputFile: 'test/artifacts/vitest.json' }]],
     testTimeout: 30_000,
+    // expect.poll's own default (1 s) is shorter than a busy CI machine sometimes needs for a
+    // browser to render or a child process to answer; a poll that passes returns as soon as it does.
+    expect: { poll: { timeout: 5_000 } },
     hookTimeout: 60_000,
     env,
   },

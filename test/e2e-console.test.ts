@@ -125,7 +125,9 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
     await fillRow(page, 1, { front: images.url('dawn'), tail: images.url('dusk'), prompt: 'Day slowly turns into night' });
     await fillRow(page, 2, { front: images.url('seed'), tail: images.url('tree'), prompt: 'A seed grows into a tree', duration: '10', type: 'crossfade' });
     await fillRow(page, 3, { front: images.url('city'), tail: images.url('forest'), prompt: '' });
-    await expect.poll(() => page.locator('.preview img').count()).toBe(6);
+    // Each figure shows its image, or why not ("No image yet", "Preview unavailable"): a failure says which.
+    const previews = () => page.locator('.preview').evaluateAll((figures) => figures.map((f) => (f.querySelector('img') ? 'img' : f.textContent)));
+    await expect.poll(previews, { timeout: 10_000 }).toEqual(Array(6).fill('img'));
     await page.getByRole('button', { name: 'Generate 3 transitions' }).click();
     const third = page.getByRole('group', { name: 'Transition 3' });
     await third.getByText('Prompt must not be empty').waitFor();
