@@ -179,6 +179,24 @@ describe('the result of a request fal finished', () => {
     expect(p.emulator.counters()).toMatchObject({ submitted: 3, resultCalls: 3 });
   });
 
+  it('comes with a webhook later than the wait, while reading it from fal fails: the webhook\'s video is stored, not read again', { timeout: 60_000 }, async () => {
+    const account = await p.account();
+    p.emulator.reset();
+    const late = WEBHOOK_WAIT_MS + 2_000;
+    // fal's result endpoint is in trouble (a 500 without the request's id: a passing fault, read
+    // again only after FAL_POLL_INTERVAL_MS, 60 s here); the webhook comes a while after the wait.
+    p.emulator.inject({ on: 'result', status: 500, times: Infinity });
+    p.emulator.inject({ on: 'webhook', delayMs: late, times: 1 });
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: [transitionInput()] });
+    const [done] = await p.settled(batch!.id, 30_000);
+    expect(done).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+    expect(p.emulator.counters()).toMatchObject({ submitted: 1, resultCalls: 1, webhooksDelivered: 1 });
+    const falDone = p.emulator.requests()[0]!.completedAt!;
+    const stored = done!.completedAt!.getTime() - falDone;
+    expect(stored, 'stored from the webhook').toBeGreaterThanOrEqual(late - 50);
+    expect(stored, 'as the webhook came').toBeLessThan(late + 3_000);
+  });
+
   it('of a request fal failed is read at once, not after FAL_WEBHOOK_WAIT_MS: its retry goes out before the wait would have ended', { timeout: 60_000 }, async () => {
     // Its webhook comes late: only the stream tells the worker fal is done.
     const wait = await failedThenRetried(() => p.emulator.inject({ on: 'webhook', delayMs: WEBHOOK_WAIT_MS + 4_000, times: 1 }));
@@ -192,6 +210,22 @@ describe('a failure fal reports by webhook while its status says only COMPLETED 
       // Only the webhook says it failed (at once); the stream and the status say COMPLETED.
       const wait = await failedThenRetried(() => p.emulator.configure({ statusErrors: false }));
       expect(wait, `retry ${wait} ms after the failure`).toBeLessThan(WEBHOOK_WAIT_MS - 1_000);
+    } finally {
+      p.emulator.configure({ statusErrors: true });
+    }
+  });
+
+  it('heard after the wait, while the result read keeps failing: the read stops waiting and the attempt ends at once', { timeout: 60_000 }, async () => {
+    const late = WEBHOOK_WAIT_MS + 3_000;
+    try {
+      // The wait ends first: the failure's 5xx reads as a passing fault, tried again only after
+      // FAL_POLL_INTERVAL_MS (60 s here) unless the webhook's word comes meanwhile.
+      const wait = await failedThenRetried(() => {
+        p.emulator.configure({ statusErrors: false });
+        p.emulator.inject({ on: 'webhook', delayMs: late, times: 1 });
+      });
+      expect(wait, `retry ${wait} ms after the failure`).toBeGreaterThanOrEqual(late);
+      expect(wait, `retry ${wait} ms after the failure`).toBeLessThan(late + 4_000);
     } finally {
       p.emulator.configure({ statusErrors: true });
     }

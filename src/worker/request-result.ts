@@ -5,7 +5,7 @@ import { isProviderError, type ProviderError, type RequestState } from '../provi
 import { attemptFailed, finalFailure } from './attempts.ts';
 import { awaitsCopy } from './copy-jobs.ts';
 import { timeoutMessage, type CancelAsked } from './request-limits.ts';
-import { checkAbort, loadRow, pause, type RunContext } from './run-context.ts';
+import { checkAbort, loadRow, type RunContext } from './run-context.ts';
 
 // fal has finished a run's request: its result, read from fal or brought by its webhook, goes to
 // the copier, or fal's own error ends the attempt.
@@ -30,7 +30,9 @@ export async function finish(
   const { config, metrics, provider } = ctx.segue;
   const requestId = row.falRequestId!;
   const giveUpAt = Date.now() + config.fal.resultTimeoutMs;
-  const failed = state.failed === true;
+  let failed = state.failed === true;
+  // The row as last heard, while a failed read waits to be tried again.
+  let known = row;
   const guard = { falRequestId: requestId };
   // fal is done with it: its slot frees now, and from now on a cancel would throw away a paid
   // video. Noted while the result is read, so it costs no wait. Noted while a webhook was awaited:
@@ -76,7 +78,23 @@ export async function finish(
       }
       log.warn({ err: failure }, 'reading the result from fal failed; trying again (no new submit)');
       // fal's Retry-After is honoured within the bound: a last read at giveUpAt, then the end above.
-      await pause(Math.min(Math.max(delay, failure.options.retryAfterMs ?? 0), Math.max(0, giveUpAt - Date.now())), ctx.signal);
+      // The wait ends early when the webhook speaks: it may bring the video, or say the request
+      // failed (fal's older status bodies do not, and a failure's 5xx then reads as a passing fault).
+      const ms = Math.min(Math.max(delay, failure.options.retryAfterMs ?? 0), Math.max(0, giveUpAt - Date.now()));
+      const woke = await ctx.watch.sleep(ms, known.version, [ctx.signal]);
+      if (typeof woke !== 'object') continue;
+      if ('requestEnded' in woke) {
+        if (woke.requestEnded === requestId && !failed) {
+          log.info("fal's webhook says the request failed; its result is read as a failure's");
+          failed = true;
+        }
+        continue;
+      }
+      const fresh = (woke.changed && ctx.watch.rowAfter(known)) || (await loadRow(ctx));
+      if (!fresh) continue;
+      known = fresh;
+      // The webhook recorded the video, with the ledger's end in the same statement: no read needed.
+      if (fresh.falVideoUrl && fresh.falRequestId === requestId) return store(ctx, fresh, log);
     }
   }
 }
