@@ -166,6 +166,27 @@ describe('time limits at fal', () => {
     expect(p.emulator.counters()).toMatchObject({ submitted: 2, canceled: 2, duplicateInputs: 0 });
   });
 
+  it('a request fal finished in time is not canceled while its late webhook is awaited, though FAL_TIMEOUT_MS passes meanwhile', { timeout: 60_000 }, async () => {
+    p = await startPipeline({
+      emulator: { latencyMs: 1_000, cancelRunning: 'stop' },
+      webhooks: true,
+      env: { FAL_TIMEOUT_MS: '2500', FAL_WEBHOOK_WAIT_MS: '4000' },
+      inlineWorkers: 1,
+    });
+    // The webhook comes after the wait: the result is read from fal once the wait is over.
+    p.emulator.inject({ on: 'webhook', delayMs: 8_000, times: 1 });
+    const account = await p.account();
+    const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+    const [row] = await p.settled(batch!.id, 30_000);
+    expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+    const [request] = p.emulator.requests();
+    // The limit passed during the wait (started + 2.5 s, before the wait's 4 s were over).
+    expect(row!.completedAt!.getTime()).toBeGreaterThan(request!.startedAt! + 2_500);
+    expect(p.emulator.counters()).toMatchObject({ submitted: 1, cancelCalls: 0, resultCalls: 1 });
+    const ledger = await p.app.segue.db.falRequest.findMany({ where: { accountId: account.id } });
+    expect(ledger).toMatchObject([{ state: 'ENDED', outcome: 'OK', cancelReason: null }]);
+  });
+
   it('a request still waiting in fal’s queue past FAL_QUEUE_TIMEOUT_MS is canceled there and fails FAL_QUEUE_TIMEOUT; time queued is not run time', { timeout: 60_000 }, async () => {
     p = await startPipeline({
       // One runner at fal: the second request waits IN_QUEUE behind the first.
