@@ -1,5 +1,6 @@
 import { GraphQLError, type ExecutionResult } from 'graphql';
 import { createSchema, createYoga, getSSEProcessor } from 'graphql-yoga';
+import { createClient } from 'graphql-sse';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { sseResults, type SseOptions } from '../src/graphql/sse-results.ts';
 
@@ -82,6 +83,37 @@ describe('subscription results as server-sent events', () => {
     expect(logged).toEqual([failure]);
     expect(setUp).toBe(1);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a subscription ended with a reason (LIMIT_EXCEEDED) sends it as its last `next` and ends with no `complete`: graphql-sse hands it over and subscribes again', async () => {
+    let destroyed = 0;
+    let setUp = 0;
+    const behind = new GraphQLError('This subscription fell 10 events behind and was ended; subscribe again.', { extensions: { code: 'LIMIT_EXCEEDED' } });
+    const more = { connection: { destroy: () => destroyed++ }, setUp: () => setUp++ };
+    const text = await readAll(await sse([{ data: { ok: true } }], more, behind));
+    expect(text).toBe(
+      ':\n\nevent: next\ndata: {"data":{"ok":true}}\n\n' +
+        'event: next\ndata: {"errors":[{"message":"This subscription fell 10 events behind and was ended; subscribe again.","extensions":{"code":"LIMIT_EXCEEDED"}}]}\n\n',
+    );
+    // The response ends as it should (its connection may serve again); the client was told why.
+    expect(destroyed).toBe(0);
+    expect(logged).toEqual([]);
+    expect(setUp).toBe(1);
+    expect(vi.getTimerCount()).toBe(0);
+
+    // A real GraphQL-over-SSE client reading these bytes: the reason, then a new subscription.
+    const streams = [() => sse([{ data: { ok: 1 } }], {}, behind), () => sse([{ data: { ok: 2 } }])];
+    const client = createClient({ url: 'http://segue.test/graphql', fetchFn: async () => streams.shift()!(), retry: async () => undefined });
+    const seen = await new Promise<unknown[]>((resolve, reject) => {
+      const got: unknown[] = [];
+      client.subscribe({ query: 'subscription { ok }' }, { next: (value) => got.push(value), error: reject, complete: () => resolve(got) });
+    });
+    client.dispose();
+    expect(seen).toEqual([
+      { data: { ok: 1 } },
+      { errors: [{ message: behind.message, extensions: { code: 'LIMIT_EXCEEDED' } }] },
+      { data: { ok: 2 } },
+    ]);
   });
 
   it('an idle stream is sent a comment every keepAliveMs; a client that leaves ends the subscription under it, and its turn', async () => {

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { ExecutionResult, GraphQLError } from 'graphql';
+import { GraphQLError, type ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 
 type ResultProcessor = Parameters<Parameters<NonNullable<Plugin['onResultProcess']>>[0]['setResultProcessor']>[0];
@@ -119,7 +119,10 @@ class SseBody extends Readable {
       },
       (error: unknown) => {
         this.reading = false;
-        this.fail(error);
+        if (this.destroyed) return;
+        this.setUpDone();
+        if (error instanceof GraphQLError) this.endWith(error);
+        else this.fail(error);
       },
     );
   }
@@ -134,6 +137,18 @@ class SseBody extends Readable {
     this.log.error(error);
     this.connection?.destroy();
     this.destroy();
+  }
+
+  /**
+   * The subscription was ended with a reason for its client (masked already: a subscriber that
+   * fell behind gets LIMIT_EXCEEDED): sent as its last `next`, as a WebSocket client gets it in an
+   * `error` message, then the body ends with no `complete`, so a GraphQL-over-SSE client knows why
+   * and subscribes again (graphql-sse retries a stream that ends without `complete`).
+   */
+  private endWith(error: GraphQLError) {
+    clearInterval(this.ping);
+    this.push(frameOf({ errors: [error] }));
+    this.push(null);
   }
 
   private setUpDone() {
