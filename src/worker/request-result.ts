@@ -32,7 +32,7 @@ export async function finish(
   const giveUpAt = Date.now() + config.fal.resultTimeoutMs;
   let failed = state.failed === true;
   // The row as last heard, while a failed read waits to be tried again.
-  let known = row;
+  const heard: Heard = { row, version: row.version };
   const guard = { falRequestId: requestId };
   // fal is done with it: its slot frees now, and from now on a cancel would throw away a paid
   // video. Noted while the result is read, so it costs no wait. Noted while a webhook was awaited:
@@ -81,22 +81,43 @@ export async function finish(
       // The wait ends early when the webhook speaks: it may bring the video, or say the request
       // failed (fal's older status bodies do not, and a failure's 5xx then reads as a passing fault).
       const ms = Math.min(Math.max(delay, failure.options.retryAfterMs ?? 0), Math.max(0, giveUpAt - Date.now()));
-      const woke = await ctx.watch.sleep(ms, known.version, [ctx.signal]);
-      if (typeof woke !== 'object') continue;
-      if ('requestEnded' in woke) {
-        if (woke.requestEnded === requestId && !failed) {
-          log.info("fal's webhook says the request failed; its result is read as a failure's");
-          failed = true;
-        }
-        continue;
-      }
-      const fresh = (woke.changed && ctx.watch.rowAfter(known)) || (await loadRow(ctx));
-      if (!fresh) continue;
-      known = fresh;
-      // The webhook recorded the video, with the ledger's end in the same statement: no read needed.
-      if (fresh.falVideoUrl && fresh.falRequestId === requestId) return store(ctx, fresh, log);
+      const spoke = await betweenReads(ctx, requestId, heard, ms);
+      if (spoke === 'failed' && !failed) {
+        log.info("fal's webhook says the request failed; its result is read as a failure's");
+        failed = true;
+      } else if (spoke && spoke !== 'failed') return store(ctx, spoke, log);
     }
   }
+}
+
+/** The run's row as last heard (a version may be heard before its row is read). */
+interface Heard {
+  row: Transition;
+  version: number;
+}
+
+/**
+ * Waits `ms` before a failed result read is tried again, listening to the row's watch: the row,
+ * once the webhook recorded its video (with the ledger's end, in the same statement); 'failed',
+ * once fal's webhook said the request failed; null when the time is up or the job stops.
+ */
+async function betweenReads(ctx: RunContext, requestId: string, heard: Heard, ms: number): Promise<Transition | 'failed' | null> {
+  const until = Date.now() + ms;
+  for (let left = ms; left > 0; left = until - Date.now()) {
+    const woke = await ctx.watch.sleep(left, heard.version, [ctx.signal]);
+    if (typeof woke !== 'object') return null;
+    if ('requestEnded' in woke) {
+      if (woke.requestEnded === requestId) return 'failed';
+      continue;
+    }
+    if (woke.changed) heard.version = Math.max(heard.version, woke.changed.version);
+    const fresh = (woke.changed && ctx.watch.rowAfter(heard.row)) || (await loadRow(ctx));
+    if (!fresh) continue;
+    heard.row = fresh;
+    heard.version = Math.max(heard.version, fresh.version);
+    if (fresh.falVideoUrl && fresh.falRequestId === requestId) return fresh;
+  }
+  return null;
 }
 
 /**
