@@ -31,7 +31,7 @@ const isInputError = (message: string) =>
  * generic message (the real one goes to the log, never to the client).
  */
 // Duck-typed: graphql can be loaded twice (its ESM and CJS builds), and instanceof then fails.
-const asGraphQLError = (error: unknown): GraphQLError | null =>
+export const asGraphQLError = (error: unknown): GraphQLError | null =>
   error instanceof Error && error.name === 'GraphQLError' ? (error as GraphQLError) : null;
 
 export function maskError(error: unknown): Error {

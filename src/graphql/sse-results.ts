@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
-import { GraphQLError, type ExecutionResult } from 'graphql';
+import type { ExecutionResult, GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { asGraphQLError } from './errors.ts';
 
 type ResultProcessor = Parameters<Parameters<NonNullable<Plugin['onResultProcess']>>[0]['setResultProcessor']>[0];
 
@@ -121,17 +122,18 @@ class SseBody extends Readable {
         this.reading = false;
         if (this.destroyed) return;
         this.setUpDone();
-        if (error instanceof GraphQLError) this.endWith(error);
+        const reason = asGraphQLError(error);
+        if (reason) this.endWith(reason);
         else this.fail(error);
       },
     );
   }
 
   /**
-   * The subscription failed midway (an event it could not execute, a feed that broke): logged,
-   * and the connection closed, so the client sees the stream end without `complete` (and may
-   * subscribe again) rather than hang on a response that says nothing. Destroyed without an
-   * error: no `error` event is emitted, which nothing here would listen to.
+   * Something other than the subscription's own GraphQL error broke the stream (a result that
+   * could not be written as an event): logged, and the connection closed, so the client sees the
+   * stream end without `complete` rather than hang on a response that says nothing. Destroyed
+   * without an error: no `error` event is emitted, which nothing here would listen to.
    */
   private fail(error: unknown) {
     this.log.error(error);
@@ -140,14 +142,23 @@ class SseBody extends Readable {
   }
 
   /**
-   * The subscription was ended with a reason for its client (masked already: a subscriber that
-   * fell behind gets LIMIT_EXCEEDED): sent as its last `next`, as a WebSocket client gets it in an
-   * `error` message, then the body ends with no `complete`, so a GraphQL-over-SSE client knows why
-   * and subscribes again (graphql-sse retries a stream that ends without `complete`).
+   * The subscription ended with an error for its client, masked already (the original logged):
+   * LIMIT_EXCEEDED for a subscriber that fell behind, INTERNAL or UNAVAILABLE for a read that
+   * failed. Sent as its last `next` ({"errors": [...]}), then `complete`: as a WebSocket client
+   * gets it in an `error` message that ends the operation, and the client subscribes again (a
+   * snapshot comes first). Ending without `complete` would leave graphql-sse waiting forever
+   * whenever the end arrives with the last event (it retries only if it was waiting at the end).
    */
   private endWith(error: GraphQLError) {
     clearInterval(this.ping);
-    this.push(frameOf({ errors: [error] }));
+    let frame: Buffer;
+    try {
+      frame = frameOf({ errors: [error] });
+    } catch (failure) {
+      return this.fail(failure);
+    }
+    this.push(frame);
+    this.push(COMPLETE);
     this.push(null);
   }
 
