@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
+import { holdTransaction } from './helpers/held-transaction.ts';
 import { startPipeline } from './helpers/pipeline.ts';
+import { until } from './helpers/wait.ts';
 
 /**
  * A request fal has finished is never paid again: a failed read of its result is only the read's
@@ -91,6 +93,49 @@ describe("a finished request's result", () => {
       expect(p.emulator.counters().resultCalls).toBeGreaterThanOrEqual(2);
       expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0 });
     } finally {
+      await p.close();
+    }
+  });
+
+  it('a video whose webhook is being recorded as the run gives up reading its result wins: the give-up changes nothing, and the run stores the video', { timeout: 60_000 }, async () => {
+    const p = await startPipeline({
+      // The stream says fal finished 1.5 s in; the webhook comes 0.5 s later; the wait for it
+      // lasts 1.5 s, then the one read fails and, past FAL_RESULT_TIMEOUT_MS, the run gives up.
+      emulator: { latencyMs: 1_500 },
+      webhooks: true,
+      env: {
+        FAL_WEBHOOK_WAIT_MS: '1500',
+        FAL_RESULT_TIMEOUT_MS: '1000',
+        FAL_POLL_INTERVAL_MS: '60000',
+        FAL_POLL_MAX_INTERVAL_MS: '60000',
+        RECONCILE_INTERVAL_MS: '600000',
+      },
+      inlineWorkers: 1,
+    });
+    const hold = await holdTransaction(p.app.segue.config.databaseUrl);
+    try {
+      p.emulator.inject({ on: 'result', status: 500, times: 5 });
+      p.emulator.inject({ on: 'webhook', delayMs: 500, times: 1 });
+      const account = await p.account();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+      const db = p.app.segue.db;
+      const running = await until(() => db.transition.findFirst({ where: { batchId: batch!.id, status: 'IN_PROGRESS' } }), { what: 'IN_PROGRESS' });
+      // Another session holds the row: the webhook's statement waits for it first, then the
+      // run's give-up behind it. Let go, the webhook records the video; the give-up, guarded by
+      // "no result yet", must then change nothing, and the run store the video.
+      await hold.query(`SELECT 1 FROM "Transition" WHERE "id" = $1::uuid FOR UPDATE`, [running.id]);
+      const settled = p.settled(batch!.id, 40_000);
+      await hold.blocks(settled, 'the webhook to wait for the row');
+      expect(await hold.waiting()).toEqual([expect.stringContaining('UPDATE "FalRequest"')]);
+      await hold.blocks(settled, 'the give-up to wait behind it', 2);
+      expect(await hold.waiting()).toEqual(expect.arrayContaining([expect.stringMatching(/^UPDATE "Transition" SET "status"/)]));
+      await hold.commit();
+      const [row] = await settled;
+      expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null, attempts: 1, falRequestId: running.falRequestId });
+      expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0, resultCalls: 1 });
+      expect(await db.falRequest.findMany({ where: { transitionId: running.id } })).toMatchObject([{ state: 'ENDED', outcome: 'OK' }]);
+    } finally {
+      await hold.end();
       await p.close();
     }
   });

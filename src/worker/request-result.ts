@@ -1,4 +1,5 @@
 import { markEnded, recordResult } from '../domain/ledger.ts';
+import type { ChangeGuard } from '../domain/state-machine.ts';
 import type { Transition } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { isProviderError, type ProviderError, type RequestState } from '../providers/provider.ts';
@@ -49,8 +50,8 @@ export async function finish(
       // Where the video is, on the row and in the ledger at once: a crash before it is stored loses nothing.
       const recorded = await recordResult(ctx.segue, requestId, result.videoUrl);
       // Recorded first by the webhook: its change, once heard, tells the row with no query.
-      const heard = recorded.row ? null : ctx.watch.rowAfter(row);
-      return store(ctx, recorded.row ?? (heard?.falVideoUrl ? heard : await loadRow(ctx)), log);
+      const told = recorded.row ? null : ctx.watch.rowAfter(heard.row);
+      return store(ctx, recorded.row ?? (told?.falVideoUrl ? told : await loadRow(ctx)), log);
     } catch (error) {
       await ended;
       ended = Promise.resolve();
@@ -66,15 +67,12 @@ export async function finish(
       }
       metrics.falErrors.inc({ code: failure.code });
       if (Date.now() + delay > giveUpAt) {
-        return attemptFailed(
-          ctx,
-          finalFailure(
-            'FAL_RESULT_UNAVAILABLE',
-            `fal finished the request but its result could not be read for ${config.fal.resultTimeoutMs} ms: ${failure.message}`,
-          ),
-          log,
-          { guard, attempt: row.attempts },
+        const unread = finalFailure(
+          'FAL_RESULT_UNAVAILABLE',
+          `fal finished the request but its result could not be read for ${config.fal.resultTimeoutMs} ms: ${failure.message}`,
         );
+        // Its slot was freed as fal ended it (noteEnded above).
+        return failUnlessVideo(ctx, unread, log, { guard, attempt: row.attempts });
       }
       log.warn({ err: failure }, 'reading the result from fal failed; trying again (no new submit)');
       // fal's Retry-After is honoured within the bound: a last read at giveUpAt, then the end above.
@@ -88,6 +86,26 @@ export async function finish(
       } else if (spoke && spoke !== 'failed') return store(ctx, spoke, log);
     }
   }
+}
+
+/**
+ * Ends the attempt with `failure`, but only while the row holds no result: a webhook that recorded
+ * the video a moment ago wins, and the video is stored (a FAILED row holding a paid video would be
+ * taken by nobody). `onVideo` runs first then (the ledger ended with the webhook's statement).
+ */
+export function failUnlessVideo(
+  ctx: RunContext,
+  failure: ProviderError,
+  log: Logger,
+  { guard, attempt, onVideo }: { guard: ChangeGuard; attempt: number; onVideo?: () => void },
+): Promise<Transition | null | typeof COPYING> {
+  return attemptFailed(ctx, failure, log, { guard: { ...guard, noResultYet: true }, attempt }).catch(async (error: unknown) => {
+    const now = await loadRow(ctx);
+    if (!awaitsCopy(now, ctx.ref.run)) throw error;
+    log.info('fal delivered the video as the run was giving up on it; storing it');
+    onVideo?.();
+    return store(ctx, now, log);
+  });
 }
 
 /** The run's row as last heard (a version may be heard before its row is read). */

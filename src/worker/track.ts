@@ -7,7 +7,7 @@ import { followToEnd, releaseRequest } from '../domain/fal-requests.ts';
 import { markEnded } from '../domain/ledger.ts';
 import { isRunning } from '../domain/statuses.ts';
 import { cancelOverrun, limitOf, timeoutMessage, type CancelAsked } from './request-limits.ts';
-import { asProviderError, awaitsCopyNow, awaitsWebhook, COPYING, finish, handled, noteEnded, store, type WebhookDue } from './request-result.ts';
+import { asProviderError, awaitsCopyNow, awaitsWebhook, COPYING, failUnlessVideo, finish, handled, noteEnded, store, type WebhookDue } from './request-result.ts';
 import { changeRow, checkAbort, loadRow, type RunContext } from './run-context.ts';
 import { StatusFeed } from './status-feed.ts';
 
@@ -82,18 +82,11 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
         // fal neither stopped nor finished it: the run gives up; the ledger keeps the request open
         // and the reconciler follows it to its end (and delivers its video if it comes).
         log.warn('fal has not ended a canceled request; the run gives up on it');
-        // Only while no result has come: a webhook that recorded the video a moment ago wins,
-        // and the video is stored (a FAILED row holding a video would be taken by nobody).
-        return attemptFailed(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code, true)), log, {
-          guard: { ...guard, noResultYet: true },
+        // Recording the video, the webhook ended the request in the ledger: its slot is free.
+        return failUnlessVideo(ctx, finalFailure(cancel.code, timeoutMessage(ctx, cancel.code, true)), log, {
+          guard,
           attempt: row.attempts,
-        }).catch(async (error: unknown) => {
-          const now = await loadRow(ctx);
-          if (!awaitsCopyNow(now, ctx.ref.run)) throw error;
-          log.info('fal delivered the video as the run was giving up on it; storing it');
-          // Recording it ended the request in the ledger: its slot is free.
-          ctx.claims.slotFreed();
-          return store(ctx, now, log);
+          onVideo: () => ctx.claims.slotFreed(),
         });
       }
       // What the stream brought since last time: handled like a poll's answer.
