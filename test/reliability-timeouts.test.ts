@@ -170,18 +170,18 @@ describe('time limits at fal', () => {
     p = await startPipeline({
       emulator: { latencyMs: 1_000, cancelRunning: 'stop' },
       webhooks: true,
-      env: { FAL_TIMEOUT_MS: '2500', FAL_WEBHOOK_WAIT_MS: '4000' },
+      env: { FAL_TIMEOUT_MS: '4000', FAL_WEBHOOK_WAIT_MS: '8000' },
       inlineWorkers: 1,
     });
     // The webhook comes after the wait: the result is read from fal once the wait is over.
-    p.emulator.inject({ on: 'webhook', delayMs: 8_000, times: 1 });
+    p.emulator.inject({ on: 'webhook', delayMs: 12_000, times: 1 });
     const account = await p.account();
     const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
     const [row] = await p.settled(batch!.id, 30_000);
     expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1 });
     const [request] = p.emulator.requests();
-    // The limit passed during the wait (started + 2.5 s, before the wait's 4 s were over).
-    expect(row!.completedAt!.getTime()).toBeGreaterThan(request!.startedAt! + 2_500);
+    // The limit passed during the wait (started + 4 s, before the wait's 8 s were over).
+    expect(row!.completedAt!.getTime()).toBeGreaterThan(request!.startedAt! + 4_000);
     expect(p.emulator.counters()).toMatchObject({ submitted: 1, cancelCalls: 0, resultCalls: 1 });
     const ledger = await p.app.segue.db.falRequest.findMany({ where: { accountId: account.id } });
     expect(ledger).toMatchObject([{ state: 'ENDED', outcome: 'OK', cancelReason: null }]);
