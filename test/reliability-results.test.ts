@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
-import { holdTransaction } from './helpers/held-transaction.ts';
+import { webhookBeforeGiveUp } from './helpers/held-transaction.ts';
 import { startPipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
@@ -112,7 +112,6 @@ describe("a finished request's result", () => {
       },
       inlineWorkers: 1,
     });
-    const hold = await holdTransaction(p.app.segue.config.databaseUrl);
     try {
       p.emulator.inject({ on: 'result', status: 500, times: 5 });
       p.emulator.inject({ on: 'webhook', delayMs: 500, times: 1 });
@@ -120,22 +119,11 @@ describe("a finished request's result", () => {
       const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
       const db = p.app.segue.db;
       const running = await until(() => db.transition.findFirst({ where: { batchId: batch!.id, status: 'IN_PROGRESS' } }), { what: 'IN_PROGRESS' });
-      // Another session holds the row: the webhook's statement waits for it first, then the
-      // run's give-up behind it. Let go, the webhook records the video; the give-up, guarded by
-      // "no result yet", must then change nothing, and the run store the video.
-      await hold.query(`SELECT 1 FROM "Transition" WHERE "id" = $1::uuid FOR UPDATE`, [running.id]);
-      const settled = p.settled(batch!.id, 40_000);
-      await hold.blocks(settled, 'the webhook to wait for the row');
-      expect(await hold.waiting()).toEqual([expect.stringContaining('UPDATE "FalRequest"')]);
-      await hold.blocks(settled, 'the give-up to wait behind it', 2);
-      expect(await hold.waiting()).toEqual(expect.arrayContaining([expect.stringMatching(/^UPDATE "Transition" SET "status"/)]));
-      await hold.commit();
-      const [row] = await settled;
+      const [row] = await webhookBeforeGiveUp(p.app.segue.config.databaseUrl, running.id, () => p.settled(batch!.id, 40_000));
       expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null, attempts: 1, falRequestId: running.falRequestId });
       expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0, resultCalls: 1 });
       expect(await db.falRequest.findMany({ where: { transitionId: running.id } })).toMatchObject([{ state: 'ENDED', outcome: 'OK' }]);
     } finally {
-      await hold.end();
       await p.close();
     }
   });

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createAndGenerate, retryTransition } from '../src/domain/generation.ts';
 import { generateBatch } from '../src/domain/transitions.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
-import { holdTransaction } from './helpers/held-transaction.ts';
+import { webhookBeforeGiveUp } from './helpers/held-transaction.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
@@ -129,25 +129,10 @@ describe('time limits at fal', () => {
     const submitted = await until(() => db.transition.findFirst({ where: { batchId: batch!.id, status: 'SUBMITTED', falRequestId: { not: null } } }), {
       what: 'the submit',
     });
-    // Another session holds the row: fal's webhook (2.5 s in) waits for it first, then the run's
-    // give-up (4 s in) behind it. Let go, the webhook's statement records the video; the
-    // give-up, guarded by "no result yet", must then change nothing, and the run store the video.
-    const hold = await holdTransaction(p.app.segue.config.databaseUrl);
-    try {
-      await hold.query(`SELECT 1 FROM "Transition" WHERE "id" = $1::uuid FOR UPDATE`, [submitted.id]);
-      const settled = p.settled(batch!.id, 40_000);
-      // In this order: the webhook's statement (it ends the request in the ledger) first in line.
-      await hold.blocks(settled, 'the webhook to wait for the row');
-      expect(await hold.waiting()).toEqual([expect.stringContaining('UPDATE "FalRequest"')]);
-      await hold.blocks(settled, 'the give-up to wait behind it', 2);
-      expect(await hold.waiting()).toEqual(expect.arrayContaining([expect.stringMatching(/^UPDATE "Transition" SET "status"/)]));
-      await hold.commit();
-      const [row] = await settled;
-      expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null, attempts: 1, falRequestId: submitted.falRequestId });
-      expect(row!.falVideoUrl).toContain(submitted.falRequestId!);
-    } finally {
-      await hold.end();
-    }
+    // fal's webhook comes 2.5 s in, the run's give-up 4 s in: they meet at the row.
+    const [row] = await webhookBeforeGiveUp(p.app.segue.config.databaseUrl, submitted.id, () => p!.settled(batch!.id, 40_000));
+    expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null, attempts: 1, falRequestId: submitted.falRequestId });
+    expect(row!.falVideoUrl).toContain(submitted.falRequestId!);
     expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0, succeeded: 1 });
     const ledger = await db.falRequest.findMany({ where: { transitionId: submitted.id } });
     expect(ledger).toMatchObject([{ state: 'ENDED', outcome: 'OK', cancelReason: 'FAL_QUEUE_TIMEOUT' }]);

@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import pg from 'pg';
 import { until } from './wait.ts';
 
@@ -52,4 +53,27 @@ export async function holdTransaction(databaseUrl: string): Promise<HeldTransact
       await Promise.all([client.end(), probe.end()]);
     },
   };
+}
+
+/**
+ * fal's webhook recording a video, and a run giving up on the same request, made to meet at the
+ * transition's row: another session holds the row while `settle()` runs, until the webhook's
+ * statement (it ends the request in the ledger) is first in line for it and the give-up's change
+ * waits behind; then lets go. What `settle()` gives is returned. The give-up, guarded by "no
+ * result yet", must then change nothing, and the run store the video.
+ */
+export async function webhookBeforeGiveUp<T>(databaseUrl: string, transitionId: string, settle: () => Promise<T>): Promise<T> {
+  const hold = await holdTransaction(databaseUrl);
+  try {
+    await hold.query(`SELECT 1 FROM "Transition" WHERE "id" = $1::uuid FOR UPDATE`, [transitionId]);
+    const settled = settle();
+    await hold.blocks(settled, 'the webhook to wait for the row');
+    expect(await hold.waiting()).toEqual([expect.stringContaining('UPDATE "FalRequest"')]);
+    await hold.blocks(settled, 'the give-up to wait behind it', 2);
+    expect(await hold.waiting()).toEqual(expect.arrayContaining([expect.stringMatching(/^UPDATE "Transition" SET "status"/)]));
+    await hold.commit();
+    return await settled;
+  } finally {
+    await hold.end();
+  }
 }
