@@ -99,12 +99,12 @@ describe("a finished request's result", () => {
 
   it('a video whose webhook is being recorded as the run gives up reading its result wins: the give-up changes nothing, and the run stores the video', { timeout: 60_000 }, async () => {
     const p = await startPipeline({
-      // The stream says fal finished 1.5 s in; the webhook comes 0.5 s later; the wait for it
-      // lasts 1.5 s, then the one read fails and, past FAL_RESULT_TIMEOUT_MS, the run gives up.
-      emulator: { latencyMs: 1_500 },
+      // The stream says fal finished; the webhook is awaited 3 s, then the one read fails and
+      // the run gives up at once (its next read, 60 s away, is past FAL_RESULT_TIMEOUT_MS).
+      emulator: { latencyMs: 1_000 },
       webhooks: true,
       env: {
-        FAL_WEBHOOK_WAIT_MS: '1500',
+        FAL_WEBHOOK_WAIT_MS: '3000',
         FAL_RESULT_TIMEOUT_MS: '1000',
         FAL_POLL_INTERVAL_MS: '60000',
         FAL_POLL_MAX_INTERVAL_MS: '60000',
@@ -114,13 +114,22 @@ describe("a finished request's result", () => {
     });
     try {
       p.emulator.inject({ on: 'result', status: 500, times: 5 });
-      p.emulator.inject({ on: 'webhook', delayMs: 500, times: 1 });
+      // fal's own webhook only after the test: the one that meets the give-up is sent below.
+      p.emulator.inject({ on: 'webhook', delayMs: 60_000, times: 1 });
       const account = await p.account();
       const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
       const db = p.app.segue.db;
       const running = await until(() => db.transition.findFirst({ where: { batchId: batch!.id, status: 'IN_PROGRESS' } }), { what: 'IN_PROGRESS' });
-      const [row] = await webhookBeforeGiveUp(p.app.segue.config.databaseUrl, running.id, () => p.settled(batch!.id, 40_000));
-      expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null, attempts: 1, falRequestId: running.falRequestId });
+      const requestId = running.falRequestId!;
+      let delivered: Promise<number> | undefined;
+      const [row] = await webhookBeforeGiveUp(p.app.segue.config.databaseUrl, running.id, async () => {
+        // The worker's wait has begun (the ledger noted fal's end): now the webhook comes.
+        await until(() => db.falRequest.findFirst({ where: { requestId, state: 'ENDED' } }), { what: 'the wait for the webhook' });
+        delivered = p.emulator.redeliverWebhook(requestId);
+        return p.settled(batch!.id, 40_000);
+      });
+      expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null, attempts: 1, falRequestId: requestId });
+      expect(await delivered).toBe(200);
       expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0, resultCalls: 1 });
       expect(await db.falRequest.findMany({ where: { transitionId: running.id } })).toMatchObject([{ state: 'ENDED', outcome: 'OK' }]);
     } finally {

@@ -100,8 +100,9 @@ export function failUnlessVideo(
   { guard, attempt, onVideo }: { guard: ChangeGuard; attempt: number; onVideo?: () => void },
 ): Promise<Transition | null | typeof COPYING> {
   return attemptFailed(ctx, failure, log, { guard: { ...guard, noResultYet: true }, attempt }).catch(async (error: unknown) => {
-    const now = await loadRow(ctx);
-    if (!awaitsCopy(now, ctx.ref.run)) throw error;
+    // The attempt's own ending is what BullMQ hears, whatever the look at the row meets.
+    const now = await loadRow(ctx).catch(() => null);
+    if (!awaitsCopy(now, ctx.ref.run) || now.falRequestId !== guard.falRequestId) throw error;
     log.info('fal delivered the video as the run was giving up on it; storing it');
     onVideo?.();
     return store(ctx, now, log);
