@@ -302,7 +302,8 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
 
   it('shows "about N min left" on each running card and on the batch, and drops it once they are done', async () => {
     const account = await p.account();
-    p.emulator.configure({ latencyMs: 3_000 });
+    // Long enough that the page has opened, signed in and subscribed while both still run.
+    p.emulator.configure({ latencyMs: 8_000 });
     try {
       const created = await gql(p.app.graphqlUrl, account.apiKey, CreateTransitions, {
         input: { transitions: transitionInputs(2), generate: true },
@@ -316,7 +317,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
       await cardEta.waitFor();
       expect(await cardEta.textContent()).toMatch(/^about \d+ min left$/);
       expect(await page.getByTestId('batch-eta').textContent()).toMatch(/^Done in about \d+ min left$/);
-      await page.locator('[data-batch-status="COMPLETED"]').waitFor({ timeout: 20_000 });
+      await page.locator('[data-batch-status="COMPLETED"]').waitFor({ timeout: 30_000 });
       expect(await page.getByTestId('transition-eta').count()).toBe(0);
       expect(await page.getByTestId('batch-eta').count()).toBe(0);
       await context.close();

@@ -33,7 +33,8 @@ describe('FAL_CONCURRENCY caps fal requests in flight across every worker proces
       expect(c.duplicateInputs).toBe(0);
       // 50 / 10 slots × 1 s is 5 s of fal time; the pipeline adds little on top.
       expect(elapsed).toBeGreaterThanOrEqual(5_000);
-      expect(elapsed).toBeLessThan(15_000);
+      // One slot at a time would take 50 s; a loaded CI machine may add several seconds.
+      expect(elapsed).toBeLessThan(25_000);
       if (workers > 1) {
         // The work was shared: every process ran some of it.
         const logs = p.children.map((child) => (child.output().match(/submitted to fal/g) ?? []).length);

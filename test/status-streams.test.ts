@@ -163,8 +163,9 @@ describe('fal status streams', () => {
     const [row] = await p.settled(batch!.id, 30_000);
     expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1 });
     const storedAt = Date.now();
-    await until(() => p!.emulator.counters().streamsOpen === 0, { what: 'the stream closed', timeoutMs: 5_000 });
-    expect(Date.now() - storedAt).toBeLessThan(2_000);
+    await until(() => p!.emulator.counters().streamsOpen === 0, { what: 'the stream closed', timeoutMs: 10_000 });
+    // Not the stream's own end (20 s of lag away).
+    expect(Date.now() - storedAt).toBeLessThan(5_000);
     expect(p.emulator.counters()).toMatchObject({ streamsOpened: 1, streamsCut: 1 });
   });
 
