@@ -136,4 +136,39 @@ describe("a finished request's result", () => {
       await p.close();
     }
   });
+
+  it('a video whose webhook comes after the run ended FAL_RESULT_UNAVAILABLE is still the run\'s: the row takes it, its batch reopens, and both complete', { timeout: 60_000 }, async () => {
+    const p = await startPipeline({
+      emulator: { latencyMs: 300 },
+      webhooks: true,
+      env: { FAL_WEBHOOK_WAIT_MS: '300', FAL_RESULT_TIMEOUT_MS: '1000', FAL_POLL_INTERVAL_MS: '60000', FAL_POLL_MAX_INTERVAL_MS: '60000' },
+      inlineWorkers: 1,
+    });
+    try {
+      p.emulator.inject({ on: 'result', status: 500, times: 5 });
+      // fal's webhook only after the run gave up: sent below.
+      p.emulator.inject({ on: 'webhook', delayMs: 60_000, times: 1 });
+      const account = await p.account();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+      const [failed] = await p.settled(batch!.id, 30_000);
+      expect(failed).toMatchObject({ status: 'FAILED', errorCode: 'FAL_RESULT_UNAVAILABLE', falVideoUrl: null });
+      const db = p.app.segue.db;
+      const closedAt = () => db.batch.findUniqueOrThrow({ where: { id: batch!.id } }).then((b) => b.completedAt);
+      const firstClose = await until(closedAt, { what: 'the batch closed' });
+
+      expect(await p.emulator.redeliverWebhook(failed!.falRequestId!)).toBe(200);
+      const done = await until(async () => {
+        const row = await db.transition.findUniqueOrThrow({ where: { id: failed!.id } });
+        return row.status === 'COMPLETED' ? row : null;
+      }, { what: 'the late video stored' });
+      expect(done).toMatchObject({ errorCode: null, attempts: 1, run: failed!.run, falRequestId: failed!.falRequestId });
+      expect(done.videoUrl).toMatch(/\/media\/transitions\//);
+      // Reopened as the row took the video, and closed again by its completion.
+      const secondClose = await until(closedAt, { what: 'the batch closed again' });
+      expect(secondClose.getTime()).toBeGreaterThan(firstClose.getTime());
+      expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0 });
+    } finally {
+      await p.close();
+    }
+  });
 });

@@ -22,11 +22,12 @@ export const RUN_STARTABLE: readonly TransitionStatus[] = [S.DRAFT, ...TERMINAL]
 export const RETRYABLE: readonly TransitionStatus[] = [S.FAILED, S.CANCELED];
 
 /**
- * SQL: a run that gave up on its fal request at a time limit and has no video. fal may still run
- * that request to the end (and bill it): its video is then the run's (ledger.recordResult), and
- * no new run starts while the request is open (state-machine.startRuns).
+ * SQL: a run that gave up on its fal request and has no video: at a time limit (fal may still run
+ * that request to the end, and bill it; no new run starts while the request is open:
+ * state-machine.startRuns), or after its result could not be read (fal had finished it). A video
+ * that comes for the request after all is then the run's (ledger.recordResult): it is paid for.
  */
-export const GAVE_UP = `("status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT') AND "falVideoUrl" IS NULL)`;
+export const GAVE_UP = `("status" = 'FAILED' AND "errorCode" IN ('FAL_TIMEOUT', 'FAL_QUEUE_TIMEOUT', 'FAL_RESULT_UNAVAILABLE') AND "falVideoUrl" IS NULL)`;
 
 export const isRunning = (status: TransitionStatus) => RUNNING.includes(status);
 export const isOpen = (status: TransitionStatus) => OPEN.includes(status);
