@@ -217,7 +217,8 @@ describe('browser tokens (createAccessToken)', () => {
     const key = await p.app.segue.db.apiKey.findFirstOrThrow({ where: { accountId: account.id } });
     // The server's own signer, with a lifetime shorter than the mutation allows.
     const signer = accessTokens({ db: p.app.segue.db, secret: p.app.segue.config.auth.tokenSecret });
-    const expiresAt = new Date(Date.now() + 2_500);
+    // Time enough for both streams to open first on a loaded machine.
+    const expiresAt = new Date(Date.now() + 5_000);
     const { token } = await signer.sign({ accountId: account.id, keyId: key.id, scope: { transitionId: idOf('Transition', id) }, expiresAt });
 
     let closed = { code: 0, at: 0 };

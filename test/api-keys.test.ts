@@ -177,11 +177,11 @@ describe('API keys as objects', () => {
     const account = await createTestAccount(app.segue);
     const made = await newKey(account, { name: 'short-lived', expiresInDays: 1 });
     const keyId = (await app.segue.db.apiKey.findFirstOrThrow({ where: { accountId: account.id, name: 'short-lived' } })).id;
-    // The same key, its day nearly over.
-    const expiresAt = new Date(Date.now() + 2_500);
+    // The same key, its day nearly over (time enough for its streams to open first).
+    const expiresAt = new Date(Date.now() + 5_000);
     await app.segue.db.apiKey.update({ where: { id: keyId }, data: { expiresAt } });
     const open = await openStreams(app.graphqlUrl, made.secret, await draftTransition(account));
-    await until(() => open.closed.code !== null && open.sseEndedAt() > 0, { timeoutMs: 6_000, intervalMs: 20, what: 'expiry to end the streams' });
+    await until(() => open.closed.code !== null && open.sseEndedAt() > 0, { timeoutMs: 9_000, intervalMs: 20, what: 'expiry to end the streams' });
     expect(open.closed.code).toBe(4403);
     expect(open.closed.at).toBeGreaterThanOrEqual(expiresAt.getTime());
     expect(open.closed.at - expiresAt.getTime()).toBeLessThan(1_500);
