@@ -218,7 +218,8 @@ describe('a result read', () => {
     const answered = Date.now();
     setTimeout(() => job.abort(new Error('job stopping')), 20);
     expect((await pending).message).toMatch(/job stopping/);
-    expect(Date.now() - answered).toBeLessThan(200);
+    // Stopped at once: the only read is the first (the second was due 250 ms after it).
+    expect(Date.now() - answered).toBeLessThan(1_000);
     expect(emulator.counters().resultCalls - before).toBe(1);
   });
 
