@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
-import { webhookBeforeGiveUp } from './helpers/held-transaction.ts';
+import { meetAtRow } from './helpers/held-transaction.ts';
 import { startPipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
@@ -122,7 +122,7 @@ describe("a finished request's result", () => {
       const running = await until(() => db.transition.findFirst({ where: { batchId: batch!.id, status: 'IN_PROGRESS' } }), { what: 'IN_PROGRESS' });
       const requestId = running.falRequestId!;
       let delivered: Promise<number> | undefined;
-      const [row] = await webhookBeforeGiveUp(p.app.segue.config.databaseUrl, running.id, async () => {
+      const [row] = await meetAtRow(p.app.segue.config.databaseUrl, running.id, 'webhook', async () => {
         // The worker's wait has begun (the ledger noted fal's end): now the webhook comes.
         await until(() => db.falRequest.findFirst({ where: { requestId, state: 'ENDED' } }), { what: 'the wait for the webhook' });
         delivered = p.emulator.redeliverWebhook(requestId);
@@ -167,6 +167,41 @@ describe("a finished request's result", () => {
       const secondClose = await until(closedAt, { what: 'the batch closed again' });
       expect(secondClose.getTime()).toBeGreaterThan(firstClose.getTime());
       expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0 });
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('a video whose webhook waits behind the give-up on reading its result is still the run\'s: the webhook takes it once the FAILED has committed', { timeout: 60_000 }, async () => {
+    const p = await startPipeline({
+      emulator: { latencyMs: 1_000 },
+      webhooks: true,
+      env: { FAL_WEBHOOK_WAIT_MS: '500', FAL_RESULT_TIMEOUT_MS: '1000', FAL_POLL_INTERVAL_MS: '60000', FAL_POLL_MAX_INTERVAL_MS: '60000' },
+      inlineWorkers: 1,
+    });
+    try {
+      p.emulator.inject({ on: 'result', status: 500, times: 5 });
+      // fal's own webhook only after the test: the one that meets the give-up is sent below.
+      p.emulator.inject({ on: 'webhook', delayMs: 60_000, times: 1 });
+      const account = await p.account();
+      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+      const db = p.app.segue.db;
+      const running = await until(() => db.transition.findFirst({ where: { batchId: batch!.id, status: 'IN_PROGRESS' } }), { what: 'IN_PROGRESS' });
+      const requestId = running.falRequestId!;
+      let delivered: Promise<number> | undefined;
+      const completed = () => db.transition.findFirst({ where: { id: running.id, status: 'COMPLETED' } });
+      // The give-up waits for the row first; then the webhook comes, and waits behind it.
+      const row = await meetAtRow(
+        p.app.segue.config.databaseUrl,
+        running.id,
+        'give-up',
+        () => until(completed, { what: 'the video stored', timeoutMs: 30_000 }),
+        () => void (delivered = p.emulator.redeliverWebhook(requestId)),
+      );
+      expect(row).toMatchObject({ errorCode: null, attempts: 1, run: running.run, falRequestId: requestId });
+      expect(await delivered).toBe(200);
+      expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0, resultCalls: 1 });
+      expect(await db.falRequest.findMany({ where: { transitionId: running.id } })).toMatchObject([{ state: 'ENDED', outcome: 'OK' }]);
     } finally {
       await p.close();
     }

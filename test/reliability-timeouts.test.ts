@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createAndGenerate, retryTransition } from '../src/domain/generation.ts';
 import { generateBatch } from '../src/domain/transitions.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
-import { webhookBeforeGiveUp } from './helpers/held-transaction.ts';
+import { meetAtRow } from './helpers/held-transaction.ts';
 import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
@@ -130,7 +130,7 @@ describe('time limits at fal', () => {
       what: 'the submit',
     });
     // fal's webhook comes 2.5 s in, the run's give-up 4 s in: they meet at the row.
-    const [row] = await webhookBeforeGiveUp(p.app.segue.config.databaseUrl, submitted.id, () => p!.settled(batch!.id, 40_000));
+    const [row] = await meetAtRow(p.app.segue.config.databaseUrl, submitted.id, 'webhook', () => p!.settled(batch!.id, 40_000));
     expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null, attempts: 1, falRequestId: submitted.falRequestId });
     expect(row!.falVideoUrl).toContain(submitted.falRequestId!);
     expect(p.emulator.counters()).toMatchObject({ submitted: 1, duplicateInputs: 0, succeeded: 1 });

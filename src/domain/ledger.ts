@@ -196,7 +196,7 @@ export interface RecordedResult {
   row: Transition | null;
   /** The submission the ledger holds the request under (ended by the same statement); null when the id is not in the ledger. */
   submission: { transitionId: string | null; run: number; attempt: number } | null;
-  /** `row` is a run that had given up on the request at its time limit: nothing tracks it, its copy is to be queued. */
+  /** `row` is a run that had given up on the request (a time limit, or its result unreadable): nothing tracks it, its copy is to be queued. */
   late: boolean;
   /** A transition names the request as its own (its current or last run's). */
   known: boolean;
@@ -209,15 +209,15 @@ export interface RecordedResult {
  * The same statement says where the ledger holds the request, so a webhook that comes after the
  * tracker has read the result (or comes again) is answered with no further query.
  *
- * A run that gave up on the request at its time limit (FAILED, the request canceled at fal but run
- * to the end) takes the video too: it is paid for. The row goes back to IN_PROGRESS and its
+ * A run that gave up on the request (FAILED: at its time limit, the request canceled at fal but run
+ * to the end; or after its result could not be read) takes the video too: it is paid for. The row goes back to IN_PROGRESS and its
  * batch, closed when the run failed, is open again until the copy completes it, all in this
  * statement, so neither a crash nor a query ever finds a paid video dropped or a closed batch with
  * an item running. The batch row is written even when it looks open: a close under way waits for
  * this statement, or this one for it and then reopens what it closed (as a retry locks it).
  */
 export async function recordResult(deps: StateDeps, requestId: string, videoUrl: string): Promise<RecordedResult> {
-  const [result] = await deps.sql.query<Partial<Transition> & { ledgerTransitionId: string | null; ledgerRun: number | null; ledgerAttempt: number | null; ledgerKnown: boolean; ledgerWasOpen: boolean | null; wasLate: boolean | null }>(
+  const [result] = await deps.sql.query<Partial<Transition> & { ledgerTransitionId: string | null; ledgerRun: number | null; ledgerAttempt: number | null; ledgerKnown: boolean; ledgerUnsettled: boolean | null; wasLate: boolean | null }>(
     `WITH ledger AS (
        UPDATE "FalRequest" SET "state" = 'ENDED', "outcome" = 'OK', "endedAt" = coalesce("endedAt", ${UTC_NOW})
        WHERE "requestId" = $1
@@ -229,18 +229,21 @@ export async function recordResult(deps: StateDeps, requestId: string, videoUrl:
        RETURNING *, false AS "wasLate"
      ), ${TAKE_LATE}
      SELECT l.*, EXISTS (SELECT 1 FROM "Transition" WHERE "falRequestId" = $1) AS "ledgerKnown",
-       (SELECT "state" <> 'ENDED' FROM "FalRequest" WHERE "requestId" = $1) AS "ledgerWasOpen", r.*
+       (SELECT "state" <> 'ENDED' OR "outcome" IS DISTINCT FROM 'OK' FROM "FalRequest" WHERE "requestId" = $1) AS "ledgerUnsettled", r.*
      FROM (SELECT 1) one LEFT JOIN ledger l ON true LEFT JOIN (SELECT * FROM recorded UNION ALL SELECT * FROM late) r ON true`,
     [requestId, videoUrl],
   );
-  const { ledgerTransitionId, ledgerRun, ledgerAttempt, ledgerKnown, ledgerWasOpen, wasLate, ...changed } = result!;
+  const { ledgerTransitionId, ledgerRun, ledgerAttempt, ledgerKnown, ledgerUnsettled, wasLate, ...changed } = result!;
   let row = changed.id ? (changed as Transition) : null;
   let late = wasLate === true;
-  if (!row && ledgerWasOpen && ledgerKnown) {
+  if (!row && ledgerUnsettled && ledgerKnown) {
     // The run was giving up on the request as the statement began: its FAILED, not yet
-    // committed, kept the row from both updates, and this statement ended the request, so
-    // nothing else would take the video. Taken now that the FAILED has committed. (Rare: a
-    // request still open whose row took nothing is otherwise one a run was canceled or moved on from.)
+    // committed, kept the row from both updates, and nothing else would take the video: the
+    // request was open (a time limit's give-up), or ended with no result yet (the worker notes
+    // fal's end before it reads the result, so a give-up on that read). Taken now that the
+    // FAILED has committed. A video recorded already (outcome OK: a webhook after the worker's
+    // read, or fal's again) costs no second statement. (Rare otherwise: a request whose row took
+    // nothing is one a run was canceled or moved on from.)
     const [taken] = await deps.sql.query<Transition & { wasLate: boolean }>(`WITH ${TAKE_LATE} SELECT * FROM late`, [requestId, videoUrl]);
     if (taken) {
       const { wasLate: _, ...takenRow } = taken;

@@ -40,8 +40,8 @@ export async function applyProviderCallback(deps: CallbackDeps, callback: Provid
   const ok = callback.ok && callback.videoUrl !== null;
   if (ok) {
     // The common cases in one statement: record the result on the row running with this request id,
-    // (or on a run that gave up on it at a time limit, which fal ran to the end after all: the
-    // video is paid for, so the run takes it; nothing tracks that run, so its copy is queued here),
+    // (or on a run that gave up on it, at a time limit or on reading its result, whose video came
+    // after all: it is paid for, so the run takes it; nothing tracks that run, so its copy is queued here),
     const recorded = await recordResult(deps, callback.requestId, callback.videoUrl!);
     if (recorded.row && recorded.late) {
       await deps.copyLate?.(recorded.row);

@@ -61,21 +61,36 @@ export async function holdTransaction(databaseUrl: string): Promise<HeldTransact
   };
 }
 
+/** What waits for a transition's row when fal's webhook records its video, and when a run gives up on its request. */
+const STATEMENTS = {
+  webhook: /UPDATE "FalRequest" SET "state" = 'ENDED', "outcome" = 'OK'/,
+  'give-up': /^UPDATE "Transition" SET "status"/,
+};
+
 /**
  * fal's webhook recording a video, and a run giving up on the same request, made to meet at the
- * transition's row: another session holds the row while `settle()` runs, until the webhook's
- * statement (it ends the request in the ledger) waits for it and then the give-up's change waits
- * too, behind it; then lets go. What `settle()` gives is returned. The give-up, guarded by "no
- * result yet", must then change nothing, and the run store the video.
+ * transition's row: another session holds the row while `settle()` runs, until `first`'s statement
+ * waits for it and then the other's waits too, behind it; then lets go. `between` runs once the
+ * first waits (to send what comes second). What `settle()` gives is returned. Either way the
+ * video must end up the run's: a give-up after the webhook, guarded by "no result yet", changes
+ * nothing; a webhook after the give-up takes the video for the run that gave up.
  */
-export async function webhookBeforeGiveUp<T>(databaseUrl: string, transitionId: string, settle: () => Promise<T>): Promise<T> {
+export async function meetAtRow<T>(
+  databaseUrl: string,
+  transitionId: string,
+  first: keyof typeof STATEMENTS,
+  settle: () => Promise<T>,
+  between: () => void = () => undefined,
+): Promise<T> {
+  const second = first === 'webhook' ? 'give-up' : 'webhook';
   const hold = await holdTransaction(databaseUrl);
   try {
     await hold.query(`SELECT 1 FROM "Transition" WHERE "id" = $1::uuid FOR UPDATE`, [transitionId]);
     const settled = settle();
-    await hold.blocksOn(settled, 'the webhook to wait for the row', /UPDATE "FalRequest" SET "state" = 'ENDED', "outcome" = 'OK'/);
-    expect(await hold.waiting()).toEqual([expect.stringContaining('UPDATE "FalRequest"')]);
-    await hold.blocksOn(settled, 'the give-up to wait behind it', /^UPDATE "Transition" SET "status"/);
+    await hold.blocksOn(settled, `the ${first} to wait for the row`, STATEMENTS[first]);
+    expect(await hold.waiting()).toEqual([expect.stringMatching(STATEMENTS[first])]);
+    between();
+    await hold.blocksOn(settled, `the ${second} to wait behind it`, STATEMENTS[second]);
     await hold.commit();
     return await settled;
   } finally {
