@@ -2,13 +2,48 @@ import { describe, expect, it } from 'vitest';
 import { createAndGenerate } from '../src/domain/generation.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { meetAtRow } from './helpers/held-transaction.ts';
-import { startPipeline } from './helpers/pipeline.ts';
+import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
 /**
  * A request fal has finished is never paid again: a failed read of its result is only the read's
  * failure, tried again (backing off, spending no attempt), never a reason to submit anew.
  */
+/**
+ * A pipeline whose fal will not give a finished request's result (its result endpoint answers
+ * 500) and holds its webhook back for the test to send: with webhooks on, the run reads once
+ * FAL_WEBHOOK_WAIT_MS after fal's end, and gives up at once (its next read, 60 s away, is past
+ * FAL_RESULT_TIMEOUT_MS).
+ */
+async function unreadableResults(webhookWaitMs: number, latencyMs: number) {
+  const p = await startPipeline({
+    emulator: { latencyMs },
+    webhooks: true,
+    env: {
+      FAL_WEBHOOK_WAIT_MS: String(webhookWaitMs),
+      FAL_RESULT_TIMEOUT_MS: '1000',
+      FAL_POLL_INTERVAL_MS: '60000',
+      FAL_POLL_MAX_INTERVAL_MS: '60000',
+      RECONCILE_INTERVAL_MS: '600000',
+    },
+    inlineWorkers: 1,
+  });
+  p.emulator.inject({ on: 'result', status: 500, times: 5 });
+  p.emulator.inject({ on: 'webhook', delayMs: 60_000, times: 1 });
+  return p;
+}
+
+/** One transition generated; its batch id. */
+async function generateOne(p: Pipeline): Promise<string> {
+  const account = await p.account();
+  const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+  return batch!.id;
+}
+
+/** The batch's one transition, once fal runs it. */
+const inProgress = (p: Pipeline, batchId: string) =>
+  until(() => p.app.segue.db.transition.findFirst({ where: { batchId, status: 'IN_PROGRESS' } }), { what: 'IN_PROGRESS' });
+
 describe("a finished request's result", () => {
   it('with 30% of result reads answering 5xx, every transition completes with exactly one submission', { timeout: 90_000 }, async () => {
     const p = await startPipeline({ emulator: { latencyMs: 100 }, env: { FAL_CONCURRENCY: '10' }, inlineWorkers: 1 });
@@ -98,35 +133,18 @@ describe("a finished request's result", () => {
   });
 
   it('a video whose webhook is being recorded as the run gives up reading its result wins: the give-up changes nothing, and the run stores the video', { timeout: 60_000 }, async () => {
-    const p = await startPipeline({
-      // The stream says fal finished; the webhook is awaited 3 s, then the one read fails and
-      // the run gives up at once (its next read, 60 s away, is past FAL_RESULT_TIMEOUT_MS).
-      emulator: { latencyMs: 1_000 },
-      webhooks: true,
-      env: {
-        FAL_WEBHOOK_WAIT_MS: '3000',
-        FAL_RESULT_TIMEOUT_MS: '1000',
-        FAL_POLL_INTERVAL_MS: '60000',
-        FAL_POLL_MAX_INTERVAL_MS: '60000',
-        RECONCILE_INTERVAL_MS: '600000',
-      },
-      inlineWorkers: 1,
-    });
+    const p = await unreadableResults(3_000, 1_000);
     try {
-      p.emulator.inject({ on: 'result', status: 500, times: 5 });
-      // fal's own webhook only after the test: the one that meets the give-up is sent below.
-      p.emulator.inject({ on: 'webhook', delayMs: 60_000, times: 1 });
-      const account = await p.account();
-      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
+      const batchId = await generateOne(p);
       const db = p.app.segue.db;
-      const running = await until(() => db.transition.findFirst({ where: { batchId: batch!.id, status: 'IN_PROGRESS' } }), { what: 'IN_PROGRESS' });
+      const running = await inProgress(p, batchId);
       const requestId = running.falRequestId!;
       let delivered: Promise<number> | undefined;
       const [row] = await meetAtRow(p.app.segue.config.databaseUrl, running.id, 'webhook', async () => {
         // The worker's wait has begun (the ledger noted fal's end): now the webhook comes.
         await until(() => db.falRequest.findFirst({ where: { requestId, state: 'ENDED' } }), { what: 'the wait for the webhook' });
         delivered = p.emulator.redeliverWebhook(requestId);
-        return p.settled(batch!.id, 40_000);
+        return p.settled(batchId, 40_000);
       });
       expect(row).toMatchObject({ status: 'COMPLETED', errorCode: null, attempts: 1, falRequestId: requestId });
       expect(await delivered).toBe(200);
@@ -138,22 +156,13 @@ describe("a finished request's result", () => {
   });
 
   it('a video whose webhook comes after the run ended FAL_RESULT_UNAVAILABLE is still the run\'s: the row takes it, its batch reopens, and both complete', { timeout: 60_000 }, async () => {
-    const p = await startPipeline({
-      emulator: { latencyMs: 300 },
-      webhooks: true,
-      env: { FAL_WEBHOOK_WAIT_MS: '300', FAL_RESULT_TIMEOUT_MS: '1000', FAL_POLL_INTERVAL_MS: '60000', FAL_POLL_MAX_INTERVAL_MS: '60000' },
-      inlineWorkers: 1,
-    });
+    const p = await unreadableResults(300, 300);
     try {
-      p.emulator.inject({ on: 'result', status: 500, times: 5 });
-      // fal's webhook only after the run gave up: sent below.
-      p.emulator.inject({ on: 'webhook', delayMs: 60_000, times: 1 });
-      const account = await p.account();
-      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
-      const [failed] = await p.settled(batch!.id, 30_000);
+      const batchId = await generateOne(p);
+      const [failed] = await p.settled(batchId, 30_000);
       expect(failed).toMatchObject({ status: 'FAILED', errorCode: 'FAL_RESULT_UNAVAILABLE', falVideoUrl: null });
       const db = p.app.segue.db;
-      const closedAt = () => db.batch.findUniqueOrThrow({ where: { id: batch!.id } }).then((b) => b.completedAt);
+      const closedAt = () => db.batch.findUniqueOrThrow({ where: { id: batchId } }).then((b) => b.completedAt);
       const firstClose = await until(closedAt, { what: 'the batch closed' });
 
       expect(await p.emulator.redeliverWebhook(failed!.falRequestId!)).toBe(200);
@@ -173,20 +182,10 @@ describe("a finished request's result", () => {
   });
 
   it('a video whose webhook waits behind the give-up on reading its result is still the run\'s: the webhook takes it once the FAILED has committed', { timeout: 60_000 }, async () => {
-    const p = await startPipeline({
-      emulator: { latencyMs: 1_000 },
-      webhooks: true,
-      env: { FAL_WEBHOOK_WAIT_MS: '500', FAL_RESULT_TIMEOUT_MS: '1000', FAL_POLL_INTERVAL_MS: '60000', FAL_POLL_MAX_INTERVAL_MS: '60000' },
-      inlineWorkers: 1,
-    });
+    const p = await unreadableResults(500, 1_000);
     try {
-      p.emulator.inject({ on: 'result', status: 500, times: 5 });
-      // fal's own webhook only after the test: the one that meets the give-up is sent below.
-      p.emulator.inject({ on: 'webhook', delayMs: 60_000, times: 1 });
-      const account = await p.account();
-      const { batch } = await createAndGenerate(p.app.segue, account.id, { transitions: transitionInputs(1) });
       const db = p.app.segue.db;
-      const running = await until(() => db.transition.findFirst({ where: { batchId: batch!.id, status: 'IN_PROGRESS' } }), { what: 'IN_PROGRESS' });
+      const running = await inProgress(p, await generateOne(p));
       const requestId = running.falRequestId!;
       let delivered: Promise<number> | undefined;
       const completed = () => db.transition.findFirst({ where: { id: running.id, status: 'COMPLETED' } });
