@@ -6,10 +6,6 @@ import { startPipeline, type Pipeline } from './helpers/pipeline.ts';
 import { until } from './helpers/wait.ts';
 
 /**
- * A request fal has finished is never paid again: a failed read of its result is only the read's
- * failure, tried again (backing off, spending no attempt), never a reason to submit anew.
- */
-/**
  * A pipeline whose fal will not give a finished request's result (its result endpoint answers
  * 500) and holds its webhook back for the test to send: with webhooks on, the run reads once
  * FAL_WEBHOOK_WAIT_MS after fal's end, and gives up at once (its next read, 60 s away, is past
@@ -44,6 +40,10 @@ async function generateOne(p: Pipeline): Promise<string> {
 const inProgress = (p: Pipeline, batchId: string) =>
   until(() => p.app.segue.db.transition.findFirst({ where: { batchId, status: 'IN_PROGRESS' } }), { what: 'IN_PROGRESS' });
 
+/**
+ * A request fal has finished is never paid again: a failed read of its result is only the read's
+ * failure, tried again (backing off, spending no attempt), never a reason to submit anew.
+ */
 describe("a finished request's result", () => {
   it('with 30% of result reads answering 5xx, every transition completes with exactly one submission', { timeout: 90_000 }, async () => {
     const p = await startPipeline({ emulator: { latencyMs: 100 }, env: { FAL_CONCURRENCY: '10' }, inlineWorkers: 1 });

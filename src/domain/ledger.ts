@@ -239,11 +239,12 @@ export async function recordResult(deps: StateDeps, requestId: string, videoUrl:
   if (!row && ledgerUnsettled && ledgerKnown) {
     // The run was giving up on the request as the statement began: its FAILED, not yet
     // committed, kept the row from both updates, and nothing else would take the video: the
-    // request was open (a time limit's give-up), or ended with no result yet (the worker notes
-    // fal's end before it reads the result, so a give-up on that read). Taken now that the
-    // FAILED has committed. A video recorded already (outcome OK: a webhook after the worker's
-    // read, or fal's again) costs no second statement. (Rare otherwise: a request whose row took
-    // nothing is one a run was canceled or moved on from.)
+    // request was open (a time limit's give-up), or ended with no video recorded (outcome NULL,
+    // ERROR, CANCELED or LOST: the worker notes fal's end before it reads the result, so a
+    // give-up on that read). Taken now that the FAILED has committed. A video whose recording
+    // had committed when this statement began (outcome OK: a webhook after the worker's read, or
+    // fal's again) costs no second statement. (Rare otherwise: a request of a canceled run, or
+    // one whose recording was still under way as this statement began.)
     const [taken] = await deps.sql.query<Transition & { wasLate: boolean }>(`WITH ${TAKE_LATE} SELECT * FROM late`, [requestId, videoUrl]);
     if (taken) {
       const { wasLate: _, ...takenRow } = taken;
