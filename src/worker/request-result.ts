@@ -6,7 +6,7 @@ import { isProviderError, type ProviderError, type RequestState } from '../provi
 import { attemptFailed, finalFailure } from './attempts.ts';
 import { awaitsCopy } from './copy-jobs.ts';
 import { timeoutMessage, type CancelAsked } from './request-limits.ts';
-import { checkAbort, loadRow, type RunContext } from './run-context.ts';
+import { checkAbort, loadRow, rowAfterChange, type RunContext } from './run-context.ts';
 
 // fal has finished a run's request: its result, read from fal or brought by its webhook, goes to
 // the copier, or fal's own error ends the attempt.
@@ -80,10 +80,10 @@ export async function finish(
       // failed (fal's older status bodies do not, and a failure's 5xx then reads as a passing fault).
       const ms = Math.min(Math.max(delay, failure.options.retryAfterMs ?? 0), Math.max(0, giveUpAt - Date.now()));
       const spoke = await betweenReads(ctx, requestId, heard, ms);
-      if (spoke === 'failed' && !failed) {
-        log.info("fal's webhook says the request failed; its result is read as a failure's");
+      if (spoke === 'failed') {
+        if (!failed) log.info("fal's webhook says the request failed; its result is read as a failure's");
         failed = true;
-      } else if (spoke && spoke !== 'failed') return store(ctx, spoke, log);
+      } else if (spoke) return store(ctx, spoke, log);
     }
   }
 }
@@ -130,7 +130,7 @@ async function betweenReads(ctx: RunContext, requestId: string, heard: Heard, ms
       continue;
     }
     if (woke.changed) heard.version = Math.max(heard.version, woke.changed.version);
-    const fresh = (woke.changed && ctx.watch.rowAfter(heard.row)) || (await loadRow(ctx));
+    const fresh = await rowAfterChange(ctx, woke, heard.row);
     if (!fresh) continue;
     heard.row = fresh;
     heard.version = Math.max(heard.version, fresh.version);

@@ -7,7 +7,7 @@ import type { GenerationJobData } from '../queue/generation-queue.ts';
 import type { Segue } from '../runtime.ts';
 import type { ClaimBatcher } from '../domain/claims.ts';
 import type { Copier } from './copy-jobs.ts';
-import type { Watch } from './wakeups.ts';
+import type { WakeInfo, Watch } from './wakeups.ts';
 
 /** Why a worker aborts a running job: it is stopping (hand the job over) or lost the job's lock. */
 export const ABORT_SHUTDOWN = 'shutdown';
@@ -53,6 +53,10 @@ export function checkAbort(ctx: RunContext) {
 }
 
 export const loadRow = (ctx: RunContext) => loadTransition(ctx.segue, ctx.ref.id);
+
+/** The row after a change heard on its watch: from the change's own message, or PostgreSQL when that cannot tell it. */
+export const rowAfterChange = async (ctx: RunContext, woke: { changed: WakeInfo | null }, row: Transition): Promise<Transition | null> =>
+  (woke.changed && ctx.watch.rowAfter(row)) || loadRow(ctx);
 
 export const changeRow = (ctx: RunContext, to: TransitionStatus, data: ChangeData, guard: ChangeGuard = {}): Promise<Transition | null> =>
   changeTransition(ctx.segue, ctx.ref, to, data, guard);

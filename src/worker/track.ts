@@ -8,7 +8,7 @@ import { markEnded } from '../domain/ledger.ts';
 import { isRunning } from '../domain/statuses.ts';
 import { cancelOverrun, limitOf, timeoutMessage, type CancelAsked } from './request-limits.ts';
 import { asProviderError, awaitsCopyNow, awaitsWebhook, COPYING, failUnlessVideo, finish, handled, noteEnded, store, type WebhookDue } from './request-result.ts';
-import { changeRow, checkAbort, loadRow, type RunContext } from './run-context.ts';
+import { changeRow, checkAbort, loadRow, rowAfterChange, type RunContext } from './run-context.ts';
 import { StatusFeed } from './status-feed.ts';
 
 export { COPYING };
@@ -132,7 +132,7 @@ export async function track(ctx: RunContext, start: Transition, justSubmitted: b
           }
         } else if (typeof woke === 'object') {
           // The change's own message usually tells the new row; PostgreSQL is read when it cannot.
-          const fresh = (woke.changed && ctx.watch.rowAfter(row)) || (await loadRow(ctx));
+          const fresh = await rowAfterChange(ctx, woke, row);
           if (!fresh || fresh.run !== row.run || fresh.falRequestId !== requestId || !isRunning(fresh.status)) {
             // Ended elsewhere (canceled, completed by a webhook and stored, superseded): whatever
             // it ended as, the request is followed until fal ends it too.
