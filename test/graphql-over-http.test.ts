@@ -1,4 +1,6 @@
 import { auditServer } from 'graphql-http';
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestAccount, startTestApp, type TestApp } from './helpers/app.ts';
 
@@ -97,5 +99,48 @@ describe('GraphQL over HTTP (graphql-http audits)', () => {
     const missing = await post(JSON.stringify({ query: 'subscription { batchProgress(id: "QmF0Y2g6MDAwMDAwMDAtMDAwMC03MDAwLTgwMDAtMDAwMDAwMDAwMDAw") { id } }' }), auth);
     expect(missing.status).toBe(200);
     expect(await codes(missing)).toEqual(['NOT_FOUND']);
+  });
+
+  it('over SSE, a JSON body reaches Yoga parsed (no body stream kept for the life of the stream); any other body is read and refused as Yoga reads it', async () => {
+    const account = await createTestAccount(app.segue);
+    const headers = (contentType: string) => ({ 'content-type': contentType, accept: 'text/event-stream', authorization: `Bearer ${account.apiKey}` });
+    // Not a JSON object: read from a stream of the bytes sent, and answered as Yoga answers them
+    // (over SSE, a refusal of the body itself comes as the stream's one event).
+    const refused: Array<[string, string, string, number, string | null]> = [
+      ['invalid JSON', 'application/json', '{"query": ', 200, 'POST body sent invalid JSON.'],
+      ['an empty object', 'application/json', '{}', 200, 'Must provide query string.'],
+      ['an array', 'application/json', JSON.stringify([{ query: 'subscription { transitionUpdated { id } }' }]), 400, 'Batching is not supported.'],
+      ['null', 'application/json', 'null', 400, 'POST body is expected to be object but received null'],
+      ['not JSON', 'text/plain', 'subscription { transitionUpdated { id } }', 415, null],
+    ];
+    for (const [what, contentType, text, status, message] of refused) {
+      const response = await fetch(app.graphqlUrl, { method: 'POST', headers: headers(contentType), body: text });
+      expect(response.status, what).toBe(status);
+      const sent = await response.text();
+      if (message === null) expect(sent, what).toBe('');
+      else expect(sent, what).toContain(`event: next\ndata: {"errors":[{"message":${JSON.stringify(message)},"extensions":{"code":"BAD_USER_INPUT"`);
+    }
+    const seen: IncomingMessage[] = [];
+    const onRequest = (req: IncomingMessage) => void seen.push(req);
+    app.server.prependListener('request', onRequest);
+    const controller = new AbortController();
+    try {
+      const stream = await fetch(app.graphqlUrl, {
+        method: 'POST',
+        headers: headers('application/json; charset=utf-8'),
+        body: JSON.stringify({ query: 'subscription { transitionUpdated { id } }' }),
+        signal: controller.signal,
+      });
+      expect(stream.status).toBe(200);
+      expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      // The stream is up (its first comment is out): the connection holds the parsed params only.
+      await stream.body!.getReader().read();
+      const body = (seen.at(-1) as IncomingMessage & { body?: unknown }).body;
+      expect(body).not.toBeInstanceOf(Readable);
+      expect(body).toEqual({ query: 'subscription { transitionUpdated { id } }' });
+    } finally {
+      controller.abort();
+      app.server.off('request', onRequest);
+    }
   });
 });

@@ -83,9 +83,7 @@ export async function serveInTurn(
   if (full()) return refuseWhenFull(res, refusalHeaders(req));
   if (req.method === 'POST') {
     try {
-      // Yoga's server adapter takes a body already read from `req.body`: as a stream of its one
-      // chunk (given a Buffer or a string, it would list the keys of every byte first).
-      (req as IncomingMessage & { body?: Readable }).body = Readable.from([await readWhole(req)]);
+      (req as IncomingMessage & { body?: unknown }).body = bodyForYoga(req, await readWhole(req));
     } catch {
       return; // the client left while sending it
     }
@@ -122,6 +120,27 @@ export const NO_ROOM_MESSAGE = 'This API instance has no room for another live s
 function refuseWhenFull(res: ServerResponse, headers: Record<string, string>) {
   res.writeHead(503, { ...headers, 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': String(RETRY_WHEN_FULL_S) });
   res.end(JSON.stringify({ errors: [{ message: NO_ROOM_MESSAGE, extensions: { code: 'UNAVAILABLE' } }] }));
+}
+
+/**
+ * A body already read, as Yoga's server adapter takes it from `req.body`. A JSON object goes parsed:
+ * the adapter answers `json()` with it, and the request has no body stream. A stream would stay
+ * referenced from the connection for the subscription's whole life, with the request and the
+ * pipeline the adapter reads it through (about 10 KB per idle SSE subscriber). Anything else (not
+ * JSON, not an object, invalid) goes as a stream of its one chunk, for Yoga to read and refuse as
+ * it would (given a Buffer or a string, the adapter would list the keys of every byte first).
+ */
+export function bodyForYoga(req: IncomingMessage, raw: Buffer): unknown {
+  if (/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
+    try {
+      const parsed: unknown = JSON.parse(raw.toString('utf8'));
+      // An empty object would be taken for no body at all (the adapter tests for keys).
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && Object.keys(parsed).length > 0) return parsed;
+    } catch {
+      // Yoga answers it, as for any request.
+    }
+  }
+  return Readable.from([raw]);
 }
 
 async function readWhole(req: IncomingMessage): Promise<Buffer> {

@@ -16,6 +16,8 @@ export interface TestApp {
   segue: Segue;
   url: string;
   graphqlUrl: string;
+  /** The node:http server, for tests that look at the requests it is given. */
+  server: import('node:http').Server;
   close(): Promise<void>;
 }
 
@@ -28,6 +30,7 @@ export async function startTestApp(overrides: Overrides = {}, options: { logger?
     segue,
     url: api.url,
     graphqlUrl: `${api.url}/graphql`,
+    server: api.server,
     async close() {
       await api.close();
       await segue.close();
