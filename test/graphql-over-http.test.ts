@@ -2,7 +2,10 @@ import { auditServer } from 'graphql-http';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestAccount, startTestApp, type TestApp } from './helpers/app.ts';
+import { createTransitions } from '../src/domain/transitions.ts';
+import { encodeId } from '../src/graphql/ids.ts';
+import { createTestAccount, startTestApp, withoutJobs, type TestApp } from './helpers/app.ts';
+import { transitionInputs } from './helpers/fixtures.ts';
 
 let app: TestApp;
 beforeAll(async () => {
@@ -112,6 +115,10 @@ describe('GraphQL over HTTP (graphql-http audits)', () => {
       ['an array', 'application/json', JSON.stringify([{ query: 'subscription { transitionUpdated { id } }' }]), 400, 'Batching is not supported.'],
       ['null', 'application/json', 'null', 400, 'POST body is expected to be object but received null'],
       ['not JSON', 'text/plain', 'subscription { transitionUpdated { id } }', 415, null],
+      // Yoga's test of the media type is exact.
+      ['JSON in capitals', 'APPLICATION/JSON', JSON.stringify({ query: 'subscription { transitionUpdated { id } }' }), 415, null],
+      // A field a GraphQL request has not; `then` would make the server adapter take the parsed object for a promise.
+      ['a `then` field', 'application/json', JSON.stringify({ query: 'subscription { transitionUpdated { id } }', then: 1 }), 400, 'Unexpected parameter "then" in the request body.'],
     ];
     for (const [what, contentType, text, status, message] of refused) {
       const response = await fetch(app.graphqlUrl, { method: 'POST', headers: headers(contentType), body: text });
@@ -120,6 +127,9 @@ describe('GraphQL over HTTP (graphql-http audits)', () => {
       if (message === null) expect(sent, what).toBe('');
       else expect(sent, what).toContain(`event: next\ndata: {"errors":[{"message":${JSON.stringify(message)},"extensions":{"code":"BAD_USER_INPUT"`);
     }
+    // A batch's progress: its snapshot is the stream's first event, from the params the body brought.
+    const { batch } = await createTransitions(withoutJobs(app.segue), account.id, { generate: true, transitions: transitionInputs(2) });
+    const batchId = encodeId('Batch', batch!.id);
     const seen: IncomingMessage[] = [];
     const onRequest = (req: IncomingMessage) => void seen.push(req);
     app.server.prependListener('request', onRequest);
@@ -128,16 +138,20 @@ describe('GraphQL over HTTP (graphql-http audits)', () => {
       const stream = await fetch(app.graphqlUrl, {
         method: 'POST',
         headers: headers('application/json; charset=utf-8'),
-        body: JSON.stringify({ query: 'subscription { transitionUpdated { id } }' }),
+        body: JSON.stringify({ query: 'subscription($id: ID!) { batchProgress(id: $id) { id total } }', variables: { id: batchId }, operationName: null }),
         signal: controller.signal,
       });
       expect(stream.status).toBe(200);
       expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
-      // The stream is up (its first comment is out): the connection holds the parsed params only.
-      await stream.body!.getReader().read();
+      const reader = stream.body!.getReader();
+      let text = '';
+      while (!text.includes('event: next')) text += new TextDecoder().decode((await reader.read()).value);
+      const data = JSON.parse(/event: next\ndata: (.*)\n\n/.exec(text)![1]!) as unknown;
+      expect(data).toEqual({ data: { batchProgress: { id: batchId, total: 2 } } });
+      // The stream is up: the connection holds the parsed params, not a stream of the body.
       const body = (seen.at(-1) as IncomingMessage & { body?: unknown }).body;
       expect(body).not.toBeInstanceOf(Readable);
-      expect(body).toEqual({ query: 'subscription { transitionUpdated { id } }' });
+      expect(body).toEqual({ query: 'subscription($id: ID!) { batchProgress(id: $id) { id total } }', variables: { id: batchId }, operationName: null });
     } finally {
       controller.abort();
       app.server.off('request', onRequest);

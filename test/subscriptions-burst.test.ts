@@ -70,10 +70,14 @@ describe('a burst of subscribers', () => {
     const turns = new SetupTurns(1);
     const served: string[] = [];
     const sockets = new Map<string, import('node:net').Socket>();
+    const requests = new Map<string, import('node:http').IncomingMessage & { body?: unknown }>();
+    const bodies = new Map<string, unknown>();
     const server = createServer((req, res) => {
       sockets.set(req.url!, req.socket);
+      requests.set(req.url!, req);
       void serveInTurn(turns, req, res, (setUp) => {
         served.push(req.url!);
+        bodies.set(req.url!, (req as { body?: unknown }).body);
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         // Its stream's first event is out: the next request's turn.
         res.write(':\n\n', () => setUp());
@@ -82,7 +86,7 @@ describe('a burst of subscribers', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const open = (path: string, body = '{}', sendBody = true) => {
-      const req = request(`${url}${path}`, { method: 'POST', headers: { accept: 'text/event-stream', 'content-length': Buffer.byteLength(body) } });
+      const req = request(`${url}${path}`, { method: 'POST', headers: { accept: 'text/event-stream', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
       const answered = new Promise<boolean>((resolve) => {
         req.once('response', () => resolve(true));
         req.once('error', () => resolve(false));
@@ -95,10 +99,12 @@ describe('a burst of subscribers', () => {
       const held = await turns.take();
       // A client slow to send its body waits outside the line: it holds no turn, nor a place in it.
       const slow = open('/slow', '{"query":"subscription { x }"}', false);
-      const first = open('/first');
+      const first = open('/first', '{"query":"subscription { y }"}');
       const leaving = open('/leaving');
       await until(() => turns.queued === 2, { what: 'two requests waiting for a turn' });
       expect(served).toEqual([]);
+      // Waiting, a body is kept as the bytes it came as (parsed, it could take many times their size).
+      expect(requests.get('/first')!.body).toBeUndefined();
       leaving.req.destroy();
       await until(() => sockets.get('/leaving')?.destroyed, { what: 'the server to see the client leave' });
       held();
@@ -106,6 +112,8 @@ describe('a burst of subscribers', () => {
       // The one that left is skipped, and the turn comes back free once the first is set up.
       const next = await turns.take();
       expect(served).toEqual(['/first']);
+      // Served, a GraphQL request in JSON goes to Yoga parsed (no body stream for the stream's life).
+      expect(bodies.get('/first')).toEqual({ query: 'subscription { y }' });
       expect(turns.queued).toBe(0);
       next();
       slow.send();

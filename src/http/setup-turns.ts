@@ -81,9 +81,11 @@ export async function serveInTurn(
 ): Promise<void> {
   // Full already: refused before it takes a place in line.
   if (full()) return refuseWhenFull(res, refusalHeaders(req));
+  // Kept as its bytes while it waits: parsed, a body can take many times its size.
+  let raw: Buffer | undefined;
   if (req.method === 'POST') {
     try {
-      (req as IncomingMessage & { body?: unknown }).body = bodyForYoga(req, await readWhole(req));
+      raw = await readWhole(req);
     } catch {
       return; // the client left while sending it
     }
@@ -97,6 +99,7 @@ export async function serveInTurn(
     end();
     return refuseWhenFull(res, refusalHeaders(req));
   }
+  if (raw) (req as IncomingMessage & { body?: unknown }).body = bodyForYoga(req, raw);
   const endTurn = endWithin(end, SNAPSHOT_TURN_MS);
   const setUp = () => {
     res.off('close', setUp);
@@ -122,20 +125,29 @@ function refuseWhenFull(res: ServerResponse, headers: Record<string, string>) {
   res.end(JSON.stringify({ errors: [{ message: NO_ROOM_MESSAGE, extensions: { code: 'UNAVAILABLE' } }] }));
 }
 
+/** The fields of a GraphQL request's JSON body (GraphQL over HTTP). */
+const REQUEST_FIELDS = new Set(['query', 'variables', 'operationName', 'extensions']);
+
 /**
- * A body already read, as Yoga's server adapter takes it from `req.body`. A JSON object goes parsed:
- * the adapter answers `json()` with it, and the request has no body stream. A stream would stay
- * referenced from the connection for the subscription's whole life, with the request and the
- * pipeline the adapter reads it through (about 10 KB per idle SSE subscriber). Anything else (not
- * JSON, not an object, invalid) goes as a stream of its one chunk, for Yoga to read and refuse as
- * it would (given a Buffer or a string, the adapter would list the keys of every byte first).
+ * A body already read, as Yoga's server adapter takes it from `req.body`. A GraphQL request in
+ * JSON goes parsed: the adapter answers `json()` with it, and the request has no body stream. A
+ * stream would stay referenced from the connection for the subscription's whole life, with the
+ * request and the pipeline the adapter reads it through (10-20 KB per idle SSE subscriber).
+ * Anything else goes as a stream of its one chunk, for Yoga to read and answer as it would (given
+ * a Buffer or a string, the adapter would list the keys of every byte first): a media type Yoga
+ * would not take as JSON (its test is exact), invalid JSON, not an object, an empty one (the
+ * adapter takes that for no body), or one with other fields, which Yoga refuses (and a `then`
+ * among them would make the adapter take the object for a promise).
  */
 export function bodyForYoga(req: IncomingMessage, raw: Buffer): unknown {
-  if (/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
+  const type = req.headers['content-type']?.split(',')[0];
+  if (type === 'application/json' || type?.startsWith('application/json;')) {
     try {
       const parsed: unknown = JSON.parse(raw.toString('utf8'));
-      // An empty object would be taken for no body at all (the adapter tests for keys).
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && Object.keys(parsed).length > 0) return parsed;
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+        const keys = Object.keys(parsed);
+        if (keys.length > 0 && keys.every((key) => REQUEST_FIELDS.has(key))) return parsed;
+      }
     } catch {
       // Yoga answers it, as for any request.
     }
