@@ -133,27 +133,37 @@ describe('GraphQL over HTTP (graphql-http audits)', () => {
     const seen: IncomingMessage[] = [];
     const onRequest = (req: IncomingMessage) => void seen.push(req);
     app.server.prependListener('request', onRequest);
-    const controller = new AbortController();
+    const params = { query: 'subscription($id: ID!) { batchProgress(id: $id) { id total } }', variables: { id: batchId }, operationName: null };
     try {
-      const stream = await fetch(app.graphqlUrl, {
-        method: 'POST',
-        headers: headers('application/json; charset=utf-8'),
-        body: JSON.stringify({ query: 'subscription($id: ID!) { batchProgress(id: $id) { id total } }', variables: { id: batchId }, operationName: null }),
-        signal: controller.signal,
-      });
-      expect(stream.status).toBe(200);
-      expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
-      const reader = stream.body!.getReader();
-      let text = '';
-      while (!text.includes('event: next')) text += new TextDecoder().decode((await reader.read()).value);
-      const data = JSON.parse(/event: next\ndata: (.*)\n\n/.exec(text)![1]!) as unknown;
-      expect(data).toEqual({ data: { batchProgress: { id: batchId, total: 2 } } });
-      // The stream is up: the connection holds the parsed params, not a stream of the body.
-      const body = (seen.at(-1) as IncomingMessage & { body?: unknown }).body;
-      expect(body).not.toBeInstanceOf(Readable);
-      expect(body).toEqual({ query: 'subscription($id: ID!) { batchProgress(id: $id) { id total } }', variables: { id: batchId }, operationName: null });
+      // Both media types Yoga reads as JSON.
+      for (const contentType of ['application/json; charset=utf-8', 'application/graphql+json']) {
+        // A stream that never brings its snapshot fails the test rather than holding it.
+        const controller = new AbortController();
+        const bound = setTimeout(() => controller.abort(), 10_000);
+        try {
+          const stream = await fetch(app.graphqlUrl, { method: 'POST', headers: headers(contentType), body: JSON.stringify(params), signal: controller.signal });
+          expect(stream.status, contentType).toBe(200);
+          expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+          const reader = stream.body!.getReader();
+          let text = '';
+          const frame = /event: next\ndata: (.*)\n\n/;
+          while (!frame.test(text)) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            text += new TextDecoder().decode(value);
+          }
+          expect(text, contentType).toMatch(frame);
+          expect(JSON.parse(frame.exec(text)![1]!), contentType).toEqual({ data: { batchProgress: { id: batchId, total: 2 } } });
+          // The stream is up: the connection holds the parsed params, not a stream of the body.
+          const body = (seen.at(-1) as IncomingMessage & { body?: unknown }).body;
+          expect(body, contentType).not.toBeInstanceOf(Readable);
+          expect(body, contentType).toEqual(params);
+        } finally {
+          clearTimeout(bound);
+          controller.abort();
+        }
+      }
     } finally {
-      controller.abort();
       app.server.off('request', onRequest);
     }
   });

@@ -125,6 +125,9 @@ function refuseWhenFull(res: ServerResponse, headers: Record<string, string>) {
   res.end(JSON.stringify({ errors: [{ message: NO_ROOM_MESSAGE, extensions: { code: 'UNAVAILABLE' } }] }));
 }
 
+/** The media types Yoga reads a POST body as JSON for (its test: exact, the first of a list). */
+const JSON_TYPES = ['application/json', 'application/graphql+json'];
+
 /** The fields of a GraphQL request's JSON body (GraphQL over HTTP). */
 const REQUEST_FIELDS = new Set(['query', 'variables', 'operationName', 'extensions']);
 
@@ -132,16 +135,16 @@ const REQUEST_FIELDS = new Set(['query', 'variables', 'operationName', 'extensio
  * A body already read, as Yoga's server adapter takes it from `req.body`. A GraphQL request in
  * JSON goes parsed: the adapter answers `json()` with it, and the request has no body stream. A
  * stream would stay referenced from the connection for the subscription's whole life, with the
- * request and the pipeline the adapter reads it through (10-20 KB per idle SSE subscriber).
- * Anything else goes as a stream of its one chunk, for Yoga to read and answer as it would (given
- * a Buffer or a string, the adapter would list the keys of every byte first): a media type Yoga
- * would not take as JSON (its test is exact), invalid JSON, not an object, an empty one (the
- * adapter takes that for no body), or one with other fields, which Yoga refuses (and a `then`
- * among them would make the adapter take the object for a promise).
+ * request and the pipeline it is read through (Yoga's body-size limit wraps it): 10-20 KB per
+ * idle SSE subscriber. Anything else goes as a stream of its one chunk, for Yoga to read and
+ * answer as it would (given a Buffer or a string, the adapter would list the keys of every byte
+ * first): a media type Yoga would not read as JSON, invalid JSON, not an object, an empty one
+ * (the adapter takes that for no body), or one with other fields, which Yoga refuses (and a
+ * `then` among them would make the adapter take the object for a promise).
  */
 export function bodyForYoga(req: IncomingMessage, raw: Buffer): unknown {
-  const type = req.headers['content-type']?.split(',')[0];
-  if (type === 'application/json' || type?.startsWith('application/json;')) {
+  const type = req.headers['content-type']?.split(',')[0] ?? '';
+  if (JSON_TYPES.some((json) => type === json || type.startsWith(`${json};`))) {
     try {
       const parsed: unknown = JSON.parse(raw.toString('utf8'));
       if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
