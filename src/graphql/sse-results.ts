@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { PassThrough, type Writable } from 'node:stream';
 import type { ExecutionResult, GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { asGraphQLError } from './errors.ts';
@@ -21,22 +21,38 @@ export interface SseOptions {
  * (graphql-sse's distinct connections mode: `event: next` with the result, `event: complete` at
  * the end, a comment first and then every `keepAliveMs`), written with less per subscriber: each
  * result is serialized once for all the subscribers it is shared with (SharedExecutions hands
- * them one object), where Yoga's stringified and encoded it for each, and the body is a Node
- * stream of those ready bytes, piped to the socket, with no web-stream controller, text encoder
- * or promise per event in between. An idle subscriber holds one pending read.
+ * them one object), where Yoga's stringified and encoded it for each, and those ready bytes are
+ * written to a Node stream, with no web-stream controller, text encoder or promise per event in
+ * between. For Yoga (a stream it serves itself) the body is a PassThrough; a subscription served
+ * beside Yoga (src/http/sse-subscriptions.ts) is written straight to its response (writeSse).
  */
 export const sseResults =
   (options: SseOptions): ResultProcessor =>
-  (result, fetchAPI) =>
-    new fetchAPI.Response(new SseBody((result as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator](), options) as unknown as BodyInit, {
-      status: 200,
-      headers: {
-        'Content-Type': 'text/event-stream',
-        Connection: 'keep-alive',
-        'Cache-Control': 'no-cache',
-        'Content-Encoding': 'none',
-      },
-    });
+  (result, fetchAPI) => {
+    const body = new PassThrough();
+    writeSse((result as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator](), body, options);
+    return new fetchAPI.Response(body as unknown as BodyInit, { status: 200, headers: { ...SSE_HEADERS } });
+  };
+
+/** The headers of a subscription's event stream, as Yoga's own processor sends them. */
+export const SSE_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Type': 'text/event-stream',
+  Connection: 'keep-alive',
+  'Cache-Control': 'no-cache',
+  'Content-Encoding': 'none',
+};
+
+/**
+ * Writes a subscription's results to `target` as server-sent events, until they end, the target
+ * closes (the client left: the subscription is ended under it), or they fail. An idle subscriber
+ * holds one pending read, its keep-alive timer, and one listener on the target.
+ */
+export function writeSse(results: AsyncIterator<ExecutionResult>, target: SseTarget, options: SseOptions): void {
+  new SseWriter(results, target, options).start();
+}
+
+/** Where events are written: a response, or a stream that is one's body. */
+export type SseTarget = Pick<Writable, 'write' | 'end' | 'once' | 'off' | 'writableLength' | 'destroyed'>;
 
 const PING = Buffer.from(':\n\n');
 const COMPLETE = Buffer.from('event: complete\ndata:\n\n');
@@ -71,74 +87,73 @@ function asSentError(error: GraphQLError) {
   return { ...json, extensions: Object.keys(extensions).length > 0 ? extensions : undefined };
 }
 
-class SseBody extends Readable {
-  private reading = false;
+class SseWriter {
   private readonly ping: NodeJS.Timeout;
   private setUp: (() => void) | undefined;
+  private closed = false;
   // Only what the stream needs for its life: once called, `setUp` (and the request it holds) goes.
   private readonly log: SseOptions['log'];
   private readonly connection: SseOptions['connection'];
 
   constructor(
     private readonly results: AsyncIterator<ExecutionResult>,
+    private readonly target: SseTarget,
     options: SseOptions,
   ) {
-    super();
     this.setUp = options.setUp;
     this.log = options.log;
     this.connection = options.connection;
-    // First a comment: some browsers show nothing of a response until its body starts.
-    this.push(PING);
     // Not while the socket is full (what is queued keeps the connection busy anyway).
-    this.ping = setInterval(() => this.readableLength === 0 && this.push(PING), options.keepAliveMs);
+    this.ping = setInterval(() => this.target.writableLength === 0 && this.target.write(PING), options.keepAliveMs);
     this.ping.unref();
   }
 
-  override _read() {
-    if (this.reading) return;
-    this.reading = true;
+  start() {
+    this.target.once('close', this.onClose);
+    // First a comment: some browsers show nothing of a response until its body starts.
+    this.target.write(PING);
+    this.readNext();
+  }
+
+  /** The next result, read once the target has room for it: backpressure holds the next event at the source. */
+  private readonly readNext = () => {
     this.results.next().then(
       (read) => {
-        this.reading = false;
-        if (this.destroyed) return;
+        if (this.closed) return;
         this.setUpDone();
-        if (read.done) {
-          clearInterval(this.ping);
-          this.push(COMPLETE);
-          this.push(null);
-          return;
-        }
+        if (read.done) return this.finish(COMPLETE);
         // Nothing to send (Yoga skips these too): the next one is read.
-        if (read.value == null) return this._read();
+        if (read.value == null) return this.readNext();
+        let room: boolean;
         try {
-          // The stream asks for the next read as soon as it wants more (at once, unless the socket
-          // is full: backpressure then holds the next event at the source).
-          this.push(frameOf(read.value));
+          room = this.target.write(frameOf(read.value));
         } catch (error) {
-          this.fail(error);
+          return this.fail(error);
         }
+        if (room) this.readNext();
+        else this.target.once('drain', this.readNext);
       },
       (error: unknown) => {
-        this.reading = false;
-        if (this.destroyed) return;
+        if (this.closed) return;
         this.setUpDone();
         const reason = asGraphQLError(error);
         if (reason) this.endWith(reason);
         else this.fail(error);
       },
     );
-  }
+  };
 
   /**
    * Something other than the subscription's own GraphQL error broke the stream (a result that
    * could not be written as an event): logged, and the connection closed, so the client sees the
-   * stream end without `complete` rather than hang on a response that says nothing. Destroyed
-   * without an error: no `error` event is emitted, which nothing here would listen to.
+   * stream end without `complete` rather than hang on a response that says nothing.
    */
   private fail(error: unknown) {
     this.log.error(error);
     this.connection?.destroy();
-    this.destroy();
+    // A body of its own (Yoga's) ends after what it holds: the cut connection is the client's signal.
+    if (!this.target.destroyed) this.target.end();
+    this.onClose();
   }
 
   /**
@@ -150,16 +165,19 @@ class SseBody extends Readable {
    * whenever the end arrives with the last event (it retries only if it was waiting at the end).
    */
   private endWith(error: GraphQLError) {
-    clearInterval(this.ping);
     let frame: Buffer;
     try {
       frame = frameOf({ errors: [error] });
     } catch (failure) {
       return this.fail(failure);
     }
-    this.push(frame);
-    this.push(COMPLETE);
-    this.push(null);
+    this.finish(Buffer.concat([frame, COMPLETE]));
+  }
+
+  /** The last bytes, and the end of the body. */
+  private finish(last: Buffer) {
+    clearInterval(this.ping);
+    this.target.end(last);
   }
 
   private setUpDone() {
@@ -168,12 +186,14 @@ class SseBody extends Readable {
     setUp?.();
   }
 
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void) {
+  /** The target closed (the client left, the body ended or failed): the subscription ends, letting go of what it holds. */
+  private readonly onClose = () => {
+    if (this.closed) return;
+    this.closed = true;
     clearInterval(this.ping);
+    this.target.off('close', this.onClose);
+    this.target.off('drain', this.readNext);
     this.setUpDone();
-    // The client left (or the stream failed): the subscription ends, letting go of what it holds.
-    Promise.resolve(this.results.return?.())
-      .catch(() => undefined)
-      .then(() => callback(error));
-  }
+    void Promise.resolve(this.results.return?.()).catch(() => undefined);
+  };
 }
