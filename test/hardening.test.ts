@@ -4,6 +4,7 @@ import { codes, createTestAccount, gql, startTestApp, type TestAccount, type Tes
 import { redisRateLimiter } from '../src/http/rate-limit.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 import { CreateTransitions, Viewer } from './helpers/operations.ts';
+import { wsClient } from './helpers/subscribe.ts';
 
 let app: TestApp;
 let account: TestAccount;
@@ -77,6 +78,38 @@ describe('hardening', () => {
 
     const huge = await post(JSON.stringify({ query: '{ viewer { id } }', padding: 'x'.repeat(100_000) }));
     expect(huge.status).toBe(413);
+  });
+
+  it('over WebSocket, refuses an operation over a limit alone (BAD_USER_INPUT), and the connection goes on', async () => {
+    let closedWith: number | null = null;
+    const client = wsClient(app.graphqlUrl, account.apiKey, { onClose: (code) => (closedWith = code) });
+    try {
+      const run = (query: string) =>
+        new Promise<{ data?: unknown; errors?: ReadonlyArray<{ message: string; extensions?: Record<string, unknown> }> }>((resolve, reject) => {
+          let result: { data?: unknown; errors?: ReadonlyArray<{ message: string; extensions?: Record<string, unknown> }> } = {};
+          client.subscribe({ query }, {
+            next: (value) => (result = value as typeof result),
+            // graphql-ws hands an operation's refusal (an `error` message) to `error` as its errors.
+            error: (error) => (Array.isArray(error) ? resolve({ errors: error }) : reject(error)),
+            complete: () => resolve(result),
+          });
+        });
+      // graphql-armor's limits throw from validation: Yoga answers them over HTTP; over WebSocket
+      // they closed the whole connection (4500) with every subscription on it.
+      const aliases = await run(`subscription { transitionUpdated { ${Array.from({ length: 10 }, (_, i) => `a${i}: id`).join(' ')} } }`);
+      expect(aliases.errors?.map((e) => e.extensions?.code)).toEqual(['BAD_USER_INPUT']);
+      expect(aliases.errors?.[0]?.message).toMatch(/alias/i);
+      const deep = await run('{ viewer { id } transitions { edges { node { batch { transitions { edges { node { batch { id } } } } } } } } }');
+      expect(deep.errors?.map((e) => e.extensions?.code)).toEqual(['BAD_USER_INPUT']);
+      expect(deep.errors?.[0]?.message).toMatch(/depth/i);
+      const syntax = await run('{ viewer { id ');
+      expect(syntax.errors?.map((e) => e.extensions?.code)).toEqual(['BAD_USER_INPUT']);
+      // The same connection still serves.
+      expect(await run('{ viewer { id } }')).toEqual({ data: { viewer: { id: expect.any(String) } } });
+      expect(closedWith).toBeNull();
+    } finally {
+      await client.dispose();
+    }
   });
 
   it('answers CORS preflights for the configured origins only', async () => {

@@ -10,6 +10,7 @@ import { yogaLogger } from '../graphql/errors.ts';
 import { subscribeLive } from '../graphql/live-subscriptions.ts';
 import type { SharedExecutions } from '../graphql/shared-executions.ts';
 import { operationOf } from '../graphql/operation-gate.ts';
+import { envelopedOperation } from './enveloped-operation.ts';
 import type { Yoga } from './yoga.ts';
 
 /** Close code for a refused or no longer valid credential (graphql-ws' Forbidden). */
@@ -131,18 +132,9 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, s
             }),
           ];
         }
-        const { schema, execute, contextFactory, parse, validate } = yoga.getEnveloped({
-          authentication,
-          params: payload,
-        });
-        let document;
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          return [error as GraphQLError];
-        }
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
+        const operation = envelopedOperation(yoga, authentication, payload);
+        if ('errors' in operation) return operation.errors;
+        const { enveloped: { schema, execute, contextFactory }, document } = operation;
         const live = operationOf(document, payload.operationName)?.operation === 'subscription';
         return {
           schema,

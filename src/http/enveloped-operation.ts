@@ -1,0 +1,41 @@
+import type { DocumentNode, GraphQLError } from 'graphql';
+import type { Authentication } from '../auth/principal.ts';
+import { asGraphQLError, maskError } from '../graphql/errors.ts';
+import type { Yoga } from './yoga.ts';
+
+/** What a GraphQL request asks (GraphQL over HTTP's parameters, a graphql-ws subscribe message's payload). */
+export interface OperationParams {
+  query: string;
+  operationName?: string | null;
+  variables?: Record<string, unknown> | null;
+  extensions?: Record<string, unknown> | null;
+}
+
+/**
+ * An operation parsed and validated by Yoga's envelop (the same schema, limits and caches as
+ * Yoga's own HTTP handling), for a caller authenticated already: what the operations served
+ * outside Yoga's request handling run (every one over WebSocket, subscriptions over SSE). Or the
+ * errors that refuse it.
+ */
+export function envelopedOperation(
+  yoga: Yoga,
+  authentication: Authentication,
+  params: OperationParams,
+): { enveloped: ReturnType<Yoga['getEnveloped']>; document: DocumentNode } | { errors: readonly GraphQLError[] } {
+  const enveloped = yoga.getEnveloped({ authentication, params });
+  let document: DocumentNode;
+  let errors: readonly GraphQLError[];
+  try {
+    document = enveloped.parse(params.query);
+    errors = enveloped.validate(enveloped.schema, document);
+  } catch (error) {
+    // A syntax error, or a query limit (graphql-armor's rules throw from validation, where Yoga
+    // catches them): the client's mistake, answered as Yoga answers it over HTTP (BAD_USER_INPUT),
+    // never an error of the connection. Anything else is a fault of the server's, thrown.
+    const refused = asGraphQLError(error);
+    if (!refused) throw error;
+    return { errors: [maskError(refused) as GraphQLError] };
+  }
+  if (errors.length > 0) return { errors };
+  return { enveloped, document };
+}
