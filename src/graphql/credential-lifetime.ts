@@ -14,14 +14,21 @@ export function useCredentialLifetime(): Plugin<Context> {
     onSubscribe() {
       return {
         onSubscribeResult({ args, result, setResult }) {
-          const { principal, sessions } = args.contextValue;
-          if (!principal || !isAsyncIterable(result)) return;
-          let untrack = () => {};
-          const { stream, end } = endable(withCleanup(result[Symbol.asyncIterator](), () => untrack()));
-          untrack = sessions.track(principal, end);
-          setResult(stream);
+          if (!args.contextValue.principal || !isAsyncIterable(result)) return;
+          setResult(untilCredentialEnds(result, args.contextValue));
         },
       };
     },
   };
+}
+
+/**
+ * `stream`, ended when the credential of `context` is revoked or expires (and no longer watched
+ * once it ends): for a stream whose context has a principal.
+ */
+export function untilCredentialEnds<T>(stream: AsyncIterable<T>, { principal, sessions }: Pick<Context, 'principal' | 'sessions'>): AsyncIterableIterator<T> {
+  let untrack = () => {};
+  const { stream: ending, end } = endable(withCleanup(stream[Symbol.asyncIterator](), () => untrack()));
+  untrack = sessions.track(principal!, end);
+  return ending;
 }

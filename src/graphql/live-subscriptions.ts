@@ -15,9 +15,10 @@ import { sseResults, type SseOptions } from './sse-results.ts';
  * as Yoga masks them. graphql-js' own subscribe() would add a layer of its own too (an
  * iterator of closures per subscription), so each event is executed here, as it does.
  * Validation and query limits still run in the envelop (src/http/websocket.ts), and a credential
- * that ends closes the WebSocket with every subscription on it. Over SSE, Yoga's envelop
- * subscribes through here (useLiveSubscriptions, below). Either way, each event is executed once
- * for all the subscribers of this process that would get the same result (`shared`).
+ * that ends closes the WebSocket with every subscription on it. Over SSE, a subscription is
+ * served the same way beside Yoga (src/http/sse-subscriptions.ts), and one it leaves to Yoga is
+ * subscribed through here by Yoga's envelop (useLiveSubscriptions, below). Either way, each event
+ * is executed once for all the subscribers of this process that would get the same result (`shared`).
  */
 export async function subscribeLive(
   args: ExecutionArgs & { contextValue: Context },
@@ -33,7 +34,8 @@ export async function subscribeLive(
 }
 
 /**
- * Yoga's subscriptions (server-sent events) run through subscribeLive too, so their events are
+ * The subscriptions Yoga serves itself (server-sent events that src/http/sse-subscriptions.ts
+ * leaves to it) run through subscribeLive too, so their events are
  * executed once with the WebSocket subscribers who would get the same result, rather than once
  * per subscriber by the executor's own subscribe. The envelop's layers stay around them (the
  * gates before, masking and the credential's lifetime after): they only read a shared result and

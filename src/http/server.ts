@@ -23,7 +23,9 @@ import { SharedExecutions } from '../graphql/shared-executions.ts';
 import { heapNearLimit } from './heap-room.ts';
 import { prefersEventStream, serveInTurn, SetupTurns } from './setup-turns.ts';
 import { attachWebSocket } from './websocket.ts';
-import { createYogaServer } from './yoga.ts';
+import { corsOptions, createYogaServer } from './yoga.ts';
+import { directSseSubscriptions } from './sse-subscriptions.ts';
+import { yogaLogger } from '../graphql/errors.ts';
 
 export interface ApiServer {
   server: Server;
@@ -104,6 +106,15 @@ export async function startApiServer(segue: Segue, options: ApiServerOptions = {
   // One per process: the viewers of one batch share each event's execution, over either transport.
   const shared = new SharedExecutions(segue.metrics.subscriptionResults);
   const yoga = createYogaServer(contextDeps, limiter, shared);
+  // Subscriptions over SSE, served beside Yoga (what they keep is what WebSocket ones keep); the rest is Yoga's.
+  const sseSubscriptions = directSseSubscriptions({
+    yoga,
+    deps: contextDeps,
+    shared,
+    keepAliveMs: segue.config.subscriptions.keepAliveMs,
+    cors: corsOptions(http),
+    log: yogaLogger(segue.logger.child({ component: 'graphql' })),
+  });
   // Setting up live streams, WebSocket and SSE alike: SUBSCRIPTION_SETUP_CONCURRENCY at once.
   const turns = options.setupTurns ?? new SetupTurns(segue.config.subscriptions.setupConcurrency, segue.metrics.setupTurnsWaiting);
   // Whether a new stream must be refused (the heap near its limit), counted by transport when so.
@@ -171,7 +182,10 @@ export async function startApiServer(segue: Segue, options: ApiServerOptions = {
           res.setHeader('connection', 'close');
           return json(res, 413, { errors: [{ message: `A subscription request over ${MAX_STREAM_REQUEST_BYTES} bytes.`, extensions: { code: 'BAD_USER_INPUT' } }] });
         }
-        return serveInTurn(turns, req, res, (setUp) => yoga(req, res, { req, res, setUp }), { full: noRoomForSse, refusalHeaders: corsHeadersFor });
+        return serveInTurn(turns, req, res, async (setUp) => (await sseSubscriptions(req, res, setUp)) || yoga(req, res, { req, res, setUp }), {
+          full: noRoomForSse,
+          refusalHeaders: corsHeadersFor,
+        });
       }
       return yoga(req, res, { req, res });
     }

@@ -1,3 +1,4 @@
+import type { CORSOptions } from '@whatwg-node/server';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { useAuthentication } from '../graphql/authentication.ts';
@@ -22,12 +23,26 @@ import type { SharedExecutions } from '../graphql/shared-executions.ts';
 export type ServerContext = {
   req?: IncomingMessage;
   res?: ServerResponse;
-  /** Over WebSocket: the connection's authentication, checked once when it connected (not its key). */
+  /**
+   * The caller's authentication when it is checked already (not its key): a WebSocket
+   * connection's, checked once when it connected; an SSE subscription's served directly.
+   */
   authentication?: Authentication;
   /** Over SSE: ends the request's setup turn (see serveInTurn), once its stream's first event is out. */
   setUp?: () => void;
 };
 export type Yoga = YogaServerInstance<ServerContext, Context>;
+
+/** Who may call from a browser on another origin (CORS_ORIGINS): Yoga's answers and those written beside it alike. */
+export function corsOptions(http: { corsOrigins: '*' | string[] | null }): CORSOptions | false {
+  if (http.corsOrigins === null) return false;
+  return {
+    origin: http.corsOrigins === '*' ? '*' : http.corsOrigins,
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['authorization', 'content-type', 'accept'],
+    credentials: false,
+  };
+}
 
 export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null, shared: SharedExecutions): Yoga {
   const { segue } = deps;
@@ -53,15 +68,7 @@ export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null,
       useGraphiQLPolicy(),
       useLiveSubscriptions(logging, shared, segue.config.subscriptions.keepAliveMs),
     ],
-    cors:
-      http.corsOrigins === null
-        ? false
-        : {
-            origin: http.corsOrigins === '*' ? '*' : http.corsOrigins,
-            methods: ['GET', 'POST'],
-            allowedHeaders: ['authorization', 'content-type', 'accept'],
-            credentials: false,
-          },
+    cors: corsOptions(http),
     // HTTP and SSE carry the credential in the Authorization header; a WebSocket connection
     // checked its own when it connected (websocket.ts) and passes the authentication.
     context: ({ request, authentication }) =>
