@@ -103,6 +103,7 @@ describe('fuzz: hostile and malformed GraphQL requests', () => {
       // Odd methods, headers and auth.
       () => ({ method: r.pick(['PUT', 'DELETE', 'PATCH']), body: JSON.stringify({ query: '{ viewer { id } }' }) }),
       () => ({ method: 'GET', path: `/graphql?query=${encodeURIComponent(r.pick(['mutation { createTransitions(input: {transitions: []}) { batch { id } } }', '{', '{ viewer { id } }']))}` }),
+      () => ({ method: 'GET', path: `/graphql?query=${encodeURIComponent('{ viewer { id } }')}&${r.pick(['variables', 'extensions'])}=${encodeURIComponent(r.pick(['{', '{"a":', 'x', '[1,']))}` }),
       () => ({ headers: { authorization: r.pick(['Bearer', 'Bearer sg_' + 'A'.repeat(500), 'Basic xyz', 'Bearer ' + '\u00ff'.repeat(10)]) }, body: JSON.stringify({ query: 'mutation { createTransitions(input: {transitions: [{frontImageUrl: "https://a/b.png", tailImageUrl: "https://a/c.png", prompt: "p"}]}) { batch { id } } }' }) }),
       () => ({ headers: { 'content-type': r.pick(['text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/graphql']) }, body: '{ viewer { id } }' }),
       () => ({ body: JSON.stringify([{ query: '{ viewer { id } }' }, { query: '{ viewer { name } }' }]) }),

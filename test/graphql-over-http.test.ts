@@ -39,6 +39,9 @@ describe('GraphQL over HTTP (graphql-http audits)', () => {
       ['an unknown field', await post(JSON.stringify({ query: '{ nope }' })), 400, 'BAD_USER_INPUT'],
       ['a mutation over GET', await fetch(`${app.graphqlUrl}?query=${encodeURIComponent('mutation { deleteTransitions(input: { ids: [] }) { deletedIds } }')}`, { headers: { accept: 'application/graphql-response+json' } }), 405, 'BAD_USER_INPUT'],
       ['no credential', await post(JSON.stringify({ query: '{ viewer { id } }' })), 200, 'UNAUTHENTICATED'],
+      // Yoga's GET parser let JSON.parse's error through: a 200 INTERNAL, logged as unexpected.
+      ['invalid JSON in GET variables', await fetch(`${app.graphqlUrl}?query=${encodeURIComponent('{ viewer { id } }')}&variables=${encodeURIComponent('{"id":')}`, { headers: { accept: 'application/graphql-response+json' } }), 400, 'BAD_USER_INPUT'],
+      ['invalid JSON in GET extensions', await fetch(`${app.graphqlUrl}?query=${encodeURIComponent('{ viewer { id } }')}&extensions=x`, { headers: { accept: 'application/graphql-response+json' } }), 400, 'BAD_USER_INPUT'],
     ];
     for (const [what, response, status, code] of cases) {
       expect(response.status, what).toBe(status);

@@ -110,3 +110,26 @@ export function useValidationErrorCode(): Plugin {
     },
   };
 }
+
+/**
+ * A GET request whose `variables` or `extensions` parameter is not JSON: the client's mistake,
+ * answered 400 BAD_USER_INPUT as a POST body that is not JSON is. (Yoga's GET parser lets
+ * JSON.parse's SyntaxError through, which became a 200 INTERNAL, logged as an unexpected error.)
+ */
+export function useQueryStringJson(): Plugin {
+  return {
+    onRequestParse({ request, requestParser, setRequestParser }) {
+      if (request.method !== 'GET' || !requestParser) return;
+      setRequestParser(async (req) => {
+        try {
+          return await requestParser(req);
+        } catch (error) {
+          if (!(error instanceof SyntaxError)) throw error;
+          throw new GraphQLError('The query string sent invalid JSON in variables or extensions.', {
+            extensions: { code: 'BAD_USER_INPUT', http: { status: 400 } },
+          });
+        }
+      });
+    },
+  };
+}

@@ -8,6 +8,7 @@ import {
   useMutationRateLimit,
   useOperationMetrics,
   useQueryLimits,
+  useQueryStringJson,
   useValidationErrorCode,
   type RateLimiter,
 } from '../graphql/hardening.ts';
@@ -59,6 +60,7 @@ export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null,
     plugins: [
       useStreamingUploads({ maxFileBytes: segue.config.images.maxBytes }),
       useValidationErrorCode(),
+      useQueryStringJson(),
       useQueryLimits(segue.config),
       useIntrospectionSwitch({ enabled: http.introspection, forAccounts: segue.config.graphiql }),
       useAuthentication(),
