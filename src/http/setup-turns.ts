@@ -158,10 +158,30 @@ export function bodyForYoga(req: IncomingMessage, raw: Buffer): unknown {
   return Readable.from([raw]);
 }
 
-async function readWhole(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+/**
+ * The request's body, whole; rejects if the client leaves first. Read with listeners removed at
+ * the end, not `for await`: Node's async iterator leaves end-of-stream listeners (a dozen
+ * closures) on the request, which an SSE response keeps for the stream's life.
+ */
+function readWhole(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const onData = (chunk: Buffer) => void chunks.push(chunk);
+    const settle = (error: Error | null) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', settle);
+      req.off('close', onClose);
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks));
+    };
+    const onEnd = () => settle(null);
+    const onClose = () => settle(new Error('The client left before its body was in.'));
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', settle);
+    req.once('close', onClose);
+  });
 }
 
 /**
