@@ -49,7 +49,10 @@ export function useLiveSubscriptions(log: ErrorLog, shared: SharedExecutions, ke
     onSubscribe({ args, setSubscribeFn }) {
       if (args.contextValue.request) subscriptions.add(args.contextValue.request);
       setSubscribeFn(async (args) => {
-        const result = await subscribeLive(args as ExecutionArgs & { contextValue: Context }, log, shared);
+        // A refusal the SSE request already got on its way to be served directly
+        // (src/http/sse-subscriptions.ts): answered as it is, its resolvers not run again.
+        const given = (args.contextValue as { subscribed?: ExecutionResult }).subscribed;
+        const result = given ?? (await subscribeLive(args as ExecutionArgs & { contextValue: Context }, log, shared));
         return Symbol.asyncIterator in result ? result : asHttpRefusal(result);
       });
     },
@@ -60,7 +63,8 @@ export function useLiveSubscriptions(log: ErrorLog, shared: SharedExecutions, ke
       // account's place (SUBSCRIPTIONS_PER_ACCOUNT), its Redis topic and its credential's watch
       // for as long as the process lives. Ended here, its outermost layer (every hook's wrapper)
       // first, so each lets go of what it holds. (Yoga's own processors are chosen before this.)
-      if (isAsyncIterable(result) && (request.signal.aborted || !resultProcessor)) {
+      const gone = request.signal.aborted || (serverContext as { res?: { destroyed: boolean } }).res?.destroyed;
+      if (isAsyncIterable(result) && (gone || !resultProcessor)) {
         void Promise.resolve(result[Symbol.asyncIterator]().return?.()).catch(() => undefined);
       } else if (isAsyncIterable(result) && subscriptions.has(request)) {
         // A subscription's stream: Yoga serves those only as server-sent events (its processor was

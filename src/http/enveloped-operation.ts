@@ -1,4 +1,4 @@
-import type { DocumentNode, GraphQLError } from 'graphql';
+import { GraphQLError, type DocumentNode } from 'graphql';
 import type { Authentication } from '../auth/principal.ts';
 import { asGraphQLError, maskError } from '../graphql/errors.ts';
 import type { Yoga } from './yoga.ts';
@@ -15,11 +15,12 @@ export interface OperationParams {
  * An operation parsed and validated by Yoga's envelop (the same schema, limits and caches as
  * Yoga's own HTTP handling), for a caller authenticated already: what the operations served
  * outside Yoga's request handling run (every one over WebSocket, subscriptions over SSE). Or the
- * errors that refuse it.
+ * errors that refuse it. Nothing here depends on who asks (`authentication` is only kept in the
+ * context Yoga's contextFactory builds): an SSE request is checked before its key is.
  */
 export function envelopedOperation(
   yoga: Yoga,
-  authentication: Authentication,
+  authentication: Authentication | undefined,
   params: OperationParams,
 ): { enveloped: ReturnType<Yoga['getEnveloped']>; document: DocumentNode } | { errors: readonly GraphQLError[] } {
   const enveloped = yoga.getEnveloped({ authentication, params });
@@ -33,9 +34,21 @@ export function envelopedOperation(
     // catches them): the client's mistake, answered as Yoga answers it over HTTP (BAD_USER_INPUT),
     // never an error of the connection. Anything else is a fault of the server's, thrown.
     const refused = asGraphQLError(error);
-    if (!refused) throw error;
-    return { errors: [maskError(refused) as GraphQLError] };
+    const shown = refused && (maskError(refused) as GraphQLError);
+    if (shown?.extensions.code !== 'BAD_USER_INPUT') throw error;
+    return { errors: [withoutHttp(shown)] };
   }
-  if (errors.length > 0) return { errors };
+  if (errors.length > 0) return { errors: errors.map(withoutHttp) };
   return { enveloped, document };
+}
+
+/**
+ * The error without Yoga's `http` extension (a status for HTTP answers, never sent): Yoga's
+ * caches hand out the same error objects to every request of the same text, and its HTTP
+ * handling adds the extension to them in place.
+ */
+function withoutHttp(error: GraphQLError): GraphQLError {
+  if (!error.extensions?.http) return error;
+  const { http: _, ...extensions } = error.extensions;
+  return new GraphQLError(error.message, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, originalError: error.originalError, extensions });
 }

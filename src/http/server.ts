@@ -24,7 +24,7 @@ import { heapNearLimit } from './heap-room.ts';
 import { prefersEventStream, serveInTurn, SetupTurns } from './setup-turns.ts';
 import { attachWebSocket } from './websocket.ts';
 import { corsOptions, createYogaServer } from './yoga.ts';
-import { directSseSubscriptions } from './sse-subscriptions.ts';
+import { sseRequests } from './sse-subscriptions.ts';
 import { yogaLogger } from '../graphql/errors.ts';
 
 export interface ApiServer {
@@ -106,8 +106,8 @@ export async function startApiServer(segue: Segue, options: ApiServerOptions = {
   // One per process: the viewers of one batch share each event's execution, over either transport.
   const shared = new SharedExecutions(segue.metrics.subscriptionResults);
   const yoga = createYogaServer(contextDeps, limiter, shared);
-  // Subscriptions over SSE, served beside Yoga (what they keep is what WebSocket ones keep); the rest is Yoga's.
-  const sseSubscriptions = directSseSubscriptions({
+  // Requests for an event stream: subscriptions served beside Yoga (what they keep is what WebSocket ones keep), the rest by Yoga.
+  const sse = sseRequests({
     yoga,
     deps: contextDeps,
     shared,
@@ -182,10 +182,7 @@ export async function startApiServer(segue: Segue, options: ApiServerOptions = {
           res.setHeader('connection', 'close');
           return json(res, 413, { errors: [{ message: `A subscription request over ${MAX_STREAM_REQUEST_BYTES} bytes.`, extensions: { code: 'BAD_USER_INPUT' } }] });
         }
-        return serveInTurn(turns, req, res, async (setUp) => (await sseSubscriptions(req, res, setUp)) || yoga(req, res, { req, res, setUp }), {
-          full: noRoomForSse,
-          refusalHeaders: corsHeadersFor,
-        });
+        return serveInTurn(turns, req, res, (setUp) => sse(req, res, setUp), { full: noRoomForSse, refusalHeaders: corsHeadersFor });
       }
       return yoga(req, res, { req, res });
     }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getCORSHeadersByRequestAndOptions, type CORSOptions } from '@whatwg-node/server';
-import type { ExecutionArgs } from 'graphql';
+import type { ExecutionArgs, ExecutionResult } from 'graphql';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
 import { untilCredentialEnds } from '../graphql/credential-lifetime.ts';
 import { subscribeLive } from '../graphql/live-subscriptions.ts';
@@ -8,9 +8,9 @@ import { operationOf } from '../graphql/operation-gate.ts';
 import type { SharedExecutions } from '../graphql/shared-executions.ts';
 import { SSE_HEADERS, writeSse } from '../graphql/sse-results.ts';
 import { envelopedOperation, type OperationParams } from './enveloped-operation.ts';
-import type { Yoga } from './yoga.ts';
+import type { ServerContext, Yoga } from './yoga.ts';
 
-export interface DirectSseOptions {
+export interface SseRequestOptions {
   yoga: Yoga;
   deps: ContextDeps;
   shared: SharedExecutions;
@@ -21,69 +21,88 @@ export interface DirectSseOptions {
 }
 
 /**
- * Subscriptions over SSE served outside Yoga's request handling, as WebSocket ones are
- * (src/http/websocket.ts): an idle subscriber waits in every layer around its stream, and Yoga's
- * (its fetch Request and Response, the context it builds with the request in it, the envelop's
- * wrappers of the stream) cost an SSE subscriber about twice what a WebSocket one costs. Here the
- * request is parsed and validated by Yoga's envelop (the same schema, limits and caches), run by
- * subscribeLive (the same gate, masking and shared executions), kept no longer than its credential
+ * Requests for an event stream (after their setup turn, src/http/setup-turns.ts). Subscriptions
+ * are served outside Yoga's request handling, as WebSocket ones are (src/http/websocket.ts): an
+ * idle subscriber waits in every layer around its stream, and Yoga's (its fetch Request and
+ * Response, the context it builds with the request in it, the envelop's wrappers of the stream)
+ * cost an SSE subscriber about twice what a WebSocket one costs. Here the request is parsed and
+ * validated by Yoga's envelop (the same schema, limits and caches), run by subscribeLive (the
+ * same gate, masking and shared executions), kept no longer than its credential
  * (untilCredentialEnds, as useCredentialLifetime does), and written as sseResults writes it, with
  * the headers Yoga's processor and CORS would send.
  *
  * Only the plain case is served here: a subscription with a valid credential, whose parameters
- * Yoga would take as they are, that parses, validates and starts its stream. Anything else
- * (no credential or a refused one, parameters Yoga refuses, a query or a mutation, a document
- * that fails to parse or validate, a subscription refused before its stream starts, anything
- * that throws) returns false, untouched, for Yoga to answer as it always has.
+ * Yoga would take as they are, that parses, validates and starts its stream. Everything else
+ * (parameters Yoga refuses, a query or a mutation, a document that fails to parse or validate,
+ * no credential or a refused one, a subscription refused before its stream starts) is Yoga's to
+ * answer, as it always has been, with what was learned on the way handed to it so that nothing is
+ * done twice: the credential's check (even one that failed), and the refusal of a subscription
+ * (its resolvers ran, and what they logged is logged once).
  */
-export function directSseSubscriptions(options: DirectSseOptions) {
+export function sseRequests(options: SseRequestOptions) {
   const { yoga, deps, shared, keepAliveMs, cors, log } = options;
-  /** The subscription's stream and context, or null for anything served the plain way by Yoga. */
-  async function prepare(req: IncomingMessage, params: OperationParams) {
-    // Read as Yoga's server adapter reads it (from req.headers, where Node kept the first of several).
-    const authentication = await deps.authenticator.authenticate(req.headers.authorization ?? null);
-    if (!authentication.principal) return null;
-    const operation = envelopedOperation(yoga, authentication, params);
-    if ('errors' in operation) return null;
+
+  /** The stream to serve, or what Yoga is to be handed with the request. */
+  async function prepare(req: IncomingMessage, params: OperationParams): Promise<Prepared> {
+    // Checked before the key (nothing in it depends on who asks): a query or a refused document
+    // costs no more than it did.
+    const operation = envelopedOperation(yoga, undefined, params);
+    if ('errors' in operation) return { yoga: {} };
     const { enveloped, document } = operation;
-    if (operationOf(document, params.operationName)?.operation !== 'subscription') return null;
+    if (operationOf(document, params.operationName)?.operation !== 'subscription') return { yoga: {} };
+    // Read as Yoga's server adapter reads it (req.headers, where Node kept the first of several).
+    // Yoga is handed the check itself, failed or not: it never asks twice.
+    const authenticating = deps.authenticator.authenticate(req.headers.authorization ?? null);
+    const authentication = await authenticating.catch(() => null);
+    if (!authentication?.principal) return { yoga: { authentication: authenticating } };
     const contextValue = contextOf(deps, authentication);
     const args = { schema: enveloped.schema, document, operationName: params.operationName, variableValues: params.variables, contextValue };
     const result = await subscribeLive(args as ExecutionArgs & { contextValue: Context }, log, shared);
-    return { result, contextValue };
+    // Refused before it started (its variables, a batch not found, a scope): Yoga answers it, with its status.
+    if (!(Symbol.asyncIterator in result)) return { yoga: { authentication, subscribed: result } };
+    return { stream: result, contextValue };
   }
 
-  return async function serve(req: IncomingMessage, res: ServerResponse, setUp: () => void): Promise<boolean> {
+  return async function serve(req: IncomingMessage, res: ServerResponse, setUp: () => void): Promise<void> {
     const params = paramsOf(req);
-    if (!params || !acceptsAsIs(req)) return false;
-    let prepared: Awaited<ReturnType<typeof prepare>>;
-    try {
-      prepared = await prepare(req, params);
-    } catch {
-      return false; // Yoga answers it (and logs what it must)
+    // A fault on the way (not the client's: those are refusals) is Yoga's to meet again and answer.
+    const prepared: Prepared = params && acceptsAsIs(req) ? await prepare(req, params).catch(() => ({ yoga: {} })) : { yoga: {} };
+    const gone = res.destroyed || req.socket.destroyed;
+    if ('yoga' in prepared) {
+      // The client left while it was looked at: nothing to answer (Yoga would set up a stream
+      // that no one reads, its close long past).
+      if (gone) return setUp();
+      return void (await yoga(req, res, { req, res, setUp, ...prepared.yoga }));
     }
-    if (!prepared) return false;
-    const { result, contextValue } = prepared;
-    // Refused before it started (its variables, a batch not found): Yoga answers it, with its status.
-    if (!(Symbol.asyncIterator in result)) return false;
-    if (res.destroyed || req.socket.destroyed) {
-      // The client left while it was set up: nobody will read it, and it lets go of what it holds.
+    const { stream: result, contextValue } = prepared;
+    if (gone) {
+      // Nobody will read it: it lets go of what it holds.
       void Promise.resolve(result.return?.()).catch(() => undefined);
-      setUp();
-      return true;
+      return setUp();
     }
-    const stream = untilCredentialEnds(result, contextValue);
-    const corsHeaders = cors === false ? null : getCORSHeadersByRequestAndOptions(requestHeadersOf(req), cors);
-    // As Yoga's server adapter sends a streamed body: no idle timeout, no delay, kept alive.
-    req.socket.setTimeout(0);
-    req.socket.setNoDelay(true);
-    req.socket.setKeepAlive(true);
-    res.writeHead(200, { ...SSE_HEADERS, ...corsHeaders });
+    let stream: AsyncIterableIterator<ExecutionResult>;
+    try {
+      stream = untilCredentialEnds(result, contextValue);
+      const corsHeaders = cors === false ? null : getCORSHeadersByRequestAndOptions(requestHeadersOf(req), cors);
+      // As Yoga's server adapter sends a streamed body: no idle timeout, no delay, kept alive.
+      req.socket.setTimeout(0);
+      req.socket.setNoDelay(true);
+      req.socket.setKeepAlive(true);
+      res.writeHead(200, { ...SSE_HEADERS, ...corsHeaders });
+    } catch (error) {
+      // Nothing was sent: the subscription ends (letting go of its place and its watch), and the
+      // request is answered as any request that failed.
+      void Promise.resolve(result.return?.()).catch(() => undefined);
+      throw error;
+    }
     forgetRequest(req);
     writeSse(stream, res, { keepAliveMs, connection: res, setUp, log });
-    return true;
   };
 }
+
+type Prepared =
+  | { stream: AsyncIterableIterator<ExecutionResult>; contextValue: Context }
+  | { yoga: Pick<ServerContext, 'authentication' | 'subscribed'> };
 
 /** Media types Yoga takes as they are here: any other charset than UTF-8, or graphql-sse's single connection mode, is Yoga's to answer. */
 function acceptsAsIs(req: IncomingMessage): boolean {

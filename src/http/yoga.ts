@@ -1,5 +1,6 @@
 import type { CORSOptions } from '@whatwg-node/server';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import type { ExecutionResult } from 'graphql';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { useAuthentication } from '../graphql/authentication.ts';
 import { useCredentialLifetime } from '../graphql/credential-lifetime.ts';
@@ -26,9 +27,12 @@ export type ServerContext = {
   res?: ServerResponse;
   /**
    * The caller's authentication when it is checked already (not its key): a WebSocket
-   * connection's, checked once when it connected; an SSE subscription's served directly.
+   * connection's, checked once when it connected; an SSE request's, checked on its way to be
+   * served directly (src/http/sse-subscriptions.ts), as it is (a failed check fails here too).
    */
-  authentication?: Authentication;
+  authentication?: Authentication | Promise<Authentication>;
+  /** Over SSE: the refusal a subscription got on its way to be served directly, answered as it is rather than subscribed again. */
+  subscribed?: ExecutionResult;
   /** Over SSE: ends the request's setup turn (see serveInTurn), once its stream's first event is out. */
   setUp?: () => void;
 };
@@ -73,7 +77,7 @@ export function createYogaServer(deps: ContextDeps, limiter: RateLimiter | null,
     cors: corsOptions(http),
     // HTTP and SSE carry the credential in the Authorization header; a WebSocket connection
     // checked its own when it connected (websocket.ts) and passes the authentication.
-    context: ({ request, authentication }) =>
-      authentication ? contextOf(deps, authentication) : createContext(deps, request?.headers.get('authorization') ?? null),
+    context: async ({ request, authentication }) =>
+      authentication ? contextOf(deps, await authentication) : createContext(deps, request?.headers.get('authorization') ?? null),
   });
 }
