@@ -1,6 +1,5 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { capturedLogs } from './helpers/log-lines.ts';
 import { createTestAccount, startTestApp, type TestAccount, type TestApp } from './helpers/app.ts';
 
 /** A small seeded PRNG (mulberry32): the same 1,500 requests on every run. */
@@ -20,18 +19,12 @@ function random(seed: number) {
   };
 }
 
-const logLines: Array<{ level: number; msg?: string }> = [];
-const capture = new Writable({
-  write(chunk, _enc, done) {
-    for (const line of chunk.toString().split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
-    done();
-  },
-});
+const { lines: logLines, logger } = capturedLogs('warn');
 
 let app: TestApp;
 let account: TestAccount;
 beforeAll(async () => {
-  app = await startTestApp({ RATE_LIMIT_MUTATIONS_PER_MINUTE: '0' }, { logger: pino({ level: 'warn' }, capture) });
+  app = await startTestApp({ RATE_LIMIT_MUTATIONS_PER_MINUTE: '0' }, { logger });
   account = await createTestAccount(app.segue);
 });
 afterAll(() => app.close());

@@ -1,11 +1,10 @@
 import { request } from 'node:http';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Authentication } from '../src/auth/principal.ts';
 import { createTransitions } from '../src/domain/transitions.ts';
 import { encodeId } from '../src/graphql/ids.ts';
+import { capturedLogs } from './helpers/log-lines.ts';
 import { createTestAccount, startTestApp, withoutJobs, type TestAccount, type TestApp } from './helpers/app.ts';
 import { transitionInputs } from './helpers/fixtures.ts';
 
@@ -40,18 +39,12 @@ vi.mock('../src/auth/authenticate.ts', async (importOriginal) => {
   };
 });
 
-const logLines: Array<{ level: number; msg?: string; err?: { message?: string } }> = [];
-const capture = new Writable({
-  write(chunk, _encoding, done) {
-    for (const line of chunk.toString().split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
-    done();
-  },
-});
+const { lines: logLines, logger } = capturedLogs('debug');
 
 let app: TestApp;
 let account: TestAccount;
 beforeAll(async () => {
-  app = await startTestApp({}, { logger: pino({ level: 'debug' }, capture) });
+  app = await startTestApp({}, { logger });
   account = await createTestAccount(app.segue);
 });
 afterAll(() => app?.close());
