@@ -88,6 +88,30 @@ describe('SSE requests left to Yoga', () => {
     expect(checks.count - before).toBe(0);
   });
 
+  it('a stream that cannot be written leaves neither its subscription nor its credential watch behind', async () => {
+    const { batch } = await createTransitions(withoutJobs(app.segue), account.id, { generate: true, transitions: transitionInputs(2) });
+    const open = await gauge(app.segue.metrics.subscriptions);
+    const watches = await gauge(app.segue.metrics.credentialWatches);
+    // A response whose stream's head cannot be written (as an invalid header would make it); the
+    // failure's own answer can.
+    const breakHead = (_req: unknown, res: { writeHead: (...args: unknown[]) => unknown }) => {
+      const writeHead = res.writeHead;
+      res.writeHead = () => {
+        res.writeHead = writeHead;
+        throw new Error('the head could not be written');
+      };
+    };
+    app.server.prependListener('request', breakHead);
+    try {
+      const response = await sse({ query: QUERY, variables: { id: encodeId('Batch', batch!.id) } });
+      expect(response.status).toBe(500);
+    } finally {
+      app.server.off('request', breakHead);
+    }
+    await expect.poll(() => gauge(app.segue.metrics.subscriptions)).toBe(open);
+    await expect.poll(() => gauge(app.segue.metrics.credentialWatches)).toBe(watches);
+  });
+
   it('set nothing up for a client that left while its key was checked, whether the check then fails or not', async () => {
     const { batch } = await createTransitions(withoutJobs(app.segue), account.id, { generate: true, transitions: transitionInputs(2) });
     const body = JSON.stringify({ query: QUERY, variables: { id: encodeId('Batch', batch!.id) } });

@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getCORSHeadersByRequestAndOptions, type CORSOptions } from '@whatwg-node/server';
-import type { ExecutionArgs, ExecutionResult } from 'graphql';
+import { getOperationAST, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
 import { untilCredentialEnds } from '../graphql/credential-lifetime.ts';
 import { subscribeLive } from '../graphql/live-subscriptions.ts';
-import { operationOf } from '../graphql/operation-gate.ts';
 import type { SharedExecutions } from '../graphql/shared-executions.ts';
 import { SSE_HEADERS, writeSse } from '../graphql/sse-results.ts';
 import { envelopedOperation, type OperationParams } from './enveloped-operation.ts';
@@ -49,7 +48,8 @@ export function sseRequests(options: SseRequestOptions) {
     const operation = envelopedOperation(yoga, undefined, params);
     if ('errors' in operation) return { yoga: {} };
     const { enveloped, document } = operation;
-    if (operationOf(document, params.operationName)?.operation !== 'subscription') return { yoga: {} };
+    // The operation as Yoga chooses it (none when several and no name says which).
+    if (getOperationAST(document, params.operationName)?.operation !== 'subscription') return { yoga: {} };
     // Read as Yoga's server adapter reads it (req.headers, where Node kept the first of several).
     // Yoga is handed the check itself, failed or not: it never asks twice.
     const authenticating = deps.authenticator.authenticate(req.headers.authorization ?? null);
@@ -80,7 +80,7 @@ export function sseRequests(options: SseRequestOptions) {
       void Promise.resolve(result.return?.()).catch(() => undefined);
       return setUp();
     }
-    let stream: AsyncIterableIterator<ExecutionResult>;
+    let stream: AsyncIterableIterator<ExecutionResult> | undefined;
     try {
       stream = untilCredentialEnds(result, contextValue);
       const corsHeaders = cors === false ? null : getCORSHeadersByRequestAndOptions(requestHeadersOf(req), cors);
@@ -89,14 +89,16 @@ export function sseRequests(options: SseRequestOptions) {
       req.socket.setNoDelay(true);
       req.socket.setKeepAlive(true);
       res.writeHead(200, { ...SSE_HEADERS, ...corsHeaders });
+      forgetRequest(req);
+      writeSse(stream, res, { keepAliveMs, connection: res, setUp, log });
     } catch (error) {
-      // Nothing was sent: the subscription ends (letting go of its place and its watch), and the
+      // Nothing was sent (or only its head): the subscription ends, letting go of its place (and
+      // of its credential's watch once that is taken: ending the outer stream ends both), and the
       // request is answered as any request that failed.
-      void Promise.resolve(result.return?.()).catch(() => undefined);
+      const started = stream ?? result;
+      void Promise.resolve(started.return?.()).catch(() => undefined);
       throw error;
     }
-    forgetRequest(req);
-    writeSse(stream, res, { keepAliveMs, connection: res, setUp, log });
   };
 }
 

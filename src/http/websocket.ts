@@ -6,7 +6,7 @@ import type { Authenticator } from '../auth/authenticate.ts';
 import { serveGraphqlWs, TRY_AGAIN_LATER } from './graphql-ws-server.ts';
 import { holdUntilFirst, NO_ROOM_MESSAGE, RETRY_WHEN_FULL_S, SNAPSHOT_TURN_MS, type SetupTurns } from './setup-turns.ts';
 import { contextOf, type Context, type ContextDeps } from '../graphql/context.ts';
-import { yogaLogger } from '../graphql/errors.ts';
+import { maskError, yogaLogger } from '../graphql/errors.ts';
 import { subscribeLive } from '../graphql/live-subscriptions.ts';
 import type { SharedExecutions } from '../graphql/shared-executions.ts';
 import { operationOf } from '../graphql/operation-gate.ts';
@@ -132,7 +132,14 @@ export function attachWebSocket(server: Server, yoga: Yoga, deps: ContextDeps, s
             }),
           ];
         }
-        const operation = envelopedOperation(yoga, authentication, payload);
+        let operation: ReturnType<typeof envelopedOperation>;
+        try {
+          operation = envelopedOperation(yoga, authentication, payload);
+        } catch (error) {
+          // Not the client's mistake (those are refusals): logged, and this operation alone refused.
+          errorLog.error(error);
+          return [maskError(error) as GraphQLError];
+        }
         if ('errors' in operation) return operation.errors;
         const { enveloped: { schema, execute, contextFactory }, document } = operation;
         const live = operationOf(document, payload.operationName)?.operation === 'subscription';
