@@ -13,10 +13,10 @@ export interface OperationParams {
 
 /**
  * An operation parsed and validated by Yoga's envelop (the same schema, limits and caches as
- * Yoga's own HTTP handling), for a caller authenticated already: what the operations served
- * outside Yoga's request handling run (every one over WebSocket, subscriptions over SSE). Or the
- * errors that refuse it. Nothing here depends on who asks (`authentication` is only kept in the
- * context Yoga's contextFactory builds): an SSE request is checked before its key is.
+ * Yoga's own HTTP handling): what the operations served outside Yoga's request handling run
+ * (every one over WebSocket, subscriptions over SSE). Or the errors that refuse it. Nothing here
+ * depends on who asks: `authentication` (a WebSocket connection's) is only kept in the context
+ * Yoga's contextFactory builds, and an SSE request is checked before its key is.
  */
 export function envelopedOperation(
   yoga: Yoga,
